@@ -1,0 +1,163 @@
+"""Settings read from ``MADRASA_*`` environment variables into one typed structure.
+
+A bad value stops start-up with a single line that names the variable
+(:class:`ConfigError`); the CLI prints it and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Literal, Mapping
+
+import msgspec
+
+PREFIX = "MADRASA_"
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    """Every runtime setting of a madrasa process."""
+
+    #: Folder for the embedded SQLite file, local storage and demo accounts.
+    data_dir: Path = Path("var")
+    #: ``sqlite:///path`` or ``postgresql://user@host:port/db``; the app role on PostgreSQL.
+    database_url: str = ""
+    #: Owner role URL used to run migrations on PostgreSQL (defaults to ``database_url``).
+    migration_database_url: str = ""
+    #: Read replicas for heavy reads, comma separated (PostgreSQL only).
+    replica_urls: tuple[str, ...] = ()
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    secret_key: str = ""
+    debug: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: Portals answer on ``<slug>.<base_domain>``.
+    base_domain: str = "madrasa.localhost"
+    #: Names of third-party plugins (entry-point names in ``madrasa.plugins``) allowed to load.
+    allowed_plugins: tuple[str, ...] = ()
+    storage_backend: Literal["fs", "s3"] = "fs"
+    storage_root: Path | None = None
+    s3_endpoint: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_bucket: str = "madrasa"
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+    max_upload_bytes: int = 10 * 1024 * 1024
+    access_token_ttl: int = 900
+    refresh_token_ttl: int = 30 * 24 * 3600
+    session_ttl: int = 12 * 3600
+    login_max_failures: int = 5
+    login_window_seconds: int = 900
+    smtp_host: str = ""
+    smtp_port: int = 25
+    mail_from: str = "no-reply@madrasa.localhost"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+
+    @property
+    def dialect(self) -> Literal["sqlite", "postgres"]:
+        """Which database family ``database_url`` points at."""
+        return "sqlite" if self.database_url.startswith("sqlite") else "postgres"
+
+    @property
+    def sqlite_path(self) -> Path:
+        """File of the embedded database."""
+        return Path(self.database_url.removeprefix("sqlite:///"))
+
+    @property
+    def storage_path(self) -> Path:
+        """Root folder of the file-system storage backend."""
+        return self.storage_root or self.data_dir / "files"
+
+
+_FIELDS = {f.name: f for f in msgspec.structs.fields(Settings)}
+
+
+def _convert(name: str, raw: str, annotation: object) -> object:
+    text = raw.strip()
+    if annotation in (bool, "bool"):
+        lowered = text.lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off", ""}:
+            return False
+        raise ConfigError(f"{PREFIX}{name.upper()}: expected true or false, got {raw!r}")
+    if annotation in (int, "int"):
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{PREFIX}{name.upper()}: expected a whole number, got {raw!r}") from None
+    if annotation is Path or annotation == Path | None:
+        return Path(text) if text else None
+    if str(annotation).startswith("tuple"):
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    return text
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build :class:`Settings` from the environment; ``overrides`` win over the environment."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    hints = {f.name: f.type for f in msgspec.structs.fields(Settings)}
+    for name in _FIELDS:
+        key = PREFIX + name.upper()
+        if key in env:
+            values[name] = _convert(name, env[key], hints[name])
+    values.update(overrides)
+    try:
+        settings = msgspec.convert(values, Settings, strict=False, dec_hook=_decode_path)
+    except msgspec.ValidationError as exc:
+        # msgspec says "Expected `int`, got `str` - at `$.port`": map the path to the variable.
+        message = str(exc)
+        field = message.rsplit("$.", 1)[-1].rstrip("`") if "$." in message else ""
+        variable = PREFIX + field.split(".")[0].split("[")[0].upper() if field else "MADRASA_*"
+        raise ConfigError(f"{variable}: {message.split(' - at ')[0]}") from None
+    return _complete(settings)
+
+
+def _decode_path(type_: type, obj: object) -> object:
+    if type_ is Path and isinstance(obj, (str, Path)):
+        return Path(obj)
+    raise NotImplementedError
+
+
+def _complete(settings: Settings) -> Settings:
+    changes: dict[str, object] = {}
+    if not settings.database_url:
+        changes["database_url"] = f"sqlite:///{settings.data_dir / 'madrasa.sqlite3'}"
+    url = changes.get("database_url", settings.database_url)
+    assert isinstance(url, str)
+    if not (url.startswith("sqlite:///") or url.startswith(("postgresql://", "postgres://"))):
+        raise ConfigError(f"{PREFIX}DATABASE_URL: expected sqlite:///… or postgresql://…, got {url!r}")
+    if not settings.secret_key:
+        if not settings.debug and url.startswith("postgres"):
+            raise ConfigError(f"{PREFIX}SECRET_KEY: required outside debug mode on PostgreSQL")
+        changes["secret_key"] = _local_secret(settings.data_dir)
+    elif len(settings.secret_key) < 32:
+        raise ConfigError(f"{PREFIX}SECRET_KEY: must be at least 32 characters")
+    if settings.storage_backend == "s3" and not settings.s3_endpoint:
+        raise ConfigError(f"{PREFIX}S3_ENDPOINT: required when MADRASA_STORAGE_BACKEND=s3")
+    if not 1 <= settings.port <= 65535:
+        raise ConfigError(f"{PREFIX}PORT: must be between 1 and 65535, got {settings.port}")
+    if settings.db_pool_min < 1 or settings.db_pool_max < settings.db_pool_min:
+        raise ConfigError(f"{PREFIX}DB_POOL_MAX: must be ≥ MADRASA_DB_POOL_MIN ≥ 1")
+    return msgspec.structs.replace(settings, **changes) if changes else settings
+
+
+def _local_secret(data_dir: Path) -> str:
+    """A per-installation secret kept in the data folder (embedded default only)."""
+    path = data_dir / "secret.key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
