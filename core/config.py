@@ -58,6 +58,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     smtp_host: str = ""
     smtp_port: int = 25
     mail_from: str = "no-reply@madrasa.localhost"
+    #: ``test`` lowers argon2id's cost so a test suite can log in thousands of times; never in production.
+    password_hash_profile: Literal["standard", "test"] = "standard"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
 

@@ -1,0 +1,1 @@
+"""Server-rendered administration for platform, region and programme managers."""

@@ -1,0 +1,183 @@
+"""Authentication API: tokens, refresh, logout, password reset, and who am I."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.exceptions import NotAuthorizedException, ValidationException
+
+from core.context import RequestContext
+from core.identity import AuthError, check_password_strength
+from core.mail import Mail
+from core.middleware import TooManyRequests
+from core.permissions import AUTHENTICATED, PUBLIC
+
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+
+
+class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Log in with e-mail and password; ``tenant`` (a slug) sets the token's default tenant."""
+
+    email: Email
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    tenant: str | None = None
+
+
+class RefreshRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Exchange a refresh token for new tokens."""
+
+    refresh_token: Annotated[str, msgspec.Meta(min_length=10, max_length=200)]
+
+
+class TokenResponse(msgspec.Struct):
+    """Bearer tokens."""
+
+    access_token: str
+    refresh_token: str
+    token_type: str
+    expires_in: int
+
+
+class ResetRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Ask for a password-reset e-mail."""
+
+    email: Email
+
+
+class ResetConfirm(msgspec.Struct, forbid_unknown_fields=True):
+    """Set a new password with a one-time token."""
+
+    token: Annotated[str, msgspec.Meta(min_length=10, max_length=200)]
+    password: Annotated[str, msgspec.Meta(max_length=1024)]
+
+
+class MembershipOut(msgspec.Struct):
+    """A role held somewhere."""
+
+    role: str
+    tenant: str | None
+    programme_id: int | None
+
+
+class MeResponse(msgspec.Struct):
+    """The logged-in person."""
+
+    id: int
+    email: str
+    full_name: str
+    full_name_ar: str
+    locale: str
+    tenant: str | None
+    memberships: list[MembershipOut]
+
+
+def client_ip(request: Request[Any, Any, Any]) -> str:
+    """The client's address as the server saw it (proxies must be configured in the ASGI server)."""
+    return request.client.host if request.client else "unknown"
+
+
+def _auth_error(exc: AuthError) -> Exception:
+    if exc.status == 429:
+        return TooManyRequests(str(exc), headers={"Retry-After": str(exc.retry_after or 60)})
+    if exc.status == 400:
+        return ValidationException(str(exc))
+    return NotAuthorizedException(str(exc))
+
+
+class AuthController(Controller):
+    """``/api/v1/auth``."""
+
+    path = "/api/v1/auth"
+    tags = ["auth"]
+
+    @post("/token", opt={"permission": PUBLIC}, status_code=200)
+    async def token(self, ctx: RequestContext, data: TokenRequest, request: Request[Any, Any, Any]
+                    ) -> TokenResponse:
+        """Log in: returns a short-lived access token and a rotating refresh token."""
+        svc = ctx.services
+        try:
+            identity = await svc.identity.authenticate(data.email, data.password, client_ip(request))
+        except AuthError as exc:
+            raise _auth_error(exc) from None
+        tenant_id = None
+        if data.tenant:
+            tenant = await svc.tenants.by_slug(data.tenant)
+            grants = await svc.grants.grants(identity.id)
+            if tenant is None or not any(
+                path[-1] in tenant.path or tenant.id in path for g in grants for path in g.paths
+            ):
+                raise NotAuthorizedException("You have no membership in that tenant.")
+            tenant_id = tenant.id
+        tokens = await svc.identity.issue_tokens(
+            identity, tenant_id, request.headers.get("user-agent", ""), client_ip(request)
+        )
+        return TokenResponse(**tokens)
+
+    @post("/refresh", opt={"permission": PUBLIC}, status_code=200)
+    async def refresh(self, ctx: RequestContext, data: RefreshRequest) -> TokenResponse:
+        """Rotate the refresh token; a reused one revokes the session."""
+        try:
+            return TokenResponse(**await ctx.services.identity.refresh(data.refresh_token))
+        except AuthError as exc:
+            raise _auth_error(exc) from None
+
+    @post("/logout", opt={"permission": AUTHENTICATED}, status_code=204)
+    async def logout(self, ctx: RequestContext) -> None:
+        """Revoke the current session and its tokens."""
+        assert ctx.session is not None
+        await ctx.services.identity.revoke(ctx.session.session_id)
+
+    @post("/password-reset", opt={"permission": PUBLIC}, status_code=202)
+    async def password_reset(self, ctx: RequestContext, data: ResetRequest, request: Request[Any, Any, Any]
+                             ) -> dict[str, str]:
+        """E-mail a one-time reset link (the answer is the same whether or not the account exists)."""
+        svc = ctx.services
+        try:
+            await svc.identity.check_throttle(data.email.strip().lower(), client_ip(request))
+        except AuthError as exc:
+            raise _auth_error(exc) from None
+        started = await svc.identity.start_password_reset(data.email)
+        if started is not None:
+            _, token = started
+            base = str(request.base_url).rstrip("/")
+            await svc.mailer.send(Mail(
+                to=data.email.strip().lower(),
+                subject="madrasa: reset your password",
+                body=f"Open this link within an hour to choose a new password:\n{base}/password-reset/{token}\n\n"
+                f"Token: {token}\n\nIf you did not ask for it, ignore this message.",
+            ))
+        return {"status": "If the address has an account, a reset link has been sent."}
+
+    @post("/password-reset/confirm", opt={"permission": PUBLIC}, status_code=200)
+    async def password_reset_confirm(self, ctx: RequestContext, data: ResetConfirm) -> dict[str, str]:
+        """Set a new password with a reset token; every session of the account ends."""
+        weak = check_password_strength(data.password)
+        if weak:
+            raise ValidationException(f"password {weak}", extra=[{"key": "password", "message": weak}])
+        try:
+            async with ctx.services.db.transaction():
+                person_id = await ctx.services.identity.finish_password_reset(data.token, data.password)
+        except AuthError as exc:
+            raise _auth_error(exc) from None
+        ctx.services.grants.invalidate(person_id)
+        return {"status": "Password changed; log in again."}
+
+
+@get("/api/v1/me", opt={"permission": AUTHENTICATED}, tags=["auth"])
+async def me(ctx: RequestContext) -> MeResponse:
+    """The logged-in person, the token's tenant and every membership."""
+    assert ctx.identity is not None
+    svc = ctx.services
+    rows = await svc.db.fetch(
+        "SELECT m.role, t.slug, m.programme_id FROM membership m LEFT JOIN tenant t ON t.id = m.tenant_id "
+        "WHERE m.person_id = {} ORDER BY m.id",
+        ctx.identity.id,
+    )
+    ident = ctx.identity
+    return MeResponse(
+        ident.id, ident.email, ident.full_name, ident.full_name_ar, ident.locale,
+        ctx.tenant.slug if ctx.tenant else None,
+        [MembershipOut(r["role"], r["slug"], r["programme_id"]) for r in rows],
+    )

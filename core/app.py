@@ -1,0 +1,170 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, Router
+from litestar.config.response_cache import ResponseCacheConfig
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+from litestar.template import TemplateConfig
+
+from core.access import GrantStore
+from core.api.auth import AuthController, me
+from core.api.platform import CORE_API
+from core.config import Settings, load_settings
+from core.db import Database
+from core.identity import IdentityService
+from core.mail import Mailer, make_mailer
+from core.middleware import AccessMiddleware, TenantPrefix, get_ctx
+from core.migrate import MigrationSet
+from core.modules import ModuleSettings
+from core.observability import RequestContextMiddleware, configure_logging
+from core.permissions import CORE_PERMISSIONS, PUBLIC, PermissionRegistry
+from core.plugins import PluginHost
+from core.portal import PORTAL_ROUTES, configure_templates
+from core.problems import http_exception_handler
+from core.services import Services
+from core.storage import Storage, make_storage
+from core.tables import CORE_TABLES
+from core.tenancy import TenantDirectory
+
+log = logging.getLogger("madrasa.app")
+
+CORE_DIR = Path(__file__).parent
+CORE_MIGRATIONS = MigrationSet(app="core", package="core.migrations")
+
+
+def build_plugin_host(settings: Settings, extra_plugins: list[object] | None = None) -> PluginHost:
+    """Plugins from entry points (built-ins always, third-party when allowed) plus ``extra_plugins``."""
+    host = PluginHost()
+    host.load_entry_points(settings.allowed_plugins)
+    for plugin in extra_plugins or []:
+        host.register(plugin)
+    return host
+
+
+def migration_sets(host: PluginHost) -> list[MigrationSet]:
+    """Core's migrations first, then each plugin's, by plugin name."""
+    sets = [CORE_MIGRATIONS]
+    for _, mset in sorted(host.each("madrasa_migrations"), key=lambda item: item[0]):
+        sets.append(mset)
+    return sets
+
+
+def build_services(
+    settings: Settings,
+    *,
+    plugins: PluginHost | None = None,
+    storage: Storage | None = None,
+    mailer: Mailer | None = None,
+) -> Services:
+    """Wire the process-wide services (no I/O)."""
+    host = plugins or build_plugin_host(settings)
+    db = Database(settings)
+    tables = list(CORE_TABLES)
+    for _, plugin_tables in host.each("madrasa_tables"):
+        tables.extend(plugin_tables)
+    db.bind(tables)
+    registry = PermissionRegistry()
+    registry.register(CORE_PERMISSIONS)
+    for _, perms in host.each("madrasa_permissions"):
+        registry.register(perms)
+    defaults = {name: info.default_enabled for name, info in host.infos.items() if info.toggleable}
+    return Services(
+        settings=settings,
+        db=db,
+        plugins=host,
+        permissions=registry,
+        tenants=TenantDirectory(db, settings.base_domain),
+        modules=ModuleSettings(db, defaults),
+        grants=GrantStore(db),
+        identity=IdentityService(db, settings),
+        storage=storage or make_storage(settings),
+        mailer=mailer or make_mailer(settings),
+        migration_sets=migration_sets(host),
+    )
+
+
+def _plugin_routers(services: Services) -> list[Router]:
+    routers = []
+    for name, handlers in services.plugins.each("madrasa_routes"):
+        info = services.plugins.infos[name]
+        opt: dict[str, Any] = {"plugin": name}
+        if info.toggleable:
+            opt["module"] = name
+        routers.append(Router(path="/", route_handlers=list(handlers), opt=opt))
+    return routers
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    services: Services | None = None,
+    wrap: bool = True,
+) -> Any:
+    """The ASGI application: Litestar wrapped in request-id/metrics and tenant-prefix layers.
+
+    With ``wrap=False`` the bare :class:`Litestar` app is returned (tests use it to list routes).
+    """
+    settings = settings or load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    services = services or build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await services.db.start()
+        await services.storage.ensure_ready()
+        try:
+            yield
+        finally:
+            await services.db.stop()
+
+    template_dirs = [CORE_DIR / "templates"]
+    for _, dirs in services.plugins.each("madrasa_template_dirs"):
+        template_dirs.extend(Path(d) for d in dirs)
+    static_routers = [
+        create_static_files_router(path="/static/core", directories=[CORE_DIR / "static"],
+                                   opt={"permission": PUBLIC}, include_in_schema=False)
+    ]
+    for _, pairs in services.plugins.each("madrasa_static_dirs"):
+        for prefix, folder in pairs:
+            static_routers.append(create_static_files_router(
+                path=f"/static/{prefix}", directories=[folder], opt={"permission": PUBLIC}, include_in_schema=False
+            ))
+
+    app = Litestar(
+        route_handlers=[AuthController, me, *CORE_API, *PORTAL_ROUTES, *static_routers, *_plugin_routers(services)],
+        dependencies={"ctx": Provide(get_ctx, sync_to_thread=False)},
+        middleware=[AccessMiddleware()],
+        exception_handlers={HTTPException: http_exception_handler, Exception: http_exception_handler},
+        lifespan=[lifespan],
+        template_config=TemplateConfig(
+            directory=template_dirs, engine=JinjaTemplateEngine, engine_callback=configure_templates
+        ),
+        openapi_config=OpenAPIConfig(
+            title="madrasa API", version="1", path="/schema", render_plugins=[SwaggerRenderPlugin()],
+            openapi_router=Router(path="/schema", route_handlers=[], opt={"permission": PUBLIC},
+                                  include_in_schema=False),
+        ),
+        request_max_body_size=settings.max_upload_bytes + 64 * 1024,
+        response_cache_config=ResponseCacheConfig(),
+        debug=False,
+        logging_config=None,
+    )
+    app.state.services = services
+    if not wrap:
+        return app
+    asgi = RequestContextMiddleware(TenantPrefix(app))
+    asgi.litestar = app  # type: ignore[attr-defined]
+    asgi.services = services  # type: ignore[attr-defined]
+    return asgi

@@ -1,0 +1,175 @@
+"""The ``madrasa`` command: serve, migrate, demo, create-admin, plus plugin commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import inspect
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from core.config import ConfigError, Settings, load_settings
+
+
+def _services(settings: Settings) -> Any:
+    from core.app import build_services
+
+    return build_services(settings)
+
+
+async def _migrate(settings: Settings) -> list[str]:
+    from core.migrate import migrate
+
+    services = _services(settings)
+    await services.db.start()
+    try:
+        return await migrate(services.db, services.migration_sets)
+    finally:
+        await services.db.stop()
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    """Apply pending migrations of core and every plugin."""
+    ran = asyncio.run(_migrate(settings))
+    print("\n".join(f"applied {name}" for name in ran) or "nothing to apply")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve HTTP with uvicorn."""
+    import uvicorn
+
+    from core.app import create_app
+
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.port,
+                workers=1, log_config=None, proxy_headers=True)
+    return 0
+
+
+async def _create_admin(settings: Settings, email: str, password: str, name: str) -> int:
+    from core.identity import check_password_strength, normalise_email
+    from core.migrate import migrate
+
+    weak = check_password_strength(password)
+    if weak:
+        print(f"password {weak}", file=sys.stderr)
+        return 2
+    services = _services(settings)
+    db = services.db
+    await db.start()
+    try:
+        await migrate(db, services.migration_sets)
+        email = normalise_email(email)
+        async with db.transaction():
+            root = await db.fetchval("SELECT id FROM tenant WHERE kind = 'platform'")
+            person = await db.fetchval("SELECT id FROM person WHERE email = {}", email)
+            now = datetime.now(UTC)
+            if person is None:
+                row = await db.fetchrow(
+                    "INSERT INTO person (email, password_hash, full_name, locale, active, created_at) "
+                    "VALUES ({}, {}, {}, 'fr', {}, {}) RETURNING id",
+                    email, services.identity.hash_password(password), name, True, now,
+                )
+                assert row is not None
+                person = row["id"]
+            else:
+                await services.identity.set_password(person, password)
+            exists = await db.fetchval(
+                "SELECT id FROM membership WHERE person_id = {} AND role = 'platform_admin'", person
+            )
+            if exists is None:
+                await db.execute("INSERT INTO membership (person_id, role, tenant_id, created_at) "
+                                 "VALUES ({}, 'platform_admin', {}, {})", person, root, now)
+    finally:
+        await db.stop()
+    print(f"platform administrator {email} is ready")
+    return 0
+
+
+def cmd_create_admin(args: argparse.Namespace, settings: Settings) -> int:
+    """Create (or reset) a platform administrator."""
+    password = args.password or os.environ.get("MADRASA_ADMIN_PASSWORD") or getpass.getpass("Password: ")
+    return asyncio.run(_create_admin(settings, args.email, password, args.name))
+
+
+async def _demo(settings: Settings) -> None:
+    from core.demo import demo_loaded, load_demo, write_accounts
+    from core.migrate import migrate
+
+    services = _services(settings)
+    await services.db.start()
+    try:
+        await migrate(services.db, services.migration_sets)
+        path = settings.data_dir / "demo-accounts.json"
+        if await demo_loaded(services):
+            print("demo data already loaded; keeping it")
+        else:
+            accounts = await load_demo(services)
+            write_accounts(path, accounts)
+            print(f"demo data loaded; accounts written to {path}")
+        if path.exists():
+            port = settings.port
+            print(f"\nDemo accounts (log in at http://127.0.0.1:{port}/t/<tenant>/login):")
+            for account in json.loads(path.read_text()):
+                print(f"  {account['role']:<18} {account['email']:<28} {account['password']:<14} "
+                      f"/t/{account['tenant']}/")
+    finally:
+        await services.db.stop()
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Migrate, load the demo once, print its accounts and serve."""
+    asyncio.run(_demo(settings))
+    if args.no_serve:
+        return 0
+    return cmd_serve(args, settings)
+
+
+def build_parser(settings: Settings | None) -> argparse.ArgumentParser:
+    """The argument parser, with plugin commands when settings are valid."""
+    parser = argparse.ArgumentParser(prog="madrasa", description="madrasa school information system")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="serve HTTP")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("migrate", help="apply database migrations")
+    p.set_defaults(func=cmd_migrate)
+    p = sub.add_parser("demo", help="load the demo region once and serve it")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--no-serve", action="store_true", help="load and print the accounts only")
+    p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("create-admin", help="create a platform administrator")
+    p.add_argument("email")
+    p.add_argument("--name", default="Platform administrator")
+    p.add_argument("--password", help="default: MADRASA_ADMIN_PASSWORD or a prompt")
+    p.set_defaults(func=cmd_create_admin)
+    if settings is not None:
+        from core.app import build_plugin_host
+
+        build_plugin_host(settings).pm.hook.madrasa_cli_commands(subparsers=sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``madrasa`` command."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    args = build_parser(settings).parse_args(argv)
+    result = args.func(args, settings) if len(inspect.signature(args.func).parameters) == 2 else args.func(args)
+    if inspect.isawaitable(result):
+        result = asyncio.run(result)
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""Database access: engines, the connection pool, raw SQL helpers and tenant-scoped transactions.
+
+Piccolo tables define the schema and serve simple CRUD; hot paths and set-based work use
+SQL written with ``{}`` placeholders, compiled by Piccolo for the active dialect.
+
+Row-level security: :meth:`Database.scoped` opens a transaction and, on PostgreSQL, sets
+``app.scope`` (comma-separated tenant node ids) and ``app.platform`` with
+``set_config(…, true)`` so they vanish at commit. Services also filter by the same scope
+in SQL (:func:`scope_filter`), which is the only layer on SQLite.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+from piccolo.querystring import QueryString
+from piccolo.table import Table
+
+from core.config import Settings
+from core.scope import Scope
+
+log = logging.getLogger("madrasa.db")
+
+Dialect = Literal["sqlite", "postgres"]
+
+#: Scope in force for the current transaction, for code that needs to know it (audit, storage).
+current_scope: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("madrasa_scope", default=None)
+
+
+def postgres_config(url: str) -> dict[str, Any]:
+    """asyncpg connection keywords from a ``postgresql://`` URL."""
+    parts = urlsplit(url)
+    config: dict[str, Any] = {
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 5432,
+        "database": unquote(parts.path.lstrip("/")) or "postgres",
+        "user": unquote(parts.username or "postgres"),
+    }
+    if parts.password:
+        config["password"] = unquote(parts.password)
+    return config
+
+
+def make_engine(url: str) -> Engine:
+    """A Piccolo engine for a database URL."""
+    if url.startswith("sqlite:///"):
+        return SQLiteEngine(path=url.removeprefix("sqlite:///"), timeout=30)
+    return PostgresEngine(config=postgres_config(url))
+
+
+class Database:
+    """The application's database: the app-role engine, the owner engine for migrations."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.dialect: Dialect = settings.dialect
+        if self.dialect == "sqlite":
+            settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = make_engine(settings.database_url)
+        owner_url = settings.migration_database_url or settings.database_url
+        self.owner_engine: Engine = (
+            self.engine if owner_url == settings.database_url else make_engine(owner_url)
+        )
+        self._started = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def bind(self, tables: Iterable[type[Table]]) -> None:
+        """Point Piccolo tables at this database's app-role engine."""
+        for table in tables:
+            table._meta.db = self.engine
+
+    async def start(self) -> None:
+        """Open the pool (PostgreSQL) with explicit minimum and maximum sizes."""
+        if self._started:
+            return
+        if isinstance(self.engine, PostgresEngine):
+            await self.engine.start_connection_pool(
+                min_size=self.settings.db_pool_min,
+                max_size=self.settings.db_pool_max,
+                max_inactive_connection_lifetime=300,
+            )
+        else:
+            await self.engine.run_ddl("PRAGMA journal_mode=WAL")
+        self._started = True
+
+    async def stop(self) -> None:
+        """Close the pool."""
+        if self._started and isinstance(self.engine, PostgresEngine) and self.engine.pool:
+            await self.engine.close_connection_pool()
+        self._started = False
+
+    # -- raw SQL -----------------------------------------------------------------------------
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        """Rows as dicts; ``sql`` uses ``{}`` placeholders."""
+        rows = await self.engine.run_querystring(QueryString(sql, *args))
+        if self.dialect == "postgres":
+            return [dict(r) for r in rows]
+        return rows
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        """The first row or ``None``."""
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        """The first column of the first row, or ``None``."""
+        row = await self.fetchrow(sql, *args)
+        return next(iter(row.values())) if row else None
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        """Run a statement for its effect."""
+        await self.engine.run_querystring(QueryString(sql, *args))
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for many parameter rows inside the current transaction."""
+        compiled, _ = QueryString(sql, *rows[0]).compile_string(self.dialect) if rows else ("", [])
+        if not rows:
+            return
+        tx = self.engine.current_transaction.get()
+        if tx is None:
+            async with self.transaction():
+                await self.executemany(sql, rows)
+            return
+        await tx.connection.executemany(compiled, [list(r) for r in rows])
+
+    # -- transactions ------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool = True) -> AsyncIterator[Any]:
+        """A transaction; fails if one is already open (use :meth:`savepoint` to nest)."""
+        if self.engine.current_transaction.get() is not None:
+            raise RuntimeError("a transaction is already open: use Database.savepoint() to nest")
+        if isinstance(self.engine, SQLiteEngine):
+            kind = TransactionType.immediate if write else TransactionType.deferred
+            async with self.engine.transaction(transaction_type=kind, allow_nested=False) as tx:
+                yield tx
+        else:
+            async with self.engine.transaction(allow_nested=False) as tx:
+                yield tx
+
+    @asynccontextmanager
+    async def scoped(self, scope: Scope, *, write: bool = True) -> AsyncIterator[Any]:
+        """A transaction restricted to ``scope``; PostgreSQL enforces it with RLS as well."""
+        async with self.transaction(write=write) as tx:
+            if self.dialect == "postgres":
+                await tx.connection.execute(
+                    "SELECT set_config('app.scope', $1, true), set_config('app.platform', $2, true)",
+                    ",".join(str(n) for n in sorted(scope.nodes)),
+                    "on" if scope.platform else "",
+                )
+            token = current_scope.set(scope)
+            try:
+                yield tx
+            finally:
+                current_scope.reset(token)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested unit inside the open transaction: an error rolls back to its start only."""
+        tx = self.engine.current_transaction.get()
+        if tx is None:
+            raise RuntimeError("savepoint() needs an open transaction")
+        point = await tx.savepoint()
+        try:
+            yield
+        except BaseException:
+            await point.rollback_to()
+            raise
+        else:
+            await point.release()
+
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open in this task."""
+        return self.engine.current_transaction.get() is not None
+
+
+def in_list(values: Iterable[Any]) -> tuple[str, list[Any]]:
+    """``({}, {}, …)`` and its arguments for an ``IN`` clause; an empty list matches nothing."""
+    items = list(values)
+    if not items:
+        return "(NULL)", []
+    return "(" + ", ".join("{}" for _ in items) + ")", items
+
+
+def scope_filter(scope: Scope, alias: str = "", columns: Sequence[str] = ("region_id", "province_id", "school_id")
+                 ) -> tuple[str, list[Any]]:
+    """The application-layer tenant filter: the same rule the RLS policies apply."""
+    if scope.platform:
+        return "1=1", []
+    prefix = f"{alias}." if alias else ""
+    placeholders, args = in_list(sorted(scope.nodes))
+    if not args:
+        return "1=0", []
+    parts = [f"{prefix}{col} IN {placeholders}" for col in columns]
+    return "(" + " OR ".join(parts) + ")", args * len(columns)

@@ -1,0 +1,124 @@
+"""The plugin hooks of madrasa: one flat module, every hook documented in ``docs/plugin_hooks.md``.
+
+Hooks are grouped by phase, as in pytest's hookspec module:
+
+* **registration** — called once at start-up: what a plugin is and what it brings
+  (tables, migrations, routes, permissions, templates, static files, CLI commands, demo data);
+* **contribution** — called per request for a tenant; a module switched off for that tenant
+  is left out of the call (pluggy's ``subset_hook_caller``), so its items vanish there;
+* **events** — domain events delivered after commit.
+
+pluggy is synchronous: a hook may return a value or an awaitable; the host awaits it
+(:func:`core.plugins.resolve`). Every hook name starts with ``madrasa_``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import argparse
+    from pathlib import Path
+
+    from core.context import RequestContext
+    from core.events import Event
+    from core.migrate import MigrationSet
+    from core.plugins import DashboardCard, MenuItem, PluginInfo
+    from core.permissions import Permission
+    from piccolo.table import Table
+
+hookspec = pluggy.HookspecMarker("madrasa")
+hookimpl = pluggy.HookimplMarker("madrasa")
+
+# --- registration ------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def madrasa_plugin_info() -> PluginInfo:
+    """Describe the plugin: name, label, version, default state and whether it can be switched off.
+
+    Every plugin must implement it; the name is the module name used in enablement settings.
+    """
+
+
+@hookspec
+def madrasa_permissions() -> list[Permission]:
+    """Return the named permissions the plugin declares, with the roles that hold them by default."""
+
+
+@hookspec
+def madrasa_tables() -> list[type[Table]]:
+    """Return the plugin's Piccolo tables, so the host binds them to the database."""
+
+
+@hookspec(firstresult=True)
+def madrasa_migrations() -> MigrationSet:
+    """Return the plugin's migration set (an app label and a package of migration modules)."""
+
+
+@hookspec
+def madrasa_routes() -> list[Any]:
+    """Return Litestar route handlers, controllers or routers; each must declare ``opt={"permission": …}``.
+
+    The host mounts them behind the plugin's module switch: while the module is off for the
+    request's tenant they answer 404.
+    """
+
+
+@hookspec
+def madrasa_template_dirs() -> list[Path]:
+    """Return folders of Jinja2 templates; a plugin's templates live under a folder named after it."""
+
+
+@hookspec
+def madrasa_static_dirs() -> list[tuple[str, Path]]:
+    """Return ``(url_prefix, folder)`` pairs served as static files under ``/static/<url_prefix>/``."""
+
+
+@hookspec
+def madrasa_cli_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add subcommands to the ``madrasa`` command; set ``func`` (sync or async, taking ``args``)."""
+
+
+@hookspec
+def madrasa_demo_data(db: Any, tenants: dict[str, int]) -> Any:
+    """Load the plugin's demo data into a freshly seeded demo; ``tenants`` maps slugs to ids.
+
+    May return an awaitable. Called once, when the demo is first loaded.
+    """
+
+
+# --- contribution (per tenant: only enabled modules are called) ---------------------------
+
+
+@hookspec
+def madrasa_menu_items(ctx: RequestContext) -> list[MenuItem]:
+    """Return portal menu entries for the person and tenant of ``ctx``."""
+
+
+@hookspec
+def madrasa_dashboard_cards(ctx: RequestContext) -> Any:
+    """Return dashboard cards (``list[DashboardCard]``, or an awaitable of one) for ``ctx``."""
+
+
+@hookspec
+def madrasa_child_overview(ctx: RequestContext, child_id: int) -> Any:
+    """Return sections (``list[dict]``, or an awaitable) describing a child, for a guardian's overview."""
+
+
+@hookspec
+def madrasa_exports(ctx: RequestContext) -> list[dict[str, str]]:
+    """Return export formats the plugin offers for the tenant: dicts with ``name``, ``label``, ``url``."""
+
+
+# --- events ------------------------------------------------------------------------------
+
+
+@hookspec
+def madrasa_handle_event(event: Event) -> Any:
+    """React to a domain event after its transaction committed; may return an awaitable.
+
+    Only plugins enabled for the event's school are called.
+    """

@@ -1,0 +1,348 @@
+"""Identities, passwords, login throttling, browser sessions and API tokens.
+
+* Passwords: argon2id (``argon2-cffi``); hashes are upgraded on login when parameters change.
+* Throttling: failed logins are counted per account and per client address over a window;
+  past the limit a login answers 429 with ``Retry-After`` whatever the password.
+* Browser sessions: a random cookie whose SHA-256 is stored; each session has a CSRF token.
+* API: a short-lived signed access token (JWT, HS256) naming the session, and a refresh token
+  that rotates on every use; presenting an already-used refresh token revokes the family.
+  Revocation is checked against the session row (cached for a few seconds per process, and
+  dropped from the local cache at once on logout).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+import msgspec
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from core.config import Settings
+from core.db import Database
+
+REVOCATION_CACHE_SECONDS = 5.0
+_DUMMY_HASH_CACHE: dict[int, str] = {}
+
+
+class AuthError(Exception):
+    """Authentication failed; ``status`` is 401 or 429."""
+
+    def __init__(self, message: str, status: int = 401, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class Identity(msgspec.Struct, frozen=True):
+    """The logged-in person."""
+
+    id: int
+    email: str
+    full_name: str
+    full_name_ar: str
+    locale: str
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """A verified session: who, which session, which kind, its CSRF token and tenant."""
+
+    identity: Identity
+    session_id: str
+    kind: str
+    csrf_token: str
+    tenant_id: int | None
+
+
+def sha256(value: str) -> str:
+    """Hex SHA-256 of a secret, as stored."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def make_hasher(settings: Settings) -> PasswordHasher:
+    """argon2id with RFC 9106's second recommended profile (64 MiB, t=3, p=4)."""
+    if settings.password_hash_profile == "test":
+        return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    return PasswordHasher()
+
+
+def normalise_email(email: str) -> str:
+    """Lower-cased, trimmed e-mail used as the login name."""
+    return email.strip().lower()
+
+
+class IdentityService:
+    """Logins, sessions and tokens for one database and secret."""
+
+    def __init__(self, db: Database, settings: Settings, hasher: PasswordHasher | None = None) -> None:
+        self.db = db
+        self.settings = settings
+        self.hasher = hasher or make_hasher(settings)
+        self._session_cache: dict[str, tuple[float, SessionInfo | None]] = {}
+
+    # -- passwords ---------------------------------------------------------------------------
+
+    def hash_password(self, password: str) -> str:
+        """An argon2id hash of ``password``."""
+        return self.hasher.hash(password)
+
+    async def set_password(self, person_id: int, password: str) -> None:
+        """Replace a password (caller checks strength and authority)."""
+        await self.db.execute(
+            "UPDATE person SET password_hash = {} WHERE id = {}", self.hash_password(password), person_id
+        )
+
+    # -- throttling --------------------------------------------------------------------------
+
+    async def check_throttle(self, email: str, ip: str) -> None:
+        """Raise 429 when the account or the address failed too often within the window."""
+        since = datetime.now(UTC) - timedelta(seconds=self.settings.login_window_seconds)
+        row = await self.db.fetchrow(
+            "SELECT SUM(CASE WHEN email = {} THEN 1 ELSE 0 END) AS by_account, "
+            "SUM(CASE WHEN ip = {} THEN 1 ELSE 0 END) AS by_ip FROM login_attempt WHERE at > {} "
+            "AND (email = {} OR ip = {})",
+            email, ip, since, email, ip,
+        )
+        by_account = int((row or {}).get("by_account") or 0)
+        by_ip = int((row or {}).get("by_ip") or 0)
+        limit = self.settings.login_max_failures
+        if by_account >= limit or by_ip >= limit * 10:
+            raise AuthError(
+                "Too many failed logins; try again later.", status=429,
+                retry_after=self.settings.login_window_seconds,
+            )
+
+    async def _record_failure(self, email: str, ip: str) -> None:
+        await self.db.execute(
+            "INSERT INTO login_attempt (email, ip, at) VALUES ({}, {}, {})", email, ip, datetime.now(UTC)
+        )
+
+    # -- login -------------------------------------------------------------------------------
+
+    async def authenticate(self, email: str, password: str, ip: str) -> Identity:
+        """Check a password; raises :class:`AuthError` (401, or 429 when throttled)."""
+        email = normalise_email(email)
+        await self.check_throttle(email, ip)
+        row = await self.db.fetchrow(
+            "SELECT id, email, full_name, full_name_ar, locale, password_hash, active FROM person WHERE email = {}",
+            email,
+        )
+        stored = row["password_hash"] if row else None
+        try:
+            if not stored:
+                # Spend the same time as a real check so unknown accounts are not revealed.
+                self.hasher.verify(self._dummy_hash(), password + "x")
+            self.hasher.verify(stored or "", password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            await self._record_failure(email, ip)
+            raise AuthError("Wrong e-mail or password.") from None
+        assert row is not None
+        if not row["active"]:
+            raise AuthError("This account is disabled.")
+        if self.hasher.check_needs_rehash(stored):
+            await self.set_password(row["id"], password)
+        await self.db.execute("DELETE FROM login_attempt WHERE email = {}", email)
+        return Identity(row["id"], row["email"], row["full_name"], row["full_name_ar"], row["locale"])
+
+    def _dummy_hash(self) -> str:
+        key = id(self.hasher)
+        if key not in _DUMMY_HASH_CACHE:
+            _DUMMY_HASH_CACHE[key] = self.hasher.hash(secrets.token_hex(8))
+        return _DUMMY_HASH_CACHE[key]
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    async def _create_session(
+        self, identity: Identity, kind: str, secret: str, ttl: int, tenant_id: int | None, user_agent: str, ip: str
+    ) -> tuple[str, str]:
+        session_id = secrets.token_urlsafe(18)
+        csrf = secrets.token_urlsafe(24)
+        now = datetime.now(UTC)
+        await self.db.execute(
+            "INSERT INTO auth_session (id, person_id, kind, secret_hash, csrf_token, tenant_id, created_at, "
+            "expires_at, user_agent, ip) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+            session_id, identity.id, kind, sha256(secret), csrf, tenant_id, now,
+            now + timedelta(seconds=ttl), user_agent[:300], ip[:64],
+        )
+        return session_id, csrf
+
+    async def start_web_session(
+        self, identity: Identity, tenant_id: int | None, user_agent: str = "", ip: str = ""
+    ) -> str:
+        """Create a browser session; returns the cookie value."""
+        cookie = secrets.token_urlsafe(32)
+        await self._create_session(identity, "web", cookie, self.settings.session_ttl, tenant_id, user_agent, ip)
+        return cookie
+
+    async def web_session(self, cookie: str) -> SessionInfo | None:
+        """The live browser session behind a cookie, or ``None``."""
+        row = await self.db.fetchrow(
+            "SELECT s.id AS sid, s.csrf_token, s.tenant_id, s.expires_at, s.revoked_at, p.id, p.email, p.full_name, "
+            "p.full_name_ar, p.locale, p.active FROM auth_session s JOIN person p ON p.id = s.person_id "
+            "WHERE s.secret_hash = {} AND s.kind = 'web'",
+            sha256(cookie),
+        )
+        if not row or row["revoked_at"] is not None or not row["active"]:
+            return None
+        if _aware(row["expires_at"]) <= datetime.now(UTC):
+            return None
+        identity = Identity(row["id"], row["email"], row["full_name"], row["full_name_ar"], row["locale"])
+        return SessionInfo(identity, row["sid"], "web", row["csrf_token"], row["tenant_id"])
+
+    async def revoke(self, session_id: str) -> None:
+        """End a session (browser or API family) now."""
+        await self.db.execute(
+            "UPDATE auth_session SET revoked_at = {} WHERE id = {} AND revoked_at IS NULL",
+            datetime.now(UTC), session_id,
+        )
+        self._session_cache.pop(session_id, None)
+
+    async def revoke_all(self, person_id: int) -> None:
+        """End every session of a person (after a password change)."""
+        rows = await self.db.fetch("SELECT id FROM auth_session WHERE person_id = {}", person_id)
+        await self.db.execute(
+            "UPDATE auth_session SET revoked_at = {} WHERE person_id = {} AND revoked_at IS NULL",
+            datetime.now(UTC), person_id,
+        )
+        for r in rows:
+            self._session_cache.pop(r["id"], None)
+
+    # -- API tokens --------------------------------------------------------------------------
+
+    def _access_token(self, identity: Identity, session_id: str, tenant_id: int | None) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "sub": str(identity.id), "sid": session_id, "iat": now,
+            "exp": now + self.settings.access_token_ttl, "typ": "access",
+        }
+        if tenant_id is not None:
+            claims["tid"] = tenant_id
+        return jwt.encode(claims, self.settings.secret_key, algorithm="HS256")
+
+    async def issue_tokens(
+        self, identity: Identity, tenant_id: int | None, user_agent: str = "", ip: str = ""
+    ) -> dict[str, Any]:
+        """A new API session: access and refresh tokens."""
+        secret = secrets.token_urlsafe(32)
+        session_id, _ = await self._create_session(
+            identity, "api", secret, self.settings.refresh_token_ttl, tenant_id, user_agent, ip
+        )
+        return self._token_response(identity, session_id, secret, tenant_id)
+
+    def _token_response(self, identity: Identity, session_id: str, secret: str, tenant_id: int | None
+                        ) -> dict[str, Any]:
+        return {
+            "access_token": self._access_token(identity, session_id, tenant_id),
+            "refresh_token": f"{session_id}.{secret}",
+            "token_type": "Bearer",
+            "expires_in": self.settings.access_token_ttl,
+        }
+
+    async def refresh(self, refresh_token: str) -> dict[str, Any]:
+        """Rotate a refresh token; reuse of an old one revokes the whole session."""
+        session_id, _, secret = refresh_token.partition(".")
+        if not session_id or not secret:
+            raise AuthError("Malformed refresh token.")
+        row = await self.db.fetchrow(
+            "SELECT s.secret_hash, s.revoked_at, s.expires_at, s.tenant_id, p.id, p.email, p.full_name, "
+            "p.full_name_ar, p.locale, p.active FROM auth_session s JOIN person p ON p.id = s.person_id "
+            "WHERE s.id = {} AND s.kind = 'api'",
+            session_id,
+        )
+        if not row or row["revoked_at"] is not None or not row["active"]:
+            raise AuthError("Refresh token revoked or unknown.")
+        if _aware(row["expires_at"]) <= datetime.now(UTC):
+            raise AuthError("Refresh token expired.")
+        if not secrets.compare_digest(row["secret_hash"], sha256(secret)):
+            await self.revoke(session_id)
+            raise AuthError("Refresh token already used; the session has been revoked.")
+        new_secret = secrets.token_urlsafe(32)
+        await self.db.execute(
+            "UPDATE auth_session SET secret_hash = {} WHERE id = {}", sha256(new_secret), session_id
+        )
+        identity = Identity(row["id"], row["email"], row["full_name"], row["full_name_ar"], row["locale"])
+        return self._token_response(identity, session_id, new_secret, row["tenant_id"])
+
+    async def verify_access(self, token: str) -> SessionInfo:
+        """Check an access token's signature, expiry and session; raises 401 otherwise."""
+        try:
+            claims = jwt.decode(
+                token, self.settings.secret_key, algorithms=["HS256"], options={"require": ["exp", "sub", "sid"]}
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthError("Access token expired.") from None
+        except jwt.PyJWTError:
+            raise AuthError("Invalid access token.") from None
+        if claims.get("typ") != "access":
+            raise AuthError("Invalid access token.")
+        session = await self._api_session(claims["sid"])
+        if session is None or str(session.identity.id) != claims["sub"]:
+            raise AuthError("Access token revoked.")
+        return session
+
+    async def _api_session(self, session_id: str) -> SessionInfo | None:
+        now = time.monotonic()
+        hit = self._session_cache.get(session_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        row = await self.db.fetchrow(
+            "SELECT s.revoked_at, s.tenant_id, p.id, p.email, p.full_name, p.full_name_ar, p.locale, p.active "
+            "FROM auth_session s JOIN person p ON p.id = s.person_id WHERE s.id = {} AND s.kind = 'api'",
+            session_id,
+        )
+        info = None
+        if row and row["revoked_at"] is None and row["active"]:
+            identity = Identity(row["id"], row["email"], row["full_name"], row["full_name_ar"], row["locale"])
+            info = SessionInfo(identity, session_id, "api", "", row["tenant_id"])
+        if len(self._session_cache) > 50_000:
+            self._session_cache.clear()
+        self._session_cache[session_id] = (now + REVOCATION_CACHE_SECONDS, info)
+        return info
+
+    # -- password reset ----------------------------------------------------------------------
+
+    async def start_password_reset(self, email: str, ttl_seconds: int = 3600) -> tuple[int, str] | None:
+        """A one-time reset token for an account (``None`` for an unknown address)."""
+        row = await self.db.fetchrow("SELECT id FROM person WHERE email = {} AND active", normalise_email(email))
+        if not row:
+            return None
+        token = secrets.token_urlsafe(32)
+        await self.db.execute(
+            "INSERT INTO password_reset (person_id, token_hash, expires_at) VALUES ({}, {}, {})",
+            row["id"], sha256(token), datetime.now(UTC) + timedelta(seconds=ttl_seconds),
+        )
+        return row["id"], token
+
+    async def finish_password_reset(self, token: str, new_password: str) -> int:
+        """Use a reset token once: set the password and end every session. Returns the person id."""
+        row = await self.db.fetchrow(
+            "SELECT id, person_id, expires_at, used_at FROM password_reset WHERE token_hash = {}", sha256(token)
+        )
+        if not row or row["used_at"] is not None or _aware(row["expires_at"]) <= datetime.now(UTC):
+            raise AuthError("This reset link is invalid, expired or already used.", status=400)
+        await self.db.execute("UPDATE password_reset SET used_at = {} WHERE id = {}", datetime.now(UTC), row["id"])
+        await self.set_password(row["person_id"], new_password)
+        await self.revoke_all(row["person_id"])
+        return int(row["person_id"])
+
+
+def _aware(value: datetime | str) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def check_password_strength(password: str) -> str | None:
+    """A reason the password is too weak, or ``None``."""
+    if len(password) < 10:
+        return "must be at least 10 characters"
+    if password.isdigit() or password.isalpha():
+        return "must mix letters with digits or symbols"
+    return None

@@ -1,0 +1,206 @@
+"""The request pipeline: tenant prefix routing, then authentication, tenancy, module and permission checks.
+
+``TenantPrefix`` wraps the whole ASGI app and turns ``/t/<slug>/rest`` into ``/rest`` with the
+slug kept in the scope state, so every route exists both under a tenant prefix and on a
+tenant host name. ``AccessMiddleware`` runs after routing (it needs the handler's ``opt``)
+and builds the :class:`~core.context.RequestContext`:
+
+1. tenant: the path prefix, else (portal pages) the host name, else (API) the token's tenant;
+   unknown → 404, suspended → 403 with a clear page;
+2. person: a bearer token on ``/api/``, the session cookie elsewhere (CSRF on unsafe methods);
+3. module: a route of a module switched off for the tenant answers 404;
+4. permission: every route declares ``opt["permission"]``; the person's grants give the scope.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from litestar import Request
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+)
+from litestar.middleware import ASGIMiddleware
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from core.access import roles_at, scope_for
+from core.context import RequestContext
+from core.identity import AuthError, SessionInfo
+from core.observability import tenant_var
+from core.permissions import AUTHENTICATED, PUBLIC
+from core.scope import Scope as DataScope
+from core.services import Services
+from core.tenancy import SLUG_RE
+
+SESSION_COOKIE = "madrasa_session"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+LOCALE_COOKIE = "madrasa_lang"
+LOCALES = ("ar", "fr", "en")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_PREFIX_RE = re.compile(r"^/t/([^/]+)(/.*)?$")
+
+
+class TenantSuspended(HTTPException):
+    """The tenant (or an ancestor) is suspended."""
+
+    status_code = 403
+
+
+class TooManyRequests(HTTPException):
+    """Login throttled."""
+
+    status_code = 429
+
+
+class TenantPrefix:
+    """Pure ASGI: strip a ``/t/<slug>`` prefix before routing and remember the slug."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            match = _PREFIX_RE.match(scope["path"])
+            if match:
+                slug, rest = match.group(1), match.group(2) or "/"
+                state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+                state["tenant_slug"] = slug
+                state["tenant_prefix"] = f"/t/{slug}"
+                # Rewritten in place so outer layers (metrics) see what routing matched.
+                scope["path"] = rest
+                scope["raw_path"] = rest.encode()
+        await self.app(scope, receive, send)
+
+
+def is_api(path: str) -> bool:
+    """Whether a path belongs to the JSON API (bearer auth, problem-details errors)."""
+    return path.startswith("/api/")
+
+
+class AccessMiddleware(ASGIMiddleware):
+    """Builds the request context and enforces tenancy, modules and permissions."""
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        """Check the request and store its context in ``scope["state"]["ctx"]``."""
+        request: Request[Any, Any, Any] = Request(scope, receive)
+        services: Services = scope["litestar_app"].state.services  # type: ignore[typeddict-item]
+        handler = scope["route_handler"]  # type: ignore[typeddict-item]
+        permission = handler.opt.get("permission")
+        if permission is None or permission not in services.permissions:
+            raise PermissionDeniedException(f"Route {scope['path']} declares no known permission.")
+        state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+        api = is_api(scope["path"])
+        ctx = RequestContext(services=services, permission=permission)
+        ctx.request_id = state.get("request_id", "-")
+        ctx.prefix = state.get("tenant_prefix", "")
+        state["ctx"] = ctx
+
+        # 1. tenant named by the path or the host
+        slug = state.get("tenant_slug")
+        if slug is not None:
+            ctx.tenant = await services.tenants.by_slug(slug) if SLUG_RE.match(slug) else None
+            if ctx.tenant is None:
+                raise NotFoundException(f"No tenant {slug!r}.")
+        elif not api:
+            host = request.headers.get("host", "")
+            ctx.tenant = await services.tenants.by_host(host)
+            if ctx.tenant is None and host and _looks_like_tenant_host(host, services.tenants.base_domain):
+                raise NotFoundException(f"No tenant serves {host.split(':')[0]!r}.")
+
+        # 2. person
+        session = await self._authenticate(request, services, api, permission)
+        if session is not None:
+            ctx.session = session
+            ctx.identity = session.identity
+            if ctx.tenant is None and api and session.tenant_id is not None:
+                ctx.tenant = await services.tenants.by_id(session.tenant_id)
+            if session.kind == "web" and scope["method"] not in SAFE_METHODS:
+                await self._check_csrf(request, session)
+
+        tenant = ctx.tenant
+        if tenant is not None:
+            state["tenant_slug"] = tenant.slug
+            tenant_var.set(tenant.slug)
+            if await services.tenants.effective_status(tenant) != "active":
+                raise TenantSuspended(f"{tenant.title()} is suspended. Its data is kept; contact your academy.")
+
+        # 3. module switch
+        module = handler.opt.get("module")
+        if tenant is not None:
+            ctx.disabled_modules = await services.disabled_for(tenant.path)
+        if module is not None and (tenant is None or module in ctx.disabled_modules):
+            raise NotFoundException("Not found.")
+
+        # 4. permission and scope
+        ctx.locale = _locale(request, ctx)
+        if permission == PUBLIC:
+            pass
+        elif ctx.identity is None:
+            raise NotAuthorizedException("Log in first.")
+        elif permission != AUTHENTICATED:
+            grants = await services.grants.grants(ctx.identity.id)
+            ctx.scope = scope_for(grants, services.permissions.roles_for(permission), tenant)
+            ctx.roles = roles_at(grants, tenant)
+            if not ctx.scope:
+                raise PermissionDeniedException("You have no access to this here.")
+        elif ctx.identity is not None:
+            grants = await services.grants.grants(ctx.identity.id)
+            ctx.roles = roles_at(grants, tenant)
+            ctx.scope = DataScope.nothing()
+        await next_app(scope, receive, send)
+
+    async def _authenticate(
+        self, request: Request[Any, Any, Any], services: Services, api: bool, permission: str
+    ) -> SessionInfo | None:
+        if api:
+            header = request.headers.get("authorization", "")
+            if not header:
+                return None
+            kind, _, token = header.partition(" ")
+            if kind.lower() != "bearer" or not token:
+                raise NotAuthorizedException("Use an Authorization: Bearer token.")
+            try:
+                return await services.identity.verify_access(token.strip())
+            except AuthError as exc:
+                raise NotAuthorizedException(str(exc)) from None
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            return None
+        return await services.identity.web_session(cookie)
+
+    async def _check_csrf(self, request: Request[Any, Any, Any], session: SessionInfo) -> None:
+        sent = request.headers.get(CSRF_HEADER)
+        if not sent and request.content_type[0] in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            form = await request.form()
+            sent = form.get(CSRF_FIELD)
+        if not sent or not isinstance(sent, str) or sent != session.csrf_token:
+            raise PermissionDeniedException("Missing or wrong CSRF token; reload the page and try again.")
+
+
+def _looks_like_tenant_host(host: str, base_domain: str) -> bool:
+    name = host.split(":", 1)[0].lower()
+    return name.endswith("." + base_domain)
+
+
+def _locale(request: Request[Any, Any, Any], ctx: RequestContext) -> str:
+    chosen = request.query_params.get("lang") or request.cookies.get(LOCALE_COOKIE)
+    if chosen in LOCALES:
+        return chosen  # type: ignore[return-value]
+    if ctx.identity is not None and ctx.identity.locale in LOCALES:
+        return ctx.identity.locale
+    if ctx.tenant is not None and ctx.tenant.default_locale in LOCALES:
+        return ctx.tenant.default_locale
+    return "fr"
+
+
+def get_ctx(request: Request[Any, Any, Any]) -> RequestContext:
+    """Dependency: the request's context."""
+    return request.scope["state"]["ctx"]  # type: ignore[typeddict-item,no-any-return]

@@ -1,0 +1,274 @@
+"""Structured logging, request correlation and Prometheus metrics.
+
+* :data:`request_id_var` / :data:`tenant_var` carry the correlation id and the tenant
+  slug of the current request; :class:`JsonFormatter` puts both on every log line.
+* :class:`RequestContextMiddleware` is a pure ASGI middleware. Wrap the whole Litestar
+  app with it (``RequestContextMiddleware(app)``) to also see requests that fail routing
+  (404/405); listed in ``Litestar(middleware=[...])`` it only sees routed requests.
+* Metrics live in a private :data:`REGISTRY` (not the process-global default) so apps can
+  be created repeatedly in one process; :func:`metrics_payload` renders it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+__all__ = [
+    "HTTP_IN_PROGRESS",
+    "HTTP_LATENCY",
+    "HTTP_REQUESTS",
+    "REGISTRY",
+    "JsonFormatter",
+    "RequestContextMiddleware",
+    "configure_logging",
+    "metrics_payload",
+    "request_id_var",
+    "tenant_var",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Correlation id of the request being served ("-" outside a request).
+request_id_var: ContextVar[str] = ContextVar("madrasa_request_id", default="-")
+#: Slug of the tenant the current request belongs to ("-" when unknown).
+tenant_var: ContextVar[str] = ContextVar("madrasa_tenant", default="-")
+
+# --------------------------------------------------------------------------- logging
+
+# Attributes every LogRecord has; anything else on a record came from ``extra=``.
+_RESERVED_ATTRS = frozenset(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "request_id",
+    "tenant",
+}
+_SIMPLE_TYPES = (str, int, float, bool, type(None))
+
+
+class JsonFormatter(logging.Formatter):
+    """Render each record as one JSON object on a single line.
+
+    Keys: ``ts`` (ISO 8601, UTC), ``level``, ``logger``, ``message``, ``request_id``,
+    ``tenant``, any JSON-serialisable ``extra`` fields, ``exc`` (formatted traceback)
+    and ``stack`` when present. ``request_id``/``tenant`` passed via ``extra`` override
+    the context variables.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return the JSON line for ``record``."""
+        attrs = record.__dict__
+        payload: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": attrs.get("request_id") or request_id_var.get(),
+            "tenant": attrs.get("tenant") or tenant_var.get(),
+        }
+        for key, value in attrs.items():
+            if key in _RESERVED_ATTRS or key in payload:
+                continue
+            if not isinstance(value, _SIMPLE_TYPES):
+                try:
+                    json.dumps(value, ensure_ascii=False)
+                except (TypeError, ValueError):
+                    continue
+            payload[key] = value
+        if record.exc_info:
+            if not record.exc_text:
+                record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            payload["exc"] = record.exc_text
+        if record.stack_info:
+            payload["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(payload, ensure_ascii=False)
+
+
+class _PlainFormatter(logging.Formatter):
+    """Human-readable format that also shows the request id and tenant."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        attrs = record.__dict__
+        if not attrs.get("request_id"):
+            attrs["request_id"] = request_id_var.get()
+        if not attrs.get("tenant"):
+            attrs["tenant"] = tenant_var.get()
+        return super().format(record)
+
+
+_PLAIN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s %(tenant)s] %(message)s"
+_NOISY_LOGGERS = {"uvicorn.access": logging.WARNING, "httpx": logging.WARNING, "httpcore": logging.WARNING}
+
+
+class _MadrasaHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Marker class so :func:`configure_logging` can find the handler it installed."""
+
+
+def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
+    """Install one stderr handler on the root logger (JSON or plain); safe to call repeatedly.
+
+    Handlers installed by earlier calls are replaced; foreign handlers (e.g. pytest's
+    capture handler) are left alone. Raises :class:`ValueError` for an unknown level.
+    """
+    numeric = logging.getLevelNamesMapping().get(level.upper())
+    if numeric is None:
+        raise ValueError(f"unknown log level: {level!r}")
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _MadrasaHandler)]:
+        root.removeHandler(old)
+        old.close()
+    handler = _MadrasaHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if json_logs else _PlainFormatter(_PLAIN_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    for name, noisy_level in _NOISY_LOGGERS.items():
+        logging.getLogger(name).setLevel(max(noisy_level, numeric))
+
+
+# --------------------------------------------------------------------------- metrics
+
+#: Registry holding madrasa's metrics (deliberately not prometheus_client's global one).
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+HTTP_REQUESTS = Counter(
+    "madrasa_http_requests_total",
+    "HTTP requests served, by method, route template and status code.",
+    ["method", "route", "status"],
+    registry=REGISTRY,
+)
+HTTP_LATENCY = Histogram(
+    "madrasa_http_request_duration_seconds",
+    "Time to serve an HTTP request, by method and route template.",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
+HTTP_IN_PROGRESS = Gauge(
+    "madrasa_http_requests_in_progress",
+    "HTTP requests currently being served.",
+    registry=REGISTRY,
+)
+
+
+def metrics_payload() -> tuple[bytes, str]:
+    """Return the Prometheus text exposition of :data:`REGISTRY` and its content type."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+# --------------------------------------------------------------------------- middleware
+
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{8,64}")
+_REQUEST_ID_HEADER = b"x-request-id"
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+_UNMATCHED = "unmatched"
+_access_log = logging.getLogger("madrasa.access")
+
+
+def _incoming_request_id(scope: Scope) -> str:
+    """Return a well-formed ``x-request-id`` from the request headers, else a fresh one."""
+    for name, value in scope.get("headers") or ():
+        if name == _REQUEST_ID_HEADER:
+            candidate = value.decode("latin-1")
+            if _REQUEST_ID_RE.fullmatch(candidate):
+                return candidate
+            break
+    return uuid4().hex
+
+
+def _route_label(scope: Scope) -> str:
+    """Return the matched route's path template, or ``"unmatched"`` (never the raw path)."""
+    handler = scope.get("route_handler")
+    if handler is None:
+        return _UNMATCHED
+    # Litestar stores the full template (router/controller prefixes included) here.
+    template = scope.get("path_template")
+    if template:
+        return template
+    paths = getattr(handler, "paths", None)
+    return min(paths) if paths else _UNMATCHED
+
+
+class RequestContextMiddleware:
+    """Pure ASGI middleware: request id, access log and HTTP metrics for ``http`` scopes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection; non-HTTP scopes pass straight through."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        request_id = _incoming_request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        method = scope.get("method", "GET")
+        path = scope.get("path", "")
+        status = 0
+        header = (_REQUEST_ID_HEADER, request_id.encode("ascii"))
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [h for h in message.get("headers") or () if h[0].lower() != _REQUEST_ID_HEADER]
+                headers.append(header)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        token = request_id_var.set(request_id)
+        HTTP_IN_PROGRESS.inc()
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except BaseException:
+            if not status:
+                status = 500
+            raise
+        finally:
+            duration = time.perf_counter() - start
+            HTTP_IN_PROGRESS.dec()
+            method_label = method if method in _KNOWN_METHODS else "OTHER"
+            route = _route_label(scope)
+            HTTP_REQUESTS.labels(method_label, route, str(status or 500)).inc()
+            HTTP_LATENCY.labels(method_label, route).observe(duration)
+            if _access_log.isEnabledFor(logging.INFO):
+                tenant = scope["state"].get("tenant_slug") or tenant_var.get()
+                _access_log.info(
+                    "%s %s %s",
+                    method,
+                    path,
+                    status or 500,
+                    extra={
+                        "method": method,
+                        "path": path,
+                        "route": route,
+                        "status": status or 500,
+                        "duration_ms": round(duration * 1000, 3),
+                        "tenant": tenant,
+                    },
+                )
+            request_id_var.reset(token)

@@ -1,0 +1,167 @@
+"""The branded portal shell: landing, login, logout, language, home with plugin menus, manifest."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import msgspec
+from jinja2 import Environment
+from litestar import MediaType, Request, Response, get, post
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotAuthorizedException
+from litestar.params import Body
+from litestar.response import Redirect, Template
+
+from core.api.auth import client_ip
+from core.context import RequestContext
+from core.i18n import LOCALES, gettext_, locale_var, text_direction
+from core.identity import AuthError
+from core.middleware import LOCALE_COOKIE, SESSION_COOKIE
+from core.permissions import AUTHENTICATED, PUBLIC
+from core.plugins import DashboardCard, MenuItem
+
+
+def configure_templates(engine: Any) -> None:
+    """Jinja2 globals shared by every template (translation and text direction)."""
+    env: Environment = engine.engine
+    env.globals["_"] = gettext_
+    env.globals["text_direction"] = text_direction
+    env.globals["LOCALES"] = LOCALES
+    env.autoescape = True
+
+
+def page(ctx: RequestContext, template: str, status: int = 200, **context: Any) -> Template:
+    """Render a portal page with the context every page needs."""
+    locale_var.set(ctx.locale)
+    return Template(
+        template_name=template,
+        context={"ctx": ctx, "tenant": ctx.tenant, "locale": ctx.locale, **context},
+        status_code=status,
+        media_type=MediaType.HTML,
+    )
+
+
+def _safe_next(ctx: RequestContext, target: str | None) -> str:
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return ctx.url("/")
+
+
+class LoginForm(msgspec.Struct):
+    """The login form."""
+
+    email: str = ""
+    password: str = ""
+    next: str = ""
+
+
+@get("/", opt={"permission": PUBLIC}, include_in_schema=False)
+async def home(ctx: RequestContext, request: Request[Any, Any, Any]) -> Any:
+    """The tenant's home page for the logged-in person, or the platform landing page."""
+    svc = ctx.services
+    if ctx.tenant is None:
+        portals = []
+        if ctx.identity is not None:
+            portals = await svc.db.fetch(
+                "SELECT DISTINCT t.slug, t.name_fr, t.name_ar, t.name_en, t.display_name FROM membership m "
+                "JOIN tenant t ON t.id = m.tenant_id WHERE m.person_id = {} ORDER BY t.slug",
+                ctx.identity.id,
+            )
+        return page(ctx, "landing.html", portals=portals)
+    if ctx.identity is None:
+        return Redirect(ctx.url("/login"))
+    scope = await ctx.scope_for("portal.view")
+    if not scope:
+        return page(ctx, "home.html", status=403, menu=[], cards=[], no_role=True)
+    menu: list[MenuItem] = await svc.plugins.collect("madrasa_menu_items", ctx.disabled_modules, ctx=ctx)
+    menu = sorted((m for m in menu if m.roles is None or m.roles & ctx.roles), key=lambda m: (m.order, m.label))
+    cards: list[DashboardCard] = await svc.plugins.collect("madrasa_dashboard_cards", ctx.disabled_modules, ctx=ctx)
+    return page(ctx, "home.html", menu=menu, cards=sorted(cards, key=lambda c: c.order), no_role=False)
+
+
+@get("/login", opt={"permission": PUBLIC}, include_in_schema=False)
+async def login_form(ctx: RequestContext, next: str | None = None) -> Template:
+    """The login page, branded for the tenant."""
+    return page(ctx, "login.html", error=None, next=_safe_next(ctx, next), email="")
+
+
+@post("/login", opt={"permission": PUBLIC}, include_in_schema=False)
+async def login(
+    ctx: RequestContext,
+    request: Request[Any, Any, Any],
+    data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+) -> Any:
+    """Check the password, open a browser session and go to the portal."""
+    svc = ctx.services
+    try:
+        identity = await svc.identity.authenticate(data.email, data.password, client_ip(request))
+    except AuthError as exc:
+        status = 429 if exc.status == 429 else 401
+        locale_var.set(ctx.locale)
+        return page(ctx, "login.html", status=status, error=gettext_(str(exc)), next=_safe_next(ctx, data.next),
+                    email=data.email)
+    cookie = await svc.identity.start_web_session(
+        identity, ctx.tenant.id if ctx.tenant else None, request.headers.get("user-agent", ""), client_ip(request)
+    )
+    response: Response[Any] = Redirect(_safe_next(ctx, data.next))
+    response.set_cookie(
+        SESSION_COOKIE, cookie, httponly=True, samesite="lax", secure=not svc.settings.debug,
+        max_age=svc.settings.session_ttl, path="/",
+    )
+    return response
+
+
+@post("/logout", opt={"permission": AUTHENTICATED}, include_in_schema=False)
+async def logout(ctx: RequestContext) -> Response[Any]:
+    """End the browser session."""
+    if ctx.session is not None:
+        await ctx.services.identity.revoke(ctx.session.session_id)
+    response: Response[Any] = Redirect(ctx.url("/login"))
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@get("/lang/{code:str}", opt={"permission": PUBLIC}, include_in_schema=False)
+async def switch_language(ctx: RequestContext, code: str, next: str | None = None) -> Response[Any]:
+    """Remember the chosen language in a cookie and go back."""
+    if code not in LOCALES:
+        raise _bad_language(code)
+    response: Response[Any] = Redirect(_safe_next(ctx, next))
+    response.set_cookie(LOCALE_COOKIE, code, samesite="lax", max_age=365 * 24 * 3600, path="/")
+    return response
+
+
+def _bad_language(code: str) -> Exception:
+    from litestar.exceptions import NotFoundException
+
+    return NotFoundException(f"Unknown language {code!r}; use one of {', '.join(LOCALES)}.")
+
+
+@get("/manifest.webmanifest", opt={"permission": PUBLIC}, include_in_schema=False)
+async def manifest(ctx: RequestContext) -> Response[dict[str, Any]]:
+    """The PWA manifest, named and coloured for the tenant."""
+    name = ctx.tenant.title(ctx.locale) if ctx.tenant else "madrasa"
+    return Response(
+        {
+            "name": name,
+            "short_name": name[:12],
+            "start_url": ctx.url("/"),
+            "scope": ctx.url("/"),
+            "display": "standalone",
+            "dir": text_direction(ctx.locale),
+            "lang": ctx.locale,
+            "theme_color": ctx.tenant.primary_color if ctx.tenant else "#0b5d3b",
+            "background_color": "#ffffff",
+            "icons": [{"src": "/static/core/icon.svg", "sizes": "any", "type": "image/svg+xml"}],
+        },
+        media_type="application/manifest+json",
+    )
+
+
+def login_url(ctx: RequestContext, path: str) -> str:
+    """The login page that returns to ``path``."""
+    return ctx.url("/login") + "?next=" + quote(path)
+
+
+PORTAL_ROUTES = [home, login_form, login, logout, switch_language, manifest]

@@ -1,0 +1,88 @@
+"""Errors as RFC 9457 problem details on the API, and as readable pages on the portals."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.response import Template
+
+from core.middleware import is_api
+
+log = logging.getLogger("madrasa.errors")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def _field_errors(exc: HTTPException) -> list[dict[str, str]]:
+    """Litestar's validation ``extra`` as ``[{field, message}]`` with the field named."""
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    out = []
+    for item in extra:
+        if not isinstance(item, dict):
+            continue
+        message = str(item.get("message", ""))
+        key = item.get("key") or ""
+        if not key and " - at `$." in message:
+            message, _, path = message.partition(" - at `$.")
+            key = path.rstrip("`")
+        elif " - at `$" in message:
+            message, _, path = message.partition(" - at `$")
+            key = key or path.strip("`.") or "body"
+        out.append({"field": str(key or item.get("source") or "body"), "message": message})
+    return out
+
+
+def problem(status: int, detail: str, *, title: str | None = None, extra: dict[str, Any] | None = None,
+            headers: dict[str, str] | None = None, instance: str | None = None) -> Response[Any]:
+    """A problem-details response."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    if extra:
+        body.update(extra)
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def http_exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Render an exception for its audience: problem JSON on ``/api/``, a page elsewhere."""
+    if isinstance(exc, HTTPException):
+        status = exc.status_code
+        detail = exc.detail
+        headers = dict(exc.headers or {})
+    else:
+        log.exception("unhandled error", extra={"path": request.url.path})
+        status, detail, headers = 500, "Internal error; it has been logged.", {}
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ValidationException) or (isinstance(exc, HTTPException) and status == 400 and exc.extra):
+        errors = _field_errors(exc)  # type: ignore[arg-type]
+        if errors:
+            extra["errors"] = errors
+            detail = "Invalid request: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    elif isinstance(exc, HTTPException) and isinstance(exc.extra, dict):
+        extra.update(exc.extra)
+    if status == 413:
+        detail = detail if detail and detail != "Request Entity Too Large" else "The upload is too large."
+    state = request.scope.get("state", {})
+    if is_api(request.url.path) or "text/html" not in request.headers.get("accept", ""):
+        return problem(status, detail, extra=extra, headers=headers, instance=state.get("request_id"))
+    ctx = state.get("ctx")
+    template = "error.html"
+    if status == 403 and type(exc).__name__ == "TenantSuspended":
+        template = "suspended.html"
+    return Template(
+        template_name=template,
+        context={"status": status, "title": HTTPStatus(status).phrase, "detail": detail, "ctx": ctx,
+                 "tenant": getattr(ctx, "tenant", None)},
+        status_code=status,
+        media_type=MediaType.HTML,
+        headers=headers,
+    )  # type: ignore[return-value]

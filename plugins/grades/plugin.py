@@ -1,0 +1,45 @@
+"""The grades module: continuous assessments, marks, averages, ranks, bulletins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.context import RequestContext
+from core.hookspecs import hookimpl
+from core.permissions import Permission
+from core.plugin_kit import module_home
+from core.plugins import MenuItem, PluginInfo
+
+TEACHING = frozenset({"teacher", "school_director"})
+FAMILY = frozenset({"parent", "student"})
+
+
+@hookimpl
+def madrasa_plugin_info() -> PluginInfo:
+    """Grades: on by default."""
+    return PluginInfo(name="grades", label="Grades", version="0.1.0",
+                      description="Continuous assessments, mark entry, averages, ranks and bulletins")
+
+
+@hookimpl
+def madrasa_permissions() -> list[Permission]:
+    """Who views, enters, validates and publishes marks."""
+    return [
+        Permission("grades.view", "See marks, averages and bulletins", TEACHING | FAMILY | {
+            "region_admin", "province_admin", "programme_manager", "platform_admin"}),
+        Permission("grades.enter", "Schedule assessments and enter marks", frozenset({"teacher"})),
+        Permission("grades.validate", "Validate, publish and correct marks", frozenset({"school_director"})),
+    ]
+
+
+@hookimpl
+def madrasa_menu_items(ctx: RequestContext) -> list[MenuItem]:
+    """Marks for everyone in a school."""
+    return [MenuItem(label="Grades", url="/grades/", icon="grade", order=10)]
+
+
+@hookimpl
+def madrasa_routes() -> list[Any]:
+    """The module's landing page."""
+    return [module_home("grades", "Grades", "grades.view", [
+        "Continuous assessments", "Mark entry", "Averages and ranks", "Bulletins"])]

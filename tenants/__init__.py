@@ -1,0 +1,1 @@
+"""Tenant management: the tree, programmes, module enablement, people and memberships."""
