@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from litestar.di import NamedDependency
+
 from core.identity import Identity, SessionInfo
 from core.scope import Scope
 from core.services import Services
@@ -57,3 +59,7 @@ class RequestContext:
             return Scope.nothing()
         grants = await self.services.grants.grants(self.identity.id)
         return scope_for(grants, self.services.permissions.roles_for(permission), self.tenant)
+
+
+#: Handler parameter type for the request context: ``async def handler(ctx: Ctx) -> …``.
+Ctx = NamedDependency[RequestContext]

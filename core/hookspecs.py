@@ -22,12 +22,13 @@ if TYPE_CHECKING:
     import argparse
     from pathlib import Path
 
+    from piccolo.table import Table
+
     from core.context import RequestContext
     from core.events import Event
     from core.migrate import MigrationSet
-    from core.plugins import DashboardCard, MenuItem, PluginInfo
     from core.permissions import Permission
-    from piccolo.table import Table
+    from core.plugins import MenuItem, PluginInfo
 
 hookspec = pluggy.HookspecMarker("madrasa")
 hookimpl = pluggy.HookimplMarker("madrasa")

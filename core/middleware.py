@@ -18,6 +18,7 @@ import re
 from typing import Any
 
 from litestar import Request
+from litestar.enums import ScopeType
 from litestar.exceptions import (
     HTTPException,
     NotAuthorizedException,
@@ -25,7 +26,6 @@ from litestar.exceptions import (
     PermissionDeniedException,
 )
 from litestar.middleware import ASGIMiddleware
-from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from core.access import roles_at, scope_for

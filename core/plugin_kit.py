@@ -7,7 +7,7 @@ from typing import Any
 from litestar import get
 from litestar.response import Template
 
-from core.context import RequestContext
+from core.context import Ctx
 from core.portal import page
 
 
@@ -19,7 +19,7 @@ def module_home(module: str, label: str, permission: str, features: list[str]) -
     """
 
     @get(f"/{module}/", opt={"permission": permission}, include_in_schema=False, name=f"{module}-home")
-    async def handler(ctx: RequestContext) -> Template:
+    async def handler(ctx: Ctx) -> Template:
         return page(ctx, "module_home.html", module=module, label=label, features=features)
 
     return handler

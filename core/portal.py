@@ -9,12 +9,11 @@ import msgspec
 from jinja2 import Environment
 from litestar import MediaType, Request, Response, get, post
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import NotAuthorizedException
-from litestar.params import Body
+from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from core.api.auth import client_ip
-from core.context import RequestContext
+from core.context import Ctx
 from core.i18n import LOCALES, gettext_, locale_var, text_direction
 from core.identity import AuthError
 from core.middleware import LOCALE_COOKIE, SESSION_COOKIE
@@ -31,7 +30,7 @@ def configure_templates(engine: Any) -> None:
     env.autoescape = True
 
 
-def page(ctx: RequestContext, template: str, status: int = 200, **context: Any) -> Template:
+def page(ctx: Ctx, template: str, status: int = 200, **context: Any) -> Template:
     """Render a portal page with the context every page needs."""
     locale_var.set(ctx.locale)
     return Template(
@@ -42,7 +41,7 @@ def page(ctx: RequestContext, template: str, status: int = 200, **context: Any) 
     )
 
 
-def _safe_next(ctx: RequestContext, target: str | None) -> str:
+def _safe_next(ctx: Ctx, target: str | None) -> str:
     if target and target.startswith("/") and not target.startswith("//"):
         return target
     return ctx.url("/")
@@ -57,7 +56,7 @@ class LoginForm(msgspec.Struct):
 
 
 @get("/", opt={"permission": PUBLIC}, include_in_schema=False)
-async def home(ctx: RequestContext, request: Request[Any, Any, Any]) -> Any:
+async def home(ctx: Ctx, request: Request[Any, Any, Any]) -> Any:
     """The tenant's home page for the logged-in person, or the platform landing page."""
     svc = ctx.services
     if ctx.tenant is None:
@@ -81,14 +80,14 @@ async def home(ctx: RequestContext, request: Request[Any, Any, Any]) -> Any:
 
 
 @get("/login", opt={"permission": PUBLIC}, include_in_schema=False)
-async def login_form(ctx: RequestContext, next: str | None = None) -> Template:
+async def login_form(ctx: Ctx, next: FromQuery[str | None] = None) -> Template:
     """The login page, branded for the tenant."""
     return page(ctx, "login.html", error=None, next=_safe_next(ctx, next), email="")
 
 
 @post("/login", opt={"permission": PUBLIC}, include_in_schema=False)
 async def login(
-    ctx: RequestContext,
+    ctx: Ctx,
     request: Request[Any, Any, Any],
     data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
 ) -> Any:
@@ -113,7 +112,7 @@ async def login(
 
 
 @post("/logout", opt={"permission": AUTHENTICATED}, include_in_schema=False)
-async def logout(ctx: RequestContext) -> Response[Any]:
+async def logout(ctx: Ctx) -> Response[Any]:
     """End the browser session."""
     if ctx.session is not None:
         await ctx.services.identity.revoke(ctx.session.session_id)
@@ -123,7 +122,7 @@ async def logout(ctx: RequestContext) -> Response[Any]:
 
 
 @get("/lang/{code:str}", opt={"permission": PUBLIC}, include_in_schema=False)
-async def switch_language(ctx: RequestContext, code: str, next: str | None = None) -> Response[Any]:
+async def switch_language(ctx: Ctx, code: FromPath[str], next: FromQuery[str | None] = None) -> Response[Any]:
     """Remember the chosen language in a cookie and go back."""
     if code not in LOCALES:
         raise _bad_language(code)
@@ -132,14 +131,14 @@ async def switch_language(ctx: RequestContext, code: str, next: str | None = Non
     return response
 
 
-def _bad_language(code: str) -> Exception:
+def _bad_language(code: FromPath[str]) -> Exception:
     from litestar.exceptions import NotFoundException
 
     return NotFoundException(f"Unknown language {code!r}; use one of {', '.join(LOCALES)}.")
 
 
 @get("/manifest.webmanifest", opt={"permission": PUBLIC}, include_in_schema=False)
-async def manifest(ctx: RequestContext) -> Response[dict[str, Any]]:
+async def manifest(ctx: Ctx) -> Response[dict[str, Any]]:
     """The PWA manifest, named and coloured for the tenant."""
     name = ctx.tenant.title(ctx.locale) if ctx.tenant else "madrasa"
     return Response(
@@ -159,7 +158,7 @@ async def manifest(ctx: RequestContext) -> Response[dict[str, Any]]:
     )
 
 
-def login_url(ctx: RequestContext, path: str) -> str:
+def login_url(ctx: Ctx, path: str) -> str:
     """The login page that returns to ``path``."""
     return ctx.url("/login") + "?next=" + quote(path)
 

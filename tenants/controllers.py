@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 import msgspec
 from litestar import Controller, get, post, put
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery, JSONBody
 
-from core.context import RequestContext
+from core.context import Ctx
 from core.tenancy import TenantInfo
 from tenants import service
 
@@ -124,7 +125,7 @@ class TenantController(Controller):
     tags = ["tenants"]
 
     @get("/", opt={"permission": "tenants.view"})
-    async def list_nodes(self, ctx: RequestContext, kind: Literal["region", "province", "school"] | None = None
+    async def list_nodes(self, ctx: Ctx, kind: FromQuery[Literal["region", "province", "school"] | None] = None
                          ) -> list[TenantOut]:
         """Nodes inside the caller's scope (narrowed to the request's tenant), by path."""
         rows = await ctx.services.db.fetch(
@@ -141,12 +142,12 @@ class TenantController(Controller):
         return out
 
     @get("/{slug:str}", opt={"permission": "tenants.view"})
-    async def get_node(self, ctx: RequestContext, slug: str) -> TenantOut:
+    async def get_node(self, ctx: Ctx, slug: FromPath[str]) -> TenantOut:
         """One node inside the caller's scope."""
         return TenantOut.of(await service.visible_node(ctx, slug))
 
     @post("/", opt={"permission": "tenants.manage"}, status_code=201)
-    async def create_node(self, ctx: RequestContext, data: TenantCreate) -> TenantOut:
+    async def create_node(self, ctx: Ctx, data: JSONBody[TenantCreate]) -> TenantOut:
         """Create a region (platform admins), a province or a school (region admins of its region)."""
         async with ctx.services.db.scoped(ctx.scope):
             parent = await service.visible_node(ctx, data.parent)
@@ -157,7 +158,7 @@ class TenantController(Controller):
         return TenantOut.of(node)
 
     @post("/{slug:str}/status", opt={"permission": "tenants.suspend"}, status_code=200)
-    async def change_status(self, ctx: RequestContext, slug: str, data: StatusChange) -> TenantOut:
+    async def change_status(self, ctx: Ctx, slug: FromPath[str], data: JSONBody[StatusChange]) -> TenantOut:
         """Suspend or reactivate a node; its portal shows a clear page while suspended."""
         async with ctx.services.db.scoped(ctx.scope):
             node = await service.visible_node(ctx, slug)
@@ -165,7 +166,7 @@ class TenantController(Controller):
         return TenantOut.of(updated)
 
     @get("/{slug:str}/modules", opt={"permission": "modules.view"})
-    async def node_modules(self, ctx: RequestContext, slug: str) -> list[ModuleStateOut]:
+    async def node_modules(self, ctx: Ctx, slug: FromPath[str]) -> list[ModuleStateOut]:
         """Effective state of every module at a node, with where it comes from."""
         svc = ctx.services
         node = await service.visible_node(ctx, slug)
@@ -177,7 +178,7 @@ class TenantController(Controller):
         return out
 
     @put("/{slug:str}/modules/{module:str}", opt={"permission": "modules.manage"})
-    async def set_module(self, ctx: RequestContext, slug: str, module: str, data: ModuleChange
+    async def set_module(self, ctx: Ctx, slug: FromPath[str], module: FromPath[str], data: JSONBody[ModuleChange]
                          ) -> list[ModuleStateOut]:
         """Switch a module at a node (a school, province, region or the platform default)."""
         async with ctx.services.db.scoped(ctx.scope):
@@ -193,14 +194,14 @@ class ProgrammeController(Controller):
     tags = ["programmes"]
 
     @post("/", opt={"permission": "programmes.manage"}, status_code=201)
-    async def create(self, ctx: RequestContext, data: ProgrammeCreate) -> ProgrammeOut:
+    async def create(self, ctx: Ctx, data: JSONBody[ProgrammeCreate]) -> ProgrammeOut:
         """Create a programme (platform administrators)."""
         async with ctx.services.db.scoped(ctx.scope):
             pid = await service.create_programme(ctx, data.slug, data.name_ar, data.name_fr, data.name_en)
         return ProgrammeOut(pid, data.slug, data.name_fr, [])
 
     @get("/{slug:str}", opt={"permission": "modules.view"})
-    async def detail(self, ctx: RequestContext, slug: str) -> ProgrammeOut:
+    async def detail(self, ctx: Ctx, slug: FromPath[str]) -> ProgrammeOut:
         """A programme the caller manages, with its schools."""
         row = await service.programme_by_slug(ctx, slug)
         schools = await ctx.services.db.fetch(
@@ -210,7 +211,7 @@ class ProgrammeController(Controller):
         return ProgrammeOut(row["id"], row["slug"], row["name_fr"], [s["slug"] for s in schools])
 
     @post("/{slug:str}/schools", opt={"permission": "programmes.manage"}, status_code=200)
-    async def add_school(self, ctx: RequestContext, slug: str, data: SchoolRef) -> ProgrammeOut:
+    async def add_school(self, ctx: Ctx, slug: FromPath[str], data: JSONBody[SchoolRef]) -> ProgrammeOut:
         """Add a school (from any region) to a programme."""
         async with ctx.services.db.scoped(ctx.scope):
             programme = await service.programme_by_slug(ctx, slug)
@@ -219,7 +220,7 @@ class ProgrammeController(Controller):
         return await self.detail.fn(self, ctx, slug)
 
     @put("/{slug:str}/modules/{module:str}", opt={"permission": "modules.manage"})
-    async def set_module(self, ctx: RequestContext, slug: str, module: str, data: ModuleChange) -> dict[str, object]:
+    async def set_module(self, ctx: Ctx, slug: FromPath[str], module: FromPath[str], data: JSONBody[ModuleChange]) -> dict[str, object]:
         """Switch a module for every school of the programme (programme managers)."""
         async with ctx.services.db.scoped(ctx.scope):
             programme = await service.programme_by_slug(ctx, slug)
@@ -234,7 +235,7 @@ class PeopleController(Controller):
     tags = ["people"]
 
     @post("/", opt={"permission": "people.manage"}, status_code=201)
-    async def create(self, ctx: RequestContext, data: PersonCreate) -> PersonOut:
+    async def create(self, ctx: Ctx, data: JSONBody[PersonCreate]) -> PersonOut:
         """Create (or find) an identity and grant it a role at a node inside the caller's scope."""
         async with ctx.services.db.scoped(ctx.scope):
             node = await service.visible_node(ctx, data.tenant)

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.exceptions import NotAuthorizedException, ValidationException
+from litestar.params import JSONBody
 
-from core.context import RequestContext
+from core.context import Ctx
 from core.identity import AuthError, check_password_strength
 from core.mail import Mail
 from core.middleware import TooManyRequests
@@ -93,7 +94,7 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/token", opt={"permission": PUBLIC}, status_code=200)
-    async def token(self, ctx: RequestContext, data: TokenRequest, request: Request[Any, Any, Any]
+    async def token(self, ctx: Ctx, data: JSONBody[TokenRequest], request: Request[Any, Any, Any]
                     ) -> TokenResponse:
         """Log in: returns a short-lived access token and a rotating refresh token."""
         svc = ctx.services
@@ -116,7 +117,7 @@ class AuthController(Controller):
         return TokenResponse(**tokens)
 
     @post("/refresh", opt={"permission": PUBLIC}, status_code=200)
-    async def refresh(self, ctx: RequestContext, data: RefreshRequest) -> TokenResponse:
+    async def refresh(self, ctx: Ctx, data: JSONBody[RefreshRequest]) -> TokenResponse:
         """Rotate the refresh token; a reused one revokes the session."""
         try:
             return TokenResponse(**await ctx.services.identity.refresh(data.refresh_token))
@@ -124,13 +125,13 @@ class AuthController(Controller):
             raise _auth_error(exc) from None
 
     @post("/logout", opt={"permission": AUTHENTICATED}, status_code=204)
-    async def logout(self, ctx: RequestContext) -> None:
+    async def logout(self, ctx: Ctx) -> None:
         """Revoke the current session and its tokens."""
         assert ctx.session is not None
         await ctx.services.identity.revoke(ctx.session.session_id)
 
     @post("/password-reset", opt={"permission": PUBLIC}, status_code=202)
-    async def password_reset(self, ctx: RequestContext, data: ResetRequest, request: Request[Any, Any, Any]
+    async def password_reset(self, ctx: Ctx, data: JSONBody[ResetRequest], request: Request[Any, Any, Any]
                              ) -> dict[str, str]:
         """E-mail a one-time reset link (the answer is the same whether or not the account exists)."""
         svc = ctx.services
@@ -151,7 +152,7 @@ class AuthController(Controller):
         return {"status": "If the address has an account, a reset link has been sent."}
 
     @post("/password-reset/confirm", opt={"permission": PUBLIC}, status_code=200)
-    async def password_reset_confirm(self, ctx: RequestContext, data: ResetConfirm) -> dict[str, str]:
+    async def password_reset_confirm(self, ctx: Ctx, data: JSONBody[ResetConfirm]) -> dict[str, str]:
         """Set a new password with a reset token; every session of the account ends."""
         weak = check_password_strength(data.password)
         if weak:
@@ -166,7 +167,7 @@ class AuthController(Controller):
 
 
 @get("/api/v1/me", opt={"permission": AUTHENTICATED}, tags=["auth"])
-async def me(ctx: RequestContext) -> MeResponse:
+async def me(ctx: Ctx) -> MeResponse:
     """The logged-in person, the token's tenant and every membership."""
     assert ctx.identity is not None
     svc = ctx.services

@@ -10,10 +10,10 @@ from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
-from litestar.params import Body, Parameter
+from litestar.params import Body, FromPath, FromQuery, Parameter
 
 from core import audit
-from core.context import RequestContext
+from core.context import Ctx
 from core.db import scope_filter
 from core.migrate import pending
 from core.observability import metrics_payload
@@ -67,7 +67,7 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz", opt={"permission": PUBLIC}, include_in_schema=False)
-async def readyz(ctx: RequestContext) -> Response[dict[str, Any]]:
+async def readyz(ctx: Ctx) -> Response[dict[str, Any]]:
     """Readiness: the database answers and every migration is applied; storage answers."""
     svc = ctx.services
     checks: dict[str, str] = {}
@@ -94,7 +94,7 @@ async def metrics() -> Response[bytes]:
 
 
 @get("/api/v1/plugins", opt={"permission": "modules.view"}, tags=["platform"])
-async def list_plugins(ctx: RequestContext) -> list[PluginOut]:
+async def list_plugins(ctx: Ctx) -> list[PluginOut]:
     """Installed plugins and their effective state for the caller's tenant."""
     svc = ctx.services
     tenant = ctx.require_tenant()
@@ -112,16 +112,16 @@ async def list_plugins(ctx: RequestContext) -> list[PluginOut]:
 
 
 @get("/api/v1/permissions", opt={"permission": AUTHENTICATED}, tags=["platform"])
-async def list_permissions(ctx: RequestContext) -> list[PermissionOut]:
+async def list_permissions(ctx: Ctx) -> list[PermissionOut]:
     """Every permission registered by core and plugins, with the roles that hold it."""
     return [PermissionOut(p.name, p.description, sorted(p.roles)) for p in ctx.services.permissions.all()]
 
 
 @get("/api/v1/audit", opt={"permission": "audit.read"}, tags=["platform"])
 async def read_audit(
-    ctx: RequestContext,
-    object_type: str | None = None,
-    object_id: str | None = None,
+    ctx: Ctx,
+    object_type: FromQuery[str | None] = None,
+    object_id: FromQuery[str | None] = None,
     before_id: Annotated[int | None, Parameter(ge=1)] = None,
     limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
 ) -> list[audit.AuditEntry]:
@@ -147,7 +147,7 @@ class UnsupportedMediaType(HTTPException):
 
 @post("/api/v1/files", opt={"permission": "files.upload"}, tags=["files"], status_code=201)
 async def upload_file(
-    ctx: RequestContext,
+    ctx: Ctx,
     data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],
 ) -> FileOut:
     """Store a file for the tenant; the key is built by the server under the tenant's prefix."""
@@ -185,9 +185,31 @@ async def upload_file(
                    ctx.url(f"/api/v1/files/{row['id']}"))
 
 
+FILE_INFO_SQL = (
+    "SELECT id, key, tenant_id, filename, content_type, size, category, created_at FROM stored_file "
+    "WHERE id = {} AND "
+)
+
+
+@get("/api/v1/files/{file_id:int}/info", opt={"permission": "files.read"}, tags=["files"])
+async def file_info(ctx: Ctx, file_id: FromPath[int]) -> FileOut:
+    """A stored file's metadata, if it belongs to a tenant the caller may read."""
+    svc = ctx.services
+    where, args = scope_filter(ctx.scope)
+    async with svc.db.scoped(ctx.scope, write=False):
+        row = await svc.db.fetchrow(FILE_INFO_SQL + where, file_id, *args)
+    if row is None:
+        raise NotFoundException("No such file.")
+    created = row["created_at"]
+    if isinstance(created, str):
+        created = datetime.fromisoformat(created)
+    return FileOut(row["id"], row["filename"], row["content_type"], row["size"], row["category"], created,
+                   ctx.url(f"/api/v1/files/{row['id']}"))
+
+
 @get("/api/v1/files/{file_id:int}", opt={"permission": "files.read"}, tags=["files"],
      media_type=MediaType.TEXT)
-async def download_file(ctx: RequestContext, file_id: int, request: Request[Any, Any, Any]) -> Response[bytes]:
+async def download_file(ctx: Ctx, file_id: FromPath[int], request: Request[Any, Any, Any]) -> Response[bytes]:
     """Download a file after checking it belongs to a tenant the caller may read."""
     svc = ctx.services
     where, args = scope_filter(ctx.scope)
@@ -212,4 +234,6 @@ def _quote(name: str) -> str:
     return quote(name, safe="")
 
 
-CORE_API = [healthz, readyz, metrics, list_plugins, list_permissions, read_audit, upload_file, download_file]
+CORE_API = [
+    healthz, readyz, metrics, list_plugins, list_permissions, read_audit, upload_file, file_info, download_file,
+]

@@ -1,0 +1,266 @@
+"""Shared fixtures: real PostgreSQL (own database and roles) and SQLite worlds, an HTTP client, accounts.
+
+Every test that takes ``world`` runs twice: on SQLite and on PostgreSQL with row-level security.
+The world is the demo (two regions × two schools each, a programme across both regions) plus a
+director, a teacher and a stored file in every school. With ``CI=true`` a missing service fails
+the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from core.app import build_plugin_host, build_services, create_app
+from core.config import Settings, load_settings
+from core.demo import load_demo
+from core.mail import OutboxMailer
+from core.migrate import migrate
+from core.scope import Scope
+from core.services import Services
+
+CI = os.environ.get("CI", "").lower() == "true"
+PG_ADMIN_URL = os.environ.get("MADRASA_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+BACKENDS = ["sqlite", "postgres"]
+SCHOOLS = ["lycee-ibn-batouta", "college-al-khawarizmi", "lycee-moulay-youssef", "ecole-al-amal"]
+PASSWORD = "correct-horse-42"
+
+
+def missing_service(message: str) -> None:
+    """Skip locally, fail on CI."""
+    if CI:
+        pytest.fail(f"{message} (CI=true: a missing service is a failure)")
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class PgServer:
+    """A throw-away database with an owner role and a plain application role."""
+
+    admin_url: str
+    database: str
+    owner: str
+    app_role: str
+    password: str
+
+    def url(self, role: str) -> str:
+        """Connection URL for a role."""
+        return f"postgresql://{role}:{self.password}@127.0.0.1:5432/{self.database}"
+
+
+def run_sync(coro: Any) -> Any:
+    """Run a coroutine on a private loop in a thread (set-up that must not touch the test loop)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def _create_pg(server: PgServer) -> None:
+    admin = await asyncpg.connect(server.admin_url, timeout=5)
+    try:
+        await admin.execute(f"CREATE ROLE {server.owner} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '{server.password}'")
+        await admin.execute(
+            f"CREATE ROLE {server.app_role} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '{server.password}'"
+        )
+        await admin.execute(f"CREATE DATABASE {server.database} OWNER {server.owner}")
+    finally:
+        await admin.close()
+    db_admin = await asyncpg.connect(server.admin_url.rsplit("/", 1)[0] + f"/{server.database}")
+    try:
+        await db_admin.execute(f"ALTER SCHEMA public OWNER TO {server.owner}")
+    finally:
+        await db_admin.close()
+
+
+async def _drop_pg(server: PgServer) -> None:
+    admin = await asyncpg.connect(server.admin_url, timeout=5)
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", server.database
+        )
+        await admin.execute(f"DROP DATABASE IF EXISTS {server.database}")
+        await admin.execute(f"DROP ROLE IF EXISTS {server.app_role}")
+        await admin.execute(f"DROP ROLE IF EXISTS {server.owner}")
+    finally:
+        await admin.close()
+
+
+async def _pg_reachable() -> str | None:
+    try:
+        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        return str(exc)
+    await conn.close()
+    return None
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """Create roles and a database for this test process; drop them afterwards."""
+    problem = run_sync(_pg_reachable())
+    if problem:
+        missing_service(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {problem}")
+    suffix = f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}_{secrets.token_hex(3)}"
+    server = PgServer(PG_ADMIN_URL, f"madrasa_test_{suffix}", f"madrasa_owner_{suffix}",
+                      f"madrasa_app_{suffix}", secrets.token_hex(12))
+    run_sync(_create_pg(server))
+    try:
+        yield server
+    finally:
+        run_sync(_drop_pg(server))
+
+
+def make_settings(backend: str, tmp: Path, pg: PgServer | None, **overrides: Any) -> Settings:
+    """Settings for a test world."""
+    base: dict[str, Any] = {
+        "data_dir": tmp,
+        "secret_key": "t" * 48,
+        "allowed_plugins": ("example",),
+        "password_hash_profile": "test",
+        "storage_root": tmp / "files",
+        "log_level": "WARNING",
+        "db_pool_min": 1,
+        "db_pool_max": 8,
+    }
+    if backend == "postgres":
+        assert pg is not None
+        base["database_url"] = pg.url(pg.app_role)
+        base["migration_database_url"] = pg.url(pg.owner)
+    base.update(overrides)
+    return load_settings({}, **base)
+
+
+@dataclass
+class World:
+    """A migrated, seeded deployment with an HTTP client."""
+
+    backend: str
+    settings: Settings
+    services: Services
+    app: Any
+    client: httpx.AsyncClient
+    passwords: dict[str, str]
+    pg: PgServer | None
+    ids: dict[str, int] = field(default_factory=dict)
+    files: dict[str, int] = field(default_factory=dict)
+    _tokens: dict[tuple[str, str | None], str] = field(default_factory=dict)
+
+    @property
+    def litestar(self) -> Any:
+        """The bare Litestar app (for route enumeration)."""
+        return self.app.litestar
+
+    async def token(self, email: str, tenant: str | None = None) -> str:
+        """An access token for an account (cached)."""
+        key = (email, tenant)
+        if key not in self._tokens:
+            body: dict[str, Any] = {"email": email, "password": self.passwords[email]}
+            if tenant:
+                body["tenant"] = tenant
+            response = await self.client.post("/api/v1/auth/token", json=body)
+            assert response.status_code == 200, response.text
+            self._tokens[key] = response.json()["access_token"]
+        return self._tokens[key]
+
+    async def api(self, method: str, path: str, *, as_: str | None = None, tenant: str | None = None,
+                  **kwargs: Any) -> httpx.Response:
+        """Call the API as an account, optionally under ``/t/<tenant>``."""
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if as_ is not None:
+            headers["authorization"] = f"Bearer {await self.token(as_)}"
+        url = f"/t/{tenant}{path}" if tenant else path
+        return await self.client.request(method, url, headers=headers, **kwargs)
+
+    async def add_person(self, email: str, role: str, tenant: str) -> str:
+        """Create an account with a role at a node; returns the e-mail."""
+        db = self.services.db
+        now = datetime.now(UTC)
+        async with db.transaction():
+            pid = await db.fetchval("SELECT id FROM person WHERE email = {}", email)
+            if pid is None:
+                row = await db.fetchrow(
+                    "INSERT INTO person (email, password_hash, full_name, full_name_ar, locale, active, created_at) "
+                    "VALUES ({}, {}, {}, {}, 'fr', {}, {}) RETURNING id",
+                    email, self.services.identity.hash_password(PASSWORD), email.split("@")[0], "", True, now,
+                )
+                assert row is not None
+                pid = row["id"]
+            await db.execute("INSERT INTO membership (person_id, role, tenant_id, created_at) VALUES ({}, {}, {}, {})",
+                             pid, role, self.ids[tenant], now)
+        self.services.grants.invalidate(pid)
+        self.passwords[email] = PASSWORD
+        return email
+
+
+def new_client(app: Any, ip: str = "127.0.0.1") -> httpx.AsyncClient:
+    """An HTTP client talking to the ASGI app in-process, over https so Secure cookies flow."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(ip, 40000)),
+                             base_url="https://testserver", follow_redirects=False)
+
+
+async def build_world(backend: str, tmp: Path, pg: PgServer | None) -> World:
+    """Migrate, load the demo, add staff and a file per school."""
+    settings = make_settings(backend, tmp, pg)
+    services = build_services(settings, plugins=build_plugin_host(settings), mailer=OutboxMailer())
+    await services.db.start()
+    await services.storage.ensure_ready()
+    await migrate(services.db, services.migration_sets)
+    accounts = await load_demo(services)
+    app = create_app(settings, services=services)
+    client = new_client(app)
+    world = World(backend, settings, services, app, client, {a.email: a.password for a in accounts}, pg)
+    rows = await services.db.fetch("SELECT id, slug FROM tenant")
+    world.ids = {r["slug"]: r["id"] for r in rows}
+    for school in SCHOOLS:
+        await world.add_person(f"director.{school}@test.ma", "school_director", school)
+        await world.add_person(f"teacher.{school}@test.ma", "teacher", school)
+        response = await world.api(
+            "POST", "/api/v1/files", as_=f"director.{school}@test.ma", tenant=school,
+            files={"file": (f"{school}.pdf", b"%PDF-1.4\n% test\n", "application/pdf")},
+        )
+        assert response.status_code == 201, response.text
+        world.files[school] = response.json()["id"]
+    return world
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+async def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    """The seeded deployment on each backend (shared by the tests of a session)."""
+    backend = request.param
+    pg = request.getfixturevalue("pg_server") if backend == "postgres" else None
+    w = await build_world(backend, tmp_path_factory.mktemp(f"world-{backend}"), pg)
+    try:
+        yield w
+    finally:
+        await w.client.aclose()
+        await w.services.db.stop()
+
+
+@pytest.fixture
+def platform_scope() -> Scope:
+    """The platform scope."""
+    return Scope.everything()
+
+
+@pytest.fixture(scope="session")
+def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
+    """The default policy (named so that pytest-asyncio uses one loop for the session)."""
+    return asyncio.DefaultEventLoopPolicy()
