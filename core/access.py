@@ -88,7 +88,7 @@ class GrantStore:
         for r in rows:
             if r["programme_id"] is not None:
                 schools = await self.db.fetch(
-                    "SELECT t.path FROM programme_school ps JOIN tenant t ON t.id = ps.school_id "
+                    "SELECT t.path FROM programme_school ps JOIN tenant t ON t.id = ps.tenant_id "
                     "WHERE ps.programme_id = {}",
                     r["programme_id"],
                 )

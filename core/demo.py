@@ -95,7 +95,7 @@ async def load_demo(services: Services) -> list[DemoAccount]:
         )
         assert programme is not None
         for school in ("lycee-ibn-batouta", "lycee-moulay-youssef"):
-            await db.execute("INSERT INTO programme_school (programme_id, school_id) VALUES ({}, {})",
+            await db.execute("INSERT INTO programme_school (programme_id, tenant_id) VALUES ({}, {})",
                              programme["id"], ids[school])
         await db.execute(
             "INSERT INTO module_setting (module, programme_id, enabled, reason, updated_at) "

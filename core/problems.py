@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.response import Template
+from litestar.response import Redirect, Template
 
 from core.middleware import is_api
 
@@ -75,6 +76,9 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: Exception) -> R
     if is_api(request.url.path) or "text/html" not in request.headers.get("accept", ""):
         return problem(status, detail, extra=extra, headers=headers, instance=state.get("request_id"))
     ctx = state.get("ctx")
+    if status == 401:
+        prefix = getattr(ctx, "prefix", "") or state.get("tenant_prefix", "")
+        return Redirect(f"{prefix}/login?next={quote(prefix + request.url.path)}")  # type: ignore[return-value]
     template = "error.html"
     if status == 403 and type(exc).__name__ == "TenantSuspended":
         template = "suspended.html"

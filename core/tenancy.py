@@ -187,7 +187,7 @@ class TenantDirectory:
         """Programmes a school belongs to."""
         async def load() -> tuple[int, ...]:
             rows = await self.db.fetch(
-                "SELECT programme_id FROM programme_school WHERE school_id = {} ORDER BY programme_id", school_id
+                "SELECT programme_id FROM programme_school WHERE tenant_id = {} ORDER BY programme_id", school_id
             )
             return tuple(r["programme_id"] for r in rows)
 

@@ -205,7 +205,7 @@ class ProgrammeController(Controller):
         """A programme the caller manages, with its schools."""
         row = await service.programme_by_slug(ctx, slug)
         schools = await ctx.services.db.fetch(
-            "SELECT t.slug FROM programme_school ps JOIN tenant t ON t.id = ps.school_id WHERE ps.programme_id = {} "
+            "SELECT t.slug FROM programme_school ps JOIN tenant t ON t.id = ps.tenant_id WHERE ps.programme_id = {} "
             "ORDER BY t.slug", row["id"],
         )
         return ProgrammeOut(row["id"], row["slug"], row["name_fr"], [s["slug"] for s in schools])

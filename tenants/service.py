@@ -128,9 +128,9 @@ async def set_programme_module(ctx: RequestContext, programme: dict[str, Any], m
     before, after = await svc.modules.set(module, enabled, programme_id=programme["id"], actor_id=ctx.person_id,
                                           reason=reason)
     # One entry per member school, so each region sees what a programme changed in its schools.
-    schools = await svc.db.fetch("SELECT school_id FROM programme_school WHERE programme_id = {}", programme["id"])
+    schools = await svc.db.fetch("SELECT tenant_id FROM programme_school WHERE programme_id = {}", programme["id"])
     for row in schools:
-        school = await svc.tenants.by_id(row["school_id"])
+        school = await svc.tenants.by_id(row["tenant_id"])
         await audit.record(svc.db, actor_id=ctx.person_id, action="module.set", object_type="programme_module",
                            object_id=f"{programme['slug']}:{module}", tenant=school, before={"enabled": before},
                            after={"enabled": after}, reason=reason)
@@ -160,10 +160,10 @@ async def add_programme_school(ctx: RequestContext, programme: dict[str, Any], s
         raise ClientException(f"{school.slug} is a {school.kind}, not a school.")
     svc = ctx.services
     exists = await svc.db.fetchval(
-        "SELECT id FROM programme_school WHERE programme_id = {} AND school_id = {}", programme["id"], school.id
+        "SELECT id FROM programme_school WHERE programme_id = {} AND tenant_id = {}", programme["id"], school.id
     )
     if exists is None:
-        await svc.db.execute("INSERT INTO programme_school (programme_id, school_id) VALUES ({}, {})",
+        await svc.db.execute("INSERT INTO programme_school (programme_id, tenant_id) VALUES ({}, {})",
                              programme["id"], school.id)
         await audit.record(svc.db, actor_id=ctx.person_id, action="programme.add_school", object_type="programme",
                            object_id=programme["slug"], tenant=school, after={"school": school.slug})

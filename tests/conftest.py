@@ -26,7 +26,9 @@ import pytest
 from core.app import build_plugin_host, build_services, create_app
 from core.config import Settings, load_settings
 from core.demo import load_demo
+from core.identity import sha256
 from core.mail import OutboxMailer
+from core.middleware import SESSION_COOKIE
 from core.migrate import migrate
 from core.scope import Scope
 from core.services import Services
@@ -162,6 +164,7 @@ class World:
     ids: dict[str, int] = field(default_factory=dict)
     files: dict[str, int] = field(default_factory=dict)
     _tokens: dict[tuple[str, str | None], str] = field(default_factory=dict)
+    _cookies: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def litestar(self) -> Any:
@@ -180,12 +183,31 @@ class World:
             self._tokens[key] = response.json()["access_token"]
         return self._tokens[key]
 
+    async def web_session(self, email: str) -> tuple[str, str]:
+        """A logged-in browser session: ``(cookie, csrf token)`` (cached)."""
+        if email not in self._cookies:
+            client = new_client(self.app)
+            response = await client.post("/login", data={"email": email, "password": self.passwords[email]})
+            await client.aclose()
+            assert response.status_code == 302, response.text
+            cookie = response.cookies[SESSION_COOKIE]
+            csrf = await self.services.db.fetchval(
+                "SELECT csrf_token FROM auth_session WHERE secret_hash = {}", sha256(cookie)
+            )
+            self._cookies[email] = (cookie, csrf)
+        return self._cookies[email]
+
     async def api(self, method: str, path: str, *, as_: str | None = None, tenant: str | None = None,
                   **kwargs: Any) -> httpx.Response:
-        """Call the API as an account, optionally under ``/t/<tenant>``."""
+        """Call the app as an account (bearer on the API, session cookie on pages), under ``/t/<tenant>``."""
         headers = dict(kwargs.pop("headers", {}) or {})
-        if as_ is not None:
+        if as_ is not None and path.startswith("/api/"):
             headers["authorization"] = f"Bearer {await self.token(as_)}"
+        elif as_ is not None:
+            cookie, csrf = await self.web_session(as_)
+            headers["cookie"] = f"{SESSION_COOKIE}={cookie}"
+            headers["x-csrf-token"] = csrf
+            headers.setdefault("accept", "text/html")
         url = f"/t/{tenant}{path}" if tenant else path
         return await self.client.request(method, url, headers=headers, **kwargs)
 
@@ -254,13 +276,21 @@ async def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         await w.services.db.stop()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run ``postgres_only`` tests on the PostgreSQL world only (deselected, not skipped, on SQLite)."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if item.get_closest_marker("postgres_only") and callspec and callspec.params.get("world") == "sqlite":
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture
 def platform_scope() -> Scope:
     """The platform scope."""
     return Scope.everything()
-
-
-@pytest.fixture(scope="session")
-def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
-    """The default policy (named so that pytest-asyncio uses one loop for the session)."""
-    return asyncio.DefaultEventLoopPolicy()

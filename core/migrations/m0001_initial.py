@@ -7,7 +7,7 @@ from core.tables import CORE_TABLES
 async def forwards(m: Migrator) -> None:
     """Create the core tables, their composite constraints and row-level security."""
     await m.create_tables(*CORE_TABLES)
-    await m.sql('CREATE UNIQUE INDEX programme_school_unique ON "programme_school" (programme_id, school_id)')
+    await m.sql('CREATE UNIQUE INDEX programme_school_unique ON "programme_school" (programme_id, tenant_id)')
     await m.sql(
         'CREATE UNIQUE INDEX membership_unique ON "membership" '
         "(person_id, role, COALESCE(tenant_id, 0), COALESCE(programme_id, 0))"

@@ -1,0 +1,178 @@
+"""Isolation across tenants: every route the app exposes, tried by members of one tenant on another's objects.
+
+The routes are enumerated from the application, not listed by hand. A route whose path
+parameters or body the table below cannot fill makes the test fail, so a new route cannot
+slip through untested.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from core.permissions import AUTHENTICATED, PUBLIC
+
+HOME = "lycee-ibn-batouta"  # region casablanca-settat
+FOREIGN = "lycee-moulay-youssef"  # region rabat-sale-kenitra
+FOREIGN_REGION = "rabat-sale-kenitra"
+
+
+def foreign_values(world: Any) -> dict[str, Any]:
+    """Path-parameter values that name the other region's objects."""
+    return {
+        "slug": FOREIGN,
+        "file_id": world.files[FOREIGN],
+        "module": "grades",
+        "code": "ar",
+    }
+
+
+# Request bodies valid in shape, so a 403/404 cannot come from a 400 on the body.
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/api/v1/tenants"): {"parent": FOREIGN_REGION, "kind": "province", "slug": "intruder-province",
+                                  "name_fr": "Intrus"},
+    ("POST", "/api/v1/tenants/{slug:str}/status"): {"status": "suspended", "reason": "isolation test"},
+    ("PUT", "/api/v1/tenants/{slug:str}/modules/{module:str}"): {"enabled": False, "reason": "isolation test"},
+    ("POST", "/api/v1/programmes"): {"slug": "intruder-programme", "name_fr": "Intrus"},
+    ("POST", "/api/v1/programmes/{slug:str}/schools"): {"school": FOREIGN},
+    ("PUT", "/api/v1/programmes/{slug:str}/modules/{module:str}"): {"enabled": False, "reason": "isolation test"},
+    ("POST", "/api/v1/people"): {"email": "intruder@test.ma", "full_name": "Intrus", "role": "teacher",
+                                 "tenant": FOREIGN},
+    ("POST", "/api/v1/files"): None,  # multipart, sent below
+}
+FILES = {"file": ("x.pdf", b"%PDF-1.4\n", "application/pdf")}
+
+# Actors from the home region who must not reach the foreign one.
+ACTORS = [
+    "region.casa@madrasa.demo",
+    "province.anfa@madrasa.demo",
+    f"director.{HOME}@test.ma",
+    f"teacher.{HOME}@test.ma",
+    "parent@madrasa.demo",
+    "student@madrasa.demo",
+]
+
+
+def app_routes(world: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(method, path, opt)`` for every HTTP route of the app."""
+    out = []
+    for route in world.litestar.routes:
+        for handler in getattr(route, "route_handlers", []):
+            for method in sorted(getattr(handler, "http_methods", [])):
+                if method in ("HEAD", "OPTIONS"):
+                    continue
+                out.append((method, route.path, handler.opt))
+    return out
+
+
+def fill(path: str, values: dict[str, Any]) -> str:
+    """Substitute ``{name:type}`` path parameters; fails on a parameter it cannot fill."""
+    import re
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            pytest.fail(f"isolation suite: no foreign sample for path parameter {name!r} in {path}")
+        return str(values[name])
+
+    return re.sub(r"\{(\w+)(?::[^}]+)?\}", sub, path)
+
+
+def protected_routes(world: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    """Routes that need a tenant role (neither public nor open to any logged-in person)."""
+    return [r for r in app_routes(world) if r[2].get("permission") not in (PUBLIC, AUTHENTICATED)]
+
+
+async def call(world: Any, method: str, path: str, actor: str, tenant: str | None) -> Any:
+    """Send a request with a plausible body."""
+    key = (method, path)
+    kwargs: dict[str, Any] = {}
+    if method in ("POST", "PUT", "PATCH"):
+        if key not in BODIES:
+            pytest.fail(f"isolation suite: no sample body for {method} {path}")
+        if BODIES[key] is None:
+            kwargs["files"] = FILES
+        else:
+            kwargs["json"] = BODIES[key]
+    url = fill(path, foreign_values(world))
+    return await world.api(method, url, as_=actor, tenant=tenant, **kwargs)
+
+
+async def test_enumeration_finds_the_routes(world):
+    paths = {p for _, p, _ in protected_routes(world)}
+    assert "/api/v1/tenants/{slug:str}/modules/{module:str}" in paths
+    assert "/api/v1/files/{file_id:int}" in paths
+    assert "/api/v1/example/hello" in paths  # third-party plugin routes are included
+    assert len(paths) >= 15
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+async def test_foreign_tenant_prefix_is_refused_on_every_route(world, actor):
+    """Under ``/t/<foreign school>/`` every protected route answers 403 or 404."""
+    failures = []
+    for method, path, _ in protected_routes(world):
+        response = await call(world, method, path, actor, FOREIGN)
+        if response.status_code not in (403, 404):
+            failures.append(f"{method} {path}: {response.status_code} {response.text[:120]}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+async def test_foreign_object_ids_are_refused_from_home(world, actor):
+    """Under the actor's own tenant, ids and slugs of the other region answer 403 or 404."""
+    failures = []
+    for method, path, _ in protected_routes(world):
+        if "{" not in path and method == "GET":
+            continue  # nothing foreign to name; covered by the prefix test
+        response = await call(world, method, path, actor, HOME)
+        if method == "POST" and path == "/api/v1/files":
+            continue  # uploading to one's own school is allowed; the object lands at home
+        if response.status_code not in (403, 404):
+            failures.append(f"{method} {path}: {response.status_code} {response.text[:120]}")
+    assert not failures, "\n".join(failures)
+
+
+async def test_nothing_was_written_by_the_attempts(world):
+    """The refused writes above left no trace in the foreign region."""
+    db = world.services.db
+    assert await db.fetchval("SELECT COUNT(*) FROM tenant WHERE slug = 'intruder-province'") == 0
+    assert await db.fetchval("SELECT COUNT(*) FROM programme WHERE slug = 'intruder-programme'") == 0
+    assert await db.fetchval("SELECT COUNT(*) FROM person WHERE email = 'intruder@test.ma'") == 0
+    node = await world.services.tenants.by_slug(FOREIGN)
+    assert node.status == "active"
+
+
+async def test_home_access_still_works(world):
+    """The same actors reach their own school's objects (so the refusals above are meaningful)."""
+    director = f"director.{HOME}@test.ma"
+    response = await world.api("GET", f"/api/v1/files/{world.files[HOME]}/info", as_=director, tenant=HOME)
+    assert response.status_code == 200
+    response = await world.api("GET", f"/api/v1/tenants/{HOME}", as_="region.casa@madrasa.demo")
+    assert response.status_code == 200
+    response = await world.api("GET", "/api/v1/example/hello", as_=f"teacher.{HOME}@test.ma", tenant=HOME)
+    assert response.status_code == 200 and response.json() == {"hello": HOME}
+
+
+async def test_region_admin_lists_only_own_region(world):
+    response = await world.api("GET", "/api/v1/tenants", as_="region.casa@madrasa.demo")
+    slugs = {t["slug"] for t in response.json()}
+    assert {"casablanca-settat", "lycee-ibn-batouta", "college-al-khawarizmi"} <= slugs
+    assert not slugs & {"rabat-sale-kenitra", "lycee-moulay-youssef", "ecole-al-amal", "platform"}
+
+
+async def test_platform_admin_sees_both_regions(world):
+    response = await world.api("GET", "/api/v1/tenants", as_="admin@madrasa.demo")
+    slugs = {t["slug"] for t in response.json()}
+    assert {"casablanca-settat", "rabat-sale-kenitra", "lycee-moulay-youssef"} <= slugs
+
+
+async def test_audit_is_scoped_to_the_readers_tenants(world):
+    casa = await world.api("GET", "/api/v1/audit", as_="region.casa@madrasa.demo", params={"limit": 500})
+    assert casa.status_code == 200
+    casa_ids = {e["tenant_id"] for e in casa.json()}
+    assert world.ids[HOME] in casa_ids
+    assert world.ids[FOREIGN] not in casa_ids
+    rabat = await world.api("GET", "/api/v1/audit", as_="region.rabat@madrasa.demo", params={"limit": 500})
+    assert world.ids[FOREIGN] in {e["tenant_id"] for e in rabat.json()}
+    assert world.ids[HOME] not in {e["tenant_id"] for e in rabat.json()}
