@@ -54,9 +54,13 @@ def madrasa_tables() -> list[type[Table]]:
     """Return the plugin's Piccolo tables, so the host binds them to the database."""
 
 
-@hookspec(firstresult=True)
+@hookspec
 def madrasa_migrations() -> MigrationSet:
-    """Return the plugin's migration set (an app label and a package of migration modules)."""
+    """Return the plugin's migration set (an app label and a package of migration modules).
+
+    The host asks each plugin separately and applies core's migrations first, then each
+    plugin's in plugin-name order.
+    """
 
 
 @hookspec
@@ -121,5 +125,6 @@ def madrasa_exports(ctx: RequestContext) -> list[dict[str, str]]:
 def madrasa_handle_event(event: Event) -> Any:
     """React to a domain event after its transaction committed; may return an awaitable.
 
-    Only plugins enabled for the event's school are called.
+    Only plugins enabled at the event's tenant are called; an event without a tenant
+    (a platform event) reaches every plugin.
     """

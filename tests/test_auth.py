@@ -1,0 +1,183 @@
+"""Authentication: passwords, throttling, tokens (expired, revoked, forged, rotated), cookies and CSRF."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+from argon2 import PasswordHasher
+
+from core.identity import check_password_strength
+from tests.conftest import PASSWORD, new_client
+
+TEACHER = "teacher.lycee-ibn-batouta@test.ma"
+
+
+async def login(client, email, password, **extra):
+    return await client.post("/api/v1/auth/token", json={"email": email, "password": password, **extra})
+
+
+async def test_passwords_are_argon2id(world):
+    stored = await world.services.db.fetchval("SELECT password_hash FROM person WHERE email = {}", TEACHER)
+    assert stored.startswith("$argon2id$")
+    assert PasswordHasher().verify(stored, PASSWORD)
+
+
+async def test_wrong_password_and_unknown_account_look_the_same(world):
+    client = new_client(world.app, ip="10.0.0.1")
+    wrong = await login(client, TEACHER, "not-the-password")
+    unknown = await login(client, "nobody@test.ma", "whatever-1")
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json()["detail"] == unknown.json()["detail"] == "Wrong e-mail or password."
+    await client.aclose()
+
+
+async def test_login_is_throttled_per_account(world):
+    email = await world.add_person(f"throttle.{world.backend}@test.ma", "teacher", "lycee-ibn-batouta")
+    client = new_client(world.app, ip="10.0.0.2")
+    for _ in range(world.settings.login_max_failures):
+        assert (await login(client, email, "wrong-password-1")).status_code == 401
+    blocked = await login(client, email, PASSWORD)  # even the right password waits
+    assert blocked.status_code == 429
+    assert int(blocked.headers["retry-after"]) > 0
+    assert blocked.headers["content-type"].startswith("application/problem+json")
+    # another account from another address is unaffected
+    other = new_client(world.app, ip="10.0.0.3")
+    assert (await login(other, TEACHER, PASSWORD)).status_code == 200
+    await client.aclose()
+    await other.aclose()
+
+
+async def test_login_is_throttled_per_address(world):
+    client = new_client(world.app, ip="10.0.0.4")
+    limit = world.settings.login_max_failures * 10
+    for i in range(limit):
+        await login(client, f"spray{i}.{world.backend}@test.ma", "wrong-password-1")
+    assert (await login(client, TEACHER, PASSWORD)).status_code == 429
+    other = new_client(world.app, ip="10.0.0.5")
+    assert (await login(other, TEACHER, PASSWORD)).status_code == 200
+    await client.aclose()
+    await other.aclose()
+
+
+async def test_token_for_a_tenant_without_membership_is_refused(world):
+    client = new_client(world.app, ip="10.0.0.6")
+    response = await login(client, TEACHER, PASSWORD, tenant="lycee-moulay-youssef")
+    assert response.status_code == 401
+    response = await login(client, TEACHER, PASSWORD, tenant="lycee-ibn-batouta")
+    assert response.status_code == 200
+    await client.aclose()
+
+
+def claims_token(world, **changes) -> str:
+    now = int(time.time())
+    claims = {"sub": "1", "sid": "nope", "iat": now, "exp": now + 60, "typ": "access", **changes}
+    return jwt.encode(claims, world.settings.secret_key, algorithm="HS256")
+
+
+@pytest.mark.parametrize("case", ["expired", "forged", "garbage", "wrong-type", "unknown-session", "not-bearer"])
+async def test_bad_tokens_get_401(world, case):
+    me = await world.api("GET", "/api/v1/me", as_=TEACHER)
+    session = jwt.decode(await world.token(TEACHER), options={"verify_signature": False})
+    token = {
+        "expired": claims_token(world, sub=session["sub"], sid=session["sid"], exp=int(time.time()) - 5),
+        "forged": jwt.encode({**session, "exp": int(time.time()) + 60}, "x" * 48, algorithm="HS256"),
+        "garbage": "not.a.token",
+        "wrong-type": claims_token(world, sub=session["sub"], sid=session["sid"], typ="refresh"),
+        "unknown-session": claims_token(world, sub=session["sub"]),
+        "not-bearer": None,
+    }[case]
+    assert me.status_code == 200
+    headers = {"authorization": f"Bearer {token}"} if token else {"authorization": "Basic dXNlcjpwYXNz"}
+    response = await world.client.get("/api/v1/me", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_no_token_gets_401_on_protected_api(world):
+    response = await world.client.get("/api/v1/me")
+    assert response.status_code == 401
+
+
+async def test_logout_revokes_the_access_token(world):
+    client = new_client(world.app, ip="10.0.0.7")
+    tokens = (await login(client, TEACHER, PASSWORD)).json()
+    auth = {"authorization": f"Bearer {tokens['access_token']}"}
+    assert (await client.get("/api/v1/me", headers=auth)).status_code == 200
+    assert (await client.post("/api/v1/auth/logout", headers=auth)).status_code == 204
+    assert (await client.get("/api/v1/me", headers=auth)).status_code == 401
+    assert (await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+            ).status_code == 401
+    await client.aclose()
+
+
+async def test_refresh_rotates_and_reuse_revokes_the_family(world):
+    client = new_client(world.app, ip="10.0.0.8")
+    first = (await login(client, TEACHER, PASSWORD)).json()
+    second = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert second.status_code == 200
+    second = second.json()
+    assert second["refresh_token"] != first["refresh_token"]
+    auth = {"authorization": f"Bearer {second['access_token']}"}
+    assert (await client.get("/api/v1/me", headers=auth)).status_code == 200
+    # replaying the old refresh token: refused, and the whole session is revoked
+    replay = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert replay.status_code == 401
+    assert (await client.get("/api/v1/me", headers=auth)).status_code == 401
+    assert (await client.post("/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})
+            ).status_code == 401
+    await client.aclose()
+
+
+async def test_browser_session_cookie_flags(world):
+    client = new_client(world.app, ip="10.0.0.9")
+    response = await client.post("/t/lycee-ibn-batouta/login", data={"email": TEACHER, "password": PASSWORD})
+    assert response.status_code == 302
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie and "secure" in cookie
+    assert response.headers["location"] == "/t/lycee-ibn-batouta/"
+    home = await client.get("/t/lycee-ibn-batouta/")
+    assert home.status_code == 200 and "csrf_token" in home.text
+    await client.aclose()
+
+
+async def test_html_login_failure_shows_the_form_again(world):
+    client = new_client(world.app, ip="10.0.0.10")
+    response = await client.post("/t/lycee-ibn-batouta/login", data={"email": TEACHER, "password": "bad-one-1"})
+    assert response.status_code == 401
+    assert 'role="alert"' in response.text and "set-cookie" not in response.headers
+    await client.aclose()
+
+
+async def test_unsafe_form_post_without_csrf_is_403(world):
+    client = new_client(world.app, ip="10.0.0.11")
+    await client.post("/t/lycee-ibn-batouta/login", data={"email": TEACHER, "password": PASSWORD})
+    missing = await client.post("/t/lycee-ibn-batouta/logout", data={}, headers={"accept": "text/html"})
+    assert missing.status_code == 403
+    wrong = await client.post("/t/lycee-ibn-batouta/logout", data={"csrf_token": "forged"},
+                              headers={"accept": "text/html"})
+    assert wrong.status_code == 403
+    # still logged in, then a proper logout with the page's token
+    home = await client.get("/t/lycee-ibn-batouta/")
+    assert home.status_code == 200
+    token = home.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    done = await client.post("/t/lycee-ibn-batouta/logout", data={"csrf_token": token})
+    assert done.status_code == 302
+    after = await client.get("/t/lycee-ibn-batouta/")
+    assert after.status_code == 302 and after.headers["location"].endswith("/login")
+    await client.aclose()
+
+
+async def test_api_ignores_session_cookies(world):
+    """The JSON API authenticates by bearer token only, so a cookie cannot be ridden cross-site."""
+    cookie, _ = await world.web_session(TEACHER)
+    response = await world.client.get("/api/v1/me", headers={"cookie": f"madrasa_session={cookie}"})
+    assert response.status_code == 401
+
+
+def test_password_strength_rules():
+    assert check_password_strength("short1") is not None
+    assert check_password_strength("onlyletterslong") is not None
+    assert check_password_strength("12345678901") is not None
+    assert check_password_strength("letters-and-42") is None
