@@ -93,6 +93,9 @@ class AccessMiddleware(ASGIMiddleware):
         request: Request[Any, Any, Any] = Request(scope, receive)
         services: Services = scope["litestar_app"].state.services  # type: ignore[typeddict-item]
         handler = scope["route_handler"]  # type: ignore[typeddict-item]
+        if is_framework_options(handler):
+            await next_app(scope, receive, send)  # Litestar's automatic OPTIONS answer: headers only
+            return
         permission = handler.opt.get("permission")
         if permission is None or permission not in services.permissions:
             raise PermissionDeniedException(f"Route {scope['path']} declares no known permission.")
@@ -183,6 +186,12 @@ class AccessMiddleware(ASGIMiddleware):
             sent = form.get(CSRF_FIELD)
         if not sent or not isinstance(sent, str) or sent != session.csrf_token:
             raise PermissionDeniedException("Missing or wrong CSRF token; reload the page and try again.")
+
+
+def is_framework_options(handler: Any) -> bool:
+    """Whether a handler is the ``OPTIONS`` responder Litestar adds to every path (it reads no data)."""
+    fn = getattr(handler, "fn", None)
+    return getattr(fn, "__module__", "").startswith("litestar.") and handler.http_methods == {"OPTIONS"}
 
 
 def _looks_like_tenant_host(host: str, base_domain: str) -> bool:

@@ -183,6 +183,11 @@ class World:
             self._tokens[key] = response.json()["access_token"]
         return self._tokens[key]
 
+    async def sql(self, query: str, *args: Any) -> Any:
+        """A single value, read with the platform scope (RLS would hide tenant rows otherwise)."""
+        async with self.services.db.scoped(Scope.everything(), write=False):
+            return await self.services.db.fetchval(query, *args)
+
     async def web_session(self, email: str) -> tuple[str, str]:
         """A logged-in browser session: ``(cookie, csrf token)`` (cached)."""
         if email not in self._cookies:
