@@ -12,8 +12,13 @@ ADMINS = frozenset({"platform_admin", "region_admin", "province_admin", "program
 @hookimpl
 def madrasa_plugin_info() -> PluginInfo:
     """The administration UI cannot be switched off."""
-    return PluginInfo(name="admin_ui", label="Administration", version="0.1.0", toggleable=False,
-                      description="Administration pages for platform, region and programme managers")
+    return PluginInfo(
+        name="admin_ui",
+        label="Administration",
+        version="0.1.0",
+        toggleable=False,
+        description="Administration pages for platform, region and programme managers",
+    )
 
 
 @hookimpl

@@ -100,8 +100,9 @@ def build_baseline_app(dsn: str, scope: str, pool_min: int, pool_max: int) -> An
             raise NotFoundException("No such file.")
         return dict(row)
 
-    return Litestar(route_handlers=[file_info], lifespan=[lifespan], openapi_config=None, debug=False,
-                    logging_config=None)
+    return Litestar(
+        route_handlers=[file_info], lifespan=[lifespan], openapi_config=None, debug=False, logging_config=None
+    )
 
 
 def serve_baseline(port: int, dsn: str, scope: str) -> int:
@@ -131,6 +132,8 @@ class LoadResult:
     p99_ms: float | None
     bad_responses: int
     errors: int
+    #: Server CPU time (user + system) per request, in microseconds; ``None`` where /proc is missing.
+    cpu_us: float | None = None
 
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
@@ -225,8 +228,12 @@ async def python_load(url: str, duration: float, connections: int, headers: Sequ
         return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else None
 
     return {
-        "rps": len(latencies) / elapsed, "requests": len(latencies), "p50_ms": pct(0.50), "p99_ms": pct(0.99),
-        "bad_responses": sum(n for s, n in statuses.items() if not 200 <= s < 400), "errors": errors,
+        "rps": len(latencies) / elapsed,
+        "requests": len(latencies),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "bad_responses": sum(n for s, n in statuses.items() if not 200 <= s < 400),
+        "errors": errors,
     }
 
 
@@ -264,8 +271,16 @@ class Loader:
                 cmd += ["-H", header]
             out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True, timeout=duration + 60)
             return parse_wrk(out.stdout)
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--load-client", url, "--duration", str(duration),
-               "--connections", str(self.connections)]
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--load-client",
+            url,
+            "--duration",
+            str(duration),
+            "--connections",
+            str(self.connections),
+        ]
         for header in headers:
             cmd += ["--header", header]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=duration + 60)
@@ -398,6 +413,14 @@ class Server:
             time.sleep(0.2)
         raise RuntimeError(f"{self.name} not ready at {url} after {timeout:.0f} s ({last}):\n{self.tail()}")
 
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time the server process has used so far (Linux ``/proc``)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 10 s (this process only, by its id)."""
         if self.proc.poll() is None:
@@ -446,7 +469,8 @@ def _fmt(result: LoadResult) -> str:
     lat = ""
     if result.p50_ms is not None and result.p99_ms is not None:
         lat = f"   p50 {result.p50_ms:6.2f} ms   p99 {result.p99_ms:6.2f} ms"
-    return f"{result.rps:8.1f} req/s{lat}   ({result.requests} requests)"
+    cpu = f"   server CPU {result.cpu_us:5.0f} µs/req" if result.cpu_us is not None else ""
+    return f"{result.rps:8.1f} req/s{lat}{cpu}   ({result.requests} requests)"
 
 
 def benchmark(args: argparse.Namespace) -> int:
@@ -454,8 +478,13 @@ def benchmark(args: argparse.Namespace) -> int:
     import httpx
 
     suffix = f"{os.getpid()}_{secrets.token_hex(3)}"
-    pg = PgWorld(args.admin_url, f"madrasa_bench_{suffix}", f"madrasa_bench_owner_{suffix}",
-                 f"madrasa_bench_app_{suffix}", secrets.token_hex(12))
+    pg = PgWorld(
+        args.admin_url,
+        f"madrasa_bench_{suffix}",
+        f"madrasa_bench_owner_{suffix}",
+        f"madrasa_bench_app_{suffix}",
+        secrets.token_hex(12),
+    )
     servers: list[Server] = []
     tmp = Path(tempfile.mkdtemp(prefix="madrasa-bench-"))
     pg_touched = False
@@ -466,17 +495,19 @@ def benchmark(args: argparse.Namespace) -> int:
         data_dir = tmp / "data"
         total_seconds = args.rounds * 2 * (args.duration + args.warmup) + 600
         env = {k: v for k, v in os.environ.items() if not k.startswith("MADRASA_")}
-        env.update({
-            "MADRASA_DATABASE_URL": pg.url(pg.app_role),
-            "MADRASA_MIGRATION_DATABASE_URL": pg.url(pg.owner),
-            "MADRASA_SECRET_KEY": secrets.token_urlsafe(48),
-            "MADRASA_DATA_DIR": str(data_dir),
-            "MADRASA_LOG_LEVEL": "WARNING",
-            "MADRASA_DB_POOL_MIN": str(POOL_MIN),
-            "MADRASA_DB_POOL_MAX": str(POOL_MAX),
-            # Long enough that the token outlives every run (expiry would turn the load into 401s).
-            "MADRASA_ACCESS_TOKEN_TTL": str(max(900, int(total_seconds))),
-        })
+        env.update(
+            {
+                "MADRASA_DATABASE_URL": pg.url(pg.app_role),
+                "MADRASA_MIGRATION_DATABASE_URL": pg.url(pg.owner),
+                "MADRASA_SECRET_KEY": secrets.token_urlsafe(48),
+                "MADRASA_DATA_DIR": str(data_dir),
+                "MADRASA_LOG_LEVEL": "WARNING",
+                "MADRASA_DB_POOL_MIN": str(POOL_MIN),
+                "MADRASA_DB_POOL_MAX": str(POOL_MAX),
+                # Long enough that the token outlives every run (expiry would turn the load into 401s).
+                "MADRASA_ACCESS_TOKEN_TTL": str(max(900, int(total_seconds))),
+            }
+        )
         print(f"PostgreSQL {pg_version}: database {pg.database}; loading the demo …", flush=True)
         demo = subprocess.run([*madrasa_command(), "demo", "--no-serve"], env=env, capture_output=True, text=True)
         if demo.returncode != 0:
@@ -489,15 +520,24 @@ def benchmark(args: argparse.Namespace) -> int:
         app_port = free_port()
         app_base = f"http://127.0.0.1:{app_port}"
         app_env = {**env, "MADRASA_PORT": str(app_port)}
-        servers.append(Server("madrasa serve", [*madrasa_command(), "serve", "--host", "127.0.0.1", "--port",
-                                                str(app_port)], app_env, tmp / "madrasa.log"))
+        servers.append(
+            Server(
+                "madrasa serve",
+                [*madrasa_command(), "serve", "--host", "127.0.0.1", "--port", str(app_port)],
+                app_env,
+                tmp / "madrasa.log",
+            )
+        )
         servers[-1].wait_ok(f"{app_base}/readyz")
 
         with httpx.Client(base_url=app_base, timeout=30) as client:
             director = account("school_director")
             director_token = login(client, director["email"], director["password"])
-            upload = client.post(f"/t/{SCHOOL}/api/v1/files", headers={"Authorization": f"Bearer {director_token}"},
-                                 files={"file": ("benchmark.pdf", PDF, "application/pdf")})
+            upload = client.post(
+                f"/t/{SCHOOL}/api/v1/files",
+                headers={"Authorization": f"Bearer {director_token}"},
+                files={"file": ("benchmark.pdf", PDF, "application/pdf")},
+            )
             if upload.status_code != 201:
                 raise RuntimeError(f"upload: {upload.status_code} {upload.text}")
             file_id = int(upload.json()["id"])
@@ -516,11 +556,22 @@ def benchmark(args: argparse.Namespace) -> int:
         base_port = free_port()
         base_base = f"http://127.0.0.1:{base_port}"
         base_path = f"/api/v1/files/{file_id}/info"
-        servers.append(Server(
-            "baseline", [sys.executable, str(Path(__file__).resolve()), "--baseline-server", str(base_port),
-                         pg.url(pg.app_role), "--scope", scope],
-            env, tmp / "baseline.log",
-        ))
+        servers.append(
+            Server(
+                "baseline",
+                [
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "--baseline-server",
+                    str(base_port),
+                    pg.url(pg.app_role),
+                    "--scope",
+                    scope,
+                ],
+                env,
+                tmp / "baseline.log",
+            )
+        )
         servers[-1].wait_ok(base_base + base_path)
         base_body = httpx.get(base_base + base_path, timeout=10).json()
         diffs = _same_row(app_body, base_body)
@@ -529,13 +580,21 @@ def benchmark(args: argparse.Namespace) -> int:
 
         targets = {"madrasa": (app_base + app_path, servers[0]), "baseline": (base_base + base_path, servers[1])}
         results: dict[str, list[LoadResult]] = {"madrasa": [], "baseline": []}
-        print(f"file {file_id} verified on both (200, same row); load: {loader_note}; "
-              f"{args.rounds} rounds × {args.warmup:g} s warm-up + {args.duration:g} s each, alternating", flush=True)
+        print(
+            f"file {file_id} verified on both (200, same row); load: {loader_note}; "
+            f"{args.rounds} rounds × {args.warmup:g} s warm-up + {args.duration:g} s each, alternating",
+            flush=True,
+        )
+        busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         for round_no in range(1, args.rounds + 1):
             for name, (url, server) in targets.items():
                 if args.warmup > 0:
                     loader.run(url, args.warmup, [auth])
+                cpu_before = server.cpu_seconds()
                 result = loader.run(url, args.duration, [auth])
+                cpu_after = server.cpu_seconds()
+                if cpu_before is not None and cpu_after is not None and result.requests:
+                    result.cpu_us = (cpu_after - cpu_before) / result.requests * 1e6
                 if server.proc.poll() is not None:
                     raise RuntimeError(f"{server.name} died under load:\n{server.tail()}")
                 results[name].append(result)
@@ -546,7 +605,7 @@ def benchmark(args: argparse.Namespace) -> int:
         if after.status_code != 200:
             raise RuntimeError(f"after the load GET {app_path}: {after.status_code} {after.text}")
 
-        report(results, args, loader.label, pg_version, app_path, base_path)
+        report(results, args, loader.label, pg_version, app_path, base_path, busy)
         return 0
     except KeyboardInterrupt:
         print("\ninterrupted; cleaning up", file=sys.stderr)
@@ -562,13 +621,24 @@ def benchmark(args: argparse.Namespace) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def report(results: dict[str, list[LoadResult]], args: argparse.Namespace, load_label: str, pg_version: str,
-           app_path: str, base_path: str) -> None:
+def report(
+    results: dict[str, list[LoadResult]],
+    args: argparse.Namespace,
+    load_label: str,
+    pg_version: str,
+    app_path: str,
+    base_path: str,
+    busy: float | None,
+) -> None:
     """Print the summary: best run of each side, its latency, the ratio and the target."""
     best = {name: max(runs, key=lambda r: r.rps) for name, runs in results.items()}
     median = {name: statistics.median(r.rps for r in runs) for name, runs in results.items()}
-    invalid = [f"{name}: {r.bad_responses} non-2xx, {r.errors} socket errors"
-               for name, runs in results.items() for r in runs if r.bad_responses or r.errors]
+    invalid = [
+        f"{name}: {r.bad_responses} non-2xx, {r.errors} socket errors"
+        for name, runs in results.items()
+        for r in runs
+        if r.bad_responses or r.errors
+    ]
     ratio = best["madrasa"].rps / best["baseline"].rps if best["baseline"].rps else float("nan")
     median_ratio = median["madrasa"] / median["baseline"] if median["baseline"] else float("nan")
     print()
@@ -581,6 +651,15 @@ def report(results: dict[str, list[LoadResult]], args: argparse.Namespace, load_
     print(f"            {_fmt(best['baseline'])}")
     print(f"  ratio = madrasa / baseline = {ratio:.2f}   (median of rounds: {median_ratio:.2f})")
     print(f"  target ≥ {TARGET}: {'met' if ratio >= TARGET else 'NOT met'}")
+    cpu = {name: [r.cpu_us for r in runs if r.cpu_us is not None] for name, runs in results.items()}
+    if cpu["madrasa"] and cpu["baseline"]:
+        app_cpu, base_cpu = min(cpu["madrasa"]), min(cpu["baseline"])
+        print(
+            f"  server CPU per request: madrasa {app_cpu:.0f} µs, baseline {base_cpu:.0f} µs "
+            f"(baseline / madrasa = {base_cpu / app_cpu:.2f}; less sensitive to other load on the machine)"
+        )
+    if busy is not None and busy > 0.5:
+        print(f"  note: load average {busy:.2f} before the runs; other work on this machine skews the figures")
     if invalid:
         print("  WARNING, bad answers under load (figures unreliable): " + "; ".join(invalid))
 
@@ -592,8 +671,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=10, help="concurrent connections (default 10)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per side (default 2)")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds before each run (default 2)")
-    parser.add_argument("--loader", choices=("auto", "wrk", "python"), default="auto",
-                        help="load generator (default: wrk, installed with apt-get if missing, else python)")
+    parser.add_argument(
+        "--loader",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="load generator (default: wrk, installed with apt-get if missing, else python)",
+    )
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL, help="PostgreSQL superuser URL")
     parser.add_argument("--baseline-server", nargs=2, metavar=("PORT", "DSN"), help=argparse.SUPPRESS)
     parser.add_argument("--scope", default="", help=argparse.SUPPRESS)

@@ -133,14 +133,17 @@ def create_app(
     for _, dirs in services.plugins.each("madrasa_template_dirs"):
         template_dirs.extend(Path(d) for d in dirs)
     static_routers = [
-        create_static_files_router(path="/static/core", directories=[CORE_DIR / "static"],
-                                   opt={"permission": PUBLIC}, include_in_schema=False)
+        create_static_files_router(
+            path="/static/core", directories=[CORE_DIR / "static"], opt={"permission": PUBLIC}, include_in_schema=False
+        )
     ]
     for _, pairs in services.plugins.each("madrasa_static_dirs"):
         for prefix, folder in pairs:
-            static_routers.append(create_static_files_router(
-                path=f"/static/{prefix}", directories=[folder], opt={"permission": PUBLIC}, include_in_schema=False
-            ))
+            static_routers.append(
+                create_static_files_router(
+                    path=f"/static/{prefix}", directories=[folder], opt={"permission": PUBLIC}, include_in_schema=False
+                )
+            )
 
     app = Litestar(
         route_handlers=[AuthController, me, *CORE_API, *PORTAL_ROUTES, *static_routers, *_plugin_routers(services)],
@@ -152,9 +155,13 @@ def create_app(
             directory=template_dirs, engine=JinjaTemplateEngine, engine_callback=configure_templates
         ),
         openapi_config=OpenAPIConfig(
-            title="madrasa API", version="1", path="/schema", render_plugins=[SwaggerRenderPlugin()],
-            openapi_router=Router(path="/schema", route_handlers=[], opt={"permission": PUBLIC},
-                                  include_in_schema=False),
+            title="madrasa API",
+            version="1",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+            openapi_router=Router(
+                path="/schema", route_handlers=[], opt={"permission": PUBLIC}, include_in_schema=False
+            ),
         ),
         request_max_body_size=settings.max_upload_bytes + 64 * 1024,
         response_cache_config=ResponseCacheConfig(),

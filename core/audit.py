@@ -50,9 +50,19 @@ async def record(
     await db.execute(
         "INSERT INTO audit_log (at, actor_id, action, object_type, object_id, tenant_id, region_id, province_id, "
         "school_id, before, after, reason, request_id) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
-        datetime.now(UTC), actor_id, action, object_type, str(object_id),
-        tenant.id if tenant else None, cols["region_id"], cols["province_id"], cols["school_id"],
-        _json(before), _json(after), reason, request_id_var.get(),
+        datetime.now(UTC),
+        actor_id,
+        action,
+        object_type,
+        str(object_id),
+        tenant.id if tenant else None,
+        cols["region_id"],
+        cols["province_id"],
+        cols["school_id"],
+        _json(before),
+        _json(after),
+        reason,
+        request_id_var.get(),
     )
 
 
@@ -80,7 +90,8 @@ async def read(
     rows = await db.fetch(
         "SELECT id, at, actor_id, action, object_type, object_id, tenant_id, before, after, reason, request_id "
         f"FROM audit_log WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT {{}}",
-        *args, limit,
+        *args,
+        limit,
     )
     out = []
     for r in rows:

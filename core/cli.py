@@ -46,8 +46,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from core.app import create_app
 
     app = create_app(settings)
-    uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.port,
-                workers=1, log_config=None, proxy_headers=True)
+    uvicorn.run(
+        app,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=1,
+        log_config=None,
+        proxy_headers=True,
+    )
     return 0
 
 
@@ -73,7 +79,11 @@ async def _create_admin(settings: Settings, email: str, password: str, name: str
                 row = await db.fetchrow(
                     "INSERT INTO person (email, password_hash, full_name, locale, active, created_at) "
                     "VALUES ({}, {}, {}, 'fr', {}, {}) RETURNING id",
-                    email, services.identity.hash_password(password), name, True, now,
+                    email,
+                    services.identity.hash_password(password),
+                    name,
+                    True,
+                    now,
                 )
                 assert row is not None
                 person = row["id"]
@@ -83,8 +93,13 @@ async def _create_admin(settings: Settings, email: str, password: str, name: str
                 "SELECT id FROM membership WHERE person_id = {} AND role = 'platform_admin'", person
             )
             if exists is None:
-                await db.execute("INSERT INTO membership (person_id, role, tenant_id, created_at) "
-                                 "VALUES ({}, 'platform_admin', {}, {})", person, root, now)
+                await db.execute(
+                    "INSERT INTO membership (person_id, role, tenant_id, created_at) "
+                    "VALUES ({}, 'platform_admin', {}, {})",
+                    person,
+                    root,
+                    now,
+                )
     finally:
         await db.stop()
     print(f"platform administrator {email} is ready")
@@ -116,8 +131,9 @@ async def _demo(settings: Settings) -> None:
             port = settings.port
             print(f"\nDemo accounts (log in at http://127.0.0.1:{port}/t/<tenant>/login):")
             for account in json.loads(path.read_text()):
-                print(f"  {account['role']:<18} {account['email']:<28} {account['password']:<14} "
-                      f"/t/{account['tenant']}/")
+                print(
+                    f"  {account['role']:<18} {account['email']:<28} {account['password']:<14} /t/{account['tenant']}/"
+                )
     finally:
         await services.db.stop()
 

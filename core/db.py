@@ -66,9 +66,7 @@ class Database:
             settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = make_engine(settings.database_url)
         owner_url = settings.migration_database_url or settings.database_url
-        self.owner_engine: Engine = (
-            self.engine if owner_url == settings.database_url else make_engine(owner_url)
-        )
+        self.owner_engine: Engine = self.engine if owner_url == settings.database_url else make_engine(owner_url)
         self._started = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -192,8 +190,9 @@ def in_list(values: Iterable[Any]) -> tuple[str, list[Any]]:
     return "(" + ", ".join("{}" for _ in items) + ")", items
 
 
-def scope_filter(scope: Scope, alias: str = "", columns: Sequence[str] = ("region_id", "province_id", "school_id")
-                 ) -> tuple[str, list[Any]]:
+def scope_filter(
+    scope: Scope, alias: str = "", columns: Sequence[str] = ("region_id", "province_id", "school_id")
+) -> tuple[str, list[Any]]:
     """The application-layer tenant filter: the same rule the RLS policies apply."""
     if scope.platform:
         return "1=1", []

@@ -108,14 +108,19 @@ class IdentityService:
             "SELECT SUM(CASE WHEN email = {} THEN 1 ELSE 0 END) AS by_account, "
             "SUM(CASE WHEN ip = {} THEN 1 ELSE 0 END) AS by_ip FROM login_attempt WHERE at > {} "
             "AND (email = {} OR ip = {})",
-            email, ip, since, email, ip,
+            email,
+            ip,
+            since,
+            email,
+            ip,
         )
         by_account = int((row or {}).get("by_account") or 0)
         by_ip = int((row or {}).get("by_ip") or 0)
         limit = self.settings.login_max_failures
         if by_account >= limit or by_ip >= limit * 10:
             raise AuthError(
-                "Too many failed logins; try again later.", status=429,
+                "Too many failed logins; try again later.",
+                status=429,
                 retry_after=self.settings.login_window_seconds,
             )
 
@@ -168,8 +173,16 @@ class IdentityService:
         await self.db.execute(
             "INSERT INTO auth_session (id, person_id, kind, secret_hash, csrf_token, tenant_id, created_at, "
             "expires_at, user_agent, ip) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
-            session_id, identity.id, kind, sha256(secret), csrf, tenant_id, now,
-            now + timedelta(seconds=ttl), user_agent[:300], ip[:64],
+            session_id,
+            identity.id,
+            kind,
+            sha256(secret),
+            csrf,
+            tenant_id,
+            now,
+            now + timedelta(seconds=ttl),
+            user_agent[:300],
+            ip[:64],
         )
         return session_id, csrf
 
@@ -200,7 +213,8 @@ class IdentityService:
         """End a session (browser or API family) now."""
         await self.db.execute(
             "UPDATE auth_session SET revoked_at = {} WHERE id = {} AND revoked_at IS NULL",
-            datetime.now(UTC), session_id,
+            datetime.now(UTC),
+            session_id,
         )
         self._session_cache.pop(session_id, None)
 
@@ -209,7 +223,8 @@ class IdentityService:
         rows = await self.db.fetch("SELECT id FROM auth_session WHERE person_id = {}", person_id)
         await self.db.execute(
             "UPDATE auth_session SET revoked_at = {} WHERE person_id = {} AND revoked_at IS NULL",
-            datetime.now(UTC), person_id,
+            datetime.now(UTC),
+            person_id,
         )
         for r in rows:
             self._session_cache.pop(r["id"], None)
@@ -219,8 +234,11 @@ class IdentityService:
     def _access_token(self, identity: Identity, session_id: str, tenant_id: int | None) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {
-            "sub": str(identity.id), "sid": session_id, "iat": now,
-            "exp": now + self.settings.access_token_ttl, "typ": "access",
+            "sub": str(identity.id),
+            "sid": session_id,
+            "iat": now,
+            "exp": now + self.settings.access_token_ttl,
+            "typ": "access",
         }
         if tenant_id is not None:
             claims["tid"] = tenant_id
@@ -236,8 +254,9 @@ class IdentityService:
         )
         return self._token_response(identity, session_id, secret, tenant_id)
 
-    def _token_response(self, identity: Identity, session_id: str, secret: str, tenant_id: int | None
-                        ) -> dict[str, Any]:
+    def _token_response(
+        self, identity: Identity, session_id: str, secret: str, tenant_id: int | None
+    ) -> dict[str, Any]:
         return {
             "access_token": self._access_token(identity, session_id, tenant_id),
             "refresh_token": f"{session_id}.{secret}",
@@ -264,9 +283,7 @@ class IdentityService:
             await self.revoke(session_id)
             raise AuthError("Refresh token already used; the session has been revoked.")
         new_secret = secrets.token_urlsafe(32)
-        await self.db.execute(
-            "UPDATE auth_session SET secret_hash = {} WHERE id = {}", sha256(new_secret), session_id
-        )
+        await self.db.execute("UPDATE auth_session SET secret_hash = {} WHERE id = {}", sha256(new_secret), session_id)
         identity = Identity(row["id"], row["email"], row["full_name"], row["full_name_ar"], row["locale"])
         return self._token_response(identity, session_id, new_secret, row["tenant_id"])
 
@@ -316,7 +333,9 @@ class IdentityService:
         token = secrets.token_urlsafe(32)
         await self.db.execute(
             "INSERT INTO password_reset (person_id, token_hash, expires_at) VALUES ({}, {}, {})",
-            row["id"], sha256(token), datetime.now(UTC) + timedelta(seconds=ttl_seconds),
+            row["id"],
+            sha256(token),
+            datetime.now(UTC) + timedelta(seconds=ttl_seconds),
         )
         return row["id"], token
 

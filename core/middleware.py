@@ -30,6 +30,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from core.access import roles_at, scope_for
 from core.context import RequestContext
+from core.i18n import locale_var
 from core.identity import AuthError, SessionInfo
 from core.observability import tenant_var
 from core.permissions import AUTHENTICATED, PUBLIC
@@ -131,7 +132,6 @@ class AccessMiddleware(ASGIMiddleware):
         tenant = ctx.tenant
         if tenant is not None:
             state["tenant_slug"] = tenant.slug
-            tenant_var.set(tenant.slug)
             if await services.tenants.effective_status(tenant) != "active":
                 raise TenantSuspended(f"{tenant.title()} is suspended. Its data is kept; contact your academy.")
 
@@ -158,7 +158,13 @@ class AccessMiddleware(ASGIMiddleware):
             grants = await services.grants.grants(ctx.identity.id)
             ctx.roles = roles_at(grants, tenant)
             ctx.scope = DataScope.nothing()
-        await next_app(scope, receive, send)
+        tenant_token = tenant_var.set(tenant.slug if tenant else "-")
+        locale_token = locale_var.set(ctx.locale)
+        try:
+            await next_app(scope, receive, send)
+        finally:
+            tenant_var.reset(tenant_token)
+            locale_var.reset(locale_token)
 
     async def _authenticate(
         self, request: Request[Any, Any, Any], services: Services, api: bool, permission: str

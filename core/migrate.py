@@ -82,9 +82,7 @@ class Migrator:
         predicate = rls_predicate(columns)
         await self.sql(f'ALTER TABLE "{tablename}" ENABLE ROW LEVEL SECURITY')
         await self.sql(f'ALTER TABLE "{tablename}" FORCE ROW LEVEL SECURITY')
-        await self.sql(
-            f'CREATE POLICY tenant_scope ON "{tablename}" USING {predicate} WITH CHECK {predicate}'
-        )
+        await self.sql(f'CREATE POLICY tenant_scope ON "{tablename}" USING {predicate} WITH CHECK {predicate}')
 
     async def append_only(self, tablename: str) -> None:
         """Refuse ``UPDATE`` and ``DELETE`` on a table, whoever asks."""
@@ -134,9 +132,7 @@ async def migrate(db: Database, sets: Sequence[MigrationSet]) -> list[str]:
             log.info("applying migration", extra={"app": mset.app, "migration": name})
             async with engine.transaction():
                 await module.forwards(migrator)
-                await engine.run_ddl(
-                    f"INSERT INTO \"{TRACKING_TABLE}\" (app, name) VALUES ('{mset.app}', '{name}')"
-                )
+                await engine.run_ddl(f"INSERT INTO \"{TRACKING_TABLE}\" (app, name) VALUES ('{mset.app}', '{name}')")
             ran.append(f"{mset.app}.{name}")
     if db.dialect == "postgres":
         await grant_app_role(db)
@@ -152,9 +148,7 @@ async def grant_app_role(db: Database) -> None:
         return
     quoted = '"' + app_user.replace('"', '""') + '"'
     await db.owner_engine.run_ddl(f"GRANT USAGE ON SCHEMA public TO {quoted}")
-    await db.owner_engine.run_ddl(
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {quoted}"
-    )
+    await db.owner_engine.run_ddl(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {quoted}")
     await db.owner_engine.run_ddl(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {quoted}")
     await db.owner_engine.run_ddl(f"REVOKE UPDATE, DELETE ON audit_log FROM {quoted}")
     await db.owner_engine.run_ddl(f'REVOKE INSERT, UPDATE, DELETE ON "{TRACKING_TABLE}" FROM {quoted}')

@@ -146,13 +146,23 @@ class ModuleSettings:
         elif row:
             await self.db.execute(
                 "UPDATE module_setting SET enabled = {}, reason = {}, updated_by = {}, updated_at = {} WHERE id = {}",
-                enabled, reason, actor_id, now, row["id"],
+                enabled,
+                reason,
+                actor_id,
+                now,
+                row["id"],
             )
         else:
             await self.db.execute(
                 "INSERT INTO module_setting (module, tenant_id, programme_id, enabled, reason, updated_by, updated_at)"
                 " VALUES ({}, {}, {}, {}, {}, {}, {})",
-                module, tenant_id, programme_id, enabled, reason, actor_id, now,
+                module,
+                tenant_id,
+                programme_id,
+                enabled,
+                reason,
+                actor_id,
+                now,
             )
         self.invalidate()
         return before, enabled

@@ -35,19 +35,31 @@ class Permission(msgspec.Struct, frozen=True):
 
 CORE_PERMISSIONS: list[Permission] = [
     Permission("tenants.view", "See tenant nodes and their settings", ALL_ROLES),
-    Permission("tenants.manage", "Create and edit regions, provinces and schools",
-               frozenset({"platform_admin", "region_admin"})),
+    Permission(
+        "tenants.manage",
+        "Create and edit regions, provinces and schools",
+        frozenset({"platform_admin", "region_admin"}),
+    ),
     Permission("tenants.suspend", "Suspend or reactivate a tenant", frozenset({"platform_admin", "region_admin"})),
     Permission("programmes.manage", "Create programmes and choose their schools", frozenset({"platform_admin"})),
     Permission("modules.view", "See which modules are enabled", ALL_ROLES),
-    Permission("modules.manage", "Switch modules on or off",
-               frozenset({"platform_admin", "region_admin", "province_admin", "programme_manager", "school_director"})),
-    Permission("audit.read", "Read the audit log", frozenset({"platform_admin", "region_admin", "province_admin",
-                                                             "programme_manager", "school_director"})),
+    Permission(
+        "modules.manage",
+        "Switch modules on or off",
+        frozenset({"platform_admin", "region_admin", "province_admin", "programme_manager", "school_director"}),
+    ),
+    Permission(
+        "audit.read",
+        "Read the audit log",
+        frozenset({"platform_admin", "region_admin", "province_admin", "programme_manager", "school_director"}),
+    ),
     Permission("files.upload", "Upload files", ALL_ROLES),
     Permission("files.read", "Download files", ALL_ROLES),
-    Permission("people.manage", "Create identities and memberships",
-               frozenset({"platform_admin", "region_admin", "province_admin", "school_director"})),
+    Permission(
+        "people.manage",
+        "Create identities and memberships",
+        frozenset({"platform_admin", "region_admin", "province_admin", "school_director"}),
+    ),
     Permission("portal.view", "Use the tenant portal", ALL_ROLES),
 ]
 

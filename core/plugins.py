@@ -143,9 +143,7 @@ class PluginHost:
         caller = self._subset_cache.get(key)
         if caller is None:
             remove = [self._objects[n] for n in disabled if n in self._objects]
-            caller = self.pm.subset_hook_caller(hook, remove_plugins=remove) if remove else getattr(
-                self.pm.hook, hook
-            )
+            caller = self.pm.subset_hook_caller(hook, remove_plugins=remove) if remove else getattr(self.pm.hook, hook)
             self._subset_cache[key] = caller
         return caller
 

@@ -14,7 +14,7 @@ from litestar.response import Redirect, Template
 
 from core.api.auth import client_ip
 from core.context import Ctx
-from core.i18n import LOCALES, gettext_, locale_var, text_direction
+from core.i18n import LOCALES, gettext_, text_direction
 from core.identity import AuthError
 from core.middleware import LOCALE_COOKIE, SESSION_COOKIE
 from core.permissions import AUTHENTICATED, PUBLIC
@@ -32,7 +32,6 @@ def configure_templates(engine: Any) -> None:
 
 def page(ctx: Ctx, template: str, status: int = 200, **context: Any) -> Template:
     """Render a portal page with the context every page needs."""
-    locale_var.set(ctx.locale)
     return Template(
         template_name=template,
         context={"ctx": ctx, "tenant": ctx.tenant, "locale": ctx.locale, **context},
@@ -97,16 +96,26 @@ async def login(
         identity = await svc.identity.authenticate(data.email, data.password, client_ip(request))
     except AuthError as exc:
         status = 429 if exc.status == 429 else 401
-        locale_var.set(ctx.locale)
-        return page(ctx, "login.html", status=status, error=gettext_(str(exc)), next=_safe_next(ctx, data.next),
-                    email=data.email)
+        return page(
+            ctx,
+            "login.html",
+            status=status,
+            error=gettext_(str(exc)),
+            next=_safe_next(ctx, data.next),
+            email=data.email,
+        )
     cookie = await svc.identity.start_web_session(
         identity, ctx.tenant.id if ctx.tenant else None, request.headers.get("user-agent", ""), client_ip(request)
     )
     response: Response[Any] = Redirect(_safe_next(ctx, data.next))
     response.set_cookie(
-        SESSION_COOKIE, cookie, httponly=True, samesite="lax", secure=not svc.settings.debug,
-        max_age=svc.settings.session_ttl, path="/",
+        SESSION_COOKIE,
+        cookie,
+        httponly=True,
+        samesite="lax",
+        secure=not svc.settings.debug,
+        max_age=svc.settings.session_ttl,
+        path="/",
     )
     return response
 

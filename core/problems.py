@@ -37,8 +37,15 @@ def _field_errors(exc: HTTPException) -> list[dict[str, str]]:
     return out
 
 
-def problem(status: int, detail: str, *, title: str | None = None, extra: dict[str, Any] | None = None,
-            headers: dict[str, str] | None = None, instance: str | None = None) -> Response[Any]:
+def problem(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    instance: str | None = None,
+) -> Response[Any]:
     """A problem-details response."""
     body: dict[str, Any] = {
         "type": "about:blank",
@@ -84,8 +91,13 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: Exception) -> R
         template = "suspended.html"
     return Template(
         template_name=template,
-        context={"status": status, "title": HTTPStatus(status).phrase, "detail": detail, "ctx": ctx,
-                 "tenant": getattr(ctx, "tenant", None)},
+        context={
+            "status": status,
+            "title": HTTPStatus(status).phrase,
+            "detail": detail,
+            "ctx": ctx,
+            "tenant": getattr(ctx, "tenant", None),
+        },
         status_code=status,
         media_type=MediaType.HTML,
         headers=headers,

@@ -131,9 +131,7 @@ def sanitise_filename(filename: str) -> str:
     """
     name = unicodedata.normalize("NFC", filename or "")
     name = "".join(
-        ch
-        for ch in name
-        if unicodedata.category(ch) not in {"Cc", "Cs", "Co", "Cn"} and ch not in _BIDI_CONTROLS
+        ch for ch in name if unicodedata.category(ch) not in {"Cc", "Cs", "Co", "Cn"} and ch not in _BIDI_CONTROLS
     )
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = re.sub(r"\.{2,}", ".", name)
@@ -256,9 +254,7 @@ class ContentPolicy(msgspec.Struct, frozen=True):
     allowed_types: frozenset[str] = DEFAULT_ALLOWED_TYPES
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, allowed_types: frozenset[str] = DEFAULT_ALLOWED_TYPES
-    ) -> ContentPolicy:
+    def from_settings(cls, settings: Settings, allowed_types: frozenset[str] = DEFAULT_ALLOWED_TYPES) -> ContentPolicy:
         """The policy with ``settings.max_upload_bytes`` as limit."""
         return cls(max_bytes=settings.max_upload_bytes, allowed_types=allowed_types)
 

@@ -1,7 +1,8 @@
 """Core tables: the tenant tree, programmes, identities, memberships, sessions, settings, audit, files.
 
 Tables whose rows belong to a tenant carry the scope columns ``region_id``, ``province_id``
-and ``school_id`` (and only they use those names: platform tables refer to a node as ``tenant_id``) (nullable where the row sits higher in the tree); on PostgreSQL every such
+and ``school_id`` (nullable where the row sits higher in the tree); only they use those names,
+platform tables refer to a node as ``tenant_id``. On PostgreSQL every such
 table has forced row-level security (see :mod:`core.migrate`). The tenant tree, identities and
 memberships are platform tables read before any scope exists; only core services touch them.
 """

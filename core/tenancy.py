@@ -127,6 +127,7 @@ class TenantDirectory:
 
     async def by_id(self, tenant_id: int) -> TenantInfo | None:
         """A node by id."""
+
         async def load() -> TenantInfo | None:
             row = await self.db.fetchrow(f"SELECT {_COLUMNS} FROM tenant WHERE id = {{}}", tenant_id)
             return _row_to_info(row) if row else None
@@ -185,6 +186,7 @@ class TenantDirectory:
 
     async def programmes_of(self, school_id: int) -> tuple[int, ...]:
         """Programmes a school belongs to."""
+
         async def load() -> tuple[int, ...]:
             rows = await self.db.fetch(
                 "SELECT programme_id FROM programme_school WHERE tenant_id = {} ORDER BY programme_id", school_id
@@ -195,6 +197,7 @@ class TenantDirectory:
 
     async def root(self) -> TenantInfo:
         """The platform node."""
+
         async def load() -> TenantInfo:
             row = await self.db.fetchrow(f"SELECT {_COLUMNS} FROM tenant WHERE kind = 'platform'")
             if row is None:

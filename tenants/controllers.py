@@ -35,8 +35,9 @@ class TenantOut(msgspec.Struct):
     @classmethod
     def of(cls, t: TenantInfo) -> TenantOut:
         """From a :class:`TenantInfo`."""
-        return cls(t.id, t.kind, t.slug, t.parent_id, t.code, t.name_ar, t.name_fr, t.name_en, t.status,
-                   t.default_locale)
+        return cls(
+            t.id, t.kind, t.slug, t.parent_id, t.code, t.name_ar, t.name_fr, t.name_en, t.status, t.default_locale
+        )
 
 
 class TenantCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -125,8 +126,9 @@ class TenantController(Controller):
     tags = ["tenants"]
 
     @get("/", opt={"permission": "tenants.view"})
-    async def list_nodes(self, ctx: Ctx, kind: FromQuery[Literal["region", "province", "school"] | None] = None
-                         ) -> list[TenantOut]:
+    async def list_nodes(
+        self, ctx: Ctx, kind: FromQuery[Literal["region", "province", "school"] | None] = None
+    ) -> list[TenantOut]:
         """Nodes inside the caller's scope (narrowed to the request's tenant), by path."""
         rows = await ctx.services.db.fetch(
             "SELECT id, path FROM tenant" + (" WHERE kind = {}" if kind else "") + " ORDER BY path",
@@ -152,8 +154,15 @@ class TenantController(Controller):
         async with ctx.services.db.scoped(ctx.scope):
             parent = await service.visible_node(ctx, data.parent)
             node = await service.create_node(
-                ctx, parent, kind=data.kind, slug=data.slug, code=data.code, name_ar=data.name_ar,
-                name_fr=data.name_fr, name_en=data.name_en, default_locale=data.default_locale,
+                ctx,
+                parent,
+                kind=data.kind,
+                slug=data.slug,
+                code=data.code,
+                name_ar=data.name_ar,
+                name_fr=data.name_fr,
+                name_en=data.name_en,
+                default_locale=data.default_locale,
             )
         return TenantOut.of(node)
 
@@ -178,8 +187,9 @@ class TenantController(Controller):
         return out
 
     @put("/{slug:str}/modules/{module:str}", opt={"permission": "modules.manage"})
-    async def set_module(self, ctx: Ctx, slug: FromPath[str], module: FromPath[str], data: JSONBody[ModuleChange]
-                         ) -> list[ModuleStateOut]:
+    async def set_module(
+        self, ctx: Ctx, slug: FromPath[str], module: FromPath[str], data: JSONBody[ModuleChange]
+    ) -> list[ModuleStateOut]:
         """Switch a module at a node (a school, province, region or the platform default)."""
         async with ctx.services.db.scoped(ctx.scope):
             node = await service.visible_node(ctx, slug)
@@ -206,7 +216,8 @@ class ProgrammeController(Controller):
         row = await service.programme_by_slug(ctx, slug)
         schools = await ctx.services.db.fetch(
             "SELECT t.slug FROM programme_school ps JOIN tenant t ON t.id = ps.tenant_id WHERE ps.programme_id = {} "
-            "ORDER BY t.slug", row["id"],
+            "ORDER BY t.slug",
+            row["id"],
         )
         return ProgrammeOut(row["id"], row["slug"], row["name_fr"], [s["slug"] for s in schools])
 
@@ -220,7 +231,9 @@ class ProgrammeController(Controller):
         return await self.detail.fn(self, ctx, slug)
 
     @put("/{slug:str}/modules/{module:str}", opt={"permission": "modules.manage"})
-    async def set_module(self, ctx: Ctx, slug: FromPath[str], module: FromPath[str], data: JSONBody[ModuleChange]) -> dict[str, object]:
+    async def set_module(
+        self, ctx: Ctx, slug: FromPath[str], module: FromPath[str], data: JSONBody[ModuleChange]
+    ) -> dict[str, object]:
         """Switch a module for every school of the programme (programme managers)."""
         async with ctx.services.db.scoped(ctx.scope):
             programme = await service.programme_by_slug(ctx, slug)
@@ -242,8 +255,12 @@ class PeopleController(Controller):
             if data.role == "region_admin" and node.kind != "region":
                 raise NotFoundException("region_admin is granted at a region.")
             person_id = await service.create_person(
-                ctx, email=data.email, full_name=data.full_name, full_name_ar=data.full_name_ar,
-                locale=data.locale, password=data.password,
+                ctx,
+                email=data.email,
+                full_name=data.full_name,
+                full_name_ar=data.full_name_ar,
+                locale=data.locale,
+                password=data.password,
             )
             await service.add_membership(ctx, person_id, data.role, node)
         return PersonOut(person_id, data.email.strip().lower())

@@ -11,8 +11,13 @@ from core.plugins import PluginInfo
 @hookimpl
 def madrasa_plugin_info() -> PluginInfo:
     """Tenant management cannot be switched off."""
-    return PluginInfo(name="tenants", label="Tenants", description="Tenant tree, programmes, modules, people",
-                      version="0.1.0", toggleable=False)
+    return PluginInfo(
+        name="tenants",
+        label="Tenants",
+        description="Tenant tree, programmes, modules, people",
+        version="0.1.0",
+        toggleable=False,
+    )
 
 
 @hookimpl

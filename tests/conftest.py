@@ -79,9 +79,7 @@ async def _create_pg(server: PgServer) -> None:
     admin = await asyncpg.connect(server.admin_url, timeout=5)
     try:
         await admin.execute(f"CREATE ROLE {server.owner} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '{server.password}'")
-        await admin.execute(
-            f"CREATE ROLE {server.app_role} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '{server.password}'"
-        )
+        await admin.execute(f"CREATE ROLE {server.app_role} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '{server.password}'")
         await admin.execute(f"CREATE DATABASE {server.database} OWNER {server.owner}")
     finally:
         await admin.close()
@@ -121,8 +119,13 @@ def pg_server() -> Iterator[PgServer]:
     if problem:
         missing_service(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {problem}")
     suffix = f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}_{secrets.token_hex(3)}"
-    server = PgServer(PG_ADMIN_URL, f"madrasa_test_{suffix}", f"madrasa_owner_{suffix}",
-                      f"madrasa_app_{suffix}", secrets.token_hex(12))
+    server = PgServer(
+        PG_ADMIN_URL,
+        f"madrasa_test_{suffix}",
+        f"madrasa_owner_{suffix}",
+        f"madrasa_app_{suffix}",
+        secrets.token_hex(12),
+    )
     run_sync(_create_pg(server))
     try:
         yield server
@@ -202,8 +205,9 @@ class World:
             self._cookies[email] = (cookie, csrf)
         return self._cookies[email]
 
-    async def api(self, method: str, path: str, *, as_: str | None = None, tenant: str | None = None,
-                  **kwargs: Any) -> httpx.Response:
+    async def api(
+        self, method: str, path: str, *, as_: str | None = None, tenant: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
         """Call the app as an account (bearer on the API, session cookie on pages), under ``/t/<tenant>``."""
         headers = dict(kwargs.pop("headers", {}) or {})
         if as_ is not None and path.startswith("/api/"):
@@ -226,12 +230,22 @@ class World:
                 row = await db.fetchrow(
                     "INSERT INTO person (email, password_hash, full_name, full_name_ar, locale, active, created_at) "
                     "VALUES ({}, {}, {}, {}, 'fr', {}, {}) RETURNING id",
-                    email, self.services.identity.hash_password(PASSWORD), email.split("@")[0], "", True, now,
+                    email,
+                    self.services.identity.hash_password(PASSWORD),
+                    email.split("@")[0],
+                    "",
+                    True,
+                    now,
                 )
                 assert row is not None
                 pid = row["id"]
-            await db.execute("INSERT INTO membership (person_id, role, tenant_id, created_at) VALUES ({}, {}, {}, {})",
-                             pid, role, self.ids[tenant], now)
+            await db.execute(
+                "INSERT INTO membership (person_id, role, tenant_id, created_at) VALUES ({}, {}, {}, {})",
+                pid,
+                role,
+                self.ids[tenant],
+                now,
+            )
         self.services.grants.invalidate(pid)
         self.passwords[email] = PASSWORD
         return email
@@ -239,8 +253,11 @@ class World:
 
 def new_client(app: Any, ip: str = "127.0.0.1") -> httpx.AsyncClient:
     """An HTTP client talking to the ASGI app in-process, over https so Secure cookies flow."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(ip, 40000)),
-                             base_url="https://testserver", follow_redirects=False)
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=(ip, 40000)),
+        base_url="https://testserver",
+        follow_redirects=False,
+    )
 
 
 async def build_world(backend: str, tmp: Path, pg: PgServer | None) -> World:
@@ -260,7 +277,10 @@ async def build_world(backend: str, tmp: Path, pg: PgServer | None) -> World:
         await world.add_person(f"director.{school}@test.ma", "school_director", school)
         await world.add_person(f"teacher.{school}@test.ma", "teacher", school)
         response = await world.api(
-            "POST", "/api/v1/files", as_=f"director.{school}@test.ma", tenant=school,
+            "POST",
+            "/api/v1/files",
+            as_=f"director.{school}@test.ma",
+            tenant=school,
             files={"file": (f"{school}.pdf", b"%PDF-1.4\n% test\n", "application/pdf")},
         )
         assert response.status_code == 201, response.text

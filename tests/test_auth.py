@@ -107,8 +107,9 @@ async def test_logout_revokes_the_access_token(world):
     assert (await client.get("/api/v1/me", headers=auth)).status_code == 200
     assert (await client.post("/api/v1/auth/logout", headers=auth)).status_code == 204
     assert (await client.get("/api/v1/me", headers=auth)).status_code == 401
-    assert (await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
-            ).status_code == 401
+    assert (
+        await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    ).status_code == 401
     await client.aclose()
 
 
@@ -125,8 +126,9 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(world):
     replay = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert replay.status_code == 401
     assert (await client.get("/api/v1/me", headers=auth)).status_code == 401
-    assert (await client.post("/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})
-            ).status_code == 401
+    assert (
+        await client.post("/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})
+    ).status_code == 401
     await client.aclose()
 
 
@@ -155,8 +157,9 @@ async def test_unsafe_form_post_without_csrf_is_403(world):
     await client.post("/t/lycee-ibn-batouta/login", data={"email": TEACHER, "password": PASSWORD})
     missing = await client.post("/t/lycee-ibn-batouta/logout", data={}, headers={"accept": "text/html"})
     assert missing.status_code == 403
-    wrong = await client.post("/t/lycee-ibn-batouta/logout", data={"csrf_token": "forged"},
-                              headers={"accept": "text/html"})
+    wrong = await client.post(
+        "/t/lycee-ibn-batouta/logout", data={"csrf_token": "forged"}, headers={"accept": "text/html"}
+    )
     assert wrong.status_code == 403
     # still logged in, then a proper logout with the page's token
     home = await client.get("/t/lycee-ibn-batouta/")

@@ -21,11 +21,16 @@ def test_defaults_are_the_embedded_setup(tmp_path):
 
 
 def test_values_are_typed(tmp_path):
-    settings = load_settings({
-        "MADRASA_DATA_DIR": str(tmp_path), "MADRASA_PORT": "9000", "MADRASA_DEBUG": "yes",
-        "MADRASA_ALLOWED_PLUGINS": "example, other ,", "MADRASA_STORAGE_BACKEND": "s3",
-        "MADRASA_S3_ENDPOINT": "http://127.0.0.1:9000",
-    })
+    settings = load_settings(
+        {
+            "MADRASA_DATA_DIR": str(tmp_path),
+            "MADRASA_PORT": "9000",
+            "MADRASA_DEBUG": "yes",
+            "MADRASA_ALLOWED_PLUGINS": "example, other ,",
+            "MADRASA_STORAGE_BACKEND": "s3",
+            "MADRASA_S3_ENDPOINT": "http://127.0.0.1:9000",
+        }
+    )
     assert settings.port == 9000 and settings.debug is True
     assert settings.allowed_plugins == ("example", "other")
     assert settings.storage_backend == "s3"
@@ -56,8 +61,13 @@ def test_bad_values_name_the_variable(tmp_path, env, variable):
 def test_cli_stops_with_one_line(tmp_path):
     madrasa = Path(sys.executable).parent / "madrasa"
     result = subprocess.run(
-        [str(madrasa), "migrate"], capture_output=True, text=True, timeout=60,
+        [str(madrasa), "migrate"],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={"PATH": "/usr/bin:/bin", "MADRASA_DATA_DIR": str(tmp_path), "MADRASA_PORT": "eighty"},
     )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["configuration error: MADRASA_PORT: expected a whole number, got 'eighty'"]
+    assert result.stderr.strip().splitlines() == [
+        "configuration error: MADRASA_PORT: expected a whole number, got 'eighty'"
+    ]

@@ -8,8 +8,14 @@ SCHOOL = "lycee-ibn-batouta"
 
 
 async def upload(world, name, data, content_type, actor=DIRECTOR, tenant=SCHOOL, category="attachments"):
-    return await world.api("POST", "/api/v1/files", as_=actor, tenant=tenant,
-                           files={"file": (name, data, content_type)}, data={"category": category})
+    return await world.api(
+        "POST",
+        "/api/v1/files",
+        as_=actor,
+        tenant=tenant,
+        files={"file": (name, data, content_type)},
+        data={"category": category},
+    )
 
 
 async def test_upload_and_download_round_trip(world):
@@ -29,8 +35,10 @@ async def test_upload_and_download_round_trip(world):
 
 async def test_other_region_cannot_download(world):
     file_id = world.files[SCHOOL]
-    for actor, tenant in (("region.rabat@madrasa.demo", None),
-                          ("director.lycee-moulay-youssef@test.ma", "lycee-moulay-youssef")):
+    for actor, tenant in (
+        ("region.rabat@madrasa.demo", None),
+        ("director.lycee-moulay-youssef@test.ma", "lycee-moulay-youssef"),
+    ):
         response = await world.api("GET", f"/api/v1/files/{file_id}", as_=actor, tenant=tenant)
         assert response.status_code == 404
 
@@ -46,8 +54,10 @@ async def test_oversized_upload_is_413_and_nothing_is_stored(world):
 
 async def test_wrong_type_is_415_and_nothing_is_stored(world):
     before = await world.sql("SELECT COUNT(*) FROM stored_file")
-    for name, data, content_type in (("x.exe", b"MZ\x90\x00", "application/x-msdownload"),
-                                     ("fake.pdf", PNG, "application/pdf")):
+    for name, data, content_type in (
+        ("x.exe", b"MZ\x90\x00", "application/x-msdownload"),
+        ("fake.pdf", PNG, "application/pdf"),
+    ):
         response = await upload(world, name, data, content_type)
         assert response.status_code == 415, response.text
     assert await world.sql("SELECT COUNT(*) FROM stored_file") == before
@@ -59,6 +69,7 @@ async def test_bad_category_is_400(world):
 
 
 async def test_upload_needs_a_tenant(world):
-    response = await world.api("POST", "/api/v1/files", as_="region.casa@madrasa.demo",
-                               files={"file": ("x.png", PNG, "image/png")})
+    response = await world.api(
+        "POST", "/api/v1/files", as_="region.casa@madrasa.demo", files={"file": ("x.png", PNG, "image/png")}
+    )
     assert response.status_code == 404

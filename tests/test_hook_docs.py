@@ -96,9 +96,13 @@ def parse_sections(doc_text: str) -> tuple[list[DocSection], list[Problem]]:
         match = HEADING_RE.match(line)
         if match is None:
             name = re.match(r"### (madrasa_\w*)", line)
-            malformed.append(Problem("malformed", name.group(1) if name else line,
-                                     f"line {number}: heading {line!r} is not of the form "
-                                     "'### madrasa_name(arg1, arg2)'"))
+            malformed.append(
+                Problem(
+                    "malformed",
+                    name.group(1) if name else line,
+                    f"line {number}: heading {line!r} is not of the form '### madrasa_name(arg1, arg2)'",
+                )
+            )
             continue
         raw = match.group("params").strip()
         params = tuple(p.strip() for p in raw.split(",")) if raw else ()
@@ -106,7 +110,7 @@ def parse_sections(doc_text: str) -> tuple[list[DocSection], list[Problem]]:
     sections = []
     for number, name, params in starts:
         end = next((e for e in ends if e > number), len(lines) + 1)
-        body = "\n".join(lines[number:end - 1])
+        body = "\n".join(lines[number : end - 1])
         sections.append(DocSection(name, params, body, number))
     return sections, malformed
 
@@ -120,8 +124,13 @@ def check_hook_docs(doc_text: str, specs: Mapping[str, Callable[..., Any]]) -> l
     documented: dict[str, DocSection] = {}
     for section in sections:
         if section.name in documented:
-            problems.append(Problem("duplicate", section.name,
-                                    f"documented twice (lines {documented[section.name].line} and {section.line})"))
+            problems.append(
+                Problem(
+                    "duplicate",
+                    section.name,
+                    f"documented twice (lines {documented[section.name].line} and {section.line})",
+                )
+            )
             continue
         documented[section.name] = section
 
@@ -131,14 +140,22 @@ def check_hook_docs(doc_text: str, specs: Mapping[str, Callable[..., Any]]) -> l
             problems.append(Problem("docstring", name, "the hookspec has no docstring"))
         section = documented.get(name)
         if section is None:
-            problems.append(Problem("undocumented", name,
-                                    f"hookspec is not documented; expected a heading "
-                                    f"'### {name}({', '.join(expected)})'"))
+            problems.append(
+                Problem(
+                    "undocumented",
+                    name,
+                    f"hookspec is not documented; expected a heading '### {name}({', '.join(expected)})'",
+                )
+            )
             continue
         if section.params != expected:
-            problems.append(Problem("signature", name,
-                                    f"parameters differ: expected ({', '.join(expected)}), "
-                                    f"documented ({', '.join(section.params)})"))
+            problems.append(
+                Problem(
+                    "signature",
+                    name,
+                    f"parameters differ: expected ({', '.join(expected)}), documented ({', '.join(section.params)})",
+                )
+            )
         if not re.search(r"^Returns:\s*\S", section.body, re.MULTILINE):
             problems.append(Problem("structure", name, "the section has no 'Returns: ...' line"))
         if "```" not in section.body:
@@ -146,16 +163,17 @@ def check_hook_docs(doc_text: str, specs: Mapping[str, Callable[..., Any]]) -> l
         flag = FIRSTRESULT_RE.search(section.body)
         expected_flag = "yes" if is_firstresult(fn) else "no"
         if flag is None:
-            problems.append(Problem("firstresult", name,
-                                    f"the section does not say 'firstresult: {expected_flag}'"))
+            problems.append(Problem("firstresult", name, f"the section does not say 'firstresult: {expected_flag}'"))
         elif flag.group("flag") != expected_flag:
-            problems.append(Problem("firstresult", name,
-                                    f"firstresult: expected {expected_flag}, documented {flag.group('flag')}"))
+            problems.append(
+                Problem("firstresult", name, f"firstresult: expected {expected_flag}, documented {flag.group('flag')}")
+            )
 
     for name, section in documented.items():
         if name not in specs:
-            problems.append(Problem("unknown", name,
-                                    f"documented at line {section.line} but no such hookspec in core.hookspecs"))
+            problems.append(
+                Problem("unknown", name, f"documented at line {section.line} but no such hookspec in core.hookspecs")
+            )
     return problems
 
 
@@ -184,7 +202,8 @@ def test_hookspecs_are_found() -> None:
 
 def test_every_madrasa_function_in_hookspecs_is_a_spec() -> None:
     unmarked = [
-        name for name, obj in vars(hookspecs).items()
+        name
+        for name, obj in vars(hookspecs).items()
         if name.startswith("madrasa_") and inspect.isfunction(obj) and getattr(obj, SPEC_ATTR, None) is None
     ]
     assert not unmarked, f"functions in core.hookspecs without @hookspec: {unmarked}"
@@ -322,10 +341,13 @@ def test_checker_reports_a_missing_hook() -> None:
 
 def test_checker_reports_wrong_parameters_unknown_hooks_and_firstresult() -> None:
     specs = _fake_specs()
-    doc = (FAKE_DOC.replace("### madrasa_beta(ctx, child_id)", "### madrasa_beta(child_id, ctx)")
-           .replace("firstresult: yes.", "firstresult: no.")
-           + "\n### madrasa_delta(x)\n\nReturns: nothing.\n\nfirstresult: no.\n\n```python\npass\n```\n"
-           + "\n### madrasa_gamma event\n")
+    doc = (
+        FAKE_DOC.replace("### madrasa_beta(ctx, child_id)", "### madrasa_beta(child_id, ctx)").replace(
+            "firstresult: yes.", "firstresult: no."
+        )
+        + "\n### madrasa_delta(x)\n\nReturns: nothing.\n\nfirstresult: no.\n\n```python\npass\n```\n"
+        + "\n### madrasa_gamma event\n"
+    )
     problems = check_hook_docs(doc, specs)
     by_kind = {p.kind: p for p in problems}
     signature = by_kind["signature"]

@@ -30,15 +30,23 @@ def foreign_values(world: Any) -> dict[str, Any]:
 
 # Request bodies valid in shape, so a 403/404 cannot come from a 400 on the body.
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
-    ("POST", "/api/v1/tenants"): {"parent": FOREIGN_REGION, "kind": "province", "slug": "intruder-province",
-                                  "name_fr": "Intrus"},
+    ("POST", "/api/v1/tenants"): {
+        "parent": FOREIGN_REGION,
+        "kind": "province",
+        "slug": "intruder-province",
+        "name_fr": "Intrus",
+    },
     ("POST", "/api/v1/tenants/{slug:str}/status"): {"status": "suspended", "reason": "isolation test"},
     ("PUT", "/api/v1/tenants/{slug:str}/modules/{module:str}"): {"enabled": False, "reason": "isolation test"},
     ("POST", "/api/v1/programmes"): {"slug": "intruder-programme", "name_fr": "Intrus"},
     ("POST", "/api/v1/programmes/{slug:str}/schools"): {"school": FOREIGN},
     ("PUT", "/api/v1/programmes/{slug:str}/modules/{module:str}"): {"enabled": False, "reason": "isolation test"},
-    ("POST", "/api/v1/people"): {"email": "intruder@test.ma", "full_name": "Intrus", "role": "teacher",
-                                 "tenant": FOREIGN},
+    ("POST", "/api/v1/people"): {
+        "email": "intruder@test.ma",
+        "full_name": "Intrus",
+        "role": "teacher",
+        "tenant": FOREIGN,
+    },
     ("POST", "/api/v1/files"): None,  # multipart, sent below
 }
 FILES = {"file": ("x.pdf", b"%PDF-1.4\n", "application/pdf")}

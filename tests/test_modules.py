@@ -55,8 +55,12 @@ async def menu(world, school):
 
 async def switch(world, school, module, enabled, actor=None):
     actor = actor or f"director.{school}@test.ma"
-    return await world.api("PUT", f"/api/v1/tenants/{school}/modules/{module}", as_=actor,
-                           json={"enabled": enabled, "reason": "test switch"})
+    return await world.api(
+        "PUT",
+        f"/api/v1/tenants/{school}/modules/{module}",
+        as_=actor,
+        json={"enabled": enabled, "reason": "test switch"},
+    )
 
 
 async def test_school_switch_affects_only_that_school(world):
@@ -95,8 +99,13 @@ async def test_built_in_module_pages_follow_the_switch(world):
 async def test_switches_are_audited_with_author_and_reason(world):
     await switch(world, A, "hr", False)
     await switch(world, A, "hr", None)
-    response = await world.api("GET", "/api/v1/audit", as_=f"director.{A}@test.ma", tenant=A,
-                               params={"object_type": "module", "object_id": "hr"})
+    response = await world.api(
+        "GET",
+        "/api/v1/audit",
+        as_=f"director.{A}@test.ma",
+        tenant=A,
+        params={"object_type": "module", "object_id": "hr"},
+    )
     entries = response.json()
     assert len(entries) >= 2
     director_id = await world.services.db.fetchval("SELECT id FROM person WHERE email = {}", f"director.{A}@test.ma")
@@ -106,15 +115,20 @@ async def test_switches_are_audited_with_author_and_reason(world):
 
 
 async def test_a_reason_is_required(world):
-    response = await world.api("PUT", f"/api/v1/tenants/{A}/modules/hr", as_=f"director.{A}@test.ma",
-                               json={"enabled": False, "reason": ""})
+    response = await world.api(
+        "PUT", f"/api/v1/tenants/{A}/modules/hr", as_=f"director.{A}@test.ma", json={"enabled": False, "reason": ""}
+    )
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "reason"
 
 
 async def test_teacher_cannot_switch_and_unknown_module_is_404(world):
-    response = await world.api("PUT", f"/api/v1/tenants/{A}/modules/hr", as_=f"teacher.{A}@test.ma",
-                               json={"enabled": False, "reason": "not mine"})
+    response = await world.api(
+        "PUT",
+        f"/api/v1/tenants/{A}/modules/hr",
+        as_=f"teacher.{A}@test.ma",
+        json={"enabled": False, "reason": "not mine"},
+    )
     assert response.status_code == 403
     response = await switch(world, A, "no-such-module", False)
     assert response.status_code == 404
@@ -139,8 +153,12 @@ async def test_programme_switch_reaches_member_schools_in_two_regions_only(world
         assert await homework_state(school) == (False, "default")
         assert 'data-module-menu="/homework/"' not in await menu(world, school)
 
-    response = await world.api("PUT", "/api/v1/programmes/nouveau-lycee/modules/homework",
-                               as_="programme@madrasa.demo", json={"enabled": False, "reason": "pause the pilot"})
+    response = await world.api(
+        "PUT",
+        "/api/v1/programmes/nouveau-lycee/modules/homework",
+        as_="programme@madrasa.demo",
+        json={"enabled": False, "reason": "pause the pilot"},
+    )
     assert response.status_code == 200, response.text
     try:
         for school in PROGRAMME_SCHOOLS:
@@ -148,12 +166,17 @@ async def test_programme_switch_reaches_member_schools_in_two_regions_only(world
         for school in OUTSIDE:
             assert await homework_state(school) == (False, "default")
         # the region sees that the programme changed its school
-        audit = await world.api("GET", "/api/v1/audit", as_="region.rabat@madrasa.demo",
-                                params={"object_type": "programme_module"})
+        audit = await world.api(
+            "GET", "/api/v1/audit", as_="region.rabat@madrasa.demo", params={"object_type": "programme_module"}
+        )
         assert any(e["reason"] == "pause the pilot" for e in audit.json())
     finally:
-        await world.api("PUT", "/api/v1/programmes/nouveau-lycee/modules/homework",
-                        as_="programme@madrasa.demo", json={"enabled": True, "reason": "resume the pilot"})
+        await world.api(
+            "PUT",
+            "/api/v1/programmes/nouveau-lycee/modules/homework",
+            as_="programme@madrasa.demo",
+            json={"enabled": True, "reason": "resume the pilot"},
+        )
     assert await homework_state(PROGRAMME_SCHOOLS[1]) == (True, "programme")
 
 
@@ -162,18 +185,25 @@ async def test_school_override_beats_the_programme(world):
     await switch(world, school, "homework", False)
     try:
         plugins = await world.api("GET", "/api/v1/plugins", as_=f"teacher.{school}@test.ma", tenant=school)
-        assert next((p["enabled"], p["source"]) for p in plugins.json() if p["name"] == "homework") == (
-            False, "school")
+        assert next((p["enabled"], p["source"]) for p in plugins.json() if p["name"] == "homework") == (False, "school")
     finally:
         await switch(world, school, "homework", None)
 
 
 async def test_programme_manager_is_limited_to_own_programme(world):
-    response = await world.api("PUT", "/api/v1/programmes/other-programme/modules/homework",
-                               as_="programme@madrasa.demo", json={"enabled": True, "reason": "not mine"})
+    response = await world.api(
+        "PUT",
+        "/api/v1/programmes/other-programme/modules/homework",
+        as_="programme@madrasa.demo",
+        json={"enabled": True, "reason": "not mine"},
+    )
     assert response.status_code == 404
-    response = await world.api("PUT", "/api/v1/programmes/nouveau-lycee/modules/homework",
-                               as_="region.casa@madrasa.demo", json={"enabled": True, "reason": "not mine"})
+    response = await world.api(
+        "PUT",
+        "/api/v1/programmes/nouveau-lycee/modules/homework",
+        as_="region.casa@madrasa.demo",
+        json={"enabled": True, "reason": "not mine"},
+    )
     assert response.status_code in (403, 404)
     # nor can the manager switch a member school's own setting outside the programme's schools
     response = await switch(world, "college-al-khawarizmi", "homework", True, actor="programme@madrasa.demo")
@@ -181,8 +211,12 @@ async def test_programme_manager_is_limited_to_own_programme(world):
 
 
 async def test_region_default_reaches_its_schools_not_the_other_region(world):
-    response = await world.api("PUT", "/api/v1/tenants/casablanca-settat/modules/hr",
-                               as_="region.casa@madrasa.demo", json={"enabled": False, "reason": "region test"})
+    response = await world.api(
+        "PUT",
+        "/api/v1/tenants/casablanca-settat/modules/hr",
+        as_="region.casa@madrasa.demo",
+        json={"enabled": False, "reason": "region test"},
+    )
     assert response.status_code == 200
     try:
         for school, expected in ((A, False), (B, False), ("lycee-moulay-youssef", True)):
@@ -191,5 +225,9 @@ async def test_region_default_reaches_its_schools_not_the_other_region(world):
             plugins = await world.api("GET", "/api/v1/plugins", as_=f"teacher.{school}@test.ma", tenant=school)
             assert next(p["enabled"] for p in plugins.json() if p["name"] == "hr") is expected
     finally:
-        await world.api("PUT", "/api/v1/tenants/casablanca-settat/modules/hr", as_="region.casa@madrasa.demo",
-                        json={"enabled": None, "reason": "region test done"})
+        await world.api(
+            "PUT",
+            "/api/v1/tenants/casablanca-settat/modules/hr",
+            as_="region.casa@madrasa.demo",
+            json={"enabled": None, "reason": "region test done"},
+        )

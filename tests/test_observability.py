@@ -121,9 +121,7 @@ async def test_request_id_var_is_reset_after_request(client: AsyncTestClient[Lit
     assert request_id_var.get() == "-"
 
 
-async def test_log_inside_handler_carries_request_id(
-    client: AsyncTestClient[Litestar], json_log: io.StringIO
-) -> None:
+async def test_log_inside_handler_carries_request_id(client: AsyncTestClient[Litestar], json_log: io.StringIO) -> None:
     resp = await client.get("/items/7", headers={"x-request-id": "req-0000-abcd"})
     assert resp.status_code == 200
     records = _lines(json_log)

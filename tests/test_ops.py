@@ -29,8 +29,12 @@ async def test_readyz_reports_pending_migrations(world, monkeypatch):
 
 
 async def test_metrics_count_requests_by_route_template(world):
-    await world.api("GET", f"/api/v1/files/{world.files['lycee-ibn-batouta']}/info",
-                    as_="director.lycee-ibn-batouta@test.ma", tenant="lycee-ibn-batouta")
+    await world.api(
+        "GET",
+        f"/api/v1/files/{world.files['lycee-ibn-batouta']}/info",
+        as_="director.lycee-ibn-batouta@test.ma",
+        tenant="lycee-ibn-batouta",
+    )
     text = (await world.client.get("/metrics")).text
     assert "madrasa_http_requests_total" in text
     assert 'route="/api/v1/files/{file_id}/info"' in text
@@ -41,23 +45,37 @@ async def test_openapi_lists_the_api(world):
     response = await world.client.get("/schema/openapi.json")
     assert response.status_code == 200
     paths = response.json()["paths"]
-    for path in ("/api/v1/auth/token", "/api/v1/plugins", "/api/v1/audit", "/api/v1/tenants",
-                 "/api/v1/files/{file_id}", "/api/v1/example/hello"):
+    for path in (
+        "/api/v1/auth/token",
+        "/api/v1/plugins",
+        "/api/v1/audit",
+        "/api/v1/tenants",
+        "/api/v1/files/{file_id}",
+        "/api/v1/example/hello",
+    ):
         assert path in paths, path
 
 
 async def test_malformed_json_is_a_400_problem(world):
-    response = await world.api("POST", "/api/v1/tenants", as_="region.casa@madrasa.demo",
-                               content=b"{not json", headers={"content-type": "application/json"})
+    response = await world.api(
+        "POST",
+        "/api/v1/tenants",
+        as_="region.casa@madrasa.demo",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
     assert response.status_code == 400
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["status"] == 400
 
 
 async def test_wrong_types_name_the_field(world):
-    response = await world.api("PUT", "/api/v1/tenants/lycee-ibn-batouta/modules/grades",
-                               as_="director.lycee-ibn-batouta@test.ma",
-                               json={"enabled": "yes please", "reason": "typed wrong"})
+    response = await world.api(
+        "PUT",
+        "/api/v1/tenants/lycee-ibn-batouta/modules/grades",
+        as_="director.lycee-ibn-batouta@test.ma",
+        json={"enabled": "yes please", "reason": "typed wrong"},
+    )
     assert response.status_code == 400
     body = response.json()
     assert body["errors"][0]["field"] == "enabled"
@@ -84,8 +102,9 @@ async def test_logs_are_json_with_request_id_and_tenant(world):
     previous = logger.level
     logger.setLevel(logging.INFO)
     try:
-        response = await world.api("GET", "/api/v1/plugins", as_=TEACHER, tenant="lycee-ibn-batouta",
-                                   headers={"x-request-id": "req-12345678"})
+        response = await world.api(
+            "GET", "/api/v1/plugins", as_=TEACHER, tenant="lycee-ibn-batouta", headers={"x-request-id": "req-12345678"}
+        )
     finally:
         logger.removeHandler(handler)
         logger.setLevel(previous)

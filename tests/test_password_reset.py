@@ -19,7 +19,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[email.message.Message] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server, session, envelope):
         self.messages.append(email.message_from_bytes(envelope.content))
         return "250 OK"
 
@@ -72,8 +72,9 @@ async def test_reset_flow_over_smtp(world, mail_through_smtp):
     me = await client.get("/api/v1/me", headers={"authorization": f"Bearer {old['access_token']}"})
     assert me.status_code == 401
     assert (await client.post("/api/v1/auth/token", json={"email": address, "password": PASSWORD})).status_code == 401
-    assert (await client.post("/api/v1/auth/token", json={"email": address, "password": new_password})
-            ).status_code == 200
+    assert (
+        await client.post("/api/v1/auth/token", json={"email": address, "password": new_password})
+    ).status_code == 200
     await client.aclose()
 
 
@@ -87,8 +88,9 @@ async def test_unknown_address_gets_the_same_answer_and_no_mail(world, mail_thro
 
 async def test_forged_reset_token_is_refused(world):
     client = new_client(world.app, ip="10.1.0.3")
-    response = await client.post("/api/v1/auth/password-reset/confirm",
-                                 json={"token": "x" * 43, "password": "a-new-password-77"})
+    response = await client.post(
+        "/api/v1/auth/password-reset/confirm", json={"token": "x" * 43, "password": "a-new-password-77"}
+    )
     assert response.status_code == 400
     assert "invalid" in response.json()["detail"]
     await client.aclose()

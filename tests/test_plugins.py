@@ -59,16 +59,41 @@ def test_every_route_declares_a_known_permission(world):
 
 
 def test_public_routes_are_an_explicit_short_list(world):
-    public = sorted({route.path for route in world.litestar.routes for h in getattr(route, "route_handlers", [])
-                     if h.opt.get("permission") == PUBLIC})
-    assert public == sorted([
-        "/", "/api/v1/auth/password-reset", "/api/v1/auth/password-reset/confirm", "/api/v1/auth/refresh",
-        "/api/v1/auth/token", "/healthz", "/lang/{code:str}", "/login", "/manifest.webmanifest", "/metrics",
-        "/readyz", "/schema", "/schema/oauth2-redirect.html", "/schema/openapi.json", "/schema/swagger",
-        "/schema/{path:str}", "/static/core/{file_path:path}",
-    ])
-    authenticated = {route.path for route in world.litestar.routes for h in getattr(route, "route_handlers", [])
-                     if h.opt.get("permission") == AUTHENTICATED}
+    public = sorted(
+        {
+            route.path
+            for route in world.litestar.routes
+            for h in getattr(route, "route_handlers", [])
+            if h.opt.get("permission") == PUBLIC
+        }
+    )
+    assert public == sorted(
+        [
+            "/",
+            "/api/v1/auth/password-reset",
+            "/api/v1/auth/password-reset/confirm",
+            "/api/v1/auth/refresh",
+            "/api/v1/auth/token",
+            "/healthz",
+            "/lang/{code:str}",
+            "/login",
+            "/manifest.webmanifest",
+            "/metrics",
+            "/readyz",
+            "/schema",
+            "/schema/oauth2-redirect.html",
+            "/schema/openapi.json",
+            "/schema/swagger",
+            "/schema/{path:str}",
+            "/static/core/{file_path:path}",
+        ]
+    )
+    authenticated = {
+        route.path
+        for route in world.litestar.routes
+        for h in getattr(route, "route_handlers", [])
+        if h.opt.get("permission") == AUTHENTICATED
+    }
     assert authenticated == {"/api/v1/auth/logout", "/api/v1/me", "/api/v1/permissions", "/logout"}
 
 
@@ -120,25 +145,37 @@ async def test_events_reach_only_plugins_enabled_for_the_tenant(world):
 
     example.RECEIVED.clear()
     a, b = world.ids["lycee-ibn-batouta"], world.ids["college-al-khawarizmi"]
-    await world.api("PUT", "/api/v1/tenants/lycee-ibn-batouta/modules/example",
-                    as_="director.lycee-ibn-batouta@test.ma", json={"enabled": False, "reason": "quiet please"})
+    await world.api(
+        "PUT",
+        "/api/v1/tenants/lycee-ibn-batouta/modules/example",
+        as_="director.lycee-ibn-batouta@test.ma",
+        json={"enabled": False, "reason": "quiet please"},
+    )
     try:
         await world.services.emit([Event(name="test.ping", tenant_id=a), Event(name="test.ping", tenant_id=b)])
     finally:
-        await world.api("PUT", "/api/v1/tenants/lycee-ibn-batouta/modules/example",
-                        as_="director.lycee-ibn-batouta@test.ma", json={"enabled": None, "reason": "back on"})
+        await world.api(
+            "PUT",
+            "/api/v1/tenants/lycee-ibn-batouta/modules/example",
+            as_="director.lycee-ibn-batouta@test.ma",
+            json={"enabled": None, "reason": "back on"},
+        )
     assert [e.tenant_id for e in example.RECEIVED] == [b]
 
 
-async def test_plugin_cli_command(tmp_path):
+def test_plugin_cli_command(tmp_path):
     import subprocess
     import sys
     from pathlib import Path
 
     madrasa = Path(sys.executable).parent / "madrasa"
-    result = subprocess.run([str(madrasa), "example-hello"], capture_output=True, text=True, timeout=60,
-                            env={"PATH": "/usr/bin:/bin", "MADRASA_DATA_DIR": str(tmp_path),
-                                 "MADRASA_ALLOWED_PLUGINS": "example"})
+    result = subprocess.run(
+        [str(madrasa), "example-hello"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "MADRASA_DATA_DIR": str(tmp_path), "MADRASA_ALLOWED_PLUGINS": "example"},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "hello from the example plugin"
 

@@ -38,7 +38,8 @@ async def test_every_scoped_table_has_forced_rls_with_both_clauses(pg):
             policies = await conn.fetch(
                 "SELECT polname, pg_get_expr(polqual, polrelid) AS using_expr, "
                 "pg_get_expr(polwithcheck, polrelid) AS check_expr FROM pg_policy "
-                "WHERE polrelid = $1::regclass", table["relname"],
+                "WHERE polrelid = $1::regclass",
+                table["relname"],
             )
             assert policies, f"{table['relname']}: no policy"
             for policy in policies:
@@ -96,14 +97,17 @@ async def test_insert_into_b_is_rejected_from_scope_a(pg):
                 await conn.execute(
                     "INSERT INTO stored_file (key, tenant_id, region_id, school_id, category, filename, content_type, "
                     "size, created_at) VALUES ('t/x/y', $1, $2, $1, 'x', 'x', 'text/plain', 1, now())",
-                    school_b, rabat,
+                    school_b,
+                    rabat,
                 )
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
             async with conn.transaction():
                 await scoped(conn, str(casa))
                 await conn.execute(
                     "INSERT INTO audit_log (at, action, object_type, region_id, school_id) "
-                    "VALUES (now(), 'forged', 'x', $1, $2)", rabat, school_b,
+                    "VALUES (now(), 'forged', 'x', $1, $2)",
+                    rabat,
+                    school_b,
                 )
         # moving a home row into the other region is a WITH CHECK violation too
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):

@@ -13,10 +13,23 @@ TEACHER = "teacher.lycee-ibn-batouta@test.ma"
 
 def node(path: tuple[int, ...]) -> TenantInfo:
     kinds = ("platform", "region", "province", "school")
-    return TenantInfo(id=path[-1], kind=kinds[len(path) - 1], parent_id=path[-2] if len(path) > 1 else None,
-                      path=path, slug=f"n{path[-1]}", code=None, name_ar="", name_fr="", name_en="",
-                      status="active", default_locale="fr", display_name=None, logo_key=None,
-                      primary_color="#000000", secondary_color="#ffffff")
+    return TenantInfo(
+        id=path[-1],
+        kind=kinds[len(path) - 1],
+        parent_id=path[-2] if len(path) > 1 else None,
+        path=path,
+        slug=f"n{path[-1]}",
+        code=None,
+        name_ar="",
+        name_fr="",
+        name_en="",
+        status="active",
+        default_locale="fr",
+        display_name=None,
+        logo_key=None,
+        primary_color="#000000",
+        secondary_color="#ffffff",
+    )
 
 
 ALL = frozenset({"region_admin", "teacher", "platform_admin", "programme_manager"})
@@ -31,10 +44,12 @@ ALL = frozenset({"region_admin", "teacher", "platform_admin", "programme_manager
         ([Grant("teacher", ((1, 2, 3, 4),))], node((1, 5, 6, 7)), Scope()),  # elsewhere: nothing
         ([Grant("platform_admin", ((1,),))], None, Scope.everything()),
         ([Grant("platform_admin", ((1,),))], node((1, 5)), Scope(frozenset({5}))),
-        ([Grant("programme_manager", ((1, 2, 3, 4), (1, 5, 6, 7)), programme_id=9)], None,
-         Scope(frozenset({4, 7}))),
-        ([Grant("programme_manager", ((1, 2, 3, 4), (1, 5, 6, 7)), programme_id=9)], node((1, 5)),
-         Scope(frozenset({7}))),
+        ([Grant("programme_manager", ((1, 2, 3, 4), (1, 5, 6, 7)), programme_id=9)], None, Scope(frozenset({4, 7}))),
+        (
+            [Grant("programme_manager", ((1, 2, 3, 4), (1, 5, 6, 7)), programme_id=9)],
+            node((1, 5)),
+            Scope(frozenset({7})),
+        ),
     ],
 )
 def test_scope_for(grants, tenant, expected):
@@ -54,17 +69,21 @@ async def test_tenant_host_name_resolves_the_portal(world):
 async def test_custom_domain_resolves_the_portal(world):
     db = world.services.db
     async with db.transaction():
-        await db.execute("INSERT INTO tenant_domain (tenant_id, host) VALUES ({}, {})",
-                         world.ids["ecole-al-amal"], f"alamal-{world.backend}.example.ma")
+        await db.execute(
+            "INSERT INTO tenant_domain (tenant_id, host) VALUES ({}, {})",
+            world.ids["ecole-al-amal"],
+            f"alamal-{world.backend}.example.ma",
+        )
     response = await world.client.get("/login", headers={"host": f"alamal-{world.backend}.example.ma"})
-    assert response.status_code == 200 and "Al Amal" in response.text or "الأمل" in response.text
+    assert (response.status_code == 200 and "Al Amal" in response.text) or "الأمل" in response.text
 
 
 async def test_unknown_tenant_is_404_page_and_problem(world):
     page = await world.client.get("/t/no-such-school/login", headers={"accept": "text/html"})
     assert page.status_code == 404 and "<html" in page.text
-    host = await world.client.get("/login", headers={"host": f"ghost.{world.settings.base_domain}",
-                                                     "accept": "text/html"})
+    host = await world.client.get(
+        "/login", headers={"host": f"ghost.{world.settings.base_domain}", "accept": "text/html"}
+    )
     assert host.status_code == 404
     api = await world.api("GET", "/api/v1/plugins", as_=TEACHER, tenant="no-such-school")
     assert api.status_code == 404 and api.headers["content-type"].startswith("application/problem+json")
@@ -74,8 +93,11 @@ async def test_unknown_tenant_is_404_page_and_problem(world):
 
 async def test_api_takes_the_tenant_from_the_token_never_a_header(world):
     token = await world.token(TEACHER, tenant="lycee-ibn-batouta")
-    headers = {"authorization": f"Bearer {token}", "host": f"lycee-moulay-youssef.{world.settings.base_domain}",
-               "x-tenant": "lycee-moulay-youssef"}
+    headers = {
+        "authorization": f"Bearer {token}",
+        "host": f"lycee-moulay-youssef.{world.settings.base_domain}",
+        "x-tenant": "lycee-moulay-youssef",
+    }
     response = await world.client.get("/api/v1/me", headers=headers)
     assert response.json()["tenant"] == "lycee-ibn-batouta"
     response = await world.client.get("/api/v1/plugins", headers=headers)
@@ -84,26 +106,38 @@ async def test_api_takes_the_tenant_from_the_token_never_a_header(world):
 
 async def test_suspended_school_shows_a_clear_page_and_keeps_its_data(world):
     slug = f"suspend-me-{world.backend}"
-    created = await world.api("POST", "/api/v1/tenants", as_="region.casa@madrasa.demo",
-                               json={"parent": "settat", "kind": "school", "slug": slug,
-                                     "name_fr": "École à suspendre", "name_ar": "مدرسة"})
+    created = await world.api(
+        "POST",
+        "/api/v1/tenants",
+        as_="region.casa@madrasa.demo",
+        json={"parent": "settat", "kind": "school", "slug": slug, "name_fr": "École à suspendre", "name_ar": "مدرسة"},
+    )
     assert created.status_code == 201, created.text
     world.ids[slug] = created.json()["id"]
     teacher = await world.add_person(f"t.{slug}@test.ma", "teacher", slug)
     assert (await world.api("GET", "/", as_=teacher, tenant=slug)).status_code == 200
 
-    response = await world.api("POST", f"/api/v1/tenants/{slug}/status", as_="region.casa@madrasa.demo",
-                               json={"status": "suspended", "reason": "end of contract"})
+    response = await world.api(
+        "POST",
+        f"/api/v1/tenants/{slug}/status",
+        as_="region.casa@madrasa.demo",
+        json={"status": "suspended", "reason": "end of contract"},
+    )
     assert response.status_code == 200 and response.json()["status"] == "suspended"
     page = await world.client.get(f"/t/{slug}/login", headers={"accept": "text/html"})
     assert page.status_code == 403 and "suspendu" in page.text
     api = await world.api("GET", "/api/v1/plugins", as_=teacher, tenant=slug)
     assert api.status_code == 403 and "suspended" in api.json()["detail"]
-    assert await world.services.db.fetchval("SELECT COUNT(*) FROM membership WHERE tenant_id = {}",
-                                            world.ids[slug]) == 1
+    assert (
+        await world.services.db.fetchval("SELECT COUNT(*) FROM membership WHERE tenant_id = {}", world.ids[slug]) == 1
+    )
 
-    response = await world.api("POST", f"/api/v1/tenants/{slug}/status", as_="region.casa@madrasa.demo",
-                               json={"status": "active", "reason": "renewed"})
+    response = await world.api(
+        "POST",
+        f"/api/v1/tenants/{slug}/status",
+        as_="region.casa@madrasa.demo",
+        json={"status": "active", "reason": "renewed"},
+    )
     assert response.status_code == 200
     assert (await world.client.get(f"/t/{slug}/login")).status_code == 200
 
@@ -117,33 +151,53 @@ async def test_suspending_a_region_suspends_its_schools(world):
         {"parent": f"prov-{world.backend}", "kind": "school", "slug": f"school-{world.backend}", "name_fr": "École"},
     ):
         assert (await world.api("POST", "/api/v1/tenants", as_=admin, json=body)).status_code == 201
-    await world.api("POST", f"/api/v1/tenants/{region}/status", as_=admin,
-                    json={"status": "suspended", "reason": "audit"})
+    await world.api(
+        "POST", f"/api/v1/tenants/{region}/status", as_=admin, json={"status": "suspended", "reason": "audit"}
+    )
     assert (await world.client.get(f"/t/school-{world.backend}/login")).status_code == 403
-    back = await world.api("POST", f"/api/v1/tenants/{region}/status", as_=admin, json={"status": "active", "reason": "audit done"})
+    back = await world.api(
+        "POST", f"/api/v1/tenants/{region}/status", as_=admin, json={"status": "active", "reason": "audit done"}
+    )
     assert back.status_code == 200, back.text
     assert (await world.client.get(f"/t/school-{world.backend}/login")).status_code == 200
 
 
 async def test_tree_rules(world):
     admin = "region.casa@madrasa.demo"
-    wrong_kind = await world.api("POST", "/api/v1/tenants", as_=admin,
-                                 json={"parent": "casablanca-settat", "kind": "school", "slug": "x-school",
-                                       "name_fr": "X"})
+    wrong_kind = await world.api(
+        "POST",
+        "/api/v1/tenants",
+        as_=admin,
+        json={"parent": "casablanca-settat", "kind": "school", "slug": "x-school", "name_fr": "X"},
+    )
     assert wrong_kind.status_code == 400 and "province" in wrong_kind.json()["detail"]
-    duplicate = await world.api("POST", "/api/v1/tenants", as_=admin,
-                                json={"parent": "settat", "kind": "school", "slug": "lycee-ibn-batouta",
-                                      "name_fr": "Doublon"})
+    duplicate = await world.api(
+        "POST",
+        "/api/v1/tenants",
+        as_=admin,
+        json={"parent": "settat", "kind": "school", "slug": "lycee-ibn-batouta", "name_fr": "Doublon"},
+    )
     assert duplicate.status_code == 409
-    bad_slug = await world.api("POST", "/api/v1/tenants", as_=admin,
-                               json={"parent": "settat", "kind": "school", "slug": "Bad Slug", "name_fr": "X"})
+    bad_slug = await world.api(
+        "POST",
+        "/api/v1/tenants",
+        as_=admin,
+        json={"parent": "settat", "kind": "school", "slug": "Bad Slug", "name_fr": "X"},
+    )
     assert bad_slug.status_code == 400 and bad_slug.json()["errors"][0]["field"] == "slug"
-    region_by_region_admin = await world.api("POST", "/api/v1/tenants", as_=admin,
-                                             json={"parent": "platform", "kind": "region", "slug": "sneaky",
-                                                   "name_fr": "X"})
+    region_by_region_admin = await world.api(
+        "POST",
+        "/api/v1/tenants",
+        as_=admin,
+        json={"parent": "platform", "kind": "region", "slug": "sneaky", "name_fr": "X"},
+    )
     assert region_by_region_admin.status_code == 404
-    cannot_suspend_platform = await world.api("POST", "/api/v1/tenants/platform/status", as_="admin@madrasa.demo",
-                                              json={"status": "suspended", "reason": "oops"})
+    cannot_suspend_platform = await world.api(
+        "POST",
+        "/api/v1/tenants/platform/status",
+        as_="admin@madrasa.demo",
+        json={"status": "suspended", "reason": "oops"},
+    )
     assert cannot_suspend_platform.status_code == 403
 
 
@@ -152,9 +206,18 @@ async def test_people_have_one_identity_across_tenants(world):
     director_b = "director.lycee-moulay-youssef@test.ma"
     email = f"shared.{world.backend}@test.ma"
     for actor, school in ((director_a, "lycee-ibn-batouta"), (director_b, "lycee-moulay-youssef")):
-        response = await world.api("POST", "/api/v1/people", as_=actor, json={
-            "email": email, "full_name": "Parent Partagé", "role": "parent", "tenant": school,
-            "password": "a-good-password-1"})
+        response = await world.api(
+            "POST",
+            "/api/v1/people",
+            as_=actor,
+            json={
+                "email": email,
+                "full_name": "Parent Partagé",
+                "role": "parent",
+                "tenant": school,
+                "password": "a-good-password-1",
+            },
+        )
         assert response.status_code == 201, response.text
     ids = await world.services.db.fetch("SELECT id FROM person WHERE email = {}", email)
     assert len(ids) == 1
@@ -164,6 +227,10 @@ async def test_people_have_one_identity_across_tenants(world):
     landing = await world.api("GET", "/", as_=email)
     assert "/t/lycee-ibn-batouta/" in landing.text and "/t/lycee-moulay-youssef/" in landing.text
     # a director cannot grant a role in another school
-    response = await world.api("POST", "/api/v1/people", as_=director_a, json={
-        "email": "x@test.ma", "full_name": "X", "role": "teacher", "tenant": "lycee-moulay-youssef"})
+    response = await world.api(
+        "POST",
+        "/api/v1/people",
+        as_=director_a,
+        json={"email": "x@test.ma", "full_name": "X", "role": "teacher", "tenant": "lycee-moulay-youssef"},
+    )
     assert response.status_code == 404

@@ -94,8 +94,7 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/token", opt={"permission": PUBLIC}, status_code=200)
-    async def token(self, ctx: Ctx, data: JSONBody[TokenRequest], request: Request[Any, Any, Any]
-                    ) -> TokenResponse:
+    async def token(self, ctx: Ctx, data: JSONBody[TokenRequest], request: Request[Any, Any, Any]) -> TokenResponse:
         """Log in: returns a short-lived access token and a rotating refresh token."""
         svc = ctx.services
         try:
@@ -131,8 +130,9 @@ class AuthController(Controller):
         await ctx.services.identity.revoke(ctx.session.session_id)
 
     @post("/password-reset", opt={"permission": PUBLIC}, status_code=202)
-    async def password_reset(self, ctx: Ctx, data: JSONBody[ResetRequest], request: Request[Any, Any, Any]
-                             ) -> dict[str, str]:
+    async def password_reset(
+        self, ctx: Ctx, data: JSONBody[ResetRequest], request: Request[Any, Any, Any]
+    ) -> dict[str, str]:
         """E-mail a one-time reset link (the answer is the same whether or not the account exists)."""
         svc = ctx.services
         try:
@@ -143,12 +143,14 @@ class AuthController(Controller):
         if started is not None:
             _, token = started
             base = str(request.base_url).rstrip("/")
-            await svc.mailer.send(Mail(
-                to=data.email.strip().lower(),
-                subject="madrasa: reset your password",
-                body=f"Open this link within an hour to choose a new password:\n{base}/password-reset/{token}\n\n"
-                f"Token: {token}\n\nIf you did not ask for it, ignore this message.",
-            ))
+            await svc.mailer.send(
+                Mail(
+                    to=data.email.strip().lower(),
+                    subject="madrasa: reset your password",
+                    body=f"Open this link within an hour to choose a new password:\n{base}/password-reset/{token}\n\n"
+                    f"Token: {token}\n\nIf you did not ask for it, ignore this message.",
+                )
+            )
         return {"status": "If the address has an account, a reset link has been sent."}
 
     @post("/password-reset/confirm", opt={"permission": PUBLIC}, status_code=200)
@@ -178,7 +180,11 @@ async def me(ctx: Ctx) -> MeResponse:
     )
     ident = ctx.identity
     return MeResponse(
-        ident.id, ident.email, ident.full_name, ident.full_name_ar, ident.locale,
+        ident.id,
+        ident.email,
+        ident.full_name,
+        ident.full_name_ar,
+        ident.locale,
         ctx.tenant.slug if ctx.tenant else None,
         [MembershipOut(r["role"], r["slug"], r["programme_id"]) for r in rows],
     )

@@ -128,8 +128,12 @@ async def read_audit(
     """Audit entries of the caller's tenants, newest first (page with ``before_id``)."""
     async with ctx.services.db.scoped(ctx.scope, write=False):
         return await audit.read(
-            ctx.services.db, ctx.scope, object_type=object_type, object_id=object_id,
-            before_id=before_id, limit=limit,
+            ctx.services.db,
+            ctx.scope,
+            object_type=object_type,
+            object_id=object_id,
+            before_id=before_id,
+            limit=limit,
         )
 
 
@@ -170,24 +174,45 @@ async def upload_file(
             "INSERT INTO stored_file (key, tenant_id, region_id, province_id, school_id, category, filename, "
             "content_type, size, owner_id, created_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, "
             "CURRENT_TIMESTAMP) RETURNING id, created_at",
-            key, tenant.id, cols["region_id"], cols["province_id"], cols["school_id"], data.category,
-            key.rsplit("/", 1)[-1], content_type, len(content), ctx.person_id,
+            key,
+            tenant.id,
+            cols["region_id"],
+            cols["province_id"],
+            cols["school_id"],
+            data.category,
+            key.rsplit("/", 1)[-1],
+            content_type,
+            len(content),
+            ctx.person_id,
         )
         assert row is not None
-        await audit.record(svc.db, actor_id=ctx.person_id, action="file.upload", object_type="file",
-                           object_id=row["id"], tenant=tenant, after={"key": key, "size": len(content)})
+        await audit.record(
+            svc.db,
+            actor_id=ctx.person_id,
+            action="file.upload",
+            object_type="file",
+            object_id=row["id"],
+            tenant=tenant,
+            after={"key": key, "size": len(content)},
+        )
         # Written last: if storage fails the row rolls back; an orphan object is harmless.
         await svc.storage.put(key, content, content_type, tenant_id=tenant.id)
     created = row["created_at"]
     if isinstance(created, str):
         created = datetime.fromisoformat(created)
-    return FileOut(row["id"], key.rsplit("/", 1)[-1], content_type, len(content), data.category, created,
-                   ctx.url(f"/api/v1/files/{row['id']}"))
+    return FileOut(
+        row["id"],
+        key.rsplit("/", 1)[-1],
+        content_type,
+        len(content),
+        data.category,
+        created,
+        ctx.url(f"/api/v1/files/{row['id']}"),
+    )
 
 
 FILE_INFO_SQL = (
-    "SELECT id, key, tenant_id, filename, content_type, size, category, created_at FROM stored_file "
-    "WHERE id = {} AND "
+    "SELECT id, key, tenant_id, filename, content_type, size, category, created_at FROM stored_file WHERE id = {} AND "
 )
 
 
@@ -203,12 +228,18 @@ async def file_info(ctx: Ctx, file_id: FromPath[int]) -> FileOut:
     created = row["created_at"]
     if isinstance(created, str):
         created = datetime.fromisoformat(created)
-    return FileOut(row["id"], row["filename"], row["content_type"], row["size"], row["category"], created,
-                   ctx.url(f"/api/v1/files/{row['id']}"))
+    return FileOut(
+        row["id"],
+        row["filename"],
+        row["content_type"],
+        row["size"],
+        row["category"],
+        created,
+        ctx.url(f"/api/v1/files/{row['id']}"),
+    )
 
 
-@get("/api/v1/files/{file_id:int}", opt={"permission": "files.read"}, tags=["files"],
-     media_type=MediaType.TEXT)
+@get("/api/v1/files/{file_id:int}", opt={"permission": "files.read"}, tags=["files"], media_type=MediaType.TEXT)
 async def download_file(ctx: Ctx, file_id: FromPath[int], request: Request[Any, Any, Any]) -> Response[bytes]:
     """Download a file after checking it belongs to a tenant the caller may read."""
     svc = ctx.services
@@ -216,15 +247,19 @@ async def download_file(ctx: Ctx, file_id: FromPath[int], request: Request[Any, 
     async with svc.db.scoped(ctx.scope, write=False):
         row = await svc.db.fetchrow(
             f"SELECT key, tenant_id, filename, content_type FROM stored_file WHERE id = {{}} AND {where}",
-            file_id, *args,
+            file_id,
+            *args,
         )
     if row is None:
         raise NotFoundException("No such file.")
     data = await svc.storage.get(row["key"], tenant_id=row["tenant_id"])
     return Response(
-        data, media_type=row["content_type"],
-        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{_quote(row['filename'])}",
-                 "X-Content-Type-Options": "nosniff"},
+        data,
+        media_type=row["content_type"],
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(row['filename'])}",
+            "X-Content-Type-Options": "nosniff",
+        },
     )
 
 
@@ -235,5 +270,13 @@ def _quote(name: str) -> str:
 
 
 CORE_API = [
-    healthz, readyz, metrics, list_plugins, list_permissions, read_audit, upload_file, file_info, download_file,
+    healthz,
+    readyz,
+    metrics,
+    list_plugins,
+    list_permissions,
+    read_audit,
+    upload_file,
+    file_info,
+    download_file,
 ]

@@ -17,16 +17,23 @@ FAMILY = frozenset({"parent", "student"})
 @hookimpl
 def madrasa_plugin_info() -> PluginInfo:
     """Grades: on by default."""
-    return PluginInfo(name="grades", label="Grades", version="0.1.0",
-                      description="Continuous assessments, mark entry, averages, ranks and bulletins")
+    return PluginInfo(
+        name="grades",
+        label="Grades",
+        version="0.1.0",
+        description="Continuous assessments, mark entry, averages, ranks and bulletins",
+    )
 
 
 @hookimpl
 def madrasa_permissions() -> list[Permission]:
     """Who views, enters, validates and publishes marks."""
     return [
-        Permission("grades.view", "See marks, averages and bulletins", TEACHING | FAMILY | {
-            "region_admin", "province_admin", "programme_manager", "platform_admin"}),
+        Permission(
+            "grades.view",
+            "See marks, averages and bulletins",
+            TEACHING | FAMILY | {"region_admin", "province_admin", "programme_manager", "platform_admin"},
+        ),
         Permission("grades.enter", "Schedule assessments and enter marks", frozenset({"teacher"})),
         Permission("grades.validate", "Validate, publish and correct marks", frozenset({"school_director"})),
     ]
@@ -41,5 +48,11 @@ def madrasa_menu_items(ctx: RequestContext) -> list[MenuItem]:
 @hookimpl
 def madrasa_routes() -> list[Any]:
     """The module's landing page."""
-    return [module_home("grades", "Grades", "grades.view", [
-        "Continuous assessments", "Mark entry", "Averages and ranks", "Bulletins"])]
+    return [
+        module_home(
+            "grades",
+            "Grades",
+            "grades.view",
+            ["Continuous assessments", "Mark entry", "Averages and ranks", "Bulletins"],
+        )
+    ]

@@ -14,16 +14,24 @@ from core.plugins import MenuItem, PluginInfo
 @hookimpl
 def madrasa_plugin_info() -> PluginInfo:
     """Homework: off by default, switched on by programmes and schools."""
-    return PluginInfo(name="homework", label="Homework", version="0.1.0", default_enabled=False,
-                      description="Homework, submissions, completion and the lesson log")
+    return PluginInfo(
+        name="homework",
+        label="Homework",
+        version="0.1.0",
+        default_enabled=False,
+        description="Homework, submissions, completion and the lesson log",
+    )
 
 
 @hookimpl
 def madrasa_permissions() -> list[Permission]:
     """Who sets and follows homework."""
     return [
-        Permission("homework.view", "See homework and completion", frozenset({
-            "teacher", "school_director", "parent", "student", "programme_manager"})),
+        Permission(
+            "homework.view",
+            "See homework and completion",
+            frozenset({"teacher", "school_director", "parent", "student", "programme_manager"}),
+        ),
         Permission("homework.set", "Set homework and log lessons", frozenset({"teacher"})),
     ]
 
@@ -37,5 +45,6 @@ def madrasa_menu_items(ctx: RequestContext) -> list[MenuItem]:
 @hookimpl
 def madrasa_routes() -> list[Any]:
     """The module's landing page."""
-    return [module_home("homework", "Homework", "homework.view", [
-        "Homework", "Submissions", "Completion", "Lesson log"])]
+    return [
+        module_home("homework", "Homework", "homework.view", ["Homework", "Submissions", "Completion", "Lesson log"])
+    ]

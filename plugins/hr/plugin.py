@@ -16,8 +16,12 @@ STAFF = frozenset({"teacher", "school_director"})
 @hookimpl
 def madrasa_plugin_info() -> PluginInfo:
     """HR: on by default."""
-    return PluginInfo(name="hr", label="Staff", version="0.1.0",
-                      description="Staff records, administrative situation, payslips, transfers, duty roster")
+    return PluginInfo(
+        name="hr",
+        label="Staff",
+        version="0.1.0",
+        description="Staff records, administrative situation, payslips, transfers, duty roster",
+    )
 
 
 @hookimpl
@@ -25,8 +29,11 @@ def madrasa_permissions() -> list[Permission]:
     """Staff see their own records; administrators manage them."""
     return [
         Permission("hr.self", "See one's own situation and payslips", STAFF),
-        Permission("hr.manage", "Manage staff records and transfers", frozenset({
-            "region_admin", "province_admin", "platform_admin"})),
+        Permission(
+            "hr.manage",
+            "Manage staff records and transfers",
+            frozenset({"region_admin", "province_admin", "platform_admin"}),
+        ),
     ]
 
 
@@ -39,5 +46,8 @@ def madrasa_menu_items(ctx: RequestContext) -> list[MenuItem]:
 @hookimpl
 def madrasa_routes() -> list[Any]:
     """The module's landing page."""
-    return [module_home("hr", "Staff", "hr.self", [
-        "Administrative situation", "Payslips", "Transfer requests", "Duty roster"])]
+    return [
+        module_home(
+            "hr", "Staff", "hr.self", ["Administrative situation", "Payslips", "Transfer requests", "Duty roster"]
+        )
+    ]

@@ -1,0 +1,42 @@
+# madrasa: `make demo` runs the product on the embedded database; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PYTEST_WORKERS ?= 2
+
+.PHONY: demo test install lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml tests/example_plugin/pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]' -e tests/example_plugin
+	touch $@
+
+install: $(VENV)/.installed
+
+## demo: migrate an SQLite file in $MADRASA_DATA_DIR (./var), load the demo once, print the accounts, serve
+demo: $(VENV)/.installed
+	$(BIN)/madrasa demo
+
+## test: install what the tests need (Python packages, a PostgreSQL server if absent) and run everything
+test: $(VENV)/.installed-test
+	@eval "$$(scripts/ensure-services.sh)" && \
+	$(BIN)/ruff check . && \
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## bench: the benchmarks under benchmarks/ (PostgreSQL)
+bench: $(VENV)/.installed-test
+	@eval "$$(scripts/ensure-services.sh)" && $(BIN)/python benchmarks/request_overhead.py
+
+clean:
+	rm -rf $(VENV) var build *.egg-info
