@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
 
 import msgspec
 from jinja2 import Environment
 from litestar import MediaType, Request, Response, get, post
 from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotFoundException
 from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
@@ -134,16 +134,10 @@ async def logout(ctx: Ctx) -> Response[Any]:
 async def switch_language(ctx: Ctx, code: FromPath[str], next: FromQuery[str | None] = None) -> Response[Any]:
     """Remember the chosen language in a cookie and go back."""
     if code not in LOCALES:
-        raise _bad_language(code)
+        raise NotFoundException(f"Unknown language {code!r}; use one of {', '.join(LOCALES)}.")
     response: Response[Any] = Redirect(_safe_next(ctx, next))
     response.set_cookie(LOCALE_COOKIE, code, samesite="lax", max_age=365 * 24 * 3600, path="/")
     return response
-
-
-def _bad_language(code: FromPath[str]) -> Exception:
-    from litestar.exceptions import NotFoundException
-
-    return NotFoundException(f"Unknown language {code!r}; use one of {', '.join(LOCALES)}.")
 
 
 @get("/manifest.webmanifest", opt={"permission": PUBLIC}, include_in_schema=False)
@@ -165,11 +159,6 @@ async def manifest(ctx: Ctx) -> Response[dict[str, Any]]:
         },
         media_type="application/manifest+json",
     )
-
-
-def login_url(ctx: Ctx, path: str) -> str:
-    """The login page that returns to ``path``."""
-    return ctx.url("/login") + "?next=" + quote(path)
 
 
 PORTAL_ROUTES = [home, login_form, login, logout, switch_language, manifest]

@@ -119,6 +119,29 @@ class PersonOut(msgspec.Struct):
     email: str
 
 
+async def module_states(ctx: Ctx, slug: str) -> list[ModuleStateOut]:
+    """Every toggleable module's effective state at a node the caller can see."""
+    svc = ctx.services
+    node = await service.visible_node(ctx, slug)
+    programmes = await svc.tenants.programmes_of(node.id) if node.kind == "school" else ()
+    out = []
+    for name in svc.plugins.toggleable():
+        state = await svc.modules.state(name, node.path, programmes)
+        out.append(ModuleStateOut(name, state.enabled, state.source, state.source_id))
+    return out
+
+
+async def programme_out(ctx: Ctx, slug: str) -> ProgrammeOut:
+    """A programme the caller manages, with its schools."""
+    row = await service.programme_by_slug(ctx, slug)
+    schools = await ctx.services.db.fetch(
+        "SELECT t.slug FROM programme_school ps JOIN tenant t ON t.id = ps.tenant_id WHERE ps.programme_id = {} "
+        "ORDER BY t.slug",
+        row["id"],
+    )
+    return ProgrammeOut(row["id"], row["slug"], row["name_fr"], [s["slug"] for s in schools])
+
+
 class TenantController(Controller):
     """``/api/v1/tenants``."""
 
@@ -177,14 +200,7 @@ class TenantController(Controller):
     @get("/{slug:str}/modules", opt={"permission": "modules.view"})
     async def node_modules(self, ctx: Ctx, slug: FromPath[str]) -> list[ModuleStateOut]:
         """Effective state of every module at a node, with where it comes from."""
-        svc = ctx.services
-        node = await service.visible_node(ctx, slug)
-        programmes = await svc.tenants.programmes_of(node.id) if node.kind == "school" else ()
-        out = []
-        for name in svc.plugins.toggleable():
-            state = await svc.modules.state(name, node.path, programmes)
-            out.append(ModuleStateOut(name, state.enabled, state.source, state.source_id))
-        return out
+        return await module_states(ctx, slug)
 
     @put("/{slug:str}/modules/{module:str}", opt={"permission": "modules.manage"})
     async def set_module(
@@ -194,7 +210,7 @@ class TenantController(Controller):
         async with ctx.services.db.scoped(ctx.scope):
             node = await service.visible_node(ctx, slug)
             await service.set_node_module(ctx, node, module, data.enabled, data.reason)
-        return await self.node_modules.fn(self, ctx, slug)
+        return await module_states(ctx, slug)
 
 
 class ProgrammeController(Controller):
@@ -213,13 +229,7 @@ class ProgrammeController(Controller):
     @get("/{slug:str}", opt={"permission": "modules.view"})
     async def detail(self, ctx: Ctx, slug: FromPath[str]) -> ProgrammeOut:
         """A programme the caller manages, with its schools."""
-        row = await service.programme_by_slug(ctx, slug)
-        schools = await ctx.services.db.fetch(
-            "SELECT t.slug FROM programme_school ps JOIN tenant t ON t.id = ps.tenant_id WHERE ps.programme_id = {} "
-            "ORDER BY t.slug",
-            row["id"],
-        )
-        return ProgrammeOut(row["id"], row["slug"], row["name_fr"], [s["slug"] for s in schools])
+        return await programme_out(ctx, slug)
 
     @post("/{slug:str}/schools", opt={"permission": "programmes.manage"}, status_code=200)
     async def add_school(self, ctx: Ctx, slug: FromPath[str], data: JSONBody[SchoolRef]) -> ProgrammeOut:
@@ -228,7 +238,7 @@ class ProgrammeController(Controller):
             programme = await service.programme_by_slug(ctx, slug)
             school = await service.visible_node(ctx, data.school)
             await service.add_programme_school(ctx, programme, school)
-        return await self.detail.fn(self, ctx, slug)
+        return await programme_out(ctx, slug)
 
     @put("/{slug:str}/modules/{module:str}", opt={"permission": "modules.manage"})
     async def set_module(
