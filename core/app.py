@@ -33,6 +33,11 @@ from core.permissions import CORE_PERMISSIONS, PUBLIC, PermissionRegistry
 from core.plugins import PluginHost
 from core.portal import PORTAL_ROUTES, configure_templates
 from core.problems import http_exception_handler
+from core.school.api import SCHOOL_ROUTES
+from core.school.csv_import import IMPORT_ROUTES
+from core.school.ical import ICAL_ROUTES
+from core.school.portal import SCHOOL_PORTAL_ROUTES
+from core.school.tables import SCHOOL_TABLES
 from core.services import Services
 from core.storage import Storage, make_storage
 from core.tables import CORE_TABLES
@@ -71,7 +76,7 @@ def build_services(
     """Wire the process-wide services (no I/O)."""
     host = plugins or build_plugin_host(settings)
     db = Database(settings)
-    tables = list(CORE_TABLES)
+    tables = [*CORE_TABLES, *SCHOOL_TABLES]
     for _, plugin_tables in host.each("madrasa_tables"):
         tables.extend(plugin_tables)
     db.bind(tables)
@@ -146,7 +151,18 @@ def create_app(
             )
 
     app = Litestar(
-        route_handlers=[AuthController, me, *CORE_API, *PORTAL_ROUTES, *static_routers, *_plugin_routers(services)],
+        route_handlers=[
+            AuthController,
+            me,
+            *CORE_API,
+            *SCHOOL_ROUTES,
+            *IMPORT_ROUTES,
+            *ICAL_ROUTES,
+            *SCHOOL_PORTAL_ROUTES,
+            *PORTAL_ROUTES,
+            *static_routers,
+            *_plugin_routers(services),
+        ],
         dependencies={"ctx": Provide(get_ctx, sync_to_thread=False)},
         middleware=[AccessMiddleware()],
         exception_handlers={HTTPException: http_exception_handler, Exception: http_exception_handler},

@@ -61,6 +61,20 @@ CORE_PERMISSIONS: list[Permission] = [
         frozenset({"platform_admin", "region_admin", "province_admin", "school_director"}),
     ),
     Permission("portal.view", "Use the tenant portal", ALL_ROLES),
+    Permission(
+        "school.manage",
+        "Manage a school's classes, rooms, pupils, enrolments, assignments and timetable",
+        frozenset({"platform_admin", "region_admin", "province_admin", "school_director"}),
+    ),
+    Permission(
+        "school.view",
+        "See a school's classes, pupils and timetables",
+        frozenset(
+            {"platform_admin", "region_admin", "province_admin", "programme_manager", "school_director", "teacher"}
+        ),
+    ),
+    Permission("timetable.view", "See one's own timetable, or one's children's", ALL_ROLES),
+    Permission("family.view", "See one's children (guardians) or oneself (pupils)", frozenset({"parent", "student"})),
 ]
 
 

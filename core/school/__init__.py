@@ -1,0 +1,1 @@
+"""School structure: years, terms, levels, subjects, classes, rooms, people, enrolments, timetables."""

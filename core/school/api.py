@@ -1,0 +1,426 @@
+"""School API: directors manage structure; teachers, parents and pupils read what concerns them."""
+
+from __future__ import annotations
+
+from datetime import date, time
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, delete, get, post
+from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.params import FromPath, JSONBody
+
+from core.context import Ctx, RequestContext
+from core.school import service
+from core.tenancy import SLUG_RE
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+class ClassIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A new class."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=60)]
+    level_code: Annotated[str, msgspec.Meta(max_length=8)]
+    track_code: Annotated[str, msgspec.Meta(max_length=12)] | None = None
+    capacity: Annotated[int, msgspec.Meta(ge=1, le=60)] = 45
+    homeroom_teacher_id: int | None = None
+
+
+class RoomIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A new room."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=60)]
+    capacity: Annotated[int, msgspec.Meta(ge=1, le=500)] = 40
+
+
+class StudentIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A new pupil, optionally enrolled at once."""
+
+    national_code: Annotated[str, msgspec.Meta(min_length=1, max_length=12)]
+    first_name: Name
+    last_name: Name
+    first_name_ar: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    last_name_ar: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    birth_date: date | None = None
+    gender: Literal["", "F", "M"] = ""
+    class_id: int | None = None
+
+
+class GuardianIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A guardian to link to a pupil (created if the e-mail is new)."""
+
+    email: Annotated[str, msgspec.Meta(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+    full_name: Name
+    full_name_ar: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    relation: Literal["mother", "father", "guardian"] = "guardian"
+    locale: Literal["ar", "fr", "en"] = "ar"
+
+
+class EnrolIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Move a pupil into a class of their school."""
+
+    class_id: int
+
+
+class TransferIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Transfer a pupil to another school."""
+
+    to_school: Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
+
+
+class AssignmentIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A teacher for a subject in a class."""
+
+    teacher_id: int
+    class_id: int
+    subject_code: Annotated[str, msgspec.Meta(max_length=16)]
+
+
+class SlotIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A weekly lesson."""
+
+    class_id: int
+    subject_code: Annotated[str, msgspec.Meta(max_length=16)]
+    teacher_id: int
+    weekday: Annotated[int, msgspec.Meta(ge=1, le=7)]
+    starts_at: time
+    ends_at: time
+    room_id: int | None = None
+    valid_from: date | None = None
+    valid_to: date | None = None
+
+
+class Created(msgspec.Struct):
+    """The id of what was created."""
+
+    id: int
+
+
+class ClassOut(msgspec.Struct):
+    """A class."""
+
+    id: int
+    name: str
+    level_code: str
+    track_code: str | None
+    school: str | None = None
+    students: int | None = None
+    homeroom: bool | None = None
+
+
+class StudentOut(msgspec.Struct):
+    """A pupil as lists show them."""
+
+    id: int
+    national_code: str
+    first_name: str
+    last_name: str
+    first_name_ar: str
+    last_name_ar: str
+
+
+class SlotOut(msgspec.Struct):
+    """A weekly lesson as timetables show it."""
+
+    id: int
+    weekday: int
+    starts_at: str
+    ends_at: str
+    subject_code: str
+    subject: str
+    class_id: int
+    class_name: str
+    room: str | None
+    teacher_id: int
+    teacher: str
+    school_id: int
+    valid_from: date
+    valid_to: date
+
+
+class ChildOut(msgspec.Struct):
+    """A guardian's child."""
+
+    id: int
+    national_code: str
+    first_name: str
+    last_name: str
+    first_name_ar: str
+    last_name_ar: str
+    school: str
+    school_name: str
+    class_id: int | None
+    class_name: str | None
+
+
+def _hm(value: Any) -> str:
+    return value.strftime("%H:%M") if isinstance(value, time) else str(value)[:5]
+
+
+def _date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def slot_out(row: dict[str, Any], locale: str) -> SlotOut:
+    """A slot row for the API."""
+    subject = row.get(f"subject_{locale}") or row["subject_fr"]
+    return SlotOut(
+        row["id"],
+        row["weekday"],
+        _hm(row["starts_at"]),
+        _hm(row["ends_at"]),
+        row["subject_code"],
+        subject,
+        row["class_id"],
+        row["class_name"],
+        row["room_name"],
+        row["teacher_id"],
+        row["teacher_name"],
+        row["school_id"],
+        _date(row["valid_from"]),
+        _date(row["valid_to"]),
+    )
+
+
+class SchoolController(Controller):
+    """``/api/v1/school``: a director's management of the request's school."""
+
+    path = "/api/v1/school"
+    tags = ["school"]
+
+    @get("/classes", opt={"permission": "school.view"})
+    async def classes(self, ctx: Ctx) -> list[ClassOut]:
+        """Classes of the school this year with head counts."""
+        school = service.require_school(ctx)
+        async with ctx.services.db.scoped(ctx.scope, write=False):
+            rows = await service.list_classes(ctx, school)
+        return [
+            ClassOut(r["id"], r["name"], r["level_code"], r["track_code"], school.slug, int(r["students"]))
+            for r in rows
+        ]
+
+    @post("/classes", opt={"permission": "school.manage"}, status_code=201)
+    async def create_class(self, ctx: Ctx, data: JSONBody[ClassIn]) -> Created:
+        """Open a class for the current year."""
+        school = service.require_school(ctx)
+        async with ctx.services.db.scoped(ctx.scope):
+            return Created(
+                await service.create_class(
+                    ctx,
+                    school,
+                    level_code=data.level_code,
+                    track_code=data.track_code,
+                    name=data.name,
+                    capacity=data.capacity,
+                    homeroom_teacher_id=data.homeroom_teacher_id,
+                )
+            )
+
+    @post("/rooms", opt={"permission": "school.manage"}, status_code=201)
+    async def create_room(self, ctx: Ctx, data: JSONBody[RoomIn]) -> Created:
+        """Add a room."""
+        school = service.require_school(ctx)
+        async with ctx.services.db.scoped(ctx.scope):
+            return Created(await service.create_room(ctx, school, data.name, data.capacity))
+
+    @post("/students", opt={"permission": "school.manage"}, status_code=201)
+    async def create_student(self, ctx: Ctx, data: JSONBody[StudentIn]) -> Created:
+        """Register a pupil (and enrol them when ``class_id`` is given); all or nothing."""
+        school = service.require_school(ctx)
+        async with ctx.services.db.scoped(ctx.scope):
+            student_id = await service.create_student(
+                ctx,
+                school,
+                national_code=data.national_code,
+                first_name=data.first_name,
+                last_name=data.last_name,
+                first_name_ar=data.first_name_ar,
+                last_name_ar=data.last_name_ar,
+                birth_date=data.birth_date,
+                gender=data.gender,
+            )
+            if data.class_id is not None:
+                await service.enrol(ctx, await service.get_student(ctx, student_id), data.class_id)
+        return Created(student_id)
+
+    @post("/students/{student_id:int}/guardians", opt={"permission": "school.manage"}, status_code=201)
+    async def add_guardian(self, ctx: Ctx, student_id: FromPath[int], data: JSONBody[GuardianIn]) -> Created:
+        """Link a guardian to a pupil; the guardian can then log in to see them."""
+        service.require_school(ctx)
+        async with ctx.services.db.scoped(ctx.scope):
+            student = await service.get_student(ctx, student_id)
+            person = await service.add_guardian(
+                ctx,
+                student,
+                email=data.email,
+                full_name=data.full_name,
+                full_name_ar=data.full_name_ar,
+                relation=data.relation,
+                locale=data.locale,
+            )
+        return Created(person)
+
+    @post("/students/{student_id:int}/enrolment", opt={"permission": "school.manage"}, status_code=200)
+    async def enrol(self, ctx: Ctx, student_id: FromPath[int], data: JSONBody[EnrolIn]) -> Created:
+        """Put a pupil in a class of the school."""
+        service.require_school(ctx)
+        async with ctx.services.db.scoped(ctx.scope):
+            student = await service.get_student(ctx, student_id)
+            return Created(await service.enrol(ctx, student, data.class_id))
+
+    @post("/students/{student_id:int}/transfer", opt={"permission": "school.manage"}, status_code=200)
+    async def transfer(self, ctx: Ctx, student_id: FromPath[int], data: JSONBody[TransferIn]) -> dict[str, str]:
+        """Transfer a pupil to another school; their record follows, the old school keeps the history."""
+        service.require_school(ctx)
+        if not SLUG_RE.match(data.to_school):
+            raise NotFoundException(f"No school {data.to_school!r}.")
+        destination = await ctx.services.tenants.by_slug(data.to_school)
+        if destination is None or destination.kind != "school":
+            raise NotFoundException(f"No school {data.to_school!r}.")
+        # The move writes rows into the destination school: widen the scope to it, and nothing else.
+        widened = type(ctx.scope)(ctx.scope.nodes | {destination.id}, ctx.scope.platform)
+        async with ctx.services.db.scoped(widened):
+            student = await service.get_student(ctx, student_id)
+            await service.transfer(ctx, student, destination)
+        return {"student": str(student_id), "school": destination.slug}
+
+    @post("/assignments", opt={"permission": "school.manage"}, status_code=201)
+    async def assign(self, ctx: Ctx, data: JSONBody[AssignmentIn]) -> Created:
+        """A teacher of the school teaches a subject to a class."""
+        school = service.require_school(ctx)
+        async with ctx.services.db.scoped(ctx.scope):
+            return Created(await service.assign(ctx, school, data.teacher_id, data.class_id, data.subject_code))
+
+    @post("/timetable", opt={"permission": "school.manage"}, status_code=201)
+    async def add_slot(self, ctx: Ctx, data: JSONBody[SlotIn]) -> Created:
+        """Add a weekly lesson; a double-booked teacher, room or class is refused with the clash named."""
+        school = service.require_school(ctx)
+        async with ctx.services.db.scoped(ctx.scope):
+            return Created(
+                await service.add_slot(
+                    ctx,
+                    school,
+                    class_id=data.class_id,
+                    subject_code=data.subject_code,
+                    teacher_id=data.teacher_id,
+                    room_id=data.room_id,
+                    weekday=data.weekday,
+                    starts_at=data.starts_at,
+                    ends_at=data.ends_at,
+                    valid_from=data.valid_from,
+                    valid_to=data.valid_to,
+                )
+            )
+
+    @delete("/timetable/{slot_id:int}", opt={"permission": "school.manage"}, status_code=204)
+    async def delete_slot(self, ctx: Ctx, slot_id: FromPath[int]) -> None:
+        """Remove a weekly lesson."""
+        school = service.require_school(ctx)
+        async with ctx.services.db.scoped(ctx.scope):
+            await service.delete_slot(ctx, school, slot_id)
+
+    @get("/classes/{class_id:int}/timetable", opt={"permission": "school.view"})
+    async def class_timetable(self, ctx: Ctx, class_id: FromPath[int]) -> list[SlotOut]:
+        """A class's week."""
+        async with ctx.services.db.scoped(ctx.scope, write=False):
+            await service.get_class(ctx, class_id)
+            rows = await service.class_slots(ctx.services.db, ctx.scope, class_id)
+        return [slot_out(r, ctx.locale) for r in rows]
+
+
+async def _teaches(ctx: RequestContext, class_id: int) -> None:
+    """403 unless the caller teaches or leads the class (directors and admins pass)."""
+    if ctx.roles & {"school_director", "region_admin", "province_admin", "platform_admin"}:
+        return
+    assert ctx.person_id is not None
+    rows = await service.teacher_classes(ctx.services.db, ctx.scope, ctx.person_id)
+    if not any(r["id"] == class_id for r in rows):
+        raise PermissionDeniedException("You do not teach this class.")
+
+
+class MeController(Controller):
+    """``/api/v1/me``: what concerns the caller as teacher, guardian or pupil, in every school."""
+
+    path = "/api/v1/me"
+    tags = ["me"]
+
+    @get("/classes", opt={"permission": "school.view"})
+    async def my_classes(self, ctx: Ctx) -> list[ClassOut]:
+        """Classes the caller teaches or leads this year."""
+        assert ctx.person_id is not None
+        async with ctx.services.db.scoped(ctx.scope, write=False):
+            rows = await service.teacher_classes(ctx.services.db, ctx.scope, ctx.person_id)
+        return [
+            ClassOut(r["id"], r["name"], r["level_code"], r["track_code"], r["school"], None, bool(r["homeroom"]))
+            for r in rows
+        ]
+
+    @get("/classes/{class_id:int}/students", opt={"permission": "school.view"})
+    async def class_students(self, ctx: Ctx, class_id: FromPath[int]) -> list[StudentOut]:
+        """The pupils of a class the caller teaches."""
+        async with ctx.services.db.scoped(ctx.scope, write=False):
+            await service.get_class(ctx, class_id)
+            await _teaches(ctx, class_id)
+            rows = await service.class_students(ctx.services.db, ctx.scope, class_id)
+        return [
+            StudentOut(
+                r["id"], r["national_code"], r["first_name"], r["last_name"], r["first_name_ar"], r["last_name_ar"]
+            )
+            for r in rows
+        ]
+
+    @get("/timetable", opt={"permission": "timetable.view"})
+    async def my_timetable(self, ctx: Ctx) -> list[SlotOut]:
+        """The caller's week: lessons taught, or (pupils) their class's lessons."""
+        assert ctx.person_id is not None
+        db = ctx.services.db
+        async with db.scoped(ctx.scope, write=False):
+            rows = await service.teacher_slots(db, ctx.scope, ctx.person_id)
+            if "student" in ctx.roles:
+                me = await service.own_student(db, ctx.scope, ctx.person_id)
+                if me and me["class_id"]:
+                    rows += await service.class_slots(db, ctx.scope, me["class_id"])
+        return [slot_out(r, ctx.locale) for r in rows]
+
+    @get("/children", opt={"permission": "family.view"})
+    async def my_children(self, ctx: Ctx) -> list[ChildOut]:
+        """The caller's children, across schools and regions."""
+        assert ctx.person_id is not None
+        async with ctx.services.db.scoped(ctx.scope, write=False):
+            rows = await service.children(ctx.services.db, ctx.scope, ctx.person_id)
+        return [child_out(r, ctx.locale) for r in rows]
+
+    @get("/children/{student_id:int}/timetable", opt={"permission": "family.view"})
+    async def child_timetable(self, ctx: Ctx, student_id: FromPath[int]) -> list[SlotOut]:
+        """One child's week (404 for anyone who is not the caller's child)."""
+        assert ctx.person_id is not None
+        db = ctx.services.db
+        async with db.scoped(ctx.scope, write=False):
+            child = next(
+                (c for c in await service.children(db, ctx.scope, ctx.person_id) if c["id"] == student_id), None
+            )
+            if child is None:
+                raise NotFoundException("No such child.")
+            rows = await service.class_slots(db, ctx.scope, child["class_id"]) if child["class_id"] else []
+        return [slot_out(r, ctx.locale) for r in rows]
+
+
+def child_out(row: dict[str, Any], locale: str) -> ChildOut:
+    """A child row for the API."""
+    school_name = row["school_ar"] if locale == "ar" and row["school_ar"] else row["school_fr"]
+    return ChildOut(
+        row["id"],
+        row["national_code"],
+        row["first_name"],
+        row["last_name"],
+        row["first_name_ar"],
+        row["last_name_ar"],
+        row["school"],
+        school_name,
+        row["class_id"],
+        row["class_name"],
+    )
+
+
+SCHOOL_ROUTES = [SchoolController, MeController]

@@ -1,0 +1,761 @@
+"""School-structure services: classes, rooms, pupils, guardians, enrolments, assignments, timetables.
+
+Every function runs inside a transaction its caller opened with ``db.scoped(scope)``; lookups of
+tenant-owned rows always carry the scope filter, so an id from another school reads as missing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from litestar.exceptions import ClientException, NotFoundException
+
+from core import audit
+from core.context import RequestContext
+from core.db import Database, scope_filter
+from core.identity import normalise_email
+from core.school.rules import Slot, check_slot, normalise_pupil_code
+from core.scope import Scope
+from core.tenancy import TenantInfo
+
+WEEKDAYS = ("", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+class Invalid(ClientException):
+    """400 with the field named."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", extra=[{"key": field, "message": message}])
+
+
+class Conflict(ClientException):
+    """409: a duplicate or a clash."""
+
+    status_code = 409
+
+
+def _scope(ctx: RequestContext, alias: str = "") -> tuple[str, list[Any]]:
+    return scope_filter(ctx.scope, alias)
+
+
+def _cols(school: TenantInfo) -> list[Any]:
+    cols = school.scope_columns()
+    return [cols["region_id"], cols["province_id"], cols["school_id"]]
+
+
+def require_school(ctx: RequestContext) -> TenantInfo:
+    """The request's tenant, which must be a school."""
+    tenant = ctx.require_tenant()
+    if tenant.kind != "school":
+        raise NotFoundException("This works inside a school: use /t/<school>/….")
+    return tenant
+
+
+async def current_year(db: Database, on: date | None = None) -> dict[str, Any]:
+    """The school year containing ``on`` (today), else the latest one."""
+    on = on or date.today()
+    row = await db.fetchrow(
+        "SELECT id, label, starts_on, ends_on FROM school_year WHERE starts_on <= {} AND ends_on >= {} "
+        "ORDER BY starts_on DESC LIMIT 1",
+        on,
+        on,
+    )
+    row = row or await db.fetchrow("SELECT id, label, starts_on, ends_on FROM school_year ORDER BY starts_on DESC")
+    if row is None:
+        raise NotFoundException("No school year is configured.")
+    return row
+
+
+# -- classes and rooms -----------------------------------------------------------------------
+
+
+async def check_level(db: Database, level_code: str, track_code: str | None) -> None:
+    """400 unless the level exists and the track applies to it."""
+    if await db.fetchval("SELECT id FROM level WHERE code = {}", level_code) is None:
+        raise Invalid("level_code", f"unknown level {level_code!r}")
+    if track_code is not None:
+        levels = await db.fetchval("SELECT levels FROM track WHERE code = {}", track_code)
+        if levels is None or level_code not in levels.split(","):
+            raise Invalid("track_code", f"track {track_code!r} does not exist at level {level_code}")
+
+
+async def is_teacher_at(db: Database, person_id: int, school: TenantInfo) -> bool:
+    """Whether a person holds a teacher membership covering the school."""
+    rows = await db.fetch(
+        "SELECT t.path FROM membership m JOIN tenant t ON t.id = m.tenant_id WHERE m.person_id = {} "
+        "AND m.role = 'teacher'",
+        person_id,
+    )
+    return any(int(p) == school.id for r in rows for p in r["path"].split("/") if p)
+
+
+async def explain_not_teacher(db: Database, person_id: int, school: TenantInfo) -> Invalid:
+    """A clear refusal for a person who does not teach at the school."""
+    row = await db.fetchrow(
+        "SELECT t.path FROM membership m JOIN tenant t ON t.id = m.tenant_id WHERE m.person_id = {} "
+        "AND m.role = 'teacher' ORDER BY m.id",
+        person_id,
+    )
+    if row is None:
+        return Invalid("teacher_id", f"person {person_id} is not a teacher")
+    region = int(row["path"].split("/")[1])
+    if region != school.region_id:
+        return Invalid("teacher_id", f"teacher {person_id} belongs to another region and cannot teach here")
+    return Invalid("teacher_id", f"teacher {person_id} is not on the staff of this school")
+
+
+async def create_class(
+    ctx: RequestContext,
+    school: TenantInfo,
+    *,
+    level_code: str,
+    track_code: str | None,
+    name: str,
+    capacity: int,
+    homeroom_teacher_id: int | None,
+) -> int:
+    """A class for the current year."""
+    db = ctx.services.db
+    await check_level(db, level_code, track_code)
+    if homeroom_teacher_id is not None and not await is_teacher_at(db, homeroom_teacher_id, school):
+        raise await explain_not_teacher(db, homeroom_teacher_id, school)
+    year = await current_year(db)
+    if (
+        await db.fetchval(
+            "SELECT id FROM school_class WHERE school_id = {} AND school_year_id = {} AND name = {}",
+            school.id,
+            year["id"],
+            name,
+        )
+        is not None
+    ):
+        raise Conflict(f"A class named {name!r} exists this year.")
+    row = await db.fetchrow(
+        "INSERT INTO school_class (region_id, province_id, school_id, school_year_id, level_code, track_code, name, "
+        "homeroom_teacher_id, capacity) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}) RETURNING id",
+        *_cols(school),
+        year["id"],
+        level_code,
+        track_code,
+        name,
+        homeroom_teacher_id,
+        capacity,
+    )
+    assert row is not None
+    await audit.record(
+        db,
+        actor_id=ctx.person_id,
+        action="class.create",
+        object_type="class",
+        object_id=row["id"],
+        tenant=school,
+        after={"name": name, "level": level_code, "track": track_code},
+    )
+    return int(row["id"])
+
+
+async def get_class(ctx: RequestContext, class_id: int) -> dict[str, Any]:
+    """A class inside the scope, or 404."""
+    where, args = _scope(ctx)
+    row = await ctx.services.db.fetchrow(
+        "SELECT id, school_id, region_id, school_year_id, level_code, track_code, name, homeroom_teacher_id, capacity "
+        f"FROM school_class WHERE id = {{}} AND {where}",
+        class_id,
+        *args,
+    )
+    if row is None:
+        raise NotFoundException(f"No class {class_id} here.")
+    return row
+
+
+async def list_classes(ctx: RequestContext, school: TenantInfo) -> list[dict[str, Any]]:
+    """Classes of a school for the current year, with their head counts."""
+    db = ctx.services.db
+    year = await current_year(db)
+    where, args = _scope(ctx, "c")
+    return await db.fetch(
+        "SELECT c.id, c.name, c.level_code, c.track_code, c.capacity, c.homeroom_teacher_id, "
+        "(SELECT COUNT(*) FROM enrolment e WHERE e.class_id = c.id AND e.ends_on IS NULL) AS students "
+        f"FROM school_class c WHERE c.school_id = {{}} AND c.school_year_id = {{}} AND {where} ORDER BY c.name",
+        school.id,
+        year["id"],
+        *args,
+    )
+
+
+async def create_room(ctx: RequestContext, school: TenantInfo, name: str, capacity: int) -> int:
+    """A room."""
+    db = ctx.services.db
+    if await db.fetchval("SELECT id FROM room WHERE school_id = {} AND name = {}", school.id, name) is not None:
+        raise Conflict(f"A room named {name!r} exists.")
+    row = await db.fetchrow(
+        "INSERT INTO room (region_id, province_id, school_id, name, capacity) VALUES ({}, {}, {}, {}, {}) RETURNING id",
+        *_cols(school),
+        name,
+        capacity,
+    )
+    assert row is not None
+    return int(row["id"])
+
+
+async def get_room(ctx: RequestContext, room_id: int) -> dict[str, Any]:
+    """A room inside the scope, or 404."""
+    where, args = _scope(ctx)
+    row = await ctx.services.db.fetchrow(
+        f"SELECT id, school_id, name FROM room WHERE id = {{}} AND {where}", room_id, *args
+    )
+    if row is None:
+        raise NotFoundException(f"No room {room_id} here.")
+    return row
+
+
+# -- pupils, guardians, enrolment -------------------------------------------------------------
+
+
+async def create_student(
+    ctx: RequestContext,
+    school: TenantInfo,
+    *,
+    national_code: str,
+    first_name: str,
+    last_name: str,
+    first_name_ar: str = "",
+    last_name_ar: str = "",
+    birth_date: date | None = None,
+    gender: str = "",
+) -> int:
+    """A pupil at a school; the code is unique across the whole platform."""
+    db = ctx.services.db
+    try:
+        code = normalise_pupil_code(national_code)
+    except ValueError as exc:
+        raise Invalid("national_code", str(exc)) from None
+    # The unique index spans every region; the existence check must too (RLS would hide the row).
+    if await code_taken(db, code):
+        raise Conflict(f"The pupil code {code} is already registered (possibly in another school or region).")
+    row = await db.fetchrow(
+        "INSERT INTO student (region_id, province_id, school_id, national_code, first_name, last_name, "
+        "first_name_ar, last_name_ar, birth_date, gender, created_at) "
+        "VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) RETURNING id",
+        *_cols(school),
+        code,
+        first_name,
+        last_name,
+        first_name_ar,
+        last_name_ar,
+        birth_date,
+        gender,
+        datetime.now(UTC),
+    )
+    assert row is not None
+    await audit.record(
+        db,
+        actor_id=ctx.person_id,
+        action="student.create",
+        object_type="student",
+        object_id=row["id"],
+        tenant=school,
+        after={"code": code},
+    )
+    return int(row["id"])
+
+
+async def code_taken(db: Database, code: str) -> bool:
+    """Whether a pupil code exists anywhere on the platform (answers yes/no only)."""
+    if db.dialect == "postgres":
+        return bool(await db.fetchval("SELECT madrasa_pupil_code_taken({})", code))
+    return await db.fetchval("SELECT id FROM student WHERE national_code = {}", code) is not None
+
+
+async def get_student(ctx: RequestContext, student_id: int) -> dict[str, Any]:
+    """A pupil inside the scope, or 404."""
+    where, args = _scope(ctx)
+    row = await ctx.services.db.fetchrow(
+        "SELECT id, national_code, first_name, last_name, first_name_ar, last_name_ar, birth_date, gender, "
+        f"person_id, region_id, province_id, school_id FROM student WHERE id = {{}} AND {where}",
+        student_id,
+        *args,
+    )
+    if row is None:
+        raise NotFoundException(f"No pupil {student_id} here.")
+    return row
+
+
+async def add_guardian(
+    ctx: RequestContext,
+    student: dict[str, Any],
+    *,
+    email: str,
+    full_name: str,
+    full_name_ar: str,
+    relation: str,
+    locale: str,
+) -> int:
+    """Link a guardian (one identity across the platform) to a pupil and grant the parent role there."""
+    db = ctx.services.db
+    email = normalise_email(email)
+    person = await db.fetchval("SELECT id FROM person WHERE email = {}", email)
+    now = datetime.now(UTC)
+    if person is None:
+        row = await db.fetchrow(
+            "INSERT INTO person (email, password_hash, full_name, full_name_ar, locale, active, created_at) "
+            "VALUES ({}, NULL, {}, {}, {}, {}, {}) RETURNING id",
+            email,
+            full_name,
+            full_name_ar,
+            locale,
+            True,
+            now,
+        )
+        assert row is not None
+        person = row["id"]
+    if (
+        await db.fetchval("SELECT id FROM guardianship WHERE student_id = {} AND person_id = {}", student["id"], person)
+        is None
+    ):
+        await db.execute(
+            "INSERT INTO guardianship (region_id, province_id, school_id, student_id, person_id, relation) "
+            "VALUES ({}, {}, {}, {}, {}, {})",
+            student["region_id"],
+            student["province_id"],
+            student["school_id"],
+            student["id"],
+            person,
+            relation,
+        )
+    await grant_parent(db, person, student["school_id"])
+    ctx.services.grants.invalidate(person)
+    school = await ctx.services.tenants.by_id(student["school_id"])
+    await audit.record(
+        db,
+        actor_id=ctx.person_id,
+        action="guardian.link",
+        object_type="student",
+        object_id=student["id"],
+        tenant=school,
+        after={"guardian": person, "relation": relation},
+    )
+    return int(person)
+
+
+async def grant_parent(db: Database, person_id: int, school_id: int) -> None:
+    """The parent membership at a school (idempotent)."""
+    if (
+        await db.fetchval(
+            "SELECT id FROM membership WHERE person_id = {} AND role = 'parent' AND tenant_id = {}",
+            person_id,
+            school_id,
+        )
+        is None
+    ):
+        await db.execute(
+            "INSERT INTO membership (person_id, role, tenant_id, created_at) VALUES ({}, 'parent', {}, {})",
+            person_id,
+            school_id,
+            datetime.now(UTC),
+        )
+
+
+async def enrol(ctx: RequestContext, student: dict[str, Any], class_id: int, on: date | None = None) -> int:
+    """Put a pupil in a class of their school, closing any open enrolment the day before."""
+    db = ctx.services.db
+    klass = await get_class(ctx, class_id)
+    if klass["school_id"] != student["school_id"]:
+        raise Invalid("class_id", f"class {class_id} belongs to another school than the pupil")
+    on = on or date.today()
+    open_row = await db.fetchrow(
+        "SELECT id, class_id FROM enrolment WHERE student_id = {} AND ends_on IS NULL", student["id"]
+    )
+    if open_row is not None:
+        if open_row["class_id"] == class_id:
+            return int(open_row["id"])
+        await db.execute(
+            "UPDATE enrolment SET ends_on = {}, status = 'moved' WHERE id = {}", on - timedelta(days=1), open_row["id"]
+        )
+    row = await db.fetchrow(
+        "INSERT INTO enrolment (region_id, province_id, school_id, student_id, class_id, school_year_id, starts_on, "
+        "status) VALUES ({}, {}, {}, {}, {}, {}, {}, 'active') RETURNING id",
+        klass["region_id"],
+        student["province_id"],
+        klass["school_id"],
+        student["id"],
+        class_id,
+        klass["school_year_id"],
+        on,
+    )
+    assert row is not None
+    school = await ctx.services.tenants.by_id(klass["school_id"])
+    await audit.record(
+        db,
+        actor_id=ctx.person_id,
+        action="student.enrol",
+        object_type="student",
+        object_id=student["id"],
+        tenant=school,
+        after={"class": class_id},
+    )
+    return int(row["id"])
+
+
+async def transfer(
+    ctx: RequestContext, student: dict[str, Any], destination: TenantInfo, on: date | None = None
+) -> None:
+    """Move a pupil to another school: history stays, new data belongs to (and is seen by) the new school."""
+    db = ctx.services.db
+    if destination.kind != "school":
+        raise Invalid("to_school", f"{destination.slug} is not a school")
+    if destination.id == student["school_id"]:
+        raise Invalid("to_school", "the pupil is already in that school")
+    on = on or date.today()
+    await db.execute(
+        "UPDATE enrolment SET ends_on = {}, status = 'transferred' WHERE student_id = {} AND ends_on IS NULL",
+        on - timedelta(days=1),
+        student["id"],
+    )
+    cols = _cols(destination)
+    await db.execute(
+        "UPDATE student SET region_id = {}, province_id = {}, school_id = {} WHERE id = {}", *cols, student["id"]
+    )
+    guardians = await db.fetch("SELECT person_id FROM guardianship WHERE student_id = {}", student["id"])
+    await db.execute(
+        "UPDATE guardianship SET region_id = {}, province_id = {}, school_id = {} WHERE student_id = {}",
+        *cols,
+        student["id"],
+    )
+    for g in guardians:
+        await grant_parent(db, g["person_id"], destination.id)
+        ctx.services.grants.invalidate(g["person_id"])
+    if student["person_id"]:
+        await db.execute(
+            "UPDATE membership SET tenant_id = {} WHERE person_id = {} AND role = 'student'",
+            destination.id,
+            student["person_id"],
+        )
+        ctx.services.grants.invalidate(student["person_id"])
+    origin = await ctx.services.tenants.by_id(student["school_id"])
+    for tenant in (origin, destination):
+        await audit.record(
+            db,
+            actor_id=ctx.person_id,
+            action="student.transfer",
+            object_type="student",
+            object_id=student["id"],
+            tenant=tenant,
+            before={"school": origin.slug if origin else None},
+            after={"school": destination.slug},
+        )
+
+
+# -- assignments and timetable ----------------------------------------------------------------
+
+
+async def assign(ctx: RequestContext, school: TenantInfo, person_id: int, class_id: int, subject_code: str) -> int:
+    """A teacher teaches a subject to a class this year."""
+    db = ctx.services.db
+    klass = await get_class(ctx, class_id)
+    if klass["school_id"] != school.id:
+        raise Invalid("class_id", f"class {class_id} is not in this school")
+    if not await is_teacher_at(db, person_id, school):
+        raise await explain_not_teacher(db, person_id, school)
+    taught = await db.fetchval(
+        "SELECT id FROM subject_coefficient WHERE level_code = {} AND subject_code = {} "
+        "AND (track_code IS NULL OR track_code = {})",
+        klass["level_code"],
+        subject_code,
+        klass["track_code"] or "",
+    )
+    if taught is None:
+        raise Invalid("subject_code", f"{subject_code} is not taught at {klass['level_code']}")
+    existing = await db.fetchrow(
+        "SELECT id, person_id FROM teaching_assignment WHERE class_id = {} AND subject_code = {} "
+        "AND school_year_id = {}",
+        class_id,
+        subject_code,
+        klass["school_year_id"],
+    )
+    if existing is not None:
+        if existing["person_id"] == person_id:
+            return int(existing["id"])
+        raise Conflict(f"{subject_code} in {klass['name']} is already taught by teacher {existing['person_id']}.")
+    row = await db.fetchrow(
+        "INSERT INTO teaching_assignment (region_id, province_id, school_id, person_id, class_id, subject_code, "
+        "school_year_id) VALUES ({}, {}, {}, {}, {}, {}, {}) RETURNING id",
+        *_cols(school),
+        person_id,
+        class_id,
+        subject_code,
+        klass["school_year_id"],
+    )
+    assert row is not None
+    await audit.record(
+        db,
+        actor_id=ctx.person_id,
+        action="assignment.create",
+        object_type="class",
+        object_id=class_id,
+        tenant=school,
+        after={"teacher": person_id, "subject": subject_code},
+    )
+    return int(row["id"])
+
+
+def _describe(kind: str, row: dict[str, Any]) -> str:
+    times = f"{WEEKDAYS[row['weekday']]} {_hm(row['starts_at'])}–{_hm(row['ends_at'])}"
+    if kind == "teacher":
+        return f"the teacher already teaches {row.get('class_name') or 'in another school'} on {times}"
+    if kind == "room":
+        return f"room {row['room_name']} is taken by {row['class_name']} on {times}"
+    return f"class {row['class_name']} already has {row['subject_code']} on {times}"
+
+
+def _hm(value: time | str) -> str:
+    return value.strftime("%H:%M") if isinstance(value, time) else str(value)[:5]
+
+
+async def find_clash(ctx: RequestContext, school: TenantInfo, slot: Slot) -> str | None:
+    """The first clash of a slot with the school's timetable or the teacher's other schools, described."""
+    db = ctx.services.db
+    rows = await db.fetch(
+        "SELECT s.id, s.weekday, s.starts_at, s.ends_at, s.class_id, s.teacher_id, s.room_id, s.subject_code, "
+        "c.name AS class_name, r.name AS room_name FROM timetable_slot s JOIN school_class c ON c.id = s.class_id "
+        "LEFT JOIN room r ON r.id = s.room_id WHERE s.school_id = {} AND s.weekday = {} AND s.starts_at < {} "
+        "AND {} < s.ends_at AND s.valid_from <= {} AND {} <= s.valid_to AND s.id <> {} "
+        "AND (s.teacher_id = {} OR s.class_id = {} OR (s.room_id IS NOT NULL AND s.room_id = {}))",
+        school.id,
+        slot.weekday,
+        slot.ends_at,
+        slot.starts_at,
+        slot.valid_to,
+        slot.valid_from,
+        slot.id or 0,
+        slot.teacher_id,
+        slot.class_id,
+        slot.room_id if slot.room_id is not None else -1,
+    )
+    for kind in ("teacher", "room", "class"):
+        for row in rows:
+            if (
+                (kind == "teacher" and row["teacher_id"] == slot.teacher_id)
+                or (kind == "room" and slot.room_id is not None and row["room_id"] == slot.room_id)
+                or (kind == "class" and row["class_id"] == slot.class_id)
+            ):
+                return _describe(kind, row)
+    if db.dialect == "postgres":
+        elsewhere = await db.fetch(
+            "SELECT school_id, starts_at, ends_at FROM madrasa_teacher_busy({}, {}, {}, {}, {}, {}, {}) "
+            "WHERE school_id <> {}",
+            slot.teacher_id,
+            slot.weekday,
+            slot.starts_at,
+            slot.ends_at,
+            slot.valid_from,
+            slot.valid_to,
+            slot.id or 0,
+            school.id,
+        )
+    else:
+        elsewhere = await db.fetch(
+            "SELECT school_id, starts_at, ends_at FROM timetable_slot WHERE teacher_id = {} AND weekday = {} "
+            "AND starts_at < {} AND {} < ends_at AND valid_from <= {} AND {} <= valid_to AND school_id <> {}",
+            slot.teacher_id,
+            slot.weekday,
+            slot.ends_at,
+            slot.starts_at,
+            slot.valid_to,
+            slot.valid_from,
+            school.id,
+        )
+    if elsewhere:
+        row = elsewhere[0]
+        return (
+            f"the teacher already teaches in another school on {WEEKDAYS[slot.weekday]} "
+            f"{_hm(row['starts_at'])}–{_hm(row['ends_at'])}"
+        )
+    return None
+
+
+async def add_slot(
+    ctx: RequestContext,
+    school: TenantInfo,
+    *,
+    class_id: int,
+    subject_code: str,
+    teacher_id: int,
+    room_id: int | None,
+    weekday: int,
+    starts_at: time,
+    ends_at: time,
+    valid_from: date | None,
+    valid_to: date | None,
+) -> int:
+    """A weekly lesson; refused with the reason when the teacher, room or class is already busy."""
+    db = ctx.services.db
+    klass = await get_class(ctx, class_id)
+    if klass["school_id"] != school.id:
+        raise Invalid("class_id", f"class {class_id} is not in this school")
+    if room_id is not None:
+        room = await get_room(ctx, room_id)
+        if room["school_id"] != school.id:
+            raise Invalid("room_id", f"room {room_id} is not in this school")
+    assigned = await db.fetchval(
+        "SELECT id FROM teaching_assignment WHERE class_id = {} AND subject_code = {} AND person_id = {}",
+        class_id,
+        subject_code,
+        teacher_id,
+    )
+    if assigned is None:
+        raise Invalid("teacher_id", f"teacher {teacher_id} is not assigned to teach {subject_code} in {klass['name']}")
+    year = await db.fetchrow("SELECT starts_on, ends_on FROM school_year WHERE id = {}", klass["school_year_id"])
+    assert year is not None
+    slot = Slot(
+        weekday=weekday,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        valid_from=valid_from or _d(year["starts_on"]),
+        valid_to=valid_to or _d(year["ends_on"]),
+        class_id=class_id,
+        teacher_id=teacher_id,
+        room_id=room_id,
+    )
+    try:
+        check_slot(slot)
+    except ValueError as exc:
+        raise Invalid("slot", str(exc)) from None
+    clash = await find_clash(ctx, school, slot)
+    if clash:
+        raise Conflict(f"Clash: {clash}.")
+    row = await db.fetchrow(
+        "INSERT INTO timetable_slot (region_id, province_id, school_id, class_id, subject_code, teacher_id, room_id, "
+        "weekday, starts_at, ends_at, valid_from, valid_to) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) "
+        "RETURNING id",
+        *_cols(school),
+        class_id,
+        subject_code,
+        teacher_id,
+        room_id,
+        weekday,
+        starts_at,
+        ends_at,
+        slot.valid_from,
+        slot.valid_to,
+    )
+    assert row is not None
+    return int(row["id"])
+
+
+async def delete_slot(ctx: RequestContext, school: TenantInfo, slot_id: int) -> None:
+    """Remove a lesson from the timetable."""
+    where, args = _scope(ctx)
+    db = ctx.services.db
+    found = await db.fetchval(
+        f"SELECT id FROM timetable_slot WHERE id = {{}} AND school_id = {{}} AND {where}", slot_id, school.id, *args
+    )
+    if found is None:
+        raise NotFoundException(f"No slot {slot_id} here.")
+    await db.execute("DELETE FROM timetable_slot WHERE id = {}", slot_id)
+
+
+def _d(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+# -- what each audience reads ------------------------------------------------------------------
+
+SLOT_COLUMNS = (
+    "s.id, s.weekday, s.starts_at, s.ends_at, s.valid_from, s.valid_to, s.subject_code, s.class_id, s.teacher_id, "
+    "s.school_id, c.name AS class_name, r.name AS room_name, sub.name_fr AS subject_fr, sub.name_ar AS subject_ar, "
+    "sub.name_en AS subject_en, p.full_name AS teacher_name"
+)
+SLOT_JOINS = (
+    "FROM timetable_slot s JOIN school_class c ON c.id = s.class_id LEFT JOIN room r ON r.id = s.room_id "
+    "JOIN subject sub ON sub.code = s.subject_code JOIN person p ON p.id = s.teacher_id"
+)
+
+
+async def teacher_classes(db: Database, scope: Scope, person_id: int) -> list[dict[str, Any]]:
+    """Classes a teacher teaches (or leads) this year, across their schools."""
+    year = await current_year(db)
+    where, args = scope_filter(scope, "c")
+    return await db.fetch(
+        "SELECT DISTINCT c.id, c.name, c.level_code, c.track_code, c.school_id, t.slug AS school, "
+        "(c.homeroom_teacher_id = {}) AS homeroom FROM school_class c JOIN tenant t ON t.id = c.school_id "
+        "LEFT JOIN teaching_assignment a ON a.class_id = c.id AND a.person_id = {} "
+        f"WHERE c.school_year_id = {{}} AND (a.id IS NOT NULL OR c.homeroom_teacher_id = {{}}) AND {where} "
+        "ORDER BY t.slug, c.name",
+        person_id,
+        person_id,
+        year["id"],
+        person_id,
+        *args,
+    )
+
+
+async def class_students(db: Database, scope: Scope, class_id: int) -> list[dict[str, Any]]:
+    """Pupils currently in a class, by name."""
+    where, args = scope_filter(scope, "s")
+    return await db.fetch(
+        "SELECT s.id, s.national_code, s.first_name, s.last_name, s.first_name_ar, s.last_name_ar "
+        "FROM enrolment e JOIN student s ON s.id = e.student_id "
+        f"WHERE e.class_id = {{}} AND e.ends_on IS NULL AND {where} ORDER BY s.last_name, s.first_name",
+        class_id,
+        *args,
+    )
+
+
+async def teacher_slots(db: Database, scope: Scope, person_id: int) -> list[dict[str, Any]]:
+    """A teacher's weekly lessons in every school of the scope."""
+    where, args = scope_filter(scope, "s")
+    return await db.fetch(
+        f"SELECT {SLOT_COLUMNS} {SLOT_JOINS} WHERE s.teacher_id = {{}} AND {where} ORDER BY s.weekday, s.starts_at",
+        person_id,
+        *args,
+    )
+
+
+async def class_slots(db: Database, scope: Scope, class_id: int) -> list[dict[str, Any]]:
+    """A class's weekly lessons."""
+    where, args = scope_filter(scope, "s")
+    return await db.fetch(
+        f"SELECT {SLOT_COLUMNS} {SLOT_JOINS} WHERE s.class_id = {{}} AND {where} ORDER BY s.weekday, s.starts_at",
+        class_id,
+        *args,
+    )
+
+
+async def duties(db: Database, scope: Scope, person_id: int) -> list[dict[str, Any]]:
+    """A teacher's duty roster."""
+    where, args = scope_filter(scope)
+    return await db.fetch(
+        "SELECT id, label, weekday, starts_at, ends_at, valid_from, valid_to, school_id "
+        f"FROM duty_slot WHERE person_id = {{}} AND {where} ORDER BY weekday, starts_at",
+        person_id,
+        *args,
+    )
+
+
+async def children(db: Database, scope: Scope, person_id: int) -> list[dict[str, Any]]:
+    """A guardian's children, wherever they are, with their current class."""
+    where, args = scope_filter(scope, "s")
+    return await db.fetch(
+        "SELECT s.id, s.national_code, s.first_name, s.last_name, s.first_name_ar, s.last_name_ar, s.school_id, "
+        "t.slug AS school, t.name_fr AS school_fr, t.name_ar AS school_ar, e.class_id, c.name AS class_name "
+        "FROM guardianship g JOIN student s ON s.id = g.student_id JOIN tenant t ON t.id = s.school_id "
+        "LEFT JOIN enrolment e ON e.student_id = s.id AND e.ends_on IS NULL "
+        "LEFT JOIN school_class c ON c.id = e.class_id "
+        f"WHERE g.person_id = {{}} AND {where} ORDER BY s.first_name",
+        person_id,
+        *args,
+    )
+
+
+async def own_student(db: Database, scope: Scope, person_id: int) -> dict[str, Any] | None:
+    """The pupil record of a student's login, with the current class."""
+    where, args = scope_filter(scope, "s")
+    return await db.fetchrow(
+        "SELECT s.id, s.first_name, s.last_name, s.first_name_ar, s.last_name_ar, s.school_id, e.class_id "
+        "FROM student s LEFT JOIN enrolment e ON e.student_id = s.id AND e.ends_on IS NULL "
+        f"WHERE s.person_id = {{}} AND {where}",
+        person_id,
+        *args,
+    )
