@@ -2,8 +2,8 @@
 
 Both sides serve ``GET …/files/<id>/info`` for one stored file, reading one row inside a transaction
 that first sets ``app.scope``/``app.platform`` (row-level security), from the same database, as the
-same kind of role, behind the same uvicorn set-up (one worker, uvloop/httptools, no access log), and
-are loaded by the same client (``wrk``, else a Python load generator) in alternating runs.
+same kind of role, behind the same uvicorn set-up (one worker, same event loop and HTTP parser, no
+access log), and are loaded by the same client (``wrk``, else a Python load generator) in alternating runs.
 
 * madrasa: ``madrasa serve``; bearer token of the demo teacher of ``lycee-ibn-batouta``.
 * baseline: a bare Litestar app defined in this file (``--baseline-server PORT DSN``), asyncpg pool.

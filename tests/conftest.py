@@ -166,6 +166,8 @@ class World:
     pg: PgServer | None
     ids: dict[str, int] = field(default_factory=dict)
     files: dict[str, int] = field(default_factory=dict)
+    #: Per school: ids of a seeded class, room, pupil, guardian, teacher and timetable slot.
+    objects: dict[str, dict[str, int]] = field(default_factory=dict)
     _tokens: dict[tuple[str, str | None], str] = field(default_factory=dict)
     _cookies: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -285,7 +287,37 @@ async def build_world(backend: str, tmp: Path, pg: PgServer | None) -> World:
         )
         assert response.status_code == 201, response.text
         world.files[school] = response.json()["id"]
+    for number, school in enumerate(SCHOOLS, start=1):
+        world.objects[school] = await seed_school(world, school, number)
     return world
+
+
+async def seed_school(world: World, school: str, number: int) -> dict[str, int]:
+    """A class, a room, a pupil with a guardian, a teacher's assignment and a lesson, through the API."""
+    director = f"director.{school}@test.ma"
+
+    async def post(path: str, body: dict[str, Any]) -> int:
+        response = await world.api("POST", path, as_=director, tenant=school, json=body)
+        assert response.status_code in (200, 201), f"{path}: {response.text}"
+        return int(response.json()["id"])
+
+    teacher = await world.services.db.fetchval("SELECT id FROM person WHERE email = {}", f"teacher.{school}@test.ma")
+    class_id = await post("/api/v1/school/classes", {"name": "TC-1", "level_code": "TC", "track_code": "TCS"})
+    room_id = await post("/api/v1/school/rooms", {"name": "Salle 1"})
+    student_id = await post("/api/v1/school/students", {
+        "national_code": f"S{number:09d}", "first_name": f"Pupil{number}", "last_name": "Test",
+        "first_name_ar": "تلميذ", "last_name_ar": "اختبار", "class_id": class_id})
+    guardian = f"guardian.{school}@test.ma"
+    guardian_id = await post(f"/api/v1/school/students/{student_id}/guardians",
+                             {"email": guardian, "full_name": f"Guardian of {number}"})
+    await world.services.identity.set_password(guardian_id, PASSWORD)
+    world.passwords[guardian] = PASSWORD
+    await post("/api/v1/school/assignments", {"teacher_id": teacher, "class_id": class_id, "subject_code": "MATH"})
+    slot_id = await post("/api/v1/school/timetable", {
+        "class_id": class_id, "subject_code": "MATH", "teacher_id": teacher, "room_id": room_id, "weekday": 1,
+        "starts_at": "08:00", "ends_at": "10:00"})
+    return {"class_id": class_id, "room_id": room_id, "student_id": student_id, "guardian_id": guardian_id,
+            "teacher_id": teacher, "slot_id": slot_id}
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

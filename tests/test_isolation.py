@@ -20,11 +20,15 @@ FOREIGN_REGION = "rabat-sale-kenitra"
 
 def foreign_values(world: Any) -> dict[str, Any]:
     """Path-parameter values that name the other region's objects."""
+    objects = world.objects[FOREIGN]
     return {
         "slug": FOREIGN,
         "file_id": world.files[FOREIGN],
         "module": "grades",
         "code": "ar",
+        "class_id": objects["class_id"],
+        "student_id": objects["student_id"],
+        "slot_id": objects["slot_id"],
     }
 
 
@@ -48,6 +52,26 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "tenant": FOREIGN,
     },
     ("POST", "/api/v1/files"): None,  # multipart, sent below
+    ("POST", "/api/v1/school/classes"): {"name": "Intrus", "level_code": "TC", "track_code": "TCS"},
+    ("POST", "/api/v1/school/rooms"): {"name": "Intrus"},
+    ("POST", "/api/v1/school/students"): {"national_code": "Z999999999", "first_name": "In", "last_name": "Trus"},
+    ("POST", "/api/v1/school/students/{student_id:int}/guardians"): {"email": "intruder@test.ma", "full_name": "X"},
+    ("POST", "/api/v1/school/students/{student_id:int}/enrolment"): {"class_id": 1},
+    ("POST", "/api/v1/school/students/{student_id:int}/transfer"): {"to_school": HOME},
+    ("POST", "/api/v1/school/assignments"): {"teacher_id": 1, "class_id": 1, "subject_code": "MATH"},
+    ("POST", "/api/v1/school/timetable"): {"class_id": 1, "subject_code": "MATH", "teacher_id": 1, "weekday": 2,
+                                          "starts_at": "08:00", "ends_at": "09:00"},
+}
+
+# Creating things in one's own school is allowed: these routes are checked under the foreign prefix only,
+# and from home with foreign ids in the body (see test_foreign_ids_in_bodies_are_refused).
+CREATES_AT_HOME = {
+    ("POST", "/api/v1/files"),
+    ("POST", "/api/v1/school/classes"),
+    ("POST", "/api/v1/school/rooms"),
+    ("POST", "/api/v1/school/students"),
+    ("POST", "/api/v1/school/assignments"),
+    ("POST", "/api/v1/school/timetable"),
 }
 FILES = {"file": ("x.pdf", b"%PDF-1.4\n", "application/pdf")}
 
@@ -133,12 +157,37 @@ async def test_foreign_object_ids_are_refused_from_home(world, actor):
     for method, path, _ in protected_routes(world):
         if "{" not in path and method == "GET":
             continue  # nothing foreign to name; covered by the prefix test
+        if (method, path) in CREATES_AT_HOME:
+            continue
         response = await call(world, method, path, actor, HOME)
-        if method == "POST" and path == "/api/v1/files":
-            continue  # uploading to one's own school is allowed; the object lands at home
         if response.status_code not in (403, 404):
             failures.append(f"{method} {path}: {response.status_code} {response.text[:120]}")
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("actor", [f"director.{HOME}@test.ma", "region.casa@madrasa.demo"])
+async def test_foreign_ids_in_bodies_are_refused(world, actor):
+    """Home-school writes that name another school's class, teacher or pupil are refused."""
+    foreign = world.objects[FOREIGN]
+    home = world.objects[HOME]
+    attempts = [
+        ("/api/v1/school/assignments", {"teacher_id": foreign["teacher_id"], "class_id": home["class_id"],
+                                        "subject_code": "PC"}),
+        ("/api/v1/school/assignments", {"teacher_id": home["teacher_id"], "class_id": foreign["class_id"],
+                                        "subject_code": "PC"}),
+        ("/api/v1/school/timetable", {"class_id": foreign["class_id"], "subject_code": "MATH",
+                                      "teacher_id": foreign["teacher_id"], "weekday": 3,
+                                      "starts_at": "08:00", "ends_at": "09:00"}),
+        ("/api/v1/school/timetable", {"class_id": home["class_id"], "subject_code": "MATH",
+                                      "teacher_id": home["teacher_id"], "room_id": foreign["room_id"],
+                                      "weekday": 3, "starts_at": "08:00", "ends_at": "09:00"}),
+        (f"/api/v1/school/students/{home['student_id']}/enrolment", {"class_id": foreign["class_id"]}),
+        ("/api/v1/school/classes", {"name": "X", "level_code": "TC", "track_code": "TCS",
+                                    "homeroom_teacher_id": foreign["teacher_id"]}),
+    ]
+    for path, body in attempts:
+        response = await world.api("POST", path, as_=actor, tenant=HOME, json=body)
+        assert response.status_code in (400, 403, 404), f"{path} {body}: {response.status_code} {response.text}"
 
 
 async def test_nothing_was_written_by_the_attempts(world):
@@ -147,6 +196,11 @@ async def test_nothing_was_written_by_the_attempts(world):
     assert await db.fetchval("SELECT COUNT(*) FROM tenant WHERE slug = 'intruder-province'") == 0
     assert await db.fetchval("SELECT COUNT(*) FROM programme WHERE slug = 'intruder-programme'") == 0
     assert await db.fetchval("SELECT COUNT(*) FROM person WHERE email = 'intruder@test.ma'") == 0
+    assert await world.sql("SELECT COUNT(*) FROM student WHERE national_code = 'Z999999999'") == 0
+    assert await world.sql("SELECT COUNT(*) FROM school_class WHERE name = 'Intrus'") == 0
+    foreign = world.objects[FOREIGN]
+    assert await world.sql("SELECT school_id FROM student WHERE id = {}", foreign["student_id"]) == world.ids[FOREIGN]
+    assert await world.sql("SELECT COUNT(*) FROM timetable_slot WHERE id = {}", foreign["slot_id"]) == 1
     node = await world.services.tenants.by_slug(FOREIGN)
     assert node.status == "active"
 

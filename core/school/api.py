@@ -15,6 +15,10 @@ from core.school import service
 from core.tenancy import SLUG_RE
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+#: A time of day as ``HH:MM`` (seconds optional).
+ClockTime = Annotated[
+    str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$", examples=["08:00", "10:30"])
+]
 
 
 class ClassIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -84,8 +88,8 @@ class SlotIn(msgspec.Struct, forbid_unknown_fields=True):
     subject_code: Annotated[str, msgspec.Meta(max_length=16)]
     teacher_id: int
     weekday: Annotated[int, msgspec.Meta(ge=1, le=7)]
-    starts_at: time
-    ends_at: time
+    starts_at: ClockTime
+    ends_at: ClockTime
     room_id: int | None = None
     valid_from: date | None = None
     valid_to: date | None = None
@@ -306,8 +310,8 @@ class SchoolController(Controller):
                     teacher_id=data.teacher_id,
                     room_id=data.room_id,
                     weekday=data.weekday,
-                    starts_at=data.starts_at,
-                    ends_at=data.ends_at,
+                    starts_at=time.fromisoformat(data.starts_at),
+                    ends_at=time.fromisoformat(data.ends_at),
                     valid_from=data.valid_from,
                     valid_to=data.valid_to,
                 )
