@@ -146,6 +146,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return cmd_serve(args, settings)
 
 
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    """Generate realistic regions, schools, people and timetables (see ``core/generator.py``)."""
+    from core.generator import cli_generate
+
+    return cli_generate(args, settings)
+
+
 def build_parser(settings: Settings | None) -> argparse.ArgumentParser:
     """The argument parser, with plugin commands when settings are valid."""
     parser = argparse.ArgumentParser(prog="madrasa", description="madrasa school information system")
@@ -161,6 +168,12 @@ def build_parser(settings: Settings | None) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p.add_argument("--no-serve", action="store_true", help="load and print the accounts only")
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("generate", help="generate realistic data (regions, schools, pupils, timetables)")
+    p.add_argument("--regions", type=int, default=1)
+    p.add_argument("--schools-per-region", type=int, default=4)
+    p.add_argument("--students-per-school", type=int, default=300)
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=cmd_generate)
     p = sub.add_parser("create-admin", help="create a platform administrator")
     p.add_argument("email")
     p.add_argument("--name", default="Platform administrator")

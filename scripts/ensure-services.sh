@@ -29,4 +29,11 @@ if ! psql "$PG_URL" -Atqc "SELECT 1" >/dev/null 2>&1; then
   as_root su postgres -c "psql -qc \"DO \\\$\\\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'madrasa_ci') THEN CREATE ROLE madrasa_ci LOGIN SUPERUSER PASSWORD 'madrasa_ci'; END IF; END \\\$\\\$\"" >&2
   PG_URL="postgresql://madrasa_ci:madrasa_ci@127.0.0.1:5432/postgres"
 fi
+# Browser tests drive Debian's Chromium through Playwright (never a downloaded browser).
+if [ ! -x /usr/bin/chromium ]; then
+  say "installing Chromium from Debian's packages"
+  as_root apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium >&2
+fi
 echo "export MADRASA_TEST_PG_ADMIN_URL='$PG_URL'"
+echo "export MADRASA_TEST_CHROMIUM=/usr/bin/chromium"

@@ -302,7 +302,7 @@ async def seed_school(world: World, school: str, number: int) -> dict[str, int]:
         return int(response.json()["id"])
 
     teacher = await world.services.db.fetchval("SELECT id FROM person WHERE email = {}", f"teacher.{school}@test.ma")
-    class_id = await post("/api/v1/school/classes", {"name": "TC-1", "level_code": "TC", "track_code": "TCS"})
+    class_id = await post("/api/v1/school/classes", {"name": "TEST-1", "level_code": "TC", "track_code": "TCS"})
     room_id = await post("/api/v1/school/rooms", {"name": "Salle 1"})
     student_id = await post("/api/v1/school/students", {
         "national_code": f"S{number:09d}", "first_name": f"Pupil{number}", "last_name": "Test",
