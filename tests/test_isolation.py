@@ -59,8 +59,21 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/school/students/{student_id:int}/enrolment"): {"class_id": 1},
     ("POST", "/api/v1/school/students/{student_id:int}/transfer"): {"to_school": HOME},
     ("POST", "/api/v1/school/assignments"): {"teacher_id": 1, "class_id": 1, "subject_code": "MATH"},
-    ("POST", "/api/v1/school/timetable"): {"class_id": 1, "subject_code": "MATH", "teacher_id": 1, "weekday": 2,
-                                          "starts_at": "08:00", "ends_at": "09:00"},
+    ("POST", "/api/v1/school/duties"): {
+        "teacher_id": 1,
+        "label": "Intrus",
+        "weekday": 2,
+        "starts_at": "12:00",
+        "ends_at": "13:00",
+    },
+    ("POST", "/api/v1/school/timetable"): {
+        "class_id": 1,
+        "subject_code": "MATH",
+        "teacher_id": 1,
+        "weekday": 2,
+        "starts_at": "08:00",
+        "ends_at": "09:00",
+    },
 }
 
 # Creating things in one's own school is allowed: these routes are checked under the foreign prefix only,
@@ -72,6 +85,7 @@ CREATES_AT_HOME = {
     ("POST", "/api/v1/school/students"),
     ("POST", "/api/v1/school/assignments"),
     ("POST", "/api/v1/school/timetable"),
+    ("POST", "/api/v1/school/duties"),
 }
 FILES = {"file": ("x.pdf", b"%PDF-1.4\n", "application/pdf")}
 
@@ -171,19 +185,46 @@ async def test_foreign_ids_in_bodies_are_refused(world, actor):
     foreign = world.objects[FOREIGN]
     home = world.objects[HOME]
     attempts = [
-        ("/api/v1/school/assignments", {"teacher_id": foreign["teacher_id"], "class_id": home["class_id"],
-                                        "subject_code": "PC"}),
-        ("/api/v1/school/assignments", {"teacher_id": home["teacher_id"], "class_id": foreign["class_id"],
-                                        "subject_code": "PC"}),
-        ("/api/v1/school/timetable", {"class_id": foreign["class_id"], "subject_code": "MATH",
-                                      "teacher_id": foreign["teacher_id"], "weekday": 3,
-                                      "starts_at": "08:00", "ends_at": "09:00"}),
-        ("/api/v1/school/timetable", {"class_id": home["class_id"], "subject_code": "MATH",
-                                      "teacher_id": home["teacher_id"], "room_id": foreign["room_id"],
-                                      "weekday": 3, "starts_at": "08:00", "ends_at": "09:00"}),
+        (
+            "/api/v1/school/assignments",
+            {"teacher_id": foreign["teacher_id"], "class_id": home["class_id"], "subject_code": "PC"},
+        ),
+        (
+            "/api/v1/school/assignments",
+            {"teacher_id": home["teacher_id"], "class_id": foreign["class_id"], "subject_code": "PC"},
+        ),
+        (
+            "/api/v1/school/timetable",
+            {
+                "class_id": foreign["class_id"],
+                "subject_code": "MATH",
+                "teacher_id": foreign["teacher_id"],
+                "weekday": 3,
+                "starts_at": "08:00",
+                "ends_at": "09:00",
+            },
+        ),
+        (
+            "/api/v1/school/timetable",
+            {
+                "class_id": home["class_id"],
+                "subject_code": "MATH",
+                "teacher_id": home["teacher_id"],
+                "room_id": foreign["room_id"],
+                "weekday": 3,
+                "starts_at": "08:00",
+                "ends_at": "09:00",
+            },
+        ),
         (f"/api/v1/school/students/{home['student_id']}/enrolment", {"class_id": foreign["class_id"]}),
-        ("/api/v1/school/classes", {"name": "X", "level_code": "TC", "track_code": "TCS",
-                                    "homeroom_teacher_id": foreign["teacher_id"]}),
+        (
+            "/api/v1/school/classes",
+            {"name": "X", "level_code": "TC", "track_code": "TCS", "homeroom_teacher_id": foreign["teacher_id"]},
+        ),
+        (
+            "/api/v1/school/duties",
+            {"teacher_id": foreign["teacher_id"], "label": "X", "weekday": 6, "starts_at": "12:00", "ends_at": "13:00"},
+        ),
     ]
     for path, body in attempts:
         response = await world.api("POST", path, as_=actor, tenant=HOME, json=body)

@@ -384,3 +384,32 @@ async def test_transfer_keeps_the_record_and_moves_who_sees_new_data(world):
         world, A, f"/api/v1/school/students/{pupil}/enrolment", {"class_id": world.objects[A]["class_id"]}
     )
     assert again.status_code == 404
+
+
+async def test_duty_roster(world):
+    objects = world.objects[A]
+    teacher = objects["teacher_id"]
+    during_lesson = await post(
+        world,
+        A,
+        "/api/v1/school/duties",
+        {"teacher_id": teacher, "label": "Surveillance", "weekday": 1, "starts_at": "09:00", "ends_at": "09:30"},
+    )
+    assert during_lesson.status_code == 409
+    label = f"Permanence {world.backend}"
+    ok = await post(
+        world,
+        A,
+        "/api/v1/school/duties",
+        {"teacher_id": teacher, "label": label, "weekday": 5, "starts_at": "12:00", "ends_at": "13:00"},
+    )
+    assert ok.status_code == 201, ok.text
+    twice = await post(
+        world,
+        A,
+        "/api/v1/school/duties",
+        {"teacher_id": teacher, "label": "Autre", "weekday": 5, "starts_at": "12:30", "ends_at": "13:30"},
+    )
+    assert twice.status_code == 409 and label in twice.json()["detail"]
+    roster = await world.api("GET", "/api/v1/me/duties", as_=f"teacher.{A}@test.ma")
+    assert any(d["label"] == label and d["starts_at"] == "12:00" for d in roster.json())

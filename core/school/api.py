@@ -95,6 +95,27 @@ class SlotIn(msgspec.Struct, forbid_unknown_fields=True):
     valid_to: date | None = None
 
 
+class DutyIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A weekly duty (supervision, permanence)."""
+
+    teacher_id: int
+    label: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    weekday: Annotated[int, msgspec.Meta(ge=1, le=7)]
+    starts_at: ClockTime
+    ends_at: ClockTime
+
+
+class DutyOut(msgspec.Struct):
+    """A duty on the roster."""
+
+    id: int
+    label: str
+    weekday: int
+    starts_at: str
+    ends_at: str
+    school_id: int
+
+
 class Created(msgspec.Struct):
     """The id of what was created."""
 
@@ -317,6 +338,23 @@ class SchoolController(Controller):
                 )
             )
 
+    @post("/duties", opt={"permission": "school.manage"}, status_code=201)
+    async def add_duty(self, ctx: Ctx, data: JSONBody[DutyIn]) -> Created:
+        """Put a teacher on the duty roster; refused when it overlaps their lessons or duties."""
+        school = service.require_school(ctx)
+        async with ctx.services.db.scoped(ctx.scope):
+            return Created(
+                await service.add_duty(
+                    ctx,
+                    school,
+                    person_id=data.teacher_id,
+                    label=data.label,
+                    weekday=data.weekday,
+                    starts_at=time.fromisoformat(data.starts_at),
+                    ends_at=time.fromisoformat(data.ends_at),
+                )
+            )
+
     @delete("/timetable/{slot_id:int}", opt={"permission": "school.manage"}, status_code=204)
     async def delete_slot(self, ctx: Ctx, slot_id: FromPath[int]) -> None:
         """Remove a weekly lesson."""
@@ -386,6 +424,17 @@ class MeController(Controller):
                 if me and me["class_id"]:
                     rows += await service.class_slots(db, ctx.scope, me["class_id"])
         return [slot_out(r, ctx.locale) for r in rows]
+
+    @get("/duties", opt={"permission": "school.view"})
+    async def my_duties(self, ctx: Ctx) -> list[DutyOut]:
+        """The caller's duty roster in every school."""
+        assert ctx.person_id is not None
+        async with ctx.services.db.scoped(ctx.scope, write=False):
+            rows = await service.duties(ctx.services.db, ctx.scope, ctx.person_id)
+        return [
+            DutyOut(r["id"], r["label"], r["weekday"], _hm(r["starts_at"]), _hm(r["ends_at"]), r["school_id"])
+            for r in rows
+        ]
 
     @get("/children", opt={"permission": "family.view"})
     async def my_children(self, ctx: Ctx) -> list[ChildOut]:

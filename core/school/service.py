@@ -656,6 +656,53 @@ async def delete_slot(ctx: RequestContext, school: TenantInfo, slot_id: int) -> 
     await db.execute("DELETE FROM timetable_slot WHERE id = {}", slot_id)
 
 
+async def add_duty(
+    ctx: RequestContext, school: TenantInfo, *, person_id: int, label: str, weekday: int, starts_at: time, ends_at: time
+) -> int:
+    """A weekly duty for a teacher of the school, refused when it overlaps their lessons or duties."""
+    db = ctx.services.db
+    if not await is_teacher_at(db, person_id, school):
+        raise await explain_not_teacher(db, person_id, school)
+    year = await current_year(db)
+    if not 1 <= weekday <= 7 or starts_at >= ends_at:
+        raise Invalid("slot", "weekday 1–7 and a start before the end")
+    probe = Slot(
+        weekday=weekday,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        valid_from=_d(year["starts_on"]),
+        valid_to=_d(year["ends_on"]),
+        class_id=-1,
+        teacher_id=person_id,
+    )
+    clash = await find_clash(ctx, school, probe)
+    if clash:
+        raise Conflict(f"Clash: {clash}.")
+    busy = await db.fetchval(
+        "SELECT label FROM duty_slot WHERE person_id = {} AND weekday = {} AND starts_at < {} AND {} < ends_at",
+        person_id,
+        weekday,
+        ends_at,
+        starts_at,
+    )
+    if busy is not None:
+        raise Conflict(f"Clash: the teacher already has the duty {busy!r} then.")
+    row = await db.fetchrow(
+        "INSERT INTO duty_slot (region_id, province_id, school_id, person_id, label, weekday, starts_at, ends_at, "
+        "valid_from, valid_to) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}) RETURNING id",
+        *_cols(school),
+        person_id,
+        label,
+        weekday,
+        starts_at,
+        ends_at,
+        _d(year["starts_on"]),
+        _d(year["ends_on"]),
+    )
+    assert row is not None
+    return int(row["id"])
+
+
 def _d(value: date | str) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
