@@ -59,6 +59,10 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/school/students/{student_id:int}/enrolment"): {"class_id": 1},
     ("POST", "/api/v1/school/students/{student_id:int}/transfer"): {"to_school": HOME},
     ("POST", "/api/v1/school/assignments"): {"teacher_id": 1, "class_id": 1, "subject_code": "MATH"},
+    ("PUT", "/api/v1/calendar/terms"): {"terms": [["2026-09-08", "2027-01-20"], ["2027-01-21", "2027-06-30"]]},
+    ("POST", "/api/v1/calendar/holidays"): {"name_fr": "Intrus", "starts_on": "2026-12-01", "ends_on": "2026-12-02"},
+    ("PUT", "/api/v1/coefficients"): {"level_code": "TC", "track_code": "TCS", "subject_code": "MATH",
+                                      "coefficient": 9, "weekly_hours": 5},
     ("POST", "/api/v1/school/duties"): {
         "teacher_id": 1,
         "label": "Intrus",
@@ -86,6 +90,9 @@ CREATES_AT_HOME = {
     ("POST", "/api/v1/school/assignments"),
     ("POST", "/api/v1/school/timetable"),
     ("POST", "/api/v1/school/duties"),
+    ("PUT", "/api/v1/calendar/terms"),
+    ("POST", "/api/v1/calendar/holidays"),
+    ("PUT", "/api/v1/coefficients"),
 }
 FILES = {"file": ("x.pdf", b"%PDF-1.4\n", "application/pdf")}
 

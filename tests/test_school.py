@@ -81,6 +81,8 @@ def test_coefficients_resolve_school_over_region_over_national():
     ]
     assert effective_coefficients(rows, 5, 9) == {"MATH": (8, 9), "PC": (6, 6)}
     assert effective_coefficients(rows, 7, 8) == {"MATH": (7, 9), "PC": (7, 6)}
+    assert effective_coefficients(rows, 5, None) == {"MATH": (8, 9), "PC": (7, 6)}  # at the region itself
+    assert effective_coefficients(rows, None, None) == {"MATH": (7, 9), "PC": (7, 6)}
 
 
 def test_occurrences_skip_holidays_and_respect_validity():

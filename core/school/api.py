@@ -12,6 +12,7 @@ from litestar.params import FromPath, JSONBody
 
 from core.context import Ctx, RequestContext
 from core.school import service
+from core.school.calendar import CALENDAR_ROUTES
 from core.tenancy import SLUG_RE
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -476,4 +477,4 @@ def child_out(row: dict[str, Any], locale: str) -> ChildOut:
     )
 
 
-SCHOOL_ROUTES = [SchoolController, MeController]
+SCHOOL_ROUTES = [SchoolController, MeController, *CALENDAR_ROUTES]

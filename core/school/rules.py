@@ -84,7 +84,11 @@ def effective_coefficients(
     rows: Sequence[CoefficientRow], region_id: int | None, school_id: int | None
 ) -> dict[str, tuple[float, float]]:
     """Per subject, ``(coefficient, weekly hours)``: school override > region override > national."""
-    rank = {None: 0, region_id: 1, school_id: 2}
+    rank: dict[int | None, int] = {None: 0}
+    if region_id is not None:
+        rank[region_id] = 1
+    if school_id is not None:
+        rank[school_id] = 2
     best: dict[str, tuple[int, CoefficientRow]] = {}
     for row in rows:
         if row.tenant_id not in rank:
