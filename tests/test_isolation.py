@@ -33,7 +33,7 @@ def foreign_values(world: Any) -> dict[str, Any]:
 
 
 # Request bodies valid in shape, so a 403/404 cannot come from a 400 on the body.
-BODIES: dict[tuple[str, str], dict[str, Any]] = {
+BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/tenants"): {
         "parent": FOREIGN_REGION,
         "kind": "province",
@@ -52,6 +52,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "tenant": FOREIGN,
     },
     ("POST", "/api/v1/files"): None,  # multipart, sent below
+    ("POST", "/api/v1/school/import/students"): "csv",  # multipart CSV, sent below
     ("POST", "/api/v1/school/classes"): {"name": "Intrus", "level_code": "TC", "track_code": "TCS"},
     ("POST", "/api/v1/school/rooms"): {"name": "Intrus"},
     ("POST", "/api/v1/school/students"): {"national_code": "Z999999999", "first_name": "In", "last_name": "Trus"},
@@ -63,6 +64,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/calendar/holidays"): {"name_fr": "Intrus", "starts_on": "2026-12-01", "ends_on": "2026-12-02"},
     ("PUT", "/api/v1/coefficients"): {"level_code": "TC", "track_code": "TCS", "subject_code": "MATH",
                                       "coefficient": 9, "weekly_hours": 5},
+    ("POST", "/api/v1/me/calendar-feed"): {},
     ("POST", "/api/v1/school/duties"): {
         "teacher_id": 1,
         "label": "Intrus",
@@ -93,8 +95,12 @@ CREATES_AT_HOME = {
     ("PUT", "/api/v1/calendar/terms"),
     ("POST", "/api/v1/calendar/holidays"),
     ("PUT", "/api/v1/coefficients"),
+    ("POST", "/api/v1/me/calendar-feed"),  # one's own feed
+    ("POST", "/api/v1/school/import/students"),
 }
 FILES = {"file": ("x.pdf", b"%PDF-1.4\n", "application/pdf")}
+CSV_FILES = {"file": ("pupils.csv", b"national_code,last_name,first_name,class\nZ999999998,Trus,In,TEST-1\n",
+                      "text/csv")}
 
 # Actors from the home region who must not reach the foreign one.
 ACTORS = [
@@ -146,6 +152,8 @@ async def call(world: Any, method: str, path: str, actor: str, tenant: str | Non
             pytest.fail(f"isolation suite: no sample body for {method} {path}")
         if BODIES[key] is None:
             kwargs["files"] = FILES
+        elif BODIES[key] == "csv":
+            kwargs["files"] = CSV_FILES
         else:
             kwargs["json"] = BODIES[key]
     url = fill(path, foreign_values(world))
@@ -244,7 +252,7 @@ async def test_nothing_was_written_by_the_attempts(world):
     assert await db.fetchval("SELECT COUNT(*) FROM tenant WHERE slug = 'intruder-province'") == 0
     assert await db.fetchval("SELECT COUNT(*) FROM programme WHERE slug = 'intruder-programme'") == 0
     assert await db.fetchval("SELECT COUNT(*) FROM person WHERE email = 'intruder@test.ma'") == 0
-    assert await world.sql("SELECT COUNT(*) FROM student WHERE national_code = 'Z999999999'") == 0
+    assert await world.sql("SELECT COUNT(*) FROM student WHERE national_code IN ('Z999999999', 'Z999999998')") == 0
     assert await world.sql("SELECT COUNT(*) FROM school_class WHERE name = 'Intrus'") == 0
     foreign = world.objects[FOREIGN]
     assert await world.sql("SELECT school_id FROM student WHERE id = {}", foreign["student_id"]) == world.ids[FOREIGN]
