@@ -31,8 +31,9 @@ from core.modules import ModuleSettings
 from core.observability import RequestContextMiddleware, configure_logging
 from core.permissions import CORE_PERMISSIONS, PUBLIC, PermissionRegistry
 from core.plugins import PluginHost
-from core.portal import PORTAL_ROUTES, configure_templates
+from core.portal import PORTAL_ROUTES
 from core.problems import http_exception_handler
+from core.rendering import configure_templates
 from core.school.api import SCHOOL_ROUTES
 from core.school.csv_import import IMPORT_ROUTES
 from core.school.ical import ICAL_ROUTES

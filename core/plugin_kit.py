@@ -8,7 +8,7 @@ from litestar import get
 from litestar.response import Template
 
 from core.context import Ctx
-from core.portal import page
+from core.rendering import page
 
 
 def module_home(module: str, label: str, permission: str, features: list[str]) -> Any:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from jinja2 import Environment
-from litestar import MediaType, Request, Response, get, post
+from litestar import Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
 from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
+from core.access import roles_at
 from core.api.auth import client_ip
 from core.context import Ctx
 from core.i18n import LOCALES, gettext_, text_direction
@@ -19,25 +19,16 @@ from core.identity import AuthError
 from core.middleware import LOCALE_COOKIE, SESSION_COOKIE
 from core.permissions import AUTHENTICATED, PUBLIC
 from core.plugins import DashboardCard, MenuItem
+from core.rendering import page
+from core.school.portal import home_sections
 
-
-def configure_templates(engine: Any) -> None:
-    """Jinja2 globals shared by every template (translation and text direction)."""
-    env: Environment = engine.engine
-    env.globals["_"] = gettext_
-    env.globals["text_direction"] = text_direction
-    env.globals["LOCALES"] = LOCALES
-    env.autoescape = True
-
-
-def page(ctx: Ctx, template: str, status: int = 200, **context: Any) -> Template:
-    """Render a portal page with the context every page needs."""
-    return Template(
-        template_name=template,
-        context={"ctx": ctx, "tenant": ctx.tenant, "locale": ctx.locale, **context},
-        status_code=status,
-        media_type=MediaType.HTML,
-    )
+STAFF_VIEWERS = frozenset({"school_director", "region_admin", "province_admin", "programme_manager", "platform_admin"})
+#: Menu entries of the school structure (core), next to those the plugins contribute.
+CORE_MENU = [
+    MenuItem(label="My timetable", url="/timetable", order=5, roles=frozenset({"teacher", "student"})),
+    MenuItem(label="My children", url="/children", order=6, roles=frozenset({"parent"})),
+    MenuItem(label="Class timetables", url="/timetable/classes", order=7, roles=STAFF_VIEWERS),
+]
 
 
 def _safe_next(ctx: Ctx, target: str | None) -> str:
@@ -72,9 +63,12 @@ async def home(ctx: Ctx, request: Request[Any, Any, Any]) -> Any:
     scope = await ctx.scope_for("portal.view")
     if not scope:
         return page(ctx, "home.html", status=403, menu=[], cards=[], no_role=True)
-    menu: list[MenuItem] = await svc.plugins.collect("madrasa_menu_items", ctx.disabled_modules, ctx=ctx)
+    # The home page is public (it redirects to the login), so the middleware set no roles: set them here.
+    ctx.roles = roles_at(await svc.grants.grants(ctx.identity.id), ctx.tenant)
+    menu: list[MenuItem] = [*CORE_MENU, *await svc.plugins.collect("madrasa_menu_items", ctx.disabled_modules, ctx=ctx)]
     menu = sorted((m for m in menu if m.roles is None or m.roles & ctx.roles), key=lambda m: (m.order, m.label))
     cards: list[DashboardCard] = await svc.plugins.collect("madrasa_dashboard_cards", ctx.disabled_modules, ctx=ctx)
+    cards += [DashboardCard(**section) for section in await home_sections(ctx)]
     return page(ctx, "home.html", menu=menu, cards=sorted(cards, key=lambda c: c.order), no_role=False)
 
 

@@ -74,6 +74,7 @@ def test_public_routes_are_an_explicit_short_list(world):
             "/api/v1/auth/password-reset/confirm",
             "/api/v1/auth/refresh",
             "/api/v1/auth/token",
+            "/calendar/{token:str}",
             "/healthz",
             "/lang/{code:str}",
             "/login",
