@@ -73,10 +73,14 @@ CORE_PERMISSIONS: list[Permission] = [
             {"platform_admin", "region_admin", "province_admin", "programme_manager", "school_director", "teacher"}
         ),
     ),
-    Permission("calendar.manage", "Set a region's term dates and holidays",
-               frozenset({"platform_admin", "region_admin"})),
-    Permission("coefficients.manage", "Override subject coefficients for a region or a school",
-               frozenset({"platform_admin", "region_admin", "school_director"})),
+    Permission(
+        "calendar.manage", "Set a region's term dates and holidays", frozenset({"platform_admin", "region_admin"})
+    ),
+    Permission(
+        "coefficients.manage",
+        "Override subject coefficients for a region or a school",
+        frozenset({"platform_admin", "region_admin", "school_director"}),
+    ),
     Permission("timetable.view", "See one's own timetable, or one's children's", ALL_ROLES),
     Permission("family.view", "See one's children (guardians) or oneself (pupils)", frozenset({"parent", "student"})),
 ]

@@ -304,20 +304,44 @@ async def seed_school(world: World, school: str, number: int) -> dict[str, int]:
     teacher = await world.services.db.fetchval("SELECT id FROM person WHERE email = {}", f"teacher.{school}@test.ma")
     class_id = await post("/api/v1/school/classes", {"name": "TEST-1", "level_code": "TC", "track_code": "TCS"})
     room_id = await post("/api/v1/school/rooms", {"name": "Salle 1"})
-    student_id = await post("/api/v1/school/students", {
-        "national_code": f"S{number:09d}", "first_name": f"Pupil{number}", "last_name": "Test",
-        "first_name_ar": "تلميذ", "last_name_ar": "اختبار", "class_id": class_id})
+    student_id = await post(
+        "/api/v1/school/students",
+        {
+            "national_code": f"S{number:09d}",
+            "first_name": f"Pupil{number}",
+            "last_name": "Test",
+            "first_name_ar": "تلميذ",
+            "last_name_ar": "اختبار",
+            "class_id": class_id,
+        },
+    )
     guardian = f"guardian.{school}@test.ma"
-    guardian_id = await post(f"/api/v1/school/students/{student_id}/guardians",
-                             {"email": guardian, "full_name": f"Guardian of {number}"})
+    guardian_id = await post(
+        f"/api/v1/school/students/{student_id}/guardians", {"email": guardian, "full_name": f"Guardian of {number}"}
+    )
     await world.services.identity.set_password(guardian_id, PASSWORD)
     world.passwords[guardian] = PASSWORD
     await post("/api/v1/school/assignments", {"teacher_id": teacher, "class_id": class_id, "subject_code": "MATH"})
-    slot_id = await post("/api/v1/school/timetable", {
-        "class_id": class_id, "subject_code": "MATH", "teacher_id": teacher, "room_id": room_id, "weekday": 1,
-        "starts_at": "08:00", "ends_at": "10:00"})
-    return {"class_id": class_id, "room_id": room_id, "student_id": student_id, "guardian_id": guardian_id,
-            "teacher_id": teacher, "slot_id": slot_id}
+    slot_id = await post(
+        "/api/v1/school/timetable",
+        {
+            "class_id": class_id,
+            "subject_code": "MATH",
+            "teacher_id": teacher,
+            "room_id": room_id,
+            "weekday": 1,
+            "starts_at": "08:00",
+            "ends_at": "10:00",
+        },
+    )
+    return {
+        "class_id": class_id,
+        "room_id": room_id,
+        "student_id": student_id,
+        "guardian_id": guardian_id,
+        "teacher_id": teacher,
+        "slot_id": slot_id,
+    }
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -62,8 +62,13 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/school/assignments"): {"teacher_id": 1, "class_id": 1, "subject_code": "MATH"},
     ("PUT", "/api/v1/calendar/terms"): {"terms": [["2026-09-08", "2027-01-20"], ["2027-01-21", "2027-06-30"]]},
     ("POST", "/api/v1/calendar/holidays"): {"name_fr": "Intrus", "starts_on": "2026-12-01", "ends_on": "2026-12-02"},
-    ("PUT", "/api/v1/coefficients"): {"level_code": "TC", "track_code": "TCS", "subject_code": "MATH",
-                                      "coefficient": 9, "weekly_hours": 5},
+    ("PUT", "/api/v1/coefficients"): {
+        "level_code": "TC",
+        "track_code": "TCS",
+        "subject_code": "MATH",
+        "coefficient": 9,
+        "weekly_hours": 5,
+    },
     ("POST", "/api/v1/me/calendar-feed"): {},
     ("POST", "/api/v1/school/duties"): {
         "teacher_id": 1,
@@ -99,8 +104,9 @@ CREATES_AT_HOME = {
     ("POST", "/api/v1/school/import/students"),
 }
 FILES = {"file": ("x.pdf", b"%PDF-1.4\n", "application/pdf")}
-CSV_FILES = {"file": ("pupils.csv", b"national_code,last_name,first_name,class\nZ999999998,Trus,In,TEST-1\n",
-                      "text/csv")}
+CSV_FILES = {
+    "file": ("pupils.csv", b"national_code,last_name,first_name,class\nZ999999998,Trus,In,TEST-1\n", "text/csv")
+}
 
 # Actors from the home region who must not reach the foreign one.
 ACTORS = [
