@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,11 +11,34 @@ from pathlib import Path
 from typing import Any
 
 from core import audit
+from core.db import Database
+from core.generator import GeneratorRun, populate_school, tenant_info
 from core.plugins import resolve
 from core.scope import Scope
 from core.services import Services
 
 DEMO_MARKER = "casablanca-settat"
+#: Seed of the demo's generated people and timetables (the same demo on every machine).
+DEMO_SEED = 2026
+# (school slug, cycle, pupils): small, so ``make demo`` and every test world stay quick.
+DEMO_SCHOOLS: list[tuple[str, str, int]] = [
+    ("lycee-ibn-batouta", "lycee", 100),
+    ("college-al-khawarizmi", "college", 90),
+    ("lycee-moulay-youssef", "lycee", 90),
+    ("ecole-al-amal", "primaire", 120),
+]
+#: The demo teacher teaches this subject in lycee-ibn-batouta.
+DEMO_TEACHER_SUBJECT = "MATH"
+# The demo family: the parent account is the father of the student account (lycee-ibn-batouta,
+# Casablanca-Settat) and of his little sister in the other region (ecole-al-amal, Rabat-Salé-Kénitra).
+# Not lycee-moulay-youssef: the isolation suite (tests/test_isolation.py) uses that school as the
+# one the parent account must never reach.
+# (school slug, gender, first name, first name in Arabic, student account?)
+DEMO_CHILDREN: list[tuple[str, str, str, str, bool]] = [
+    ("lycee-ibn-batouta", "M", "Amine", "أمين", True),
+    ("ecole-al-amal", "F", "Yasmine", "ياسمين", False),
+]
+DEMO_FAMILY_NAME = ("El Fassi", "الفاسي")
 
 # (slug, kind, parent slug, name_fr, name_ar, name_en, code)
 TREE: list[tuple[str, str, str, str, str, str, str | None]] = [
@@ -163,6 +187,7 @@ async def load_demo(services: Services) -> list[DemoAccount]:
             "Pilot of the new high-school model",
             now,
         )
+        people: dict[str, int] = {}
         for email, role, target, name, name_ar in ACCOUNTS:
             password = f"demo-{secrets.token_hex(4)}"
             person = await db.fetchrow(
@@ -177,6 +202,7 @@ async def load_demo(services: Services) -> list[DemoAccount]:
                 now,
             )
             assert person is not None
+            people[email] = person["id"]
             if role == "programme_manager":
                 await db.execute(
                     "INSERT INTO membership (person_id, role, programme_id, created_at) VALUES ({}, {}, {}, {})",
@@ -196,6 +222,7 @@ async def load_demo(services: Services) -> list[DemoAccount]:
             accounts.append(
                 DemoAccount(email, password, role, target if role != "programme_manager" else "lycee-ibn-batouta")
             )
+        pupils = await populate_demo_schools(db, ids, paths, people)
         await audit.record(
             db,
             actor_id=None,
@@ -203,7 +230,7 @@ async def load_demo(services: Services) -> list[DemoAccount]:
             object_type="platform",
             object_id="demo",
             tenant=None,
-            after={"tenants": len(TREE), "accounts": len(ACCOUNTS)},
+            after={"tenants": len(TREE), "accounts": len(ACCOUNTS), "pupils": pupils},
         )
     for _, result in services.plugins.each("madrasa_demo_data", db=db, tenants=ids):
         await resolve(result)
@@ -211,6 +238,111 @@ async def load_demo(services: Services) -> list[DemoAccount]:
     services.grants.invalidate()
     services.modules.invalidate()
     return accounts
+
+
+async def populate_demo_schools(
+    db: Database, ids: dict[str, int], paths: dict[str, str], people: dict[str, int]
+) -> int:
+    """Fill the demo schools with the generator and link the teacher, student and parent accounts.
+
+    Runs inside :func:`load_demo`'s transaction. ``teacher@madrasa.demo`` takes the first
+    mathematics post of lycee-ibn-batouta (assignments and timetable slots); ``student@madrasa.demo``
+    becomes a pupil there; ``parent@madrasa.demo`` becomes the father of that pupil and of a pupil
+    of ecole-al-amal (the other region), with a parent membership in both schools.
+    """
+    run = await GeneratorRun.start(db, DEMO_SEED, guardian_domain="parents.demo.madrasa.test")
+    by_slug = {row[0]: row for row in TREE}
+    total = 0
+    for slug, cycle, pupils in DEMO_SCHOOLS:
+        _, kind, parent, name_fr, name_ar, name_en, code = by_slug[slug]
+        school = tenant_info(
+            {
+                "id": ids[slug],
+                "kind": kind,
+                "parent_id": ids[parent],
+                "path": paths[slug],
+                "slug": slug,
+                "code": code,
+                "name_fr": name_fr,
+                "name_ar": name_ar,
+                "name_en": name_en,
+                "default_locale": "ar",
+            }
+        )
+        teachers = [(people["teacher@madrasa.demo"], DEMO_TEACHER_SUBJECT)] if slug == "lycee-ibn-batouta" else []
+        await populate_school(
+            db,
+            school,
+            random.Random(f"{DEMO_SEED}:{slug}"),
+            pupils,
+            run=run,
+            cycle=cycle,
+            teachers=teachers,
+            fresh=True,
+            flush=False,
+        )
+        total += pupils
+    await run.flush()
+    father = people["parent@madrasa.demo"]
+    for slug, gender, first, first_ar, is_account in DEMO_CHILDREN:
+        pupil = await _adopt_pupil(db, ids[slug], gender)
+        last, last_ar = DEMO_FAMILY_NAME
+        await db.execute(
+            "UPDATE student SET first_name = {}, last_name = {}, first_name_ar = {}, last_name_ar = {}, "
+            "person_id = {} WHERE id = {}",
+            first,
+            last,
+            first_ar,
+            last_ar,
+            people["student@madrasa.demo"] if is_account else None,
+            pupil["id"],
+        )
+        await db.execute(
+            "INSERT INTO guardianship (region_id, province_id, school_id, student_id, person_id, relation) "
+            "VALUES ({}, {}, {}, {}, {}, 'father')",
+            pupil["region_id"],
+            pupil["province_id"],
+            pupil["school_id"],
+            pupil["id"],
+            father,
+        )
+        member = await db.fetchval(
+            "SELECT id FROM membership WHERE person_id = {} AND role = 'parent' AND tenant_id = {}", father, ids[slug]
+        )
+        if member is None:
+            await db.execute(
+                "INSERT INTO membership (person_id, role, tenant_id, created_at) VALUES ({}, 'parent', {}, {})",
+                father,
+                ids[slug],
+                datetime.now(UTC),
+            )
+    return total
+
+
+async def _adopt_pupil(db: Database, school_id: int, gender: str) -> dict[str, Any]:
+    """A generated pupil of the school whose guardians have no other child; they are removed.
+
+    The pupil keeps their class (and its timetable); the demo family replaces their generated
+    guardians, whose memberships and identities go with them.
+    """
+    pupil = await db.fetchrow(
+        "SELECT s.id, s.region_id, s.province_id, s.school_id FROM student s "
+        "JOIN enrolment e ON e.student_id = s.id AND e.ends_on IS NULL "
+        "WHERE s.school_id = {} AND s.gender = {} AND NOT EXISTS (SELECT 1 FROM guardianship g "
+        "JOIN guardianship other ON other.person_id = g.person_id AND other.student_id <> g.student_id "
+        "WHERE g.student_id = s.id) ORDER BY s.id LIMIT 1",
+        school_id,
+        gender,
+    )
+    assert pupil is not None, "the generator left no single-child family"
+    guardians = [
+        r["person_id"] for r in await db.fetch("SELECT person_id FROM guardianship WHERE student_id = {}", pupil["id"])
+    ]
+    await db.execute("DELETE FROM guardianship WHERE student_id = {}", pupil["id"])
+    for person_id in guardians:
+        await db.execute("DELETE FROM membership WHERE person_id = {}", person_id)
+        await db.execute("DELETE FROM person WHERE id = {}", person_id)
+    return pupil
 
 
 def write_accounts(path: Path, accounts: list[DemoAccount]) -> None:
