@@ -36,7 +36,8 @@ lint: $(VENV)/.installed-test
 
 ## bench: the benchmarks under benchmarks/ (PostgreSQL)
 bench: $(VENV)/.installed-test
-	@eval "$$(scripts/ensure-services.sh)" && $(BIN)/python benchmarks/request_overhead.py
+	@eval "$$(scripts/ensure-services.sh)" && $(BIN)/python benchmarks/request_overhead.py && \
+	$(BIN)/python benchmarks/generate.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info
