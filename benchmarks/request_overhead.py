@@ -658,8 +658,9 @@ def report(
             f"  server CPU per request: madrasa {app_cpu:.0f} µs, baseline {base_cpu:.0f} µs "
             f"(baseline / madrasa = {base_cpu / app_cpu:.2f}; less sensitive to other load on the machine)"
         )
-    if busy is not None and busy > 0.5:
-        print(f"  note: load average {busy:.2f} before the runs; other work on this machine skews the figures")
+    if busy is not None and busy > 1.0:
+        cores = os.cpu_count() or 1
+        print(f"  note: load average {busy:.2f} on {cores} cores before the runs; other work skews the figures")
     if invalid:
         print("  WARNING, bad answers under load (figures unreliable): " + "; ".join(invalid))
 
