@@ -86,6 +86,7 @@ class IdentityService:
         self.settings = settings
         self.hasher = hasher or make_hasher(settings)
         self._session_cache: dict[str, tuple[float, SessionInfo | None]] = {}
+        self._claims_cache: dict[str, dict[str, Any]] = {}
 
     # -- passwords ---------------------------------------------------------------------------
 
@@ -287,8 +288,14 @@ class IdentityService:
         identity = Identity(row["id"], row["email"], row["full_name"], row["full_name_ar"], row["locale"])
         return self._token_response(identity, session_id, new_secret, row["tenant_id"])
 
-    async def verify_access(self, token: str) -> SessionInfo:
-        """Check an access token's signature, expiry and session; raises 401 otherwise."""
+    def _decode(self, token: str) -> dict[str, Any]:
+        """Verified claims of a token; a token already verified is looked up, not re-verified, until it expires."""
+        hit = self._claims_cache.get(token)
+        if hit is not None:
+            if hit["exp"] > time.time():
+                return hit
+            del self._claims_cache[token]
+            raise AuthError("Access token expired.")
         try:
             claims = jwt.decode(
                 token, self.settings.secret_key, algorithms=["HS256"], options={"require": ["exp", "sub", "sid"]}
@@ -297,6 +304,14 @@ class IdentityService:
             raise AuthError("Access token expired.") from None
         except jwt.PyJWTError:
             raise AuthError("Invalid access token.") from None
+        if len(self._claims_cache) > 50_000:
+            self._claims_cache.clear()
+        self._claims_cache[token] = claims
+        return claims
+
+    async def verify_access(self, token: str) -> SessionInfo:
+        """Check an access token's signature, expiry and session; raises 401 otherwise."""
+        claims = self._decode(token)
         if claims.get("typ") != "access":
             raise AuthError("Invalid access token.")
         session = await self._api_session(claims["sid"])

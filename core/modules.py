@@ -75,6 +75,7 @@ class ModuleSettings:
         self._loaded_at = -1e9
         self._nodes: dict[str, dict[int, SettingRow]] = {}
         self._programmes: dict[str, dict[int, SettingRow]] = {}
+        self._disabled: dict[tuple[tuple[int, ...], tuple[int, ...]], frozenset[str]] = {}
 
     def invalidate(self) -> None:
         """Forget cached settings."""
@@ -95,6 +96,7 @@ class ModuleSettings:
             elif r["tenant_id"] is not None:
                 nodes.setdefault(r["module"], {})[r["tenant_id"]] = row
         self._nodes, self._programmes = nodes, programmes
+        self._disabled = {}
         self._loaded_at = time.monotonic()
 
     async def state(self, module: str, path: Sequence[int], programmes: Sequence[int]) -> EffectiveState:
@@ -110,12 +112,19 @@ class ModuleSettings:
         )
 
     async def disabled(self, path: Sequence[int], programmes: Sequence[int]) -> frozenset[str]:
-        """Modules switched off at a node."""
-        out = set()
-        for module in self.defaults:
-            if not (await self.state(module, path, programmes)).enabled:
-                out.add(module)
-        return frozenset(out)
+        """Modules switched off at a node (memoised until the settings are reloaded)."""
+        await self._load()
+        key = (tuple(path), tuple(programmes))
+        found = self._disabled.get(key)
+        if found is None:
+            out = set()
+            for module in self.defaults:
+                if not (await self.state(module, path, programmes)).enabled:
+                    out.add(module)
+            found = frozenset(out)
+            if len(self._disabled) < 100_000:
+                self._disabled[key] = found
+        return found
 
     async def set(
         self,

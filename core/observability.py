@@ -211,6 +211,20 @@ def _route_label(scope: Scope) -> str:
     return min(paths) if paths else _UNMATCHED
 
 
+_CHILDREN: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def _children(method: str, route: str, status: int) -> tuple[Any, Any]:
+    """Labelled metric children, cached (``labels()`` costs more than the increment itself)."""
+    key = (method, route, status)
+    found = _CHILDREN.get(key)
+    if found is None:
+        found = (HTTP_REQUESTS.labels(method, route, str(status)), HTTP_LATENCY.labels(method, route))
+        if len(_CHILDREN) < 10_000:
+            _CHILDREN[key] = found
+    return found
+
+
 class RequestContextMiddleware:
     """Pure ASGI middleware: request id, access log and HTTP metrics for ``http`` scopes."""
 
@@ -253,8 +267,9 @@ class RequestContextMiddleware:
             HTTP_IN_PROGRESS.dec()
             method_label = method if method in _KNOWN_METHODS else "OTHER"
             route = _route_label(scope)
-            HTTP_REQUESTS.labels(method_label, route, str(status or 500)).inc()
-            HTTP_LATENCY.labels(method_label, route).observe(duration)
+            counter, histogram = _children(method_label, route, status or 500)
+            counter.inc()
+            histogram.observe(duration)
             if _access_log.isEnabledFor(logging.INFO):
                 tenant = scope["state"].get("tenant_slug") or tenant_var.get()
                 _access_log.info(

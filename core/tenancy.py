@@ -177,12 +177,15 @@ class TenantDirectory:
 
     async def effective_status(self, tenant: TenantInfo) -> str:
         """``suspended`` when the node or any ancestor is suspended, else ``active``."""
-        if tenant.status != "active":
-            return tenant.status
-        for node in await self.ancestors(tenant):
-            if node.status != "active":
-                return node.status
-        return "active"
+        async def load() -> str:
+            if tenant.status != "active":
+                return tenant.status
+            for node in await self.ancestors(tenant):
+                if node.status != "active":
+                    return node.status
+            return "active"
+
+        return await self._cache.get(("status", tenant.id), load)
 
     async def programmes_of(self, school_id: int) -> tuple[int, ...]:
         """Programmes a school belongs to."""
