@@ -177,6 +177,7 @@ class TenantDirectory:
 
     async def effective_status(self, tenant: TenantInfo) -> str:
         """``suspended`` when the node or any ancestor is suspended, else ``active``."""
+
         async def load() -> str:
             if tenant.status != "active":
                 return tenant.status

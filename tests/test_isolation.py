@@ -70,6 +70,11 @@ BODIES: dict[tuple[str, str], Any] = {
         "weekly_hours": 5,
     },
     ("POST", "/api/v1/me/calendar-feed"): {},
+    ("POST", "/api/v1/school/teachers"): {
+        "email": "intruder@test.ma",
+        "full_name": "In Trus",
+        "staff_number": "99999999",
+    },
     ("POST", "/api/v1/school/duties"): {
         "teacher_id": 1,
         "label": "Intrus",
@@ -102,6 +107,7 @@ CREATES_AT_HOME = {
     ("PUT", "/api/v1/coefficients"),
     ("POST", "/api/v1/me/calendar-feed"),  # one's own feed
     ("POST", "/api/v1/school/import/students"),
+    ("POST", "/api/v1/school/teachers"),
 }
 FILES = {"file": ("x.pdf", b"%PDF-1.4\n", "application/pdf")}
 CSV_FILES = {

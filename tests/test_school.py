@@ -415,3 +415,41 @@ async def test_duty_roster(world):
     assert twice.status_code == 409 and label in twice.json()["detail"]
     roster = await world.api("GET", "/api/v1/me/duties", as_=f"teacher.{A}@test.ma")
     assert any(d["label"] == label and d["starts_at"] == "12:00" for d in roster.json())
+
+
+async def test_teachers_join_with_a_national_staff_number(world):
+    email = f"new.teacher.{world.backend}@test.ma"
+    number = "".join(random.choice("0123456789") for _ in range(8))
+    added = await post(
+        world, A, "/api/v1/school/teachers", {"email": email, "full_name": "Nouveau Prof", "staff_number": number}
+    )
+    assert added.status_code == 201, added.text
+    person = added.json()["id"]
+    # the same teacher joins a second school of the region: same identity, same number
+    again = await post(
+        world, A2, "/api/v1/school/teachers", {"email": email, "full_name": "Nouveau Prof", "staff_number": number}
+    )
+    assert again.status_code == 201 and again.json()["id"] == person
+    # the number is national: a school of another region cannot give it to someone else
+    taken = await post(
+        world,
+        B,
+        "/api/v1/school/teachers",
+        {"email": f"other.{world.backend}@test.ma", "full_name": "Autre", "staff_number": number},
+    )
+    assert taken.status_code == 409
+    bad = await post(
+        world,
+        A,
+        "/api/v1/school/teachers",
+        {"email": f"x.{world.backend}@test.ma", "full_name": "X", "staff_number": "12-34"},
+    )
+    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "staff_number"
+    # and can now be assigned
+    assign = await post(
+        world,
+        A,
+        "/api/v1/school/assignments",
+        {"teacher_id": person, "class_id": world.objects[A]["class_id"], "subject_code": "ENG"},
+    )
+    assert assign.status_code == 201, assign.text

@@ -62,6 +62,16 @@ class GuardianIn(msgspec.Struct, forbid_unknown_fields=True):
     locale: Literal["ar", "fr", "en"] = "ar"
 
 
+class TeacherIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A teacher joining the school's staff."""
+
+    email: Annotated[str, msgspec.Meta(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+    full_name: Name
+    staff_number: Annotated[str, msgspec.Meta(min_length=1, max_length=12)]
+    full_name_ar: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    locale: Literal["ar", "fr", "en"] = "fr"
+
+
 class EnrolIn(msgspec.Struct, forbid_unknown_fields=True):
     """Move a pupil into a class of their school."""
 
@@ -310,6 +320,23 @@ class SchoolController(Controller):
             student = await service.get_student(ctx, student_id)
             await service.transfer(ctx, student, destination)
         return {"student": str(student_id), "school": destination.slug}
+
+    @post("/teachers", opt={"permission": "school.manage"}, status_code=201)
+    async def add_teacher(self, ctx: Ctx, data: JSONBody[TeacherIn]) -> Created:
+        """Add a teacher (a new or existing identity) to the school's staff with their national staff number."""
+        school = service.require_school(ctx)
+        async with ctx.services.db.scoped(ctx.scope):
+            return Created(
+                await service.add_teacher(
+                    ctx,
+                    school,
+                    email=data.email,
+                    full_name=data.full_name,
+                    full_name_ar=data.full_name_ar,
+                    staff_number=data.staff_number,
+                    locale=data.locale,
+                )
+            )
 
     @post("/assignments", opt={"permission": "school.manage"}, status_code=201)
     async def assign(self, ctx: Ctx, data: JSONBody[AssignmentIn]) -> Created:

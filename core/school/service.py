@@ -15,7 +15,7 @@ from core import audit
 from core.context import RequestContext
 from core.db import Database, scope_filter
 from core.identity import normalise_email
-from core.school.rules import Slot, check_slot, normalise_pupil_code
+from core.school.rules import STAFF_NUMBER_RE, Slot, check_slot, normalise_pupil_code
 from core.scope import Scope
 from core.tenancy import TenantInfo
 
@@ -208,6 +208,83 @@ async def get_room(ctx: RequestContext, room_id: int) -> dict[str, Any]:
     if row is None:
         raise NotFoundException(f"No room {room_id} here.")
     return row
+
+
+async def add_teacher(
+    ctx: RequestContext,
+    school: TenantInfo,
+    *,
+    email: str,
+    full_name: str,
+    full_name_ar: str,
+    staff_number: str,
+    locale: str,
+) -> int:
+    """A teacher of the school: one identity, a teacher membership, and a staff record (national number)."""
+    db = ctx.services.db
+    if not STAFF_NUMBER_RE.match(staff_number):
+        raise Invalid("staff_number", "a national staff number is 5 to 10 digits")
+    email = normalise_email(email)
+    person = await db.fetchval("SELECT id FROM person WHERE email = {}", email)
+    now = datetime.now(UTC)
+    if person is None:
+        row = await db.fetchrow(
+            "INSERT INTO person (email, password_hash, full_name, full_name_ar, locale, active, created_at) "
+            "VALUES ({}, NULL, {}, {}, {}, {}, {}) RETURNING id",
+            email,
+            full_name,
+            full_name_ar,
+            locale,
+            True,
+            now,
+        )
+        assert row is not None
+        person = row["id"]
+    owner = await staff_number_owner(db, staff_number)
+    if owner is not None and owner != person:
+        raise Conflict(f"The staff number {staff_number} belongs to someone else.")
+    if owner is None:
+        if await staff_number_owner(db, None, person_id=person) is not None:
+            raise Conflict(f"{email} already has another staff number.")
+        await db.execute(
+            "INSERT INTO staff (region_id, province_id, school_id, person_id, staff_number, grade) "
+            "VALUES ({}, {}, {}, {}, {}, '')",
+            *_cols(school),
+            person,
+            staff_number,
+        )
+    if (
+        await db.fetchval(
+            "SELECT id FROM membership WHERE person_id = {} AND role = 'teacher' AND tenant_id = {}", person, school.id
+        )
+        is None
+    ):
+        await db.execute(
+            "INSERT INTO membership (person_id, role, tenant_id, created_at) VALUES ({}, 'teacher', {}, {})",
+            person,
+            school.id,
+            now,
+        )
+    ctx.services.grants.invalidate(person)
+    await audit.record(
+        db,
+        actor_id=ctx.person_id,
+        action="teacher.add",
+        object_type="person",
+        object_id=person,
+        tenant=school,
+        after={"staff_number": staff_number},
+    )
+    return int(person)
+
+
+async def staff_number_owner(db: Database, staff_number: str | None, *, person_id: int | None = None) -> int | None:
+    """Who holds a staff number (or whether a person has one), across all regions; ids only."""
+    if db.dialect == "postgres":
+        return await db.fetchval("SELECT madrasa_staff_owner({}, {})", staff_number, person_id)
+    if staff_number is not None:
+        return await db.fetchval("SELECT person_id FROM staff WHERE staff_number = {}", staff_number)
+    return await db.fetchval("SELECT person_id FROM staff WHERE person_id = {}", person_id)
 
 
 # -- pupils, guardians, enrolment -------------------------------------------------------------
