@@ -6,6 +6,7 @@ from typing import Any
 
 from core.context import RequestContext
 from core.hookspecs import hookimpl
+from core.migrate import MigrationSet
 from core.permissions import Permission
 from core.plugin_kit import module_home
 from core.plugins import MenuItem, PluginInfo
@@ -37,6 +38,20 @@ def madrasa_permissions() -> list[Permission]:
         Permission("grades.enter", "Schedule assessments and enter marks", frozenset({"teacher"})),
         Permission("grades.validate", "Validate, publish and correct marks", frozenset({"school_director"})),
     ]
+
+
+@hookimpl
+def madrasa_tables() -> list[Any]:
+    """The grades tables."""
+    from plugins.grades.tables import GRADES_TABLES
+
+    return list(GRADES_TABLES)
+
+
+@hookimpl
+def madrasa_migrations() -> MigrationSet:
+    """The grades migrations (applied after core's)."""
+    return MigrationSet(app="grades", package="plugins.grades.migrations")
 
 
 @hookimpl
