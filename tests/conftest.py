@@ -334,7 +334,22 @@ async def seed_school(world: World, school: str, number: int) -> dict[str, int]:
             "ends_at": "10:00",
         },
     )
+    term_id = await world.services.db.fetchval("SELECT id FROM term WHERE tenant_id IS NULL ORDER BY number LIMIT 1")
+    assessment_id = await post(
+        "/api/v1/grades/assessments",
+        {
+            "class_id": class_id,
+            "subject_code": "MATH",
+            "term_id": term_id,
+            "scheduled_on": "2026-10-05",
+            "title": "Contrôle 1",
+        },
+    )
+    sheet_id = await world.sql("SELECT sheet_id FROM grade_assessment WHERE id = {}", assessment_id)
     return {
+        "term_id": term_id,
+        "assessment_id": assessment_id,
+        "sheet_id": sheet_id,
         "class_id": class_id,
         "room_id": room_id,
         "student_id": student_id,

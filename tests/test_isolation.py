@@ -29,6 +29,9 @@ def foreign_values(world: Any) -> dict[str, Any]:
         "class_id": objects["class_id"],
         "student_id": objects["student_id"],
         "slot_id": objects["slot_id"],
+        "assessment_id": objects["assessment_id"],
+        "sheet_id": objects["sheet_id"],
+        "action": "submit",
     }
 
 
@@ -75,6 +78,14 @@ BODIES: dict[tuple[str, str], Any] = {
         "full_name": "In Trus",
         "staff_number": "99999999",
     },
+    ("POST", "/api/v1/grades/assessments"): {
+        "class_id": 1,
+        "subject_code": "MATH",
+        "term_id": 1,
+        "scheduled_on": "2026-10-05",
+    },
+    ("PUT", "/api/v1/grades/assessments/{assessment_id:int}/marks"): {"marks": []},
+    ("POST", "/api/v1/grades/sheets/{sheet_id:int}/{action:str}"): {},
     ("POST", "/api/v1/school/duties"): {
         "teacher_id": 1,
         "label": "Intrus",
@@ -108,6 +119,7 @@ CREATES_AT_HOME = {
     ("POST", "/api/v1/me/calendar-feed"),  # one's own feed
     ("POST", "/api/v1/school/import/students"),
     ("POST", "/api/v1/school/teachers"),
+    ("POST", "/api/v1/grades/assessments"),
 }
 FILES = {"file": ("x.pdf", b"%PDF-1.4\n", "application/pdf")}
 CSV_FILES = {

@@ -159,7 +159,8 @@ async def get_class(ctx: RequestContext, class_id: int) -> dict[str, Any]:
     """A class inside the scope, or 404."""
     where, args = _scope(ctx)
     row = await ctx.services.db.fetchrow(
-        "SELECT id, school_id, region_id, school_year_id, level_code, track_code, name, homeroom_teacher_id, capacity "
+        "SELECT id, school_id, region_id, province_id, school_year_id, level_code, track_code, name, "
+        "homeroom_teacher_id, capacity "
         f"FROM school_class WHERE id = {{}} AND {where}",
         class_id,
         *args,

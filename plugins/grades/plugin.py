@@ -35,7 +35,11 @@ def madrasa_permissions() -> list[Permission]:
             "See marks, averages and bulletins",
             TEACHING | FAMILY | {"region_admin", "province_admin", "programme_manager", "platform_admin"},
         ),
-        Permission("grades.enter", "Schedule assessments and enter marks", frozenset({"teacher"})),
+        Permission(
+            "grades.enter",
+            "Schedule assessments, enter marks (teachers) and correct them (directors)",
+            frozenset({"teacher", "school_director"}),
+        ),
         Permission("grades.validate", "Validate, publish and correct marks", frozenset({"school_director"})),
     ]
 
@@ -63,11 +67,14 @@ def madrasa_menu_items(ctx: RequestContext) -> list[MenuItem]:
 @hookimpl
 def madrasa_routes() -> list[Any]:
     """The module's landing page."""
+    from plugins.grades.api import GRADES_ROUTES
+
     return [
+        *GRADES_ROUTES,
         module_home(
             "grades",
             "Grades",
             "grades.view",
             ["Continuous assessments", "Mark entry", "Averages and ranks", "Bulletins"],
-        )
+        ),
     ]

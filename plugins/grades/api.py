@@ -1,0 +1,255 @@
+"""Grades API: assessments, the mark grid with ETag/If-Match, the workflow, and family reads."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, Request, Response, get, post, put
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery, JSONBody
+
+from core.access import scope_for
+from core.context import Ctx, RequestContext
+from core.school import service as school
+from plugins.grades import service
+
+
+class AssessmentIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Schedule an assessment."""
+
+    class_id: int
+    subject_code: Annotated[str, msgspec.Meta(max_length=16)]
+    term_id: int
+    scheduled_on: date
+    kind: Literal["cc", "exam", "activity"] = "cc"
+    title: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    max_score: Annotated[float, msgspec.Meta(gt=0, le=100)] = 20.0
+    weight: Annotated[float, msgspec.Meta(gt=0, le=10)] = 1.0
+
+
+class GridIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A whole grid: every mark sent is saved, atomically."""
+
+    marks: Annotated[list[service.MarkEntry], msgspec.Meta(max_length=200)]
+    reason: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+
+
+class AssessmentOut(msgspec.Struct):
+    """An assessment."""
+
+    id: int
+    sheet_id: int
+    class_id: int
+    subject_code: str
+    term_id: int
+    kind: str
+    position: int
+    title: str
+    scheduled_on: date
+    max_score: float
+    weight: float
+    state: str
+
+
+class Created(msgspec.Struct):
+    """What was created."""
+
+    id: int
+
+
+def _assessment_out(r: dict[str, Any]) -> AssessmentOut:
+    return AssessmentOut(
+        r["id"],
+        r["sheet_id"],
+        r["class_id"],
+        r["subject_code"],
+        r["term_id"],
+        r["kind"],
+        r["position"],
+        r["title"],
+        service._d(r["scheduled_on"]),
+        float(r["max_score"]),
+        float(r["weight"]),
+        r["state"],
+    )
+
+
+def _grid_response(payload: dict[str, Any], status: int = 200) -> Response[dict[str, Any]]:
+    return Response(
+        payload,
+        status_code=status,
+        headers={"ETag": service.etag(payload["assessment_id"], payload["version"]), "Cache-Control": "no-store"},
+    )
+
+
+class GradesController(Controller):
+    """``/api/v1/grades``: teachers and directors."""
+
+    path = "/api/v1/grades"
+    tags = ["grades"]
+
+    @post("/assessments", opt={"permission": "grades.enter"}, status_code=201)
+    async def schedule(self, ctx: Ctx, data: JSONBody[AssessmentIn]) -> Created:
+        """Schedule a continuous assessment or an exam for a class and subject."""
+        school.require_school(ctx)
+        async with ctx.services.db.scoped(ctx.scope):
+            return Created(
+                await service.create_assessment(
+                    ctx,
+                    class_id=data.class_id,
+                    subject_code=data.subject_code,
+                    term_id=data.term_id,
+                    kind=data.kind,
+                    title=data.title,
+                    scheduled_on=data.scheduled_on,
+                    max_score=Decimal(str(data.max_score)),
+                    weight=Decimal(str(data.weight)),
+                )
+            )
+
+    @get("/assessments", opt={"permission": "grades.view"})
+    async def assessments(
+        self,
+        ctx: Ctx,
+        class_id: FromQuery[int],
+        subject_code: FromQuery[str | None] = None,
+        term_id: FromQuery[int | None] = None,
+    ) -> list[AssessmentOut]:
+        """A class's assessments (optionally one subject or term)."""
+        db = ctx.services.db
+        async with db.scoped(ctx.scope, write=False):
+            await school.get_class(ctx, class_id)
+            where, args = service.scope_filter(ctx.scope, "a")
+            extra, extra_args = "", []
+            if subject_code:
+                extra += " AND a.subject_code = {}"
+                extra_args.append(subject_code)
+            if term_id:
+                extra += " AND a.term_id = {}"
+                extra_args.append(term_id)
+            rows = await db.fetch(
+                f"SELECT {service.ASSESSMENT_COLUMNS} FROM grade_assessment a JOIN grade_sheet s ON s.id = a.sheet_id "
+                f"WHERE a.class_id = {{}}{extra} AND {where} ORDER BY a.scheduled_on, a.id",
+                class_id,
+                *extra_args,
+                *args,
+            )
+        return [_assessment_out(r) for r in rows]
+
+    @get("/assessments/{assessment_id:int}/marks", opt={"permission": "grades.enter"})
+    async def get_grid(self, ctx: Ctx, assessment_id: FromPath[int]) -> Response[dict[str, Any]]:
+        """The class's grid for an assessment, with its ``ETag``."""
+        async with ctx.services.db.scoped(ctx.scope, write=False):
+            assessment = await service.get_assessment(ctx, assessment_id)
+            return _grid_response(await service.grid_payload(ctx, assessment))
+
+    @put("/assessments/{assessment_id:int}/marks", opt={"permission": "grades.enter"})
+    async def save_grid(
+        self, ctx: Ctx, assessment_id: FromPath[int], data: JSONBody[GridIn], request: Request[Any, Any, Any]
+    ) -> Response[dict[str, Any]]:
+        """Save the grid atomically; ``If-Match`` must carry the ETag read (409 with the current marks if stale)."""
+        db = ctx.services.db
+        async with db.scoped(ctx.scope):
+            assessment = await service.get_assessment(ctx, assessment_id)
+            version = service.parse_etag(request.headers.get("if-match"), assessment_id)
+            await service.save_grid(ctx, assessment, version, data.marks, data.reason)
+            fresh = await service.get_assessment(ctx, assessment_id)
+            payload = await service.grid_payload(ctx, fresh)
+        return _grid_response(payload)
+
+    @get("/sheets", opt={"permission": "grades.view"})
+    async def sheets(
+        self, ctx: Ctx, class_id: FromQuery[int], term_id: FromQuery[int | None] = None
+    ) -> list[dict[str, Any]]:
+        """The subjects' sheets of a class and their workflow state."""
+        db = ctx.services.db
+        async with db.scoped(ctx.scope, write=False):
+            await school.get_class(ctx, class_id)
+            where, args = service.scope_filter(ctx.scope)
+            extra = " AND term_id = {}" if term_id else ""
+            return await db.fetch(
+                f"SELECT id, class_id, subject_code, term_id, teacher_id, state FROM grade_sheet "
+                f"WHERE class_id = {{}}{extra} AND {where} ORDER BY subject_code",
+                class_id,
+                *([term_id] if term_id else []),
+                *args,
+            )
+
+    @post("/sheets/{sheet_id:int}/{action:str}", opt={"permission": "grades.enter"}, status_code=200)
+    async def move(self, ctx: Ctx, sheet_id: FromPath[int], action: FromPath[str]) -> dict[str, Any]:
+        """Workflow: ``submit`` (teacher), ``validate``, ``publish`` and ``reopen`` (director)."""
+        db = ctx.services.db
+        async with db.scoped(ctx.scope):
+            sheet = await service.get_sheet(ctx, sheet_id)
+            state, events = await service.transition(ctx, sheet, action)
+        await ctx.services.emit(events)
+        return {"id": sheet_id, "state": state}
+
+    @get("/missing", opt={"permission": "grades.validate"})
+    async def missing(self, ctx: Ctx, term_id: FromQuery[int]) -> list[dict[str, Any]]:
+        """Director's dashboard: per class and subject, assessments held and marks still missing."""
+        tenant = school.require_school(ctx)
+        async with ctx.services.db.scoped(ctx.scope, write=False):
+            rows = await service.missing_marks(ctx, tenant.id, term_id)
+            limit = await service.deadline(ctx.services.db, tenant.region_id, term_id)
+        return [{**r, "deadline": limit.isoformat() if limit else None} for r in rows]
+
+
+async def _family_scope(ctx: RequestContext) -> Any:
+    assert ctx.identity is not None
+    grants = await ctx.services.grants.grants(ctx.identity.id)
+    return scope_for(grants, ctx.services.permissions.roles_for("family.view"), None)
+
+
+async def _child(ctx: RequestContext, scope: Any, student_id: int) -> dict[str, Any]:
+    assert ctx.person_id is not None
+    children = await school.children(ctx.services.db, scope, ctx.person_id)
+    child = next((c for c in children if c["id"] == student_id), None)
+    if child is None:
+        me = await school.own_student(ctx.services.db, scope, ctx.person_id)
+        if me and me["id"] == student_id:
+            return {**me, "class_id": me["class_id"]}
+        raise NotFoundException("No such pupil.")
+    return child
+
+
+class FamilyGradesController(Controller):
+    """``/api/v1/me/…/marks``: published marks and upcoming assessments for pupils and their guardians."""
+
+    path = "/api/v1/me"
+    tags = ["grades"]
+
+    @get("/pupils/{student_id:int}/marks", opt={"permission": "family.view"})
+    async def marks(self, ctx: Ctx, student_id: FromPath[int]) -> list[dict[str, Any]]:
+        """Published marks of one's child (or oneself), by subject."""
+        scope = await _family_scope(ctx)
+        db = ctx.services.db
+        async with db.scoped(scope, write=False):
+            await _child(ctx, scope, student_id)
+            rows = await service.published_marks(db, scope, [student_id])
+        return [
+            {
+                **r,
+                "score": None if r["score"] is None else float(r["score"]),
+                "max_score": float(r["max_score"]),
+                "weight": float(r["weight"]),
+            }
+            for r in rows
+        ]
+
+    @get("/pupils/{student_id:int}/assessments", opt={"permission": "family.view"})
+    async def coming(self, ctx: Ctx, student_id: FromPath[int]) -> list[dict[str, Any]]:
+        """Assessments coming for one's child (or oneself)."""
+        scope = await _family_scope(ctx)
+        db = ctx.services.db
+        async with db.scoped(scope, write=False):
+            child = await _child(ctx, scope, student_id)
+            if not child.get("class_id"):
+                return []
+            return await service.upcoming(db, scope, [child["class_id"]], date.today())
+
+
+GRADES_ROUTES = [GradesController, FamilyGradesController]
