@@ -542,12 +542,16 @@ async def missing_marks(ctx: RequestContext, school_id: int, term_id: int) -> li
     """Per class × subject: the teacher, assessments held against the required number, marks still missing."""
     db = ctx.services.db
     where, args = scope_filter(ctx.scope, "ta")
-    required = await db.fetchrow("SELECT required_cc FROM grade_policy WHERE tenant_id IS NULL")
+    region = await ctx.services.tenants.by_id(school_id)
+    policy = await db.fetch("SELECT tenant_id, required_cc FROM grade_policy WHERE tenant_id IS NULL OR tenant_id = {}",
+                            region.region_id if region else -1)
+    chosen = next((p for p in policy if p["tenant_id"] is not None), None) or (policy[0] if policy else None)
+    required_cc = int(chosen["required_cc"]) if chosen else 3
     return await db.fetch(
         "SELECT ta.class_id, c.name AS class_name, ta.subject_code, ta.person_id AS teacher_id, "
         "p.full_name AS teacher, COALESCE(s.state, 'draft') AS state, "
         "(SELECT COUNT(*) FROM grade_assessment a WHERE a.class_id = ta.class_id AND a.subject_code = ta.subject_code "
-        " AND a.term_id = {} AND a.kind = 'cc') AS assessments, {} AS required, "
+        f" AND a.term_id = {{}} AND a.kind = 'cc') AS assessments, {required_cc:d} AS required, "
         "(SELECT COUNT(*) FROM grade_assessment a JOIN enrolment e ON e.class_id = a.class_id AND e.ends_on IS NULL "
         " LEFT JOIN grade_mark m ON m.assessment_id = a.id AND m.student_id = e.student_id "
         " WHERE a.class_id = ta.class_id AND a.subject_code = ta.subject_code AND a.term_id = {} "
@@ -556,7 +560,6 @@ async def missing_marks(ctx: RequestContext, school_id: int, term_id: int) -> li
         "LEFT JOIN grade_sheet s ON s.class_id = ta.class_id AND s.subject_code = ta.subject_code AND s.term_id = {} "
         f"WHERE ta.school_id = {{}} AND {where} ORDER BY c.name, ta.subject_code",
         term_id,
-        int(required["required_cc"]) if required else 3,
         term_id,
         term_id,
         school_id,
