@@ -32,6 +32,7 @@ def foreign_values(world: Any) -> dict[str, Any]:
         "assessment_id": objects["assessment_id"],
         "sheet_id": objects["sheet_id"],
         "action": "submit",
+        "term_id": objects["term_id"],
     }
 
 
@@ -86,6 +87,8 @@ BODIES: dict[tuple[str, str], Any] = {
     },
     ("PUT", "/api/v1/grades/assessments/{assessment_id:int}/marks"): {"marks": []},
     ("POST", "/api/v1/grades/sheets/{sheet_id:int}/{action:str}"): {},
+    ("POST", "/api/v1/grades/terms/{term_id:int}/close"): {},
+    ("POST", "/api/v1/grades/terms/{term_id:int}/preview"): {},
     ("POST", "/api/v1/school/duties"): {
         "teacher_id": 1,
         "label": "Intrus",
@@ -120,7 +123,18 @@ CREATES_AT_HOME = {
     ("POST", "/api/v1/school/import/students"),
     ("POST", "/api/v1/school/teachers"),
     ("POST", "/api/v1/grades/assessments"),
+    # a term is national: closing one's own school's term is a home action, tested in test_grades_results
+    ("POST", "/api/v1/grades/terms/{term_id:int}/close"),
+    ("POST", "/api/v1/grades/terms/{term_id:int}/preview"),
 }
+# Required query parameters, filled with the other region's ids.
+QUERIES: dict[tuple[str, str], dict[str, str]] = {
+    ("GET", "/api/v1/grades/classes/{class_id:int}/results"): {"term_id": "term_id"},
+    ("GET", "/api/v1/grades/assessments"): {"class_id": "class_id"},
+    ("GET", "/api/v1/grades/sheets"): {"class_id": "class_id"},
+    ("GET", "/api/v1/coefficients"): {"level": "level"},
+}
+
 FILES = {"file": ("x.pdf", b"%PDF-1.4\n", "application/pdf")}
 CSV_FILES = {
     "file": ("pupils.csv", b"national_code,last_name,first_name,class\nZ999999998,Trus,In,TEST-1\n", "text/csv")
@@ -180,7 +194,10 @@ async def call(world: Any, method: str, path: str, actor: str, tenant: str | Non
             kwargs["files"] = CSV_FILES
         else:
             kwargs["json"] = BODIES[key]
-    url = fill(path, foreign_values(world))
+    values = {**foreign_values(world), "level": "TC"}
+    if key in QUERIES:
+        kwargs["params"] = {name: str(values[sample]) for name, sample in QUERIES[key].items()}
+    url = fill(path, values)
     return await world.api(method, url, as_=actor, tenant=tenant, **kwargs)
 
 
@@ -208,8 +225,10 @@ async def test_foreign_object_ids_are_refused_from_home(world, actor):
     """Under the actor's own tenant, ids and slugs of the other region answer 403 or 404."""
     failures = []
     for method, path, _ in protected_routes(world):
-        if "{" not in path and method == "GET":
+        if "{" not in path and method == "GET" and (method, path) not in QUERIES:
             continue  # nothing foreign to name; covered by the prefix test
+        if (method, path) == ("GET", "/api/v1/coefficients"):
+            continue  # reference data, the same for everyone
         if (method, path) in CREATES_AT_HOME:
             continue
         response = await call(world, method, path, actor, HOME)

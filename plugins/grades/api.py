@@ -252,4 +252,4 @@ class FamilyGradesController(Controller):
             return await service.upcoming(db, scope, [child["class_id"]], date.today())
 
 
-GRADES_ROUTES = [GradesController, FamilyGradesController]
+GRADES_ROUTES: list[Any] = [GradesController, FamilyGradesController]

@@ -68,9 +68,11 @@ def madrasa_menu_items(ctx: RequestContext) -> list[MenuItem]:
 def madrasa_routes() -> list[Any]:
     """The module's landing page."""
     from plugins.grades.api import GRADES_ROUTES
+    from plugins.grades.results_api import RESULTS_ROUTES
 
     return [
         *GRADES_ROUTES,
+        *RESULTS_ROUTES,
         module_home(
             "grades",
             "Grades",
