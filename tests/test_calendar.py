@@ -20,25 +20,32 @@ async def test_national_calendar_applies_by_default(world):
 async def test_region_sets_its_own_terms_and_holidays(world):
     admin = "region.casa@madrasa.demo"
     terms = {"terms": [["2026-09-14", "2027-01-31"], ["2027-02-08", "2027-06-30"]]}
-    response = await world.api("PUT", "/api/v1/calendar/terms", as_=admin, tenant=REGION, json=terms)
-    assert response.status_code == 200, response.text
     name = f"Moussem {world.backend}"
-    response = await world.api(
-        "POST",
-        "/api/v1/calendar/holidays",
-        as_=admin,
-        tenant=REGION,
-        json={"name_fr": name, "starts_on": "2026-10-12", "ends_on": "2026-10-13"},
-    )
-    assert response.status_code == 201
-    mine = (await world.api("GET", "/api/v1/calendar", as_=f"teacher.{SCHOOL}@test.ma", tenant=SCHOOL)).json()
-    assert mine["terms"][0]["starts_on"] == "2026-09-14" and mine["terms"][0]["source"] == "region"
-    assert any(h["name_fr"] == name and h["source"] == "region" for h in mine["holidays"])
-    theirs = (
-        await world.api("GET", "/api/v1/calendar", as_=f"teacher.{OTHER_SCHOOL}@test.ma", tenant=OTHER_SCHOOL)
-    ).json()
-    assert theirs["terms"][0]["source"] == "national"
-    assert not any(h["name_fr"] == name for h in theirs["holidays"])
+    try:
+        response = await world.api("PUT", "/api/v1/calendar/terms", as_=admin, tenant=REGION, json=terms)
+        assert response.status_code == 200, response.text
+        response = await world.api(
+            "POST",
+            "/api/v1/calendar/holidays",
+            as_=admin,
+            tenant=REGION,
+            json={"name_fr": name, "starts_on": "2026-10-12", "ends_on": "2026-10-13"},
+        )
+        assert response.status_code == 201
+        mine = (await world.api("GET", "/api/v1/calendar", as_=f"teacher.{SCHOOL}@test.ma", tenant=SCHOOL)).json()
+        assert mine["terms"][0]["starts_on"] == "2026-09-14" and mine["terms"][0]["source"] == "region"
+        assert any(h["name_fr"] == name and h["source"] == "region" for h in mine["holidays"])
+        theirs = (
+            await world.api("GET", "/api/v1/calendar", as_=f"teacher.{OTHER_SCHOOL}@test.ma", tenant=OTHER_SCHOOL)
+        ).json()
+        assert theirs["terms"][0]["source"] == "national"
+        assert not any(h["name_fr"] == name for h in theirs["holidays"])
+    finally:
+        # Other tests of this worker schedule assessments in the national terms: give them back.
+        db = world.services.db
+        async with db.transaction():
+            await db.execute("DELETE FROM term WHERE tenant_id = {}", world.ids[REGION])
+            await db.execute("DELETE FROM holiday WHERE tenant_id = {} AND name_fr = {}", world.ids[REGION], name)
 
 
 async def test_calendar_validation_and_authority(world):

@@ -87,6 +87,12 @@ BODIES: dict[tuple[str, str], Any] = {
     },
     ("PUT", "/api/v1/grades/assessments/{assessment_id:int}/marks"): {"marks": []},
     ("POST", "/api/v1/grades/sheets/{sheet_id:int}/{action:str}"): {},
+    # portal forms (sent form-encoded)
+    ("POST", "/grades/sheets/{sheet_id:int}/{action:str}"): {"csrf_token": "sent-in-header"},
+    ("POST", "/grades/classes/{class_id:int}/assessments"): {"subject_code": "MATH", "term_id": "1",
+                                                             "scheduled_on": "2026-10-05", "kind": "cc"},
+    ("POST", "/grades/assessments/{assessment_id:int}"): {"version": "0"},
+    ("POST", "/api/v1/grades/sheets/{sheet_id:int}/xlsx"): None,  # multipart (the PDF sample: refused anyway)
     ("POST", "/api/v1/grades/terms/{term_id:int}/close"): {},
     ("POST", "/api/v1/grades/terms/{term_id:int}/preview"): {},
     ("POST", "/api/v1/school/duties"): {
@@ -192,6 +198,8 @@ async def call(world: Any, method: str, path: str, actor: str, tenant: str | Non
             kwargs["files"] = FILES
         elif BODIES[key] == "csv":
             kwargs["files"] = CSV_FILES
+        elif not path.startswith("/api/"):
+            kwargs["data"] = BODIES[key]
         else:
             kwargs["json"] = BODIES[key]
     values = {**foreign_values(world), "level": "TC"}

@@ -136,7 +136,7 @@ async def test_a_route_without_permission_is_refused_and_reported(tmp_path):
 async def test_plugin_permissions_are_registered_with_their_roles(world):
     response = await world.api("GET", "/api/v1/permissions", as_="teacher.lycee-ibn-batouta@test.ma")
     perms = {p["name"]: set(p["roles"]) for p in response.json()}
-    assert perms["grades.enter"] == {"teacher"}
+    assert perms["grades.enter"] == {"teacher", "school_director"}
     assert perms["example.view"] == {"teacher", "school_director"}
     assert "audit.read" in perms
 
