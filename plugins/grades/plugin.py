@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from core.context import RequestContext
 from core.hookspecs import hookimpl
 from core.migrate import MigrationSet
 from core.permissions import Permission
-from core.plugin_kit import module_home
 from core.plugins import MenuItem, PluginInfo
 
 TEACHING = frozenset({"teacher", "school_director"})
@@ -66,17 +66,21 @@ def madrasa_menu_items(ctx: RequestContext) -> list[MenuItem]:
 
 @hookimpl
 def madrasa_routes() -> list[Any]:
-    """The module's landing page."""
+    """The JSON API and the portal pages."""
     from plugins.grades.api import GRADES_ROUTES
+    from plugins.grades.portal import GRADES_PORTAL_ROUTES
     from plugins.grades.results_api import RESULTS_ROUTES
+    from plugins.grades.spreadsheet import SPREADSHEET_ROUTES
 
     return [
         *GRADES_ROUTES,
         *RESULTS_ROUTES,
-        module_home(
-            "grades",
-            "Grades",
-            "grades.view",
-            ["Continuous assessments", "Mark entry", "Averages and ranks", "Bulletins"],
-        ),
+        *SPREADSHEET_ROUTES,
+        *GRADES_PORTAL_ROUTES,
     ]
+
+
+@hookimpl
+def madrasa_template_dirs() -> list[Path]:
+    """The portal pages' templates (``grades/…``)."""
+    return [Path(__file__).parent / "templates"]
