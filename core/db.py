@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
+import asyncpg
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
@@ -47,6 +48,19 @@ def postgres_config(url: str) -> dict[str, Any]:
     if parts.password:
         config["password"] = unquote(parts.password)
     return config
+
+
+class PooledConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A pooled connection released without asyncpg's reset round trip.
+
+    The reset (``RESET ALL``, ``UNLISTEN *``, advisory unlocks) undoes session state; the app keeps
+    none: the tenant scope is set with ``set_config(…, true)`` and dies with each transaction, and
+    the pool still rolls back a transaction left open.
+    """
+
+    def get_reset_query(self) -> str:
+        """No session state to reset."""
+        return ""
 
 
 def make_engine(url: str) -> Engine:
@@ -85,6 +99,7 @@ class Database:
                 min_size=self.settings.db_pool_min,
                 max_size=self.settings.db_pool_max,
                 max_inactive_connection_lifetime=300,
+                connection_class=PooledConnection,
             )
         else:
             await self.engine.run_ddl("PRAGMA journal_mode=WAL")

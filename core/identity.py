@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -87,6 +88,7 @@ class IdentityService:
         self.hasher = hasher or make_hasher(settings)
         self._session_cache: dict[str, tuple[float, SessionInfo | None]] = {}
         self._claims_cache: dict[str, dict[str, Any]] = {}
+        self._web_keys: dict[str, str] = {}
 
     # -- passwords ---------------------------------------------------------------------------
 
@@ -96,9 +98,8 @@ class IdentityService:
 
     async def set_password(self, person_id: int, password: str) -> None:
         """Replace a password (caller checks strength and authority)."""
-        await self.db.execute(
-            "UPDATE person SET password_hash = {} WHERE id = {}", self.hash_password(password), person_id
-        )
+        hashed = await asyncio.to_thread(self.hash_password, password)
+        await self.db.execute("UPDATE person SET password_hash = {} WHERE id = {}", hashed, person_id)
 
     # -- throttling --------------------------------------------------------------------------
 
@@ -142,10 +143,11 @@ class IdentityService:
         )
         stored = row["password_hash"] if row else None
         try:
+            # argon2id costs tens of milliseconds of CPU (and releases the GIL): keep it off the event loop.
             if not stored:
                 # Spend the same time as a real check so unknown accounts are not revealed.
-                self.hasher.verify(self._dummy_hash(), password + "x")
-            self.hasher.verify(stored or "", password)
+                await asyncio.to_thread(self.hasher.verify, self._dummy_hash(), password + "x")
+            await asyncio.to_thread(self.hasher.verify, stored or "", password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             await self._record_failure(email, ip)
             raise AuthError("Wrong e-mail or password.") from None
@@ -196,7 +198,21 @@ class IdentityService:
         return cookie
 
     async def web_session(self, cookie: str) -> SessionInfo | None:
-        """The live browser session behind a cookie, or ``None``."""
+        """The live browser session behind a cookie, or ``None`` (cached a few seconds, like API sessions)."""
+        key = "web:" + sha256(cookie)
+        now = time.monotonic()
+        hit = self._session_cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        info = await self._load_web_session(cookie)
+        if len(self._session_cache) > 50_000:
+            self._session_cache.clear()
+        self._session_cache[key] = (now + REVOCATION_CACHE_SECONDS, info)
+        if info is not None:
+            self._web_keys[info.session_id] = key
+        return info
+
+    async def _load_web_session(self, cookie: str) -> SessionInfo | None:
         row = await self.db.fetchrow(
             "SELECT s.id AS sid, s.csrf_token, s.tenant_id, s.expires_at, s.revoked_at, p.id, p.email, p.full_name, "
             "p.full_name_ar, p.locale, p.active FROM auth_session s JOIN person p ON p.id = s.person_id "
@@ -218,6 +234,7 @@ class IdentityService:
             session_id,
         )
         self._session_cache.pop(session_id, None)
+        self._session_cache.pop(self._web_keys.pop(session_id, ""), None)
 
     async def revoke_all(self, person_id: int) -> None:
         """End every session of a person (after a password change)."""
@@ -229,6 +246,7 @@ class IdentityService:
         )
         for r in rows:
             self._session_cache.pop(r["id"], None)
+            self._session_cache.pop(self._web_keys.pop(r["id"], ""), None)
 
     # -- API tokens --------------------------------------------------------------------------
 

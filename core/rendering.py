@@ -29,3 +29,15 @@ def page(ctx: RequestContext, template: str, status: int = 200, **context: Any) 
         status_code=status,
         media_type=MediaType.HTML,
     )
+
+
+class Row(dict):  # type: ignore[type-arg]
+    """A dict whose keys read as attributes: Jinja's ``row.x`` then costs a lookup, not a caught exception."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None

@@ -33,7 +33,7 @@ from core.access import scope_for
 from core.context import Ctx, RequestContext
 from core.db import Database, in_list, scope_filter
 from core.i18n import gettext_, locale_var
-from core.rendering import page
+from core.rendering import Row, page
 from core.school import service as school
 from core.school.service import Conflict, Invalid
 from core.scope import Scope
@@ -661,17 +661,17 @@ def _grid_rows(ctx: RequestContext, rows: list[dict[str, Any]]) -> list[dict[str
         name, lang = person_name(r, ctx.locale)
         status = r["status"] or "present"
         out.append(
-            {
-                "id": r["student_id"],
-                "name": name,
-                "name_lang": lang,
-                "code": r["national_code"],
-                "status": status,
-                "value": fmt_number(r["score"], ctx.locale) if status == "present" else "",
-                "saved": r["status"] is not None,
-                "error": None,
-                "yours": None,
-            }
+            Row(
+                id=r["student_id"],
+                name=name,
+                name_lang=lang,
+                code=r["national_code"],
+                status=status,
+                value=fmt_number(r["score"], ctx.locale) if status == "present" else "",
+                saved=r["status"] is not None,
+                error=None,
+                yours=None,
+            )
         )
     return out
 
