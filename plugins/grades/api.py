@@ -205,15 +205,22 @@ async def _family_scope(ctx: RequestContext) -> Any:
 
 
 async def _child(ctx: RequestContext, scope: Any, student_id: int) -> dict[str, Any]:
+    """The pupil if the caller is the pupil or one of their guardians (one query); 404 otherwise."""
     assert ctx.person_id is not None
-    children = await school.children(ctx.services.db, scope, ctx.person_id)
-    child = next((c for c in children if c["id"] == student_id), None)
-    if child is None:
-        me = await school.own_student(ctx.services.db, scope, ctx.person_id)
-        if me and me["id"] == student_id:
-            return {**me, "class_id": me["class_id"]}
+    where, args = service.scope_filter(scope, "s")
+    row = await ctx.services.db.fetchrow(
+        "SELECT s.id, s.school_id, s.first_name, s.last_name, s.first_name_ar, s.last_name_ar, e.class_id "
+        "FROM student s LEFT JOIN enrolment e ON e.student_id = s.id AND e.ends_on IS NULL "
+        "WHERE s.id = {} AND (s.person_id = {} OR EXISTS (SELECT 1 FROM guardianship g "
+        f"WHERE g.student_id = s.id AND g.person_id = {{}})) AND {where}",
+        student_id,
+        ctx.person_id,
+        ctx.person_id,
+        *args,
+    )
+    if row is None:
         raise NotFoundException("No such pupil.")
-    return child
+    return row
 
 
 class FamilyGradesController(Controller):
