@@ -22,6 +22,7 @@ install: $(VENV)/.installed
 
 ## demo: migrate an SQLite file in $MADRASA_DATA_DIR (./var), load the demo once, print the accounts, serve
 demo: $(VENV)/.installed
+	scripts/ensure-fonts.sh
 	$(BIN)/madrasa demo
 
 ## test: install what the tests need (Python packages, a PostgreSQL server if absent) and run everything

@@ -24,6 +24,7 @@ from core.api.platform import CORE_API
 from core.config import Settings, load_settings
 from core.db import Database
 from core.identity import IdentityService
+from core.jobs import JOB_ROUTES, JOB_TABLES, make_queue
 from core.mail import Mailer, make_mailer
 from core.middleware import AccessMiddleware, TenantPrefix, get_ctx
 from core.migrate import MigrationSet
@@ -77,7 +78,7 @@ def build_services(
     """Wire the process-wide services (no I/O)."""
     host = plugins or build_plugin_host(settings)
     db = Database(settings)
-    tables = [*CORE_TABLES, *SCHOOL_TABLES]
+    tables = [*CORE_TABLES, *SCHOOL_TABLES, *JOB_TABLES]
     for _, plugin_tables in host.each("madrasa_tables"):
         tables.extend(plugin_tables)
     db.bind(tables)
@@ -86,7 +87,7 @@ def build_services(
     for _, perms in host.each("madrasa_permissions"):
         registry.register(perms)
     defaults = {name: info.default_enabled for name, info in host.infos.items() if info.toggleable}
-    return Services(
+    services = Services(
         settings=settings,
         db=db,
         plugins=host,
@@ -99,6 +100,8 @@ def build_services(
         mailer=mailer or make_mailer(settings),
         migration_sets=migration_sets(host),
     )
+    services.jobs = make_queue(services)
+    return services
 
 
 def _plugin_routers(services: Services) -> list[Router]:
@@ -130,9 +133,13 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await services.db.start()
         await services.storage.ensure_ready()
+        if services.jobs is not None:
+            await services.jobs.start()
         try:
             yield
         finally:
+            if services.jobs is not None:
+                await services.jobs.stop()
             await services.db.stop()
 
     template_dirs = [CORE_DIR / "templates"]
@@ -156,6 +163,7 @@ def create_app(
             AuthController,
             me,
             *CORE_API,
+            *JOB_ROUTES,
             *SCHOOL_ROUTES,
             *IMPORT_ROUTES,
             *ICAL_ROUTES,

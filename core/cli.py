@@ -153,6 +153,17 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     return cli_generate(args, settings)
 
 
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Run background jobs from Redis (MADRASA_JOB_BACKEND=saq) until SIGINT/SIGTERM."""
+    from core.jobs import run_worker
+
+    if settings.job_backend != "saq":
+        print("madrasa worker needs MADRASA_JOB_BACKEND=saq (by default jobs run in the web process)", file=sys.stderr)
+        return 2
+    asyncio.run(run_worker(_services(settings)))
+    return 0
+
+
 def build_parser(settings: Settings | None) -> argparse.ArgumentParser:
     """The argument parser, with plugin commands when settings are valid."""
     parser = argparse.ArgumentParser(prog="madrasa", description="madrasa school information system")
@@ -168,6 +179,8 @@ def build_parser(settings: Settings | None) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p.add_argument("--no-serve", action="store_true", help="load and print the accounts only")
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("worker", help="run background jobs from Redis (MADRASA_JOB_BACKEND=saq)")
+    p.set_defaults(func=cmd_worker)
     p = sub.add_parser("generate", help="generate realistic data (regions, schools, pupils, timetables)")
     p.add_argument("--regions", type=int, default=1)
     p.add_argument("--schools-per-region", type=int, default=4)

@@ -61,6 +61,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     mail_from: str = "no-reply@madrasa.localhost"
     #: ``test`` lowers argon2id's cost so a test suite can log in thousands of times; never in production.
     password_hash_profile: Literal["standard", "test"] = "standard"
+    #: Background jobs: ``inprocess`` (the embedded default) or ``saq`` (Redis and ``madrasa worker``).
+    job_backend: Literal["inprocess", "saq"] = "inprocess"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    job_queue_name: str = "madrasa"
+    job_concurrency: int = 2
+    job_timeout: int = 3600
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
 
@@ -149,6 +155,10 @@ def _complete(settings: Settings) -> Settings:
         raise ConfigError(f"{PREFIX}S3_ENDPOINT: required when MADRASA_STORAGE_BACKEND=s3")
     if not 1 <= settings.port <= 65535:
         raise ConfigError(f"{PREFIX}PORT: must be between 1 and 65535, got {settings.port}")
+    if settings.job_concurrency < 1:
+        raise ConfigError(f"{PREFIX}JOB_CONCURRENCY: must be at least 1")
+    if settings.job_backend == "saq" and not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"{PREFIX}REDIS_URL: expected redis://…, got {settings.redis_url!r}")
     if settings.db_pool_min < 1 or settings.db_pool_max < settings.db_pool_min:
         raise ConfigError(f"{PREFIX}DB_POOL_MAX: must be ≥ MADRASA_DB_POOL_MIN ≥ 1")
     return msgspec.structs.replace(settings, **changes) if changes else settings

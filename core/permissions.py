@@ -61,6 +61,7 @@ CORE_PERMISSIONS: list[Permission] = [
         frozenset({"platform_admin", "region_admin", "province_admin", "school_director"}),
     ),
     Permission("portal.view", "Use the tenant portal", ALL_ROLES),
+    Permission("jobs.view", "Follow the progress of background jobs", ALL_ROLES),
     Permission(
         "school.manage",
         "Manage a school's classes, rooms, pupils, enrolments, assignments and timetable",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.access import GrantStore
 from core.config import Settings
@@ -33,6 +34,8 @@ class Services:
     storage: Storage
     mailer: Mailer
     migration_sets: list[MigrationSet] = field(default_factory=list)
+    #: The background job queue (``core.jobs.JobQueue``; typed loosely: core.jobs imports this module).
+    jobs: Any = None
     delivered_events: list[Event] = field(default_factory=list)
 
     async def disabled_for(self, tenant_path: tuple[int, ...]) -> frozenset[str]:

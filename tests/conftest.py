@@ -346,7 +346,37 @@ async def seed_school(world: World, school: str, number: int) -> dict[str, int]:
         },
     )
     sheet_id = await world.sql("SELECT sheet_id FROM grade_assessment WHERE id = {}", assessment_id)
+    # A finished job and a bulletin row per school, so the isolation suite can name another school's.
+    tenant = await world.services.tenants.by_slug(school)
+    cols = tenant.scope_columns()
+    job_id = f"00000000-0000-4000-8000-{number:012d}"
+    db = world.services.db
+    async with db.scoped(Scope.everything()):
+        await db.execute(
+            "INSERT INTO job (id, kind, params, status, done, total, message, created_by, created_at, region_id, "
+            "province_id, school_id) VALUES ({}, 'test.seed', {}, 'done', 1, 1, '', NULL, CURRENT_TIMESTAMP, "
+            "{}, {}, {})",
+            job_id,
+            "{}",
+            cols["region_id"],
+            cols["province_id"],
+            cols["school_id"],
+        )
+        bulletin = await db.fetchrow(
+            "INSERT INTO grade_bulletin (region_id, province_id, school_id, term_id, student_id, class_id, "
+            "storage_key, locale, created_at) VALUES ({}, {}, {}, {}, {}, {}, {}, 'ar', CURRENT_TIMESTAMP) "
+            "RETURNING id",
+            cols["region_id"],
+            cols["province_id"],
+            cols["school_id"],
+            term_id,
+            student_id,
+            class_id,
+            f"t/{tenant.id}/bulletins/seed/none.pdf",
+        )
     return {
+        "job_id": job_id,
+        "bulletin_id": bulletin["id"],
         "term_id": term_id,
         "assessment_id": assessment_id,
         "sheet_id": sheet_id,

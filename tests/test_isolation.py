@@ -33,6 +33,8 @@ def foreign_values(world: Any) -> dict[str, Any]:
         "sheet_id": objects["sheet_id"],
         "action": "submit",
         "term_id": objects["term_id"],
+        "job_id": objects["job_id"],
+        "bulletin_id": objects["bulletin_id"],
     }
 
 
@@ -89,10 +91,15 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/grades/sheets/{sheet_id:int}/{action:str}"): {},
     # portal forms (sent form-encoded)
     ("POST", "/grades/sheets/{sheet_id:int}/{action:str}"): {"csrf_token": "sent-in-header"},
-    ("POST", "/grades/classes/{class_id:int}/assessments"): {"subject_code": "MATH", "term_id": "1",
-                                                             "scheduled_on": "2026-10-05", "kind": "cc"},
+    ("POST", "/grades/classes/{class_id:int}/assessments"): {
+        "subject_code": "MATH",
+        "term_id": "1",
+        "scheduled_on": "2026-10-05",
+        "kind": "cc",
+    },
     ("POST", "/grades/assessments/{assessment_id:int}"): {"version": "0"},
     ("POST", "/api/v1/grades/sheets/{sheet_id:int}/xlsx"): None,  # multipart (the PDF sample: refused anyway)
+    ("POST", "/api/v1/grades/bulletins"): {"term_id": 1, "class_id": 1},
     ("POST", "/api/v1/grades/terms/{term_id:int}/close"): {},
     ("POST", "/api/v1/grades/terms/{term_id:int}/preview"): {},
     ("POST", "/api/v1/school/duties"): {
@@ -129,6 +136,7 @@ CREATES_AT_HOME = {
     ("POST", "/api/v1/school/import/students"),
     ("POST", "/api/v1/school/teachers"),
     ("POST", "/api/v1/grades/assessments"),
+    ("POST", "/api/v1/grades/bulletins"),  # a foreign class in the body: see test_bulletins
     # a term is national: closing one's own school's term is a home action, tested in test_grades_results
     ("POST", "/api/v1/grades/terms/{term_id:int}/close"),
     ("POST", "/api/v1/grades/terms/{term_id:int}/preview"),

@@ -17,8 +17,9 @@ Conventions shared with the SQL:
 * **Precision**: every computation keeps full (binary floating-point) precision; nothing is
   rounded along the way. Rounding to 2 decimals happens only for display
   (:func:`for_display`, half up). *Comparisons* — ties in a rank, the pass mark (≥ 10) and the
-  bands of the distribution — are made on the value rounded to :data:`COMPARE_DECIMALS`
-  decimals (:func:`compare_key`), far below what is displayed, so that two averages that are
+  bands of the distribution — are made on :func:`compare_key`, the value in millionths rounded
+  to an integer (``round(value × 10⁶)``, half to even; SQL: ``ROUND(average * 1000000.0)``,
+  the same IEEE operations), far below what is displayed, so that two averages that are
   mathematically equal but computed along different paths (floating-point noise of the order of
   10⁻¹⁵) are tied, and an average of exactly 10 is never read as 9.999…
 * The database stores averages as ``NUMERIC(6, 3)`` (and shares as ``NUMERIC(5, 4)``): storage
@@ -49,6 +50,8 @@ BAND_WIDTH = 2.0
 BANDS = 10
 #: Decimals kept when averages are *compared* (ties, pass mark, bands); see the module docstring.
 COMPARE_DECIMALS = 6
+#: ``10 ** COMPARE_DECIMALS``: comparison keys are averages in millionths.
+COMPARE_SCALE = 10**COMPARE_DECIMALS
 #: Decimals shown to people.
 DISPLAY_DECIMALS = 2
 
@@ -76,21 +79,29 @@ class Stats(msgspec.Struct, frozen=True, kw_only=True):
     distribution: tuple[int, ...]
 
 
-def compare_key(value: float) -> float:
-    """The value used in comparisons: rounded to :data:`COMPARE_DECIMALS` decimals."""
-    return round(value, COMPARE_DECIMALS)
+def compare_key(value: float) -> int:
+    """The value used in comparisons: in millionths, rounded to an integer (half to even).
+
+    ``value * 1e6`` is the same IEEE multiplication as the SQL's ``average * 1000000.0``, and
+    Python's ``round`` and PostgreSQL's ``round(double precision)`` both round half to even, so
+    both sides get the same key. (SQLite's ``ROUND`` rounds half away from zero: the keys can differ
+    only when ``value * 1e6`` is exactly an odd multiple of ½, and then only for a tie at that
+    very value.)
+    """
+    return round(float(value) * COMPARE_SCALE)
 
 
 def for_display(value: float | None, places: int = DISPLAY_DECIMALS) -> Decimal | None:
     """An average rounded half up for display (``12.345`` → ``12.35``); ``None`` stays ``None``.
 
-    The value is first taken at :data:`COMPARE_DECIMALS` decimals (:func:`compare_key`), then
-    rounded half up in decimal: ``12.345`` — or a computed ``12.344999999999999`` — shows as
-    ``12.35``, whatever its binary value.
+    The value is first taken in millionths (:func:`compare_key`), then rounded half up in
+    decimal: ``12.345`` — or a computed ``12.344999999999999`` — shows as ``12.35``, whatever its
+    binary value.
     """
     if value is None:
         return None
-    return Decimal(repr(compare_key(float(value)))).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    exact = Decimal(compare_key(value)).scaleb(-COMPARE_DECIMALS)
+    return exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
 
 
 def normalised(score: float, max_score: float) -> float:
@@ -189,7 +200,7 @@ def annual_average(term_averages: Sequence[float | None]) -> float | None:
 def band(value: float) -> int:
     """Index (0…9) of a value's band: [0,2) → 0, …, [16,18) → 8, [18,20] → 9 (compared on :func:`compare_key`)."""
     key = compare_key(value)
-    return min(max(int(key // BAND_WIDTH), 0), BANDS - 1)
+    return min(max(key // round(BAND_WIDTH * COMPARE_SCALE), 0), BANDS - 1)
 
 
 def class_statistics(values: Iterable[float | None]) -> Stats:
@@ -208,7 +219,8 @@ def class_statistics(values: Iterable[float | None]) -> Stats:
             pass_share=None,
             distribution=tuple(distribution),
         )
-    passed = sum(1 for v in present if compare_key(v) >= PASS_MARK)
+    bar = round(PASS_MARK * COMPARE_SCALE)
+    passed = sum(1 for v in present if compare_key(v) >= bar)
     return Stats(
         count=len(present),
         mean=math.fsum(present) / len(present),

@@ -10,6 +10,7 @@ from core.hookspecs import hookimpl
 from core.migrate import MigrationSet
 from core.permissions import Permission
 from core.plugins import MenuItem, PluginInfo
+from plugins.grades.bulletins import BULLETIN_ROUTES  # importing registers the bulletins job
 
 TEACHING = frozenset({"teacher", "school_director"})
 FAMILY = frozenset({"parent", "student"})
@@ -73,6 +74,7 @@ def madrasa_routes() -> list[Any]:
     from plugins.grades.spreadsheet import SPREADSHEET_ROUTES
 
     return [
+        *BULLETIN_ROUTES,
         *GRADES_ROUTES,
         *RESULTS_ROUTES,
         *SPREADSHEET_ROUTES,

@@ -543,8 +543,10 @@ async def missing_marks(ctx: RequestContext, school_id: int, term_id: int) -> li
     db = ctx.services.db
     where, args = scope_filter(ctx.scope, "ta")
     region = await ctx.services.tenants.by_id(school_id)
-    policy = await db.fetch("SELECT tenant_id, required_cc FROM grade_policy WHERE tenant_id IS NULL OR tenant_id = {}",
-                            region.region_id if region else -1)
+    policy = await db.fetch(
+        "SELECT tenant_id, required_cc FROM grade_policy WHERE tenant_id IS NULL OR tenant_id = {}",
+        region.region_id if region else -1,
+    )
     chosen = next((p for p in policy if p["tenant_id"] is not None), None) or (policy[0] if policy else None)
     required_cc = int(chosen["required_cc"]) if chosen else 3
     return await db.fetch(
