@@ -226,21 +226,8 @@ async def add_teacher(
     if not STAFF_NUMBER_RE.match(staff_number):
         raise Invalid("staff_number", "a national staff number is 5 to 10 digits")
     email = normalise_email(email)
-    person = await db.fetchval("SELECT id FROM person WHERE email = {}", email)
+    person = await ensure_person(db, email, full_name, full_name_ar, locale)
     now = datetime.now(UTC)
-    if person is None:
-        row = await db.fetchrow(
-            "INSERT INTO person (email, password_hash, full_name, full_name_ar, locale, active, created_at) "
-            "VALUES ({}, NULL, {}, {}, {}, {}, {}) RETURNING id",
-            email,
-            full_name,
-            full_name_ar,
-            locale,
-            True,
-            now,
-        )
-        assert row is not None
-        person = row["id"]
     owner = await staff_number_owner(db, staff_number)
     if owner is not None and owner != person:
         raise Conflict(f"The staff number {staff_number} belongs to someone else.")
@@ -277,6 +264,25 @@ async def add_teacher(
         after={"staff_number": staff_number},
     )
     return int(person)
+
+
+async def ensure_person(db: Database, email: str, full_name: str, full_name_ar: str, locale: str) -> int:
+    """The identity behind an e-mail, created (without a password) if it is new: one person, many roles."""
+    person = await db.fetchval("SELECT id FROM person WHERE email = {}", email)
+    if person is not None:
+        return int(person)
+    row = await db.fetchrow(
+        "INSERT INTO person (email, password_hash, full_name, full_name_ar, locale, active, created_at) "
+        "VALUES ({}, NULL, {}, {}, {}, {}, {}) RETURNING id",
+        email,
+        full_name,
+        full_name_ar,
+        locale,
+        True,
+        datetime.now(UTC),
+    )
+    assert row is not None
+    return int(row["id"])
 
 
 async def staff_number_owner(db: Database, staff_number: str | None, *, person_id: int | None = None) -> int | None:
@@ -373,21 +379,7 @@ async def add_guardian(
     """Link a guardian (one identity across the platform) to a pupil and grant the parent role there."""
     db = ctx.services.db
     email = normalise_email(email)
-    person = await db.fetchval("SELECT id FROM person WHERE email = {}", email)
-    now = datetime.now(UTC)
-    if person is None:
-        row = await db.fetchrow(
-            "INSERT INTO person (email, password_hash, full_name, full_name_ar, locale, active, created_at) "
-            "VALUES ({}, NULL, {}, {}, {}, {}, {}) RETURNING id",
-            email,
-            full_name,
-            full_name_ar,
-            locale,
-            True,
-            now,
-        )
-        assert row is not None
-        person = row["id"]
+    person = await ensure_person(db, email, full_name, full_name_ar, locale)
     if (
         await db.fetchval("SELECT id FROM guardianship WHERE student_id = {} AND person_id = {}", student["id"], person)
         is None
