@@ -136,9 +136,9 @@ class Database:
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one statement for many parameter rows inside the current transaction."""
-        compiled, _ = QueryString(sql, *rows[0]).compile_string(self.dialect) if rows else ("", [])
         if not rows:
             return
+        compiled, _ = QueryString(sql, *rows[0]).compile_string(self.dialect)
         tx = self.engine.current_transaction.get()
         if tx is None:
             async with self.transaction():

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import MediaType, Request, Response, get, post
+from litestar import Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
@@ -239,7 +239,12 @@ async def file_info(ctx: Ctx, file_id: FromPath[int]) -> FileOut:
     )
 
 
-@get("/api/v1/files/{file_id:int}", opt={"permission": "files.read"}, tags=["files"], media_type=MediaType.TEXT)
+@get(
+    "/api/v1/files/{file_id:int}",
+    opt={"permission": "files.read"},
+    tags=["files"],
+    media_type="application/octet-stream",
+)
 async def download_file(ctx: Ctx, file_id: FromPath[int], request: Request[Any, Any, Any]) -> Response[bytes]:
     """Download a file after checking it belongs to a tenant the caller may read."""
     svc = ctx.services
