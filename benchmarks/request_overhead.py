@@ -38,15 +38,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.generate import DEFAULT_ADMIN_URL, PgWorld, create_pg, drop_pg  # noqa: E402
 
 SCHOOL = "lycee-ibn-batouta"
 TARGET = 0.5
 #: The app's default pool bounds (core/config.py); both servers get the same ones.
 POOL_MIN, POOL_MAX = 2, 10
-DEFAULT_ADMIN_URL = os.environ.get("MADRASA_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 PDF = b"%PDF-1.4\n% request-overhead benchmark\n"
 SET_SCOPE_SQL = "SELECT set_config('app.scope', $1, true), set_config('app.platform', $2, true)"
 
@@ -306,57 +311,6 @@ def find_loader(preference: str, connections: int) -> tuple[Loader, str]:
 
 
 # --------------------------------------------------------------------------- PostgreSQL set-up
-
-
-@dataclass
-class PgWorld:
-    """The throw-away database with an owner role and a plain application role."""
-
-    admin_url: str
-    database: str
-    owner: str
-    app_role: str
-    password: str
-
-    def url(self, role: str) -> str:
-        """URL of the new database for a role."""
-        parts = urlsplit(self.admin_url)
-        netloc = f"{role}:{self.password}@{parts.hostname or '127.0.0.1'}:{parts.port or 5432}"
-        return urlunsplit(("postgresql", netloc, f"/{self.database}", "", ""))
-
-    def admin_db_url(self) -> str:
-        """The admin URL pointed at the new database."""
-        return self.admin_url.rsplit("/", 1)[0] + f"/{self.database}"
-
-
-async def create_pg(pg: PgWorld) -> str:
-    """Create the roles and database as tests/conftest.py does; returns the server version."""
-    admin = await asyncpg.connect(pg.admin_url, timeout=5)
-    try:
-        version = str(await admin.fetchval("SHOW server_version"))
-        for role in (pg.owner, pg.app_role):
-            await admin.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '{pg.password}'")
-        await admin.execute(f"CREATE DATABASE {pg.database} OWNER {pg.owner}")
-    finally:
-        await admin.close()
-    db_admin = await asyncpg.connect(pg.admin_db_url(), timeout=5)
-    try:
-        await db_admin.execute(f"ALTER SCHEMA public OWNER TO {pg.owner}")
-    finally:
-        await db_admin.close()
-    return version
-
-
-async def drop_pg(pg: PgWorld) -> None:
-    """Drop the database and both roles (whatever of them exists)."""
-    admin = await asyncpg.connect(pg.admin_url, timeout=5)
-    try:
-        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", pg.database)
-        await admin.execute(f"DROP DATABASE IF EXISTS {pg.database}")
-        await admin.execute(f"DROP ROLE IF EXISTS {pg.app_role}")
-        await admin.execute(f"DROP ROLE IF EXISTS {pg.owner}")
-    finally:
-        await admin.close()
 
 
 async def file_scope(pg: PgWorld, file_id: int) -> tuple[str, int]:
