@@ -1,6 +1,9 @@
-"""The ``admin_ui`` built-in plugin (always on); its pages arrive with tenant onboarding."""
+"""The ``admin_ui`` built-in plugin (always on): administration pages for the people who run tenants."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 from core.context import RequestContext
 from core.hookspecs import hookimpl
@@ -23,5 +26,21 @@ def madrasa_plugin_info() -> PluginInfo:
 
 @hookimpl
 def madrasa_menu_items(ctx: RequestContext) -> list[MenuItem]:
-    """A link to the API documentation for administrators until the admin pages exist."""
-    return [MenuItem(label="API documentation", url="/schema/swagger", order=90, roles=ADMINS)]
+    """The administration console for administrators."""
+    return [MenuItem(label="Administration", url="/admin/", order=90, roles=ADMINS)]
+
+
+@hookimpl
+def madrasa_routes() -> list[Any]:
+    """The administration pages."""
+    from admin_ui.console_pages import ROUTES as CONSOLE
+    from admin_ui.exchange_pages import ROUTES as EXCHANGE
+    from admin_ui.onboarding_pages import ROUTES as ONBOARDING
+
+    return [*CONSOLE, *ONBOARDING, *EXCHANGE]
+
+
+@hookimpl
+def madrasa_template_dirs() -> list[Path]:
+    """The administration templates (``admin/…``)."""
+    return [Path(__file__).parent / "templates"]

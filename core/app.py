@@ -23,6 +23,7 @@ from core.api.auth import AuthController, me
 from core.api.platform import CORE_API
 from core.config import Settings, load_settings
 from core.db import Database
+from core.i18n import register_catalogue_dirs
 from core.identity import IdentityService
 from core.jobs import JOB_ROUTES, JOB_TABLES, make_queue
 from core.mail import Mailer, make_mailer
@@ -142,6 +143,7 @@ def create_app(
                 await services.jobs.stop()
             await services.db.stop()
 
+    register_catalogue_dirs(services.plugins.locale_dirs())
     template_dirs = [CORE_DIR / "templates"]
     for _, dirs in services.plugins.each("madrasa_template_dirs"):
         template_dirs.extend(Path(d) for d in dirs)

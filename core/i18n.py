@@ -1,4 +1,7 @@
-"""Translations: Babel catalogues (``core/locale/<lang>/LC_MESSAGES/messages.po``), no build step.
+"""Translations: Babel catalogues (``core/locale/<lang>/LC_MESSAGES/*.po``), no build step.
+
+A plugin keeps its own catalogues in ``<plugin package>/locale/<lang>/LC_MESSAGES/*.po``; every
+``.po`` file there is merged (a plugin may keep one per feature). Core's catalogue wins on a clash.
 
 Catalogues are compiled in memory at start-up from their ``.po`` files; the request's language
 lives in a context variable set by the access middleware, so templates call ``_("…")``.
@@ -20,6 +23,16 @@ RTL = frozenset({"ar"})
 LOCALE_DIR = Path(__file__).parent / "locale"
 
 locale_var: ContextVar[str] = ContextVar("madrasa_locale", default="fr")
+_catalogue_dirs: tuple[Path, ...] = ()
+
+
+def register_catalogue_dirs(dirs: list[Path]) -> None:
+    """Add plugins' ``locale`` folders to every language's catalogue (called when the app is built)."""
+    global _catalogue_dirs
+    merged = tuple(dict.fromkeys((*_catalogue_dirs, *dirs)))
+    if merged != _catalogue_dirs:
+        _catalogue_dirs = merged
+        translations.cache_clear()
 
 
 @cache
@@ -27,25 +40,23 @@ def translations(locale: str, extra_dirs: tuple[Path, ...] = ()) -> gettext.Null
     """The merged catalogue of core and ``extra_dirs`` for a language."""
     result: gettext.NullTranslations = gettext.NullTranslations()
     for folder in (LOCALE_DIR, *extra_dirs):
-        po = folder / locale / "LC_MESSAGES" / "messages.po"
-        if not po.exists():
-            continue
-        with po.open("rb") as handle:
-            catalog = read_po(handle, locale=locale)
-        buffer = io.BytesIO()
-        write_mo(buffer, catalog)
-        buffer.seek(0)
-        loaded = gettext.GNUTranslations(buffer)
-        if isinstance(result, gettext.GNUTranslations):
-            result.add_fallback(loaded)
-        else:
-            result = loaded
+        for po in sorted((folder / locale / "LC_MESSAGES").glob("*.po")):
+            with po.open("rb") as handle:
+                catalog = read_po(handle, locale=locale)
+            buffer = io.BytesIO()
+            write_mo(buffer, catalog)
+            buffer.seek(0)
+            loaded = gettext.GNUTranslations(buffer)
+            if isinstance(result, gettext.GNUTranslations):
+                result.add_fallback(loaded)
+            else:
+                result = loaded
     return result
 
 
 def gettext_(message: str, **values: object) -> str:
     """Translate ``message`` into the current request's language, then format ``values`` in."""
-    text = translations(locale_var.get()).gettext(message)
+    text = translations(locale_var.get(), _catalogue_dirs).gettext(message)
     return text.format(**values) if values else text
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import inspect
 import logging
+import sys
 from collections.abc import Iterable
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -121,6 +123,16 @@ class PluginHost:
     def names(self) -> list[str]:
         """Registered plugin names."""
         return sorted(self.infos)
+
+    def locale_dirs(self) -> list[Path]:
+        """Each plugin's ``locale`` folder (beside its module), where it has one."""
+        found = []
+        for name in self.names:
+            module = sys.modules.get(getattr(self._objects[name], "__module__", "") or "") or self._objects[name]
+            source = getattr(module, "__file__", None)
+            if source and (Path(source).parent / "locale").is_dir():
+                found.append(Path(source).parent / "locale")
+        return found
 
     def toggleable(self) -> list[str]:
         """Plugins that can be switched per tenant."""

@@ -1,10 +1,11 @@
-"""The ``tenants`` built-in plugin: tenant management routes (always on)."""
+"""The ``tenants`` built-in plugin: tenant management, onboarding, rostering exchange, archives (always on)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from core.hookspecs import hookimpl
+from core.migrate import MigrationSet
 from core.plugins import PluginInfo
 
 
@@ -14,15 +15,32 @@ def madrasa_plugin_info() -> PluginInfo:
     return PluginInfo(
         name="tenants",
         label="Tenants",
-        description="Tenant tree, programmes, modules, people",
+        description="Tenant tree, programmes, modules, people, onboarding, OneRoster, archives",
         version="0.1.0",
         toggleable=False,
     )
 
 
 @hookimpl
-def madrasa_routes() -> list[Any]:
-    """The tenant-management API."""
-    from tenants.controllers import ROUTES
+def madrasa_tables() -> list[Any]:
+    """Onboarding batches, invitations and the other tenant-management tables."""
+    from tenants.tables import TENANTS_TABLES
 
-    return list(ROUTES)
+    return list(TENANTS_TABLES)
+
+
+@hookimpl
+def madrasa_migrations() -> MigrationSet:
+    """The tenants plugin's migrations (applied after core's)."""
+    return MigrationSet(app="tenants", package="tenants.migrations")
+
+
+@hookimpl
+def madrasa_routes() -> list[Any]:
+    """The tenant-management, onboarding, exchange and archive APIs."""
+    from tenants.archive_api import ROUTES as ARCHIVE
+    from tenants.controllers import ROUTES
+    from tenants.exchange_api import ROUTES as EXCHANGE
+    from tenants.onboarding_api import ROUTES as ONBOARDING
+
+    return [*ROUTES, *ONBOARDING, *EXCHANGE, *ARCHIVE]

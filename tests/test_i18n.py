@@ -17,9 +17,12 @@ CALL = re.compile(r"""_\(\s*(["'])(.+?)\1""")
 
 
 def template_strings() -> set[str]:
+    """``_("…")`` in core's and every built-in plugin's templates."""
     found = set()
-    for path in (ROOT / "core" / "templates").rglob("*.html"):
-        found |= {m.group(2) for m in CALL.finditer(path.read_text())}
+    folders = [ROOT / "core" / "templates", *ROOT.glob("*/templates"), *ROOT.glob("plugins/*/templates")]
+    for folder in folders:
+        for path in folder.rglob("*.html"):
+            found |= {m.group(2) for m in CALL.finditer(path.read_text())}
     return found
 
 
@@ -35,8 +38,16 @@ def plugin_strings(tmp_path) -> set[str]:
 
 
 def catalogue(locale: str) -> dict[str, str]:
-    with (ROOT / "core" / "locale" / locale / "LC_MESSAGES" / "messages.po").open("rb") as handle:
-        return {m.id: m.string for m in read_po(handle) if m.id}
+    """Core's catalogue merged with every built-in plugin's (core wins, as at run time)."""
+    merged: dict[str, str] = {}
+    folders = [ROOT / "core" / "locale", *ROOT.glob("*/locale"), *ROOT.glob("plugins/*/locale")]
+    for folder in folders:
+        for po in sorted((folder / locale / "LC_MESSAGES").glob("*.po")):
+            with po.open("rb") as handle:
+                for m in read_po(handle):
+                    if m.id and m.string and not merged.get(m.id):
+                        merged[m.id] = m.string
+    return merged
 
 
 @pytest.mark.parametrize("locale", ["ar", "fr"])

@@ -7,11 +7,16 @@ slip through untested.
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 from typing import Any
 
 import pytest
 
 from core.permissions import AUTHENTICATED, PUBLIC
+from tests import isolation
+from tests.isolation import Multipart
 
 HOME = "lycee-ibn-batouta"  # region casablanca-settat
 FOREIGN = "lycee-moulay-youssef"  # region rabat-sale-kenitra
@@ -149,6 +154,36 @@ QUERIES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/api/v1/coefficients"): {"level": "level"},
 }
 
+
+
+def _sample_modules() -> list[Any]:
+    """``tests/isolation/*.py``: each feature's samples, kept beside its own tests."""
+    return [
+        importlib.import_module(f"{isolation.__name__}.{info.name}")
+        for info in pkgutil.iter_modules(isolation.__path__)
+    ]
+
+
+for _module in _sample_modules():
+    BODIES.update(getattr(_module, "BODIES", {}))
+    CREATES_AT_HOME |= set(getattr(_module, "CREATES_AT_HOME", ()))
+    QUERIES.update(getattr(_module, "QUERIES", {}))
+
+
+async def all_foreign_values(world: Any) -> dict[str, Any]:
+    """The core samples plus every feature module's ``foreign_values`` (sync or async)."""
+    values = {**foreign_values(world), "level": "TC"}
+    for module in _sample_modules():
+        extra = getattr(module, "foreign_values", None)
+        if extra is None:
+            continue
+        found = extra(world)
+        if inspect.isawaitable(found):
+            found = await found
+        values.update(found)
+    return values
+
+
 FILES = {"file": ("x.pdf", b"%PDF-1.4\n", "application/pdf")}
 CSV_FILES = {
     "file": ("pupils.csv", b"national_code,last_name,first_name,class\nZ999999998,Trus,In,TEST-1\n", "text/csv")
@@ -202,7 +237,11 @@ async def call(world: Any, method: str, path: str, actor: str, tenant: str | Non
     if method in ("POST", "PUT", "PATCH"):
         if key not in BODIES:
             pytest.fail(f"isolation suite: no sample body for {method} {path}")
-        if BODIES[key] is None:
+        if isinstance(BODIES[key], Multipart):
+            kwargs["files"] = BODIES[key].files
+            if BODIES[key].data:
+                kwargs["data"] = BODIES[key].data
+        elif BODIES[key] is None:
             kwargs["files"] = FILES
         elif BODIES[key] == "csv":
             kwargs["files"] = CSV_FILES
@@ -210,7 +249,7 @@ async def call(world: Any, method: str, path: str, actor: str, tenant: str | Non
             kwargs["data"] = BODIES[key]
         else:
             kwargs["json"] = BODIES[key]
-    values = {**foreign_values(world), "level": "TC"}
+    values = await all_foreign_values(world)
     if key in QUERIES:
         kwargs["params"] = {name: str(values[sample]) for name, sample in QUERIES[key].items()}
     url = fill(path, values)

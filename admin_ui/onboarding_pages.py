@@ -1,0 +1,7 @@
+"""Placeholder: pages arrive with their feature."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ROUTES: list[Any] = []
