@@ -4,4 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-TENANTS_TABLES: list[Any] = []
+from tenants.console_tables import CONSOLE_TABLES
+from tenants.exchange_tables import EXCHANGE_TABLES
+from tenants.onboarding_tables import ONBOARDING_TABLES
+
+TENANTS_TABLES: list[Any] = [*ONBOARDING_TABLES, *EXCHANGE_TABLES, *CONSOLE_TABLES]

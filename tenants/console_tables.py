@@ -1,0 +1,7 @@
+"""Placeholder: the console feature's tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+CONSOLE_TABLES: list[Any] = []
