@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.hookspecs import hookimpl
 from core.migrate import MigrationSet
 from core.plugins import PluginInfo
+
+if TYPE_CHECKING:
+    import argparse
 
 
 @hookimpl
@@ -44,3 +47,11 @@ def madrasa_routes() -> list[Any]:
     from tenants.onboarding_api import ROUTES as ONBOARDING
 
     return [*ROUTES, *ONBOARDING, *EXCHANGE, *ARCHIVE]
+
+
+@hookimpl
+def madrasa_cli_commands(subparsers: argparse._SubParsersAction) -> None:
+    """``madrasa export-tenant`` and ``madrasa import-tenant``."""
+    from tenants.archive_cli import register
+
+    register(subparsers)

@@ -78,6 +78,7 @@ def test_public_routes_are_an_explicit_short_list(world):
             "/healthz",
             "/lang/{code:str}",
             "/login",
+            "/logo",
             "/manifest.webmanifest",
             "/metrics",
             "/readyz",
