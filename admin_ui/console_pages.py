@@ -1,7 +1,12 @@
-"""Placeholder: pages arrive with their feature."""
+"""The administration console's pages: home, tenant tree, programmes, branding and lifecycle."""
 
 from __future__ import annotations
 
 from typing import Any
 
-ROUTES: list[Any] = []
+from admin_ui.branding_pages import ROUTES as BRANDING
+from admin_ui.lifecycle_pages import ROUTES as LIFECYCLE
+from admin_ui.programme_pages import ROUTES as PROGRAMMES
+from admin_ui.tree_pages import ROUTES as TREE
+
+ROUTES: list[Any] = [*TREE, *PROGRAMMES, *BRANDING, *LIFECYCLE]

@@ -21,6 +21,7 @@ from core.permissions import AUTHENTICATED, PUBLIC
 from core.plugins import DashboardCard, MenuItem
 from core.rendering import page
 from core.school.portal import home_sections
+from core.storage import StorageError, sniff_content_type
 
 STAFF_VIEWERS = frozenset({"school_director", "region_admin", "province_admin", "programme_manager", "platform_admin"})
 #: Menu entries of the school structure (core), next to those the plugins contribute.
@@ -155,4 +156,31 @@ async def manifest(ctx: Ctx) -> Response[dict[str, Any]]:
     )
 
 
-PORTAL_ROUTES = [home, login_form, login, logout, switch_language, manifest]
+LOGO_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
+
+
+@get("/logo", opt={"permission": PUBLIC}, include_in_schema=False)
+async def logo(ctx: Ctx) -> Response[bytes]:
+    """The tenant's logo (public: the login page shows it); 404 when it has none."""
+    tenant = ctx.require_tenant()
+    if not tenant.logo_key:
+        raise NotFoundException("This portal has no logo.")
+    try:
+        data = await ctx.services.storage.get(tenant.logo_key, tenant_id=tenant.id)
+    except StorageError:
+        raise NotFoundException("This portal has no logo.") from None
+    content_type = sniff_content_type(data)
+    if content_type not in LOGO_TYPES:
+        raise NotFoundException("This portal has no logo.")
+    return Response(
+        data,
+        media_type=content_type,
+        headers={
+            "cache-control": "public, max-age=300",
+            "x-content-type-options": "nosniff",
+            "content-security-policy": "default-src 'none'",
+        },
+    )
+
+
+PORTAL_ROUTES = [home, login_form, login, logout, switch_language, manifest, logo]

@@ -304,3 +304,475 @@ async def add_membership(ctx: RequestContext, person_id: int, role: str, node: T
             after={"role": role},
         )
     svc.grants.invalidate(person_id)
+
+
+# -- console: reach, programmes, matrix, history, branding, domains -----------------------------
+
+#: Roles that use the administration console.
+ADMIN_ROLES = frozenset({"platform_admin", "region_admin", "province_admin", "programme_manager"})
+#: Where a module's effective state comes from, in the order the console explains it.
+SOURCES = ("default", "platform", "region", "province", "programme", "school")
+#: Background of the portal pages, against which text colours are also checked.
+PAGE_BACKGROUND = "#f6f7f9"
+MIN_CONTRAST = 4.5
+LOGO_MAX_BYTES = 512 * 1024
+LOGO_MAX_PIXELS = 2048
+LOGO_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+class Invalid(ClientException):
+    """400 naming the field that is wrong, so a page can show the message beside it."""
+
+    def __init__(self, field: str, msgid: str, **values: object) -> None:
+        message = msgid.format(**values) if values else msgid
+        super().__init__(message, extra=[{"key": field, "message": message}])
+        self.field = field
+        #: The untranslated message and its values, for pages that show it in the reader's language.
+        self.msgid = msgid
+        self.values = values
+
+
+def is_platform_admin(grants: Any) -> bool:
+    """Whether one of the grants is the platform administrator's (held at the root)."""
+    return any(g.role == "platform_admin" and any(len(p) == 1 for p in g.paths) for g in grants)
+
+
+async def console_scope(ctx: RequestContext, permission: str) -> Any:
+    """The caller's whole reach for a permission, whatever tenant prefix the page is under."""
+    from core.access import scope_for
+
+    assert ctx.identity is not None
+    grants = await ctx.services.grants.grants(ctx.identity.id)
+    return scope_for(grants, ctx.services.permissions.roles_for(permission), None)
+
+
+async def node_in_reach(ctx: RequestContext, slug: str, permission: str) -> TenantInfo:
+    """A node the caller may act on for ``permission``: 404 when unknown, 403 when outside their reach."""
+    node = await ctx.services.tenants.by_slug(slug)
+    if node is None:
+        raise NotFoundException(f"No tenant {slug!r}.")
+    scope = await console_scope(ctx, permission)
+    if not scope.covers(node.path):
+        raise PermissionDeniedException(f"{node.slug} is outside what you administer.")
+    return node
+
+
+async def children(ctx: RequestContext, node: TenantInfo) -> list[TenantInfo]:
+    """The direct children of a node, by name."""
+    rows = await ctx.services.db.fetch("SELECT id FROM tenant WHERE parent_id = {} ORDER BY name_fr, slug", node.id)
+    out = []
+    for row in rows:
+        child = await ctx.services.tenants.by_id(row["id"])
+        if child is not None:
+            out.append(child)
+    return out
+
+
+async def top_nodes(ctx: RequestContext, permission: str = "tenants.view") -> list[TenantInfo]:
+    """The highest nodes the caller administers (the regions for a platform administrator)."""
+    scope = await console_scope(ctx, permission)
+    svc = ctx.services
+    if scope.platform:
+        return await children(ctx, await svc.tenants.root())
+    nodes = [n for n in [await svc.tenants.by_id(i) for i in sorted(scope.nodes)] if n is not None]
+    ids = {n.id for n in nodes}
+    # A node below another one of the list is reached through it.
+    return sorted((n for n in nodes if not ids & set(n.path[:-1])), key=lambda n: (n.path, n.name_fr))
+
+
+async def list_programmes(ctx: RequestContext) -> list[dict[str, Any]]:
+    """Programmes the caller manages (every programme for a platform administrator), with school counts."""
+    svc = ctx.services
+    assert ctx.identity is not None
+    grants = await svc.grants.grants(ctx.identity.id)
+    rows = await svc.db.fetch(
+        "SELECT p.id, p.slug, p.name_ar, p.name_fr, p.name_en, "
+        "(SELECT COUNT(*) FROM programme_school ps WHERE ps.programme_id = p.id) AS schools "
+        "FROM programme p ORDER BY p.name_fr, p.slug"
+    )
+    if is_platform_admin(grants):
+        return rows
+    managed = {g.programme_id for g in grants if g.role == "programme_manager"}
+    return [r for r in rows if r["id"] in managed]
+
+
+async def programme_schools(ctx: RequestContext, programme: dict[str, Any]) -> list[TenantInfo]:
+    """The schools of a programme, by region then name."""
+    rows = await ctx.services.db.fetch(
+        "SELECT tenant_id FROM programme_school WHERE programme_id = {}", programme["id"]
+    )
+    nodes = [await ctx.services.tenants.by_id(r["tenant_id"]) for r in rows]
+    return sorted((n for n in nodes if n is not None), key=lambda n: (n.path[:-1], n.name_fr, n.slug))
+
+
+async def programme_managers(ctx: RequestContext, programme: dict[str, Any]) -> list[dict[str, Any]]:
+    """People who manage a programme."""
+    return await ctx.services.db.fetch(
+        "SELECT p.id, p.email, p.full_name, p.full_name_ar FROM membership m JOIN person p ON p.id = m.person_id "
+        "WHERE m.programme_id = {} AND m.role = 'programme_manager' ORDER BY p.full_name, p.email",
+        programme["id"],
+    )
+
+
+async def add_programme_manager(ctx: RequestContext, programme: dict[str, Any], email: str, full_name: str) -> int:
+    """Make a person (created without a password when new) a manager of the programme; idempotent."""
+    email = normalise_email(email)
+    if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email) or len(email) > 254:
+        raise Invalid("email", "Enter an e-mail address such as name@example.ma.")
+    svc = ctx.services
+    existing = await svc.db.fetchval("SELECT id FROM person WHERE email = {}", email)
+    if existing is None and not full_name.strip():
+        raise Invalid("full_name", "This person is new: enter their full name.")
+    if len(full_name) > 200:
+        raise Invalid("full_name", "At most 200 characters.")
+    person_id = await create_person(
+        ctx, email=email, full_name=full_name.strip(), full_name_ar="", locale="fr", password=None
+    )
+    exists = await svc.db.fetchval(
+        "SELECT id FROM membership WHERE person_id = {} AND role = 'programme_manager' AND programme_id = {}",
+        person_id,
+        programme["id"],
+    )
+    if exists is None:
+        await svc.db.execute(
+            "INSERT INTO membership (person_id, role, programme_id, created_at) "
+            "VALUES ({}, 'programme_manager', {}, {})",
+            person_id,
+            programme["id"],
+            datetime.now(UTC),
+        )
+        for school in await programme_schools(ctx, programme):
+            await audit.record(
+                svc.db,
+                actor_id=ctx.person_id,
+                action="programme.add_manager",
+                object_type="programme",
+                object_id=programme["slug"],
+                tenant=school,
+                after={"manager": email},
+            )
+    svc.grants.invalidate(person_id)
+    return person_id
+
+
+async def programme_settings(ctx: RequestContext, programme: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The programme's own module settings: module → ``{enabled, reason, updated_at, updated_by}``."""
+    rows = await ctx.services.db.fetch(
+        "SELECT module, enabled, reason, updated_at, updated_by FROM module_setting WHERE programme_id = {}",
+        programme["id"],
+    )
+    return {r["module"]: {**r, "enabled": bool(r["enabled"])} for r in rows}
+
+
+async def module_matrix(ctx: RequestContext, schools: list[TenantInfo]) -> list[dict[str, Any]]:
+    """Per school, every toggleable module's effective state and the level that decided it."""
+    svc = ctx.services
+    modules = svc.plugins.toggleable()
+    out = []
+    for school in schools:
+        programmes = await svc.tenants.programmes_of(school.id) if school.kind == "school" else ()
+        cells = []
+        for module in modules:
+            state = await svc.modules.state(module, school.path, programmes)
+            cells.append({"module": module, "enabled": state.enabled, "source": state.source, "id": state.source_id})
+        out.append({"school": school, "cells": cells})
+    return out
+
+
+async def programme_history(ctx: RequestContext, programme: dict[str, Any], limit: int = 200) -> list[dict[str, Any]]:
+    """What changed for a programme (module switches, schools, managers), newest first.
+
+    A programme change is recorded once per member school (so each region sees it); the history
+    shows it once.
+    """
+    from core.db import scope_filter
+
+    svc = ctx.services
+    scope = await console_scope(ctx, "audit.read")
+    where, args = scope_filter(scope, "a")
+    async with svc.db.scoped(scope, write=False):
+        rows = await svc.db.fetch(
+            "SELECT a.id, a.at, a.action, a.object_type, a.object_id, a.before, a.after, a.reason, a.request_id, "
+            "p.full_name, p.email FROM audit_log a LEFT JOIN person p ON p.id = a.actor_id "
+            "WHERE ((a.object_type = 'programme_module' AND a.object_id LIKE {}) "
+            "OR (a.object_type = 'programme' AND a.object_id = {})) AND " + where + " ORDER BY a.id DESC LIMIT {}",
+            programme["slug"] + ":%",
+            programme["slug"],
+            *args,
+            limit * 10,
+        )
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for r in rows:
+        before, after = (_decoded(r["before"]), _decoded(r["after"]))
+        key = (r["request_id"] if r["request_id"] not in ("", "-") else str(r["at"]), r["action"], r["object_id"])
+        if key in seen:
+            continue
+        seen.add(key)
+        module = r["object_id"].split(":", 1)[1] if r["object_type"] == "programme_module" else None
+        at = datetime.fromisoformat(r["at"]) if isinstance(r["at"], str) else r["at"]
+        out.append({**r, "at": at, "before": before, "after": after, "module": module})
+        if len(out) >= limit:
+            break
+    return out
+
+
+def programme_name(programme: dict[str, Any], locale: str) -> str:
+    """A programme's name in a language, falling back to French."""
+    return programme.get(f"name_{locale}") or programme["name_fr"] or programme["slug"]
+
+
+def _decoded(value: Any) -> Any:
+    import json
+
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def relative_luminance(colour: str) -> float:
+    """WCAG 2 relative luminance of a ``#rrggbb`` colour."""
+    channels = []
+    for i in (1, 3, 5):
+        c = int(colour[i : i + 2], 16) / 255
+        channels.append(c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4)
+    r, g, b = channels
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_ratio(a: str, b: str) -> float:
+    """WCAG 2 contrast ratio of two ``#rrggbb`` colours (1 to 21)."""
+    la, lb = sorted((relative_luminance(a), relative_luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def colour_error(colour: str) -> tuple[str, dict[str, str]] | None:
+    """Why a brand colour cannot be used (message id and values), or ``None``. Pure function.
+
+    Both colours carry white text (header, buttons, badges) and are used as text on the white
+    cards and the page background, so each must reach 4.5:1 against white and the page.
+    """
+    if not HEX_COLOUR.match(colour):
+        return "Enter a colour as #rrggbb.", {}
+    worst = min(contrast_ratio(colour, "#ffffff"), contrast_ratio(colour, PAGE_BACKGROUND))
+    if worst < MIN_CONTRAST:
+        return (
+            "Text would be unreadable on this colour (contrast {ratio}:1; at least 4.5:1 is needed).",
+            {"ratio": f"{worst:.2f}"},
+        )
+    return None
+
+
+def normalise_host(raw: str) -> str:
+    """A custom domain as stored (lower case, punycode, no trailing dot); :class:`Invalid` when it is not one."""
+    host = raw.strip().lower().rstrip(".")
+    if not host:
+        raise Invalid("host", "Enter a host name such as ecole.example.ma.")
+    if "://" in host or "/" in host or ":" in host or "@" in host or " " in host:
+        raise Invalid("host", "Enter a host name only, without scheme, port or path (such as ecole.example.ma).")
+    try:
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise Invalid("host", "This is not a valid host name.") from None
+    labels = host.split(".")
+    if len(host) > 253 or len(labels) < 2 or not all(_HOST_LABEL.match(label) for label in labels):
+        raise Invalid("host", "This is not a valid host name.")
+    if labels[-1].isdigit():
+        raise Invalid("host", "An IP address cannot be a custom domain.")
+    if labels[-1] == "localhost":
+        raise Invalid("host", "This host name is reserved.")
+    return host
+
+
+async def domains_of(ctx: RequestContext, node: TenantInfo) -> list[str]:
+    """Custom domains serving a node's portal."""
+    rows = await ctx.services.db.fetch("SELECT host FROM tenant_domain WHERE tenant_id = {} ORDER BY host", node.id)
+    return [r["host"] for r in rows]
+
+
+async def add_domain(ctx: RequestContext, node: TenantInfo, raw: str) -> str:
+    """Register a custom domain for a node; unique across the platform; audited."""
+    host = normalise_host(raw)
+    svc = ctx.services
+    base = svc.tenants.base_domain
+    if host == base or host.endswith("." + base):
+        raise Invalid("host", "Addresses under the platform's own domain are given by the slug; choose another.")
+    owner = await svc.db.fetchval("SELECT tenant_id FROM tenant_domain WHERE host = {}", host)
+    if owner is not None:
+        if owner == node.id:
+            return host
+        raise Invalid("host", "This host name already serves another portal.")
+    await svc.db.execute("INSERT INTO tenant_domain (tenant_id, host) VALUES ({}, {})", node.id, host)
+    await audit.record(
+        svc.db,
+        actor_id=ctx.person_id,
+        action="tenant.domain_add",
+        object_type="tenant",
+        object_id=node.id,
+        tenant=node,
+        after={"host": host},
+    )
+    svc.tenants.invalidate()
+    return host
+
+
+async def remove_domain(ctx: RequestContext, node: TenantInfo, host: str) -> None:
+    """Stop serving a node's portal on a custom domain."""
+    svc = ctx.services
+    found = await svc.db.fetchval(
+        "SELECT id FROM tenant_domain WHERE tenant_id = {} AND host = {}", node.id, host.strip().lower()
+    )
+    if found is None:
+        raise NotFoundException(f"{node.slug} has no domain {host!r}.")
+    await svc.db.execute("DELETE FROM tenant_domain WHERE id = {}", found)
+    await audit.record(
+        svc.db,
+        actor_id=ctx.person_id,
+        action="tenant.domain_remove",
+        object_type="tenant",
+        object_id=node.id,
+        tenant=node,
+        before={"host": host},
+    )
+    svc.tenants.invalidate()
+
+
+def branding_version(node: TenantInfo) -> str:
+    """A short fingerprint of a node's saved branding, so a form can tell it changed meanwhile. Pure function."""
+    import hashlib
+
+    text = "|".join(
+        (node.display_name or "", node.primary_color, node.secondary_color, node.default_locale, node.logo_key or "")
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def branding_errors(
+    display_name: str, primary: str, secondary: str, locale: str
+) -> dict[str, tuple[str, dict[str, str]]]:
+    """Field → (message id, values) for a branding form (empty when it can be saved). Pure function."""
+    errors: dict[str, tuple[str, dict[str, str]]] = {}
+    if len(display_name) > 200:
+        errors["display_name"] = ("At most 200 characters.", {})
+    for field, colour in (("primary_color", primary), ("secondary_color", secondary)):
+        problem = colour_error(colour)
+        if problem:
+            errors[field] = problem
+    if locale not in ("ar", "fr", "en"):
+        errors["default_locale"] = ("Choose Arabic, French or English.", {})
+    return errors
+
+
+async def set_branding(
+    ctx: RequestContext, node: TenantInfo, *, display_name: str, primary: str, secondary: str, locale: str
+) -> TenantInfo:
+    """Save a node's name, colours and language; the portals show them at once. Audited."""
+    primary, secondary = primary.strip().lower(), secondary.strip().lower()
+    errors = branding_errors(display_name.strip(), primary, secondary, locale)
+    if errors:
+        field, (msgid, values) = next(iter(errors.items()))
+        raise Invalid(field, msgid, **values)
+    svc = ctx.services
+    name = display_name.strip() or None
+    await svc.db.execute(
+        "UPDATE tenant SET display_name = {}, primary_color = {}, secondary_color = {}, default_locale = {} "
+        "WHERE id = {}",
+        name,
+        primary,
+        secondary,
+        locale,
+        node.id,
+    )
+    await audit.record(
+        svc.db,
+        actor_id=ctx.person_id,
+        action="tenant.branding",
+        object_type="tenant",
+        object_id=node.id,
+        tenant=node,
+        before={
+            "display_name": node.display_name,
+            "primary_color": node.primary_color,
+            "secondary_color": node.secondary_color,
+            "default_locale": node.default_locale,
+        },
+        after={"display_name": name, "primary_color": primary, "secondary_color": secondary, "default_locale": locale},
+    )
+    svc.tenants.invalidate()
+    updated = await svc.tenants.by_id(node.id)
+    assert updated is not None
+    return updated
+
+
+def check_logo(data: bytes, declared_type: str, filename: str) -> str:
+    """The content type of an acceptable logo; :class:`Invalid` otherwise.
+
+    Size at most 512 KiB; the bytes must decode as a PNG, JPEG, WebP or GIF image (checked
+    with Pillow, whatever the name or declared type say) of at most 2048 × 2048 pixels. SVG is
+    refused: it can carry scripts.
+    """
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    name = filename.lower()
+    head = data[:512].lstrip().lower()
+    if name.endswith((".svg", ".svgz")) or "svg" in declared_type.lower() or head.startswith((b"<svg", b"<?xml")):
+        raise Invalid("logo", "SVG logos are refused (they can carry scripts): upload a PNG, JPEG or WebP image.")
+    if not data:
+        raise Invalid("logo", "Choose an image file.")
+    if len(data) > LOGO_MAX_BYTES:
+        raise Invalid("logo", "The logo is too large ({size} KiB; at most 512 KiB).", size=str(len(data) // 1024))
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            fmt = image.format or ""
+            width, height = image.size
+            if width > LOGO_MAX_PIXELS or height > LOGO_MAX_PIXELS:
+                raise Invalid("logo", "The logo is too large: at most 2048 × 2048 pixels.")
+            image.verify()
+    except Invalid:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise Invalid("logo", "This file is not an image: upload a PNG, JPEG or WebP image.") from None
+    if fmt not in LOGO_FORMATS:
+        raise Invalid("logo", "Upload a PNG, JPEG or WebP image.")
+    return LOGO_FORMATS[fmt]
+
+
+async def set_logo(ctx: RequestContext, node: TenantInfo, data: bytes, declared_type: str, filename: str) -> TenantInfo:
+    """Check and store a node's logo (replacing the previous one); audited."""
+    from core.storage import build_key
+
+    content_type = check_logo(data, declared_type, filename)
+    svc = ctx.services
+    key = build_key(node.id, "branding", "logo." + content_type.split("/")[1])
+    await svc.storage.put(key, data, content_type, tenant_id=node.id)
+    cols = node.scope_columns()
+    await svc.db.execute(
+        "INSERT INTO stored_file (key, tenant_id, region_id, province_id, school_id, category, filename, "
+        "content_type, size, owner_id, created_at) VALUES ({}, {}, {}, {}, {}, 'branding', {}, {}, {}, {}, {})",
+        key,
+        node.id,
+        cols["region_id"],
+        cols["province_id"],
+        cols["school_id"],
+        filename[:200] or "logo",
+        content_type,
+        len(data),
+        ctx.person_id,
+        datetime.now(UTC),
+    )
+    await svc.db.execute("UPDATE tenant SET logo_key = {} WHERE id = {}", key, node.id)
+    await audit.record(
+        svc.db,
+        actor_id=ctx.person_id,
+        action="tenant.logo",
+        object_type="tenant",
+        object_id=node.id,
+        tenant=node,
+        before={"logo_key": node.logo_key},
+        after={"logo_key": key, "size": len(data), "content_type": content_type},
+    )
+    svc.tenants.invalidate()
+    updated = await svc.tenants.by_id(node.id)
+    assert updated is not None
+    return updated
