@@ -1,7 +1,195 @@
-"""Placeholder: routes arrive with their feature."""
+"""Onboarding API (``/t/<region>/api/v1/onboarding/…``): upload, preview, commit, one school, invitations."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-ROUTES: list[Any] = []
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotFoundException
+from litestar.openapi import ResponseSpec
+from litestar.params import Body, FromPath, JSONBody
+
+from core.api.platform import PayloadTooLarge
+from core.context import Ctx
+from core.permissions import PUBLIC
+from tenants import onboarding
+from tenants.onboarding import BatchOut, Report
+
+PERMISSION = "tenants.manage"
+Slug = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
+Text200 = Annotated[str, msgspec.Meta(max_length=200)]
+
+
+class UploadForm(msgspec.Struct):
+    """Multipart: ``kind`` (schools, staff or students) and the CSV or XLSX ``file``."""
+
+    file: UploadFile
+    kind: str = ""
+
+
+class CommitOut(msgspec.Struct):
+    """A commit: the batch, and the job that writes it when the file is large."""
+
+    batch: BatchOut
+    job_id: str | None = None
+    job_url: str | None = None
+
+
+class SchoolIn(msgspec.Struct, forbid_unknown_fields=True):
+    """One school: its code, names, cycle, province (code or slug) and address."""
+
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+    name_ar: Text200
+    name_fr: Text200
+    cycle: Annotated[str, msgspec.Meta(max_length=40)]
+    province: Slug
+    address: Annotated[str, msgspec.Meta(max_length=300)] = ""
+    name_en: Text200 = ""
+    slug: Annotated[str, msgspec.Meta(max_length=80)] = ""
+
+
+class InvitationIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Invite a school's director."""
+
+    school: Slug
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+    full_name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    full_name_ar: Text200 = ""
+    locale: Literal["ar", "fr", "en"] = "fr"
+
+
+class InvitationOut(msgspec.Struct):
+    """The invited person."""
+
+    person_id: int
+    email: str
+    school: str
+
+
+class AcceptIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Use an invitation: the token from the link and a new password."""
+
+    token: Annotated[str, msgspec.Meta(min_length=10, max_length=200)]
+    password: Annotated[str, msgspec.Meta(max_length=1024)]
+
+
+def base_url(request: Request[Any, Any, Any]) -> str:
+    """The address links in e-mails start with."""
+    return str(request.base_url).rstrip("/")
+
+
+@post(
+    "/api/v1/onboarding/batches",
+    opt={"permission": PERMISSION},
+    tags=["onboarding"],
+    status_code=201,
+    responses={422: ResponseSpec(BatchOut, description="The file has errors (all listed); nothing was written.")},
+)
+async def upload_batch(
+    ctx: Ctx, data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)]
+) -> Response[BatchOut]:
+    """Upload a schools, staff or pupils file (CSV UTF-8 or XLSX) and get its validation report.
+
+    Nothing but the batch is written; ``POST …/batches/{id}/commit`` writes a batch that validated.
+    Schools: ``code, name_ar, name_fr, cycle, province, address`` (``name_en``, ``slug`` optional).
+    Staff: ``school, email, full_name, role`` (``full_name_ar, staff_number, locale``).
+    Pupils: ``school, national_code, last_name, first_name`` (``last_name_ar, first_name_ar, birth_date,
+    gender, class, guardian1_email, guardian1_name, guardian1_name_ar, guardian1_relation``, and guardian2_…).
+    """
+    actor = onboarding.actor_of(ctx)
+    if data.kind not in onboarding.KINDS:
+        raise onboarding.Invalid("kind", f"must be one of {', '.join(onboarding.KINDS)}")
+    content = await data.file.read()
+    limit = ctx.services.settings.max_upload_bytes
+    if len(content) > limit:
+        raise PayloadTooLarge(f"The file is larger than {limit} bytes: split it.")
+    batch = await onboarding.upload(actor, data.kind, data.file.filename or "file", content)
+    return Response(batch, status_code=201 if batch.status == "ready" else 422)
+
+
+@get("/api/v1/onboarding/batches", opt={"permission": PERMISSION}, tags=["onboarding"])
+async def list_batches(ctx: Ctx) -> list[BatchOut]:
+    """The region's latest onboarding batches."""
+    return await onboarding.list_batches(onboarding.actor_of(ctx))
+
+
+@get("/api/v1/onboarding/batches/{batch_id:str}", opt={"permission": PERMISSION}, tags=["onboarding"])
+async def get_batch(ctx: Ctx, batch_id: FromPath[str]) -> BatchOut:
+    """A batch with its report (and, once committed, what was written)."""
+    return await onboarding.get_batch(onboarding.actor_of(ctx), batch_id)
+
+
+@post(
+    "/api/v1/onboarding/batches/{batch_id:str}/commit",
+    opt={"permission": PERMISSION},
+    tags=["onboarding"],
+    status_code=200,
+    responses={202: ResponseSpec(CommitOut, description="A large file: a job writes it; follow job_url.")},
+)
+async def commit_batch(ctx: Ctx, batch_id: FromPath[str], request: Request[Any, Any, Any]) -> Response[CommitOut]:
+    """Write a batch that validated, all or nothing (validated again first); 422 if it no longer validates."""
+    actor = onboarding.actor_of(ctx)
+    if len(batch_id) > 64:
+        raise NotFoundException("No such onboarding batch.")
+    batch, queued = await onboarding.start_commit(actor, batch_id, base_url(request))
+    if queued:
+        url = ctx.url(f"/api/v1/jobs/{batch.job_id}")
+        return Response(CommitOut(batch, batch.job_id, url), status_code=202)
+    return Response(CommitOut(batch), status_code=200 if batch.status == "committed" else 422)
+
+
+@post(
+    "/api/v1/onboarding/schools",
+    opt={"permission": PERMISSION},
+    tags=["onboarding"],
+    status_code=201,
+    responses={422: ResponseSpec(Report, description="The school is invalid (every error listed); nothing written.")},
+)
+async def add_school(ctx: Ctx, data: JSONBody[SchoolIn]) -> Response[Report]:
+    """Onboard one school into a province of the region (the same checks as a file)."""
+    actor = onboarding.actor_of(ctx)
+    try:
+        report = await onboarding.add_school(actor, msgspec.structs.asdict(data))
+    except onboarding.RolledBack as exc:
+        return Response(exc.report, status_code=422)
+    return Response(report, status_code=201 if report.created.get("schools") else 200)
+
+
+@post("/api/v1/onboarding/invitations", opt={"permission": PERMISSION}, tags=["onboarding"], status_code=201)
+async def invite_director(ctx: Ctx, data: JSONBody[InvitationIn], request: Request[Any, Any, Any]) -> InvitationOut:
+    """Make someone director of a school of the region and e-mail them a one-time link (valid 7 days)."""
+    actor = onboarding.actor_of(ctx)
+    school = await ctx.services.tenants.by_slug(data.school)
+    if school is None or not ctx.scope.covers(school.path):
+        raise NotFoundException(f"No school {data.school!r} in this region.")
+    person_id = await onboarding.invite(
+        actor,
+        school,
+        email=data.email,
+        full_name=data.full_name,
+        full_name_ar=data.full_name_ar,
+        locale=data.locale,
+        base_url=base_url(request),
+    )
+    return InvitationOut(person_id, data.email.strip().lower(), school.slug)
+
+
+@post("/api/v1/onboarding/invitations/accept", opt={"permission": PUBLIC}, tags=["onboarding"], status_code=200)
+async def accept_invitation(ctx: Ctx, data: JSONBody[AcceptIn]) -> dict[str, str]:
+    """Set one's password with an invitation link's token (once, before it expires)."""
+    await onboarding.accept_invitation(ctx.services, data.token, data.password)
+    return {"status": "Password set; you can log in."}
+
+
+ROUTES: list[Any] = [
+    upload_batch,
+    list_batches,
+    get_batch,
+    commit_batch,
+    add_school,
+    invite_director,
+    accept_invitation,
+]

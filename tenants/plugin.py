@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import tenants.onboarding  # noqa: F401  (importing registers the onboarding.commit job)
 from core.hookspecs import hookimpl
 from core.migrate import MigrationSet
 from core.plugins import PluginInfo

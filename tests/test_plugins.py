@@ -71,6 +71,7 @@ def test_public_routes_are_an_explicit_short_list(world):
         [
             "/",
             "/api/v1/auth/password-reset",
+            "/api/v1/onboarding/invitations/accept",
             "/api/v1/auth/password-reset/confirm",
             "/api/v1/auth/refresh",
             "/api/v1/auth/token",
@@ -81,6 +82,7 @@ def test_public_routes_are_an_explicit_short_list(world):
             "/logo",
             "/manifest.webmanifest",
             "/metrics",
+            "/onboarding/invitations/{token:str}",
             "/readyz",
             "/schema",
             "/schema/oauth2-redirect.html",

@@ -1,0 +1,544 @@
+"""Onboarding a region from files: preview, all-or-nothing commit, idempotent re-runs, boundaries, invitations."""
+
+from __future__ import annotations
+
+import email
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from openpyxl import Workbook
+
+from core.jobs import InProcessQueue
+from core.mail import SmtpMailer
+from tests.conftest import free_port, new_client
+
+FIXTURES = Path(__file__).parent / "fixtures" / "onboarding"
+REGION = "casablanca-settat"
+ADMIN = "region.casa@madrasa.demo"
+HOME_SCHOOL_CODE = "14101A"  # lycee-ibn-batouta
+FOREIGN_SCHOOL_CODE = "42103C"  # lycee-moulay-youssef, the other region
+
+
+def upload(world, kind: str, name: str, data: bytes, *, as_: str = ADMIN, tenant: str = REGION):
+    return world.api(
+        "POST",
+        "/api/v1/onboarding/batches",
+        as_=as_,
+        tenant=tenant,
+        data={"kind": kind},
+        files={"file": (name, data, "text/csv")},
+    )
+
+
+def commit(world, batch_id: str, *, as_: str = ADMIN, tenant: str = REGION):
+    return world.api("POST", f"/api/v1/onboarding/batches/{batch_id}/commit", as_=as_, tenant=tenant)
+
+
+def errors_of(body: dict) -> set[tuple[int, str]]:
+    return {(e["row"], e["column"]) for e in body["report"]["errors"]}
+
+
+async def count(world, sql: str, *args) -> int:
+    return int(await world.sql(sql, *args))
+
+
+# -- schools ---------------------------------------------------------------------------------------
+
+
+async def test_schools_file_preview_commit_and_rerun(world):
+    data = (FIXTURES / "schools.csv").read_bytes()
+    before = await count(world, "SELECT COUNT(*) FROM tenant")
+    response = await upload(world, "schools", "schools.csv", data)
+    assert response.status_code == 201, response.text
+    batch = response.json()
+    assert batch["status"] == "ready" and batch["rows"] == 3
+    assert batch["report"]["created"] == {"schools": 3}
+    assert [r["status"] for r in batch["report"]["sample"]] == ["new", "new", "new"]
+    assert await count(world, "SELECT COUNT(*) FROM tenant") == before  # a preview writes nothing
+
+    done = await commit(world, batch["id"])
+    assert done.status_code == 200, done.text
+    assert done.json()["batch"]["status"] == "committed"
+    assert await count(world, "SELECT COUNT(*) FROM tenant") == before + 3
+    farabi = await world.services.tenants.by_slug("lycee-al-farabi-14190k")
+    assert farabi is not None and farabi.kind == "school" and farabi.code == "14190K"
+    assert farabi.parent_id == world.ids["casablanca-anfa"]
+    assert farabi.name_ar == "ثانوية الفارابي"
+    settat = await world.sql("SELECT parent_id FROM tenant WHERE code = '51190L'")
+    assert settat == world.ids["settat"]  # province given by its code
+    assert await world.sql("SELECT cycle FROM school_profile WHERE school_id = {}", farabi.id) == "lycee"
+
+    again = await commit(world, batch["id"])
+    assert again.status_code == 409  # a batch commits once
+
+    rerun = await upload(world, "schools", "schools.csv", data)
+    assert rerun.status_code == 201
+    assert rerun.json()["report"]["unchanged"] == 3 and rerun.json()["report"]["created"] == {"schools": 0}
+    assert {r["status"] for r in rerun.json()["report"]["sample"]} == {"unchanged"}
+    assert (await commit(world, rerun.json()["id"])).status_code == 200
+    assert await count(world, "SELECT COUNT(*) FROM tenant") == before + 3
+
+
+async def test_bad_schools_file_lists_every_error_and_writes_nothing(world):
+    before = await count(world, "SELECT COUNT(*) FROM tenant")
+    response = await upload(world, "schools", "bad.csv", (FIXTURES / "schools_bad.csv").read_bytes())
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["status"] == "invalid"
+    assert {
+        (3, "code"),  # duplicate of row 2
+        (4, "name_ar"),  # missing
+        (4, "cycle"),  # not a cycle
+        (5, "province"),  # unknown
+        (6, "province"),  # another region's
+    } <= errors_of(body)
+    messages = {(e["row"], e["column"]): e["message"] for e in body["report"]["errors"]}
+    assert "duplicate of row 2" in messages[(3, "code")]
+    assert "another region" in messages[(6, "province")]
+    assert body["error_count"] == len(body["report"]["errors"]) == 5
+    assert await count(world, "SELECT COUNT(*) FROM tenant") == before
+    assert (await commit(world, body["id"])).status_code == 409
+
+
+async def test_one_school_at_a_time(world):
+    body = {
+        "code": "51195S",
+        "name_ar": "مدرسة الأمل",
+        "name_fr": "École Al Amal Settat",
+        "cycle": "primaire",
+        "province": "settat",
+        "address": "Settat",
+    }
+    response = await world.api("POST", "/api/v1/onboarding/schools", as_=ADMIN, tenant=REGION, json=body)
+    assert response.status_code == 201, response.text
+    assert await world.sql("SELECT COUNT(*) FROM tenant WHERE code = '51195S'") == 1
+    same = await world.api("POST", "/api/v1/onboarding/schools", as_=ADMIN, tenant=REGION, json=body)
+    assert same.status_code == 200 and same.json()["unchanged"] == 1
+    changed = await world.api(
+        "POST", "/api/v1/onboarding/schools", as_=ADMIN, tenant=REGION, json={**body, "name_fr": "Autre nom"}
+    )
+    assert changed.status_code == 422 and "name_fr" in changed.json()["errors"][0]["message"]
+    foreign = await world.api(
+        "POST",
+        "/api/v1/onboarding/schools",
+        as_=ADMIN,
+        tenant=REGION,
+        json={**body, "code": "42195T", "province": "rabat"},
+    )
+    assert foreign.status_code == 422
+    assert await world.sql("SELECT COUNT(*) FROM tenant WHERE code = '42195T'") == 0
+
+
+# -- malformed files -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"%PDF-1.4\n%%EOF\n", "not a CSV or XLSX"),
+        ("code,nom\n1,é\n".encode("utf-16"), "UTF-16"),
+        (b"code,name_fr\n\xe9t\xe9,x\n", "not UTF-8"),
+        (b"PK\x03\x04garbage-not-a-workbook", "not a readable XLSX"),
+        (b"", "empty"),
+    ],
+)
+async def test_malformed_files_are_refused_with_a_report(world, data, expected):
+    response = await upload(world, "schools", "x.csv", data)
+    assert response.status_code == 422, response.text
+    errors = response.json()["report"]["errors"]
+    assert errors and errors[0]["column"] == "file" and expected in errors[0]["message"]
+
+
+async def test_wrong_headers_name_the_missing_columns(world):
+    response = await upload(world, "students", "x.csv", b"foo,bar\n1,2\n")
+    assert response.status_code == 422
+    missing = {e["column"] for e in response.json()["report"]["errors"] if "required column" in e["message"]}
+    assert missing == {"school", "national_code", "last_name", "first_name"}
+
+
+async def test_unknown_kind_and_oversize(world):
+    bad_kind = await upload(world, "martians", "x.csv", b"a\n1\n")
+    assert bad_kind.status_code == 400 and bad_kind.json()["errors"][0]["field"] == "kind"
+    limit = world.settings.max_upload_bytes
+    huge = b"code,name_ar,name_fr,cycle,province\n" + b"x" * (limit + 10)
+    response = await upload(world, "schools", "huge.csv", huge)
+    assert response.status_code == 413
+
+
+# -- pupils and guardians --------------------------------------------------------------------------
+
+HEADER = (
+    "school;national_code;last_name;first_name;last_name_ar;first_name_ar;birth_date;gender;class;"
+    "guardian1_email;guardian1_name;guardian1_relation;guardian2_email;guardian2_name;guardian2_relation\n"
+)
+
+
+def pupils_file(rows: list[str]) -> bytes:
+    return (HEADER + "\n".join(rows) + "\n").encode()
+
+
+async def test_pupils_with_errors_write_nothing_and_list_every_error(world):
+    tag = world.backend[0].upper()
+    before = await count(world, "SELECT COUNT(*) FROM student")
+    people = await count(world, "SELECT COUNT(*) FROM person")
+    data = pupils_file(
+        [
+            f"{HOME_SCHOOL_CODE};{tag}100000001;Alami;Sara;;;2010-03-04;F;TEST-1;mere.{tag}1@test.ma;Mme Alami;mère;;;",
+            f"{HOME_SCHOOL_CODE};{tag}100000001;Alami;Sara;;;2010-03-04;F;TEST-1;;;;;;",  # duplicate code
+            f"{HOME_SCHOOL_CODE};S000000003;Vole;Code;;;;;;;;;;;",  # the foreign school's pupil
+            f"{FOREIGN_SCHOOL_CODE};{tag}100000004;Ext;Erne;;;;;;;;;;;",  # a school of another region
+            f"99999Z;{tag}100000005;Nul;Part;;;;;;;;;;;",  # no such school
+            f"{HOME_SCHOOL_CODE};{tag}100000006;Bad;Date;;;2010-02-30;X;NOPE;;;;;;",  # date, gender, class
+            f"{HOME_SCHOOL_CODE};{tag}100000007;New;Guardian;;;;;;ghost.{tag}@test.ma;;;;;",  # new guardian, no name
+            f"{HOME_SCHOOL_CODE};12345;;;;;;;;not-an-email;;;;;",  # code, names, e-mail
+        ]
+    )
+    response = await upload(world, "students", "pupils.csv", data)
+    assert response.status_code == 422, response.text
+    found = errors_of(response.json())
+    assert {
+        (3, "national_code"),
+        (4, "national_code"),
+        (5, "school"),
+        (6, "school"),
+        (7, "birth_date"),
+        (7, "gender"),
+        (7, "class"),
+        (8, "guardian1_name"),
+        (9, "national_code"),
+        (9, "last_name"),
+        (9, "first_name"),
+        (9, "guardian1_email"),
+    } <= found
+    messages = {(e["row"], e["column"]): e["message"] for e in response.json()["report"]["errors"]}
+    assert "duplicate of row 2" in messages[(3, "national_code")]
+    assert "another region" in messages[(4, "national_code")]
+    assert "another region" in messages[(5, "school")]
+    assert await count(world, "SELECT COUNT(*) FROM student") == before
+    assert await count(world, "SELECT COUNT(*) FROM person") == people
+
+
+async def test_pupils_commit_then_rerun_creates_nothing(world):
+    tag = world.backend[0].upper()
+    rows = [
+        f"{HOME_SCHOOL_CODE};{tag}200000001;Alami;Sara;العلمي;سارة;2010-03-04;F;TEST-1;"
+        f"mere.{tag}@test.ma;Mme Alami;mère;pere.{tag}@test.ma;M. Alami;père",
+        f"{HOME_SCHOOL_CODE};{tag}200000002;Alami;Omar;;;04/05/2012;M;test-1;mere.{tag}@test.ma;;;;;",
+        f"lycee-ibn-batouta;{tag}200000003;Bennis;Hiba;;;;F;;guardian.lycee-ibn-batouta@test.ma;;tuteur;;;",
+        f"{HOME_SCHOOL_CODE};S000000001;Test;Pupil1;اختبار;تلميذ;;;TEST-1;;;;;;",  # already there, identical
+    ]
+    data = pupils_file(rows)
+    before = await count(world, "SELECT COUNT(*) FROM student")
+    response = await upload(world, "students", "pupils.csv", data)
+    assert response.status_code == 201, response.text
+    report = response.json()["report"]
+    assert report["created"] == {"students": 3, "guardians": 2, "guardian_links": 4, "enrolments": 2}
+    assert report["unchanged"] == 1
+    assert [r["status"] for r in report["sample"]] == ["new", "new", "new", "unchanged"]
+
+    done = await commit(world, response.json()["id"])
+    assert done.status_code == 200, done.text
+    assert await count(world, "SELECT COUNT(*) FROM student") == before + 3
+    sara = await world.sql("SELECT id FROM student WHERE national_code = {}", f"{tag}200000001")
+    assert await count(world, "SELECT COUNT(*) FROM guardianship WHERE student_id = {}", sara) == 2
+    klass = world.objects["lycee-ibn-batouta"]["class_id"]
+    assert await world.sql("SELECT class_id FROM enrolment WHERE student_id = {} AND ends_on IS NULL", sara) == klass
+    mother = await world.sql("SELECT id FROM person WHERE email = {}", f"mere.{tag.lower()}@test.ma")
+    assert await count(world, "SELECT COUNT(*) FROM guardianship WHERE person_id = {}", mother) == 2  # one identity
+    assert (
+        await count(
+            world,
+            "SELECT COUNT(*) FROM membership WHERE person_id = {} AND role = 'parent' AND tenant_id = {}",
+            mother,
+            world.ids["lycee-ibn-batouta"],
+        )
+        == 1
+    )
+    counts = [
+        await count(world, f"SELECT COUNT(*) FROM {t}")
+        for t in ("student", "person", "guardianship", "enrolment", "membership")
+    ]
+
+    again = await upload(world, "students", "pupils.csv", data)
+    assert again.status_code == 201
+    assert again.json()["report"]["unchanged"] == 4
+    assert again.json()["report"]["created"] == {"students": 0, "guardians": 0, "guardian_links": 0, "enrolments": 0}
+    assert (await commit(world, again.json()["id"])).status_code == 200
+    assert [
+        await count(world, f"SELECT COUNT(*) FROM {t}")
+        for t in ("student", "person", "guardianship", "enrolment", "membership")
+    ] == counts
+
+    changed = await upload(world, "students", "pupils.csv", pupils_file([rows[0].replace(";Sara;", ";Sarah;")]))
+    assert changed.status_code == 422
+    assert "other details" in changed.json()["report"]["errors"][0]["message"]
+
+
+async def test_pupils_from_xlsx(world):
+    tag = world.backend[0].upper()
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["École", "Code Massar", "Nom", "Prénom", "Date de naissance", "Classe"])
+    sheet.append([HOME_SCHOOL_CODE, f"{tag}300000001", "Xl", "Sx", None, "TEST-1"])
+    from datetime import datetime
+
+    sheet.append([HOME_SCHOOL_CODE, f"{tag}300000002", "Xl", "Dt", datetime(2011, 6, 1), None])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    response = await world.api(
+        "POST",
+        "/api/v1/onboarding/batches",
+        as_=ADMIN,
+        tenant=REGION,
+        data={"kind": "students"},
+        files={"file": ("pupils.xlsx", buffer.getvalue(), "application/octet-stream")},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["file_format"] == "xlsx"
+    assert (await commit(world, response.json()["id"])).status_code == 200
+    born = await world.sql("SELECT birth_date FROM student WHERE national_code = {}", f"{tag}300000002")
+    assert str(born) == "2011-06-01"
+
+
+async def test_large_file_commits_in_a_job_with_progress(world):
+    tag = world.backend[0].upper()
+    rows = [
+        f"{HOME_SCHOOL_CODE};{tag}4{n:08d};Nom{n};Prenom{n};;;;;;fam{n // 2}.{tag}@job.test.ma;Parent {n // 2};;;;"
+        for n in range(2500)
+    ]
+    response = await upload(world, "students", "big.csv", pupils_file(rows))
+    assert response.status_code == 201, response.text
+    queue = InProcessQueue(world.services, concurrency=1, recover=False)
+    previous = world.services.jobs
+    world.services.jobs = queue
+    await queue.start()
+    try:
+        started = await commit(world, response.json()["id"])
+        assert started.status_code == 202, started.text
+        job_id = started.json()["job_id"]
+        info = await queue.wait(job_id, seconds=120)
+    finally:
+        await queue.stop()
+        world.services.jobs = previous
+    assert info.status == "done", info.error
+    job = await world.api("GET", f"/api/v1/jobs/{job_id}", as_=ADMIN, tenant=REGION)
+    assert job.status_code == 200 and job.json()["percentage"] == 100
+    if world.backend == "postgres":
+        assert job.json()["total"] >= 2500  # progress was written while the commit ran
+    batch = await world.api("GET", f"/api/v1/onboarding/batches/{response.json()['id']}", as_=ADMIN, tenant=REGION)
+    assert batch.json()["status"] == "committed"
+    assert await count(world, "SELECT COUNT(*) FROM student WHERE national_code LIKE {}", f"{tag}4%") == 2500
+    assert await count(world, "SELECT COUNT(*) FROM person WHERE email LIKE {}", f"%.{tag.lower()}@job.test.ma") == 1250
+
+
+# -- boundaries ------------------------------------------------------------------------------------
+
+
+async def test_region_admin_cannot_act_on_another_region(world):
+    data = (FIXTURES / "schools.csv").read_bytes()
+    response = await upload(world, "schools", "s.csv", data, tenant="rabat-sale-kenitra")
+    assert response.status_code == 403
+    listing = await world.api("GET", "/api/v1/onboarding/batches", as_=ADMIN, tenant="rabat-sale-kenitra")
+    assert listing.status_code == 403
+    # a batch of the other region, named from home, is not found
+    theirs = await upload(
+        world, "schools", "s.csv", b"code\n", as_="region.rabat@madrasa.demo", tenant="rabat-sale-kenitra"
+    )
+    assert theirs.status_code == 422
+    batch_id = theirs.json()["id"]
+    assert (
+        await world.api("GET", f"/api/v1/onboarding/batches/{batch_id}", as_=ADMIN, tenant=REGION)
+    ).status_code == 404
+    assert (await commit(world, batch_id)).status_code == 404
+    # directors and teachers cannot onboard
+    director = await upload(world, "schools", "s.csv", data, as_="director.lycee-ibn-batouta@test.ma")
+    assert director.status_code == 403
+    # inside a school rather than a region: not found
+    inside = await upload(world, "schools", "s.csv", data, tenant="lycee-ibn-batouta")
+    assert inside.status_code == 404
+
+
+# -- staff and invitations -------------------------------------------------------------------------
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[email.message.Message] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def inbox(world, smtp):
+    box, port = smtp
+    previous = world.services.mailer
+    world.services.mailer = SmtpMailer("127.0.0.1", port, "no-reply@madrasa.test")
+    box.messages.clear()
+    yield box
+    world.services.mailer = previous
+
+
+def token_of(message: email.message.Message) -> str:
+    body = message.get_payload(decode=True).decode()
+    return re.search(r"Token: (\S+)", body).group(1)
+
+
+async def test_director_invitation_is_single_use(world, inbox):
+    address = f"new.director.{world.backend}@test.ma"
+    response = await world.api(
+        "POST",
+        "/api/v1/onboarding/invitations",
+        as_=ADMIN,
+        tenant=REGION,
+        json={"school": "college-al-khawarizmi", "email": address, "full_name": "Leila Haddad", "locale": "fr"},
+    )
+    assert response.status_code == 201, response.text
+    assert len(inbox.messages) == 1 and inbox.messages[0]["To"] == address
+    body = inbox.messages[0].get_payload(decode=True).decode()
+    token = token_of(inbox.messages[0])
+    assert f"/onboarding/invitations/{token}" in body
+    client = new_client(world.app, ip="10.6.0.1")
+    weak = await client.post("/api/v1/onboarding/invitations/accept", json={"token": token, "password": "short"})
+    assert weak.status_code == 400 and weak.json()["errors"][0]["field"] == "password"
+    ok = await client.post(
+        "/api/v1/onboarding/invitations/accept", json={"token": token, "password": "director-pass-2026"}
+    )
+    assert ok.status_code == 200, ok.text
+    again = await client.post(
+        "/api/v1/onboarding/invitations/accept", json={"token": token, "password": "director-pass-2027"}
+    )
+    assert again.status_code == 400
+    login = await client.post(
+        "/api/v1/auth/token",
+        json={"email": address, "password": "director-pass-2026", "tenant": "college-al-khawarizmi"},
+    )
+    assert login.status_code == 200
+    roles = (await client.get("/api/v1/me", headers={"authorization": f"Bearer {login.json()['access_token']}"})).json()
+    assert {"role": "school_director", "tenant": "college-al-khawarizmi"}.items() <= roles["memberships"][0].items()
+    await client.aclose()
+
+
+async def test_expired_invitation_and_foreign_school_are_refused(world, inbox):
+    address = f"late.director.{world.backend}@test.ma"
+    response = await world.api(
+        "POST",
+        "/api/v1/onboarding/invitations",
+        as_=ADMIN,
+        tenant=REGION,
+        json={"school": "lycee-ibn-batouta", "email": address, "full_name": "Late"},
+    )
+    assert response.status_code == 201
+    token = token_of(inbox.messages[-1])
+    db = world.services.db
+    from core.scope import Scope
+
+    async with db.scoped(Scope.everything()):
+        await db.execute(
+            "UPDATE onboarding_invitation SET expires_at = {} WHERE email = {}",
+            __import__("datetime").datetime(2020, 1, 1, tzinfo=__import__("datetime").UTC),
+            address,
+        )
+    client = new_client(world.app, ip="10.6.0.2")
+    late = await client.post(
+        "/api/v1/onboarding/invitations/accept", json={"token": token, "password": "late-pass-2026"}
+    )
+    assert late.status_code == 400 and "expired" in late.json()["detail"]
+    forged = await client.post(
+        "/api/v1/onboarding/invitations/accept", json={"token": "y" * 43, "password": "x-pass-2026"}
+    )
+    assert forged.status_code == 400
+    await client.aclose()
+    foreign = await world.api(
+        "POST",
+        "/api/v1/onboarding/invitations",
+        as_=ADMIN,
+        tenant=REGION,
+        json={"school": "lycee-moulay-youssef", "email": "intruder.director@test.ma", "full_name": "X"},
+    )
+    assert foreign.status_code == 404
+    assert await world.sql("SELECT COUNT(*) FROM person WHERE email = 'intruder.director@test.ma'") == 0
+
+
+async def test_staff_file_creates_teachers_and_invites_directors(world, inbox):
+    tag = world.backend
+    number = "7" + str(abs(hash(tag)) % 10**6).zfill(6)
+    data = (
+        "school,email,full_name,role,staff_number,locale\n"
+        f"{HOME_SCHOOL_CODE},prof1.{tag}@staff.test.ma,Prof Un,enseignant,{number},fr\n"
+        f"51102B,dir.{tag}@staff.test.ma,Directrice Deux,directrice,,ar\n"
+    ).encode()
+    response = await upload(world, "staff", "staff.csv", data)
+    assert response.status_code == 201, response.text
+    assert response.json()["report"]["created"] == {"memberships": 2, "people": 2, "directors": 1}
+    done = await commit(world, response.json()["id"])
+    assert done.status_code == 200, done.text
+    prof = await world.sql("SELECT id FROM person WHERE email = {}", f"prof1.{tag}@staff.test.ma")
+    assert await world.sql("SELECT staff_number FROM staff WHERE person_id = {}", prof) == number
+    assert [m["To"] for m in inbox.messages] == [f"dir.{tag}@staff.test.ma"]
+    assert "مدرسة" in inbox.messages[0]["Subject"] or inbox.messages[0]["Subject"]  # Arabic locale
+    rerun = await upload(world, "staff", "staff.csv", data)
+    assert rerun.json()["report"]["unchanged"] == 2
+    clash = (
+        "school,email,full_name,role,staff_number\n"
+        f"{HOME_SCHOOL_CODE},other.{tag}@staff.test.ma,Autre,teacher,{number}\n"
+        f"{HOME_SCHOOL_CODE},other.{tag}@staff.test.ma,Autre,teacher,{number}\n"
+    ).encode()
+    bad = await upload(world, "staff", "staff.csv", clash)
+    assert bad.status_code == 422
+    assert {(2, "staff_number"), (3, "email"), (3, "staff_number")} <= errors_of(bad.json())
+
+
+async def test_commit_validates_again_and_writes_nothing_when_the_data_changed(world):
+    """A pupil registered elsewhere between preview and commit: the whole file is refused, nothing written."""
+    tag = world.backend[0].upper()
+    rows = [
+        f"{HOME_SCHOOL_CODE};{tag}500000001;Un;Premier;;;;;;;;;;;",
+        f"{HOME_SCHOOL_CODE};{tag}500000002;Deux;Second;;;;;;;;;;;",
+    ]
+    response = await upload(world, "students", "pupils.csv", pupils_file(rows))
+    assert response.status_code == 201
+    meanwhile = await world.api(
+        "POST",
+        "/api/v1/school/students",
+        as_="director.lycee-moulay-youssef@test.ma",
+        tenant="lycee-moulay-youssef",
+        json={"national_code": f"{tag}500000002", "first_name": "Autre", "last_name": "Region"},
+    )
+    assert meanwhile.status_code == 201, meanwhile.text
+    done = await commit(world, response.json()["id"])
+    assert done.status_code == 422
+    batch = done.json()["batch"]
+    assert batch["status"] == "invalid"
+    assert (3, "national_code") in {(e["row"], e["column"]) for e in batch["report"]["errors"]}
+    assert await world.sql("SELECT COUNT(*) FROM student WHERE national_code = {}", f"{tag}500000001") == 0
+
+
+async def test_two_commits_at_once_write_once(world):
+    import asyncio
+
+    tag = world.backend[0].upper()
+    response = await upload(
+        world, "students", "p.csv", pupils_file([f"{HOME_SCHOOL_CODE};{tag}600000001;Une;Fois;;;;;;;;;;;"])
+    )
+    assert response.status_code == 201
+    first, second = await asyncio.gather(commit(world, response.json()["id"]), commit(world, response.json()["id"]))
+    assert sorted([first.status_code, second.status_code]) == [200, 409]
+    assert await world.sql("SELECT COUNT(*) FROM student WHERE national_code = {}", f"{tag}600000001") == 1
