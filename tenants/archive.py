@@ -6,8 +6,9 @@
   deployment (base domain, database dialect), the exported node (id, slug, kind, path), its
   ancestors (rows of ``tenant``, kept as references), one entry per table (member name, columns,
   row count, SHA-256 of the member's bytes and the table digest defined below), the stored files
-  (key, owning node, member name, size, SHA-256, content type) and the keys of objects the
-  database names but storage does not hold (``missing_files``);
+  (key, owning node, member name, size, SHA-256, content type), the keys of objects the
+  database names but storage does not hold (``missing_files``) and whether password hashes were
+  kept (``password_hashes``);
 * ``tables/<table>.jsonl``: one canonical JSON object per row;
 * ``files/<storage key>``: the bytes of each stored object.
 
@@ -26,10 +27,19 @@ and every plugin's ``madrasa_tables``), so a new plugin's tables are included wi
   (the same rule as the row-level-security policies);
 * platform tables with a ``tenant_id`` column (domains, memberships, module settings, programme
   links, a region's calendar and coefficient or grading rules, …): rows naming a node of the subtree;
-* ``tenant``: the nodes of the subtree; ``programme``: the programmes the subtree's schools belong to;
+* ``tenant``: the nodes of the subtree; ``programme``: the programmes the subtree's schools belong to.
+  A programme may span regions: as soon as one of its schools is exported, so are the programme
+  and its programme-level rows (``tenant_id`` null, ``programme_id`` set: module switches and
+  programme managers' memberships), since they decide what the exported schools see;
 * ``person``: everyone with a membership in the subtree or named by an exported row through a
-  person column (:data:`PERSON_COLUMNS`). Password hashes are kept, so a move between deployments
-  keeps people's logins: an archive is as sensitive as the database itself;
+  person column (:data:`PERSON_COLUMNS`). A password hash is exported only for a person with a
+  membership at a node of the subtree, and only when the export is made by a platform
+  administrator or the command line (``password_hashes``), so a move keeps those people's logins.
+  Everyone else (people merely named by a row, such as the platform administrator who created the
+  region, programme managers, people of other regions) is exported as a reference for remapping:
+  id, e-mail, names, locale, active flag and creation time, never a hash. A region administrator's
+  archive holds no password hash at all; imported people without one set a password through
+  the password-reset flow;
 * not exported (:data:`EXCLUDED_TABLES`): sessions, login attempts, password-reset tokens, calendar
   feed secrets and background jobs, which are tied to the deployment that made them; reference data
   without a node (levels, subjects, national calendar), which every deployment seeds identically.
@@ -40,7 +50,12 @@ a plugin's own). Export reads rows in primary-key batches of :data:`CHUNK` and w
 goes; memory holds one batch, one file and the sets of referenced person ids and file keys.
 
 **Import** (platform administrators, or the command line). The archive is validated completely
-before anything is written: zip integrity, manifest, format version, every member's size and
+before anything is written. First, from the zip's directory alone, before a member is read: every
+member's uncompressed size must equal the manifest's, a stored file may not exceed
+:data:`MAX_FILE_BYTES`, the whole archive :data:`MAX_ARCHIVE_BYTES`, the manifest
+:data:`MAX_MANIFEST_BYTES`, and a member over :data:`RATIO_FLOOR` compressed more than
+:data:`MAX_RATIO`:1 is refused as a zip bomb; rows are read with a length limit
+(:data:`MAX_LINE_BYTES`). Then: zip integrity, manifest, format version, every member's size and
 hash, row counts and table digests, canonical rows with values of the right types, every table
 and column known to this deployment's schema, every row inside the archived subtree, file keys
 under their node's prefix. Then the target is checked: ids are kept, so any id (or value of a
@@ -49,7 +64,11 @@ the supported case is moving a region or school into a new deployment (or one th
 Ancestors present in the target with the same id, slug and kind are reused; missing ones are
 created; anything else is a clash. A person whose e-mail already exists in the target is merged:
 the target's identity (name, password, other memberships) is kept and every person column of the
-imported rows is remapped to it. Programmes are reused the same way as ancestors.
+imported rows is remapped to it. Programmes are merged by slug the same way: a programme the target
+already has (any id) is kept, the imported rows' ``programme_id`` is remapped to it, and a
+programme-level row the target's programme already has (the same module's switch, the same
+person in the same role: :data:`PROGRAMME_ROW_KEYS`) is kept as the target has it, so importing
+two regions that share a programme gives one programme with one set of switches.
 
 Rows are written in one transaction (``INSERT`` in batches: PostgreSQL refuses ``COPY FROM`` on
 tables with row-level security), files are uploaded to the target storage before the commit and
@@ -59,8 +78,10 @@ import leaves only a gap in the sequences. ``--dry-run`` stops after validation.
 
 **Equality check.** After the commit the subtree is exported again from the target, digests only,
 and compared table by table and file by file: ``equal`` (same digest as the source),
-``equal-after-merge`` (differs from the source only by the remapped person ids and the merged
-identities), or ``different``.
+``equal-after-merge`` (differs from the source only by the remapped person and programme ids and
+the merged identities, programmes and programme-level rows), or ``different``. Programme-level
+rows are part of the comparison (``module_setting``, ``membership``, ``programme``), so a school
+whose programme switched a module on is only ``equal`` if the switch arrived.
 """
 
 from __future__ import annotations
@@ -114,7 +135,25 @@ PERSON_COLUMNS = frozenset(
         "closed_by",
     }
 )
+#: Columns that hold a programme's id, in any table.
+PROGRAMME_COLUMNS = frozenset({"programme_id"})
+#: Programme-level rows (``tenant_id`` null) of a programme the target already has are merged: a row is
+#: skipped when the target has one with the same values in these columns (and the same programme).
+PROGRAMME_ROW_KEYS = {"module_setting": ("module",), "membership": ("person_id", "role")}
+#: The table whose rows decide who is a member of the exported subtree (and so may keep a password hash).
+MEMBERSHIP = "membership"
 SCOPE_COLUMNS = ("region_id", "province_id", "school_id")
+#: Import limits, checked against the zip's directory before a member is read.
+MAX_MANIFEST_BYTES = 64 << 20
+#: One stored file (read whole into memory).
+MAX_FILE_BYTES = 512 << 20
+#: Every member together, uncompressed.
+MAX_ARCHIVE_BYTES = 64 << 30
+#: One row of a table member.
+MAX_LINE_BYTES = 4 << 20
+#: Uncompressed/compressed size above which a member larger than :data:`RATIO_FLOOR` is taken for a zip bomb.
+MAX_RATIO = 200
+RATIO_FLOOR = 1 << 20
 _KEY_RE = re.compile(r"^t/(\d+)/")
 
 ProgressFn = Callable[[int, int, str], Awaitable[None]]
@@ -169,6 +208,7 @@ class TableSpec:
     serial: bool
     person_columns: tuple[str, ...]
     key_columns: tuple[str, ...]
+    programme_columns: tuple[str, ...] = ()
 
 
 def _kind(column: Any) -> str:
@@ -239,6 +279,7 @@ def table_specs(services: Services) -> dict[str, TableSpec]:
             serial=isinstance(pk_col, ct.Serial),
             person_columns=tuple(n for n in names if n in PERSON_COLUMNS),
             key_columns=tuple(n for n in names if n == "key" or n.endswith("_key")),
+            programme_columns=tuple(n for n in names if n in PROGRAMME_COLUMNS) if mode != "programme" else (),
         )
     return specs
 
@@ -399,6 +440,8 @@ class Manifest(msgspec.Struct):
     tables: list[ManifestTable]
     files: list[ManifestFile]
     missing_files: list[str] = msgspec.field(default_factory=list)
+    #: Whether the members' password hashes were exported (a platform administrator's export).
+    password_hashes: bool = False
 
 
 # --------------------------------------------------------------------------- export
@@ -461,13 +504,24 @@ class _ZipSink(_Sink):
         self.zip.close()
 
 
-def _subtree_filter(spec: TableSpec, node: TenantInfo) -> tuple[str, list[Any]]:
+def _programme_level(spec: TableSpec, row: dict[str, Any]) -> bool:
+    """A platform row that belongs to a programme rather than a node (a programme's switch or manager)."""
+    return spec.mode == "linked" and "programme_id" in spec.programme_columns and row.get("tenant_id") is None
+
+
+def _subtree_filter(spec: TableSpec, node: TenantInfo, programmes: Iterable[int] = ()) -> tuple[str, list[Any]]:
+    prefix = f"{'/'.join(map(str, node.path))}/%"
     if spec.mode == "tenant":
-        return "path LIKE {}", [f"{'/'.join(map(str, node.path))}/%"]
+        return "path LIKE {}", [prefix]
     if spec.mode == "scoped":
         return scope_filter(Scope(frozenset({node.id})))
     if spec.mode == "linked":
-        return "tenant_id IN (SELECT id FROM tenant WHERE path LIKE {})", [f"{'/'.join(map(str, node.path))}/%"]
+        where = "tenant_id IN (SELECT id FROM tenant WHERE path LIKE {})"
+        ids = sorted(programmes)
+        if "programme_id" in spec.programme_columns and ids:
+            placeholders, args = in_list(ids)
+            return f"({where} OR (tenant_id IS NULL AND programme_id IN {placeholders}))", [prefix, *args]
+        return where, [prefix]
     raise AssertionError(spec.mode)
 
 
@@ -513,6 +567,8 @@ class _ExportState:
     subtree: set[int]
     persons: set[int] = field(default_factory=set)
     programmes: set[int] = field(default_factory=set)
+    #: People with a membership at a node of the subtree.
+    members: set[int] = field(default_factory=set)
     keys: dict[str, int] = field(default_factory=dict)
 
 
@@ -520,8 +576,8 @@ def _collect(spec: TableSpec, row: dict[str, Any], state: _ExportState) -> None:
     for col in spec.person_columns:
         if row[col] is not None:
             state.persons.add(int(row[col]))
-    if spec.name == "programme_school" and row.get("programme_id") is not None:
-        state.programmes.add(int(row["programme_id"]))
+    if spec.name == MEMBERSHIP and row.get("tenant_id") in state.subtree and row.get("person_id") is not None:
+        state.members.add(int(row["person_id"]))
     for col in spec.key_columns:
         value = row[col]
         match = _KEY_RE.match(value) if isinstance(value, str) else None
@@ -529,8 +585,20 @@ def _collect(spec: TableSpec, row: dict[str, Any], state: _ExportState) -> None:
             state.keys.setdefault(value, int(match.group(1)))
 
 
+def redact_person(row: dict[str, Any], *, member: bool, password_hashes: bool) -> dict[str, Any]:
+    """A canonical person row as exported: the password hash only for members with ``password_hashes``."""
+    if row.get("password_hash") is not None and not (member and password_hashes):
+        row = {**row, "password_hash": None}
+    return row
+
+
 async def _export(
-    services: Services, node: TenantInfo, sink: _Sink, progress: ProgressFn | None = None
+    services: Services,
+    node: TenantInfo,
+    sink: _Sink,
+    progress: ProgressFn | None = None,
+    *,
+    password_hashes: bool = False,
 ) -> tuple[Manifest, dict[str, TableDigest]]:
     """Stream the subtree of ``node`` into ``sink``; returns the manifest and each table's digest."""
     if node.kind == "platform":
@@ -545,6 +613,13 @@ async def _export(
         prefix = "/".join(map(str, node.path)) + "/%"
         subtree = {int(r["id"]) for r in await db.fetch("SELECT id FROM tenant WHERE path LIKE {}", prefix)}
         state = _ExportState(subtree=subtree)
+        placeholders, args = in_list(sorted(subtree))
+        state.programmes = {
+            int(r["programme_id"])
+            for r in await db.fetch(
+                f"SELECT DISTINCT programme_id FROM programme_school WHERE tenant_id IN {placeholders}", *args
+            )
+        }
         tenant_spec = next(s for s in specs if s.mode == "tenant")
         ancestors = []
         async for rows in _by_ids(services, tenant_spec, node.path[:-1]):
@@ -553,20 +628,25 @@ async def _export(
         if progress is not None:
             for spec in specs:
                 if spec.mode in ("tenant", "scoped", "linked"):
-                    where, args = _subtree_filter(spec, node)
+                    where, args = _subtree_filter(spec, node, state.programmes)
                     total += int(await db.fetchval(f'SELECT COUNT(*) FROM "{spec.name}" WHERE {where}', *args) or 0)
         done = 0
         for spec in specs:
             sink.begin(spec)
             if spec.mode in ("tenant", "scoped", "linked"):
-                where, args = _subtree_filter(spec, node)
+                where, args = _subtree_filter(spec, node, state.programmes)
                 batches = _batches(services, spec, where, args)
             else:
                 batches = _by_ids(services, spec, state.persons if spec.mode == "person" else state.programmes)
             async for rows in batches:
                 for row in rows:
                     _collect(spec, row, state)
-                    sink.write(canonical_line(canonical_row(spec, row)))
+                    canonical = canonical_row(spec, row)
+                    if spec.mode == "person":
+                        canonical = redact_person(
+                            canonical, member=canonical["id"] in state.members, password_hashes=password_hashes
+                        )
+                    sink.write(canonical_line(canonical))
                 done += len(rows)
                 if progress is not None:
                     await progress(done, max(total, done), f"{spec.name}: {sink.digest.count} rows")
@@ -615,6 +695,7 @@ async def _export(
         tables=tables,
         files=files,
         missing_files=missing,
+        password_hashes=password_hashes,
     )
     sink.close(manifest)
     return manifest, digests
@@ -631,13 +712,22 @@ async def find_node(services: Services, slug: str, scope: Scope | None = None) -
 
 
 async def export_tenant(
-    services: Services, slug: str, target: Path | IO[bytes], *, progress: ProgressFn | None = None
+    services: Services,
+    slug: str,
+    target: Path | IO[bytes],
+    *,
+    progress: ProgressFn | None = None,
+    password_hashes: bool = False,
 ) -> Manifest:
-    """Write the archive of a region, province or school (its whole subtree) to ``target``."""
+    """Write the archive of a region, province or school (its whole subtree) to ``target``.
+
+    ``password_hashes`` (platform administrators and the command line only) keeps the hashes of the
+    subtree's members, so their logins survive a move; otherwise every hash is left out.
+    """
     node = await find_node(services, slug)
     sink = _ZipSink(target)
     try:
-        manifest, _ = await _export(services, node, sink, progress)
+        manifest, _ = await _export(services, node, sink, progress, password_hashes=password_hashes)
     except BaseException:
         sink.abort()
         raise
@@ -709,8 +799,17 @@ class _Plan:
     #: Archive person id → target person id, for people merged by e-mail.
     person_map: dict[int, int] = field(default_factory=dict)
     merged: list[MergedPerson] = field(default_factory=list)
-    #: Ids of programmes and ancestors the target already has.
-    reuse: dict[str, set[int]] = field(default_factory=lambda: {"programme": set(), "tenant": set()})
+    #: Archive programme id → target programme id, for programmes merged by slug; their target rows.
+    programme_map: dict[int, int] = field(default_factory=dict)
+    programme_rows: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: Ids of the archive's programmes.
+    programmes: set[int] = field(default_factory=set)
+    #: Archive person ids with a membership at a node of the subtree.
+    members: set[int] = field(default_factory=set)
+    #: Programme-level rows the target already has (table, archive id) → the target's row; not written.
+    skip: dict[tuple[str, Any], dict[str, Any]] = field(default_factory=dict)
+    #: Ids of ancestors the target already has.
+    reuse: dict[str, set[int]] = field(default_factory=lambda: {"tenant": set()})
     new_ancestors: list[dict[str, Any]] = field(default_factory=list)
     max_ids: dict[str, int] = field(default_factory=dict)
 
@@ -722,11 +821,29 @@ def _open(path: Path) -> zipfile.ZipFile:
         raise ArchiveRejected(f"Not a readable archive (truncated or not a zip file): {exc}.") from None
 
 
+def _bomb(info: zipfile.ZipInfo) -> str | None:
+    """Why a member's compression ratio is refused, or ``None``."""
+    if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+        return (
+            f"{info.filename}: {info.file_size} bytes compressed into {info.compress_size} (more than {MAX_RATIO}:1), "
+            "refused as a zip bomb"
+        )
+    return None
+
+
 def _read_manifest(zf: zipfile.ZipFile) -> Manifest:
     try:
-        raw = zf.read(MANIFEST)
+        info = zf.getinfo(MANIFEST)
     except KeyError:
         raise ArchiveRejected("The archive has no manifest.json.") from None
+    if info.file_size > MAX_MANIFEST_BYTES:
+        raise ArchiveRejected(
+            f"manifest.json is {info.file_size} bytes uncompressed, more than the limit of {MAX_MANIFEST_BYTES}."
+        )
+    if (bomb := _bomb(info)) is not None:
+        raise ArchiveRejected(f"manifest.json cannot be read: {bomb}.")
+    try:
+        raw = zf.read(MANIFEST)
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise ArchiveRejected(f"manifest.json cannot be read: {exc}.") from None
     try:
@@ -746,11 +863,45 @@ def _read_manifest(zf: zipfile.ZipFile) -> Manifest:
         raise ArchiveRejected(f"manifest.json is malformed: {exc}.") from None
 
 
+def _check_sizes(zf: zipfile.ZipFile, manifest: Manifest) -> None:
+    """Compare every member's uncompressed size (from the zip's directory) with the manifest and the limits.
+
+    Runs before any member but the manifest is read: a member larger than declared, a stored file over
+    :data:`MAX_FILE_BYTES`, an archive over :data:`MAX_ARCHIVE_BYTES` or a zip bomb is refused.
+    """
+    problems = _Problems()
+    declared = {t.member: t.member_bytes for t in manifest.tables}
+    files = {f.member: f.size for f in manifest.files}
+    total = 0
+    for info in zf.infolist():
+        total += info.file_size
+        name = info.filename
+        expected = declared.get(name, files.get(name))
+        if expected is not None and info.file_size != expected:
+            problems.add("size", f"{name}: {info.file_size} bytes uncompressed, the manifest declares {expected}")
+        elif name in files and info.file_size > MAX_FILE_BYTES:
+            problems.add("size", f"{name}: {info.file_size} bytes, more than the limit of {MAX_FILE_BYTES} per file")
+        if (bomb := _bomb(info)) is not None:
+            problems.add("bomb", bomb)
+    if total > MAX_ARCHIVE_BYTES:
+        problems.add("size", f"the archive holds {total} bytes uncompressed, over the limit of {MAX_ARCHIVE_BYTES}")
+    if problems:
+        raise ArchiveRejected(
+            "The archive's members exceed their declared sizes or the import limits; nothing was read or written.",
+            problems.summary(),
+        )
+
+
 def _lines(zf: zipfile.ZipFile, member: str, problems: _Problems) -> Iterator[tuple[int, bytes]]:
-    """Lines of a member (without the newline); stops with a problem on a corrupt member."""
+    """Lines of a member (without the newline); stops with a problem on a corrupt member or an overlong line."""
     try:
         with zf.open(member) as handle:
-            for number, line in enumerate(handle, start=1):
+            number = 0
+            while line := handle.readline(MAX_LINE_BYTES + 1):
+                number += 1
+                if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                    problems.add("line", f"{member} line {number} is longer than {MAX_LINE_BYTES} bytes.")
+                    return
                 yield number, line.rstrip(b"\n")
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         problems.add("corrupt", f"{member} is corrupt: {exc}.")
@@ -797,6 +948,8 @@ def _inside(spec: TableSpec, row: dict[str, Any], plan: _Plan) -> bool:
             v is None or v in plan.node_path or v in plan.subtree for v in values
         )
     if spec.mode == "linked":
+        if _programme_level(spec, row):
+            return row.get("programme_id") in plan.programmes
         return row.get("tenant_id") in plan.subtree
     return True
 
@@ -828,12 +981,16 @@ async def _check_chunk(
         by_id = await _existing(services, "programme", "id", [r["id"] for r in rows])
         by_slug = await _existing(services, "programme", "slug", [r["slug"] for r in rows])
         for row in rows:
-            same = by_id.get(row["id"])
-            if same is not None and same["slug"] == row["slug"]:
-                plan.reuse["programme"].add(row["id"])
-            elif same is not None or row["slug"] in by_slug:
-                clashes.add("programme", f"programme {row['slug']!r} (id {row['id']}) clashes with the target's")
+            found = by_slug.get(row["slug"])
+            if found is not None:
+                plan.programme_map[row["id"]] = int(found["id"])
+                plan.programme_rows[row["id"]] = found
+            elif row["id"] in by_id:
+                clashes.add(
+                    "programme", f"programme id {row['id']} ({row['slug']!r}) is taken by {by_id[row['id']]['slug']!r}"
+                )
         return
+    rows = await _merge_programme_rows(services, spec, rows, plan)
     ids = await _existing(services, spec.name, spec.pk, [r[spec.pk] for r in rows])
     for value in ids:
         clashes.add(spec.name, f"{spec.name} id {value} exists in the target")
@@ -841,6 +998,33 @@ async def _check_chunk(
         found = await _existing(services, spec.name, col, [r[col] for r in rows if r[col] is not None])
         for value in found:
             clashes.add(f"{spec.name}.{col}", f"{spec.name}.{col} {value!r} exists in the target")
+
+
+async def _merge_programme_rows(
+    services: Services, spec: TableSpec, rows: list[dict[str, Any]], plan: _Plan
+) -> list[dict[str, Any]]:
+    """Set aside programme-level rows the target's (merged) programme already has; returns the others."""
+    merged = set(plan.programme_map.values())
+    candidates = [r for r in rows if _programme_level(spec, r) and r.get("programme_id") in merged]
+    if not candidates:
+        return rows
+    keys = PROGRAMME_ROW_KEYS.get(spec.name) or tuple(
+        c for c in spec.columns if c != spec.pk and c not in PROGRAMME_COLUMNS
+    )
+    placeholders, args = in_list(sorted({r["programme_id"] for r in candidates}))
+    existing = await services.db.fetch(
+        f'SELECT * FROM "{spec.name}" WHERE tenant_id IS NULL AND programme_id IN {placeholders}', *args
+    )
+    by_key = {(r["programme_id"], *(r[c] for c in keys)): r for r in existing}
+    chosen = {id(r) for r in candidates}
+    rest = []
+    for row in rows:
+        found = by_key.get((row.get("programme_id"), *(row.get(c) for c in keys))) if id(row) in chosen else None
+        if found is not None:
+            plan.skip[(spec.name, row[spec.pk])] = found
+        else:
+            rest.append(row)
+    return rest
 
 
 async def _check_ancestors(services: Services, plan: _Plan, clashes: _Problems, problems: _Problems) -> None:
@@ -876,6 +1060,7 @@ async def validate(services: Services, zf: zipfile.ZipFile) -> _Plan:
     specs = table_specs(services)
     problems = _Problems()
     clashes = _Problems()
+    _check_sizes(zf, manifest)
     names = set(zf.namelist())
     listed = {MANIFEST} | {t.member for t in manifest.tables} | {f.member for f in manifest.files}
     for extra in sorted(names - listed):
@@ -933,14 +1118,20 @@ async def validate(services: Services, zf: zipfile.ZipFile) -> _Plan:
                     continue
                 if spec.mode == "tenant":
                     plan.subtree.add(values["id"])
-                if spec.mode != "person":
-                    _remap(spec, values, plan.person_map)  # unique values are checked as they will be written
+                if spec.mode == "programme":
+                    plan.programmes.add(values["id"])
                 if not _inside(spec, values, plan):
                     problems.add(
                         "outside", f"{table.member} line {number}: the row lies outside {manifest.tenant.slug!r}"
                     )
                     ok = False
                     continue
+                if spec.name == MEMBERSHIP and values.get("tenant_id") in plan.subtree:
+                    plan.members.add(values.get("person_id"))
+                if spec.mode != "person":
+                    # Unique values are checked as they will be written.
+                    _remap(spec, values, plan.person_map)
+                    _remap(spec, values, plan.programme_map, spec.programme_columns)
                 if spec.serial and isinstance(values[spec.pk], int):
                     plan.max_ids[spec.name] = max(plan.max_ids.get(spec.name, 0), values[spec.pk])
                 batch.append(values)
@@ -1028,9 +1219,10 @@ async def _insert(services: Services, spec: TableSpec, rows: list[dict[str, Any]
     )
 
 
-def _remap(spec: TableSpec, row: dict[str, Any], mapping: dict[int, int]) -> bool:
+def _remap(spec: TableSpec, row: dict[str, Any], mapping: dict[int, int], columns: Iterable[str] | None = None) -> bool:
+    """Replace ids in ``columns`` (default: the person columns) through ``mapping``; whether any matched."""
     changed = False
-    for col in spec.person_columns:
+    for col in spec.person_columns if columns is None else columns:
         value = row[col]
         if value is not None and value in mapping and not isinstance(value, bool):
             row[col] = mapping[value]
@@ -1061,11 +1253,17 @@ async def _write(services: Services, zf: zipfile.ZipFile, plan: _Plan, actor_id:
                     canonical, values = _parse(spec, line)
                     if spec.mode == "person" and values["id"] in plan.person_map:
                         continue
-                    if spec.mode == "programme" and values["id"] in plan.reuse["programme"]:
-                        digest.add(line)
+                    if spec.mode == "programme" and values["id"] in plan.programme_map:
+                        digest.add(canonical_line(canonical_row(spec, plan.programme_rows[values["id"]])))
                         continue
-                    if _remap(spec, values, plan.person_map):
+                    if (spec.name, values[spec.pk]) in plan.skip:
+                        digest.add(canonical_line(canonical_row(spec, plan.skip[(spec.name, values[spec.pk])])))
+                        continue
+                    remapped = _remap(spec, values, plan.person_map)
+                    remapped = _remap(spec, values, plan.programme_map, spec.programme_columns) or remapped
+                    if remapped:
                         _remap(spec, canonical, plan.person_map)
+                        _remap(spec, canonical, plan.programme_map, spec.programme_columns)
                         line = canonical_line(canonical)
                     digest.add(line)
                     batch.append(values)
@@ -1075,9 +1273,15 @@ async def _write(services: Services, zf: zipfile.ZipFile, plan: _Plan, actor_id:
                 if batch:
                     await _insert(services, spec, batch)
                 if spec.mode == "person" and plan.person_map:
+                    members = {plan.person_map.get(p, p) for p in plan.members}
                     async for rows in _by_ids(services, spec, plan.person_map.values()):
                         for row in rows:
-                            digest.add(canonical_line(canonical_row(spec, row)))
+                            kept = redact_person(
+                                canonical_row(spec, row),
+                                member=row["id"] in members,
+                                password_hashes=plan.manifest.password_hashes,
+                            )
+                            digest.add(canonical_line(kept))
             if sink:
                 raise ArchiveError("The archive changed while it was imported.", sink.summary())
             await audit.record(
@@ -1116,7 +1320,7 @@ async def compare(
     if node is None or node.slug != manifest.tenant.slug:
         raise TenantNotFound(f"This deployment has no tenant {manifest.tenant.slug!r} with id {manifest.tenant.id}.")
     sink = _Sink()
-    target, _ = await _export(services, node, sink)
+    target, _ = await _export(services, node, sink, password_hashes=manifest.password_hashes)
     by_name = {t.name: t for t in target.tables}
     reports = []
     for table in manifest.tables:

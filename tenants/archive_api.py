@@ -9,7 +9,9 @@
   ``MADRASA_MAX_UPLOAD_BYTES``; larger archives go through ``madrasa import-tenant``.
 
 Exports need ``tenants.manage`` (platform and region administrators) and a scope covering the node:
-a region administrator exports their own region and its schools, never another region (403).
+a region administrator exports their own region and its schools, never another region (403). Only a
+platform administrator's archive carries the members' password hashes; a region administrator's
+archive carries none (see :func:`tenants.archive.export_tenant`).
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ async def download_archive(ctx: Ctx, slug: FromPath[str]) -> File:
     os.close(fd)
     path = Path(name)
     try:
-        await archive.export_tenant(ctx.services, node.slug, path)
+        await archive.export_tenant(ctx.services, node.slug, path, password_hashes=ctx.scope.platform)
     except archive.ArchiveError as exc:
         _remove(path)
         raise _problem(exc) from None
@@ -139,7 +141,10 @@ async def start_export(ctx: Ctx, slug: FromPath[str]) -> ExportJobOut:
     """Export as a background job (progress at the status URL, the archive at the download URL once done)."""
     node = await _node(ctx, slug)
     job_id = await queue_of(ctx.services).enqueue(
-        EXPORT_JOB, {"slug": node.slug}, scope_columns=node.scope_columns(), created_by=ctx.person_id
+        EXPORT_JOB,
+        {"slug": node.slug, "password_hashes": ctx.scope.platform},
+        scope_columns=node.scope_columns(),
+        created_by=ctx.person_id,
     )
     await _log_export(ctx, node, f"job {job_id}")
     return ExportJobOut(
@@ -150,8 +155,11 @@ async def start_export(ctx: Ctx, slug: FromPath[str]) -> ExportJobOut:
 
 
 @register_job(EXPORT_JOB)
-async def export_job(job: JobContext, *, slug: str) -> dict[str, Any]:
-    """The export job: writes ``<data dir>/archives/<job id>.zip`` and reports progress about once a second."""
+async def export_job(job: JobContext, *, slug: str, password_hashes: bool = False) -> dict[str, Any]:
+    """The export job: writes ``<data dir>/archives/<job id>.zip`` and reports progress about once a second.
+
+    ``password_hashes`` is set when a platform administrator started the export.
+    """
     folder = archives_dir(job.services.settings)
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
     await asyncio.to_thread(_prune, folder)
@@ -168,7 +176,9 @@ async def export_job(job: JobContext, *, slug: str) -> dict[str, Any]:
         await asyncio.create_task(job.progress(done, total, message), context=contextvars.Context())
 
     try:
-        manifest = await archive.export_tenant(job.services, slug, part, progress=progress)
+        manifest = await archive.export_tenant(
+            job.services, slug, part, progress=progress, password_hashes=password_hashes is True
+        )
         os.replace(part, target)
     finally:
         part.unlink(missing_ok=True)
@@ -184,10 +194,13 @@ async def export_job(job: JobContext, *, slug: str) -> dict[str, Any]:
     "/api/v1/archive-jobs/{job_id:str}", opt={"permission": PERMISSION}, tags=["archives"], media_type="application/zip"
 )
 async def download_export(ctx: Ctx, job_id: FromPath[str]) -> File:
-    """The archive an export job made, once it is done (409 before)."""
+    """The archive an export job made, once it is done (409 before; 403 for a platform administrator's export)."""
     info = await get_job(ctx.services.db, ctx.scope, job_id) if len(job_id) <= 64 else None
     if info is None or info.kind != EXPORT_JOB:
         raise NotFoundException("No such export.")
+    if info.params.get("password_hashes", True) and not ctx.scope.platform:
+        # A platform administrator's archive (or one from before the flag existed) holds password hashes.
+        raise PermissionDeniedException("This archive was made by a platform administrator and holds password hashes.")
     if info.status != "done":
         raise HTTPException(status_code=409, detail=f"The export is {info.status}; try again when it is done.")
     path = archives_dir(ctx.services.settings) / f"{info.id}.zip"

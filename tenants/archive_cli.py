@@ -1,8 +1,9 @@
 """``madrasa export-tenant SLUG FILE`` and ``madrasa import-tenant FILE [--dry-run]``.
 
-Both run with the platform scope, as the operator of the deployment. The export is written to a
-temporary file next to ``FILE`` and renamed once complete, so a failed export leaves no partial
-archive. The import prints its report as JSON; the exit status is 0 when the import is equal to the
+Both run with the platform scope, as the operator of the deployment: the export keeps the password
+hashes of the subtree's members (as a platform administrator's does), so their logins survive. The
+export is written to a temporary file next to ``FILE`` and renamed once complete, so a failed export
+leaves no partial archive. The import prints its report as JSON; the exit status is 0 when the import is equal to the
 source (or the dry run found nothing wrong), 1 when the archive is refused, 2 when the equality
 check found differences.
 """
@@ -66,7 +67,7 @@ async def export_to(settings: Settings, slug: str, file: Path) -> int:
     services = await _started(settings)
     tmp = _temporary_next_to(file)
     try:
-        manifest = await export_tenant(services, slug, Path(tmp))
+        manifest = await export_tenant(services, slug, Path(tmp), password_hashes=True)
         os.replace(tmp, file)
     except ArchiveError as exc:
         print(f"export refused: {exc.message}", file=sys.stderr)

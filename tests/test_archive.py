@@ -14,6 +14,7 @@ import io
 import json
 import os
 import secrets
+import tracemalloc
 import uuid
 import zipfile
 from collections.abc import AsyncIterator, Iterator
@@ -225,7 +226,8 @@ async def new_target(
 
 
 async def _export(world: World, slug: str, path: Path) -> archive.Manifest:
-    return await archive.export_tenant(world.services, slug, path)
+    """An export as the deployment's operator (password hashes of the subtree's members kept)."""
+    return await archive.export_tenant(world.services, slug, path, password_hashes=True)
 
 
 def _read(path: Path) -> bytes:
@@ -321,6 +323,8 @@ async def test_region_archive_contains_nothing_of_the_other_region(source: World
             "SELECT id FROM tenant WHERE path LIKE {}", f"%/{source.ids[OTHER_REGION]}/%"
         )
     }
+    programmes = {r["id"] for r in _rows(members, "programme")}
+    assert programmes == {await source.sql("SELECT id FROM programme WHERE slug = 'nouveau-lycee'")}
     checked = 0
     for table in manifest.tables:
         for row in _rows(members, table.name):
@@ -328,7 +332,8 @@ async def test_region_archive_contains_nothing_of_the_other_region(source: World
                 assert row["region_id"] == region_id, (table.name, row)
                 checked += 1
             if "tenant_id" in row and table.name not in ("tenant",):
-                assert row["tenant_id"] in nodes, (table.name, row)
+                # A programme's own rows (its switches, its managers) come with the programme.
+                assert row["tenant_id"] in nodes or row.get("programme_id") in programmes, (table.name, row)
             for column in ("region_id", "province_id", "school_id", "tenant_id"):
                 assert row.get(column) not in other_nodes, (table.name, row)
     assert checked > 50
@@ -337,6 +342,68 @@ async def test_region_archive_contains_nothing_of_the_other_region(source: World
     assert OTHER_REGION_ADMIN not in people and f"director.{OTHER_SCHOOL}@test.ma" not in people
     assert all(f.tenant_id in nodes for f in manifest.files)
     assert not any(name.startswith(f"files/t/{n}/") for n in other_nodes for name in members)
+
+
+def _members_of(members: dict[str, bytes], nodes: set[int]) -> set[int]:
+    return {int(m["person_id"]) for m in _rows(members, "membership") if m["tenant_id"] in nodes}
+
+
+async def test_password_hashes_only_of_members_and_only_for_platform_admins(source: World, tmp_path: Path) -> None:
+    """A region admin's archive has no hash; a platform admin's keeps the region's members' hashes only."""
+    # The platform administrator creates a school in the region: an audit row of the region names them.
+    created = await source.api(
+        "POST",
+        "/api/v1/tenants",
+        as_=ADMIN,
+        json={"parent": "casablanca-anfa", "kind": "school", "slug": "ecole-hash-test", "name_fr": "Hash"},
+    )
+    assert created.status_code == 201, created.text
+    admin_id = await source.sql("SELECT id FROM person WHERE email = {}", ADMIN)
+    admin_hash = await source.sql("SELECT password_hash FROM person WHERE id = {}", admin_id)
+    assert admin_hash and admin_hash.startswith("$argon2")
+
+    by_region = await source.api("GET", f"/api/v1/archives/{REGION}", as_=REGION_ADMIN)
+    assert by_region.status_code == 200, by_region.text
+    path = tmp_path / "by-region.zip"
+    path.write_bytes(by_region.content)
+    members = _members(path)
+    assert json.loads(members["manifest.json"])["password_hashes"] is False
+    people = {p["email"]: p for p in _rows(members, "person")}
+    assert ADMIN in people and people[ADMIN]["id"] == admin_id  # kept as a reference for remapping
+    assert REGION_ADMIN in people and f"director.{SCHOOL}@test.ma" in people
+    assert all(p["password_hash"] is None for p in people.values()), [
+        e for e, p in people.items() if p["password_hash"]
+    ]
+    assert b"$argon2" not in b"".join(members.values())
+
+    by_platform = await source.api("GET", f"/api/v1/archives/{REGION}", as_=ADMIN)
+    assert by_platform.status_code == 200, by_platform.text
+    path = tmp_path / "by-platform.zip"
+    path.write_bytes(by_platform.content)
+    members = _members(path)
+    assert json.loads(members["manifest.json"])["password_hashes"] is True
+    nodes = {int(r["id"]) for r in _rows(members, "tenant")}
+    region_members = _members_of(members, nodes)
+    people = {p["email"]: p for p in _rows(members, "person")}
+    assert people[ADMIN]["password_hash"] is None
+    assert admin_hash.encode() not in by_platform.content and admin_hash.encode() not in b"".join(members.values())
+    assert "programme@madrasa.demo" in people and people["programme@madrasa.demo"]["password_hash"] is None
+    assert OTHER_REGION_ADMIN not in people
+    with_hash = {p["id"] for p in people.values() if p["password_hash"]}
+    assert with_hash and with_hash <= region_members
+    for email in (REGION_ADMIN, f"director.{SCHOOL}@test.ma", f"teacher.{SCHOOL}@test.ma"):
+        stored = await source.sql("SELECT password_hash FROM person WHERE email = {}", email)
+        assert people[email]["password_hash"] == stored, email
+    # Every hash the source holds outside the region stays out of the archive.
+    async with source.services.db.scoped(Scope.everything(), write=False):
+        outside = await source.services.db.fetch(
+            "SELECT password_hash FROM person WHERE password_hash IS NOT NULL AND id NOT IN "
+            "(SELECT person_id FROM membership WHERE tenant_id IN (SELECT id FROM tenant WHERE path LIKE {}))",
+            f"%/{source.ids[REGION]}/%",
+        )
+    assert len(outside) >= 3
+    blob = b"".join(members.values())
+    assert not [r for r in outside if r["password_hash"].encode() in blob]
 
 
 # --------------------------------------------------------------------------- import
@@ -425,6 +492,12 @@ async def test_region_import_with_the_command_line(source: World, new_target: An
     report = await archive.compare(target.services, archive.Manifest(**_manifest_fields(path)))
     assert report.equal is True
     assert await target.sql("SELECT COUNT(*) FROM tenant WHERE slug = {}", OTHER_SCHOOL) == 0
+    # The command line exports as the platform: the region's people keep their logins, nobody else's hash moved.
+    await target.token(REGION_ADMIN, source.passwords[REGION_ADMIN])
+    await target.token(f"director.{SCHOOL}@test.ma")
+    assert await target.sql("SELECT password_hash FROM person WHERE email = {}", ADMIN) is None
+    assert await target.sql("SELECT password_hash FROM person WHERE email = {}", "programme@madrasa.demo") is None
+    assert await target.sql("SELECT COUNT(*) FROM person WHERE email = {}", OTHER_REGION_ADMIN) == 0
     missing = tmp_path / "nothing.zip"
     assert run_sync(archive_cli.import_from(target.services.settings, missing, dry_run=True)) == 1
 
@@ -445,16 +518,12 @@ async def test_existing_person_is_merged_by_email(source: World, new_target: Any
     email = f"teacher.{SCHOOL}@test.ma"
     db = target.services.db
     async with db.transaction():
-        for n in range(3):  # push the target's person ids away from the source's
-            await db.execute(
-                "INSERT INTO person (email, full_name, locale, active, created_at) VALUES ({}, 'x', 'fr', {}, {})",
-                f"filler{n}-{uuid.uuid4().hex[:6]}@target.test",
-                True,
-                datetime.now(UTC),
-            )
+        # An id the archive does not use (ids are kept, so a taken one would clash), away from the source's.
+        free = max(p["id"] for p in _rows(_members(path), "person")) + 50
         row = await db.fetchrow(
-            "INSERT INTO person (email, password_hash, full_name, locale, active, created_at) "
-            "VALUES ({}, {}, 'Existing', 'fr', {}, {}) RETURNING id",
+            "INSERT INTO person (id, email, password_hash, full_name, locale, active, created_at) "
+            "VALUES ({}, {}, {}, 'Existing', 'fr', {}, {}) RETURNING id",
+            free,
             email,
             target.services.identity.hash_password("another-password-77"),
             True,
@@ -475,6 +544,96 @@ async def test_existing_person_is_merged_by_email(source: World, new_target: Any
     assert await target.sql("SELECT COUNT(*) FROM teaching_assignment WHERE person_id = {}", existing) >= 1
     assert await target.sql("SELECT COUNT(*) FROM membership WHERE person_id = {}", existing) >= 1
     await target.token(email, "another-password-77")
+
+
+async def _homework(services: Services, slug: str) -> tuple[bool, str]:
+    """The effective state of the homework module at a school, and what decided it."""
+    services.modules.invalidate()
+    services.tenants.invalidate()
+    node = await services.tenants.by_slug(slug)
+    assert node is not None
+    async with services.db.scoped(Scope.everything(), write=False):
+        state = await services.modules.state("homework", node.path, await services.tenants.programmes_of(node.id))
+    return state.enabled, state.source
+
+
+async def test_programme_switches_and_managers_travel_with_a_school(
+    source: World, new_target: Any, tmp_path: Path
+) -> None:
+    """A school whose programme turns homework on keeps it on in an empty deployment; the check covers it."""
+    assert await _homework(source.services, SCHOOL) == (True, "programme")
+    path = tmp_path / "school.zip"
+    await _export(source, SCHOOL, path)
+    members = _members(path)
+    programme_id = await source.sql("SELECT id FROM programme WHERE slug = 'nouveau-lycee'")
+    switches = [r for r in _rows(members, "module_setting") if r["programme_id"] == programme_id]
+    assert [(r["module"], r["enabled"], r["tenant_id"]) for r in switches] == [("homework", True, None)]
+    managers = [r for r in _rows(members, "membership") if r["programme_id"] == programme_id]
+    assert [r["role"] for r in managers] == ["programme_manager"]
+
+    target: Target = await new_target()
+    report = await archive.import_archive(target.services, path)
+    assert report.equal is True, [t for t in report.tables if t.status != "equal"]
+    statuses = {t.name: t.status for t in report.tables}
+    assert statuses["module_setting"] == statuses["membership"] == statuses["programme"] == "equal"
+    assert await _homework(target.services, SCHOOL) == (True, "programme")
+    manager = await target.sql(
+        "SELECT p.email FROM membership m JOIN person p ON p.id = m.person_id "
+        "WHERE m.programme_id = {} AND m.role = 'programme_manager'",
+        programme_id,
+    )
+    assert manager == "programme@madrasa.demo"
+    # The equality check covers the programme's switch: turned off in the target, the school differs.
+    db = target.services.db
+    async with db.scoped(Scope.everything()):
+        await db.execute("UPDATE module_setting SET enabled = {} WHERE programme_id = {}", False, programme_id)
+    again = await archive.compare(target.services, archive.Manifest(**_manifest_fields(path)))
+    assert again.equal is False
+    assert {t.name for t in again.tables if t.status == "different"} == {"module_setting"}
+
+
+async def test_programmes_merge_by_slug(source: World, new_target: Any, tmp_path: Path) -> None:
+    """A target that already runs the programme (another id) keeps it and its switches; rows are remapped."""
+    path = tmp_path / "school.zip"
+    await _export(source, SCHOOL, path)
+    source_programme = await source.sql("SELECT id FROM programme WHERE slug = 'nouveau-lycee'")
+    target: Target = await new_target()
+    db = target.services.db
+    now = datetime.now(UTC)
+    async with db.scoped(Scope.everything()):
+        for slug in ("filler-a", "filler-b", "nouveau-lycee"):  # push the target's programme ids away
+            await db.execute(
+                "INSERT INTO programme (slug, name_fr, created_at) VALUES ({}, {}, {})", slug, slug.title(), now
+            )
+        existing = int(await db.fetchval("SELECT id FROM programme WHERE slug = 'nouveau-lycee'"))
+        await db.execute(
+            "INSERT INTO module_setting (module, programme_id, enabled, reason, updated_at) "
+            "VALUES ('homework', {}, {}, 'target rule', {})",
+            existing,
+            True,
+            now,
+        )
+    assert existing != source_programme
+    report = await archive.import_archive(target.services, path)
+    assert report.equal is True, [t for t in report.tables if t.status == "different"]
+    statuses = {t.name: t.status for t in report.tables}
+    assert statuses["programme"] == statuses["programme_school"] == statuses["module_setting"] == "equal-after-merge"
+    assert await target.sql("SELECT COUNT(*) FROM programme WHERE slug = 'nouveau-lycee'") == 1
+    # The archive's programme id belongs to another programme here: merged by slug, not a clash.
+    assert await target.sql("SELECT slug FROM programme WHERE id = {}", source_programme) != "nouveau-lycee"
+    assert (
+        await target.sql("SELECT programme_id FROM programme_school WHERE tenant_id = {}", source.ids[SCHOOL])
+        == existing
+    )
+    assert await target.sql("SELECT COUNT(*) FROM module_setting WHERE programme_id = {}", existing) == 1
+    assert await target.sql("SELECT reason FROM module_setting WHERE programme_id = {}", existing) == "target rule"
+    assert (
+        await target.sql(
+            "SELECT COUNT(*) FROM membership WHERE programme_id = {} AND role = 'programme_manager'", existing
+        )
+        == 1
+    )
+    assert await _homework(target.services, SCHOOL) == (True, "programme")
 
 
 # --------------------------------------------------------------------------- refusals
@@ -520,8 +679,11 @@ async def test_tampered_archives_are_refused_and_nothing_is_written(
 
     file_tampered = dict(members)
     member = next(n for n in members if n.startswith("files/") and "/bulletins/" in n)
-    file_tampered[member] = b"%PDF-1.4\n% forged\n"
+    file_tampered[member] = members[member].replace(b"report card", b"forged card")
+    assert file_tampered[member] != members[member] and len(file_tampered[member]) == len(members[member])
     await _refused(target, _rezip(path, file_tampered), 422, "SHA-256")
+    file_tampered[member] = b"%PDF-1.4\n% forged\n"  # another size: refused from the zip's directory
+    await _refused(target, _rezip(path, file_tampered), 422, f"{member}: 18 bytes uncompressed, the manifest declares")
 
     unknown = dict(members)
     manifest = json.loads(unknown["manifest.json"])
@@ -579,6 +741,83 @@ async def test_tampered_archives_are_refused_and_nothing_is_written(
     # Nothing reached the target's storage either.
     for entry in json.loads(members["manifest.json"])["files"]:
         assert not await target.services.storage.exists(entry["key"], tenant_id=entry["tenant_id"])
+
+
+async def _refused_directly(target: Target, path: Path, *needles: str) -> int:
+    """Import ``path`` (no upload limit in the way): refused naming ``needles``, nothing written; peak bytes held."""
+    before = await target.counts()
+    tracemalloc.start()
+    try:
+        with pytest.raises(archive.ArchiveRejected) as refusal:
+            await archive.import_archive(target.services, path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    text = refusal.value.message + " " + " ".join(refusal.value.problems)
+    for needle in needles:
+        assert needle in text, text
+    assert await target.counts() == before
+    return peak
+
+
+def _bomb_zip(path: Path, members: dict[str, bytes], name: str, size: int) -> Path:
+    """``members`` with ``name`` replaced by ``size`` zeros, written without holding them in memory at once."""
+    out = path.with_name(f"bomb-{uuid.uuid4().hex[:6]}.zip")
+    zeros = bytes(1 << 20)
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for member, data in members.items():
+            if member == name:
+                with zf.open(member, "w", force_zip64=True) as handle:
+                    for _ in range(size // len(zeros)):
+                        handle.write(zeros)
+            else:
+                zf.writestr(member, data)
+    return out
+
+
+async def test_oversized_members_and_zip_bombs_are_refused_before_reading(
+    source: World, new_target: Any, tmp_path: Path
+) -> None:
+    """Members larger than declared, zip bombs and overlong rows: 422 before anything is read or written."""
+    path = tmp_path / "school.zip"
+    manifest = await _export(source, SCHOOL, path)
+    target: Target = await new_target()
+    members = _members(path)
+    huge = 50 << 20
+
+    # A table member the manifest declares small, 50 MB of zeros in fact.
+    declared = next(t.member_bytes for t in manifest.tables if t.name == "room")
+    bomb = _bomb_zip(path, members, "tables/room.jsonl", huge)
+    assert bomb.stat().st_size < 1 << 20
+    peak = await _refused_directly(target, bomb, f"tables/room.jsonl: {huge} bytes", f"declares {declared}")
+    assert peak < 20 << 20, peak
+
+    # A stored file declared with its true size (and hash): refused for its compression ratio, unread.
+    entry = next(f for f in manifest.files if "/bulletins/" in f.key)
+    forged = json.loads(members["manifest.json"])
+    for item in forged["files"]:
+        if item["key"] == entry.key:
+            item["size"] = huge
+            item["sha256"] = hashlib.sha256(bytes(huge)).hexdigest()
+    honest = dict(members, **{"manifest.json": json.dumps(forged).encode()})
+    bomb = _bomb_zip(path, honest, entry.member, huge)
+    peak = await _refused_directly(target, bomb, entry.member, "zip bomb")
+    assert peak < 20 << 20, peak
+
+    # The same refusal through the API, as problem details.
+    body = await _refused(target, bomb, 422, "zip bomb", "nothing was read or written")
+    assert body["status"] == 422
+
+    # One row longer than the line limit (random text, so it compresses poorly and passes the ratio check).
+    long_line = dict(members)
+    long_line["tables/grade_mark.jsonl"] = os.urandom(archive.MAX_LINE_BYTES // 2 + 1024).hex().encode() + b"\n"
+    _reseal(long_line, "grade_mark")
+    peak = await _refused_directly(
+        target, _rezip(path, long_line), f"tables/grade_mark.jsonl line 1 is longer than {archive.MAX_LINE_BYTES}"
+    )
+    assert peak < 3 * archive.MAX_LINE_BYTES, peak
+    for item in manifest.files:
+        assert not await target.services.storage.exists(item.key, tenant_id=item.tenant_id)
 
 
 async def test_id_clash_is_refused_naming_it(source: World, new_target: Any, tmp_path: Path) -> None:
@@ -702,13 +941,32 @@ async def test_export_as_a_job_with_progress(source: World, tmp_path: Path) -> N
         assert missing.status_code == 404
         refused = await source.api("POST", f"/api/v1/archives/{OTHER_SCHOOL}/jobs", as_=REGION_ADMIN)
         assert refused.status_code == 403
+        # A platform administrator's export holds hashes: the region administrator may not download it.
+        by_platform = await source.api("POST", f"/api/v1/archives/{SCHOOL}/jobs", as_=ADMIN)
+        assert by_platform.status_code == 202, by_platform.text
+        info = await queue.wait(by_platform.json()["job_id"], seconds=120)
+        assert info.status == "done", info.error
+        denied = await source.api("GET", by_platform.json()["download_url"], as_=REGION_ADMIN)
+        assert denied.status_code == 403, denied.text
+        hashed = await source.api("GET", by_platform.json()["download_url"], as_=ADMIN)
+        assert hashed.status_code == 200, hashed.text
     finally:
         await queue.stop()
     path = tmp_path / "direct.zip"
     manifest = await _export(source, SCHOOL, path)
     with zipfile.ZipFile(io.BytesIO(download.content)) as zf:
         from_job = json.loads(zf.read("manifest.json"))
-    assert {t["name"]: t["sha256"] for t in from_job["tables"]} == {t.name: t.sha256 for t in manifest.tables}
+        people = [json.loads(line) for line in zf.read("tables/person.jsonl").splitlines()]
+    # The region administrator's job: no password hash at all; otherwise the same rows as the operator's export.
+    assert from_job["password_hashes"] is False and all(p["password_hash"] is None for p in people)
+    with zipfile.ZipFile(io.BytesIO(hashed.content)) as zf:
+        from_platform = json.loads(zf.read("manifest.json"))
+        people = [json.loads(line) for line in zf.read("tables/person.jsonl").splitlines()]
+    assert from_platform["password_hashes"] is True and any(p["password_hash"] for p in people)
+    assert {t["name"]: t["sha256"] for t in from_platform["tables"]} == {t.name: t.sha256 for t in manifest.tables}
+    assert {t["name"]: t["sha256"] for t in from_job["tables"] if t["name"] != "person"} == {
+        t.name: t.sha256 for t in manifest.tables if t.name != "person"
+    }
 
 
 async def test_sqlite_archive_imports_into_postgresql(tmp_path_factory: pytest.TempPathFactory, moto: str) -> None:
