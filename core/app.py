@@ -42,6 +42,7 @@ from core.school.ical import ICAL_ROUTES
 from core.school.portal import SCHOOL_PORTAL_ROUTES
 from core.school.tables import SCHOOL_TABLES
 from core.services import Services
+from core.sms import make_sms_gateway
 from core.storage import Storage, make_storage
 from core.tables import CORE_TABLES
 from core.tenancy import TenantDirectory
@@ -102,6 +103,7 @@ def build_services(
         migration_sets=migration_sets(host),
     )
     services.jobs = make_queue(services)
+    services.sms = make_sms_gateway(settings)
     return services
 
 

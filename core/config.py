@@ -59,6 +59,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     smtp_host: str = ""
     smtp_port: int = 25
     mail_from: str = "no-reply@madrasa.localhost"
+    #: Outgoing SMS (``core/sms.py``): ``log`` keeps and logs messages; real gateways add their own name.
+    sms_backend: Literal["log"] = "log"
     #: ``test`` lowers argon2id's cost so a test suite can log in thousands of times; never in production.
     password_hash_profile: Literal["standard", "test"] = "standard"
     #: Background jobs: ``inprocess`` (the embedded default) or ``saq`` (Redis and ``madrasa worker``).

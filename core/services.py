@@ -36,6 +36,8 @@ class Services:
     migration_sets: list[MigrationSet] = field(default_factory=list)
     #: The background job queue (``core.jobs.JobQueue``; typed loosely: core.jobs imports this module).
     jobs: Any = None
+    #: Outgoing SMS (``core.sms.SmsGateway``).
+    sms: Any = None
     delivered_events: list[Event] = field(default_factory=list)
 
     async def disabled_for(self, tenant_path: tuple[int, ...]) -> frozenset[str]:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from core.context import RequestContext
 from core.hookspecs import hookimpl
+from core.migrate import MigrationSet
 from core.permissions import Permission
-from core.plugin_kit import module_home
 from core.plugins import MenuItem, PluginInfo
+
+ADMINS = frozenset({"region_admin", "province_admin", "programme_manager", "platform_admin"})
 
 
 @hookimpl
@@ -24,28 +27,45 @@ def madrasa_plugin_info() -> PluginInfo:
 
 @hookimpl
 def madrasa_permissions() -> list[Permission]:
-    """Who takes attendance, justifies and reviews."""
+    """Who takes attendance, justifies, reviews, configures and reads statistics."""
     return [
         Permission(
             "attendance.view",
             "See absences and statistics",
-            frozenset(
-                {
-                    "teacher",
-                    "school_director",
-                    "parent",
-                    "student",
-                    "region_admin",
-                    "province_admin",
-                    "programme_manager",
-                    "platform_admin",
-                }
-            ),
+            frozenset({"teacher", "school_director", "parent", "student"}) | ADMINS,
         ),
-        Permission("attendance.take", "Mark pupils absent or late", frozenset({"teacher"})),
+        Permission(
+            "attendance.take",
+            "Mark pupils absent or late (teachers), correct later days (directors)",
+            frozenset({"teacher", "school_director"}),
+        ),
         Permission("attendance.justify", "Justify a child's absence", frozenset({"parent"})),
         Permission("attendance.review", "Accept or reject justifications", frozenset({"school_director"})),
+        Permission(
+            "attendance.stats",
+            "Attendance statistics, alerts and the at-risk list",
+            frozenset({"school_director"}) | ADMINS,
+        ),
+        Permission(
+            "attendance.configure",
+            "Set a region's justification reasons and alert thresholds",
+            frozenset({"region_admin", "platform_admin"}),
+        ),
     ]
+
+
+@hookimpl
+def madrasa_tables() -> list[Any]:
+    """The attendance tables."""
+    from plugins.attendance.tables import ATTENDANCE_TABLES
+
+    return list(ATTENDANCE_TABLES)
+
+
+@hookimpl
+def madrasa_migrations() -> MigrationSet:
+    """The attendance migrations (applied after core's)."""
+    return MigrationSet(app="attendance", package="plugins.attendance.migrations")
 
 
 @hookimpl
@@ -56,12 +76,53 @@ def madrasa_menu_items(ctx: RequestContext) -> list[MenuItem]:
 
 @hookimpl
 def madrasa_routes() -> list[Any]:
-    """The module's landing page."""
+    """The JSON API and the portal pages."""
+    from plugins.attendance.api import ATTENDANCE_API
+    from plugins.attendance.portal import ATTENDANCE_PORTAL
+
+    return [*ATTENDANCE_API, *ATTENDANCE_PORTAL]
+
+
+@hookimpl
+def madrasa_template_dirs() -> list[Path]:
+    """The portal pages' templates (``attendance/…``)."""
+    return [Path(__file__).parent / "templates"]
+
+
+@hookimpl
+def madrasa_dashboard_cards(ctx: RequestContext) -> Any:
+    """Directors: the justifications waiting for review; region and province: the at-risk list."""
+    from plugins.attendance.portal import dashboard_cards
+
+    return dashboard_cards(ctx)
+
+
+@hookimpl
+def madrasa_child_overview(ctx: RequestContext, child_id: int) -> Any:
+    """A guardian's child page: absences of the last 30 days and what is still to justify."""
+    from plugins.attendance.portal import child_overview
+
+    return child_overview(ctx, child_id)
+
+
+@hookimpl
+def madrasa_exports(ctx: RequestContext) -> list[dict[str, str]]:
+    """Attendance statistics as CSV for the tenant."""
+    if ctx.tenant is None or not ctx.roles & ({"school_director"} | ADMINS):
+        return []
+    level = "class" if ctx.tenant.kind == "school" else "school"
     return [
-        module_home(
-            "attendance",
-            "Attendance",
-            "attendance.view",
-            ["Taking attendance", "Justifications", "Alerts", "Statistics"],
-        )
+        {
+            "name": "attendance-stats",
+            "label": "Attendance statistics (CSV)",
+            "url": ctx.url(f"/api/v1/attendance/stats.csv?level={level}"),
+        }
     ]
+
+
+@hookimpl
+def madrasa_demo_data(db: Any, tenants: dict[str, int]) -> Any:
+    """A few absences in the demo teacher's lessons of the past days, so the pages show something."""
+    from plugins.attendance.demo import load
+
+    return load(db, tenants)

@@ -1,0 +1,634 @@
+"""Attendance API (``/api/v1/attendance/…``): taking attendance, family reads and justifications, review,
+rules and reasons, statistics, the at-risk list and CSV export. Controllers stay thin: the rules are in
+:mod:`plugins.attendance.service`, the figures in :mod:`plugins.attendance.stats`."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, Response, get, post, put
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException
+from litestar.params import Body, FromPath, FromQuery, JSONBody, QueryParameter
+
+from core.access import scope_for
+from core.context import Ctx, RequestContext
+from core.db import scope_filter
+from core.scope import Scope
+from core.storage import JPEG, PDF, PNG, WEBP, ContentPolicy, ObjectTooLarge, UnsupportedType, build_key
+from core.tenancy import TenantInfo
+from plugins.attendance import notify, service, stats
+from plugins.attendance.service import Invalid
+
+#: What a justification may carry: a scan or a photo of a certificate, at most 5 MiB.
+ATTACHMENT_TYPES = frozenset({PDF, JPEG, PNG, WEBP})
+ATTACHMENT_MAX_BYTES = 5 * 1024 * 1024
+PHONE_RE = re.compile(r"^\+[1-9][0-9]{7,14}$")
+
+
+class PayloadTooLarge(HTTPException):
+    """413."""
+
+    status_code = 413
+
+
+class UnsupportedMediaType(HTTPException):
+    """415."""
+
+    status_code = 415
+
+
+class TakeIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A lesson's attendance: only the absent and late pupils; everyone else was present."""
+
+    entries: Annotated[list[service.Entry], msgspec.Meta(max_length=200)] = []
+    reason: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+
+
+class ReviewIn(msgspec.Struct, forbid_unknown_fields=True):
+    """The director's decision on a justification."""
+
+    decision: Literal["accepted", "rejected"]
+    note: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+
+
+class RuleIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A region's alert threshold: ``unjustified_hours`` within ``window_days``."""
+
+    unjustified_hours: Annotated[int, msgspec.Meta(ge=1, le=500)]
+    window_days: Annotated[int, msgspec.Meta(ge=1, le=366)] = 30
+
+
+class ReasonIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A reason families may give."""
+
+    code: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_]{1,24}$")]
+    label_fr: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    label_ar: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    label_en: Annotated[str, msgspec.Meta(max_length=100)] = ""
+
+
+class ReasonsIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A region's whole list of reasons."""
+
+    reasons: Annotated[list[ReasonIn], msgspec.Meta(min_length=1, max_length=30)]
+
+
+class PhoneIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A mobile number for SMS notices (E.164), or ``null`` to stop them."""
+
+    phone: str | None
+
+
+class JustifyForm(msgspec.Struct):
+    """A family's justification (multipart): the absences (comma-separated ids), a reason, a note, a document."""
+
+    absences: str
+    reason: str
+    note: str = ""
+    file: UploadFile | None = None
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+async def family_scope(ctx: RequestContext) -> Scope:
+    """The caller's family scope in every school (a family may span several)."""
+    assert ctx.identity is not None
+    grants = await ctx.services.grants.grants(ctx.identity.id)
+    return scope_for(grants, ctx.services.permissions.roles_for("attendance.view"), None)
+
+
+def school_of(ctx: RequestContext) -> TenantInfo:
+    """The request's tenant, which must be a school."""
+    tenant = ctx.require_tenant()
+    if tenant.kind != "school":
+        raise NotFoundException("This works inside a school: use /t/<school>/….")
+    return tenant
+
+
+def node_filter(tenant: TenantInfo, alias: str = "c") -> tuple[str, list[Any]]:
+    """Rows of the tenant's subtree (a school, a province, a region; the platform: everything)."""
+    column = {"school": "school_id", "province": "province_id", "region": "region_id"}.get(tenant.kind)
+    return (f"{alias}.{column} = {{}}", [tenant.id]) if column else ("1=1", [])
+
+
+def parse_ids(text: str) -> list[int]:
+    """``"12, 13"`` → ``[12, 13]``; 400 on anything else."""
+    parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
+    if not parts or not all(p.isdigit() for p in parts) or len(parts) > 100:
+        raise Invalid("absences", "give the ids of the absences, separated by commas")
+    return [int(p) for p in parts]
+
+
+async def read_attachment(ctx: RequestContext, upload: UploadFile | None) -> tuple[bytes, str, str] | None:
+    """The uploaded document, checked (size 413, type 415) before anything is written; ``None`` without one."""
+    if upload is None or not (upload.filename or ""):
+        return None
+    content = await upload.read()
+    if not content:
+        return None
+    limit = min(ATTACHMENT_MAX_BYTES, ctx.services.settings.max_upload_bytes)
+    policy = ContentPolicy(max_bytes=limit, allowed_types=ATTACHMENT_TYPES)
+    try:
+        content_type = policy.check(len(content), upload.content_type or "", content)
+    except ObjectTooLarge:
+        raise PayloadTooLarge(f"The document is larger than {limit // (1024 * 1024)} MiB.") from None
+    except UnsupportedType:
+        raise UnsupportedMediaType("Send a PDF or a photo (JPEG, PNG or WebP).") from None
+    return content, content_type, upload.filename or "document"
+
+
+async def justify(
+    ctx: RequestContext,
+    student_id: int,
+    mark_ids: list[int],
+    reason_code: str,
+    note: str,
+    attachment: tuple[bytes, str, str] | None,
+) -> int:
+    """Store a justification (and its document, last, inside the transaction)."""
+    db = ctx.services.db
+    scope = await family_scope(ctx)
+    if len(note) > 2000:
+        raise Invalid("note", "at most 2000 characters")
+    async with db.scoped(scope):
+        pupil = await service.family_pupil(ctx, scope_filter(scope, "s"), student_id)
+        key = content_type = None
+        size = None
+        if attachment is not None:
+            content, content_type, filename = attachment
+            key = build_key(pupil["school_id"], "justifications", filename)
+            size = len(content)
+        created = await service.create_justification(
+            ctx, pupil, mark_ids, reason_code, note.strip(), key, content_type, size
+        )
+        if attachment is not None and key is not None:
+            await ctx.services.storage.put(key, attachment[0], attachment[1], tenant_id=pupil["school_id"])
+    return created
+
+
+def term_period(cal: dict[str, Any], today: date) -> tuple[date, date]:
+    """The current term up to today (the last begun term; the year's first otherwise)."""
+    terms = cal["terms"]
+    if not terms:
+        return today, today
+    begun = [(a, b) for _, a, b in terms if a <= today]
+    start, end = begun[-1] if begun else (terms[0][1], terms[0][2])
+    return start, min(end, today) if start <= today else end
+
+
+async def period(
+    ctx: RequestContext, region_id: int | None, start: date | None, end: date | None
+) -> tuple[list[date], date, date]:
+    """The school days of the asked period (default: the current term up to today)."""
+    today = service.local_today()
+    cal = await service.calendar(ctx.services.db, region_id, start or today)
+    default_start, default_end = term_period(cal, today)
+    start, end = start or default_start, end or default_end
+    if start > end:
+        raise Invalid("from", "the period starts after it ends")
+    if (end - start).days > 400:
+        raise Invalid("to", "a period of at most 400 days")
+    return service.school_days(cal, start, min(end, today)), start, end
+
+
+async def tenant_stats(ctx: RequestContext, level: str, start: date | None, end: date | None) -> dict[str, Any]:
+    """Statistics of the request's tenant grouped by ``level`` (below or at the tenant)."""
+    tenant = ctx.require_tenant()
+    order = ["platform", "region", "province", "school", "class"]
+    if level not in stats.LEVELS or order.index(level) < order.index(tenant.kind):
+        raise Invalid(
+            "level",
+            f"one of the levels below this {tenant.kind}: "
+            + ", ".join(x for x in order[order.index(tenant.kind) :] if x in stats.LEVELS),
+        )
+    db = ctx.services.db
+    async with db.scoped(ctx.scope, write=False):
+        days, start, end = await period(ctx, tenant.region_id, start, end)
+        rows = await stats.group_stats(db, level, days, start, end, node_filter(tenant), scope_filter(ctx.scope, "c"))
+    return {"level": level, "from": start, "to": end, "days": len(days), "groups": rows}
+
+
+def _json_row(row: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in row.items():
+        if isinstance(v, datetime | date):
+            out[k] = v.isoformat()
+        elif k in ("starts_at", "ends_at") and v is not None:
+            out[k] = service.t(v).strftime("%H:%M")
+        else:
+            out[k] = v
+    return out
+
+
+def justification_out(row: dict[str, Any], marks: list[dict[str, Any]]) -> dict[str, Any]:
+    """A justification as the API shows it (the document as a link, never its storage key)."""
+    return {
+        "id": row["id"],
+        "student_id": row["student_id"],
+        "pupil": service.name_of(row, "fr"),
+        "reason": row["reason_code"],
+        "note": row["note"],
+        "state": row["state"],
+        "created_at": _json_row({"x": row["created_at"]})["x"],
+        "reviewed_at": _json_row({"x": row["reviewed_at"]})["x"],
+        "review_note": row["review_note"],
+        "document": {"content_type": row["file_type"], "size": row["file_size"]} if row["file_key"] else None,
+        "absences": [_json_row(m) for m in marks],
+    }
+
+
+# -- controllers --------------------------------------------------------------------------------
+
+
+class TakeController(Controller):
+    """Teachers (and the director, for corrections) take attendance for a lesson on a day."""
+
+    path = "/api/v1/attendance"
+    tags = ["attendance"]
+
+    @get("/today", opt={"permission": "attendance.take"})
+    async def today(self, ctx: Ctx, on: FromQuery[date | None] = None) -> list[dict[str, Any]]:
+        """The caller's lessons of the day at this school, and whether attendance was taken."""
+        tenant = school_of(ctx)
+        async with ctx.services.db.scoped(ctx.scope, write=False):
+            rows = await service.teacher_day(ctx, tenant.id, on or service.local_today())
+        return [_json_row(r) for r in rows]
+
+    @get("/sessions/{slot_id:int}/{on_date:date}", opt={"permission": "attendance.take"})
+    async def get_session(self, ctx: Ctx, slot_id: FromPath[int], on_date: FromPath[date]) -> dict[str, Any]:
+        """The class for a lesson on a day: every pupil present unless marked absent or late."""
+        school_of(ctx)
+        async with ctx.services.db.scoped(ctx.scope, write=False):
+            slot = await service.get_slot(ctx, slot_id)
+            service.check_teacher(ctx, slot)
+            view = await service.session_view(ctx, slot, on_date)
+        return _json_row(view) | {"pupils": [_json_row(p) for p in view["pupils"]]}
+
+    @put("/sessions/{slot_id:int}/{on_date:date}", opt={"permission": "attendance.take"})
+    async def put_session(
+        self, ctx: Ctx, slot_id: FromPath[int], on_date: FromPath[date], data: JSONBody[TakeIn]
+    ) -> dict[str, Any]:
+        """Take (or correct) attendance in one request: the absent and late pupils; the same request twice
+        gives the same result and no second notice."""
+        school_of(ctx)
+        async with ctx.services.db.scoped(ctx.scope):
+            slot = await service.get_slot(ctx, slot_id)
+            taken = await service.take(ctx, slot, on_date, data.entries, data.reason)
+        await notify.deliver(ctx.services, taken.notices, taken.alerts)
+        await ctx.services.emit(taken.events)
+        view = taken.view
+        return _json_row(view) | {"pupils": [_json_row(p) for p in view["pupils"]]}
+
+
+class FamilyController(Controller):
+    """Parents and pupils: absences, notices, justifications."""
+
+    path = "/api/v1/attendance"
+    tags = ["attendance"]
+
+    @get("/pupils/{student_id:int}/absences", opt={"permission": "attendance.view"})
+    async def absences(self, ctx: Ctx, student_id: FromPath[int]) -> dict[str, Any]:
+        """One's child's (or one's own) absences and lateness, with the state of their justification."""
+        scope = await family_scope(ctx)
+        db = ctx.services.db
+        async with db.scoped(scope, write=False):
+            pupil = await service.family_pupil(ctx, scope_filter(scope, "s"), student_id)
+            marks = await service.pupil_marks(db, student_id)
+            reasons = await service.reasons(db, pupil["region_id"])
+        return {
+            "student_id": student_id,
+            "absences": [_json_row(m) for m in marks],
+            "reasons": [
+                {"code": r["code"], "label_fr": r["label_fr"], "label_ar": r["label_ar"], "label_en": r["label_en"]}
+                for r in reasons
+            ],
+        }
+
+    @get("/pupils/{student_id:int}/justifications", opt={"permission": "attendance.view"})
+    async def family_justifications(self, ctx: Ctx, student_id: FromPath[int]) -> list[dict[str, Any]]:
+        """The justifications sent for one's child (or oneself) and their state."""
+        scope = await family_scope(ctx)
+        db = ctx.services.db
+        where, args = scope_filter(scope, "j")
+        async with db.scoped(scope, write=False):
+            await service.family_pupil(ctx, scope_filter(scope, "s"), student_id)
+            rows = await db.fetch(
+                f"SELECT {service.JUSTIFICATION_COLUMNS} FROM attendance_justification j "
+                f"JOIN student st ON st.id = j.student_id WHERE j.student_id = {{}} AND {where} ORDER BY j.id DESC",
+                student_id,
+                *args,
+            )
+            return [justification_out(r, await service.justification_marks(db, r["id"])) for r in rows]
+
+    @post("/pupils/{student_id:int}/justifications", opt={"permission": "attendance.justify"}, status_code=201)
+    async def create(
+        self,
+        ctx: Ctx,
+        student_id: FromPath[int],
+        data: Annotated[JustifyForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+    ) -> dict[str, Any]:
+        """Justify absences: a reason of the region's list, a note, optionally a PDF or photo (413/415 when
+        too large or of another type; nothing is stored then)."""
+        ids = parse_ids(data.absences)
+        attachment = await read_attachment(ctx, data.file)
+        created = await justify(ctx, student_id, ids, data.reason, data.note, attachment)
+        return {"id": created, "state": "pending"}
+
+    @get("/notices", opt={"permission": "attendance.view"})
+    async def notices(self, ctx: Ctx) -> list[dict[str, Any]]:
+        """The in-app notices about one's children (or oneself): absences of the day and alerts, newest first."""
+        scope = await family_scope(ctx)
+        db = ctx.services.db
+        async with db.scoped(scope, write=False):
+            rows = await family_notices(ctx, scope)
+        return [_json_row(r) for r in rows]
+
+    @put("/me/phone", opt={"permission": "attendance.justify"})
+    async def phone(self, ctx: Ctx, data: JSONBody[PhoneIn]) -> dict[str, Any]:
+        """Receive notices by SMS at this mobile number (E.164, ``+212…``), or stop with ``null``."""
+        db = ctx.services.db
+        phone = (data.phone or "").replace(" ", "")
+        if phone and not PHONE_RE.match(phone):
+            raise Invalid("phone", "an international number such as +212612345678")
+        async with db.transaction():
+            await db.execute("DELETE FROM attendance_contact WHERE person_id = {}", ctx.person_id)
+            if phone:
+                await db.execute(
+                    "INSERT INTO attendance_contact (person_id, phone, updated_at) VALUES ({}, {}, {})",
+                    ctx.person_id,
+                    phone,
+                    datetime.now(UTC),
+                )
+        return {"phone": phone or None}
+
+
+async def family_notices(ctx: RequestContext, scope: Scope, limit: int = 50) -> list[dict[str, Any]]:
+    """Notices and alerts about the caller's children (or the caller as a pupil)."""
+    db = ctx.services.db
+    where, args = scope_filter(scope, "n")
+    where_a, args_a = scope_filter(scope, "a")
+    family = (
+        "SELECT s.id FROM student s WHERE s.person_id = {} UNION SELECT g.student_id FROM guardianship g "
+        "WHERE g.person_id = {}"
+    )
+    return await db.fetch(
+        "SELECT * FROM (SELECT 'absence' AS kind, n.id, n.student_id, n.on_date, n.created_at, n.status, "
+        "st.first_name, st.last_name, st.first_name_ar, st.last_name_ar, "
+        "(SELECT COUNT(*) FROM attendance_mark m WHERE m.student_id = n.student_id AND m.on_date = n.on_date "
+        "AND m.kind = 'absent') AS absent, (SELECT COUNT(*) FROM attendance_mark m WHERE m.student_id = n.student_id "
+        "AND m.on_date = n.on_date AND m.kind = 'late') AS late, 0 AS minutes "
+        "FROM attendance_notice n JOIN student st ON st.id = n.student_id "
+        f"WHERE n.student_id IN ({family}) AND {where} "
+        "UNION ALL SELECT 'alert' AS kind, a.id, a.student_id, NULL AS on_date, a.created_at, 'sent' AS status, "
+        "st.first_name, st.last_name, st.first_name_ar, st.last_name_ar, 0 AS absent, 0 AS late, a.minutes "
+        f"FROM attendance_alert a JOIN student st ON st.id = a.student_id WHERE a.student_id IN ({family}) "
+        f"AND {where_a}) x ORDER BY created_at DESC, id DESC LIMIT {{}}",
+        ctx.person_id,
+        ctx.person_id,
+        *args,
+        ctx.person_id,
+        ctx.person_id,
+        *args_a,
+        limit,
+    )
+
+
+async def document(ctx: RequestContext, justification_id: int) -> Response[bytes]:
+    """A justification's document, for the family that sent it or the school's reviewers."""
+    db = ctx.services.db
+    staff = ctx.roles & service.REVIEWERS
+    scope = ctx.scope if staff else await family_scope(ctx)
+    async with db.scoped(scope, write=False):
+        row = await service.get_justification(db, scope_filter(scope, "j"), justification_id)
+        if not staff:
+            await service.family_pupil(ctx, scope_filter(scope, "s"), row["student_id"])
+        elif ctx.tenant is None or row["school_id"] != ctx.tenant.id:
+            raise NotFoundException(f"No justification {justification_id} here.")
+    if not row["file_key"]:
+        raise NotFoundException("This justification has no document.")
+    data = await ctx.services.storage.get(row["file_key"], tenant_id=row["school_id"])
+    return Response(
+        data,
+        media_type=row["file_type"],
+        headers={"Content-Disposition": "inline", "X-Content-Type-Options": "nosniff", "Cache-Control": "private"},
+    )
+
+
+class ReviewController(Controller):
+    """The director reviews justifications."""
+
+    path = "/api/v1/attendance/justifications"
+    tags = ["attendance"]
+
+    @get("/", opt={"permission": "attendance.review"})
+    async def list_(
+        self, ctx: Ctx, state_: Annotated[str, QueryParameter(name="state")] = "pending"
+    ) -> list[dict[str, Any]]:
+        """The school's justifications in a state (``pending`` by default)."""
+        tenant = school_of(ctx)
+        state = state_
+        if state not in service.JUSTIFICATION_STATES:
+            raise Invalid("state", "pending, accepted or rejected")
+        db = ctx.services.db
+        where, args = scope_filter(ctx.scope, "j")
+        async with db.scoped(ctx.scope, write=False):
+            rows = await db.fetch(
+                f"SELECT {service.JUSTIFICATION_COLUMNS} FROM attendance_justification j JOIN student st "
+                f"ON st.id = j.student_id WHERE j.school_id = {{}} AND j.state = {{}} AND {where} ORDER BY j.id",
+                tenant.id,
+                state,
+                *args,
+            )
+            return [justification_out(r, await service.justification_marks(db, r["id"])) for r in rows]
+
+    @get("/{justification_id:int}", opt={"permission": "attendance.review"})
+    async def get_one(self, ctx: Ctx, justification_id: FromPath[int]) -> dict[str, Any]:
+        """One justification of the school."""
+        tenant = school_of(ctx)
+        db = ctx.services.db
+        async with db.scoped(ctx.scope, write=False):
+            row = await service.get_justification(db, scope_filter(ctx.scope, "j"), justification_id, tenant.id)
+            return justification_out(row, await service.justification_marks(db, row["id"]))
+
+    @get("/{justification_id:int}/document", opt={"permission": "attendance.view"}, media_type="application/pdf")
+    async def get_document(self, ctx: Ctx, justification_id: FromPath[int]) -> Response[bytes]:
+        """The document attached to a justification (its family, or the school's reviewers)."""
+        return await document(ctx, justification_id)
+
+    @post("/{justification_id:int}/review", opt={"permission": "attendance.review"}, status_code=200)
+    async def review(self, ctx: Ctx, justification_id: FromPath[int], data: JSONBody[ReviewIn]) -> dict[str, Any]:
+        """Accept or reject a pending justification (409 when it was already decided)."""
+        tenant = school_of(ctx)
+        db = ctx.services.db
+        async with db.scoped(ctx.scope):
+            row = await service.get_justification(db, scope_filter(ctx.scope, "j"), justification_id, tenant.id)
+            done = await service.review(ctx, row, data.decision, data.note.strip())
+            return justification_out(done, await service.justification_marks(db, row["id"]))
+
+
+class SettingsController(Controller):
+    """A region's reasons and alert threshold."""
+
+    path = "/api/v1/attendance"
+    tags = ["attendance"]
+
+    @get("/reasons", opt={"permission": "attendance.view"})
+    async def get_reasons(self, ctx: Ctx) -> list[dict[str, Any]]:
+        """The reasons families may give here (the region's list, else the national one)."""
+        tenant = ctx.require_tenant()
+        async with ctx.services.db.scoped(ctx.scope, write=False):
+            rows = await service.reasons(ctx.services.db, tenant.region_id)
+        return [
+            {k: r[k] for k in ("code", "label_fr", "label_ar", "label_en")}
+            | {"source": "region" if r["tenant_id"] else "national"}
+            for r in rows
+        ]
+
+    @put("/reasons", opt={"permission": "attendance.configure"})
+    async def put_reasons(self, ctx: Ctx, data: JSONBody[ReasonsIn]) -> list[dict[str, Any]]:
+        """Replace the region's list of reasons (region administrators, on the region)."""
+        region = region_of(ctx)
+        codes = [r.code for r in data.reasons]
+        if len(set(codes)) != len(codes):
+            raise Invalid("reasons", "each code once")
+        async with ctx.services.db.scoped(ctx.scope):
+            await service.set_reasons(ctx, region, [msgspec.structs.asdict(r) for r in data.reasons])
+        return await self.get_reasons.fn(self, ctx)  # type: ignore[no-any-return]
+
+    @get("/rules", opt={"permission": "attendance.view"})
+    async def get_rule(self, ctx: Ctx) -> dict[str, int]:
+        """The alert threshold in force here."""
+        tenant = ctx.require_tenant()
+        async with ctx.services.db.scoped(ctx.scope, write=False):
+            return await service.rule_for(ctx.services.db, tenant.region_id)
+
+    @put("/rules", opt={"permission": "attendance.configure"})
+    async def put_rule(self, ctx: Ctx, data: JSONBody[RuleIn]) -> dict[str, int]:
+        """Set the region's alert threshold (region administrators, on the region)."""
+        region = region_of(ctx)
+        async with ctx.services.db.scoped(ctx.scope):
+            await service.set_rule(ctx, region, data.unjustified_hours, data.window_days)
+            return await service.rule_for(ctx.services.db, region.id)
+
+
+def region_of(ctx: RequestContext) -> TenantInfo:
+    """The request's tenant, which must be a region the caller administers."""
+    tenant = ctx.require_tenant()
+    if tenant.kind != "region":
+        raise NotFoundException("Regional settings are set on the region: use /t/<region>/….")
+    if not ctx.scope.covers(tenant.path):
+        raise PermissionDeniedException("You do not administer this region.")
+    return tenant
+
+
+class StatsController(Controller):
+    """Statistics, alerts and the at-risk list for directors and administrators."""
+
+    path = "/api/v1/attendance"
+    tags = ["attendance"]
+
+    @get("/stats", opt={"permission": "attendance.stats"})
+    async def get_stats(
+        self,
+        ctx: Ctx,
+        level: FromQuery[str] = "school",
+        from_: Annotated[date | None, QueryParameter(name="from")] = None,
+        to: FromQuery[date | None] = None,
+    ) -> dict[str, Any]:
+        """Absence rate, justified and unjustified hours and lateness per region, province, school or class."""
+        result = await tenant_stats(ctx, level, from_, to)
+        return _json_row(result)
+
+    @get("/stats.csv", opt={"permission": "attendance.stats"}, media_type="text/csv")
+    async def get_csv(
+        self,
+        ctx: Ctx,
+        level: FromQuery[str] = "school",
+        from_: Annotated[date | None, QueryParameter(name="from")] = None,
+        to: FromQuery[date | None] = None,
+    ) -> Response[str]:
+        """The same statistics as CSV."""
+        result = await tenant_stats(ctx, level, from_, to)
+        name = f"attendance-{level}-{result['from']}-{result['to']}.csv"
+        return Response(
+            stats.to_csv(result["groups"]),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    @get("/classes/{class_id:int}/stats", opt={"permission": "attendance.stats"})
+    async def class_stats(
+        self,
+        ctx: Ctx,
+        class_id: FromPath[int],
+        from_: Annotated[date | None, QueryParameter(name="from")] = None,
+        to: FromQuery[date | None] = None,
+    ) -> dict[str, Any]:
+        """Per pupil of a class of this school."""
+        tenant = school_of(ctx)
+        db = ctx.services.db
+        where, args = scope_filter(ctx.scope, "c")
+        async with db.scoped(ctx.scope, write=False):
+            klass = await db.fetchrow(
+                f"SELECT c.id, c.name FROM school_class c WHERE c.id = {{}} AND c.school_id = {{}} AND {where}",
+                class_id,
+                tenant.id,
+                *args,
+            )
+            if klass is None:
+                raise NotFoundException(f"No class {class_id} here.")
+            days, start, end = await period(ctx, tenant.region_id, from_, to)
+            rows = await stats.pupil_stats(db, days, start, end, class_id)
+        return {
+            "class_id": class_id,
+            "name": klass["name"],
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "pupils": rows,
+        }
+
+    @get("/at-risk", opt={"permission": "attendance.stats"})
+    async def get_at_risk(self, ctx: Ctx) -> dict[str, Any]:
+        """Pupils at risk of dropping out in this school, province or region: unjustified hours over the threshold."""
+        tenant = ctx.require_tenant()
+        async with ctx.services.db.scoped(ctx.scope, write=False):
+            result = await service.at_risk(ctx.services.db, tenant, service.local_today(), scope_filter(ctx.scope, "m"))
+        return {
+            "rule": result["rule"],
+            "from": result["from"].isoformat(),
+            "to": result["to"].isoformat(),
+            "pupils": [
+                _json_row(r) | {"unjustified_hours": round(r["minutes"] / 60, 1), "name": service.name_of(r, "fr")}
+                for r in result["pupils"]
+            ],
+        }
+
+    @get("/alerts", opt={"permission": "attendance.view"})
+    async def alerts(self, ctx: Ctx) -> list[dict[str, Any]]:
+        """Alerts raised in this school: the director sees all, a homeroom teacher those of their classes."""
+        tenant = school_of(ctx)
+        if not ctx.roles & {"school_director", "teacher", "platform_admin"}:
+            raise PermissionDeniedException("Alerts are for the school's staff.")
+        db = ctx.services.db
+        where, args = scope_filter(ctx.scope, "a")
+        mine, mine_args = ("", []) if service.is_director(ctx) else (" AND c.homeroom_teacher_id = {}", [ctx.person_id])
+        async with db.scoped(ctx.scope, write=False):
+            rows = await db.fetch(
+                "SELECT a.id, a.student_id, a.class_id, c.name AS class_name, a.minutes, a.created_at, "
+                "st.first_name, st.last_name, st.national_code FROM attendance_alert a "
+                "JOIN student st ON st.id = a.student_id JOIN school_class c ON c.id = a.class_id "
+                f"WHERE a.school_id = {{}}{mine} AND {where} ORDER BY a.id DESC LIMIT 200",
+                tenant.id,
+                *mine_args,
+                *args,
+            )
+        return [_json_row(r) | {"unjustified_hours": round(r["minutes"] / 60, 1)} for r in rows]
+
+
+ATTENDANCE_API: list[Any] = [TakeController, FamilyController, ReviewController, SettingsController, StatsController]

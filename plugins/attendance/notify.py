@@ -1,0 +1,222 @@
+"""Delivering family notices and alerts: in-app (the rows themselves), e-mail and SMS, in each reader's language.
+
+Delivery runs after the transaction that created the rows committed. A notice is claimed by one
+``UPDATE … WHERE status = 'pending'`` before anything is sent, so two deliveries racing for the same
+notice send it once; the unique key (pupil, day) already made sure there is only one.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from core.db import in_list
+from core.i18n import LOCALES, gettext_, locale_var
+from core.mail import Mail
+from core.scope import Scope
+from core.services import Services
+from core.sms import MAX_SMS_CHARS, Sms
+from plugins.attendance.service import d, name_of, t
+
+log = logging.getLogger("madrasa.attendance")
+
+
+def translated(locale: str, message: str, **values: Any) -> str:
+    """``message`` in a given language (outside a request's language)."""
+    token = locale_var.set(locale if locale in LOCALES else "fr")
+    try:
+        return gettext_(message, **values)
+    finally:
+        locale_var.reset(token)
+
+
+def absence_text(locale: str, pupil: str, day: str, school: str, lines: list[str]) -> tuple[str, str, str]:
+    """Subject, e-mail body and SMS text of a day's notice."""
+    subject = translated(locale, "Attendance: {name} on {date}", name=pupil, date=day)
+    body = "\n".join(
+        [
+            translated(
+                locale,
+                "Today, {date}, {name} was not present in every lesson at {school}:",
+                date=day,
+                name=pupil,
+                school=school,
+            ),
+            "",
+            *lines,
+            "",
+            translated(locale, "You can justify an absence online, in the Attendance pages of the portal."),
+        ]
+    )
+    sms = translated(
+        locale,
+        "{school}: {name} was absent or late on {date}. Details and justification in the portal.",
+        school=school,
+        name=pupil,
+        date=day,
+    )
+    return subject, body, sms[:MAX_SMS_CHARS]
+
+
+async def deliver_notices(services: Services, notice_ids: list[int]) -> int:
+    """Send the family notices (one per pupil and day) by e-mail and SMS; returns how many were sent.
+
+    Set-based: one transaction claims the notices and reads the pupils, their day's marks and their
+    guardians; the messages go out; a second transaction records the outcome per notice.
+    """
+    if not notice_ids:
+        return 0
+    db = services.db
+    placeholders, ids = in_list(notice_ids)
+    async with db.scoped(Scope.everything()):
+        claimed = await db.fetch(
+            f"UPDATE attendance_notice SET status = 'sending' WHERE id IN {placeholders} AND status = 'pending' "
+            "RETURNING id, student_id, on_date, school_id",
+            *ids,
+        )
+        if not claimed:
+            return 0
+        pupils_sql, pupil_ids = in_list(sorted({c["student_id"] for c in claimed}))
+        pupils = {
+            r["id"]: r
+            for r in await db.fetch(
+                f"SELECT id, first_name, last_name, first_name_ar, last_name_ar FROM student WHERE id IN {pupils_sql}",
+                *pupil_ids,
+            )
+        }
+        days = sorted({c["on_date"] for c in claimed}, key=str)
+        days_sql, day_args = in_list(days)
+        marks: dict[tuple[int, str], list[dict[str, Any]]] = {}
+        for m in await db.fetch(
+            "SELECT m.student_id, m.on_date, m.kind, m.minutes, s.starts_at, s.ends_at, sb.name_fr, sb.name_ar, "
+            "sb.name_en FROM attendance_mark m JOIN attendance_session se ON se.id = m.session_id "
+            "JOIN timetable_slot s ON s.id = se.slot_id LEFT JOIN subject sb ON sb.code = s.subject_code "
+            f"WHERE m.student_id IN {pupils_sql} AND m.on_date IN {days_sql} ORDER BY s.starts_at",
+            *pupil_ids,
+            *day_args,
+        ):
+            marks.setdefault((m["student_id"], str(m["on_date"])[:10]), []).append(m)
+        guardians: dict[int, list[dict[str, Any]]] = {}
+        for g in await db.fetch(
+            "SELECT g.student_id, p.id, p.email, p.locale, ac.phone FROM guardianship g JOIN person p "
+            "ON p.id = g.person_id LEFT JOIN attendance_contact ac ON ac.person_id = p.id "
+            f"WHERE g.student_id IN {pupils_sql} AND p.active ORDER BY p.id",
+            *pupil_ids,
+        ):
+            guardians.setdefault(g["student_id"], []).append(g)
+    outcome: dict[int, tuple[str, str]] = {}
+    for notice in claimed:
+        school = await services.tenants.by_id(notice["school_id"])
+        day_marks = marks.get((notice["student_id"], str(notice["on_date"])[:10]), [])
+        channels: set[str] = {"app"}
+        failed = False
+        for guardian in guardians.get(notice["student_id"], []):
+            locale = guardian["locale"] if guardian["locale"] in LOCALES else "fr"
+            day = d(notice["on_date"]).strftime("%d/%m/%Y")
+            subject, body, sms = absence_text(
+                locale,
+                name_of(pupils.get(notice["student_id"]) or {}, locale),
+                day,
+                school.title(locale) if school else "",
+                [mark_line(locale, m) for m in day_marks],
+            )
+            try:
+                await services.mailer.send(Mail(to=guardian["email"], subject=subject, body=body))
+                channels.add("email")
+                if guardian["phone"] and services.sms is not None:
+                    await services.sms.send(Sms(to=guardian["phone"], text=sms))
+                    channels.add("sms")
+            except Exception:
+                failed = True
+                log.exception("attendance notice not delivered", extra={"notice": notice["id"]})
+        outcome[notice["id"]] = ("failed" if failed else "sent", ",".join(sorted(channels)))
+    now = datetime.now(UTC)
+    async with db.scoped(Scope.everything()):
+        for (status, channels), group in _grouped(outcome).items():
+            placeholders, ids = in_list(group)
+            await db.execute(
+                "UPDATE attendance_notice SET status = {}, sent_at = {}, channels = {} "
+                f"WHERE id IN {placeholders}",
+                status,
+                now,
+                channels,
+                *ids,
+            )
+    return sum(1 for status, _ in outcome.values() if status == "sent")
+
+
+def _grouped(outcome: dict[int, tuple[str, str]]) -> dict[tuple[str, str], list[int]]:
+    groups: dict[tuple[str, str], list[int]] = {}
+    for notice_id, key in outcome.items():
+        groups.setdefault(key, []).append(notice_id)
+    return groups
+
+
+def mark_line(locale: str, mark: dict[str, Any]) -> str:
+    """One line of a notice: the lesson's time and subject, absent or late by so many minutes."""
+    subject = mark.get(f"name_{locale}") or mark.get("name_fr") or ""
+    when = f"{t(mark['starts_at']).strftime('%H:%M')}–{t(mark['ends_at']).strftime('%H:%M')}"
+    if mark["kind"] == "absent":
+        return "- " + translated(locale, "{time} {subject}: absent", time=when, subject=subject)
+    return "- " + translated(
+        locale, "{time} {subject}: late by {minutes} min", time=when, subject=subject, minutes=mark["minutes"]
+    )
+
+
+async def deliver_alerts(services: Services, alert_ids: list[int]) -> int:
+    """E-mail a raised alert to the pupil's guardians, homeroom teacher and the school's directors."""
+    if not alert_ids:
+        return 0
+    db = services.db
+    placeholders, ids = in_list(alert_ids)
+    async with db.scoped(Scope.everything(), write=False):
+        alerts = await db.fetch(
+            "SELECT a.id, a.student_id, a.minutes, a.school_id, st.first_name, st.last_name, st.first_name_ar, "
+            f"st.last_name_ar, c.homeroom_teacher_id FROM attendance_alert a JOIN student st ON st.id = a.student_id "
+            f"JOIN school_class c ON c.id = a.class_id WHERE a.id IN {placeholders}",
+            *ids,
+        )
+        recipients: dict[int, list[dict[str, Any]]] = {}
+        for a in alerts:
+            people = await db.fetch(
+                "SELECT DISTINCT p.id, p.email, p.locale FROM person p WHERE p.active AND (p.id IN "
+                "(SELECT person_id FROM guardianship WHERE student_id = {}) OR p.id = {} OR p.id IN "
+                "(SELECT person_id FROM membership WHERE role = 'school_director' AND tenant_id = {}))",
+                a["student_id"],
+                a["homeroom_teacher_id"] or -1,
+                a["school_id"],
+            )
+            recipients[a["id"]] = people
+    count = 0
+    for a in alerts:
+        school = await services.tenants.by_id(a["school_id"])
+        for person in recipients[a["id"]]:
+            locale = person["locale"] if person["locale"] in LOCALES else "fr"
+            pupil = name_of(a, locale)
+            hours = round(a["minutes"] / 60, 1)
+            try:
+                await services.mailer.send(
+                    Mail(
+                        to=person["email"],
+                        subject=translated(locale, "Attendance alert: {name}", name=pupil),
+                        body=translated(
+                            locale,
+                            "{name} ({school}) has {hours} hours of unjustified absence in the last days. "
+                            "Please get in touch with the school.",
+                            name=pupil,
+                            school=school.title(locale) if school else "",
+                            hours=hours,
+                        ),
+                    )
+                )
+                count += 1
+            except Exception:
+                log.exception("attendance alert not delivered", extra={"alert": a["id"]})
+    return count
+
+
+async def deliver(services: Services, notice_ids: list[int], alert_ids: list[int]) -> None:
+    """Deliver what a committed submission created."""
+    await deliver_notices(services, notice_ids)
+    await deliver_alerts(services, alert_ids)

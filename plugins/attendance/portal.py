@@ -1,0 +1,650 @@
+"""Portal pages of the attendance module (server-rendered, phone first, under ``/t/<tenant>/…``).
+
+* ``/attendance/`` — role-aware: a teacher's lessons of the day (take attendance), a family's
+  children with their absences, the director's links (review, statistics, alerts), a region's
+  or province's dashboard link;
+* ``/attendance/sessions/{slot}/{date}`` — THE REGISTER: every pupil present unless marked absent
+  or late (with minutes), saved in one request; the director corrects a past day with a reason;
+* ``/attendance/pupils/{id}`` — a child's absences and lateness with the state of their
+  justification, and the form to justify absences (reason, note, document);
+* ``/attendance/review`` — the director's pending justifications, accepted or rejected;
+* ``/attendance/stats`` — statistics per class (school) or per school (province, region), the
+  at-risk list, the CSV export.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.datastructures import UploadFile
+from litestar.exceptions import ClientException, HTTPException, NotFoundException, PermissionDeniedException
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect
+from markupsafe import Markup, escape
+
+from core.context import Ctx, RequestContext
+from core.db import scope_filter
+from core.i18n import gettext_
+from core.plugins import DashboardCard
+from core.rendering import Row, page
+from core.school.service import Invalid
+from plugins.attendance import api, notify, service, stats
+
+STATUS_LABELS = {"present": "Present", "absent": "Absent", "late": "Late"}
+STATE_LABELS = {
+    None: "To justify",
+    "pending": "Justification sent",
+    "accepted": "Justified",
+    "rejected": "Justification rejected",
+}
+
+
+def _hm(value: Any) -> str:
+    return service.t(value).strftime("%H:%M")
+
+
+def _name(row: dict[str, Any], locale: str) -> tuple[str, str | None]:
+    name = service.name_of(row, locale)
+    arabic = locale == "ar" and bool(row.get("first_name_ar") or row.get("last_name_ar"))
+    return name, ("fr" if locale == "ar" and not arabic else None)
+
+
+async def _form(request: Request[Any, Any, Any]) -> Any:
+    content_type = request.content_type[0]
+    if content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return {}
+    return await request.form()
+
+
+def _field(form: Any, name: str) -> str:
+    value = form.get(name) if form else None
+    return value if isinstance(value, str) else ""
+
+
+def _message(exc: HTTPException) -> str:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    if extra:
+        return "; ".join(str(item.get("message", "")) for item in extra if isinstance(item, dict))
+    return str(exc.detail)
+
+
+# -- home --------------------------------------------------------------------------------------
+
+
+@get("/attendance/", opt={"permission": "attendance.view"}, include_in_schema=False, name="attendance-home")
+async def home(ctx: Ctx, day: FromQuery[date | None] = None) -> Any:
+    """The module's home for the caller's roles (``day``: the director's registers of another day)."""
+    db = ctx.services.db
+    tenant = ctx.require_tenant()
+    today = service.local_today()
+    shown = min(day or today, today)
+    lessons: list[dict[str, Any]] = []
+    registers: list[dict[str, Any]] = []
+    children: list[dict[str, Any]] = []
+    pending = 0
+    if "teacher" in ctx.roles and tenant.kind == "school":
+        async with db.scoped(ctx.scope, write=False):
+            for r in await service.teacher_day(ctx, tenant.id, today):
+                lessons.append(
+                    Row(
+                        slot_id=r["slot_id"],
+                        class_name=r["class_name"],
+                        subject_code=r["subject_code"],
+                        time=f"{_hm(r['starts_at'])}–{_hm(r['ends_at'])}",
+                        taken=r["session_id"] is not None,
+                        absent=r["absent"],
+                        late=r["late"],
+                        url=ctx.url(f"/attendance/sessions/{r['slot_id']}/{today.isoformat()}"),
+                    )
+                )
+    if ctx.roles & {"parent", "student"}:
+        scope = await api.family_scope(ctx)
+        where, args = scope_filter(scope, "s")
+        since = today - timedelta(days=30)
+        async with db.scoped(scope, write=False):
+            rows = await db.fetch(
+                "SELECT s.id, s.first_name, s.last_name, s.first_name_ar, s.last_name_ar, "
+                "(SELECT COUNT(*) FROM attendance_mark m WHERE m.student_id = s.id AND m.kind = 'absent' "
+                "AND m.on_date >= {}) AS absent, (SELECT COUNT(*) FROM attendance_mark m WHERE m.student_id = s.id "
+                "AND m.kind = 'absent' AND m.justification_id IS NULL) AS unjustified FROM student s "
+                "WHERE (s.person_id = {} OR s.id IN (SELECT student_id FROM guardianship WHERE person_id = {})) "
+                f"AND {where} ORDER BY s.first_name, s.id",
+                since,
+                ctx.person_id,
+                ctx.person_id,
+                *args,
+            )
+            notices = await api.family_notices(ctx, scope, limit=10)
+        for r in rows:
+            name, lang = _name(r, ctx.locale)
+            children.append(Row(id=r["id"], name=name, lang=lang, absent=r["absent"], unjustified=r["unjustified"]))
+    else:
+        notices = []
+    if "school_director" in ctx.roles and tenant.kind == "school":
+        where, args = scope_filter(ctx.scope, "j")
+        async with db.scoped(ctx.scope, write=False):
+            pending = int(
+                await db.fetchval(
+                    f"SELECT COUNT(*) FROM attendance_justification j WHERE j.school_id = {{}} AND j.state = 'pending' "
+                    f"AND {where}",
+                    tenant.id,
+                    *args,
+                )
+                or 0
+            )
+    if "school_director" in ctx.roles and tenant.kind == "school":
+        async with db.scoped(ctx.scope, write=False):
+            for r in await service.teacher_day(ctx, tenant.id, shown, whole_school=True):
+                registers.append(
+                    Row(
+                        slot_id=r["slot_id"],
+                        class_name=r["class_name"],
+                        subject_code=r["subject_code"],
+                        time=f"{_hm(r['starts_at'])}–{_hm(r['ends_at'])}",
+                        taken=r["session_id"] is not None,
+                        absent=r["absent"],
+                        late=r["late"],
+                        url=ctx.url(f"/attendance/sessions/{r['slot_id']}/{shown.isoformat()}"),
+                    )
+                )
+    notice_rows = []
+    for n in notices:
+        name, lang = _name(n, ctx.locale)
+        notice_rows.append(
+            Row(
+                kind=n["kind"],
+                name=name,
+                lang=lang,
+                day=service.d(n["on_date"]) if n["on_date"] else None,
+                absent=n["absent"],
+                late=n["late"],
+                hours=round((n["minutes"] or 0) / 60, 1),
+                student_id=n["student_id"],
+            )
+        )
+    return page(
+        ctx,
+        "attendance/home.html",
+        today=today,
+        shown=shown,
+        lessons=lessons,
+        registers=registers,
+        children=children,
+        notices=notice_rows,
+        pending=pending,
+        director="school_director" in ctx.roles,
+        admin=bool(ctx.roles & ({"school_director"} | {"region_admin", "province_admin", "platform_admin"})),
+    )
+
+
+# -- the register ------------------------------------------------------------------------------
+
+
+def _register_rows(ctx: RequestContext, view: dict[str, Any], posted: dict[int, tuple[str, str]] | None) -> list[Row]:
+    rows = []
+    for p in view["pupils"]:
+        name, lang = _name(p, ctx.locale)
+        status, minutes = p["status"], str(p["minutes"] or "")
+        if posted is not None:
+            status, minutes = posted.get(p["student_id"], ("present", ""))
+        rows.append(
+            Row(
+                id=p["student_id"],
+                name=name,
+                lang=lang,
+                code=p["national_code"],
+                status=status,
+                minutes=minutes,
+                justification=p["justification"],
+            )
+        )
+    return rows
+
+
+def register_html(rows: list[Row], length: int, locked: bool) -> Markup:
+    """The register's pupils as HTML: a labelled present/absent/late choice and the minutes late for each.
+
+    The register is the teacher's hot page (a class of 45 on a phone, every lesson): its rows are built here
+    with every value passed through ``escape`` rather than through 45 iterations of template logic.
+    """
+    labels = [(value, escape(gettext_(label))) for value, label in STATUS_LABELS.items()]
+    legend = gettext_("Attendance of {name}")
+    minutes_for = gettext_("Minutes late for {name}")
+    minute = escape(gettext_("min"))
+    disabled = " disabled" if locked else ""
+    out = []
+    for row in rows:
+        sid = int(row["id"])
+        name = row["name"]
+        choices = "".join(
+            f'<label class="choice choice-{value}"><input type="radio" name="status_{sid}" value="{value}"'
+            f"{' checked' if row['status'] == value else ''}> <span>{label}</span></label>"
+            for value, label in labels
+        )
+        lang = f' lang="{escape(row["lang"])}"' if row["lang"] else ""
+        out.append(
+            f'<li data-student="{sid}" data-status="{escape(row["status"])}">'
+            f'<span class="who" id="who-{sid}"><span{lang}>{escape(name)}</span> '
+            f"<small><bdi>{escape(row['code'])}</bdi></small></span>"
+            f'<fieldset aria-labelledby="who-{sid}"{disabled}>'
+            f'<legend class="sr-only">{escape(legend.format(name=name))}</legend>{choices}</fieldset>'
+            f'<label class="sr-only" for="minutes-{sid}">{escape(minutes_for.format(name=name))}</label>'
+            f'<input class="minutes" type="number" inputmode="numeric" min="1" max="{int(length)}" '
+            f'id="minutes-{sid}" name="minutes_{sid}" value="{escape(row["minutes"])}" placeholder="{minute}"'
+            f"{disabled}></li>\n"
+        )
+    return Markup("".join(out))
+
+
+def _render_register(
+    ctx: RequestContext,
+    slot: dict[str, Any],
+    view: dict[str, Any],
+    *,
+    status: int = 200,
+    notice: str | None = None,
+    error: str | None = None,
+    posted: dict[int, tuple[str, str]] | None = None,
+    reason: str = "",
+) -> Any:
+    today = service.local_today()
+    director = service.is_director(ctx)
+    locked = None
+    if not director and view["date"] != today:
+        locked = gettext_("Attendance of another day is corrected by the director.")
+    rows = _register_rows(ctx, view, posted)
+    length = service.slot_minutes(slot["starts_at"], slot["ends_at"])
+    return page(
+        ctx,
+        "attendance/take.html",
+        status=status,
+        view=view,
+        rows=rows,
+        rows_html=register_html(rows, length, locked is not None),
+        notice=notice,
+        error=error,
+        locked=locked,
+        needs_reason=director and view["taken"] and view["date"] < today,
+        reason=reason,
+    )
+
+
+@get(
+    "/attendance/sessions/{slot_id:int}/{on_date:date}",
+    opt={"permission": "attendance.take"},
+    include_in_schema=False,
+)
+async def register(
+    ctx: Ctx, slot_id: FromPath[int], on_date: FromPath[date], saved: FromQuery[int | None] = None
+) -> Any:
+    """The class register of a lesson on a day."""
+    api.school_of(ctx)
+    async with ctx.services.db.scoped(ctx.scope, write=False):
+        slot = await service.get_slot(ctx, slot_id)
+        service.check_teacher(ctx, slot)
+        view = await service.session_view(ctx, slot, on_date)
+    return _render_register(ctx, slot, view, notice=gettext_("Attendance saved.") if saved else None)
+
+
+@post(
+    "/attendance/sessions/{slot_id:int}/{on_date:date}",
+    opt={"permission": "attendance.take"},
+    include_in_schema=False,
+    status_code=200,
+)
+async def save_register(
+    ctx: Ctx, slot_id: FromPath[int], on_date: FromPath[date], request: Request[Any, Any, Any]
+) -> Any:
+    """Save the register: the pupils marked absent or late; everyone else present."""
+    api.school_of(ctx)
+    db = ctx.services.db
+    form = await _form(request)
+    async with db.scoped(ctx.scope, write=False):
+        slot = await service.get_slot(ctx, slot_id)
+        service.check_teacher(ctx, slot)
+    posted: dict[int, tuple[str, str]] = {}
+    entries: list[service.Entry] = []
+    errors: list[str] = []
+    for key in form.keys() if form else []:
+        if not key.startswith("status_") or not key[7:].isdigit():
+            continue
+        sid = int(key[7:])
+        status = _field(form, key)
+        minutes = _field(form, f"minutes_{sid}").strip()
+        posted[sid] = (status, minutes)
+        if status == "absent":
+            entries.append(service.Entry(student_id=sid, status="absent"))
+        elif status == "late":
+            if not minutes.isdigit():
+                errors.append(gettext_("Give the minutes late as a whole number."))
+                continue
+            entries.append(service.Entry(student_id=sid, status="late", minutes=int(minutes)))
+        elif status != "present":
+            errors.append(gettext_("Choose present, absent or late."))
+    reason = _field(form, "reason")
+    error = "; ".join(dict.fromkeys(errors)) if errors else None
+    status_code = 400
+    if error is None:
+        try:
+            async with db.scoped(ctx.scope):
+                taken = await service.take(ctx, slot, on_date, entries, reason)
+            await notify.deliver(ctx.services, taken.notices, taken.alerts)
+            await ctx.services.emit(taken.events)
+            return Redirect(ctx.url(f"/attendance/sessions/{slot_id}/{on_date.isoformat()}?saved=1"), status_code=303)
+        except (ClientException, PermissionDeniedException) as exc:
+            error, status_code = _message(exc), exc.status_code
+    async with db.scoped(ctx.scope, write=False):
+        view = await service.session_view(ctx, slot, on_date)
+    return _render_register(ctx, slot, view, status=status_code, error=error, posted=posted, reason=reason)
+
+
+# -- a family's page ---------------------------------------------------------------------------
+
+
+async def _pupil_page(
+    ctx: RequestContext, student_id: int, *, status: int = 200, error: str | None = None, notice: str | None = None
+) -> Any:
+    db = ctx.services.db
+    scope = await api.family_scope(ctx)
+    async with db.scoped(scope, write=False):
+        pupil = await service.family_pupil(ctx, scope_filter(scope, "s"), student_id)
+        marks = await service.pupil_marks(db, student_id)
+        reasons = await service.reasons(db, pupil["region_id"])
+        where, args = scope_filter(scope, "j")
+        justifications = await db.fetch(
+            f"SELECT {service.JUSTIFICATION_COLUMNS} FROM attendance_justification j JOIN student st "
+            f"ON st.id = j.student_id WHERE j.student_id = {{}} AND {where} ORDER BY j.id DESC",
+            student_id,
+            *args,
+        )
+    name, lang = _name(pupil, ctx.locale)
+    rows = []
+    for m in marks:
+        state = "accepted" if m["justified"] else m["justification"]
+        rows.append(
+            Row(
+                id=m["id"],
+                day=service.d(m["on_date"]),
+                time=f"{_hm(m['starts_at'])}–{_hm(m['ends_at'])}",
+                subject=m.get(f"subject_{ctx.locale}") or m.get("subject_fr") or m["subject_code"],
+                kind=m["kind"],
+                minutes=m["minutes"],
+                state=state,
+                state_label=STATE_LABELS.get(state, state) if m["kind"] == "absent" else "",
+                can_justify=m["kind"] == "absent" and state in (None, "rejected"),
+            )
+        )
+    return page(
+        ctx,
+        "attendance/pupil.html",
+        status=status,
+        pupil=Row(id=student_id, name=name, lang=lang),
+        rows=rows,
+        reasons=[Row(code=r["code"], label=r.get(f"label_{ctx.locale}") or r["label_fr"]) for r in reasons],
+        justifications=[
+            Row(
+                id=j["id"],
+                state=j["state"],
+                reason=j["reason_code"],
+                note=j["note"],
+                has_file=bool(j["file_key"]),
+                review_note=j["review_note"],
+            )
+            for j in justifications
+        ],
+        can_justify="parent" in ctx.roles,
+        error=error,
+        notice=notice,
+        absent_hours=round(sum(m["minutes"] for m in marks if m["kind"] == "absent") / 60, 1),
+        unjustified_hours=round(
+            sum(m["minutes"] for m in marks if m["kind"] == "absent" and not m["justified"]) / 60, 1
+        ),
+    )
+
+
+@get("/attendance/pupils/{student_id:int}", opt={"permission": "attendance.view"}, include_in_schema=False)
+async def pupil_page(ctx: Ctx, student_id: FromPath[int], sent: FromQuery[int | None] = None) -> Any:
+    """A child's (or one's own) absences and lateness, and the justification form."""
+    notice = gettext_("Your justification was sent to the school.") if sent else None
+    return await _pupil_page(ctx, student_id, notice=notice)
+
+
+@post(
+    "/attendance/pupils/{student_id:int}/justify",
+    opt={"permission": "attendance.justify"},
+    include_in_schema=False,
+    status_code=200,
+)
+async def justify_form(ctx: Ctx, student_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
+    """Send a justification from the child's page (multipart: absences, reason, note, document)."""
+    form = await _form(request)
+    ids = [
+        int(v)
+        for v in (form.getall("absence") if form and "absence" in form else [])
+        if isinstance(v, str) and v.isdigit()
+    ]
+    upload = form.get("document") if form else None
+    try:
+        if not ids:
+            raise Invalid("absences", gettext_("Tick the absences to justify."))
+        attachment = await api.read_attachment(ctx, upload if isinstance(upload, UploadFile) else None)
+        await api.justify(ctx, student_id, ids, _field(form, "reason"), _field(form, "note"), attachment)
+    except NotFoundException:
+        raise
+    except HTTPException as exc:
+        if exc.status_code == 413:
+            message = gettext_("The document is too large (at most 5 MB).")
+        elif exc.status_code == 415:
+            message = gettext_("Send a PDF or a photo (JPEG, PNG or WebP).")
+        else:
+            message = _message(exc)
+        return await _pupil_page(ctx, student_id, status=exc.status_code, error=message)
+    return Redirect(ctx.url(f"/attendance/pupils/{student_id}?sent=1"), status_code=303)
+
+
+@get(
+    "/attendance/justifications/{justification_id:int}/document",
+    opt={"permission": "attendance.view"},
+    include_in_schema=False,
+)
+async def document_page(ctx: Ctx, justification_id: FromPath[int]) -> Any:
+    """The document of a justification (its family, the school's reviewers)."""
+    return await api.document(ctx, justification_id)
+
+
+# -- the director's review ---------------------------------------------------------------------
+
+
+@get("/attendance/review", opt={"permission": "attendance.review"}, include_in_schema=False)
+async def review_page(ctx: Ctx, done: FromQuery[str | None] = None) -> Any:
+    """Justifications waiting for the director, with their absences and document."""
+    tenant = api.school_of(ctx)
+    db = ctx.services.db
+    where, args = scope_filter(ctx.scope, "j")
+    async with db.scoped(ctx.scope, write=False):
+        rows = await db.fetch(
+            f"SELECT {service.JUSTIFICATION_COLUMNS} FROM attendance_justification j JOIN student st "
+            f"ON st.id = j.student_id WHERE j.school_id = {{}} AND j.state = 'pending' AND {where} ORDER BY j.id",
+            tenant.id,
+            *args,
+        )
+        reasons = {r["code"]: r for r in await service.reasons(db, tenant.region_id)}
+        items = []
+        for r in rows:
+            name, lang = _name(r, ctx.locale)
+            reason = reasons.get(r["reason_code"], {})
+            items.append(
+                Row(
+                    id=r["id"],
+                    name=name,
+                    lang=lang,
+                    code=r["national_code"],
+                    reason=reason.get(f"label_{ctx.locale}") or reason.get("label_fr") or r["reason_code"],
+                    note=r["note"],
+                    has_file=bool(r["file_key"]),
+                    absences=[
+                        Row(day=service.d(m["on_date"]), time=_hm(m["starts_at"]), subject=m["subject_code"])
+                        for m in await service.justification_marks(db, r["id"])
+                    ],
+                )
+            )
+    notice = None
+    if done == "accepted":
+        notice = gettext_("The justification was accepted.")
+    elif done == "rejected":
+        notice = gettext_("The justification was rejected.")
+    return page(ctx, "attendance/review.html", items=items, notice=notice)
+
+
+@post(
+    "/attendance/justifications/{justification_id:int}/review",
+    opt={"permission": "attendance.review"},
+    include_in_schema=False,
+    status_code=200,
+)
+async def review_form(ctx: Ctx, justification_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
+    """Accept or reject a justification from the review page."""
+    tenant = api.school_of(ctx)
+    form = await _form(request)
+    decision = _field(form, "decision")
+    if decision not in ("accepted", "rejected"):
+        raise Invalid("decision", "accepted or rejected")
+    db = ctx.services.db
+    async with db.scoped(ctx.scope):
+        row = await service.get_justification(db, scope_filter(ctx.scope, "j"), justification_id, tenant.id)
+        await service.review(ctx, row, decision, _field(form, "note").strip()[:2000])
+    return Redirect(ctx.url(f"/attendance/review?done={decision}"), status_code=303)
+
+
+# -- statistics --------------------------------------------------------------------------------
+
+
+@get("/attendance/stats", opt={"permission": "attendance.stats"}, include_in_schema=False)
+async def stats_page(ctx: Ctx) -> Any:
+    """Statistics below the tenant (classes of a school, schools of a province or region) and the at-risk list."""
+    tenant = ctx.require_tenant()
+    level = "class" if tenant.kind == "school" else "school"
+    result = await api.tenant_stats(ctx, level, None, None)
+    async with ctx.services.db.scoped(ctx.scope, write=False):
+        risk = await service.at_risk(ctx.services.db, tenant, service.local_today(), scope_filter(ctx.scope, "m"))
+    total = stats.finish(
+        {
+            "expected": sum(g["expected_hours"] * 60 for g in result["groups"]),
+            "absent": sum(g["absent_hours"] * 60 for g in result["groups"]),
+            "justified": sum(g["justified_hours"] * 60 for g in result["groups"]),
+            "late": sum(g["late_minutes"] for g in result["groups"]),
+            "pupils": sum(g["pupils"] for g in result["groups"]),
+        }
+    )
+    at_risk = []
+    for r in risk["pupils"]:
+        name, lang = _name(r, ctx.locale)
+        at_risk.append(
+            Row(
+                name=name,
+                lang=lang,
+                code=r["national_code"],
+                class_name=r["class_name"],
+                school=r.get(f"school_name_{ctx.locale}") or r["school_name_fr"],
+                hours=round(r["minutes"] / 60, 1),
+                days=r["days"],
+            )
+        )
+    return page(
+        ctx,
+        "attendance/stats.html",
+        level=level,
+        result=result,
+        groups=[
+            Row(g, name=(g.get(f"name_{ctx.locale}") or g["name_fr"]) if level != "class" else g["name_fr"])
+            for g in result["groups"]
+        ],
+        total=total,
+        at_risk=at_risk,
+        rule=risk["rule"],
+        csv_url=ctx.url(f"/api/v1/attendance/stats.csv?level={level}"),
+    )
+
+
+# -- contributions -----------------------------------------------------------------------------
+
+
+async def dashboard_cards(ctx: RequestContext) -> list[DashboardCard]:
+    """A director's pending justifications; an administrator's at-risk count."""
+    tenant = ctx.tenant
+    if tenant is None or ctx.identity is None:
+        return []
+    db = ctx.services.db
+    cards = []
+    if "school_director" in ctx.roles and tenant.kind == "school":
+        scope = await ctx.scope_for("attendance.review")
+        where, args = scope_filter(scope, "j")
+        async with db.scoped(scope, write=False):
+            pending = await db.fetchval(
+                f"SELECT COUNT(*) FROM attendance_justification j WHERE j.school_id = {{}} AND j.state = 'pending' "
+                f"AND {where}",
+                tenant.id,
+                *args,
+            )
+        cards.append(
+            DashboardCard(
+                title="Justifications to review",
+                body=gettext_("{count} waiting", count=int(pending or 0)),
+                url="/attendance/review",
+                order=25,
+            )
+        )
+    if ctx.roles & {"school_director", "region_admin", "province_admin"}:
+        cards.append(
+            DashboardCard(
+                title="Attendance statistics",
+                body=gettext_("Absence rates and pupils at risk"),
+                url="/attendance/stats",
+                order=26,
+            )
+        )
+    return cards
+
+
+async def child_overview(ctx: RequestContext, child_id: int) -> list[dict[str, Any]]:
+    """A section for a guardian's child page: absences of the last 30 days and those still to justify."""
+    if ctx.identity is None:
+        return []
+    db = ctx.services.db
+    scope = await api.family_scope(ctx)
+    since = service.local_today() - timedelta(days=30)
+    async with db.scoped(scope, write=False):
+        try:
+            await service.family_pupil(ctx, scope_filter(scope, "s"), child_id)
+        except NotFoundException:
+            return []
+        marks = await service.pupil_marks(db, child_id, since)
+    absent = [m for m in marks if m["kind"] == "absent"]
+    to_justify = sum(1 for m in absent if m["justification"] is None and not m["justified"])
+    return [
+        {
+            "title": "Attendance",
+            "body": gettext_(
+                "{absent} absences and {late} late arrivals in 30 days; {todo} to justify.",
+                absent=len(absent),
+                late=len(marks) - len(absent),
+                todo=to_justify,
+            ),
+            "url": f"/attendance/pupils/{child_id}",
+        }
+    ]
+
+
+ATTENDANCE_PORTAL: list[Any] = [
+    home,
+    register,
+    save_register,
+    pupil_page,
+    justify_form,
+    document_page,
+    review_page,
+    review_form,
+    stats_page,
+]

@@ -1,0 +1,840 @@
+"""Attendance services: taking attendance, corrections, notices, justifications, rules and alerts.
+
+Every function runs inside a transaction its caller opened with ``db.scoped(scope)`` (tenant rows of
+another school read as missing). Presence is never stored: a session row records that attendance was
+taken, mark rows exist only for absent or late pupils.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
+from typing import Any, Literal, NamedTuple
+from zoneinfo import ZoneInfo
+
+import msgspec
+from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
+
+from core import audit
+from core.context import RequestContext
+from core.db import Database, in_list, scope_filter
+from core.events import Event
+from core.school.service import Invalid, current_year
+from core.tenancy import TenantInfo
+
+TIMEZONE = ZoneInfo("Africa/Casablanca")
+DIRECTORS = frozenset({"school_director", "platform_admin"})
+REVIEWERS = frozenset({"school_director", "platform_admin"})
+JUSTIFICATION_STATES = ("pending", "accepted", "rejected")
+EPOCH = date(2000, 1, 1)
+
+
+class Entry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A pupil who was not simply present: ``absent``, or ``late`` by ``minutes``."""
+
+    student_id: int
+    status: Literal["absent", "late"]
+    minutes: int | None = None
+
+
+class Taken(NamedTuple):
+    """What a register submission produced: its view, and what to deliver and emit after commit."""
+
+    view: dict[str, Any]
+    notices: list[int]
+    alerts: list[int]
+    events: list[Event]
+
+
+class Unprocessable(ClientException):
+    """409: the request conflicts with the record's state."""
+
+    status_code = 409
+
+
+def local_today() -> date:
+    """Today in Morocco (sessions and same-day rules follow the school's clock)."""
+    return datetime.now(TIMEZONE).date()
+
+
+def d(value: Any) -> date:
+    """A date from a database value (``date`` on PostgreSQL, ISO text on SQLite)."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def t(value: Any) -> time:
+    """A time from a database value."""
+    return value if isinstance(value, time) else time.fromisoformat(str(value)[:8])
+
+
+def slot_minutes(starts_at: Any, ends_at: Any) -> int:
+    """Length of a lesson in minutes."""
+    a, b = t(starts_at), t(ends_at)
+    return (b.hour * 60 + b.minute) - (a.hour * 60 + a.minute)
+
+
+def window_number(day: date, window_days: int) -> int:
+    """Which rule window a day falls in (alerts fire at most once per window)."""
+    return (day - EPOCH).days // max(1, window_days)
+
+
+def is_director(ctx: RequestContext) -> bool:
+    """Whether the caller acts as the school's director."""
+    return bool(ctx.roles & DIRECTORS)
+
+
+def name_of(row: dict[str, Any], locale: str) -> str:
+    """A pupil's name in the reader's script when it exists."""
+    if locale == "ar" and (row.get("first_name_ar") or row.get("last_name_ar")):
+        return f"{row.get('last_name_ar') or ''} {row.get('first_name_ar') or ''}".strip()
+    return f"{row.get('last_name') or ''} {row.get('first_name') or ''}".strip()
+
+
+# -- the calendar ------------------------------------------------------------------------------
+
+
+#: Calendars and rules are reference data read on every register: kept per process for a minute.
+CACHE_SECONDS = 60.0
+_calendars: dict[tuple[int, int | None, date], tuple[float, dict[str, Any]]] = {}
+_rules: dict[tuple[int, int | None], tuple[float, dict[str, int]]] = {}
+
+
+def forget_cached() -> None:
+    """Drop the cached calendars and rules (after a change in this process)."""
+    _calendars.clear()
+    _rules.clear()
+
+
+async def calendar(db: Database, region_id: int | None, on: date | None = None) -> dict[str, Any]:
+    """The school year containing ``on``, its terms as they apply in the region, and its holidays (cached 60 s)."""
+    key = (id(db), region_id, on or local_today())
+    hit = _calendars.get(key)
+    if hit is not None and hit[0] > monotonic():
+        return hit[1]
+    value = await _calendar(db, region_id, key[2])
+    if len(_calendars) > 1000:
+        _calendars.clear()
+    _calendars[key] = (monotonic() + CACHE_SECONDS, value)
+    return value
+
+
+async def _calendar(db: Database, region_id: int | None, on: date) -> dict[str, Any]:
+    year = await current_year(db, on)
+    terms = await db.fetch(
+        "SELECT id, number, starts_on, ends_on, tenant_id FROM term WHERE school_year_id = {} "
+        "AND (tenant_id IS NULL OR tenant_id = {}) ORDER BY number",
+        year["id"],
+        region_id or -1,
+    )
+    own = [r for r in terms if r["tenant_id"] is not None]
+    chosen = own or [r for r in terms if r["tenant_id"] is None]
+    holidays = await db.fetch(
+        "SELECT starts_on, ends_on FROM holiday WHERE school_year_id = {} AND (tenant_id IS NULL OR tenant_id = {})",
+        year["id"],
+        region_id or -1,
+    )
+    return {
+        "year": year,
+        "terms": [(r["id"], d(r["starts_on"]), d(r["ends_on"])) for r in chosen],
+        "holidays": [(d(h["starts_on"]), d(h["ends_on"])) for h in holidays],
+    }
+
+
+def school_days(cal: dict[str, Any], start: date, end: date) -> list[date]:
+    """Days of ``[start, end]`` inside a term and outside holidays (weekdays decide which lessons happen)."""
+    out = []
+    day = start
+    while day <= end:
+        in_term = any(a <= day <= b for _, a, b in cal["terms"])
+        if in_term and not any(a <= day <= b for a, b in cal["holidays"]):
+            out.append(day)
+        day += timedelta(days=1)
+    return out
+
+
+def check_session_day(slot: dict[str, Any], on_date: date, cal: dict[str, Any], today: date) -> None:
+    """400 unless the slot's lesson takes place on that day (weekday, validity, term, holidays) and it is not future."""
+    if on_date > today:
+        raise Invalid("date", "attendance cannot be taken for a day to come")
+    if on_date.isoweekday() != slot["weekday"]:
+        raise Invalid("date", f"this lesson takes place on weekday {slot['weekday']}, not on {on_date.isoformat()}")
+    if not d(slot["valid_from"]) <= on_date <= d(slot["valid_to"]):
+        raise Invalid("date", "this lesson is not in the timetable on that day")
+    if not school_days(cal, on_date, on_date):
+        raise Invalid("date", f"{on_date.isoformat()} is not a school day (holiday or outside the terms)")
+
+
+# -- sessions ----------------------------------------------------------------------------------
+
+SLOT_COLUMNS = (
+    "s.id, s.class_id, s.subject_code, s.teacher_id, s.weekday, s.starts_at, s.ends_at, s.valid_from, s.valid_to, "
+    "s.region_id, s.province_id, s.school_id, c.name AS class_name, c.homeroom_teacher_id"
+)
+
+
+async def get_slot(ctx: RequestContext, slot_id: int) -> dict[str, Any]:
+    """A timetable slot of the request's school inside the scope; 404 otherwise."""
+    where, args = scope_filter(ctx.scope, "s")
+    tenant = ctx.require_tenant()
+    row = await ctx.services.db.fetchrow(
+        f"SELECT {SLOT_COLUMNS} FROM timetable_slot s JOIN school_class c ON c.id = s.class_id "
+        f"WHERE s.id = {{}} AND s.school_id = {{}} AND {where}",
+        slot_id,
+        tenant.id,
+        *args,
+    )
+    if row is None:
+        raise NotFoundException(f"No lesson {slot_id} in this school.")
+    return row
+
+
+def check_teacher(ctx: RequestContext, slot: dict[str, Any]) -> None:
+    """403 unless the caller teaches this lesson (or directs the school)."""
+    if not is_director(ctx) and slot["teacher_id"] != ctx.person_id:
+        raise PermissionDeniedException("This lesson is not in your timetable.")
+
+
+async def roster(db: Database, class_id: int, on_date: date) -> list[dict[str, Any]]:
+    """Pupils enrolled in the class on that day, by name."""
+    return await db.fetch(
+        "SELECT st.id, st.national_code, st.first_name, st.last_name, st.first_name_ar, st.last_name_ar "
+        "FROM enrolment e JOIN student st ON st.id = e.student_id WHERE e.class_id = {} AND e.starts_on <= {} "
+        "AND (e.ends_on IS NULL OR e.ends_on > {}) ORDER BY st.last_name, st.first_name, st.id",
+        class_id,
+        on_date,
+        on_date,
+    )
+
+
+async def session_marks(db: Database, session_id: int) -> dict[int, dict[str, Any]]:
+    """The absent and late pupils of a session, by pupil."""
+    rows = await db.fetch(
+        "SELECT m.id, m.student_id, m.kind, m.minutes, m.justified, m.justification_id, j.state AS justification "
+        "FROM attendance_mark m LEFT JOIN attendance_justification j ON j.id = m.justification_id "
+        "WHERE m.session_id = {}",
+        session_id,
+    )
+    return {r["student_id"]: r for r in rows}
+
+
+def build_view(
+    slot: dict[str, Any],
+    on_date: date,
+    pupils: list[dict[str, Any]],
+    marks: dict[int, dict[str, Any]],
+    version: int | None,
+) -> dict[str, Any]:
+    """The register as shown: every pupil with ``present``/``absent``/``late`` (``version`` None: not taken)."""
+    rows = []
+    absent = late = 0
+    for p in pupils:
+        mark = marks.get(p["id"])
+        status = mark["kind"] if mark else "present"
+        absent += status == "absent"
+        late += status == "late"
+        rows.append(
+            {
+                "student_id": p["id"],
+                "national_code": p["national_code"],
+                "first_name": p["first_name"],
+                "last_name": p["last_name"],
+                "first_name_ar": p["first_name_ar"],
+                "last_name_ar": p["last_name_ar"],
+                "status": status,
+                "minutes": mark["minutes"] if mark and status == "late" else None,
+                "justification": mark.get("justification") if mark else None,
+            }
+        )
+    return {
+        "slot_id": slot["id"],
+        "class_id": slot["class_id"],
+        "class_name": slot["class_name"],
+        "subject_code": slot["subject_code"],
+        "date": on_date,
+        "starts_at": t(slot["starts_at"]).strftime("%H:%M"),
+        "ends_at": t(slot["ends_at"]).strftime("%H:%M"),
+        "taken": version is not None,
+        "version": version or 0,
+        "pupils": rows,
+        "absent": absent,
+        "late": late,
+        "present": len(rows) - absent - late,
+    }
+
+
+async def session_view(ctx: RequestContext, slot: dict[str, Any], on_date: date) -> dict[str, Any]:
+    """The class on a lesson's day: every pupil with ``present``/``absent``/``late``, and whether it was taken.
+
+    One query: the pupils enrolled that day, each with their mark in the lesson's register (if any).
+    """
+    db = ctx.services.db
+    rows = await db.fetch(
+        "SELECT st.id, st.national_code, st.first_name, st.last_name, st.first_name_ar, st.last_name_ar, "
+        "se.version, m.kind, m.minutes, j.state AS justification "
+        "FROM enrolment e JOIN student st ON st.id = e.student_id "
+        "LEFT JOIN attendance_session se ON se.slot_id = {} AND se.on_date = {} "
+        "LEFT JOIN attendance_mark m ON m.session_id = se.id AND m.student_id = st.id "
+        "LEFT JOIN attendance_justification j ON j.id = m.justification_id "
+        "WHERE e.class_id = {} AND e.starts_on <= {} AND (e.ends_on IS NULL OR e.ends_on > {}) "
+        "ORDER BY st.last_name, st.first_name, st.id",
+        slot["id"],
+        on_date,
+        slot["class_id"],
+        on_date,
+        on_date,
+    )
+    if rows:
+        version = rows[0]["version"]
+    else:
+        version = await db.fetchval(
+            "SELECT version FROM attendance_session WHERE slot_id = {} AND on_date = {}", slot["id"], on_date
+        )
+    marks = {r["id"]: r for r in rows if r["kind"] is not None}
+    return build_view(slot, on_date, rows, marks, version)
+
+
+def check_entries(entries: list[Entry], pupils: dict[int, dict[str, Any]], length: int) -> list[dict[str, str]]:
+    """Problems with a submission, naming the pupils (empty when it is valid)."""
+    problems: list[dict[str, str]] = []
+    seen: set[int] = set()
+    for entry in entries:
+        key = f"entries[{entry.student_id}]"
+        if entry.student_id not in pupils:
+            problems.append({"key": key, "message": f"pupil {entry.student_id} is not in this class"})
+            continue
+        who = name_of(pupils[entry.student_id], "fr")
+        if entry.student_id in seen:
+            problems.append({"key": key, "message": f"{who} ({entry.student_id}) appears twice"})
+        seen.add(entry.student_id)
+        if entry.status == "late":
+            if entry.minutes is None or not 1 <= entry.minutes <= length:
+                problems.append(
+                    {"key": key, "message": f"{who} ({entry.student_id}): minutes late must be between 1 and {length}"}
+                )
+        elif entry.minutes is not None:
+            problems.append({"key": key, "message": f"{who} ({entry.student_id}): an absent pupil has no minutes late"})
+    return problems
+
+
+async def take(
+    ctx: RequestContext,
+    slot: dict[str, Any],
+    on_date: date,
+    entries: list[Entry],
+    reason: str | None,
+    today: date | None = None,
+) -> Taken:
+    """Record (or correct) the attendance of a lesson on a day, atomically; idempotent.
+
+    Returns the session's view, the ids of the family notices created (at most one per pupil and
+    day) and of the alerts raised, to deliver after commit, and the ``attendance.recorded`` event
+    (when something changed) to emit after commit. Refused with nothing written: a
+    lesson not the caller's (403), a teacher outside the lesson's day (403), a day without that
+    lesson (400), a pupil not in the class (400 naming the pupil), a director's correction of a past
+    day without a reason (400).
+    """
+    db = ctx.services.db
+    assert ctx.person_id is not None
+    today = today or local_today()
+    check_teacher(ctx, slot)
+    director = is_director(ctx)
+    cal = await calendar(db, slot["region_id"], on_date)
+    check_session_day(slot, on_date, cal, today)
+    if not director and on_date != today:
+        raise PermissionDeniedException(
+            "Teachers take and correct attendance on the day of the lesson; later corrections go to the director."
+        )
+    length = slot_minutes(slot["starts_at"], slot["ends_at"])
+    pupils = {p["id"]: p for p in await roster(db, slot["class_id"], on_date)}
+    problems = check_entries(entries, pupils, length)
+    if problems:
+        raise ClientException("; ".join(p["message"] for p in problems), extra=problems)
+    wanted = {e.student_id: (e.status, length if e.status == "absent" else int(e.minutes or 0)) for e in entries}
+    now = datetime.now(UTC)
+    cols = [slot["region_id"], slot["province_id"], slot["school_id"]]
+    created = await db.fetchrow(
+        "INSERT INTO attendance_session (region_id, province_id, school_id, slot_id, class_id, on_date, minutes, "
+        "teacher_id, taken_by, taken_at, updated_at, version) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 1) "
+        "ON CONFLICT (slot_id, on_date) DO NOTHING RETURNING id",
+        *cols,
+        slot["id"],
+        slot["class_id"],
+        on_date,
+        length,
+        slot["teacher_id"],
+        ctx.person_id,
+        now,
+        now,
+    )
+    lock = " FOR UPDATE" if db.dialect == "postgres" else ""
+    session = await db.fetchrow(
+        f"SELECT id, version FROM attendance_session WHERE slot_id = {{}} AND on_date = {{}}{lock}", slot["id"], on_date
+    )
+    assert session is not None
+    current = {} if created else await session_marks(db, session["id"])
+    before = {sid: (m["kind"], m["minutes"]) for sid, m in current.items()}
+    changed = bool(created) or before != wanted
+    if changed and director and on_date < today and not (reason or "").strip():
+        raise Invalid("reason", "recording or correcting a past day needs a reason")
+    if changed:
+        gone = [sid for sid in before if sid not in wanted]
+        if gone:
+            placeholders, ids = in_list(gone)
+            await db.execute(
+                f"DELETE FROM attendance_mark WHERE session_id = {{}} AND student_id IN {placeholders}",
+                session["id"],
+                *ids,
+            )
+        added = [(sid, kind, minutes) for sid, (kind, minutes) in wanted.items() if sid not in before]
+        if added:
+            values: list[Any] = []
+            for sid, kind, minutes in added:
+                values += [*cols, session["id"], slot["class_id"], sid, on_date, kind, minutes, False]
+            await db.execute(
+                "INSERT INTO attendance_mark (region_id, province_id, school_id, session_id, class_id, student_id, "
+                "on_date, kind, minutes, justified) VALUES "
+                + ", ".join("({}, {}, {}, {}, {}, {}, {}, {}, {}, {})" for _ in added),
+                *values,
+            )
+        for sid, (kind, minutes) in wanted.items():
+            if sid in before and before[sid] != (kind, minutes):
+                await db.execute(
+                    "UPDATE attendance_mark SET kind = {}, minutes = {}, "
+                    "justified = CASE WHEN {} = 'absent' THEN justified ELSE {} END "
+                    "WHERE session_id = {} AND student_id = {}",
+                    kind,
+                    minutes,
+                    kind,
+                    False,
+                    session["id"],
+                    sid,
+                )
+        if not created:
+            await db.execute(
+                "UPDATE attendance_session SET version = version + 1, updated_at = {}, taken_by = {} WHERE id = {}",
+                now,
+                ctx.person_id,
+                session["id"],
+            )
+        if not created or on_date < today:
+            school = await ctx.services.tenants.by_id(slot["school_id"])
+            await audit.record(
+                db,
+                actor_id=ctx.person_id,
+                action="attendance.correct" if not created else "attendance.record_late",
+                object_type="attendance_session",
+                object_id=session["id"],
+                tenant=school,
+                before=_marks_json(before),
+                after=_marks_json(wanted),
+                reason=(reason or "").strip(),
+            )
+    notices: list[int] = []
+    alerts: list[int] = []
+    if wanted and on_date == today:
+        notices = await create_notices(db, cols, list(wanted), on_date, now)
+    absent = [sid for sid, (kind, _) in wanted.items() if kind == "absent"]
+    if absent and changed:
+        alerts = await raise_alerts(db, slot["region_id"], absent, today, now)
+    version = session["version"] + (1 if changed and not created else 0)
+    marks = {
+        sid: {
+            "kind": kind,
+            "minutes": minutes,
+            "justification": current[sid]["justification"] if sid in current and kind == "absent" else None,
+        }
+        for sid, (kind, minutes) in wanted.items()
+    }
+    events = []
+    if changed:
+        events.append(
+            Event(
+                name="attendance.recorded",
+                tenant_id=slot["school_id"],
+                school_id=slot["school_id"],
+                actor_id=ctx.person_id,
+                data={
+                    "slot_id": slot["id"],
+                    "class_id": slot["class_id"],
+                    "date": on_date.isoformat(),
+                    "absent": sorted(sid for sid, (kind, _) in wanted.items() if kind == "absent"),
+                    "late": sorted(sid for sid, (kind, _) in wanted.items() if kind == "late"),
+                    "correction": not created,
+                },
+            )
+        )
+    view = build_view(slot, on_date, list(pupils.values()), marks, version)
+    return Taken(view, notices, alerts, events)
+
+
+def _marks_json(marks: dict[int, tuple[str, int]]) -> dict[str, Any]:
+    return {str(sid): {"status": kind, "minutes": minutes} for sid, (kind, minutes) in sorted(marks.items())}
+
+
+async def create_notices(
+    db: Database, cols: list[Any], student_ids: list[int], on_date: date, now: datetime
+) -> list[int]:
+    """One family notice per pupil and day: the unique key makes a second one (any session, any request) a no-op."""
+    if not student_ids:
+        return []
+    values: list[Any] = []
+    for sid in student_ids:
+        values += [*cols, sid, on_date, now]
+    rows = await db.fetch(
+        "INSERT INTO attendance_notice (region_id, province_id, school_id, student_id, on_date, created_at, kind, "
+        "status, channels) VALUES "
+        + ", ".join("({}, {}, {}, {}, {}, {}, 'absence', 'pending', '')" for _ in student_ids)
+        + " ON CONFLICT (student_id, on_date, kind) DO NOTHING RETURNING id",
+        *values,
+    )
+    return [int(r["id"]) for r in rows]
+
+
+# -- rules and alerts -------------------------------------------------------------------------
+
+
+async def rule_for(db: Database, region_id: int | None) -> dict[str, int]:
+    """The alert threshold of a region (its own, else the national one); cached 60 s."""
+    hit = _rules.get((id(db), region_id))
+    if hit is not None and hit[0] > monotonic():
+        return hit[1]
+    value = await _rule_for(db, region_id)
+    _rules[(id(db), region_id)] = (monotonic() + CACHE_SECONDS, value)
+    return value
+
+
+async def _rule_for(db: Database, region_id: int | None) -> dict[str, int]:
+    rows = await db.fetch(
+        "SELECT tenant_id, unjustified_hours, window_days FROM attendance_rule "
+        "WHERE tenant_id IS NULL OR tenant_id = {}",
+        region_id or -1,
+    )
+    chosen = next((r for r in rows if r["tenant_id"] is not None), None) or next(
+        (r for r in rows if r["tenant_id"] is None), None
+    )
+    if chosen is None:
+        return {"unjustified_hours": 10, "window_days": 30}
+    return {"unjustified_hours": int(chosen["unjustified_hours"]), "window_days": int(chosen["window_days"])}
+
+
+async def set_rule(ctx: RequestContext, region: TenantInfo, hours: int, window_days: int) -> None:
+    """Set a region's threshold (audited)."""
+    db = ctx.services.db
+    before = await _rule_for(db, region.id)
+    forget_cached()
+    existing = await db.fetchval("SELECT id FROM attendance_rule WHERE tenant_id = {}", region.id)
+    if existing is None:
+        await db.execute(
+            "INSERT INTO attendance_rule (tenant_id, unjustified_hours, window_days) VALUES ({}, {}, {})",
+            region.id,
+            hours,
+            window_days,
+        )
+    else:
+        await db.execute(
+            "UPDATE attendance_rule SET unjustified_hours = {}, window_days = {} WHERE id = {}",
+            hours,
+            window_days,
+            existing,
+        )
+    await audit.record(
+        db,
+        actor_id=ctx.person_id,
+        action="attendance.rule",
+        object_type="attendance_rule",
+        object_id=region.id,
+        tenant=region,
+        before=before,
+        after={"unjustified_hours": hours, "window_days": window_days},
+    )
+
+
+async def raise_alerts(
+    db: Database, region_id: int | None, student_ids: list[int], today: date, now: datetime
+) -> list[int]:
+    """Alerts for those pupils whose unjustified absences in the rule's window reach the threshold (set-based)."""
+    rule = await rule_for(db, region_id)
+    start = today - timedelta(days=rule["window_days"] - 1)
+    placeholders, ids = in_list(student_ids)
+    rows = await db.fetch(
+        "INSERT INTO attendance_alert (region_id, province_id, school_id, student_id, class_id, window_no, minutes, "
+        "created_at) SELECT m.region_id, m.province_id, m.school_id, m.student_id, MAX(m.class_id), {}, "
+        "SUM(m.minutes), {} FROM attendance_mark m "
+        f"WHERE m.student_id IN {placeholders} AND m.kind = 'absent' AND m.justified = {{}} "
+        "AND m.on_date >= {} AND m.on_date <= {} GROUP BY m.region_id, m.province_id, m.school_id, m.student_id "
+        "HAVING SUM(m.minutes) >= {} ON CONFLICT (student_id, window_no) DO NOTHING RETURNING id",
+        window_number(today, rule["window_days"]),
+        now,
+        *ids,
+        False,
+        start,
+        today,
+        rule["unjustified_hours"] * 60,
+    )
+    return [int(r["id"]) for r in rows]
+
+
+async def at_risk(db: Database, node: TenantInfo, today: date, scope_sql: tuple[str, list[Any]]) -> dict[str, Any]:
+    """Pupils of a school, province or region whose unjustified hours in the rule's window reach the threshold."""
+    rule = await rule_for(db, node.region_id)
+    start = today - timedelta(days=rule["window_days"] - 1)
+    where, args = scope_sql
+    column = {"school": "school_id", "province": "province_id", "region": "region_id"}.get(node.kind)
+    node_filter, node_args = (f"m.{column} = {{}}", [node.id]) if column else ("1=1", [])
+    rows = await db.fetch(
+        "SELECT m.student_id, SUM(m.minutes) AS minutes, COUNT(DISTINCT m.on_date) AS days, "
+        "MAX(m.on_date) AS last_day, "
+        "st.national_code, st.first_name, st.last_name, st.first_name_ar, st.last_name_ar, st.school_id, "
+        "c.name AS class_name, te.name_fr AS school_name_fr, te.name_ar AS school_name_ar "
+        "FROM attendance_mark m JOIN student st ON st.id = m.student_id "
+        "JOIN school_class c ON c.id = m.class_id JOIN tenant te ON te.id = st.school_id "
+        f"WHERE m.kind = 'absent' AND m.justified = {{}} AND m.on_date >= {{}} AND m.on_date <= {{}} AND {node_filter} "
+        f"AND {where} GROUP BY m.student_id, st.national_code, st.first_name, st.last_name, st.first_name_ar, "
+        "st.last_name_ar, st.school_id, c.name, te.name_fr, te.name_ar HAVING SUM(m.minutes) >= {} "
+        "ORDER BY SUM(m.minutes) DESC, m.student_id",
+        False,
+        start,
+        today,
+        *node_args,
+        *args,
+        rule["unjustified_hours"] * 60,
+    )
+    return {"rule": rule, "from": start, "to": today, "pupils": rows}
+
+
+# -- justifications ----------------------------------------------------------------------------
+
+
+async def reasons(db: Database, region_id: int | None) -> list[dict[str, Any]]:
+    """The reasons families may give in a region (its own list, else the national one)."""
+    rows = await db.fetch(
+        "SELECT tenant_id, code, label_fr, label_ar, label_en, position FROM attendance_reason "
+        "WHERE tenant_id IS NULL OR tenant_id = {} ORDER BY position, code",
+        region_id or -1,
+    )
+    own = [r for r in rows if r["tenant_id"] is not None]
+    return own or rows
+
+
+async def set_reasons(ctx: RequestContext, region: TenantInfo, items: list[dict[str, str]]) -> None:
+    """Replace a region's list of reasons (audited)."""
+    db = ctx.services.db
+    before = [r["code"] for r in await reasons(db, region.id)]
+    await db.execute("DELETE FROM attendance_reason WHERE tenant_id = {}", region.id)
+    for position, item in enumerate(items):
+        await db.execute(
+            "INSERT INTO attendance_reason (tenant_id, code, label_fr, label_ar, label_en, position) "
+            "VALUES ({}, {}, {}, {}, {}, {})",
+            region.id,
+            item["code"],
+            item["label_fr"],
+            item.get("label_ar", ""),
+            item.get("label_en", ""),
+            position,
+        )
+    await audit.record(
+        db,
+        actor_id=ctx.person_id,
+        action="attendance.reasons",
+        object_type="attendance_reason",
+        object_id=region.id,
+        tenant=region,
+        before=before,
+        after=[i["code"] for i in items],
+    )
+
+
+async def family_pupil(ctx: RequestContext, scope_sql: tuple[str, list[Any]], student_id: int) -> dict[str, Any]:
+    """The pupil if the caller is the pupil or one of their guardians (one query); 404 otherwise."""
+    assert ctx.person_id is not None
+    where, args = scope_sql
+    row = await ctx.services.db.fetchrow(
+        "SELECT s.id, s.school_id, s.region_id, s.province_id, s.national_code, s.first_name, s.last_name, "
+        "s.first_name_ar, s.last_name_ar, s.person_id FROM student s WHERE s.id = {} AND (s.person_id = {} OR EXISTS "
+        f"(SELECT 1 FROM guardianship g WHERE g.student_id = s.id AND g.person_id = {{}})) AND {where}",
+        student_id,
+        ctx.person_id,
+        ctx.person_id,
+        *args,
+    )
+    if row is None:
+        raise NotFoundException("No such pupil.")
+    return row
+
+
+async def pupil_marks(db: Database, student_id: int, start: date | None = None) -> list[dict[str, Any]]:
+    """A pupil's absences and lateness (newest first), with the lesson and the justification's state."""
+    extra, extra_args = ("AND m.on_date >= {} ", [start]) if start else ("", [])
+    return await db.fetch(
+        "SELECT m.id, m.on_date, m.kind, m.minutes, m.justified, m.justification_id, j.state AS justification, "
+        "s.subject_code, s.starts_at, s.ends_at, sb.name_fr AS subject_fr, sb.name_ar AS subject_ar, "
+        "sb.name_en AS subject_en FROM attendance_mark m JOIN attendance_session se ON se.id = m.session_id "
+        "JOIN timetable_slot s ON s.id = se.slot_id LEFT JOIN subject sb ON sb.code = s.subject_code "
+        "LEFT JOIN attendance_justification j ON j.id = m.justification_id "
+        f"WHERE m.student_id = {{}} {extra}ORDER BY m.on_date DESC, s.starts_at DESC",
+        student_id,
+        *extra_args,
+    )
+
+
+async def create_justification(
+    ctx: RequestContext,
+    pupil: dict[str, Any],
+    mark_ids: list[int],
+    reason_code: str,
+    note: str,
+    file_key: str | None,
+    file_type: str | None,
+    file_size: int | None,
+) -> int:
+    """A family's justification of some of a pupil's absences (pending review); 400 on a wrong mark or reason."""
+    db = ctx.services.db
+    codes = {r["code"] for r in await reasons(db, pupil["region_id"])}
+    if reason_code not in codes:
+        raise Invalid("reason", f"choose one of: {', '.join(sorted(codes))}")
+    if not mark_ids:
+        raise Invalid("absences", "choose at least one absence")
+    placeholders, ids = in_list(sorted(set(mark_ids)))
+    rows = await db.fetch(
+        f"SELECT m.id, m.kind, m.justification_id, j.state FROM attendance_mark m LEFT JOIN attendance_justification j "
+        f"ON j.id = m.justification_id WHERE m.student_id = {{}} AND m.id IN {placeholders}",
+        pupil["id"],
+        *ids,
+    )
+    found = {r["id"]: r for r in rows}
+    for mid in ids:
+        if mid not in found:
+            raise Invalid("absences", f"absence {mid} is not one of this pupil's")
+        if found[mid]["kind"] != "absent":
+            raise Invalid("absences", f"{mid} is a late arrival, not an absence")
+        if found[mid]["state"] in ("pending", "accepted"):
+            raise Unprocessable(f"Absence {mid} already has a justification that is {found[mid]['state']}.")
+    row = await db.fetchrow(
+        "INSERT INTO attendance_justification (region_id, province_id, school_id, student_id, submitted_by, "
+        "reason_code, note, file_key, file_type, file_size, state, created_at, review_note) "
+        "VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 'pending', {}, '') RETURNING id",
+        pupil["region_id"],
+        pupil["province_id"],
+        pupil["school_id"],
+        pupil["id"],
+        ctx.person_id,
+        reason_code,
+        note,
+        file_key,
+        file_type,
+        file_size,
+        datetime.now(UTC),
+    )
+    assert row is not None
+    await db.execute(
+        f"UPDATE attendance_mark SET justification_id = {{}} WHERE student_id = {{}} AND id IN {placeholders}",
+        row["id"],
+        pupil["id"],
+        *ids,
+    )
+    return int(row["id"])
+
+
+JUSTIFICATION_COLUMNS = (
+    "j.id, j.student_id, j.reason_code, j.note, j.file_key, j.file_type, j.file_size, j.state, j.created_at, "
+    "j.reviewed_by, j.reviewed_at, j.review_note, j.school_id, st.first_name, st.last_name, st.first_name_ar, "
+    "st.last_name_ar, st.national_code"
+)
+
+
+async def get_justification(
+    db: Database, scope_sql: tuple[str, list[Any]], justification_id: int, school_id: int | None = None
+) -> dict[str, Any]:
+    """A justification inside the scope (and the school, when given); 404 otherwise."""
+    where, args = scope_sql
+    extra, extra_args = (" AND j.school_id = {}", [school_id]) if school_id is not None else ("", [])
+    row = await db.fetchrow(
+        f"SELECT {JUSTIFICATION_COLUMNS} FROM attendance_justification j JOIN student st ON st.id = j.student_id "
+        f"WHERE j.id = {{}}{extra} AND {where}",
+        justification_id,
+        *extra_args,
+        *args,
+    )
+    if row is None:
+        raise NotFoundException(f"No justification {justification_id} here.")
+    return row
+
+
+async def justification_marks(db: Database, justification_id: int) -> list[dict[str, Any]]:
+    """The absences a justification covers."""
+    return await db.fetch(
+        "SELECT m.id, m.on_date, m.minutes, s.subject_code, s.starts_at FROM attendance_mark m "
+        "JOIN attendance_session se ON se.id = m.session_id JOIN timetable_slot s ON s.id = se.slot_id "
+        "WHERE m.justification_id = {} ORDER BY m.on_date, s.starts_at",
+        justification_id,
+    )
+
+
+async def review(ctx: RequestContext, justification: dict[str, Any], decision: str, note: str) -> dict[str, Any]:
+    """Accept or reject a pending justification (the covered absences become justified or stay unjustified)."""
+    if decision not in ("accepted", "rejected"):
+        raise Invalid("decision", "accepted or rejected")
+    db = ctx.services.db
+    now = datetime.now(UTC)
+    changed = await db.fetchrow(
+        "UPDATE attendance_justification SET state = {}, reviewed_by = {}, reviewed_at = {}, review_note = {} "
+        "WHERE id = {} AND state = 'pending' RETURNING id",
+        decision,
+        ctx.person_id,
+        now,
+        note,
+        justification["id"],
+    )
+    if changed is None:
+        raise Unprocessable(f"This justification was already {justification['state']}.")
+    await db.execute(
+        "UPDATE attendance_mark SET justified = {} WHERE justification_id = {}",
+        decision == "accepted",
+        justification["id"],
+    )
+    school = await ctx.services.tenants.by_id(justification["school_id"])
+    await audit.record(
+        db,
+        actor_id=ctx.person_id,
+        action=f"attendance.justification_{decision}",
+        object_type="attendance_justification",
+        object_id=justification["id"],
+        tenant=school,
+        before={"state": "pending"},
+        after={"state": decision},
+        reason=note,
+    )
+    return {**justification, "state": decision, "reviewed_by": ctx.person_id, "reviewed_at": now, "review_note": note}
+
+
+# -- teacher's day -----------------------------------------------------------------------------
+
+
+async def teacher_day(
+    ctx: RequestContext, school_id: int, on_date: date, *, whole_school: bool = False
+) -> list[dict[str, Any]]:
+    """The caller's lessons at the school on a day (every lesson of the school for its director), with whether
+    attendance was taken and the counts."""
+    db = ctx.services.db
+    where, args = scope_filter(ctx.scope, "s")
+    cal = await calendar(db, ctx.require_tenant().region_id, on_date)
+    if not school_days(cal, on_date, on_date):
+        return []
+    teacher, teacher_args = ("", []) if whole_school else ("s.teacher_id = {} AND ", [ctx.person_id])
+    return await db.fetch(
+        "SELECT s.id AS slot_id, s.class_id, c.name AS class_name, s.subject_code, s.starts_at, s.ends_at, "
+        "se.id AS session_id, "
+        "(SELECT COUNT(*) FROM attendance_mark m WHERE m.session_id = se.id AND m.kind = 'absent') AS absent, "
+        "(SELECT COUNT(*) FROM attendance_mark m WHERE m.session_id = se.id AND m.kind = 'late') AS late "
+        "FROM timetable_slot s JOIN school_class c ON c.id = s.class_id "
+        "LEFT JOIN attendance_session se ON se.slot_id = s.id AND se.on_date = {} "
+        f"WHERE {teacher}s.school_id = {{}} AND s.weekday = {{}} AND s.valid_from <= {{}} AND s.valid_to >= {{}} "
+        f"AND {where} ORDER BY s.starts_at, c.name",
+        on_date,
+        *teacher_args,
+        school_id,
+        on_date.isoweekday(),
+        on_date,
+        on_date,
+        *args,
+    )
