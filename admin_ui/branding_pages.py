@@ -24,7 +24,7 @@ from core.context import Ctx, RequestContext
 from core.i18n import gettext_
 from core.tenancy import TenantInfo
 from tenants import service
-from tenants.service import Invalid
+from tenants.service import Conflict, Invalid
 
 PERMISSION = "tenants.manage"
 
@@ -141,7 +141,7 @@ async def save_branding(ctx: Ctx, slug: FromPath[str], request: Request[Any, Any
     errors = _errors(values)
     if errors:
         return await _branding_page(ctx, node, values=values, errors=errors, status=400)
-    async with ctx.services.db.scoped(await service.console_scope(ctx, PERMISSION)):
+    async with service.tenant_change(ctx, await service.console_scope(ctx, PERMISSION)):
         await service.set_branding(
             ctx,
             node,
@@ -163,7 +163,7 @@ async def upload_logo(ctx: Ctx, slug: FromPath[str], request: Request[Any, Any, 
         return await _branding_page(ctx, node, errors={"logo": gettext_("Choose an image file.")}, status=400)
     data = await upload.read(service.LOGO_MAX_BYTES + 1)
     try:
-        async with ctx.services.db.scoped(await service.console_scope(ctx, PERMISSION)):
+        async with service.tenant_change(ctx, await service.console_scope(ctx, PERMISSION)):
             await service.set_logo(ctx, node, data, upload.content_type or "", upload.filename or "")
     except Invalid as exc:
         return await _branding_page(ctx, node, errors={"logo": error_text(exc)}, status=400)
@@ -176,10 +176,14 @@ async def add_domain(ctx: Ctx, slug: FromPath[str], request: Request[Any, Any, A
     node = await service.node_in_reach(ctx, slug, PERMISSION)
     raw = text(await form_of(request), "host")
     try:
-        async with ctx.services.db.scoped(await service.console_scope(ctx, PERMISSION)):
+        async with service.tenant_change(ctx, await service.console_scope(ctx, PERMISSION)):
             await service.add_domain(ctx, node, raw)
     except Invalid as exc:
         return await _branding_page(ctx, node, errors={"host": error_text(exc)}, status=400, host=raw)
+    except Conflict:
+        # Registered by someone else at the same moment (the unique index decided).
+        message = gettext_("This host name already serves another portal.")
+        return await _branding_page(ctx, node, errors={"host": message}, status=409, host=raw)
     return Redirect(ctx.url(f"/admin/tenants/{node.slug}/branding?done=domain"), status_code=303)
 
 
@@ -193,7 +197,7 @@ async def remove_domain(ctx: Ctx, slug: FromPath[str], request: Request[Any, Any
     """Stop serving the portal on a custom host name."""
     node = await service.node_in_reach(ctx, slug, PERMISSION)
     host = text(await form_of(request), "host")
-    async with ctx.services.db.scoped(await service.console_scope(ctx, PERMISSION)):
+    async with service.tenant_change(ctx, await service.console_scope(ctx, PERMISSION)):
         await service.remove_domain(ctx, node, host)
     return Redirect(ctx.url(f"/admin/tenants/{node.slug}/branding?done=domain-removed"), status_code=303)
 

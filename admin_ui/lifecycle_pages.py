@@ -77,7 +77,7 @@ async def change_status(ctx: Ctx, slug: FromPath[str], request: Request[Any, Any
         errors["reason"] = gettext_("At most 2000 characters.")
     if errors:
         return await _lifecycle_page(ctx, node, errors=errors, form=form, status=400)
-    async with ctx.services.db.scoped(await service.console_scope(ctx, PERMISSION)):
+    async with service.tenant_change(ctx, await service.console_scope(ctx, PERMISSION)):
         await service.set_status(ctx, node, status, reason)
     # Under the prefix of a tenant that is now suspended the console itself would answer 403.
     inside = ctx.tenant is not None and node.id in ctx.tenant.path

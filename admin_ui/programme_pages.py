@@ -7,6 +7,8 @@
   (on, off or inherit, with a reason), its schools and managers;
 * ``/admin/programmes/{programme}/history`` — who changed what for the programme, and why.
 
+The platform administrator adds schools and managers, and takes schools out again with a reason.
+
 A programme someone does not manage answers 404, like an unknown one.
 """
 
@@ -15,10 +17,11 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, get, post
+from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from admin_ui.tree_pages import admin_page, error_text, form_of, text
+from admin_ui.tree_pages import SCOPE_OPTIONAL, admin_page, error_text, form_of, text
 from core.context import Ctx, RequestContext
 from core.i18n import gettext_
 from core.tenancy import SLUG_RE
@@ -62,7 +65,7 @@ async def _programme_page(
     )
 
 
-@get("/admin/programmes/", opt={"permission": "modules.view"}, include_in_schema=False)
+@get("/admin/programmes/", opt={"permission": "modules.view", SCOPE_OPTIONAL: True}, include_in_schema=False)
 async def programmes(ctx: Ctx) -> Template:
     """The programmes the caller manages."""
     return await admin_page(
@@ -103,7 +106,11 @@ async def create_programme(ctx: Ctx, request: Request[Any, Any, Any]) -> Any:
     )
 
 
-@get("/admin/programmes/{programme:str}", opt={"permission": "modules.view"}, include_in_schema=False)
+@get(
+    "/admin/programmes/{programme:str}",
+    opt={"permission": "modules.view", SCOPE_OPTIONAL: True},
+    include_in_schema=False,
+)
 async def programme_page(ctx: Ctx, programme: FromPath[str], done: FromQuery[str | None] = None) -> Template:
     """The matrix of the programme's schools × modules, with the switches."""
     row = await service.programme_by_slug(ctx, programme)
@@ -153,9 +160,47 @@ async def add_school(ctx: Ctx, programme: FromPath[str], request: Request[Any, A
         return await _programme_page(
             ctx, row, status=403, errors={"school": gettext_("This school is outside what you administer.")}, form=form
         )
-    async with ctx.services.db.scoped(scope):
-        await service.add_programme_school(ctx, row, node)
+    try:
+        async with service.tenant_change(ctx, scope):
+            await service.add_programme_school(ctx, row, node)
+    except Conflict:
+        # Added by someone else at the same moment: show the programme as it is now.
+        message = gettext_("This school was added to the programme meanwhile.")
+        return await _programme_page(ctx, row, status=409, errors={"school": message}, form=form)
     return Redirect(ctx.url(f"/admin/programmes/{row['slug']}?done=school"), status_code=303)
+
+
+@post(
+    "/admin/programmes/{programme:str}/schools/remove",
+    opt={"permission": "programmes.manage"},
+    include_in_schema=False,
+    status_code=303,
+)
+async def remove_school(ctx: Ctx, programme: FromPath[str], request: Request[Any, Any, Any]) -> Any:
+    """Take a school out of the programme, with a reason (platform administrator; audited)."""
+    row = await service.programme_by_slug(ctx, programme)
+    form = await form_of(request)
+    slug = text(form, "school").lower()
+    form = {"remove": slug, "remove_reason": text(form, "reason")}
+    node = await ctx.services.tenants.by_slug(slug) if slug else None
+    members = {s.id for s in await service.programme_schools(ctx, row)}
+    if node is None or node.id not in members:
+        message = gettext_("This school is not in the programme.")
+        return await _programme_page(ctx, row, status=404, errors={"remove": message}, form=form)
+    scope = await service.console_scope(ctx, "programmes.manage")
+    if not scope.covers(node.path):
+        message = gettext_("This school is outside what you administer.")
+        return await _programme_page(ctx, row, status=403, errors={"remove": message}, form=form)
+    try:
+        async with service.tenant_change(ctx, scope):
+            await service.remove_programme_school(ctx, row, node, form["remove_reason"])
+    except Invalid as exc:
+        errors = {"remove_" + exc.field: error_text(exc)}
+        return await _programme_page(ctx, row, status=400, errors=errors, form=form)
+    except NotFoundException:
+        message = gettext_("This school is not in the programme.")
+        return await _programme_page(ctx, row, status=404, errors={"remove": message}, form=form)
+    return Redirect(ctx.url(f"/admin/programmes/{row['slug']}?done=school-removed"), status_code=303)
 
 
 @post(
@@ -169,14 +214,18 @@ async def add_manager(ctx: Ctx, programme: FromPath[str], request: Request[Any, 
     row = await service.programme_by_slug(ctx, programme)
     form = await form_of(request)
     try:
-        async with ctx.services.db.scoped(await service.console_scope(ctx, "programmes.manage")):
+        async with service.tenant_change(ctx, await service.console_scope(ctx, "programmes.manage")):
             await service.add_programme_manager(ctx, row, text(form, "email"), text(form, "full_name"))
     except Invalid as exc:
         return await _programme_page(ctx, row, status=400, errors={exc.field: error_text(exc)}, form=form)
     return Redirect(ctx.url(f"/admin/programmes/{row['slug']}?done=manager"), status_code=303)
 
 
-@get("/admin/programmes/{programme:str}/history", opt={"permission": "audit.read"}, include_in_schema=False)
+@get(
+    "/admin/programmes/{programme:str}/history",
+    opt={"permission": "audit.read", SCOPE_OPTIONAL: True},
+    include_in_schema=False,
+)
 async def history(ctx: Ctx, programme: FromPath[str]) -> Template:
     """Who switched which module for the programme, when and why; schools and managers added."""
     row = await service.programme_by_slug(ctx, programme)
@@ -191,4 +240,4 @@ async def history(ctx: Ctx, programme: FromPath[str]) -> Template:
     )
 
 
-ROUTES = [programmes, create_programme, programme_page, switch_module, add_school, add_manager, history]
+ROUTES = [programmes, create_programme, programme_page, switch_module, add_school, remove_school, add_manager, history]

@@ -23,6 +23,10 @@ from core.tenancy import KINDS, SLUG_RE, TenantInfo
 from tenants import service
 from tenants.service import ADMIN_ROLES, Conflict, Invalid
 
+#: Marks routes that check who may see them themselves (programme pages check the programme's managers),
+#: so they can also serve someone whose scope for the permission is empty: the manager of a programme
+#: without schools yet.
+SCOPE_OPTIONAL = "scope_optional"
 #: Confirmation messages after a successful form (``?done=<code>``).
 NOTICES = {
     "created": "The tenant was created.",
@@ -34,6 +38,7 @@ NOTICES = {
     "active": "The tenant is active again.",
     "programme": "The programme was created.",
     "school": "The school was added to the programme.",
+    "school-removed": "The school was taken out of the programme. The programme's switches no longer apply to it.",
     "manager": "The manager was assigned.",
     "module": "The module switch was saved.",
 }
@@ -53,7 +58,8 @@ async def admin_roles(ctx: RequestContext) -> frozenset[str]:
     if ctx.identity is None:
         raise PermissionDeniedException("Log in first.")
     grants = await ctx.services.grants.grants(ctx.identity.id)
-    roles = frozenset(g.role for g in grants if g.role in ADMIN_ROLES and g.paths) | (
+    # A programme's manager keeps the role while the programme has no school yet.
+    roles = frozenset(g.role for g in grants if g.role in ADMIN_ROLES and (g.paths or g.programme_id is not None)) | (
         frozenset({"platform_admin"}) if service.is_platform_admin(grants) else frozenset()
     )
     if not roles:
@@ -108,7 +114,7 @@ async def breadcrumbs(ctx: RequestContext, node: TenantInfo) -> list[TenantInfo]
     return [a for a in await ctx.services.tenants.ancestors(node) if a.kind != "platform" and scope.covers(a.path)]
 
 
-@get("/admin/", opt={"permission": "tenants.view"}, include_in_schema=False, name="admin-home")
+@get("/admin/", opt={"permission": "tenants.view", SCOPE_OPTIONAL: True}, include_in_schema=False, name="admin-home")
 async def admin_home(ctx: Ctx) -> Template:
     """The console's home: each role's sections (tree, programmes, onboarding)."""
     roles = await admin_roles(ctx)
@@ -198,7 +204,7 @@ async def create_node(ctx: Ctx, request: Request[Any, Any, Any]) -> Any:
     node: TenantInfo | None = None
     if not errors:
         try:
-            async with ctx.services.db.scoped(await service.console_scope(ctx, "tenants.manage")):
+            async with service.tenant_change(ctx, await service.console_scope(ctx, "tenants.manage")):
                 node = await service.create_node(
                     ctx,
                     parent,
@@ -210,8 +216,11 @@ async def create_node(ctx: Ctx, request: Request[Any, Any, Any]) -> Any:
                     name_en=values["name_en"],
                     default_locale=values["default_locale"],
                 )
-        except Conflict:
-            errors["slug"] = gettext_("This slug is taken; choose another.")
+        except Conflict as exc:
+            if exc.field == "code":
+                errors["code"] = gettext_("This school code is taken; choose another.")
+            else:
+                errors["slug"] = gettext_("This slug is taken; choose another.")
     if node is None:
         if parent.kind == "platform":
             return await admin_page(

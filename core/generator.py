@@ -1156,7 +1156,7 @@ async def _create_tenants(
                     "school",
                     province,
                     school_slug,
-                    f"{code}{s % n_prov + 1}{s + 1:03d}",
+                    f"{code}{s % n_prov + 1:02d}{s + 1:04d}-{run.seed}-{number}",
                     f"{ar_prefix} {namesake_ar}",
                     f"{fr_prefix} {namesake}",
                     f"{namesake} {en_suffix}",

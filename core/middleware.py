@@ -152,7 +152,10 @@ class AccessMiddleware(ASGIMiddleware):
             grants = await services.grants.grants(ctx.identity.id)
             ctx.scope = scope_for(grants, services.permissions.roles_for(permission), tenant)
             ctx.roles = roles_at(grants, tenant)
-            if not ctx.scope:
+            # ``scope_optional`` pages (a programme manager's console before the programme has
+            # schools) admit a holder of the permission's role even when the scope is empty.
+            optional = handler.opt.get("scope_optional") and ctx.roles & services.permissions.roles_for(permission)
+            if not ctx.scope and not optional:
                 raise PermissionDeniedException("You have no access to this here.")
         elif ctx.identity is not None:
             grants = await services.grants.grants(ctx.identity.id)

@@ -1,4 +1,8 @@
-"""Placeholder: the console feature's tables."""
+"""The console feature's tables: none of its own.
+
+The console works on core's ``tenant``, ``tenant_domain``, ``programme`` and ``programme_school``
+tables; its migration (``m0003_console``) adds the unique index on school codes.
+"""
 
 from __future__ import annotations
 

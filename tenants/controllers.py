@@ -100,6 +100,13 @@ class SchoolRef(msgspec.Struct, forbid_unknown_fields=True):
     school: Slug
 
 
+class SchoolRemoval(msgspec.Struct, forbid_unknown_fields=True):
+    """A school leaving a programme, and why (kept in the programme's history)."""
+
+    school: Slug
+    reason: Reason
+
+
 class PersonCreate(msgspec.Struct, forbid_unknown_fields=True):
     """A person and a role at a node."""
 
@@ -173,8 +180,11 @@ class TenantController(Controller):
 
     @post("/", opt={"permission": "tenants.manage"}, status_code=201)
     async def create_node(self, ctx: Ctx, data: JSONBody[TenantCreate]) -> TenantOut:
-        """Create a region (platform admins), a province or a school (region admins of its region)."""
-        async with ctx.services.db.scoped(ctx.scope):
+        """Create a region (platform admins), a province or a school (region admins of its region).
+
+        A slug or a school code already in use answers 409 naming it, also when two requests race.
+        """
+        async with service.tenant_change(ctx, ctx.scope):
             parent = await service.visible_node(ctx, data.parent)
             node = await service.create_node(
                 ctx,
@@ -192,7 +202,7 @@ class TenantController(Controller):
     @post("/{slug:str}/status", opt={"permission": "tenants.suspend"}, status_code=200)
     async def change_status(self, ctx: Ctx, slug: FromPath[str], data: JSONBody[StatusChange]) -> TenantOut:
         """Suspend or reactivate a node; its portal shows a clear page while suspended."""
-        async with ctx.services.db.scoped(ctx.scope):
+        async with service.tenant_change(ctx, ctx.scope):
             node = await service.visible_node(ctx, slug)
             updated = await service.set_status(ctx, node, data.status, data.reason)
         return TenantOut.of(updated)
@@ -233,11 +243,20 @@ class ProgrammeController(Controller):
 
     @post("/{slug:str}/schools", opt={"permission": "programmes.manage"}, status_code=200)
     async def add_school(self, ctx: Ctx, slug: FromPath[str], data: JSONBody[SchoolRef]) -> ProgrammeOut:
-        """Add a school (from any region) to a programme."""
-        async with ctx.services.db.scoped(ctx.scope):
+        """Add a school (from any region) to a programme; a concurrent duplicate answers 409."""
+        async with service.tenant_change(ctx, ctx.scope):
             programme = await service.programme_by_slug(ctx, slug)
             school = await service.visible_node(ctx, data.school)
             await service.add_programme_school(ctx, programme, school)
+        return await programme_out(ctx, slug)
+
+    @post("/{slug:str}/schools/remove", opt={"permission": "programmes.manage"}, status_code=200)
+    async def remove_school(self, ctx: Ctx, slug: FromPath[str], data: JSONBody[SchoolRemoval]) -> ProgrammeOut:
+        """Take a school out of a programme, with a reason (platform administrators; audited; 404 if not in it)."""
+        async with service.tenant_change(ctx, ctx.scope):
+            programme = await service.programme_by_slug(ctx, slug)
+            node = await service.visible_node(ctx, data.school)
+            await service.remove_programme_school(ctx, programme, node, data.reason)
         return await programme_out(ctx, slug)
 
     @put("/{slug:str}/modules/{module:str}", opt={"permission": "modules.manage"})
@@ -260,7 +279,7 @@ class PeopleController(Controller):
     @post("/", opt={"permission": "people.manage"}, status_code=201)
     async def create(self, ctx: Ctx, data: JSONBody[PersonCreate]) -> PersonOut:
         """Create (or find) an identity and grant it a role at a node inside the caller's scope."""
-        async with ctx.services.db.scoped(ctx.scope):
+        async with service.tenant_change(ctx, ctx.scope):
             node = await service.visible_node(ctx, data.tenant)
             if data.role == "region_admin" and node.kind != "region":
                 raise NotFoundException("region_admin is granted at a region.")

@@ -7,24 +7,84 @@ checks that the nodes it touches lie inside that scope.
 from __future__ import annotations
 
 import re
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
+import msgspec
 from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
 
 from core import audit
 from core.context import RequestContext
 from core.identity import check_password_strength, normalise_email
 from core.permissions import ROLES
-from core.tenancy import KINDS, SLUG_RE, TenantInfo
+from core.scope import Scope
+from core.tenancy import KINDS, SLUG_RE, TenantInfo, parse_path
 
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+#: What the database raises when a unique index refuses a row (PostgreSQL, SQLite).
+UNIQUE_VIOLATIONS: tuple[type[Exception], ...] = (asyncpg.UniqueViolationError, sqlite3.IntegrityError)
+_NODE_COLUMNS = ", ".join(TenantInfo.__struct_fields__)
+#: Set while :func:`tenant_change` holds a transaction open: cache clearing waits for its end.
+_deferred_invalidation: ContextVar[bool] = ContextVar("tenants_deferred_invalidation", default=False)
 
 
 class Conflict(ClientException):
-    """409: the object exists already or changed meanwhile."""
+    """409: the object exists already or changed meanwhile (``field`` names the form field, when one)."""
 
     status_code = 409
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail, extra={"field": field} if field else None)
+        self.field = field
+
+
+def unique_violation(exc: BaseException) -> str | None:
+    """The index or columns a unique violation names (``None`` when ``exc`` is another error). Pure function."""
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return exc.constraint_name or str(exc)
+    if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
+        return str(exc)
+    return None
+
+
+@asynccontextmanager
+async def tenant_change(ctx: RequestContext, scope: Scope) -> AsyncIterator[None]:
+    """A scoped write transaction for changes to the tree, statuses, branding, domains, programmes or roles.
+
+    The tenant and grant caches are cleared once the transaction has ended (committed or rolled
+    back), never inside it: a row read into the cache meanwhile could still roll back, and a
+    concurrent request could cache the state from before the commit.
+    """
+    svc = ctx.services
+    token = _deferred_invalidation.set(True)
+    try:
+        async with svc.db.scoped(scope):
+            yield
+    finally:
+        _deferred_invalidation.reset(token)
+        svc.tenants.invalidate()
+        svc.grants.invalidate()
+
+
+def _changed(ctx: RequestContext, person_id: int | None = None) -> None:
+    """Cached tenants or grants are stale: cleared by :func:`tenant_change` at its end, at once without one."""
+    if _deferred_invalidation.get():
+        return
+    ctx.services.tenants.invalidate()
+    ctx.services.grants.invalidate(person_id)
+
+
+async def _fresh_node(ctx: RequestContext, node_id: int) -> TenantInfo:
+    """A node as the open transaction sees it, bypassing the cache (the transaction may still roll back)."""
+    row = await ctx.services.db.fetchrow(f"SELECT {_NODE_COLUMNS} FROM tenant WHERE id = {{}}", node_id)
+    if row is None:
+        raise NotFoundException(f"No tenant {node_id}.")
+    return msgspec.convert({**row, "path": parse_path(row["path"])}, TenantInfo)
 
 
 async def visible_node(ctx: RequestContext, slug: str) -> TenantInfo:
@@ -60,30 +120,39 @@ async def create_node(
             "slug: lower-case letters, digits and dashes",
             extra=[{"key": "slug", "message": "lower-case letters, digits and dashes, 1–80 characters"}],
         )
+    code = (code or "").strip() or None
     if await svc.db.fetchval("SELECT id FROM tenant WHERE slug = {}", slug) is not None:
-        raise Conflict(f"The slug {slug!r} is taken.")
-    row = await svc.db.fetchrow(
-        "INSERT INTO tenant (kind, parent_id, path, slug, code, name_ar, name_fr, name_en, status, default_locale, "
-        "primary_color, secondary_color, created_at) VALUES ({}, {}, '', {}, {}, {}, {}, {}, 'active', {}, "
-        "{}, {}, {}) RETURNING id",
-        kind,
-        parent.id,
-        slug,
-        code,
-        name_ar,
-        name_fr,
-        name_en,
-        default_locale,
-        parent.primary_color,
-        parent.secondary_color,
-        datetime.now(UTC),
-    )
+        raise Conflict(f"The slug {slug!r} is taken.", field="slug")
+    try:
+        row = await svc.db.fetchrow(
+            "INSERT INTO tenant (kind, parent_id, path, slug, code, name_ar, name_fr, name_en, status, default_locale, "
+            "primary_color, secondary_color, created_at) VALUES ({}, {}, '', {}, {}, {}, {}, {}, 'active', {}, "
+            "{}, {}, {}) RETURNING id",
+            kind,
+            parent.id,
+            slug,
+            code,
+            name_ar,
+            name_fr,
+            name_en,
+            default_locale,
+            parent.primary_color,
+            parent.secondary_color,
+            datetime.now(UTC),
+        )
+    except UNIQUE_VIOLATIONS as exc:
+        # Someone created the same slug or school code meanwhile (the unique indexes decide).
+        what = unique_violation(exc)
+        if what is None:
+            raise
+        if "code" in what:
+            raise Conflict(f"The school code {code!r} is taken.", field="code") from None
+        raise Conflict(f"The slug {slug!r} is taken.", field="slug") from None
     assert row is not None
     path = "/".join(str(p) for p in (*parent.path, row["id"])) + "/"
     await svc.db.execute("UPDATE tenant SET path = {} WHERE id = {}", path, row["id"])
-    svc.tenants.invalidate()
-    node = await svc.tenants.by_id(row["id"])
-    assert node is not None
+    _changed(ctx)
+    node = await _fresh_node(ctx, row["id"])
     await audit.record(
         svc.db,
         actor_id=ctx.person_id,
@@ -117,10 +186,8 @@ async def set_status(ctx: RequestContext, node: TenantInfo, status: str, reason:
         after={"status": status},
         reason=reason,
     )
-    svc.tenants.invalidate()
-    updated = await svc.tenants.by_id(node.id)
-    assert updated is not None
-    return updated
+    _changed(ctx)
+    return await _fresh_node(ctx, node.id)
 
 
 def check_module(ctx: RequestContext, module: str) -> None:
@@ -177,10 +244,11 @@ async def set_programme_module(
     before, after = await svc.modules.set(
         module, enabled, programme_id=programme["id"], actor_id=ctx.person_id, reason=reason
     )
-    # One entry per member school, so each region sees what a programme changed in its schools.
-    schools = await svc.db.fetch("SELECT tenant_id FROM programme_school WHERE programme_id = {}", programme["id"])
-    for row in schools:
-        school = await svc.tenants.by_id(row["tenant_id"])
+    # One entry per member school, so each region sees what a programme changed in its schools; one
+    # platform-level entry for a programme without schools yet.
+    rows = await svc.db.fetch("SELECT tenant_id FROM programme_school WHERE programme_id = {}", programme["id"])
+    schools = [await svc.tenants.by_id(row["tenant_id"]) for row in rows] or [None]
+    for school in schools:
         await audit.record(
             svc.db,
             actor_id=ctx.person_id,
@@ -203,15 +271,21 @@ async def create_programme(ctx: RequestContext, slug: str, name_ar: str, name_fr
             extra=[{"key": "slug", "message": "lower-case letters, digits and dashes"}],
         )
     if await svc.db.fetchval("SELECT id FROM programme WHERE slug = {}", slug) is not None:
-        raise Conflict(f"The programme {slug!r} exists.")
-    row = await svc.db.fetchrow(
-        "INSERT INTO programme (slug, name_ar, name_fr, name_en, created_at) VALUES ({}, {}, {}, {}, {}) RETURNING id",
-        slug,
-        name_ar,
-        name_fr,
-        name_en,
-        datetime.now(UTC),
-    )
+        raise Conflict(f"The programme {slug!r} exists.", field="slug")
+    try:
+        row = await svc.db.fetchrow(
+            "INSERT INTO programme (slug, name_ar, name_fr, name_en, created_at) "
+            "VALUES ({}, {}, {}, {}, {}) RETURNING id",
+            slug,
+            name_ar,
+            name_fr,
+            name_en,
+            datetime.now(UTC),
+        )
+    except UNIQUE_VIOLATIONS as exc:
+        if unique_violation(exc) is None:
+            raise
+        raise Conflict(f"The programme {slug!r} exists.", field="slug") from None
     assert row is not None
     await audit.record(
         svc.db,
@@ -234,9 +308,16 @@ async def add_programme_school(ctx: RequestContext, programme: dict[str, Any], s
         "SELECT id FROM programme_school WHERE programme_id = {} AND tenant_id = {}", programme["id"], school.id
     )
     if exists is None:
-        await svc.db.execute(
-            "INSERT INTO programme_school (programme_id, tenant_id) VALUES ({}, {})", programme["id"], school.id
-        )
+        try:
+            await svc.db.execute(
+                "INSERT INTO programme_school (programme_id, tenant_id) VALUES ({}, {})", programme["id"], school.id
+            )
+        except UNIQUE_VIOLATIONS as exc:
+            if unique_violation(exc) is None:
+                raise
+            raise Conflict(
+                f"{school.slug} was added to the programme {programme['slug']} meanwhile.", field="school"
+            ) from None
         await audit.record(
             svc.db,
             actor_id=ctx.person_id,
@@ -246,8 +327,40 @@ async def add_programme_school(ctx: RequestContext, programme: dict[str, Any], s
             tenant=school,
             after={"school": school.slug},
         )
-    svc.tenants.invalidate()
-    svc.grants.invalidate()
+    _changed(ctx)
+
+
+async def remove_programme_school(
+    ctx: RequestContext, programme: dict[str, Any], school: TenantInfo, reason: str
+) -> None:
+    """Take a school out of a programme, with a reason (audited); the programme's switches stop applying there.
+
+    404 when the school is not (or no longer) in the programme, so two concurrent removals audit once.
+    """
+    reason = reason.strip()
+    if len(reason) < 3:
+        raise Invalid("reason", "Give a reason (at least 3 characters): it goes into the history.")
+    if len(reason) > 2000:
+        raise Invalid("reason", "At most 2000 characters.")
+    svc = ctx.services
+    removed = await svc.db.fetchval(
+        "DELETE FROM programme_school WHERE programme_id = {} AND tenant_id = {} RETURNING id",
+        programme["id"],
+        school.id,
+    )
+    if removed is None:
+        raise NotFoundException(f"{school.slug} is not in the programme {programme['slug']}.")
+    await audit.record(
+        svc.db,
+        actor_id=ctx.person_id,
+        action="programme.remove_school",
+        object_type="programme",
+        object_id=programme["slug"],
+        tenant=school,
+        before={"school": school.slug},
+        reason=reason,
+    )
+    _changed(ctx)
 
 
 async def create_person(
@@ -303,7 +416,7 @@ async def add_membership(ctx: RequestContext, person_id: int, role: str, node: T
             tenant=node,
             after={"role": role},
         )
-    svc.grants.invalidate(person_id)
+    _changed(ctx, person_id)
 
 
 # -- console: reach, programmes, matrix, history, branding, domains -----------------------------
@@ -452,7 +565,7 @@ async def add_programme_manager(ctx: RequestContext, programme: dict[str, Any], 
                 tenant=school,
                 after={"manager": email},
             )
-    svc.grants.invalidate(person_id)
+    _changed(ctx, person_id)
     return person_id
 
 
@@ -601,7 +714,12 @@ async def add_domain(ctx: RequestContext, node: TenantInfo, raw: str) -> str:
         if owner == node.id:
             return host
         raise Invalid("host", "This host name already serves another portal.")
-    await svc.db.execute("INSERT INTO tenant_domain (tenant_id, host) VALUES ({}, {})", node.id, host)
+    try:
+        await svc.db.execute("INSERT INTO tenant_domain (tenant_id, host) VALUES ({}, {})", node.id, host)
+    except UNIQUE_VIOLATIONS as exc:
+        if unique_violation(exc) is None:
+            raise
+        raise Conflict(f"The host name {host} was registered meanwhile.", field="host") from None
     await audit.record(
         svc.db,
         actor_id=ctx.person_id,
@@ -611,7 +729,7 @@ async def add_domain(ctx: RequestContext, node: TenantInfo, raw: str) -> str:
         tenant=node,
         after={"host": host},
     )
-    svc.tenants.invalidate()
+    _changed(ctx)
     return host
 
 
@@ -633,7 +751,7 @@ async def remove_domain(ctx: RequestContext, node: TenantInfo, host: str) -> Non
         tenant=node,
         before={"host": host},
     )
-    svc.tenants.invalidate()
+    _changed(ctx)
 
 
 def branding_version(node: TenantInfo) -> str:
@@ -697,10 +815,8 @@ async def set_branding(
         },
         after={"display_name": name, "primary_color": primary, "secondary_color": secondary, "default_locale": locale},
     )
-    svc.tenants.invalidate()
-    updated = await svc.tenants.by_id(node.id)
-    assert updated is not None
-    return updated
+    _changed(ctx)
+    return await _fresh_node(ctx, node.id)
 
 
 def check_logo(data: bytes, declared_type: str, filename: str) -> str:
@@ -772,7 +888,5 @@ async def set_logo(ctx: RequestContext, node: TenantInfo, data: bytes, declared_
         before={"logo_key": node.logo_key},
         after={"logo_key": key, "size": len(data), "content_type": content_type},
     )
-    svc.tenants.invalidate()
-    updated = await svc.tenants.by_id(node.id)
-    assert updated is not None
-    return updated
+    _changed(ctx)
+    return await _fresh_node(ctx, node.id)

@@ -40,6 +40,8 @@ BODIES: dict[tuple[str, str], Any] = {
     },
     ("POST", "/admin/programmes/{programme:str}/schools"): {"school": FOREIGN},
     ("POST", "/admin/programmes/{programme:str}/managers"): {"email": "intruder@test.ma", "full_name": "Intrus"},
+    ("POST", "/admin/programmes/{programme:str}/schools/remove"): {"school": FOREIGN, "reason": "isolation test"},
+    ("POST", "/api/v1/programmes/{slug:str}/schools/remove"): {"school": FOREIGN, "reason": "isolation test"},
 }
 
 
