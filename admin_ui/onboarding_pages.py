@@ -15,14 +15,53 @@ from litestar.params import FromPath
 from litestar.response import Redirect
 
 from core.context import Ctx, RequestContext
+from core.i18n import gettext_
 from core.permissions import PUBLIC
 from core.rendering import page
 from tenants import onboarding
 from tenants import service as tenant_service
+from tenants.onboarding_api import BODY_LIMIT, errors_response
+from tenants.onboarding_files import translated
 
 PERMISSION = "tenants.manage"
 KIND_LABELS = {"schools": "Schools", "staff": "Staff", "students": "Pupils and guardians"}
 CYCLES = (("primaire", "Primary school"), ("college", "Middle school"), ("lycee", "High school"))
+#: Messages of the pages' own forms (message ids; the templates and handlers translate them).
+NODE_MESSAGES = {
+    "slug_taken": "This identifier is already taken: {value}",
+    "code_taken": "This code is already taken: {value}",
+    "slug": "Identifier: lower-case letters, digits and dashes, 1–80 characters.",
+    "name_fr": "The name in French is required.",
+    "other": "The node could not be created: check the fields.",
+}
+PASSWORDS_DIFFER = "The two passwords differ."
+WEAK_PASSWORD = "Choose a stronger password: at least 10 characters, mixing letters with digits or symbols."
+INVALID_LINK = "This invitation link is invalid, expired or already used."
+
+
+def _batch_page(ctx: RequestContext, batch: onboarding.BatchOut, status: int = 200, problem: str = "") -> Any:
+    return page(
+        ctx,
+        "admin/onboarding_batch.html",
+        status=status,
+        batch=batch,
+        kinds=KIND_LABELS,
+        problem=problem,
+        error_text=translated,
+        listed=onboarding.MAX_LISTED_ERRORS,
+    )
+
+
+def _node_error(exc: HTTPException, values: dict[str, str]) -> str:
+    """The translated reason a region or province could not be created."""
+    field = getattr(exc, "field", None) or next(
+        (e.get("key") for e in (exc.extra if isinstance(exc.extra, list) else []) if isinstance(e, dict)), None
+    )
+    if exc.status_code == 409 and field in ("slug", "code"):
+        return gettext_(NODE_MESSAGES[f"{field}_taken"], value=values[field])
+    if field in ("slug", "name_fr"):
+        return gettext_(NODE_MESSAGES[field])
+    return gettext_(NODE_MESSAGES["other"])
 
 
 def _text(form: Any, name: str, limit: int = 300) -> str:
@@ -79,7 +118,7 @@ async def _index(ctx: RequestContext, status: int = 200, **values: Any) -> Any:
         schools=schools,
         kinds=KIND_LABELS,
         cycles=CYCLES,
-        max_bytes=ctx.services.settings.max_upload_bytes,
+        max_bytes=onboarding.MAX_UPLOAD_BYTES,
         **values,
     )
 
@@ -90,9 +129,15 @@ async def onboarding_home(ctx: Ctx) -> Any:
     return await _index(ctx)
 
 
-@post("/admin/onboarding/upload", opt={"permission": PERMISSION}, include_in_schema=False, status_code=303)
+@post(
+    "/admin/onboarding/upload",
+    opt={"permission": PERMISSION},
+    include_in_schema=False,
+    status_code=303,
+    request_max_body_size=BODY_LIMIT,
+)
 async def upload_file(ctx: Ctx, request: Request[Any, Any, Any]) -> Any:
-    """Upload a file and go to its preview."""
+    """Upload a file (read as a stream from the spooled upload) and go to its preview."""
     actor = onboarding.actor_of(ctx)
     form = await request.form()
     kind = _text(form, "kind", 20)
@@ -105,13 +150,14 @@ async def upload_file(ctx: Ctx, request: Request[Any, Any, Any]) -> Any:
     if field_errors:
         return await _index(ctx, status=400, upload_errors=field_errors, chosen_kind=kind)
     assert isinstance(upload, UploadFile)
-    content = await upload.read()
-    limit = ctx.services.settings.max_upload_bytes
-    if len(content) > limit:
+    try:
+        batch = await onboarding.upload(actor, kind, upload.filename, upload.file)
+    except onboarding.TooLarge:
         return await _index(
             ctx, status=413, upload_errors={"file": "The file is too large: split it."}, chosen_kind=kind
         )
-    batch = await onboarding.upload(actor, kind, upload.filename, content)
+    finally:
+        await upload.close()
     return Redirect(ctx.url(f"/admin/onboarding/batches/{batch.id}"), status_code=303)
 
 
@@ -119,7 +165,19 @@ async def upload_file(ctx: Ctx, request: Request[Any, Any, Any]) -> Any:
 async def batch_page(ctx: Ctx, batch_id: FromPath[str]) -> Any:
     """The preview: counts, every error by row and column, the first rows and what will happen to them."""
     batch = await onboarding.get_batch(onboarding.actor_of(ctx), batch_id)
-    return page(ctx, "admin/onboarding_batch.html", batch=batch, kinds=KIND_LABELS)
+    return _batch_page(ctx, batch)
+
+
+@get(
+    "/admin/onboarding/batches/{batch_id:str}/errors.csv",
+    opt={"permission": PERMISSION},
+    include_in_schema=False,
+    media_type="text/csv; charset=utf-8",
+)
+async def batch_errors(ctx: Ctx, batch_id: FromPath[str]) -> Any:
+    """Every error of the batch as a CSV file, messages in the page's language."""
+    chunks = await onboarding.errors_csv(onboarding.actor_of(ctx), batch_id, ctx.locale)
+    return errors_response(chunks, batch_id)
 
 
 @get("/admin/onboarding/batches/{batch_id:str}/progress", opt={"permission": PERMISSION}, include_in_schema=False)
@@ -148,7 +206,7 @@ async def batch_commit(ctx: Ctx, batch_id: FromPath[str], request: Request[Any, 
         await onboarding.start_commit(actor, batch_id, _base(request))
     except onboarding.Conflict as exc:
         batch = await onboarding.get_batch(actor, batch_id)
-        return page(ctx, "admin/onboarding_batch.html", status=409, batch=batch, kinds=KIND_LABELS, problem=exc.detail)
+        return _batch_page(ctx, batch, 409, gettext_(exc.msgid, **exc.params))
     return Redirect(ctx.url(f"/admin/onboarding/batches/{batch_id}"), status_code=303)
 
 
@@ -164,7 +222,7 @@ async def add_school(ctx: Ctx, request: Request[Any, Any, Any]) -> Any:
     try:
         report = await onboarding.add_school(actor, fields)
     except onboarding.RolledBack as exc:
-        school_errors = {e.column: e.message for e in exc.report.errors}
+        school_errors = {e.column: translated(e) for e in exc.report.errors}
         return await _index(ctx, status=422, school_errors=school_errors, school_form=fields)
     done = "created" if report.created.get("schools") else "unchanged"
     return await _index(ctx, school_notice=done, school_form={})
@@ -228,7 +286,7 @@ async def add_node(ctx: Ctx, request: Request[Any, Any, Any]) -> Any:
                 default_locale=parent.default_locale,
             )
     except HTTPException as exc:
-        return await _index(ctx, status=exc.status_code, node_error=exc.detail, node_form=values)
+        return await _index(ctx, status=exc.status_code, node_error=_node_error(exc, values), node_form=values)
     return await _index(ctx, node_notice=values["slug"])
 
 
@@ -251,12 +309,13 @@ async def invitation_accept(ctx: Ctx, token: FromPath[str], request: Request[Any
     if row is None:
         return page(ctx, "admin/onboarding_invitation.html", status=404, invitation=None, token=token, done=False)
     if password != confirm:
-        error = "The two passwords differ."
+        error = gettext_(PASSWORDS_DIFFER)
     else:
         try:
             await onboarding.accept_invitation(ctx.services, token, str(password))
         except onboarding.Invalid as exc:
-            error = exc.extra[0]["message"] if exc.extra else exc.detail  # type: ignore[index]
+            field = exc.extra[0]["key"] if isinstance(exc.extra, list) and exc.extra else ""  # type: ignore[index]
+            error = gettext_(WEAK_PASSWORD if field == "password" else INVALID_LINK)
         else:
             return page(ctx, "admin/onboarding_invitation.html", invitation=row, token=token, done=True)
     return page(
@@ -268,6 +327,7 @@ ROUTES: list[Any] = [
     onboarding_home,
     upload_file,
     batch_page,
+    batch_errors,
     batch_progress,
     batch_commit,
     add_school,

@@ -4,14 +4,17 @@ For each size the script creates a throw-away database with an owner role and an
 (``benchmarks/generate.py``'s :class:`PgWorld`), migrates it as the owner, and in a subprocess of
 its own (so the peak resident set size belongs to that run alone) creates a region with a province
 and 50 schools, writes a pupils CSV (each pupil with one or two guardians, every guardian new), and
-runs the onboarding service on it as the application role (row-level security on): stream, check
-every cell, stage with ``COPY``, check duplicates, codes across the platform and guardians set-based,
-then write pupils, guardians, links and parent memberships with ``INSERT … SELECT`` in one
-transaction. It then checks the counts and drops the database.
+goes through the two service calls the API makes, as the application role (row-level security on):
+``upload`` (store the file in parts; read it as a stream, check every cell, stage with ``COPY``, check
+duplicates, codes across the platform and guardians set-based — for a large file this is
+``run_validation``, which the preview job the upload queues runs) and ``run_commit`` (read the
+stored file back part by part, validate it again, then write pupils, guardians, links and parent
+memberships with ``INSERT … SELECT`` in one transaction). It then checks the counts and drops the
+database.
 
 Sizes: ``20000`` pupils (30,000 guardians) and ``100000`` pupils (150,000 guardians, the headline
-figure). Rows are pupils + guardians. Target: ≥ 10,000 rows/s on the large size, and a peak memory
-that stays flat as the file grows (the ratio large/small is printed).
+figure). Rows are pupils + guardians. Target: ≥ 10,000 rows/s on the large size, upload and commit
+together, and a peak memory that stays flat as the file grows (the ratio large/small is printed).
 
     .venv/bin/python benchmarks/onboarding_import.py [--small 20000] [--large 100000]
 """
@@ -113,7 +116,7 @@ async def _child(pupils: int, data_dir: str) -> dict[str, Any]:
     from core.app import build_services
     from core.config import load_settings
     from core.scope import Scope
-    from tenants.onboarding import Actor, validate_stream
+    from tenants.onboarding import Actor, get_batch, run_commit, run_validation, upload
 
     services = build_services(load_settings())
     db = services.db
@@ -164,11 +167,17 @@ async def _child(pupils: int, data_dir: str) -> dict[str, Any]:
         actor = Actor(services, Scope(frozenset({region.id})), None, region)
         wall, cpu = time.perf_counter(), time.process_time()
         with path.open("rb") as stream:
-            async with db.scoped(actor.scope):
-                report = await validate_stream(actor, "students", stream, write=True)
+            batch = await upload(actor, "students", path.name, stream)
+        if batch.status == "validating":  # a large file: the job the upload queued runs this
+            await run_validation(actor, batch.id)
+            batch = await get_batch(actor, batch.id)
+        if batch.status != "ready":
+            raise SystemExit(f"upload refused: {batch.report.errors[:5]}")
+        upload_wall = time.perf_counter() - wall
+        report = await run_commit(actor, batch.id, "http://bench.invalid")
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         if not report.ok:
-            raise SystemExit(f"import refused: {report.errors[:5]}")
+            raise SystemExit(f"commit refused: {report.errors[:5]}")
     finally:
         await db.stop()
     return {
@@ -176,6 +185,7 @@ async def _child(pupils: int, data_dir: str) -> dict[str, Any]:
         "guardians": guardians,
         "created": report.created,
         "seconds": wall,
+        "upload_seconds": upload_wall,
         "cpu_seconds": cpu,
         "file_bytes": path.stat().st_size,
         "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
@@ -254,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append((result, rate))
         print(
             f"{pupils:>7} pupils + {result['guardians']:>7} guardians ({result['file_bytes'] / 2**20:.1f} MiB CSV): "
-            f"{result['seconds']:.1f} s, {rate:,.0f} rows/s, client CPU {result['cpu_seconds']:.1f} s "
+            f"upload {result['upload_seconds']:.1f} s + commit {result['seconds'] - result['upload_seconds']:.1f} s "
+            f"= {result['seconds']:.1f} s, {rate:,.0f} rows/s, client CPU {result['cpu_seconds']:.1f} s "
             f"({1e6 * result['cpu_seconds'] / rows:.1f} µs/row), peak RSS {result['maxrss_kib'] / 1024:.0f} MiB"
         )
         print(f"         written: {written}")
@@ -264,7 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     (small, _), (large, large_rate) = results
     ratio = large["maxrss_kib"] / small["maxrss_kib"]
     verdict = "met" if large_rate >= TARGET_ROWS_PER_SECOND else "NOT met"
-    print(f"target ≥ {TARGET_ROWS_PER_SECOND:,} rows/s on {args.large} pupils: {large_rate:,.0f} rows/s ({verdict})")
+    print(
+        f"target ≥ {TARGET_ROWS_PER_SECOND:,} rows/s (upload + commit) on {args.large} pupils: "
+        f"{large_rate:,.0f} rows/s ({verdict})"
+    )
     flat = "flat" if ratio <= FLAT_RATIO else "NOT flat"
     print(f"peak RSS large/small: {ratio:.2f} (≤ {FLAT_RATIO} counts as flat: {flat})")
     return 0

@@ -1,7 +1,10 @@
 """Onboarding a region: schools, staff, pupils and guardians from CSV or XLSX files, all or nothing.
 
-The flow: :func:`upload` validates the file, stores it and records an ``onboarding_batch`` with
-its report (nothing else is written); :func:`start_commit` claims a batch that validated and
+The flow: :func:`upload` reads the file as a stream, validates it, stores it (in parts, so no more
+than one part is ever in memory) and records an ``onboarding_batch`` with its report (nothing else
+is written; a large file is validated by a background job with progress, :func:`run_validation`);
+every error is kept in a stored error file (:func:`errors_csv`), the first 500 in the report.
+:func:`start_commit` claims a batch that validated (or one whose committing worker died) and
 :func:`run_commit` validates it again and, when every row is still valid, writes it in one scoped
 transaction (inline for small files, as a background job with progress for large ones).
 Re-running a file creates nothing new: rows already present and identical are counted as
@@ -20,12 +23,16 @@ the token is stored hashed, expires, and works once.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
+import logging
+import os
 import re
 import secrets
+import tempfile
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import IO, Any
@@ -36,10 +43,11 @@ from litestar.exceptions import ClientException, NotFoundException
 from core import audit
 from core.context import RequestContext
 from core.db import Database, in_list, scope_filter
+from core.i18n import locale_var
 from core.identity import Identity, check_password_strength, normalise_email, sha256
 from core.jobs import JobContext, register_job
 from core.mail import Mail
-from core.school.csv_import import FILE, RowError, sort_errors
+from core.school.csv_import import FILE
 from core.school.service import current_year
 from core.scope import Scope
 from core.services import Services
@@ -47,7 +55,10 @@ from core.storage import build_key
 from core.tenancy import TenantInfo
 from tenants import service as tenant_service
 from tenants.onboarding_files import (
+    COLUMNS,
+    EXTRA_COLUMNS,
     KINDS,
+    CellError,
     FileProblem,
     SchoolRow,
     StaffRow,
@@ -59,6 +70,8 @@ from tenants.onboarding_files import (
     file_error,
     map_header,
     open_table,
+    problem,
+    translated,
 )
 
 #: Errors listed in a report (all are counted).
@@ -72,15 +85,49 @@ INLINE_ROWS = 2000
 MAX_ROWS = {"schools": 5000, "staff": 200_000, "students": 1_000_000}
 INVITATION_TTL = timedelta(days=7)
 JOB_KIND = "onboarding.commit"
+VALIDATE_JOB_KIND = "onboarding.validate"
+#: An XLSX file larger than this is previewed by a background job (its rows are not counted up front).
+INLINE_XLSX_BYTES = 256 * 1024
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: Files are stored in parts of this size, so no more than one part is ever held in memory.
+PART_BYTES = 8 * 1024 * 1024
+#: A batch ``committing`` for longer than this lost its worker: a new commit may claim it.
+STALE_CLAIM = timedelta(minutes=15)
+
+
+def _upload_limit(environ: dict[str, str] | os._Environ[str] = os.environ) -> int:
+    """Onboarding's own upload cap: ``MADRASA_ONBOARDING_MAX_BYTES``, 200 MiB by default."""
+    raw = environ.get("MADRASA_ONBOARDING_MAX_BYTES", "").strip()
+    try:
+        return int(raw) if raw else 200 * 1024 * 1024
+    except ValueError:
+        raise ValueError(f"MADRASA_ONBOARDING_MAX_BYTES: expected a whole number, got {raw!r}") from None
+
+
+#: Largest file onboarding accepts (a 100,000-pupil CSV is about 14 MiB; general uploads keep their own cap).
+MAX_UPLOAD_BYTES = _upload_limit()
+logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], Awaitable[None]]
 
 
 class Conflict(ClientException):
-    """409: the batch is not in a state that allows this."""
+    """409: the batch is not in a state that allows this; ``msgid`` and ``params`` let pages translate it."""
 
     status_code = 409
+
+    def __init__(self, code: str, msgid: str, **params: object) -> None:
+        self.code, self.msgid, self.params = code, msgid, {k: str(v) for k, v in params.items()}
+        super().__init__(msgid.format(**self.params), extra={"code": code})
+
+
+class TooLarge(ClientException):
+    """413: the file is larger than :data:`MAX_UPLOAD_BYTES`."""
+
+    status_code = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The file is larger than {limit // 2**20} MiB: split it.")
 
 
 class Invalid(ClientException):
@@ -109,7 +156,7 @@ class Report(msgspec.Struct, kw_only=True):
     created: dict[str, int] = {}
     unchanged: int = 0
     error_count: int = 0
-    errors: list[RowError] = []
+    errors: list[CellError] = []
     errors_truncated: bool = False
     sample: list[SampleRow] = []
     committed: bool = False
@@ -177,18 +224,25 @@ def require_region(ctx: RequestContext) -> TenantInfo:
 
 
 class _Errors:
-    """Every error counted; the first :data:`MAX_LISTED_ERRORS` kept."""
+    """Every error counted; the first :data:`MAX_LISTED_ERRORS` kept, and every one written to ``sink``."""
 
-    def __init__(self) -> None:
+    def __init__(self, sink: IO[bytes] | None = None) -> None:
         self.count = 0
-        self.listed: list[RowError] = []
+        self.listed: list[CellError] = []
+        self.sink = sink
 
-    def add(self, error: RowError) -> None:
-        self.count += 1
+    def keep(self, error: CellError) -> None:
+        """Keep an error already counted."""
         if len(self.listed) < MAX_LISTED_ERRORS:
             self.listed.append(error)
+        if self.sink is not None:
+            self.sink.write(_encode(error) + b"\n")
 
-    def extend(self, errors: list[RowError]) -> None:
+    def add(self, error: CellError) -> None:
+        self.count += 1
+        self.keep(error)
+
+    def extend(self, errors: list[CellError]) -> None:
         for error in errors:
             self.add(error)
 
@@ -200,12 +254,17 @@ class _Errors:
         return {e.row for e in self.listed}
 
 
+_encode = msgspec.json.Encoder().encode
+_ORDER = {kind: {FILE: -1, **{c: i for i, c in enumerate(COLUMNS[kind])}} for kind in KINDS}
+
+
 def _report(kind: str, errors: _Errors, **values: Any) -> Report:
+    order = _ORDER[kind]
     return Report(
         ok=errors.count == 0,
         kind=kind,
         error_count=errors.count,
-        errors=sort_errors(errors.listed),
+        errors=sorted(errors.listed, key=lambda e: (e.row, order.get(e.column, len(order)))),
         errors_truncated=errors.count > len(errors.listed),
         **values,
     )
@@ -232,10 +291,9 @@ class Tree:
     def school(self, raw: str) -> tuple[int, int] | None:
         return self.schools.get(raw.upper()) or self.schools.get(raw.lower())
 
-    def school_problem(self, raw: str) -> str:
-        if raw.upper() in self.foreign_schools or raw.lower() in self.foreign_schools:
-            return f"the school {raw!r} belongs to another region"
-        return f"no school {raw!r} (by code or slug) in this region"
+    def school_problem(self, line: int, raw: str) -> CellError:
+        foreign = raw.upper() in self.foreign_schools or raw.lower() in self.foreign_schools
+        return problem(line, "school", raw, "school_foreign" if foreign else "school_unknown", school=repr(raw))
 
 
 async def load_tree(db: Database, region: TenantInfo) -> Tree:
@@ -363,15 +421,22 @@ async def _sql_errors(
     errors: _Errors,
     sql: str,
     args: list[Any],
-    make: Callable[[dict[str, Any]], RowError],
+    make: Callable[[dict[str, Any]], CellError],
 ) -> int:
-    """Count the rows a query finds and list (up to the room left) the errors they make."""
+    """Count the rows a query finds and keep the errors they make (every one when errors go to a sink)."""
     total = int(await db.fetchval(f"SELECT COUNT(*) FROM ({sql}) AS q", *args) or 0)
-    if total:
-        rows = await db.fetch(f"{sql} ORDER BY 1 LIMIT {max(errors.room, 0)}", *args) if errors.room > 0 else []
+    errors.count += total
+    offset = 0
+    while offset < total:
+        limit = CHUNK if errors.sink is not None else errors.room
+        if limit <= 0:
+            break
+        rows = await db.fetch(f"{sql} ORDER BY 1, 2 LIMIT {int(limit)} OFFSET {offset}", *args)
+        if not rows:
+            break
         for r in rows:
-            errors.listed.append(make(r))
-        errors.count += total
+            errors.keep(make(r))
+        offset += len(rows)
     return total
 
 
@@ -390,10 +455,10 @@ def _distinct(db: Database) -> str:
 
 
 def _records(stream: IO[bytes], kind: str) -> tuple[str, dict[str, int], Iterator[tuple[int, list[str]]]]:
-    fmt, records = open_table(stream)
+    fmt, records = open_table(stream, width=len(COLUMNS[kind]) + EXTRA_COLUMNS, max_rows=MAX_ROWS[kind] + 1)
     first = next(records, None)
     if first is None:
-        raise file_error("the file is empty")
+        raise file_error("empty")
     columns, problems = map_header(kind, *first)
     if problems:
         raise _HeaderProblem(problems)
@@ -401,7 +466,7 @@ def _records(stream: IO[bytes], kind: str) -> tuple[str, dict[str, int], Iterato
 
 
 class _HeaderProblem(Exception):
-    def __init__(self, errors: list[RowError]) -> None:
+    def __init__(self, errors: list[CellError]) -> None:
         super().__init__("bad header")
         self.errors = errors
 
@@ -409,15 +474,17 @@ class _HeaderProblem(Exception):
 # -- schools ------------------------------------------------------------------------------------
 
 
-async def _schools(actor: Actor, stream: IO[bytes], *, write: bool, progress: Progress | None) -> Report:
+async def _schools(
+    actor: Actor, stream: IO[bytes], *, write: bool, progress: Progress | None, sink: IO[bytes] | None = None
+) -> Report:
     db = actor.db
-    errors = _Errors()
+    errors = _Errors(sink)
     try:
         _, columns, records = _records(stream, "schools")
         rows: list[SchoolRow] = []
         for line, cells in records:
             if len(rows) >= MAX_ROWS["schools"]:
-                raise file_error(f"more than {MAX_ROWS['schools']} schools: split the file", row=line)
+                raise file_error("too_many_rows", row=line, limit=MAX_ROWS["schools"])
             row, problems = check_school(line, cells, columns)
             errors.extend(problems)
             rows.append(row)
@@ -428,7 +495,7 @@ async def _schools(actor: Actor, stream: IO[bytes], *, write: bool, progress: Pr
         errors.extend(exc.errors)
         return _report("schools", errors)
     if not rows:
-        errors.add(RowError(0, FILE, "", "no schools: the file has only a header"))
+        errors.add(problem(0, FILE, "", "only_header"))
         return _report("schools", errors, rows=0)
     tree = await load_tree(db, actor.region)
     where, args = scope_filter(actor.scope)
@@ -449,14 +516,14 @@ async def _schools(actor: Actor, stream: IO[bytes], *, write: bool, progress: Pr
                 foreign = (
                     row.province.lower() in tree.foreign_provinces or row.province.upper() in tree.foreign_provinces
                 )
-                message = "this province belongs to another region" if foreign else "no such province in this region"
-                errors.add(RowError(row.line, "province", row.province, message))
+                code = "province_foreign" if foreign else "province_unknown"
+                errors.add(problem(row.line, "province", row.province, code))
         if row.code:
             if row.code in seen_code:
-                errors.add(RowError(row.line, "code", row.code, f"duplicate of row {seen_code[row.code]} in this file"))
+                errors.add(problem(row.line, "code", row.code, "duplicate_row", first=seen_code[row.code]))
             seen_code.setdefault(row.code, row.line)
             if row.code in tree.foreign_schools:
-                errors.add(RowError(row.line, "code", row.code, "a school of another region has this code"))
+                errors.add(problem(row.line, "code", row.code, "school_code_foreign"))
             elif (found := tree.schools.get(row.code)) is not None:
                 existing = tree.school_rows[found[0]]
                 profile = profiles.get(found[0], {})
@@ -472,21 +539,14 @@ async def _schools(actor: Actor, stream: IO[bytes], *, write: bool, progress: Pr
                     if mine and mine != theirs
                 ]
                 if differs:
-                    errors.add(
-                        RowError(
-                            row.line,
-                            "code",
-                            row.code,
-                            "this school exists with other details: " + ", ".join(differs),
-                        )
-                    )
+                    errors.add(problem(row.line, "code", row.code, "school_differs", fields=", ".join(differs)))
                 else:
                     state = "unchanged"
         if state == "new" and row.slug:
             if row.slug in seen_slug:
-                errors.add(RowError(row.line, "slug", row.slug, f"the same slug as row {seen_slug[row.slug]}"))
+                errors.add(problem(row.line, "slug", row.slug, "same_slug", first=seen_slug[row.slug]))
             elif row.slug in slugs:
-                errors.add(RowError(row.line, "slug", row.slug, "this slug is taken: give another one"))
+                errors.add(problem(row.line, "slug", row.slug, "slug_taken"))
             seen_slug.setdefault(row.slug, row.line)
         status[row.line] = state
     bad = {e.row for e in errors.listed}
@@ -541,9 +601,11 @@ async def _schools(actor: Actor, stream: IO[bytes], *, write: bool, progress: Pr
 # -- pupils and guardians -----------------------------------------------------------------------
 
 
-async def _students(actor: Actor, stream: IO[bytes], *, write: bool, progress: Progress | None) -> Report:
+async def _students(
+    actor: Actor, stream: IO[bytes], *, write: bool, progress: Progress | None, sink: IO[bytes] | None = None
+) -> Report:
     db = actor.db
-    errors = _Errors()
+    errors = _Errors(sink)
     tree = await load_tree(db, actor.region)
     stage = Stage(db, "onb_student", "onb_guardian")
     await stage.create()
@@ -555,13 +617,13 @@ async def _students(actor: Actor, stream: IO[bytes], *, write: bool, progress: P
         for line, cells in records:
             rows += 1
             if rows > MAX_ROWS["students"]:
-                raise file_error(f"more than {MAX_ROWS['students']} pupils: split the file", row=line)
+                raise file_error("too_many_rows", row=line, limit=MAX_ROWS["students"])
             row: StudentRow
             row, problems = check_student(line, cells, columns, today)
             errors.extend(problems)
             school = tree.school(row.school) if row.school else None
             if row.school and school is None:
-                errors.add(RowError(line, "school", row.school, tree.school_problem(row.school)))
+                errors.add(tree.school_problem(line, row.school))
             stage.add(
                 "onb_student",
                 (
@@ -594,7 +656,7 @@ async def _students(actor: Actor, stream: IO[bytes], *, write: bool, progress: P
         errors.extend(exc.errors)
         return _report("students", errors)
     if rows == 0:
-        errors.add(RowError(0, FILE, "", "no pupils: the file has only a header"))
+        errors.add(problem(0, FILE, "", "only_header"))
         return _report("students", errors)
     await stage.index()
     year = await current_year(db)
@@ -607,7 +669,7 @@ async def _students(actor: Actor, stream: IO[bytes], *, write: bool, progress: P
         "FROM onb_student s WHERE s.code <> '' AND EXISTS "
         "(SELECT 1 FROM onb_student t WHERE t.code = s.code AND t.line < s.line)",
         [],
-        lambda r: RowError(r["line"], "national_code", r["code"], f"duplicate of row {r['first']} in this file"),
+        lambda r: problem(r["line"], "national_code", r["code"], "duplicate_row", first=r["first"]),
     )
     # classes of this year
     await db.execute(
@@ -621,9 +683,7 @@ async def _students(actor: Actor, stream: IO[bytes], *, write: bool, progress: P
         "SELECT line, class_name FROM onb_student WHERE class_name <> '' AND class_id IS NULL "
         "AND school_id IS NOT NULL",
         [],
-        lambda r: RowError(
-            r["line"], "class", r["class_name"], f"no class of this name in the school for {year['label']}"
-        ),
+        lambda r: problem(r["line"], "class", r["class_name"], "no_class", year=year["label"]),
     )
     # pupils already registered: here (identical → unchanged), elsewhere in the region, in another region
     where, args = scope_filter(actor.scope, "st")
@@ -638,7 +698,7 @@ async def _students(actor: Actor, stream: IO[bytes], *, write: bool, progress: P
         "SELECT s.line, s.code, t.slug FROM onb_student s JOIN student st ON st.id = s.student_id "
         "JOIN tenant t ON t.id = st.school_id WHERE st.school_id <> s.school_id",
         [],
-        lambda r: RowError(r["line"], "national_code", r["code"], f"already enrolled at another school ({r['slug']})"),
+        lambda r: problem(r["line"], "national_code", r["code"], "enrolled_elsewhere", school=r["slug"]),
     )
     differs = (
         f"(st.last_name <> s.last_name OR st.first_name <> s.first_name "
@@ -655,9 +715,7 @@ async def _students(actor: Actor, stream: IO[bytes], *, write: bool, progress: P
         "SELECT s.line, s.code FROM onb_student s JOIN student st ON st.id = s.student_id "
         f"WHERE st.school_id = s.school_id AND {differs}",
         [],
-        lambda r: RowError(
-            r["line"], "national_code", r["code"], "already registered in this school with other details"
-        ),
+        lambda r: problem(r["line"], "national_code", r["code"], "pupil_differs"),
     )
     await db.execute(
         "UPDATE onb_student SET state = 'unchanged' WHERE student_id IS NOT NULL AND line IN "
@@ -680,7 +738,7 @@ async def _students(actor: Actor, stream: IO[bytes], *, write: bool, progress: P
         errors,
         taken,
         [],
-        lambda r: RowError(r["line"], "national_code", r["code"], "already registered in another region"),
+        lambda r: problem(r["line"], "national_code", r["code"], "pupil_other_region"),
     )
     # guardians: a new e-mail needs a name somewhere in the file
     await db.execute("UPDATE onb_guardian SET person_id = p.id FROM person p WHERE p.email = onb_guardian.email")
@@ -690,9 +748,7 @@ async def _students(actor: Actor, stream: IO[bytes], *, write: bool, progress: P
         "SELECT g.line, g.position, g.email FROM onb_guardian g WHERE g.person_id IS NULL AND NOT EXISTS "
         "(SELECT 1 FROM onb_guardian h WHERE h.email = g.email AND h.name <> '')",
         [],
-        lambda r: RowError(
-            r["line"], f"guardian{r['position']}_name", "", "required for a new guardian (no account uses this e-mail)"
-        ),
+        lambda r: problem(r["line"], f"guardian{r['position']}_name", "", "guardian_name_required"),
     )
     if progress:
         await progress(rows, rows, "checked")
@@ -795,9 +851,11 @@ async def _students(actor: Actor, stream: IO[bytes], *, write: bool, progress: P
 # -- staff --------------------------------------------------------------------------------------
 
 
-async def _staff(actor: Actor, stream: IO[bytes], *, write: bool, progress: Progress | None) -> Report:
+async def _staff(
+    actor: Actor, stream: IO[bytes], *, write: bool, progress: Progress | None, sink: IO[bytes] | None = None
+) -> Report:
     db = actor.db
-    errors = _Errors()
+    errors = _Errors(sink)
     tree = await load_tree(db, actor.region)
     stage = Stage(db, "onb_staff")
     await stage.create()
@@ -808,13 +866,13 @@ async def _staff(actor: Actor, stream: IO[bytes], *, write: bool, progress: Prog
         for line, cells in records:
             rows += 1
             if rows > MAX_ROWS["staff"]:
-                raise file_error(f"more than {MAX_ROWS['staff']} people: split the file", row=line)
+                raise file_error("too_many_rows", row=line, limit=MAX_ROWS["staff"])
             row: StaffRow
             row, problems = check_staff(line, cells, columns)
             errors.extend(problems)
             school = tree.school(row.school) if row.school else None
             if row.school and school is None:
-                errors.add(RowError(line, "school", row.school, tree.school_problem(row.school)))
+                errors.add(tree.school_problem(line, row.school))
             stage.add(
                 "onb_staff",
                 (
@@ -841,7 +899,7 @@ async def _staff(actor: Actor, stream: IO[bytes], *, write: bool, progress: Prog
         errors.extend(exc.errors)
         return _report("staff", errors)
     if rows == 0:
-        errors.add(RowError(0, FILE, "", "no staff: the file has only a header"))
+        errors.add(problem(0, FILE, "", "only_header"))
         return _report("staff", errors)
     await stage.index()
     await _sql_errors(
@@ -851,7 +909,7 @@ async def _staff(actor: Actor, stream: IO[bytes], *, write: bool, progress: Prog
         "FROM onb_staff s WHERE s.email <> '' AND EXISTS "
         "(SELECT 1 FROM onb_staff t WHERE t.email = s.email AND t.line < s.line)",
         [],
-        lambda r: RowError(r["line"], "email", r["email"], f"duplicate of row {r['first']} in this file"),
+        lambda r: problem(r["line"], "email", r["email"], "duplicate_row", first=r["first"]),
     )
     await _sql_errors(
         db,
@@ -860,7 +918,7 @@ async def _staff(actor: Actor, stream: IO[bytes], *, write: bool, progress: Prog
         "AS first FROM onb_staff s WHERE s.staff_number <> '' AND EXISTS "
         "(SELECT 1 FROM onb_staff t WHERE t.staff_number = s.staff_number AND t.line < s.line)",
         [],
-        lambda r: RowError(r["line"], "staff_number", r["staff_number"], f"the same number as row {r['first']}"),
+        lambda r: problem(r["line"], "staff_number", r["staff_number"], "same_number", first=r["first"]),
     )
     await db.execute("UPDATE onb_staff SET person_id = p.id FROM person p WHERE p.email = onb_staff.email")
     if db.dialect == "postgres":
@@ -880,7 +938,7 @@ async def _staff(actor: Actor, stream: IO[bytes], *, write: bool, progress: Prog
         f"SELECT s.line, s.staff_number FROM onb_staff s JOIN ({records_sql}) r ON r.staff_number = s.staff_number "
         f"WHERE s.staff_number <> '' AND r.person_id {distinct} s.person_id",
         [],
-        lambda r: RowError(r["line"], "staff_number", r["staff_number"], "this staff number belongs to someone else"),
+        lambda r: problem(r["line"], "staff_number", r["staff_number"], "number_taken"),
     )
     await _sql_errors(
         db,
@@ -888,9 +946,7 @@ async def _staff(actor: Actor, stream: IO[bytes], *, write: bool, progress: Prog
         f"SELECT s.line, s.staff_number FROM onb_staff s JOIN ({records_sql}) r ON r.person_id = s.person_id "
         "WHERE s.staff_number <> '' AND r.staff_number <> s.staff_number",
         [],
-        lambda r: RowError(
-            r["line"], "staff_number", r["staff_number"], "this person already has another staff number"
-        ),
+        lambda r: problem(r["line"], "staff_number", r["staff_number"], "other_number"),
     )
     await db.execute(
         "UPDATE onb_staff SET state = 'unchanged' WHERE person_id IS NOT NULL AND EXISTS (SELECT 1 FROM membership m "
@@ -964,8 +1020,8 @@ async def _staff(actor: Actor, stream: IO[bytes], *, write: bool, progress: Prog
 
 RUNNERS = {"schools": _schools, "students": _students, "staff": _staff}
 BATCH_COLUMNS = (
-    "id, kind, filename, file_key, file_format, sha256, status, rows, error_count, report, job_id, created_by, "
-    "created_at, committed_at, region_id"
+    "id, kind, filename, file_key, file_bytes, file_format, sha256, status, rows, error_count, errors_key, "
+    "errors_bytes, report, job_id, created_by, created_at, claimed_at, committed_at, region_id"
 )
 
 
@@ -1001,39 +1057,104 @@ def batch_out(row: dict[str, Any]) -> BatchOut:
 
 
 async def validate_stream(
-    actor: Actor, kind: str, stream: IO[bytes], *, write: bool, progress: Progress | None = None
+    actor: Actor,
+    kind: str,
+    stream: IO[bytes],
+    *,
+    write: bool,
+    progress: Progress | None = None,
+    errors_sink: IO[bytes] | None = None,
 ) -> Report:
-    """Validate (and with ``write``, commit) a file inside the caller's scoped transaction."""
-    return await RUNNERS[kind](actor, stream, write=write, progress=progress)
+    """Validate (and with ``write``, commit) a file inside the caller's scoped transaction.
+
+    With ``errors_sink``, every error (not only the listed ones) is written there, one JSON object a line.
+    """
+    return await RUNNERS[kind](actor, stream, write=write, progress=progress, sink=errors_sink)
 
 
-async def upload(actor: Actor, kind: str, filename: str, data: bytes) -> BatchOut:
-    """Store a file, validate it and record the batch with its report; nothing else is written."""
+# -- files in storage ----------------------------------------------------------------------------
+
+
+def _size(stream: IO[bytes]) -> int:
+    stream.seek(0, io.SEEK_END)
+    size = stream.tell()
+    stream.seek(0)
+    return size
+
+
+async def _store(actor: Actor, name: str, stream: IO[bytes]) -> tuple[str, int]:
+    """Store a file in parts of :data:`PART_BYTES` (never more than one part in memory); its key and size."""
+    storage, tenant = actor.services.storage, actor.region.id
+    key = build_key(tenant, "onboarding", name)
+    stream.seek(0)
+    size, part = 0, 0
+    while chunk := stream.read(PART_BYTES):
+        await storage.put(f"{key}.{part:05d}", chunk, "application/octet-stream", tenant_id=tenant)
+        size += len(chunk)
+        part += 1
+    stream.seek(0)
+    return key, size
+
+
+async def _load(actor: Actor, key: str, size: int, into: IO[bytes]) -> None:
+    """Copy a stored file, part by part, into a local file (left at its start)."""
+    storage, tenant = actor.services.storage, actor.region.id
+    for part in range(-(-size // PART_BYTES)):
+        into.write(await storage.get(f"{key}.{part:05d}", tenant_id=tenant))
+    into.seek(0)
+
+
+def _digest(stream: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    while chunk := stream.read(1 << 20):
+        digest.update(chunk)
+    stream.seek(0)
+    return digest.hexdigest()
+
+
+async def upload(actor: Actor, kind: str, filename: str, file: bytes | IO[bytes]) -> BatchOut:
+    """Validate a file, store it and record the batch with its report; nothing else is written.
+
+    ``file`` is read as a stream (a spooled upload stays on disk); every error goes to a stored
+    error file that :func:`errors_csv` serves.
+    """
     if kind not in KINDS:
         raise Invalid("kind", f"must be one of {', '.join(KINDS)}")
+    stream: IO[bytes] = io.BytesIO(file) if isinstance(file, bytes) else file
+    size = _size(stream)
+    if size > MAX_UPLOAD_BYTES:
+        raise TooLarge(MAX_UPLOAD_BYTES)
     db = actor.db
-    fmt = "xlsx" if data.startswith(b"PK\x03\x04") else "csv"
-    key = build_key(actor.region.id, "onboarding", f"file.{fmt}")
+    fmt = "xlsx" if stream.read(4) == b"PK\x03\x04" else "csv"
+    stream.seek(0)
+    sha = _digest(stream)
     batch_id = str(uuid.uuid4())
-    async with db.scoped(actor.scope):
-        report = await validate_stream(actor, kind, io.BytesIO(data), write=False)
-    if report.ok:
-        await actor.services.storage.put(key, data, "application/octet-stream", tenant_id=actor.region.id)
+    large = size > INLINE_XLSX_BYTES if fmt == "xlsx" else count_lines(stream) > INLINE_ROWS
+    if large and actor.services.jobs is not None:
+        return await _queue_validation(actor, batch_id, kind, filename, fmt, sha, stream)
+    with tempfile.TemporaryFile() as sink:
+        async with db.scoped(actor.scope):
+            report = await validate_stream(actor, kind, stream, write=False, errors_sink=sink)
+        key, stored = await _store(actor, f"file.{fmt}", stream) if report.ok else ("", 0)
+        errors_key, errors_bytes = await _store(actor, "errors.jsonl", sink) if report.error_count else ("", 0)
     status = "ready" if report.ok else "invalid"
     async with db.scoped(actor.scope):
         await db.execute(
-            "INSERT INTO onboarding_batch (id, kind, filename, file_key, file_format, sha256, status, rows, "
-            "error_count, report, job_id, created_by, created_at, region_id) "
-            "VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, NULL, {}, {}, {})",
+            "INSERT INTO onboarding_batch (id, kind, filename, file_key, file_bytes, file_format, sha256, status, "
+            "rows, error_count, errors_key, errors_bytes, report, job_id, created_by, created_at, region_id) "
+            "VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, NULL, {}, {}, {})",
             batch_id,
             kind,
             (filename or "file")[:200],
-            key if report.ok else "",
+            key,
+            stored,
             fmt,
-            hashlib.sha256(data).hexdigest(),
+            sha,
             status,
             report.rows,
             report.error_count,
+            errors_key,
+            errors_bytes,
             msgspec.json.encode(report).decode(),
             actor.person_id,
             _now(),
@@ -1041,6 +1162,82 @@ async def upload(actor: Actor, kind: str, filename: str, data: bytes) -> BatchOu
         )
         row = await _batch_row(actor, batch_id)
     return batch_out(row)
+
+
+async def _queue_validation(
+    actor: Actor, batch_id: str, kind: str, filename: str, fmt: str, sha: str, stream: IO[bytes]
+) -> BatchOut:
+    """Store a large file and record its batch as ``validating``; a job previews it with progress."""
+    db = actor.db
+    key, stored = await _store(actor, f"file.{fmt}", stream)
+    pending = Report(ok=False, kind=kind)
+    async with db.scoped(actor.scope):
+        await db.execute(
+            "INSERT INTO onboarding_batch (id, kind, filename, file_key, file_bytes, file_format, sha256, status, "
+            "rows, error_count, errors_key, errors_bytes, report, job_id, created_by, created_at, claimed_at, "
+            "region_id) VALUES ({}, {}, {}, {}, {}, {}, {}, 'validating', 0, 0, '', 0, {}, NULL, {}, {}, {}, {})",
+            batch_id,
+            kind,
+            (filename or "file")[:200],
+            key,
+            stored,
+            fmt,
+            sha,
+            msgspec.json.encode(pending).decode(),
+            actor.person_id,
+            _now(),
+            _now(),
+            actor.region.id,
+        )
+    try:
+        job_id = await actor.services.jobs.enqueue(
+            VALIDATE_JOB_KIND,
+            {"batch_id": batch_id},
+            scope_columns={"region_id": actor.region.id},
+            created_by=actor.person_id,
+        )
+    except Exception:
+        async with db.scoped(actor.scope):
+            await db.execute("DELETE FROM onboarding_batch WHERE id = {}", batch_id)
+        raise
+    async with db.scoped(actor.scope):
+        await db.execute("UPDATE onboarding_batch SET job_id = {} WHERE id = {}", job_id, batch_id)
+        return batch_out(await _batch_row(actor, batch_id))
+
+
+async def run_validation(actor: Actor, batch_id: str, progress: Progress | None = None) -> Report:
+    """Preview a stored file (a ``validating`` batch): validate it, keep every error, record the report."""
+    db = actor.db
+    async with db.scoped(actor.scope, write=False):
+        row = await _batch_row(actor, batch_id)
+    if row["status"] != "validating":
+        return batch_out(row).report
+    errors_key, errors_bytes = "", 0
+    try:
+        with tempfile.TemporaryFile() as local, tempfile.TemporaryFile() as sink:
+            await _load(actor, row["file_key"], int(row["file_bytes"] or 0), local)
+            async with db.scoped(actor.scope):
+                report = await validate_stream(
+                    actor, row["kind"], local, write=False, progress=progress, errors_sink=sink
+                )
+            if report.error_count:
+                errors_key, errors_bytes = await _store(actor, "errors.jsonl", sink)
+    except Exception:
+        logger.exception("onboarding preview of batch %s failed", batch_id)
+        report = Report(ok=False, kind=row["kind"], error_count=1, errors=[problem(0, FILE, "", "preview_failed")])
+    async with db.scoped(actor.scope):
+        await db.execute(
+            "UPDATE onboarding_batch SET status = {}, rows = {}, report = {}, error_count = {}, errors_key = {}, "
+            "errors_bytes = {} WHERE id = {} AND status = 'validating'",
+            "ready" if report.ok else "invalid",
+            report.rows,
+            msgspec.json.encode(report).decode(),
+            report.error_count,
+            errors_key,
+            errors_bytes,
+            batch_id,
+        )
+    return report
 
 
 async def _batch_row(actor: Actor, batch_id: str) -> dict[str, Any]:
@@ -1077,19 +1274,88 @@ async def list_batches(actor: Actor, limit: int = 50) -> list[BatchOut]:
     return [batch_out(r) for r in rows]
 
 
+ERRORS_CSV_HEADER = ("row", "column", "value", "code", "message")
+
+
+def _csv_safe(value: str) -> str:
+    """A cell a spreadsheet will not run as a formula."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+async def errors_csv(actor: Actor, batch_id: str, locale: str) -> AsyncIterator[bytes]:
+    """Every error of a batch as CSV (UTF-8 with BOM), messages in ``locale``; read part by part."""
+    if len(batch_id) > 64:
+        raise NotFoundException("No such onboarding batch.")
+    async with actor.db.scoped(actor.scope, write=False):
+        row = await _batch_row(actor, batch_id)
+    listed = batch_out(row).report.errors
+    key, size = row["errors_key"] or "", int(row["errors_bytes"] or 0)
+    storage, tenant = actor.services.storage, actor.region.id
+    decode = msgspec.json.Decoder(CellError).decode
+
+    def lines(errors: list[CellError]) -> bytes:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        for e in errors:
+            writer.writerow([e.row, e.column, _csv_safe(e.value), e.code, _csv_safe(translated(e))])
+        return buffer.getvalue().encode()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        locale_var.set(locale)
+        buffer = io.StringIO()
+        csv.writer(buffer).writerow(ERRORS_CSV_HEADER)
+        yield b"\xef\xbb\xbf" + buffer.getvalue().encode()
+        if not key:
+            yield lines(listed)
+            return
+        rest = b""
+        for part in range(-(-size // PART_BYTES)):
+            data = rest + await storage.get(f"{key}.{part:05d}", tenant_id=tenant)
+            complete, _, rest = data.rpartition(b"\n")
+            if complete:
+                yield lines([decode(line) for line in complete.split(b"\n") if line])
+        if rest.strip():
+            yield lines([decode(rest)])
+
+    return chunks()
+
+
 async def start_commit(actor: Actor, batch_id: str, base_url: str) -> tuple[BatchOut, bool]:
-    """Commit a ready batch: inline when small (returns ``(batch, False)``), else as a job (``True``)."""
+    """Commit a ready batch: inline when small (returns ``(batch, False)``), else as a job (``True``).
+
+    A batch left ``committing`` for longer than :data:`STALE_CLAIM` (its worker died) may be claimed again.
+    """
     db = actor.db
+    now = _now()
     async with db.scoped(actor.scope):
         row = await _batch_row(actor, batch_id)
-        if row["status"] != "ready":
-            raise Conflict(f"This batch is {row['status']}: only a batch that validated can be committed.")
-        claimed = await db.fetchrow(
-            "UPDATE onboarding_batch SET status = 'committing' WHERE id = {} AND status = 'ready' RETURNING id",
-            batch_id,
-        )
+        claimed_at = _when(row["claimed_at"])
+        stale = row["status"] == "committing" and claimed_at is not None and claimed_at < now - STALE_CLAIM
+        if row["status"] == "committing" and not stale:
+            raise Conflict("being_committed", "This batch is being committed by someone else.")
+        if row["status"] != "ready" and not stale:
+            raise Conflict(
+                "not_ready",
+                "This batch is {status}: only a batch that validated can be committed.",
+                status=row["status"],
+            )
+        if stale:
+            claimed = await db.fetchrow(
+                "UPDATE onboarding_batch SET claimed_at = {}, job_id = NULL WHERE id = {} AND status = 'committing' "
+                "AND claimed_at = {} RETURNING id",
+                now,
+                batch_id,
+                row["claimed_at"],
+            )
+        else:
+            claimed = await db.fetchrow(
+                "UPDATE onboarding_batch SET status = 'committing', claimed_at = {} WHERE id = {} AND status = 'ready' "
+                "RETURNING id",
+                now,
+                batch_id,
+            )
         if claimed is None:
-            raise Conflict("This batch is being committed by someone else.")
+            raise Conflict("being_committed", "This batch is being committed by someone else.")
     if int(row["rows"] or 0) > INLINE_ROWS and actor.services.jobs is not None:
         try:
             job_id = await actor.services.jobs.enqueue(
@@ -1110,42 +1376,55 @@ async def start_commit(actor: Actor, batch_id: str, base_url: str) -> tuple[Batc
 
 
 async def run_commit(actor: Actor, batch_id: str, base_url: str, progress: Progress | None = None) -> Report:
-    """Validate the stored file again and write it in one transaction; record the outcome on the batch."""
+    """Validate the stored file again and write it in one transaction; record the outcome on the batch.
+
+    The file is read back part by part into a local temporary file and validated as a stream.
+    """
     db = actor.db
     async with db.scoped(actor.scope, write=False):
         row = await _batch_row(actor, batch_id)
-    data = await actor.services.storage.get(row["file_key"], tenant_id=actor.region.id)
     report: Report
+    errors_key, errors_bytes = "", 0
     try:
-        async with db.scoped(actor.scope):
-            report = await validate_stream(actor, row["kind"], io.BytesIO(data), write=True, progress=progress)
-            if not report.ok:
-                raise RolledBack(report)
-            await audit.record(
-                db,
-                actor_id=actor.person_id,
-                action="onboarding.commit",
-                object_type="onboarding_batch",
-                object_id=batch_id,
-                tenant=actor.region,
-                after={"kind": row["kind"], "created": report.created, "unchanged": report.unchanged},
-            )
-    except RolledBack as exc:
-        report = exc.report
-    except Exception as exc:
+        with tempfile.TemporaryFile() as local, tempfile.TemporaryFile() as sink:
+            await _load(actor, row["file_key"], int(row["file_bytes"] or 0), local)
+            try:
+                async with db.scoped(actor.scope):
+                    report = await validate_stream(
+                        actor, row["kind"], local, write=True, progress=progress, errors_sink=sink
+                    )
+                    if not report.ok:
+                        raise RolledBack(report)
+                    await audit.record(
+                        db,
+                        actor_id=actor.person_id,
+                        action="onboarding.commit",
+                        object_type="onboarding_batch",
+                        object_id=batch_id,
+                        tenant=actor.region,
+                        after={"kind": row["kind"], "created": report.created, "unchanged": report.unchanged},
+                    )
+            except RolledBack as exc:
+                report = exc.report
+                errors_key, errors_bytes = await _store(actor, "errors.jsonl", sink)
+    except Exception:
+        logger.exception("onboarding commit of batch %s failed", batch_id)
         report = Report(
             ok=False,
             kind=row["kind"],
             rows=int(row["rows"] or 0),
             error_count=1,
-            errors=[RowError(0, FILE, "", f"nothing was written: {type(exc).__name__}: {exc}"[:500])],
+            errors=[problem(0, FILE, "", "commit_failed")],
         )
     async with db.scoped(actor.scope):
         await db.execute(
-            "UPDATE onboarding_batch SET status = {}, report = {}, error_count = {}, committed_at = {} WHERE id = {}",
+            "UPDATE onboarding_batch SET status = {}, report = {}, error_count = {}, errors_key = {}, "
+            "errors_bytes = {}, committed_at = {} WHERE id = {}",
             "committed" if report.ok else "invalid",
             msgspec.json.encode(report).decode(),
             report.error_count,
+            errors_key,
+            errors_bytes,
             _now() if report.ok else None,
             batch_id,
         )
@@ -1162,9 +1441,8 @@ class RolledBack(Exception):
         self.report = report
 
 
-@register_job(JOB_KIND)
-async def commit_job(job: JobContext, *, batch_id: str, base_url: str) -> dict[str, Any]:
-    """The background commit of a large batch (progress in the job table)."""
+async def _job_actor(job: JobContext) -> Actor:
+    """The actor a job runs as: its creator, in its region."""
     region_id = job.scope_columns.get("region_id")
     region = await job.services.tenants.by_id(int(region_id or 0))
     if region is None:
@@ -1178,13 +1456,31 @@ async def commit_job(job: JobContext, *, batch_id: str, base_url: str) -> dict[s
             identity = Identity(
                 person["id"], person["email"], person["full_name"], person["full_name_ar"], person["locale"]
             )
-    actor = Actor(job.services, job.scope, identity, region)
+    return Actor(job.services, job.scope, identity, region)
+
+
+@register_job(JOB_KIND)
+async def commit_job(job: JobContext, *, batch_id: str, base_url: str) -> dict[str, Any]:
+    """The background commit of a large batch (progress in the job table)."""
+    actor = await _job_actor(job)
 
     async def progress(done: int, total: int, message: str) -> None:
         await _progress_outside(job, done, total, message)
 
     report = await run_commit(actor, batch_id, base_url, progress=progress)
     return {"ok": report.ok, "created": report.created, "unchanged": report.unchanged, "errors": report.error_count}
+
+
+@register_job(VALIDATE_JOB_KIND)
+async def validate_job(job: JobContext, *, batch_id: str) -> dict[str, Any]:
+    """The background preview of a large file (progress in the job table)."""
+    actor = await _job_actor(job)
+
+    async def progress(done: int, total: int, message: str) -> None:
+        await _progress_outside(job, done, total, message)
+
+    report = await run_validation(actor, batch_id, progress=progress)
+    return {"ok": report.ok, "rows": report.rows, "errors": report.error_count}
 
 
 async def _progress_outside(job: JobContext, done: int, total: int, message: str) -> None:
@@ -1207,8 +1503,6 @@ async def add_school(actor: Actor, fields: dict[str, str]) -> Report:
     """Onboard one school (the same checks as a file of one row); written at once when valid."""
     header = list(fields)
     buffer = io.StringIO()
-    import csv
-
     writer = csv.writer(buffer)
     writer.writerow(header)
     writer.writerow([fields[h] for h in header])

@@ -1,4 +1,8 @@
-"""Onboarding API (``/t/<region>/api/v1/onboarding/…``): upload, preview, commit, one school, invitations."""
+"""Onboarding API (``/t/<region>/api/v1/onboarding/…``): upload, preview, errors, commit, one school, invitations.
+
+Uploads have their own size cap (:data:`tenants.onboarding.MAX_UPLOAD_BYTES`, larger than the general
+one): the multipart body is spooled to disk by the framework and read as a stream.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +15,16 @@ from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
 from litestar.openapi import ResponseSpec
 from litestar.params import Body, FromPath, JSONBody
+from litestar.response import Stream
 
-from core.api.platform import PayloadTooLarge
 from core.context import Ctx
 from core.permissions import PUBLIC
 from tenants import onboarding
 from tenants.onboarding import BatchOut, Report
 
 PERMISSION = "tenants.manage"
+#: Room for the multipart envelope around the file.
+BODY_LIMIT = onboarding.MAX_UPLOAD_BYTES + 1024 * 1024
 Slug = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
 Text200 = Annotated[str, msgspec.Meta(max_length=200)]
 
@@ -86,7 +92,11 @@ def base_url(request: Request[Any, Any, Any]) -> str:
     opt={"permission": PERMISSION},
     tags=["onboarding"],
     status_code=201,
-    responses={422: ResponseSpec(BatchOut, description="The file has errors (all listed); nothing was written.")},
+    request_max_body_size=BODY_LIMIT,
+    responses={
+        202: ResponseSpec(BatchOut, description="A large file: a job checks it; follow the batch or its job."),
+        422: ResponseSpec(BatchOut, description="The file has errors (all counted); nothing was written."),
+    },
 )
 async def upload_batch(
     ctx: Ctx, data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)]
@@ -98,16 +108,20 @@ async def upload_batch(
     Staff: ``school, email, full_name, role`` (``full_name_ar, staff_number, locale``).
     Pupils: ``school, national_code, last_name, first_name`` (``last_name_ar, first_name_ar, birth_date,
     gender, class, guardian1_email, guardian1_name, guardian1_name_ar, guardian1_relation``, and guardian2_…).
+    A large file (more than 2,000 rows, or an XLSX file over 256 KiB) is checked by a background job:
+    202 with the batch ``validating`` and its ``job_id`` (``GET /api/v1/jobs/{job_id}`` shows progress).
+    Every error carries a stable ``code``; the first 500 are listed, and ``GET …/batches/{id}/errors.csv``
+    gives them all.
     """
     actor = onboarding.actor_of(ctx)
-    if data.kind not in onboarding.KINDS:
-        raise onboarding.Invalid("kind", f"must be one of {', '.join(onboarding.KINDS)}")
-    content = await data.file.read()
-    limit = ctx.services.settings.max_upload_bytes
-    if len(content) > limit:
-        raise PayloadTooLarge(f"The file is larger than {limit} bytes: split it.")
-    batch = await onboarding.upload(actor, data.kind, data.file.filename or "file", content)
-    return Response(batch, status_code=201 if batch.status == "ready" else 422)
+    try:
+        if data.kind not in onboarding.KINDS:
+            raise onboarding.Invalid("kind", f"must be one of {', '.join(onboarding.KINDS)}")
+        batch = await onboarding.upload(actor, data.kind, data.file.filename or "file", data.file.file)
+    finally:
+        await data.file.close()
+    status = {"ready": 201, "validating": 202}.get(batch.status, 422)
+    return Response(batch, status_code=status)
 
 
 @get("/api/v1/onboarding/batches", opt={"permission": PERMISSION}, tags=["onboarding"])
@@ -120,6 +134,28 @@ async def list_batches(ctx: Ctx) -> list[BatchOut]:
 async def get_batch(ctx: Ctx, batch_id: FromPath[str]) -> BatchOut:
     """A batch with its report (and, once committed, what was written)."""
     return await onboarding.get_batch(onboarding.actor_of(ctx), batch_id)
+
+
+@get(
+    "/api/v1/onboarding/batches/{batch_id:str}/errors.csv",
+    opt={"permission": PERMISSION},
+    tags=["onboarding"],
+    media_type="text/csv; charset=utf-8",
+)
+async def batch_errors(ctx: Ctx, batch_id: FromPath[str]) -> Stream:
+    """Every error of a batch as CSV (``row, column, value, code, message``), not only the 500 listed."""
+    chunks = await onboarding.errors_csv(onboarding.actor_of(ctx), batch_id, ctx.locale)
+    return errors_response(chunks, batch_id)
+
+
+def errors_response(chunks: Any, batch_id: str) -> Stream:
+    """A streamed CSV download of a batch's errors."""
+    name = f"onboarding-errors-{batch_id[:8]}.csv"
+    return Stream(
+        chunks,
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{name}"', "cache-control": "no-store"},
+    )
 
 
 @post(
@@ -188,6 +224,7 @@ ROUTES: list[Any] = [
     upload_batch,
     list_batches,
     get_batch,
+    batch_errors,
     commit_batch,
     add_school,
     invite_director,

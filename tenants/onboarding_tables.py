@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from piccolo.columns import JSONB, Integer, Text, Timestamptz, Varchar
+from piccolo.columns import JSONB, BigInt, Integer, Text, Timestamptz, Varchar
 from piccolo.columns.column_types import Serial
 from piccolo.table import Table
 
@@ -20,18 +20,26 @@ class OnboardingBatch(Table, tablename="onboarding_batch"):
     id = Varchar(length=36, primary_key=True)
     kind = Varchar(length=16)
     filename = Varchar(length=200)
+    #: Key prefix of the stored file (kept in parts ``<key>.00000``, ``<key>.00001``…) and its size.
     file_key = Varchar(length=400)
+    file_bytes = BigInt(default=0)
     file_format = Varchar(length=8)
     sha256 = Varchar(length=64, index=True)
-    #: ``invalid`` (errors found), ``ready`` (may be committed), ``committing``, ``committed``, ``failed``.
+    #: ``validating`` (a job is checking a large file), ``invalid`` (errors found), ``ready`` (may be
+    #: committed), ``committing``, ``committed``.
     status = Varchar(length=12)
     rows = Integer(default=0)
     error_count = Integer(default=0)
+    #: Every error of the last validation (JSON lines, stored in parts like the file), for download.
+    errors_key = Varchar(length=400, default="")
+    errors_bytes = BigInt(default=0)
     #: Counts and the listed errors of the last validation or commit.
     report = JSONB(default="{}")
     job_id = Varchar(length=36, null=True, default=None)
     created_by = Integer(null=True, default=None)
     created_at = Timestamptz()
+    #: When the batch was last claimed for committing (a stale claim may be taken over).
+    claimed_at = Timestamptz(null=True, default=None)
     committed_at = Timestamptz(null=True, default=None)
     region_id = Integer(index=True)
     province_id = Integer(null=True, default=None)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import email
 import io
 import re
+import time
+import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,7 @@ from openpyxl import Workbook
 
 from core.jobs import InProcessQueue
 from core.mail import SmtpMailer
+from tenants import onboarding, onboarding_files
 from tests.conftest import free_port, new_client
 
 FIXTURES = Path(__file__).parent / "fixtures" / "onboarding"
@@ -160,13 +165,22 @@ async def test_wrong_headers_name_the_missing_columns(world):
     assert missing == {"school", "national_code", "last_name", "first_name"}
 
 
-async def test_unknown_kind_and_oversize(world):
+async def test_unknown_kind_and_oversize(world, monkeypatch):
     bad_kind = await upload(world, "martians", "x.csv", b"a\n1\n")
     assert bad_kind.status_code == 400 and bad_kind.json()["errors"][0]["field"] == "kind"
-    limit = world.settings.max_upload_bytes
-    huge = b"code,name_ar,name_fr,cycle,province\n" + b"x" * (limit + 10)
-    response = await upload(world, "schools", "huge.csv", huge)
-    assert response.status_code == 413
+    # Onboarding has its own cap: a file above the general upload limit is read (here: one giant cell).
+    general = world.settings.max_upload_bytes
+    assert onboarding.MAX_UPLOAD_BYTES > general
+    big = b"code,name_ar,name_fr,cycle,province\n" + b"x" * (general + 10)
+    response = await upload(world, "schools", "big.csv", big)
+    assert response.status_code == 422, response.text
+    assert response.json()["report"]["errors"][0]["code"] == "bad_csv"
+    batches = await count(world, "SELECT COUNT(*) FROM onboarding_batch")
+    monkeypatch.setattr(onboarding, "MAX_UPLOAD_BYTES", 4096)
+    huge = b"code,name_ar,name_fr,cycle,province\n" + b"x" * 5000
+    refused = await upload(world, "schools", "huge.csv", huge)
+    assert refused.status_code == 413 and "split it" in refused.json()["detail"]
+    assert await count(world, "SELECT COUNT(*) FROM onboarding_batch") == batches
 
 
 # -- pupils and guardians --------------------------------------------------------------------------
@@ -304,20 +318,37 @@ async def test_pupils_from_xlsx(world):
     assert str(born) == "2011-06-01"
 
 
-async def test_large_file_commits_in_a_job_with_progress(world):
+async def test_large_file_is_previewed_and_committed_in_jobs_with_progress(world):
     tag = world.backend[0].upper()
     rows = [
         f"{HOME_SCHOOL_CODE};{tag}4{n:08d};Nom{n};Prenom{n};;;;;;fam{n // 2}.{tag}@job.test.ma;Parent {n // 2};;;;"
         for n in range(2500)
     ]
-    response = await upload(world, "students", "big.csv", pupils_file(rows))
-    assert response.status_code == 201, response.text
     queue = InProcessQueue(world.services, concurrency=1, recover=False)
     previous = world.services.jobs
     world.services.jobs = queue
-    await queue.start()
     try:
-        started = await commit(world, response.json()["id"])
+        response = await upload(world, "students", "big.csv", pupils_file(rows))
+        assert response.status_code == 202, response.text
+        batch_id = response.json()["id"]
+        assert response.json()["status"] == "validating" and response.json()["job_id"]
+        # while the preview is queued: the page shows its progress, and the batch cannot be committed
+        fragment = await world.api(
+            "GET", f"/admin/onboarding/batches/{batch_id}/progress?lang=fr", as_=ADMIN, tenant=REGION
+        )
+        assert "Vérification du fichier…" in fragment.text and 'id="import-progress"' in fragment.text
+        assert (await commit(world, batch_id)).status_code == 409
+        await queue.start()
+        checked = await queue.wait(response.json()["job_id"], seconds=120)
+        assert checked.status == "done", checked.error
+        preview = await world.api("GET", f"/api/v1/onboarding/batches/{batch_id}", as_=ADMIN, tenant=REGION)
+        assert preview.json()["status"] == "ready" and preview.json()["rows"] == 2500
+        assert preview.json()["report"]["created"]["students"] == 2500
+        assert await count(world, "SELECT COUNT(*) FROM student WHERE national_code LIKE {}", f"{tag}4%") == 0
+        if world.backend == "postgres":
+            assert checked.total >= 2500  # progress was written while the preview ran
+
+        started = await commit(world, batch_id)
         assert started.status_code == 202, started.text
         job_id = started.json()["job_id"]
         info = await queue.wait(job_id, seconds=120)
@@ -329,10 +360,36 @@ async def test_large_file_commits_in_a_job_with_progress(world):
     assert job.status_code == 200 and job.json()["percentage"] == 100
     if world.backend == "postgres":
         assert job.json()["total"] >= 2500  # progress was written while the commit ran
-    batch = await world.api("GET", f"/api/v1/onboarding/batches/{response.json()['id']}", as_=ADMIN, tenant=REGION)
+    batch = await world.api("GET", f"/api/v1/onboarding/batches/{batch_id}", as_=ADMIN, tenant=REGION)
     assert batch.json()["status"] == "committed"
     assert await count(world, "SELECT COUNT(*) FROM student WHERE national_code LIKE {}", f"{tag}4%") == 2500
     assert await count(world, "SELECT COUNT(*) FROM person WHERE email LIKE {}", f"%.{tag.lower()}@job.test.ma") == 1250
+
+
+async def test_a_large_file_with_errors_is_previewed_in_a_job_and_lists_them(world):
+    tag = world.backend[0].upper()
+    rows = [
+        f"{HOME_SCHOOL_CODE};{tag}41{n:07d};Nom{n};Prenom{n};;;;{'Z' if n < 700 else ''};;;;;;;" for n in range(2100)
+    ]
+    queue = InProcessQueue(world.services, concurrency=1, recover=False)
+    previous = world.services.jobs
+    world.services.jobs = queue
+    await queue.start()
+    try:
+        response = await upload(world, "students", "big-bad.csv", pupils_file(rows))
+        assert response.status_code == 202, response.text
+        info = await queue.wait(response.json()["job_id"], seconds=120)
+    finally:
+        await queue.stop()
+        world.services.jobs = previous
+    assert info.status == "done", info.error
+    batch_id = response.json()["id"]
+    batch = (await world.api("GET", f"/api/v1/onboarding/batches/{batch_id}", as_=ADMIN, tenant=REGION)).json()
+    assert batch["status"] == "invalid" and batch["error_count"] == 700 and batch["rows"] == 2100
+    assert len(batch["report"]["errors"]) == onboarding.MAX_LISTED_ERRORS
+    listing = await world.api("GET", f"/api/v1/onboarding/batches/{batch_id}/errors.csv", as_=ADMIN, tenant=REGION)
+    assert len(listing.content.decode("utf-8-sig").splitlines()) == 701
+    assert (await commit(world, batch_id)).status_code == 409
 
 
 # -- boundaries ------------------------------------------------------------------------------------
@@ -542,3 +599,227 @@ async def test_two_commits_at_once_write_once(world):
     first, second = await asyncio.gather(commit(world, response.json()["id"]), commit(world, response.json()["id"]))
     assert sorted([first.status_code, second.status_code]) == [200, 409]
     assert await world.sql("SELECT COUNT(*) FROM student WHERE national_code = {}", f"{tag}600000001") == 1
+
+
+# -- hostile workbooks -----------------------------------------------------------------------------
+
+
+def rewrite_xlsx(data: bytes, change) -> bytes:
+    """A copy of a workbook with each member's bytes passed through ``change(name, bytes)``."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, change(info.filename, src.read(info.filename)))
+    return out.getvalue()
+
+
+def workbook(rows: list[list[object]], **cells: object) -> bytes:
+    book = Workbook()
+    sheet = book.active
+    for row in rows:
+        sheet.append(row)
+    for ref, value in cells.items():
+        sheet[ref] = value
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def upload_xlsx(world, kind: str, data: bytes):
+    return world.api(
+        "POST",
+        "/api/v1/onboarding/batches",
+        as_=ADMIN,
+        tenant=REGION,
+        data={"kind": kind},
+        files={"file": ("bomb.xlsx", data, "application/octet-stream")},
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "header"),
+    [
+        ("schools", ["code", "name_ar", "name_fr", "cycle", "province"]),
+        ("students", ["school", "national_code", "last_name", "first_name"]),
+    ],
+)
+async def test_a_workbook_declaring_a_huge_sheet_is_refused_quickly(world, kind, header):
+    """<dimension ref="A1:XFD1048576"> and a cell in the last row: a 5 KB file, a million padded rows."""
+    plain = workbook([header], A1048576="x")
+    bomb = rewrite_xlsx(
+        plain,
+        lambda name, data: (
+            re.sub(rb'<dimension ref="[^"]+"', b'<dimension ref="A1:XFD1048576"', data)
+            if name == "xl/worksheets/sheet1.xml"
+            else data
+        ),
+    )
+    assert len(bomb) < 10_000 and b"XFD1048576" in zipfile.ZipFile(io.BytesIO(bomb)).read("xl/worksheets/sheet1.xml")
+    before = await count(world, "SELECT COUNT(*) FROM student")
+    started = time.perf_counter()
+    response = await upload_xlsx(world, kind, bomb)
+    assert time.perf_counter() - started < 20
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["status"] == "invalid" and body["report"]["errors"][0]["code"] == "too_many_rows"
+    assert await count(world, "SELECT COUNT(*) FROM student") == before
+    assert (await commit(world, body["id"])).status_code == 409
+
+
+async def test_a_zip_bomb_is_refused_before_it_is_opened(world, monkeypatch):
+    plain = workbook([["school", "national_code", "last_name", "first_name"], [HOME_SCHOOL_CODE, "J1", "A", "B"]])
+    # 64 MiB of padding that deflates to ~64 KB: refused from the archive directory, never unpacked.
+    padding = b" " * (64 * 1024 * 1024)
+    bomb = rewrite_xlsx(
+        plain,
+        lambda name, data: (
+            data.replace(b"<sheetData>", padding + b"<sheetData>", 1) if name == "xl/worksheets/sheet1.xml" else data
+        ),
+    )
+    assert len(bomb) < 1024 * 1024
+    started = time.perf_counter()
+    response = await upload_xlsx(world, "students", bomb)
+    assert time.perf_counter() - started < 10
+    assert response.status_code == 422, response.text
+    error = response.json()["report"]["errors"][0]
+    assert error["code"] == "xlsx_packed" and error["value"] == "xl/worksheets/sheet1.xml"
+    # Too large once unpacked, however well it is packed.
+    monkeypatch.setattr(onboarding_files, "MAX_UNPACKED_BYTES", 4096)
+    large = await upload_xlsx(world, "students", plain)
+    assert large.status_code == 422
+    assert large.json()["report"]["errors"][0]["code"] == "xlsx_too_big"
+    # The shared strings are loaded whole by the reader: they have a cap of their own.
+    monkeypatch.setattr(onboarding_files, "MAX_UNPACKED_BYTES", 64 * 1024 * 1024)
+    monkeypatch.setattr(onboarding_files, "MAX_SHARED_STRINGS_BYTES", 100)
+    with_strings = io.BytesIO(plain)
+    with zipfile.ZipFile(with_strings, "a", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/sharedStrings.xml", b"<sst>" + b"<si><t>x</t></si>" * 20 + b"</sst>")
+    strings = await upload_xlsx(world, "students", with_strings.getvalue())
+    assert strings.status_code == 422
+    assert strings.json()["report"]["errors"][0] == {
+        **strings.json()["report"]["errors"][0],
+        "code": "xlsx_too_big",
+        "value": "xl/sharedStrings.xml",
+    }
+
+
+async def test_wide_rows_are_read_no_wider_than_the_known_columns(world):
+    tag = world.backend[0].upper()
+    data = workbook(
+        [["École", "Code Massar", "Nom", "Prénom"], [HOME_SCHOOL_CODE, f"{tag}310000001", "Large", "Ligne"]],
+        XFD2="far away",
+    )
+    response = await upload_xlsx(world, "students", data)
+    assert response.status_code == 201, response.text
+    assert response.json()["rows"] == 1
+
+
+# -- streamed files, every error, failures ---------------------------------------------------------
+
+
+async def test_files_are_stored_in_parts_and_read_back_as_a_stream(world, monkeypatch):
+    tag = world.backend[0].upper()
+    monkeypatch.setattr(onboarding, "PART_BYTES", 1000)
+    rows = [f"{HOME_SCHOOL_CODE};{tag}700{n:06d};Part{n};Eleve;;;;;;;;;;;" for n in range(120)]
+    data = pupils_file(rows)
+    assert len(data) > 4000
+    response = await upload(world, "students", "parts.csv", data)
+    assert response.status_code == 201, response.text
+    key = await world.sql("SELECT file_key FROM onboarding_batch WHERE id = {}", response.json()["id"])
+    region = world.ids[REGION]
+    parts = [await world.services.storage.get(f"{key}.{n:05d}", tenant_id=region) for n in range(len(data) // 1000 + 1)]
+    assert b"".join(parts) == data and max(len(p) for p in parts) == 1000
+    done = await commit(world, response.json()["id"])
+    assert done.status_code == 200, done.text
+    assert await count(world, "SELECT COUNT(*) FROM student WHERE national_code LIKE {}", f"{tag}700%") == 120
+
+
+async def test_every_error_is_downloadable_as_csv(world):
+    tag = world.backend[0].upper()
+    # 601 rows with one code: 600 duplicates found by SQL; 300 bad genders found in Python.
+    rows = [f"{HOME_SCHOOL_CODE};{tag}800000001;Dup{n};Eleve;;;;{'X' if n % 2 else 'F'};;;;;;;" for n in range(601)]
+    response = await upload(world, "students", "dups.csv", pupils_file(rows))
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error_count"] == 900 and len(body["report"]["errors"]) == onboarding.MAX_LISTED_ERRORS
+    assert body["report"]["errors_truncated"] is True
+    assert {e["code"] for e in body["report"]["errors"]} <= {"gender", "duplicate_row"}
+    listing = await world.api("GET", f"/api/v1/onboarding/batches/{body['id']}/errors.csv", as_=ADMIN, tenant=REGION)
+    assert listing.status_code == 200, listing.text
+    assert listing.headers["content-type"].startswith("text/csv")
+    assert "attachment" in listing.headers["content-disposition"]
+    table = list(csv.reader(io.StringIO(listing.content.decode("utf-8-sig"))))
+    assert table[0] == ["row", "column", "value", "code", "message"]
+    assert len(table) == 1 + 900
+    duplicates = [r for r in table[1:] if r[3] == "duplicate_row"]
+    assert len(duplicates) == 600 and {r[4] for r in duplicates} == {"doublon de la ligne 2 de ce fichier"}
+    assert {int(r[0]) for r in duplicates} == set(range(3, 603))
+    assert sum(r[3] == "gender" for r in table[1:]) == 300
+    # another region's batch is not found; a director may not download
+    theirs = await upload(
+        world, "schools", "s.csv", b"code\n", as_="region.rabat@madrasa.demo", tenant="rabat-sale-kenitra"
+    )
+    foreign = await world.api(
+        "GET", f"/api/v1/onboarding/batches/{theirs.json()['id']}/errors.csv", as_=ADMIN, tenant=REGION
+    )
+    assert foreign.status_code == 404
+    director = await world.api(
+        "GET",
+        f"/api/v1/onboarding/batches/{body['id']}/errors.csv",
+        as_="director.lycee-ibn-batouta@test.ma",
+        tenant=REGION,
+    )
+    assert director.status_code == 403
+
+
+async def test_errors_carry_a_stable_code_and_values(world):
+    response = await upload(world, "schools", "bad.csv", (FIXTURES / "schools_bad.csv").read_bytes())
+    errors = {(e["row"], e["column"]): e for e in response.json()["report"]["errors"]}
+    duplicate = errors[(3, "code")]
+    assert duplicate["code"] == "duplicate_row" and duplicate["params"] == {"first": "2"}
+    assert duplicate["message"] == "duplicate of row 2 in this file"
+    assert errors[(6, "province")]["code"] == "province_foreign"
+
+
+async def test_a_failed_commit_reports_a_generic_message_and_logs_the_cause(world, caplog):
+    tag = world.backend[0].upper()
+    response = await upload(
+        world, "students", "p.csv", pupils_file([f"{HOME_SCHOOL_CODE};{tag}900000001;Un;Deux;;;;;;;;;;;"])
+    )
+    assert response.status_code == 201
+    key = await world.sql("SELECT file_key FROM onboarding_batch WHERE id = {}", response.json()["id"])
+    await world.services.storage.delete(f"{key}.00000", tenant_id=world.ids[REGION])  # the stored file is gone
+    with caplog.at_level("ERROR", logger="tenants.onboarding"):
+        done = await commit(world, response.json()["id"])
+    assert done.status_code == 422
+    error = done.json()["batch"]["report"]["errors"][0]
+    assert error["code"] == "commit_failed" and "Object" not in error["message"] and key not in error["message"]
+    assert any(r.exc_info for r in caplog.records if response.json()["id"] in r.getMessage())
+    assert await count(world, "SELECT COUNT(*) FROM student WHERE national_code = {}", f"{tag}900000001") == 0
+
+
+async def test_a_stale_committing_batch_can_be_claimed_again(world):
+    tag = world.backend[0].upper()
+    response = await upload(
+        world, "students", "p.csv", pupils_file([f"{HOME_SCHOOL_CODE};{tag}910000001;Un;Mort;;;;;;;;;;;"])
+    )
+    batch_id = response.json()["id"]
+    db = world.services.db
+    from core.scope import Scope
+
+    async def claimed(minutes_ago: int) -> None:
+        async with db.scoped(Scope.everything()):
+            await db.execute(
+                "UPDATE onboarding_batch SET status = 'committing', claimed_at = {} WHERE id = {}",
+                datetime.now(UTC) - timedelta(minutes=minutes_ago),
+                batch_id,
+            )
+
+    await claimed(5)  # a worker is on it
+    busy = await commit(world, batch_id)
+    assert busy.status_code == 409 and busy.json()["code"] == "being_committed"
+    await claimed(16)  # its worker died
+    done = await commit(world, batch_id)
+    assert done.status_code == 200, done.text
+    assert done.json()["batch"]["status"] == "committed"
+    assert await count(world, "SELECT COUNT(*) FROM student WHERE national_code = {}", f"{tag}910000001") == 1

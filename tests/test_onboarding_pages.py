@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from tests.conftest import new_client
 
@@ -167,3 +168,84 @@ async def test_platform_admin_creates_a_region_and_a_region_admin_a_province(wor
     )
     assert refused.status_code == 404
     assert await world.services.tenants.by_slug("rogue-region") is None
+
+
+async def test_row_errors_and_form_errors_are_in_the_page_language(world):
+    data = b"code,name_ar,name_fr,cycle,province\nBAD!,,X,moon,nowhere\nBAD!,,X,moon,nowhere\n"
+    response = await page(
+        world, "POST", "/admin/onboarding/upload", data={"kind": "schools"}, files={"file": ("b.csv", data, "text/csv")}
+    )
+    path = response.headers["location"].removeprefix(f"/t/{REGION}")
+    arabic = await page(world, "GET", f"{path}?lang=ar")
+    assert "رمز المؤسسة من 4 إلى 12 حرفا أو رقما" in arabic.text and "a school code is" not in arabic.text
+    assert "يجب أن يكون ابتدائي أو إعدادي أو ثانوي" in arabic.text
+    french = await page(world, "GET", f"{path}?lang=fr")
+    assert "doit être primaire, collège ou lycée" in french.text
+    assert 'id="batch-errors-csv"' in french.text
+    listing = await page(world, "GET", f"{path}/errors.csv?lang=ar")
+    assert listing.status_code == 200 and listing.headers["content-type"].startswith("text/csv")
+    text = listing.content.decode("utf-8-sig")
+    assert text.splitlines()[0] == "row,column,value,code,message"
+    assert "school_code" in text and "رمز المؤسسة من 4 إلى 12 حرفا أو رقما" in text
+    # a form error of the one-school form, in Arabic
+    school = await page(
+        world,
+        "POST",
+        "/admin/onboarding/schools?lang=ar",
+        data={"code": "1", "name_fr": "X", "name_ar": "س", "cycle": "lycee", "province": "casablanca-anfa"},
+    )
+    assert school.status_code == 422 and "رمز المؤسسة من 4 إلى 12 حرفا أو رقما" in school.text
+
+
+async def test_a_commit_conflict_and_a_taken_slug_are_translated(world):
+    data = b"code,name_ar,name_fr,cycle,province\n"
+    response = await page(
+        world, "POST", "/admin/onboarding/upload", data={"kind": "schools"}, files={"file": ("e.csv", data, "text/csv")}
+    )
+    batch_id = response.headers["location"].rsplit("/", 1)[1]
+    conflict = await page(world, "POST", f"/admin/onboarding/batches/{batch_id}/commit?lang=fr", data={})
+    assert conflict.status_code == 409
+    assert "seul un lot validé peut être écrit" in conflict.text
+    slug = f"taken-{world.backend}"
+    made = await page(world, "POST", "/admin/onboarding/nodes", data={"slug": slug, "name_fr": "Prise"})
+    assert made.status_code == 200
+    again = await page(world, "POST", "/admin/onboarding/nodes?lang=ar", data={"slug": slug, "name_fr": "Encore"})
+    assert again.status_code == 409 and f"هذا المعرف مستعمل مسبقا: {slug}" in again.text
+
+
+async def test_an_upload_over_the_onboarding_cap_is_a_form_error(world, monkeypatch):
+    from tenants import onboarding
+
+    monkeypatch.setattr(onboarding, "MAX_UPLOAD_BYTES", 1000)
+    before = await world.sql("SELECT COUNT(*) FROM onboarding_batch")
+    data = b"code,name_ar,name_fr,cycle,province\n" + b"x" * 2000
+    response = await page(
+        world, "POST", "/admin/onboarding/upload", data={"kind": "schools"}, files={"file": ("h.csv", data, "text/csv")}
+    )
+    assert response.status_code == 413 and 'id="upload-file-error"' in response.text
+    assert await world.sql("SELECT COUNT(*) FROM onboarding_batch") == before
+
+
+def test_every_error_message_has_arabic_and_french_translations():
+    from admin_ui import onboarding_pages
+    from core.i18n import translations
+    from tenants.onboarding import Conflict
+    from tenants.onboarding_files import MESSAGES
+
+    dirs = (Path(onboarding_pages.__file__).parent / "locale",)
+    msgids = [
+        *MESSAGES.values(),
+        *onboarding_pages.NODE_MESSAGES.values(),
+        onboarding_pages.PASSWORDS_DIFFER,
+        onboarding_pages.WEAK_PASSWORD,
+        onboarding_pages.INVALID_LINK,
+        "This batch is being committed by someone else.",
+        "This batch is {status}: only a batch that validated can be committed.",
+    ]
+    assert Conflict("x", "{a}", a=1).detail == "1"
+    for lang in ("ar", "fr"):
+        catalogue = translations(lang, dirs)
+        missing = [m for m in msgids if catalogue.gettext(m) == m]
+        assert not missing, (lang, missing)
+        for msgid in msgids:
+            assert set(re.findall(r"\{\w+\}", catalogue.gettext(msgid))) == set(re.findall(r"\{\w+\}", msgid))

@@ -46,7 +46,11 @@ BODIES: dict[tuple[str, str], Any] = {
 
 
 async def foreign_values(world: Any) -> dict[str, Any]:
-    """A batch of the other region (made once by its region admin)."""
+    """A batch of the other region (made once by its region admin).
+
+    It has an error (the file has only a header), so its stored error file exists: ``GET …/errors.csv``
+    (API and page) is tried against a real foreign download.
+    """
     cache = world.objects.setdefault("onboarding", {})
     if "batch_id" not in cache:
         response = await world.api(
@@ -57,6 +61,13 @@ async def foreign_values(world: Any) -> dict[str, Any]:
             data={"kind": "schools"},
             files={"file": ("schools.csv", b"code,name_ar,name_fr,cycle,province\n", "text/csv")},
         )
-        assert response.status_code in (201, 422), response.text
+        assert response.status_code == 422, response.text
         cache["batch_id"] = response.json()["id"]
+        listing = await world.api(
+            "GET",
+            f"/api/v1/onboarding/batches/{cache['batch_id']}/errors.csv",
+            as_="region.rabat@madrasa.demo",
+            tenant=FOREIGN_REGION,
+        )
+        assert listing.status_code == 200 and "only_header" in listing.text, listing.text
     return {"batch_id": cache["batch_id"]}
