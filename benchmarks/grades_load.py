@@ -48,14 +48,24 @@ idle machine). wrk runs with ``--timeout 30s`` so slow answers stay in the laten
 database, the roles, the servers and the temporary files are removed at the end, also on error
 or Ctrl-C. Exit status 0 unless something crashed.
 
+Before the loads, an in-process probe (``--probe N``, 0 to skip) serves each page N times in
+this process (the app over ASGI, sequential requests rotating over the sessions) and prints, per
+page, the SQL round trips (statements sent by asyncpg, ``BEGIN``/``COMMIT`` included), the bytes,
+the CPU time per request and the full garbage collections seen; ``--profile DIR`` adds pyinstrument
+profiles of those requests. For work on the pages, ``--pages-only`` loads only the two portal
+pages, and ``--compare-with DIR`` serves them also from another copy of the project (same
+migrations) and alternates the loads between the two for ``--rounds`` rounds: an A/B in one run.
+
     .venv/bin/python benchmarks/grades_load.py [--pupils 100000] [--duration 10] [--connections 10,50]
-        [--sessions 500] [--teachers 200] [--rounds 3] [--warmup 2] [--seed 1]
+        [--sessions 500] [--teachers 200] [--rounds 3] [--warmup 2] [--seed 1] [--probe 200] [--profile DIR]
+        [--pages-only [--compare-with DIR]]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import re
 import resource
@@ -661,6 +671,138 @@ def verify(app_base: str, base_base: str, world: World) -> dict[str, Any]:
     return facts
 
 
+# --------------------------------------------------------------------------- in-process probe of the pages
+
+
+class _RoundTrips:
+    """Counts the statements sent to PostgreSQL by every asyncpg connection of this process."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._saved: dict[str, Any] = {}
+
+    def __enter__(self) -> _RoundTrips:
+        from asyncpg.connection import Connection
+
+        self._saved = {"execute": Connection.execute, "_execute": Connection._execute}
+        counter = self
+        plain_execute, inner_execute = self._saved["execute"], self._saved["_execute"]
+
+        async def execute(conn: Any, query: str, *args: Any, **kw: Any) -> Any:
+            if not args:  # the simple-query protocol (BEGIN, COMMIT, …); with arguments it goes through _execute
+                counter.count += 1
+            return await plain_execute(conn, query, *args, **kw)
+
+        async def _execute(conn: Any, *args: Any, **kw: Any) -> Any:
+            counter.count += 1
+            return await inner_execute(conn, *args, **kw)
+
+        Connection.execute = execute  # type: ignore[method-assign]
+        Connection._execute = _execute  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from asyncpg.connection import Connection
+
+        Connection.execute = self._saved["execute"]  # type: ignore[method-assign]
+        Connection._execute = self._saved["_execute"]  # type: ignore[method-assign]
+
+
+async def probe_pages(
+    settings_kw: dict[str, Any], world: World, requests: int, profile_dir: Path | None, freeze_app: bool = False
+) -> list[str]:
+    """The pages served in this process (the app over ASGI, no network): SQL round trips, bytes, CPU per request.
+
+    Sequential requests rotating over the sessions after a warm-up: the CPU time per request of the
+    process (``time.process_time``) hardly depends on the machine's other work, unlike req/s.
+    With ``profile_dir``, a pyinstrument profile of each page is written there. With ``freeze_app``,
+    the app's objects are moved out of the collector's reach after the warm-up (``gc.freeze()``), as
+    a server could do once started: the full collections then show what that would save.
+    """
+    import httpx
+
+    from core.app import build_services, create_app
+    from core.config import load_settings
+
+    # This process's own objects (the world, the sessions) are left out of the collector's work, so
+    # that a full collection here costs what it would cost in a server holding the app alone.
+    gc.collect()
+    gc.freeze()
+    settings = load_settings({}, **settings_kw, db_pool_min=POOL_MIN, db_pool_max=POOL_MAX)
+    services = build_services(settings)
+    await services.db.start()
+    lines = []
+    try:
+        app = create_app(settings, services=services)
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            pages = [
+                ("parent marks page", [(g.page_path, g.cookie) for g in world.guardians]),
+                ("teacher grid page", [(t.page_path, t.cookie) for t in world.teachers]),
+            ]
+            for label, paths in pages:
+
+                async def one(i: int, paths: list[tuple[str, str]] = paths) -> httpx.Response:
+                    path, cookie = paths[i % len(paths)]
+                    response = await client.get(path, headers={"Cookie": f"madrasa_session={cookie}"})
+                    if response.status_code != 200:
+                        raise RuntimeError(f"{path}: {response.status_code} {response.text[:300]}")
+                    return response
+
+                # warm-up: templates, prepared statements, and every session once (sessions are cached a few
+                # seconds, so that the round trips counted next are the page's own)
+                for i in range(max(len(paths), min(requests, 2 * len(paths)))):
+                    await one(i)
+                if freeze_app:
+                    gc.collect()
+                    gc.freeze()
+                with _RoundTrips() as trips:
+                    sizes = [len((await one(i)).content) for i in range(len(paths))]
+                per_page = trips.count / len(paths)
+                pauses: list[float] = []
+                started: list[float] = []
+
+                def on_gc(
+                    phase: str, info: dict[str, int], pauses: list[float] = pauses, started: list[float] = started
+                ) -> None:
+                    if info.get("generation") != 2:
+                        return
+                    if phase == "start":
+                        started.append(time.perf_counter())
+                    elif started:
+                        pauses.append((time.perf_counter() - started.pop()) * 1000)
+
+                gc.callbacks.append(on_gc)
+                began = time.process_time()
+                try:
+                    for i in range(requests):
+                        await one(i)
+                finally:
+                    gc.callbacks.remove(on_gc)
+                cpu_us = (time.process_time() - began) * 1e6 / requests
+                full = f"{len(pauses)} full GC, longest {max(pauses):.1f} ms" if pauses else "no full GC"
+                lines.append(
+                    f"  {label:<20} {per_page:5.1f} SQL round trips/page  {statistics.mean(sizes):8,.0f} B/page "
+                    f"(min {min(sizes):,}, max {max(sizes):,})  {cpu_us:6.0f} CPU µs/request in-process "
+                    f"({requests} sequential requests over {len(paths)} sessions; {full})"
+                )
+                if profile_dir is not None:
+                    from pyinstrument import Profiler
+
+                    profiler = Profiler(interval=0.0002, async_mode="enabled")
+                    profiler.start()
+                    for i in range(requests):
+                        await one(i)
+                    profiler.stop()
+                    name = label.replace(" ", "_")
+                    (profile_dir / f"{name}.txt").write_text(profiler.output_text(unicode=True, show_all=False))
+                    (profile_dir / f"{name}.html").write_text(profiler.output_html())
+    finally:
+        await services.db.stop()
+        gc.unfreeze()
+    return lines
+
+
 # --------------------------------------------------------------------------- grid saves
 
 
@@ -830,6 +972,20 @@ def benchmark(args: argparse.Namespace) -> int:
         )
         servers.append(app)
         app.wait_ok(f"{app_base}/readyz")
+        other: Server | None = None
+        other_base = ""
+        if args.compare_with:
+            # The same server from another copy of the code (its folder first on the import path).
+            other_port = free_port()
+            other_base = f"http://127.0.0.1:{other_port}"
+            other = Server(
+                "madrasa serve (compared)",
+                [*madrasa_command(), "serve", "--host", "127.0.0.1", "--port", str(other_port)],
+                {**env, "MADRASA_PORT": str(other_port), "PYTHONPATH": str(Path(args.compare_with).resolve())},
+                tmp / "compared.log",
+            )
+            servers.append(other)
+            other.wait_ok(f"{other_base}/readyz")
         base_port = free_port()
         base_base = f"http://127.0.0.1:{base_port}"
         baseline = Server(
@@ -862,6 +1018,13 @@ def benchmark(args: argparse.Namespace) -> int:
             *((app_base + p, "grid API", h) for p, h in t_api),
         ]
         checked = asyncio.run(check_all(every))
+        if args.probe:
+            log(f"in-process probe of the pages ({args.probe} requests each) …")
+            profile_dir = Path(args.profile).resolve() if args.profile else None
+            if profile_dir is not None:
+                profile_dir.mkdir(parents=True, exist_ok=True)
+            for line in asyncio.run(probe_pages(settings_kw, world, args.probe, profile_dir, args.probe_gc_freeze)):
+                log(line)
 
         def target(name: str, server: Server, base: str, requests: list[tuple[str, dict[str, str]]]) -> Target:
             script = tmp / f"{name}.lua"
@@ -894,6 +1057,23 @@ def benchmark(args: argparse.Namespace) -> int:
         )
         api_path = "/t/<school>/api/v1/me/pupils/{id}/marks"
         page_path = "/t/<school>/grades/pupils/{id}"
+        if args.pages_only:
+            grid_path = "/t/<school>/grades/assessments/{id}"
+            if other is None:
+                measure(t_parent_page, "parent marks page", page_path, main_level)
+                measure(t_grid_page, "teacher grid page", grid_path, main_level)
+            else:
+                o_parent = target("parent_page_compared", other, other_base, g_page)
+                o_grid = target("grid_page_compared", other, other_base, t_page)
+                log(f"A/B, alternating: this code, then the code of {args.compare_with} (compared)")
+                for round_no in range(1, args.rounds + 1):
+                    measure(t_parent_page, "parent marks page", page_path, main_level, round_no)
+                    measure(o_parent, "parent page (compared)", page_path, main_level, round_no)
+                    measure(t_grid_page, "teacher grid page", grid_path, main_level, round_no)
+                    measure(o_grid, "grid page (compared)", grid_path, main_level, round_no)
+            log(f"pages only; page sizes {facts.get('page_bytes')} / grids {facts.get('grid_page_bytes')}")
+            log(f"total time {time.perf_counter() - started:.0f} s; load average now {loadavg()}")
+            return 0
         for round_no in range(1, args.rounds + 1):
             measure(t_parent_api, "parent marks API", api_path, main_level, round_no)
             measure(t_baseline, "baseline (asyncpg)", "/marks/{id}?nodes=<scope>", main_level, round_no)
@@ -1145,6 +1325,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds before each run (default 2)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL, help="PostgreSQL superuser URL")
+    parser.add_argument(
+        "--probe",
+        type=int,
+        default=200,
+        metavar="N",
+        help="before the loads, N sequential requests per page in-process: SQL round trips, bytes and CPU per page "
+        "(default 200; 0 skips it)",
+    )
+    parser.add_argument(
+        "--probe-gc-freeze",
+        action="store_true",
+        help="in the probe, gc.freeze() the app after the warm-up (what freezing a started server would save)",
+    )
+    parser.add_argument("--profile", metavar="DIR", help="with --probe: pyinstrument profiles of the pages, into DIR")
+    parser.add_argument(
+        "--pages-only", action="store_true", help="load only the two portal pages (no API, baseline or saves runs)"
+    )
+    parser.add_argument(
+        "--compare-with",
+        metavar="DIR",
+        help="with --pages-only: also serve the code of another copy of the project (DIR, same migrations) and "
+        "alternate the page loads between the two, --rounds times",
+    )
     parser.add_argument("--baseline-server", nargs=2, metavar=("PORT", "DSN"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.baseline_server:

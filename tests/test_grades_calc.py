@@ -568,6 +568,79 @@ async def test_changing_a_coefficient_changes_the_general_average(world):
     assert (await _actual(world, data))["general"] == before["general"]
 
 
+async def _result_ids(world, data: dict[str, Any]) -> dict[tuple[str, Any], int]:
+    """The ids of the stored results of our pupils (subject rows by pupil × subject, general rows by pupil)."""
+    db = world.services.db
+    marks = ", ".join("{}" for _ in data["pupils"])
+    async with db.scoped(Scope.everything(), write=False):
+        subject = await db.fetch(
+            "SELECT id, student_id, subject_code FROM grade_subject_result "
+            f"WHERE term_id = {{}} AND student_id IN ({marks})",
+            data["term_id"],
+            *data["pupils"],
+        )
+        general = await db.fetch(
+            f"SELECT id, student_id FROM grade_general_result WHERE term_id = {{}} AND student_id IN ({marks})",
+            data["term_id"],
+            *data["pupils"],
+        )
+    ids = {("subject", (r["student_id"], r["subject_code"])): r["id"] for r in subject}
+    ids.update({("general", r["student_id"]): r["id"] for r in general})
+    return ids
+
+
+async def test_a_reclose_after_corrections_replaces_only_what_changed(world):
+    data = await _data(world)
+    pupils, term_id = data["pupils"], data["term_id"]
+    db = world.services.db
+    await _compute(world, data)
+    before_ids = await _result_ids(world, data)
+    async with db.scoped(Scope.everything(), write=False):
+        changed = await db.fetchrow(
+            "SELECT m.id, m.score FROM grade_mark m JOIN grade_assessment a ON a.id = m.assessment_id "
+            "WHERE m.student_id = {} AND a.subject_code = 'MATH' AND a.term_id = {} AND m.score IS NOT NULL "
+            "ORDER BY a.position LIMIT 1",
+            pupils[0],
+            term_id,
+        )
+        removed = await db.fetch(
+            "SELECT m.* FROM grade_mark m JOIN grade_assessment a ON a.id = m.assessment_id "
+            "WHERE m.student_id = {} AND a.subject_code = 'ARA' AND a.term_id = {}",
+            pupils[5],
+            term_id,
+        )
+    assert changed is not None and removed
+    new_score = Decimal("0.00") if Decimal(str(changed["score"])) > 0 else Decimal("1.00")
+    try:
+        async with db.scoped(Scope.everything()):
+            await db.execute("UPDATE grade_mark SET score = {} WHERE id = {}", new_score, changed["id"])
+            ids = ", ".join("{}" for _ in removed)
+            await db.execute(f"DELETE FROM grade_mark WHERE id IN ({ids})", *(r["id"] for r in removed))
+        stats = await _compute(world, data)
+        expected = await _expected(world, data)
+        actual = await _actual(world, data)
+        _assert_agree(expected, actual)
+        assert (pupils[5], "ARA") not in actual["subject"]  # the pupil's ARA marks are gone, and so is the result
+        assert stats.subject_results >= len(expected["subject"])
+        after_ids = await _result_ids(world, data)
+        assert ("subject", (pupils[5], "ARA")) not in after_ids
+        if world.backend == "postgres":
+            # a re-close rewrites only what changed: other pupils' subject rows keep their id
+            kept = [k for k in after_ids if k[0] == "subject" and k[1][0] not in (pupils[0], pupils[5])]
+            assert kept and all(after_ids[k] == before_ids[k] for k in kept)
+            assert after_ids[("subject", (pupils[0], "MATH"))] != before_ids[("subject", (pupils[0], "MATH"))]
+    finally:
+        async with db.scoped(Scope.everything()):
+            await db.execute("UPDATE grade_mark SET score = {} WHERE id = {}", changed["score"], changed["id"])
+            columns = [c for c in removed[0] if c != "id"]
+            await db.executemany(
+                f"INSERT INTO grade_mark ({', '.join(columns)}) VALUES ({', '.join('{}' for _ in columns)})",
+                [[r[c] for c in columns] for r in removed],
+            )
+    await _compute(world, data)
+    _assert_agree(await _expected(world, data), await _actual(world, data))
+
+
 async def test_closing_twice_is_a_conflict(world):
     data = await _data(world)
     db = world.services.db

@@ -29,12 +29,14 @@ A pupil's results belong to one class: the class of their open enrolment in one 
 Marks of every sheet state count: the close is what freezes them.
 
 Statements (set-based throughout, no per-pupil work in Python): on PostgreSQL, a transaction-level
-advisory lock per school (concurrent computations for a school take turns), one ``DELETE``
-of the previous results (three tables, writable CTEs); the single pass over the marks into a
-temporary table of per-pupil subject averages at full precision (a statement of its own so
-that it may use parallel workers), ``ANALYZE``d; and one statement that writes the three result
-tables from it (writable CTEs, one ``INSERT … SELECT`` each; ``RANK()`` for ranks,
-``percentile_cont(0.5)`` for medians), under the planner settings of :data:`PG_SETTINGS`. SQLite
+advisory lock per school (concurrent computations for a school take turns); the single pass over
+the marks into a temporary table of per-pupil subject averages at full precision (a statement of
+its own so that it may use parallel workers), ``ANALYZE``d; then, for a first close, one statement
+that writes the three result tables from it (writable CTEs, one ``INSERT … SELECT`` each;
+``RANK()`` for ranks, ``percentile_cont(0.5)`` for medians); for a re-close (results of those
+schools and term exist), the three results into temporary tables, one statement deleting the
+stored rows that are gone or differ and one inserting the missing ones, so that unchanged rows
+are not rewritten; all under the planner settings of :data:`PG_SETTINGS`. SQLite
 has neither writable CTEs nor ``percentile_cont``: the same SQL runs through three temporary
 tables and three ``INSERT … SELECT``, the median with a window-function trick (the middle row,
 or the mean of the two middle rows, by ``ROW_NUMBER``).
@@ -188,20 +190,26 @@ def subject_insert(sa: str, term_id: int) -> str:
   ORDER BY student_id, subject_code"""
 
 
-def general_insert(gen: str, term_id: int) -> str:
-    """``INSERT`` of ``grade_general_result`` from ``gen``, with ``RANK()`` per class."""
+def general_ranked_select(gen: str, term_id: int, extra: str = "") -> str:
+    """The rows of ``grade_general_result`` from ``gen`` with ``RANK()`` per class, by pupil (and ``extra``)."""
     return f"""
-  INSERT INTO grade_general_result
-    (region_id, province_id, school_id, term_id, class_id, student_id, average, rank, ranked)
-  SELECT region_id, province_id, school_id, {term_id}, class_id, student_id, average,
-         CASE WHEN flag = 1 THEN RANK() OVER (PARTITION BY class_id, flag ORDER BY k DESC) END,
-         SUM(flag) OVER (PARTITION BY class_id)
+  SELECT region_id, province_id, school_id, {term_id} AS term_id, class_id, student_id, average,
+         CASE WHEN flag = 1 THEN RANK() OVER (PARTITION BY class_id, flag ORDER BY k DESC) END AS rank,
+         SUM(flag) OVER (PARTITION BY class_id) AS ranked{extra}
   FROM (
     SELECT g.*, {_key("average")} AS k,
            CASE WHEN enrolled = 1 AND average IS NOT NULL THEN 1 ELSE 0 END AS flag
     FROM {gen} g
   ) t
   ORDER BY student_id"""
+
+
+def general_insert(gen: str, term_id: int) -> str:
+    """``INSERT`` of ``grade_general_result`` from ``gen``, with ``RANK()`` per class."""
+    return f"""
+  INSERT INTO grade_general_result
+    (region_id, province_id, school_id, term_id, class_id, student_id, average, rank, ranked)
+  {general_ranked_select(gen, term_id)}"""
 
 
 def population_cte(sa: str, gen: str) -> str:
@@ -230,24 +238,38 @@ def _bands(json_array: str) -> str:
     return f"{json_array}({', '.join(parts)})"
 
 
-def stats_insert(term_id: int, dialect: str) -> str:
-    """``INSERT`` of ``grade_class_stats`` from ``pop`` (and ``med`` on SQLite)."""
+STATS_COLUMNS = (
+    'region_id, province_id, school_id, term_id, class_id, subject_code, "count", mean, median, minimum, maximum, '
+    "pass_share, distribution"
+)
+
+
+def stats_select(term_id: int, dialect: str) -> str:
+    """The rows of ``grade_class_stats`` from ``pop`` (and ``med`` on SQLite), in :data:`STATS_COLUMNS` order.
+
+    Grouped on the class and subject only: a class's region, province and school are the same on
+    all its rows (a shorter sort key than the five columns).
+    """
     if dialect == "postgres":
         median, json_array, join = "percentile_cont(0.5) WITHIN GROUP (ORDER BY p.average)", "jsonb_build_array", ""
     else:
         median, json_array = "MAX(med.median)", "json_array"
         join = "LEFT JOIN med ON med.class_id = p.class_id AND med.subject_code = p.subject_code"
     return f"""
-  INSERT INTO grade_class_stats
-    (region_id, province_id, school_id, term_id, class_id, subject_code, "count", mean, median, minimum, maximum,
-     pass_share, distribution)
-  SELECT p.region_id, p.province_id, p.school_id, {term_id}, p.class_id, p.subject_code, COUNT(p.average),
-         AVG(p.average), {median}, MIN(p.average), MAX(p.average),
+  SELECT MIN(p.region_id) AS region_id, MIN(p.province_id) AS province_id, MIN(p.school_id) AS school_id,
+         {term_id} AS term_id, p.class_id, p.subject_code, COUNT(p.average) AS "count",
+         AVG(p.average) AS mean, {median} AS median, MIN(p.average) AS minimum, MAX(p.average) AS maximum,
          CAST(SUM(CASE WHEN k >= {_millionths(PASS_MARK)} THEN 1 ELSE 0 END) AS DOUBLE PRECISION)
-           / NULLIF(COUNT(p.average), 0),
-         {_bands(json_array)}
+           / NULLIF(COUNT(p.average), 0) AS pass_share,
+         {_bands(json_array)} AS distribution
   FROM pop p {join}
-  GROUP BY p.region_id, p.province_id, p.school_id, p.class_id, p.subject_code"""
+  GROUP BY p.class_id, p.subject_code"""
+
+
+def stats_insert(term_id: int, dialect: str) -> str:
+    """``INSERT`` of ``grade_class_stats`` from ``pop`` (and ``med`` on SQLite)."""
+    return f"""
+  INSERT INTO grade_class_stats ({STATS_COLUMNS}){stats_select(term_id, dialect)}"""
 
 
 #: SQLite's median: the middle value, or the mean of the two middle values, per class × subject.
@@ -286,6 +308,102 @@ SELECT (SELECT COUNT(*) FROM sr) AS subject_results,
        (SELECT COUNT(*) FROM gen) AS general_results,
        (SELECT COUNT(*) FROM gen WHERE enrolled = 1 AND average IS NOT NULL) AS ranked,
        (SELECT COUNT(*) FROM ins_stats) AS class_stats"""
+
+
+#: A re-close's temporary tables (PostgreSQL): subject rows, general averages with ranks, class statistics.
+SR_TABLE, GEN_TABLE, STATS_TABLE = "pg_temp.grades_close_sr", "pg_temp.grades_close_gen", "pg_temp.grades_close_stats"
+
+
+def reclose_tables(agg: str, schools: str, term_id: int) -> list[str]:
+    """A re-close on PostgreSQL: the three kinds of results of ``agg`` into temporary tables (to compare)."""
+    return [
+        f"CREATE TEMP TABLE grades_close_sr ON COMMIT DROP AS WITH {subject_row_ctes(agg, schools, term_id)} "
+        "SELECT * FROM sr",
+        "CREATE TEMP TABLE grades_close_gen ON COMMIT DROP AS "
+        + general_ranked_select(f"({general_average_select(SR_TABLE)})", term_id, ", enrolled"),
+        f"CREATE TEMP TABLE grades_close_stats ON COMMIT DROP AS WITH {population_cte(SR_TABLE, GEN_TABLE)} "
+        + stats_select(term_id, "postgres"),
+    ]
+
+
+def _as_stored(column: str, digits: tuple[int, int] | None = None) -> str:
+    """``n.column`` and ``t.column`` are equal as stored (a computed value rounded to the column's scale)."""
+    new = f"CAST(n.{column} AS NUMERIC({digits[0]}, {digits[1]}))" if digits else f"n.{column}"
+    return f"{new} IS NOT DISTINCT FROM t.{column}"
+
+
+def reclose_statements(schools: str, term_id: int) -> list[str]:
+    """A re-close on PostgreSQL, from :func:`reclose_tables`: only what changed is written.
+
+    First one statement deleting the stored rows of these schools and term that are gone or differ
+    in any column (as stored: numerics at their scale), then one inserting the computed rows whose
+    key (pupil × subject, pupil, class × subject) is no longer stored. Rows that did not change keep
+    their place, their index entries and their id; the result is the same as deleting everything
+    and inserting it again.
+    """
+    where = f"t.term_id = {term_id} AND t.school_id IN {schools}"
+    scope = " AND ".join(_as_stored(c) for c in ("region_id", "province_id", "school_id", "class_id"))
+    average = _as_stored("average", (6, 3))
+    stats_values = " AND ".join(
+        [
+            _as_stored('"count"'),
+            *(_as_stored(c, (6, 3)) for c in ("mean", "median", "minimum", "maximum")),
+            _as_stored("pass_share", (5, 4)),
+            _as_stored("distribution"),
+        ]
+    )
+    delete = f"""
+WITH d_subject AS (
+  DELETE FROM grade_subject_result t WHERE {where} AND NOT EXISTS (
+    SELECT 1 FROM {SR_TABLE} n WHERE n.student_id = t.student_id AND n.subject_code = t.subject_code AND {scope}
+      AND {average} AND {_as_stored("coefficient", (5, 2))})
+),
+d_general AS (
+  DELETE FROM grade_general_result t WHERE {where} AND NOT EXISTS (
+    SELECT 1 FROM {GEN_TABLE} n WHERE n.student_id = t.student_id AND {scope}
+      AND {average} AND {_as_stored("rank")} AND {_as_stored("ranked")})
+)
+DELETE FROM grade_class_stats t WHERE {where} AND NOT EXISTS (
+  SELECT 1 FROM {STATS_TABLE} n WHERE n.class_id = t.class_id AND n.subject_code = t.subject_code AND {scope}
+    AND {stats_values})"""
+    insert = f"""
+WITH i_subject AS (
+  INSERT INTO grade_subject_result
+    (region_id, province_id, school_id, term_id, class_id, student_id, subject_code, average, coefficient)
+  SELECT region_id, province_id, school_id, {term_id}, class_id, student_id, subject_code, average, coefficient
+  FROM {SR_TABLE} n WHERE NOT EXISTS (
+    SELECT 1 FROM grade_subject_result t
+    WHERE t.term_id = {term_id} AND t.student_id = n.student_id AND t.subject_code = n.subject_code)
+  ORDER BY student_id, subject_code
+),
+i_general AS (
+  INSERT INTO grade_general_result
+    (region_id, province_id, school_id, term_id, class_id, student_id, average, rank, ranked)
+  SELECT region_id, province_id, school_id, {term_id}, class_id, student_id, average, rank, ranked
+  FROM {GEN_TABLE} n WHERE NOT EXISTS (
+    SELECT 1 FROM grade_general_result t WHERE t.term_id = {term_id} AND t.student_id = n.student_id)
+  ORDER BY student_id
+)
+INSERT INTO grade_class_stats ({STATS_COLUMNS})
+SELECT {STATS_COLUMNS} FROM {STATS_TABLE} n WHERE NOT EXISTS (
+  SELECT 1 FROM grade_class_stats t
+  WHERE t.term_id = {term_id} AND t.class_id = n.class_id AND t.subject_code = n.subject_code)"""
+    return [delete, insert]
+
+
+RECLOSE_COUNTS = f"""
+SELECT (SELECT COUNT(*) FROM {SR_TABLE}) AS subject_results, (SELECT COUNT(*) FROM {GEN_TABLE}) AS general_results,
+       (SELECT COUNT(*) FROM {GEN_TABLE} WHERE rank IS NOT NULL) AS ranked,
+       (SELECT COUNT(*) FROM {STATS_TABLE}) AS class_stats"""
+
+
+def existing_results(schools: str, term_id: int) -> str:
+    """A row when these schools already have results for the term (then the computation is a re-close)."""
+    where = f"term_id = {term_id} AND school_id IN {schools}"
+    return (
+        f"SELECT 1 FROM grade_subject_result WHERE {where} UNION ALL SELECT 1 FROM grade_general_result WHERE {where} "
+        f"UNION ALL SELECT 1 FROM grade_class_stats WHERE {where} LIMIT 1"
+    )
 
 
 def delete_statements(schools: str, term_id: int, dialect: str) -> list[str]:
@@ -341,11 +459,11 @@ async def compute_results(db: Database, *, school_ids: Sequence[int], term_id: i
             "SELECT pg_advisory_xact_lock(hashtext('grades.close'), s) "
             f"FROM unnest(ARRAY[{schools[1:-1]}]::integer[]) AS s ORDER BY s"
         )
-    for statement in delete_statements(schools, term_id, db.dialect):
-        await db.execute(statement)
     if db.dialect == "postgres":
         row = await _postgres_compute(db, schools, term_id)
     else:
+        for statement in delete_statements(schools, term_id, db.dialect):
+            await db.execute(statement)
         row = await _sqlite_compute(db, schools, term_id)
     assert row is not None
     return CloseStats(
@@ -368,14 +486,27 @@ async def _postgres_compute(db: Database, schools: str, term_id: int) -> dict[st
         "SELECT " + ", ".join(f"set_config('{name}', {{}}, true)" for name in names), *PG_SETTINGS.values()
     )
     # On failure the transaction (or the caller's savepoint) rolls back, and the settings with it.
-    await db.execute("DROP TABLE IF EXISTS pg_temp.grades_close_agg")
+    temporary = ("pg_temp.grades_close_agg", SR_TABLE, GEN_TABLE, STATS_TABLE)
+    await db.execute(f"DROP TABLE IF EXISTS {', '.join(temporary)}")
+    reclose = await db.fetchval(existing_results(schools, term_id)) is not None
     # The one pass over the marks, in a statement of its own: PostgreSQL plans parallel workers for
     # CREATE TABLE … AS but not for INSERT or writable CTEs. Analysed, so that the next statement
     # is planned on real sizes.
     await db.execute(f"CREATE TEMP TABLE grades_close_agg ON COMMIT DROP AS {mark_average_select(schools, term_id)}")
     await db.execute("ANALYZE pg_temp.grades_close_agg")
-    row = await db.fetchrow(postgres_statement("pg_temp.grades_close_agg", schools, term_id))
-    await db.execute("DROP TABLE pg_temp.grades_close_agg")
+    if reclose:
+        # Results exist: compute into temporary tables and write only the rows that changed (deleting
+        # and inserting a million unchanged rows costs more than computing them).
+        for statement in [
+            *reclose_tables("pg_temp.grades_close_agg", schools, term_id),
+            *reclose_statements(schools, term_id),
+        ]:
+            await db.execute(statement)
+        row = await db.fetchrow(RECLOSE_COUNTS)
+    else:
+        # A first close: one statement writes the three tables.
+        row = await db.fetchrow(postgres_statement("pg_temp.grades_close_agg", schools, term_id))
+    await db.execute(f"DROP TABLE IF EXISTS {', '.join(temporary)}")
     await db.execute(
         "SELECT " + ", ".join(f"set_config('{name}', {{}}, true)" for name in names),
         *(str(previous[name]) for name in names),

@@ -19,6 +19,7 @@ Every write runs inside ``db.scoped(ctx.scope)`` through :mod:`plugins.grades.se
 from __future__ import annotations
 
 import re
+import time
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -28,6 +29,7 @@ from litestar import Request, get, post
 from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
+from markupsafe import Markup, escape
 
 from core.access import scope_for
 from core.context import Ctx, RequestContext
@@ -218,8 +220,26 @@ async def subject_row(db: Database, code: str) -> dict[str, Any]:
     return row or {"subject_code": code}
 
 
+#: How long a process keeps a region's absence rule (:func:`policy`), as the core caches keep tenants.
+POLICY_CACHE_SECONDS = 5.0
+_policy_cache: dict[tuple[int, int | None], tuple[float, tuple[str, str]]] = {}
+
+
 async def policy(db: Database, region_id: int | None) -> tuple[str, str]:
-    """How absences count in averages: the region's rule, else the national one."""
+    """How absences count in averages: the region's rule, else the national one (cached a few seconds)."""
+    key = (id(db), region_id)
+    now = time.monotonic()
+    hit = _policy_cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    rule = await _load_policy(db, region_id)
+    if len(_policy_cache) > 10_000:
+        _policy_cache.clear()
+    _policy_cache[key] = (now + POLICY_CACHE_SECONDS, rule)
+    return rule
+
+
+async def _load_policy(db: Database, region_id: int | None) -> tuple[str, str]:
     rows = await db.fetch(
         "SELECT tenant_id, absent_counts_as, excused_counts_as FROM grade_policy "
         "WHERE tenant_id IS NULL OR tenant_id = {}",
@@ -357,12 +377,8 @@ async def _family_links(ctx: RequestContext) -> list[dict[str, Any]]:
 
 
 async def _family_members(ctx: RequestContext, scope: Scope) -> list[dict[str, Any]]:
-    db = ctx.services.db
     assert ctx.person_id is not None
-    rows = [dict(r) for r in await school.children(db, scope, ctx.person_id)]
-    me = await school.own_student(db, scope, ctx.person_id)
-    if me is not None and all(r["id"] != me["id"] for r in rows):
-        rows.append({**me, "self": True})
+    rows = await service.family(ctx.services.db, scope, ctx.person_id)
     out = []
     for r in rows:
         tenant = await ctx.services.tenants.by_id(r["school_id"])
@@ -696,14 +712,14 @@ def _grid_stats(rows: list[dict[str, Any]], max_score: Decimal, locale: str) -> 
 
 
 async def _grid_context(ctx: RequestContext, assessment: dict[str, Any]) -> dict[str, Any]:
-    """The grid's frame: the assessment, its class and subject, whether (and why not) it can be edited."""
-    db = ctx.services.db
-    klass = await school.get_class(ctx, assessment["class_id"])
-    subject = await subject_row(db, assessment["subject_code"])
+    """The grid's frame: the assessment, its class and subject, whether (and why not) it can be edited.
+
+    ``assessment`` is a row of :func:`service.grid_frame` (class name, subject names, closed, deadline).
+    """
     rows = await service.grid(ctx, assessment)
     director = service.is_director(ctx)
-    closed = await service.is_closed(db, assessment["school_id"], assessment["term_id"])
-    limit = await service.deadline(db, service.assessment_region(assessment), assessment["term_id"])
+    closed = assessment["closed"]
+    limit = assessment["entry_deadline"]
     locked = None
     if not director:
         if closed:
@@ -723,12 +739,11 @@ async def _grid_context(ctx: RequestContext, assessment: dict[str, Any]) -> dict
             "kind_label": KIND_LABELS.get(assessment["kind"], assessment["kind"]),
             "scheduled_on": _day(assessment["scheduled_on"]),
         },
-        "klass": klass,
-        "subject": subject_name(subject, ctx.locale),
+        "klass": {"id": assessment["class_id"], "name": assessment["class_name"]},
+        "subject": subject_name(assessment, ctx.locale),
         "max": fmt_number(max_score, ctx.locale),
         "version": assessment["version"],
         "rows": _grid_rows(ctx, rows),
-        "raw_rows": rows,
         "stats": _grid_stats(rows, max_score, ctx.locale),
         "locked": locked,
         "needs_reason": (assessment["state"] == "published" or closed) and director,
@@ -737,8 +752,75 @@ async def _grid_context(ctx: RequestContext, assessment: dict[str, Any]) -> dict
     }
 
 
+#: One pupil's row of the grid (``str.format`` fields, every value escaped before): the typed mark,
+#: then the three statuses as radio buttons (the page's script keeps them in step with what is typed).
+GRID_ROW = (
+    '<li class="pupil{classes}" data-student="{id}" data-status="{status}">'
+    '<input type="hidden" name="student" value="{id}">\n'
+    '<label class="who" for="score-{id}">{name} <small class="code"><bdi>{code}</bdi></small></label>\n'
+    '<div class="entry"><input type="text" inputmode="decimal" class="mark" id="score-{id}" name="score_{id}" '
+    'value="{value}" autocomplete="off" spellcheck="false" maxlength="12" enterkeyhint="{hint}" '
+    'aria-describedby="{described}"{attrs} placeholder="{placeholder}">\n'
+    '<fieldset class="status"{disabled}><legend class="sr-only">{legend}</legend>'
+    '<label class="choice choice-present"><input type="radio" name="status_{id}" value="present" tabindex="-1"'
+    "{c_present}><span>{l_mark}</span></label>"
+    '<label class="choice choice-absent"><input type="radio" name="status_{id}" value="absent" tabindex="-1"'
+    "{c_absent}><span>{l_absent}</span></label>"
+    '<label class="choice choice-excused"><input type="radio" name="status_{id}" value="excused" tabindex="-1"'
+    "{c_excused}><span>{l_excused}</span></label></fieldset></div>{after}</li>\n"
+)
+
+
+def _grid_lines(rows: list[dict[str, Any]], locked: bool) -> Markup:
+    """The grid's rows as HTML (:data:`GRID_ROW`), formatted here once per pupil rather than by the template."""
+    labels = {
+        "l_mark": escape(gettext_("Mark")),
+        "l_absent": escape(gettext_("Absent")),
+        "l_excused": escape(gettext_("Excused")),
+        "disabled": " disabled" if locked else "",
+    }
+    placeholders = {"absent": labels["l_absent"], "excused": labels["l_excused"]}
+    legend = gettext_("Status of {name}")
+    yours_text = gettext_("You had typed: {value}")
+    disabled = " disabled" if locked else ""
+    last = len(rows) - 1
+    out = []
+    for i, r in enumerate(rows):
+        sid, status, error, yours = int(r["id"]), r["status"], r["error"], r["yours"]
+        lang = r["name_lang"]
+        name = escape(r["name"])
+        after = ""
+        if error:
+            after += f'<p class="field-error" id="error-{sid}">{escape(error)}</p>'
+        if yours:
+            after += f'<p class="yours">{escape(yours_text.format(value=yours))}</p>'
+        out.append(
+            GRID_ROW.format(
+                **labels,
+                id=sid,
+                classes=(" has-error" if error else "") + (" changed" if yours else ""),
+                status=escape(status),
+                name=f'<span class="name" lang="{escape(lang)}">{name}</span>'
+                if lang
+                else f'<span class="name">{name}</span>',
+                code=escape(r["code"] or ""),
+                value=escape(r["value"]),
+                hint="done" if i == last else "next",
+                described=f"error-{sid} grid-hint" if error else "grid-hint",
+                attrs=(' aria-invalid="true"' if error else "") + disabled,
+                placeholder=placeholders.get(status, ""),
+                legend=escape(legend.format(name=r["name"])),
+                c_present=" checked" if status == "present" else "",
+                c_absent=" checked" if status == "absent" else "",
+                c_excused=" checked" if status == "excused" else "",
+                after=after,
+            )
+        )
+    return Markup("".join(out))
+
+
 def _render_grid(ctx: RequestContext, view: dict[str, Any], status: int = 200, **extra: Any) -> Any:
-    view = {k: v for k, v in view.items() if k != "raw_rows"}
+    view = {**view, "lines": _grid_lines(view["rows"], bool(view["locked"]))}
     extra.setdefault("notice", None)
     extra.setdefault("error", None)
     extra.setdefault("stale", False)
@@ -753,7 +835,7 @@ async def grid_page(ctx: Ctx, assessment_id: FromPath[int], saved: FromQuery[int
     """The mark grid of an assessment for the whole class."""
     school.require_school(ctx)
     async with ctx.services.db.scoped(ctx.scope, write=False):
-        assessment = await service.get_assessment(ctx, assessment_id)
+        assessment = await service.grid_frame(ctx, assessment_id)
         await teaches_or_directs(ctx, assessment["teacher_id"], assessment["class_id"], assessment["subject_code"])
         view = await _grid_context(ctx, assessment)
     notice = gettext_("The marks were saved.") if saved is not None else None
@@ -775,7 +857,7 @@ async def save_grid_form(ctx: Ctx, assessment_id: FromPath[int], request: Reques
     school.require_school(ctx)
     db = ctx.services.db
     async with db.scoped(ctx.scope, write=False):
-        assessment = await service.get_assessment(ctx, assessment_id)
+        assessment = await service.grid_frame(ctx, assessment_id)
         await teaches_or_directs(ctx, assessment["teacher_id"], assessment["class_id"], assessment["subject_code"])
         view = await _grid_context(ctx, assessment)
     form = await read_form(request)
@@ -824,7 +906,7 @@ async def save_grid_form(ctx: Ctx, assessment_id: FromPath[int], request: Reques
             new_version = await service.save_grid(ctx, fresh, version, entries, reason)
     except service.StaleVersion:
         async with db.scoped(ctx.scope, write=False):
-            current = await service.get_assessment(ctx, assessment_id)
+            current = await service.grid_frame(ctx, assessment_id)
             now = await _grid_context(ctx, current)
         for row in now["rows"]:
             if row["id"] in typed:
@@ -862,6 +944,32 @@ async def save_grid_form(ctx: Ctx, assessment_id: FromPath[int], request: Reques
 # -- a pupil's marks -------------------------------------------------------------------------------
 
 
+def _day_html(value: Any) -> Markup:
+    """A date as the pages show it: ``<time datetime="2026-10-12">12/10/2026</time>`` (empty for none)."""
+    day = _day(value)
+    if day is None:
+        return Markup("")
+    return Markup(f'<time datetime="{day.isoformat()}">{day.strftime("%d/%m/%Y")}</time>')
+
+
+def _mark_row(r: dict[str, Any], locale: str, labels: dict[str, str]) -> str:
+    """One published mark as a table row (assessment, date, mark), escaped here."""
+    label = f"<bdi>{escape(assessment_label(r))}</bdi>"
+    weight = fmt_number(r["weight"], locale)
+    if weight != "1":
+        label += f" <small>×{escape(weight)}</small>"
+    status = r["status"]
+    if status == "absent":
+        score = f'<span class="tag">{labels["absent"]}</span>'
+    elif status == "excused":
+        score = f'<span class="tag excused">{labels["excused"]}</span>'
+    elif r["score"] is not None:
+        score = f"{escape(fmt_number(r['score'], locale))}<small>/{escape(fmt_number(r['max_score'], locale))}</small>"
+    else:
+        score = "—"
+    return f'\n          <tr><td>{label}</td><td>{_day_html(r["scheduled_on"])}</td><td class="score">{score}</td></tr>'
+
+
 @get("/grades/pupils/{student_id:int}", opt={"permission": "family.view"}, include_in_schema=False)
 async def pupil_page(ctx: Ctx, student_id: FromPath[int]) -> Any:
     """Published marks of one's child (or oneself) by subject with the averages, and what is coming."""
@@ -875,59 +983,32 @@ async def pupil_page(ctx: Ctx, student_id: FromPath[int]) -> Any:
             raise NotFoundException("No such pupil.")
         if child["school_id"] != tenant.id:
             return Redirect(child["url"])  # the pupil's pages live under the pupil's school
-        rows = await service.published_marks(db, scope, [student_id])
-        coming = await service.upcoming(db, scope, [child["class_id"]], date.today()) if child["class_id"] else []
+        rows, coming = await service.pupil_marks(db, scope, student_id, child["class_id"], date.today())
         rule = await policy(db, tenant.region_id)
-        terms = {}
-        if rows:
-            placeholders, ids = in_list(sorted({r["term_id"] for r in rows}))
-            terms = {
-                r["id"]: r["number"]
-                for r in await db.fetch(f"SELECT id, number FROM term WHERE id IN {placeholders}", *ids)
-            }
-        names = {}
-        if rows:
-            placeholders, codes = in_list(sorted({r["subject_code"] for r in rows}))
-            names = {
-                r["code"]: r["name_en"]
-                for r in await db.fetch(f"SELECT code, name_en FROM subject WHERE code IN {placeholders}", *codes)
-            }
+    locale = ctx.locale
+    labels = {"absent": escape(gettext_("Absent")), "excused": escape(gettext_("Excused"))}
     subjects: dict[tuple[int, str], dict[str, Any]] = {}
     for r in rows:
-        key = (terms.get(r["term_id"], 0), r["subject_code"])
-        block = subjects.setdefault(
-            key,
-            {
-                "term": key[0],
-                "code": r["subject_code"],
-                "name": subject_name({**r, "subject_en": names.get(r["subject_code"])}, ctx.locale),
-                "marks": [],
-                "rows": [],
-            },
-        )
+        key = (r["term"] or 0, r["subject_code"])
+        block = subjects.get(key)
+        if block is None:
+            block = subjects[key] = Row(
+                term=key[0], code=r["subject_code"], name=subject_name(r, locale), marks=[], rows=[]
+            )
         block["rows"].append(r)
-        block["marks"].append(
-            {
-                "label": assessment_label(r),
-                "kind_label": KIND_LABELS.get(r["kind"], r["kind"]),
-                "on": _day(r["scheduled_on"]),
-                "status": r["status"],
-                "score": fmt_number(r["score"], ctx.locale),
-                "max": fmt_number(r["max_score"], ctx.locale),
-                "weight": fmt_number(r["weight"], ctx.locale),
-            }
-        )
+        block["marks"].append(_mark_row(r, locale, labels))
     by_term: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for key in sorted(subjects):
         block = subjects[key]
-        block["average"] = fmt_average(subject_average(block.pop("rows"), rule), ctx.locale)
+        block["average"] = fmt_average(subject_average(block.pop("rows"), rule), locale)
+        block["marks"] = Markup("".join(block["marks"]))
         by_term[key[0]].append(block)
     upcoming = [
-        {
-            "on": _day(a["scheduled_on"]),
-            "subject": subject_name(a, ctx.locale),
-            "label": a["title"] or gettext_(KIND_LABELS.get(a["kind"], a["kind"])),
-        }
+        (
+            _day_html(a["scheduled_on"]),
+            subject_name(a, locale),
+            a["title"] or gettext_(KIND_LABELS.get(a["kind"], a["kind"])),
+        )
         for a in coming
     ]
     return page(
@@ -935,7 +1016,7 @@ async def pupil_page(ctx: Ctx, student_id: FromPath[int]) -> Any:
         "grades/pupil.html",
         child=child,
         people=people,
-        terms=[{"number": n, "subjects": by_term[n]} for n in sorted(by_term, reverse=True)],
+        terms=[Row(number=n, subjects=by_term[n]) for n in sorted(by_term, reverse=True)],
         upcoming=upcoming,
         absent_rule=rule[0],
         excused_rule=rule[1],

@@ -245,6 +245,102 @@ async def get_assessment(ctx: RequestContext, assessment_id: int) -> dict[str, A
     return row
 
 
+async def grid_frame(ctx: RequestContext, assessment_id: int) -> dict[str, Any]:
+    """An assessment as :func:`get_assessment` reads it, with what the grid page shows around it, in one query.
+
+    Added columns: ``class_name``; the subject's names ``subject_fr``/``subject_ar``/``subject_en``;
+    ``closed`` (whether the school's term is closed) and ``entry_deadline`` (the region's deadline
+    for the term, else the national one, as :func:`deadline` picks it). 404 outside the scope.
+    """
+    where, args = scope_filter(ctx.scope, "a")
+    row = await ctx.services.db.fetchrow(
+        f"SELECT {ASSESSMENT_COLUMNS}, c.name AS class_name, sub.name_fr AS subject_fr, sub.name_ar AS subject_ar, "
+        "sub.name_en AS subject_en, "
+        "(SELECT COUNT(*) FROM grade_term_close k WHERE k.school_id = a.school_id AND k.term_id = a.term_id) "
+        "AS closed, "
+        "(SELECT d.entry_deadline FROM grade_deadline d WHERE d.term_id = a.term_id "
+        " AND (d.tenant_id IS NULL OR d.tenant_id = COALESCE(a.region_id, -1)) "
+        " ORDER BY CASE WHEN d.tenant_id IS NULL THEN 1 ELSE 0 END LIMIT 1) AS entry_deadline "
+        "FROM grade_assessment a JOIN grade_sheet s ON s.id = a.sheet_id JOIN school_class c ON c.id = a.class_id "
+        "LEFT JOIN subject sub ON sub.code = a.subject_code "
+        f"WHERE a.id = {{}} AND {where}",
+        assessment_id,
+        *args,
+    )
+    if row is None:
+        raise NotFoundException(f"No assessment {assessment_id} here.")
+    row["closed"] = bool(row["closed"])
+    value = row["entry_deadline"]
+    row["entry_deadline"] = None if value is None else _d(value)
+    return row
+
+
+async def family(db: Database, scope: Any, person_id: int) -> list[dict[str, Any]]:
+    """A person's children (by first name) then, unless already among them, their own pupil record, in one query.
+
+    The rows of :func:`core.school.service.children` and :func:`~core.school.service.own_student`
+    (``self`` marks the latter, whose ``class_name`` is not read).
+    """
+    where, args = scope_filter(scope, "s")
+    rows = await db.fetch(
+        "SELECT 0 AS self, s.id, s.first_name, s.last_name, s.first_name_ar, s.last_name_ar, s.school_id, "
+        "e.class_id, c.name AS class_name FROM guardianship g JOIN student s ON s.id = g.student_id "
+        "LEFT JOIN enrolment e ON e.student_id = s.id AND e.ends_on IS NULL "
+        "LEFT JOIN school_class c ON c.id = e.class_id "
+        f"WHERE g.person_id = {{}} AND {where} "
+        "UNION ALL "
+        "SELECT 1 AS self, s.id, s.first_name, s.last_name, s.first_name_ar, s.last_name_ar, s.school_id, "
+        "e.class_id, NULL AS class_name FROM student s "
+        "LEFT JOIN enrolment e ON e.student_id = s.id AND e.ends_on IS NULL "
+        f"WHERE s.person_id = {{}} AND {where} "
+        "ORDER BY 1, 3",
+        person_id,
+        *args,
+        person_id,
+        *args,
+    )
+    children = [r for r in rows if not r["self"]]
+    me = next((r for r in rows if r["self"]), None)
+    if me is not None and all(r["id"] != me["id"] for r in children):
+        children.append(me)
+    for r in children:
+        r["self"] = bool(r["self"])
+    return children
+
+
+async def pupil_marks(
+    db: Database, scope: Any, student_id: int, class_id: int | None, today: date
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A pupil's published marks with their term's number and subject's names, and their class's coming assessments.
+
+    One query: the rows of :func:`published_marks` (``term`` the term's number, ``subject_en``
+    added), by subject, kind and position; then those of :func:`upcoming`, by date.
+    """
+    where_m, args_m = scope_filter(scope, "m")
+    where_a, args_a = scope_filter(scope, "a")
+    rows = await db.fetch(
+        "SELECT 0 AS part, a.subject_code, sub.name_fr AS subject_fr, sub.name_ar AS subject_ar, "
+        "sub.name_en AS subject_en, t.number AS term, a.kind, a.position, a.title, a.scheduled_on, a.max_score, "
+        "a.weight, m.score, m.status FROM grade_mark m JOIN grade_assessment a ON a.id = m.assessment_id "
+        "JOIN grade_sheet s ON s.id = a.sheet_id JOIN subject sub ON sub.code = a.subject_code "
+        "LEFT JOIN term t ON t.id = a.term_id "
+        f"WHERE s.state = 'published' AND m.student_id = {{}} AND {where_m} "
+        "UNION ALL "
+        "SELECT 1 AS part, a.subject_code, sub.name_fr, sub.name_ar, sub.name_en, NULL, a.kind, a.position, a.title, "
+        "a.scheduled_on, NULL, NULL, NULL, NULL FROM grade_assessment a JOIN subject sub ON sub.code = a.subject_code "
+        f"WHERE a.class_id = {{}} AND a.scheduled_on >= {{}} AND {where_a} "
+        "ORDER BY 1, 2, 7, 8",
+        student_id,
+        *args_m,
+        -1 if class_id is None else class_id,
+        today,
+        *args_a,
+    )
+    marks = [r for r in rows if r["part"] == 0]
+    coming = sorted((r for r in rows if r["part"] == 1), key=lambda r: str(r["scheduled_on"]))
+    return marks, coming
+
+
 async def grid(ctx: RequestContext, assessment: dict[str, Any]) -> list[dict[str, Any]]:
     """Every pupil of the class (open enrolment) with their mark, by name."""
     return await ctx.services.db.fetch(
