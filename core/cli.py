@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import getpass
 import inspect
 import json
@@ -46,6 +47,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from core.app import create_app
 
     app = create_app(settings)
+    # Everything loaded so far (modules, templates, the app) lives as long as the process: keep the
+    # collector from walking it again on every full collection, which otherwise stalls requests.
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
         app,
         host=args.host or settings.host,
