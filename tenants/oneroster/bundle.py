@@ -8,14 +8,21 @@ no roles.csv; shorter gradebook files), and the tolerant reading (the default) a
 quirks of real exports with a warning each: ``manifest.version`` ``1``, ``status``/``dateLastModified``
 filled in bulk mode, trailing empty cells, vocabulary values in the wrong case. Delta files are refused
 (only whole bundles are imported, all or nothing).
+
+Hostile input: each file is read one record at a time, and reading stops with an error at the first
+record past :data:`MAX_ROWS`, at a record far wider than its header (counted before it is built), or at
+a malformed record; an archive naming the same member twice is refused (which copy is meant would be a
+guess). Free-text cells (names, titles, ``metadata.*``) that a spreadsheet would run as a formula are refused.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 import zipfile
 from collections import Counter
+from collections.abc import Iterator
 from datetime import date
 from typing import Literal
 
@@ -36,12 +43,20 @@ from tenants.oneroster.spec import (
     SPECS_12,
     YEAR_RE,
     FileSpec,
+    formula_start,
+    free_text,
 )
 
 #: Limits that keep a hostile archive from exhausting the server.
 MAX_MEMBERS = 64
 MAX_UNCOMPRESSED = 64 * 1024 * 1024
 MAX_ROWS = 200_000
+#: Cells a header row may have (the widest spec has 22 columns; the rest is room for ``metadata.*``).
+MAX_HEADER_CELLS = 200
+#: Cells a data row may have beyond its header before reading stops (commas inside quoted list cells count).
+MAX_EXTRA_CELLS = 1000
+#: Rows a manifest may have (a 1.2 manifest has 25).
+MAX_MANIFEST_ROWS = 200
 #: How many problems a report lists at most (the count says how many there were).
 MAX_ISSUES = 1000
 MANIFEST = "manifest.csv"
@@ -119,12 +134,74 @@ def _decode(name: str, data: bytes, issues: list[Issue]) -> str | None:
         return None
 
 
-def _records(name: str, text: str, issues: list[Issue]) -> list[list[str]] | None:
-    try:
-        return [r for r in csv.reader(io.StringIO(text, newline=""), strict=True) if r]
-    except csv.Error as exc:
-        issues.append(Issue(name, 0, "", tr("not a valid CSV file: {exc}", exc=exc)))
-        return None
+#: One physical line with its end (``\r\n``, ``\r`` or ``\n``), or the unterminated last one; read from the
+#: decoded text in place (a ``StringIO`` would hold a second, four-byte-per-character copy of it).
+_LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+")
+
+
+class _Stop(Exception):
+    """Reading a file stopped early; the issue recorded says why."""
+
+
+class _Records:
+    """A file's non-empty CSV records, read one at a time (never the whole file as a list).
+
+    Each record may hold at most ``max_cells`` cells, counted by the commas of the lines it spans
+    before the CSV reader builds it, so one endless row cannot exhaust memory either. The caller
+    narrows ``max_cells`` once the header row is known.
+    """
+
+    def __init__(self, name: str, text: str, issues: list[Issue]) -> None:
+        self.name = name
+        self.issues = issues
+        self.max_cells = MAX_HEADER_CELLS
+        self.count = 0
+        self._commas = 0
+        self._blank = 0
+        self._reader = csv.reader(self._lines(text), strict=True)
+
+    def _lines(self, text: str) -> Iterator[str]:
+        for match in _LINE.finditer(text):
+            line = match.group()
+            self._commas += line.count(",")
+            if self._commas >= self.max_cells:
+                record = self.count + 1
+                self.issues.append(
+                    Issue(
+                        self.name,
+                        record,
+                        "",
+                        tr(
+                            "row {record} has more than {limit} cells: reading stopped (a row has as many cells "
+                            "as the header)",
+                            record=record,
+                            limit=self.max_cells,
+                        ),
+                    )
+                )
+                raise _Stop
+            yield line
+
+    def __iter__(self) -> Iterator[list[str]]:
+        return self
+
+    def __next__(self) -> list[str]:
+        while True:
+            self._commas = 0
+            try:
+                record = next(self._reader)
+            except csv.Error as exc:
+                self.issues.append(Issue(self.name, 0, "", tr("not a valid CSV file: {exc}", exc=exc)))
+                raise _Stop from None
+            if record:
+                self.count += 1
+                return record
+            self._blank += 1
+            if self._blank > MAX_ROWS:
+                self.issues.append(
+                    Issue(self.name, 0, "", tr("more than {limit} empty lines: reading stopped", limit=MAX_ROWS))
+                )
+                raise _Stop
 
 
 def open_zip(data: bytes) -> tuple[dict[str, bytes], list[Issue]]:
@@ -167,6 +244,14 @@ def open_zip(data: bytes) -> tuple[dict[str, bytes], list[Issue]]:
         return {}, [
             Issue("bundle", 0, "", tr("the files must sit together at the top of the archive (or in one folder)"))
         ]
+    named = Counter(i.filename for i in members)
+    if any(count > 1 for count in named.values()):
+        template = "{base} is in the archive {count} times: which copy is meant is ambiguous, so nothing is read"
+        return {}, [
+            Issue(name.rsplit("/", 1)[-1], 0, "", tr(template, base=name.rsplit("/", 1)[-1], count=count))
+            for name, count in sorted(named.items())
+            if count > 1
+        ]
     files: dict[str, bytes] = {}
     for info in members:
         base = info.filename.rsplit("/", 1)[-1]
@@ -189,18 +274,32 @@ def read_manifest(files: dict[str, bytes], issues: list[Issue]) -> tuple[str, di
         issues.append(Issue(MANIFEST, 0, "", tr("manifest.csv is missing: every OneRoster package needs one")))
         return None
     text = _decode(MANIFEST, files[MANIFEST], issues)
-    records = _records(MANIFEST, text, issues) if text is not None else None
-    if records is None:
+    if text is None:
         return None
-    if not records or tuple(c.strip() for c in records[0]) != MANIFEST_HEADER:
-        found = ",".join(records[0]) if records else "(empty file)"
-        issues.append(
-            Issue(MANIFEST, 1, "", tr("the header row must be propertyName,value (found {found})", found=found))
-        )
-        return None
+    records = _Records(MANIFEST, text, issues)
     props: dict[str, str] = {}
     lines: dict[str, int] = {}
-    for line, record in enumerate(records[1:], start=2):
+    try:
+        header = next(records, None)
+        if header is None or tuple(c.strip() for c in header) != MANIFEST_HEADER:
+            found = ",".join(header)[:200] if header else "(empty file)"
+            issues.append(
+                Issue(MANIFEST, 1, "", tr("the header row must be propertyName,value (found {found})", found=found))
+            )
+            return None
+        records.max_cells = len(MANIFEST_HEADER) + MAX_EXTRA_CELLS
+        _read_properties(records, props, lines, issues)
+    except _Stop:
+        return None
+    return _check_manifest(props, lines, issues)
+
+
+def _read_properties(records: _Records, props: dict[str, str], lines: dict[str, int], issues: list[Issue]) -> None:
+    """The manifest's ``propertyName,value`` rows, at most :data:`MAX_MANIFEST_ROWS` of them."""
+    for line, record in enumerate(records, start=2):
+        if line > MAX_MANIFEST_ROWS + 1:
+            issues.append(Issue(MANIFEST, line, "", tr("more than {limit} manifest rows", limit=MAX_MANIFEST_ROWS)))
+            raise _Stop
         if len(record) != 2:
             issues.append(
                 Issue(MANIFEST, line, "", tr("a manifest row has 2 cells, this one {count}", count=len(record)))
@@ -211,6 +310,12 @@ def read_manifest(files: dict[str, bytes], issues: list[Issue]) -> tuple[str, di
             issues.append(Issue(MANIFEST, line, "propertyName", tr("{key} is given twice", key=key)))
             continue
         props[key], lines[key] = value, line
+
+
+def _check_manifest(
+    props: dict[str, str], lines: dict[str, int], issues: list[Issue]
+) -> tuple[str, dict[str, str], str] | None:
+    """The version, file modes and source system the manifest's properties give, or ``None`` on an error."""
     before = len(issues)
     version = props.get("oneroster.version", "")
     manifest_version = props.get("manifest.version")
@@ -394,60 +499,94 @@ def _check_cell(spec: FileSpec, column: str, value: str, line: int, issues: list
         issues.append(Issue(file, line, column, tr("a list has an empty item")))
 
 
+def _row(
+    spec: FileSpec,
+    columns: list[str],
+    record: list[str],
+    line: int,
+    issues: list[Issue],
+    tolerant: bool,
+    counts: dict[str, int],
+) -> dict[str, str] | None:
+    """One data record as column → value (plus ``"_row"``), its cells checked; ``None`` when its width is wrong."""
+    file = f"{spec.name}.csv"
+    if tolerant and len(record) > len(columns) and not any(c.strip() for c in record[len(columns) :]):
+        record = record[: len(columns)]
+        counts["trailing"] += 1
+    if len(record) != len(columns):
+        issues.append(
+            Issue(
+                file,
+                line,
+                "",
+                tr("{count} cells where the header has {count2}", count=len(record), count2=len(columns)),
+            )
+        )
+        return None
+    row = {c: v.strip() for c, v in zip(columns, record, strict=True)}
+    for column in spec.required:
+        if not row.get(column):
+            issues.append(Issue(file, line, column, tr("{column} is required", column=column)))
+    sourced = row.get("sourcedId", "")
+    if sourced and not SOURCED_ID_RE.match(sourced):
+        issues.append(
+            Issue(
+                file,
+                line,
+                "sourcedId",
+                tr("{sourced!r}: 1–255 characters from 0-9 A-Z a-z . - _ / @", sourced=sourced[:60]),
+            )
+        )
+    for column in spec.header:
+        _check_cell(spec, column, row[column], line, issues, tolerant)
+    for column, value in row.items():
+        if value and free_text(spec.name, column) and formula_start(value):
+            template = (
+                "{column} starts with {char!r}: a spreadsheet would run this cell as a formula "
+                "(begin the text otherwise, or with an apostrophe)"
+            )
+            issues.append(Issue(file, line, column, tr(template, column=column, char=value[0])))
+    if row.get("status") or row.get("dateLastModified"):
+        counts["filled"] += 1
+    row["_row"] = str(line)
+    return row
+
+
 def read_file(spec: FileSpec, data: bytes, issues: list[Issue], *, tolerant: bool) -> list[dict[str, str]] | None:
     """The rows of one data file, checked cell by cell; ``None`` when its structure is wrong."""
     file = f"{spec.name}.csv"
     text = _decode(file, data, issues)
-    records = _records(file, text, issues) if text is not None else None
-    if records is None:
+    if text is None:
         return None
-    if not records:
-        issues.append(Issue(file, 1, "", tr("the header row is missing (the file is empty)")))
-        return None
-    columns = check_header(spec, records[0], issues)
-    if columns is None:
-        return None
-    if len(records) - 1 > MAX_ROWS:
-        issues.append(
-            Issue(file, 0, "", tr("{count} rows; at most {limit} per file", count=len(records) - 1, limit=MAX_ROWS))
-        )
-        return None
+    records = _Records(file, text, issues)
     rows: list[dict[str, str]] = []
-    filled_common = trailing = 0
-    for line, record in enumerate(records[1:], start=2):
-        if tolerant and len(record) > len(columns) and not any(c.strip() for c in record[len(columns) :]):
-            record = record[: len(columns)]
-            trailing += 1
-        if len(record) != len(columns):
-            issues.append(
-                Issue(
-                    file,
-                    line,
-                    "",
-                    tr("{count} cells where the header has {count2}", count=len(record), count2=len(columns)),
+    counts = {"filled": 0, "trailing": 0}
+    try:
+        header = next(records, None)
+        if header is None:
+            issues.append(Issue(file, 1, "", tr("the header row is missing (the file is empty)")))
+            return None
+        columns = check_header(spec, header, issues)
+        if columns is None:
+            return None
+        records.max_cells = len(columns) + MAX_EXTRA_CELLS
+        for line, record in enumerate(records, start=2):
+            if line > MAX_ROWS + 1:
+                issues.append(
+                    Issue(
+                        file,
+                        line,
+                        "",
+                        tr("more than {limit} rows: at most {limit} per file (reading stopped)", limit=MAX_ROWS),
+                    )
                 )
-            )
-            continue
-        row = {c: v.strip() for c, v in zip(columns, record, strict=True)}
-        for column in spec.required:
-            if not row.get(column):
-                issues.append(Issue(file, line, column, tr("{column} is required", column=column)))
-        sourced = row.get("sourcedId", "")
-        if sourced and not SOURCED_ID_RE.match(sourced):
-            issues.append(
-                Issue(
-                    file,
-                    line,
-                    "sourcedId",
-                    tr("{sourced!r}: 1–255 characters from 0-9 A-Z a-z . - _ / @", sourced=sourced[:60]),
-                )
-            )
-        for column in spec.header:
-            _check_cell(spec, column, row[column], line, issues, tolerant)
-        if row.get("status") or row.get("dateLastModified"):
-            filled_common += 1
-        row["_row"] = str(line)
-        rows.append(row)
+                return None
+            row = _row(spec, columns, record, line, issues, tolerant, counts)
+            if row is not None:
+                rows.append(row)
+    except _Stop:
+        return None
+    filled_common, trailing = counts["filled"], counts["trailing"]
     if filled_common:
         if tolerant:
             template = "{count} row(s) fill status/dateLastModified, which must be blank in bulk mode: ignored"

@@ -9,6 +9,11 @@ its level) plus one ``scheduled`` class per subject taught in it (course: subjec
 column ``metadata.homeroomClass`` naming the homeroom); pupils, teachers, directors and guardians →
 users with roles; enrolments and teaching assignments → enrollments; a pupil's birth date and sex →
 demographics; with the grades module on for a school, assessments → lineItems and marks → results.
+
+Free-text cells (names, titles, ``metadata.*``, and ``classCode``, which carries a class's name) that a
+spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR first) leave with a leading
+apostrophe; sourcedIds, codes, dates and e-mail addresses are written as they are. Importing such a bundle
+back keeps the apostrophe: the importer refuses free text that starts like a formula.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from core.context import RequestContext
 from core.db import in_list, scope_filter
 from core.tenancy import TenantInfo, parse_path
 from tenants.oneroster import mapping
-from tenants.oneroster.spec import MANIFEST_FILES, SPECS_12
+from tenants.oneroster.spec import EXPORTED_AS_TEXT, MANIFEST_FILES, SPECS_12, csv_safe, free_text
 
 EXTENSIONS: dict[str, tuple[str, ...]] = {
     "orgs": ("metadata.nameAr", "metadata.nameEn"),
@@ -53,12 +58,15 @@ STATUS_SCORE = {"absent": "not submitted", "excused": "exempt"}
 
 
 def _csv(name: str, rows: list[dict[str, str]]) -> bytes:
+    """A file's CSV text; free-text cells a spreadsheet would run as a formula get a leading apostrophe."""
     header = [*SPECS_12[name].header, *EXTENSIONS.get(name, ())]
+    texts = {c for c in header if free_text(name, c) or c in EXPORTED_AS_TEXT.get(name, ())}
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(header)
     for row in rows:
-        writer.writerow([row.get(column, "") for column in header])
+        cells = ((column, row.get(column, "")) for column in header)
+        writer.writerow([csv_safe(v) if c in texts and isinstance(v, str) else v for c, v in cells])
     return out.getvalue().encode("utf-8")
 
 

@@ -10,6 +10,18 @@ pupil's birth date and sex, lineItems/results → grade assessments and marks (g
 Every sourcedId is remembered per importing tenant (``oneroster_link``), so importing the same
 bundle again updates what it created instead of creating it twice. A dry run does the whole import
 and rolls it back, so its report is exactly what a real run would do.
+
+People are matched by e-mail. An existing person is linked (and given roles) only when the importer
+already reaches them: a role at a node where the importer holds the import permission, or the account
+of a pupil of the importing scope.
+Any other existing address is refused with one neutral message ("cannot be used by this import; ask the
+platform administrator"): it names no region, school, role or name, and the report's counts only ever
+count persons the importer may see, so an import reveals no more than that the address is taken, which
+creating an account with it would reveal anyway. A platform administrator's import links any address.
+Every membership an import adds is written to the audit log (``membership.add``), like one added by hand.
+
+A mark (results.csv) is written only for a pupil of the lineItem's school who is, or was, enrolled in
+the lineItem's class.
 """
 
 from __future__ import annotations
@@ -25,12 +37,13 @@ import asyncpg
 import msgspec
 from litestar.exceptions import HTTPException
 
-from core import audit
+from core import access, audit
 from core.context import RequestContext
 from core.db import scope_filter
 from core.identity import normalise_email
 from core.school import service as school
-from core.tenancy import KINDS, SLUG_RE, TenantInfo
+from core.scope import Scope
+from core.tenancy import KINDS, SLUG_RE, TenantInfo, parse_path
 from tenants import service as tenants
 from tenants.oneroster import mapping
 from tenants.oneroster.bundle import MAX_ISSUES, Bundle, Issue, split_list, tr
@@ -85,6 +98,10 @@ class Importer:
         self.roles: dict[str, list[tuple[str, str]]] = defaultdict(list)  # user → [(role, org sourcedId)]
         self.assessments: dict[str, dict[str, Any]] = {}
         self.touched_people: set[int] = set()
+        #: where the importer holds the import permission (see :meth:`_reachable`)
+        self.reach: Scope | None = None
+        #: class id → pupils enrolled in it (now or before), for checking results
+        self.class_pupils: dict[int, set[int]] = {}
         #: users whose own row failed (later rows naming them are not reported again)
         self.failed_users: set[str] = set()
 
@@ -828,6 +845,12 @@ class Importer:
                 )
                 return None
             existing = await self.db.fetchval("SELECT id FROM person WHERE email = {}", email)
+            if existing is not None and not await self._reachable(int(existing)):
+                template = (
+                    "user {sid!r}: this e-mail address cannot be used by this import; ask the platform administrator"
+                )
+                self.error("users", row, "email", tr(template, sid=sid))
+                return None
             name = row.get("metadata.fullName") or mapping.full_name(
                 row["givenName"], row.get("middleName", ""), row["familyName"]
             )
@@ -840,7 +863,29 @@ class Importer:
         await self.link("user", sid, int(person))
         return int(person)
 
+    async def _reachable(self, person: int) -> bool:
+        """Whether an existing person may be linked by e-mail: the importer already reaches them.
+
+        That is a role at a node where the importer holds the import permission (anywhere, not only below
+        the importing node), or the account of a pupil of the importing scope.
+        """
+        if self.reach is None:
+            grants = await self.ctx.services.grants.grants(self.ctx.person_id) if self.ctx.person_id else []
+            self.reach = access.scope_for(grants, self.ctx.services.permissions.roles_for(self.ctx.permission), None)
+        scope = self.reach
+        if scope.platform:
+            return True
+        paths = await self.db.fetch(
+            "SELECT t.path FROM membership m JOIN tenant t ON t.id = m.tenant_id WHERE m.person_id = {}", person
+        )
+        if any(scope.covers(parse_path(r["path"])) for r in paths):
+            return True
+        where, args = self.scoped()
+        pupil = await self.db.fetchval(f"SELECT id FROM student WHERE person_id = {{}} AND {where}", person, *args)
+        return pupil is not None
+
     async def _membership(self, person: int, role: str, node: TenantInfo) -> None:
+        """Grant a role at a school (idempotent); each new membership is audited."""
         exists = await self.db.fetchval(
             "SELECT id FROM membership WHERE person_id = {} AND role = {} AND tenant_id = {}", person, role, node.id
         )
@@ -851,6 +896,15 @@ class Importer:
                 role,
                 node.id,
                 self.now,
+            )
+            await audit.record(
+                self.db,
+                actor_id=self.ctx.person_id,
+                action="membership.add",
+                object_type="person",
+                object_id=person,
+                tenant=node,
+                after={"role": role, "source": "oneroster"},
             )
             self.count("memberships", "created")
         self.touched_people.add(person)
@@ -901,7 +955,9 @@ class Importer:
                     self.count("guardianships", "created")
                 else:
                     await self.db.execute("UPDATE guardianship SET relation = {} WHERE id = {}", relation, exists)
-                await school.grant_parent(self.db, person, pupil["school_id"])
+                node = await self.ctx.services.tenants.by_id(pupil["school_id"])
+                assert node is not None
+                await self._membership(person, "parent", node)
 
     # -- enrollments ---------------------------------------------------------------------------
 
@@ -1212,7 +1268,12 @@ class Importer:
                     self.now,
                 )
                 self.count("lineItems", "created")
-            self.assessments[row["sourcedId"]] = {"id": int(found), "max": max_score}
+            self.assessments[row["sourcedId"]] = {
+                "id": int(found),
+                "max": max_score,
+                "class_id": klass["id"],
+                "school_id": klass["school_id"],
+            }
             await self.link("lineItem", row["sourcedId"], int(found))
         await self._results()
 
@@ -1261,7 +1322,18 @@ class Importer:
             )
         )
 
+    async def _in_class(self, class_id: int) -> set[int]:
+        """The pupils with an enrolment (current or past) in a class, read once per class."""
+        if class_id not in self.class_pupils:
+            where, args = self.scoped()
+            rows = await self.db.fetch(
+                f"SELECT student_id FROM enrolment WHERE class_id = {{}} AND {where}", class_id, *args
+            )
+            self.class_pupils[class_id] = {int(r["student_id"]) for r in rows}
+        return self.class_pupils[class_id]
+
     async def _results(self) -> None:
+        """Marks for the pupils of each lineItem's class: a pupil of another school or class is refused."""
         for row in self.bundle.rows.get("results", []):
             assessment = self.assessments.get(row["lineItemSourcedId"])
             pupil = self.pupils.get(row["studentSourcedId"])
@@ -1269,6 +1341,34 @@ class Importer:
                 continue
             if pupil is None:
                 self.error("results", row, "studentSourcedId", tr("marks are given to pupils only"))
+                continue
+            class_sid = row.get("classSourcedId", "")
+            if class_sid and self.classes.get(class_sid, {}).get("id") != assessment["class_id"]:
+                self.error("results", row, "classSourcedId", tr("the result's class is not its lineItem's class"))
+                continue
+            if pupil["school_id"] != assessment["school_id"]:
+                self.error(
+                    "results",
+                    row,
+                    "studentSourcedId",
+                    tr(
+                        "pupil {student!r} belongs to another school than the class of lineItem {item!r}",
+                        student=row["studentSourcedId"],
+                        item=row["lineItemSourcedId"],
+                    ),
+                )
+                continue
+            if pupil["id"] not in await self._in_class(assessment["class_id"]):
+                self.error(
+                    "results",
+                    row,
+                    "studentSourcedId",
+                    tr(
+                        "pupil {student!r} is not enrolled in the class of lineItem {item!r}",
+                        student=row["studentSourcedId"],
+                        item=row["lineItemSourcedId"],
+                    ),
+                )
                 continue
             status_value = row["scoreStatus"].casefold()
             score: Decimal | None = None

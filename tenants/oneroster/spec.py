@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from tenants.onboarding import _csv_safe
+
 COMMON = ("sourcedId", "status", "dateLastModified")
 MODES = ("absent", "bulk", "delta")
 SOURCED_ID_RE = re.compile(r"^[0-9A-Za-z._/@-]{1,255}$")
@@ -398,3 +400,53 @@ READ_ORDER = (
     "lineItems",
     "results",
 )
+
+#: Free-text columns (names, titles, comments) per file; ``metadata.*`` columns are free text too. A cell
+#: of one of them starting with ``=``, ``+``, ``-``, ``@`` (or a tab or carriage return) is refused at import,
+#: because a spreadsheet opening the file would run it as a formula; the export neutralises such cells.
+#: sourcedIds, codes, dates, vocabularies and e-mail addresses are identifiers and pass untouched.
+FREE_TEXT: dict[str, frozenset[str]] = {
+    "orgs": frozenset({"name"}),
+    "academicSessions": frozenset({"title"}),
+    "courses": frozenset({"title", "subjects"}),
+    "classes": frozenset({"title", "location", "subjects"}),
+    "users": frozenset(
+        {
+            "givenName",
+            "familyName",
+            "middleName",
+            "preferredGivenName",
+            "preferredMiddleName",
+            "preferredFamilyName",
+            "pronouns",
+        }
+    ),
+    "demographics": frozenset({"cityOfBirth"}),
+    "categories": frozenset({"title"}),
+    "lineItems": frozenset({"title", "description"}),
+    "results": frozenset({"comment", "textScore"}),
+}
+#: Columns the export fills with free text although the binding calls them codes (a class's ``classCode`` is
+#: its name in madrasa): neutralised on export like free text; not read on import.
+EXPORTED_AS_TEXT: dict[str, frozenset[str]] = {"classes": frozenset({"classCode"})}
+
+
+#: Extension columns that name a sourcedId, not text.
+REFERENCE_EXTENSIONS = frozenset({"metadata.homeroomClass"})
+
+
+def free_text(name: str, column: str) -> bool:
+    """Whether a column of a file holds free text (a name, a title, a comment, an extension value)."""
+    if column.startswith("metadata."):
+        return column not in REFERENCE_EXTENSIONS
+    return column in FREE_TEXT.get(name, frozenset())
+
+
+def formula_start(value: str) -> bool:
+    """Whether a spreadsheet would read the cell as a formula (it starts with ``= + - @``, a tab or a CR)."""
+    return _csv_safe(value) != value
+
+
+def csv_safe(value: str) -> str:
+    """The cell a spreadsheet shows as text: a formula-like value gets a leading apostrophe."""
+    return "'" + value if formula_start(value.lstrip(" ")) else value
