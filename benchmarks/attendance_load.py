@@ -5,16 +5,19 @@ The script creates a throw-away database with an owner role and an application r
 :func:`core.generator.generate` (one region, ``--schools`` schools of 500 pupils, app role, RLS on). Then,
 as the owner:
 
-* today is made a school day in the throw-away database (the year and terms stretched to cover it, a
-  holiday on it removed), so the benchmark runs on any day of the year;
+* the benchmark runs "on" a fixed day (``--day``, a Monday of the first term of the reference year): the
+  server is ``benchmarks/attendance_server.py``, ``madrasa serve`` with the school's clock pinned to that
+  day, and the day is made a school day in the throw-away database should the calendar change (the year and
+  terms stretched to cover it, a holiday on it removed), so the figures do not depend on the date it runs;
 * the ``--sessions`` largest classes, topped up to 45 pupils with newcomers where the generator made them
-  smaller, each get a lesson today (20:00–21:00) taught by a distinct teacher of the class.
+  smaller, each get a lesson that day (20:00–21:00) taught by a distinct teacher of the class.
 
 Every teacher gets an API token and a browser session from the application's own
 ``IdentityService`` (the same rows and signed tokens a login creates; argon2id logins would only load
 the server with password hashing), each checked once over HTTP.
 
-Loads, against ``madrasa serve`` (one uvicorn worker, pool 2–10):
+Loads, against the server (one uvicorn worker, pool 2–10; family notices are delivered by the in-process job
+queue of the same process, so their cost is in the server's CPU figure):
 
 * submissions: ``--clients`` asyncio + httpx clients, each taking a free teacher's register and sending
   ``PUT /t/<school>/api/v1/attendance/sessions/{slot}/{today}`` with two absent and one late pupil,
@@ -45,6 +48,7 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +60,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.generate import DEFAULT_ADMIN_URL, PgWorld, create_pg, drop_pg  # noqa: E402
 from benchmarks.grades_load import Target, lua_script, run_wrk  # noqa: E402
-from benchmarks.request_overhead import Server, _raise_interrupt, free_port, madrasa_command  # noqa: E402
+from benchmarks.request_overhead import Server, _raise_interrupt, free_port  # noqa: E402
 
 PUPILS_PER_SCHOOL = 500
 CLASS_SIZE = 45
@@ -64,6 +68,8 @@ TARGET_SUBMISSIONS = 200.0
 TARGET_PAGE_RPS = 400.0
 TARGET_PAGE_P99_MS = 50.0
 POOL_MIN, POOL_MAX = 2, 10
+#: The day the benchmark runs "on": a Monday of the first term of the reference school year.
+DAY = date(2026, 11, 16)
 
 CLASSES_SQL = """
 WITH sizes AS (
@@ -129,14 +135,13 @@ async def build(pg: PgWorld, args: argparse.Namespace, settings_kw: dict[str, An
     from core.generator import generate
     from core.identity import Identity
     from core.migrate import migrate
-    from plugins.attendance.service import local_today
 
     settings = load_settings({}, **settings_kw, db_pool_min=1, db_pool_max=4)
     services = build_services(settings)
     db = services.db
     await db.start()
     registers: list[Register] = []
-    today = local_today()
+    today = args.day
     try:
         await migrate(db, services.migration_sets)
         log(f"generating 1 region × {args.schools} schools × {PUPILS_PER_SCHOOL} pupils (core.generator) …")
@@ -147,7 +152,7 @@ async def build(pg: PgWorld, args: argparse.Namespace, settings_kw: dict[str, An
         owner = await asyncpg.connect(pg.url(pg.owner))
         try:
             await owner.execute("SELECT set_config('app.platform', 'on', false)")
-            # Today is a school day here, whatever the date the benchmark runs on.
+            # The benchmark's day is a school day here, whatever the reference calendar says.
             await owner.execute(
                 "UPDATE school_year SET starts_on = LEAST(starts_on, $1), ends_on = GREATEST(ends_on, $1)", today
             )
@@ -331,7 +336,7 @@ def benchmark(args: argparse.Namespace) -> int:
         }
         registers, facts = asyncio.run(build(pg, args, settings_kw))
         log(
-            f"{len(registers)} registers today ({facts['today']}), class sizes {facts['min']}–{facts['max']} "
+            f"{len(registers)} registers on {facts['today']}, class sizes {facts['min']}–{facts['max']} "
             f"(mean {facts['mean']:.1f}), one teacher each"
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("MADRASA_")}
@@ -350,8 +355,17 @@ def benchmark(args: argparse.Namespace) -> int:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         server = Server(
-            "madrasa serve",
-            [*madrasa_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            "madrasa serve (clock pinned)",
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "attendance_server.py"),
+                "--day",
+                args.day.isoformat(),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
             {**env, "MADRASA_PORT": str(port)},
             tmp / "madrasa.log",
         )
@@ -361,7 +375,7 @@ def benchmark(args: argparse.Namespace) -> int:
         with httpx.Client(base_url=base, timeout=30) as client:
             for reg in registers:
                 page = client.get(reg.page_path, headers={"Cookie": f"madrasa_session={reg.cookie}"})
-                if page.status_code != 200 or f'name="status_{reg.pupils[0]}"' not in page.text:
+                if page.status_code != 200 or f"name=m{reg.pupils[0]} " not in page.text:
                     raise RuntimeError(f"register page {reg.page_path}: {page.status_code} {page.text[:300]}")
             first = client.put(
                 registers[0].api_path,
@@ -438,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--day", type=date.fromisoformat, default=DAY, help="the day the registers are taken")
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)

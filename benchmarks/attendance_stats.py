@@ -6,7 +6,9 @@ The script creates a throw-away database with an owner role and an application r
 * :func:`core.generator.generate` as the application role (RLS on): one region of ``--pupils`` pupils in
   schools of 500 (100,000 pupils = 200 schools), with conflict-free weekly timetables;
 * set-based, as the owner: for every timetable slot and every school day of the first term (terms minus
-  holidays) a taken register (``attendance_session``), and for every enrolled pupil of the class an
+  holidays) a taken register (``attendance_session``); one pupil in ``--moved`` (50) changes class in the
+  middle of the term (enrolment closed the day before, a new one from that day), so the statistics must
+  follow enrolment dates; for every pupil enrolled in the class on the register's day an
   absence with probability ``--absence`` (5 %) or a lateness with probability ``--late`` (1 %); a third of
   the absences justified. Presence is not stored, as in the application.
 
@@ -30,6 +32,7 @@ import shutil
 import sys
 import tempfile
 import time
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +67,8 @@ FROM (
   -- random() in the select list of a subquery: drawn once per (register, pupil), never hoisted
   SELECT se.region_id, se.province_id, se.school_id, se.id, se.class_id, e.student_id, se.on_date, se.minutes,
          random() AS x
-  FROM attendance_session se JOIN enrolment e ON e.class_id = se.class_id AND e.ends_on IS NULL
+  FROM attendance_session se JOIN enrolment e ON e.class_id = se.class_id AND e.starts_on <= se.on_date
+   AND (e.ends_on IS NULL OR e.ends_on >= se.on_date)
 ) q
 WHERE q.x < $1 + $2
 """
@@ -76,10 +80,29 @@ SELECT SUM(CASE WHEN kind = 'absent' THEN minutes ELSE 0 END) AS absent,
 FROM attendance_mark WHERE on_date BETWEEN $1 AND $2
 """
 
+# Every lesson of the term has a register here, so the registers are the expected lessons: each counts for
+# the pupils enrolled in its class on its day (ends_on is the last day in the class).
 EXPECTED_SQL = """
-SELECT SUM(se.minutes * (SELECT COUNT(*) FROM enrolment e WHERE e.class_id = se.class_id AND e.ends_on IS NULL))
+SELECT SUM(se.minutes * (SELECT COUNT(*) FROM enrolment e WHERE e.class_id = se.class_id
+                          AND e.starts_on <= se.on_date AND (e.ends_on IS NULL OR e.ends_on >= se.on_date)))
 FROM attendance_session se WHERE se.on_date BETWEEN $1 AND $2
 """
+
+# Mid-term class changes: one pupil in $2 moves on $1 to another class of the same school.
+MOVE_SQL = [
+    """CREATE TEMP TABLE moved AS
+SELECT e.id, e.student_id, e.school_year_id, e.region_id, e.province_id, e.school_id,
+       (SELECT c2.id FROM school_class c2 WHERE c2.school_id = e.school_id AND c2.id <> e.class_id
+         AND c2.school_year_id = e.school_year_id ORDER BY c2.id LIMIT 1) AS to_class
+FROM enrolment e WHERE e.ends_on IS NULL AND e.student_id % $1 = 0""",
+    "UPDATE enrolment e SET ends_on = $1::date - 1, status = 'moved' FROM moved m WHERE e.id = m.id",
+    """INSERT INTO enrolment (region_id, province_id, school_id, student_id, class_id, school_year_id, starts_on,
+    status) SELECT region_id, province_id, school_id, student_id, to_class, school_year_id, $1, 'active'
+FROM moved WHERE to_class IS NOT NULL""",
+]
+
+#: The day the benchmark runs "on" (a Monday of the first term of the reference school year).
+DAY = date(2026, 11, 16)
 
 
 def log(message: str = "") -> None:
@@ -142,7 +165,7 @@ async def run(pg: PgWorld, args: argparse.Namespace, data_dir: Path) -> int:
         region = await db.fetchrow("SELECT id, slug FROM tenant WHERE kind = 'region' ORDER BY id LIMIT 1")
         assert region is not None
         async with db.scoped(Scope.everything(), write=False):
-            cal = await service.calendar(db, region["id"])
+            cal = await service.calendar(db, region["id"], DAY)
         _, start, end = cal["terms"][0]
         days = service.school_days(cal, start, end)
         owner = await asyncpg.connect(pg.url(pg.owner))
@@ -154,6 +177,12 @@ async def run(pg: PgWorld, args: argparse.Namespace, data_dir: Path) -> int:
             )
             began = time.perf_counter()
             await owner.execute("SELECT setseed($1)", (args.seed % 1000) / 1000)
+            middle = start + timedelta(days=(end - start).days // 2)
+            await owner.execute(MOVE_SQL[0], args.moved)
+            await owner.execute(MOVE_SQL[1], middle)
+            await owner.execute(MOVE_SQL[2], middle)
+            moved = await owner.fetchval("SELECT count(*) FROM moved")
+            log(f"  {moved:,} pupils changed class on {middle}")
             await owner.execute(SESSIONS_SQL, days)
             await owner.execute(MARKS_SQL, args.absence, args.late)
             await owner.execute("ANALYZE")
@@ -250,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--absence", type=float, default=0.05)
     parser.add_argument("--late", type=float, default=0.01)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--moved", type=int, default=50, help="one pupil in this many changes class mid-term")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
     args = parser.parse_args(argv)

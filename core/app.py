@@ -21,6 +21,7 @@ from litestar.template import TemplateConfig
 from core.access import GrantStore
 from core.api.auth import AuthController, me
 from core.api.platform import CORE_API
+from core.clock import Clock
 from core.config import Settings, load_settings
 from core.db import Database
 from core.i18n import register_catalogue_dirs
@@ -104,6 +105,7 @@ def build_services(
     )
     services.jobs = make_queue(services)
     services.sms = make_sms_gateway(settings)
+    services.clock = Clock()
     return services
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.access import GrantStore
+from core.clock import SYSTEM_CLOCK, Clock
 from core.config import Settings
 from core.db import Database
 from core.events import Event
@@ -38,6 +39,8 @@ class Services:
     jobs: Any = None
     #: Outgoing SMS (``core.sms.SmsGateway``).
     sms: Any = None
+    #: The date and time the school sees (``core.clock.Clock``; tests pin it with ``FixedClock``).
+    clock: Clock = SYSTEM_CLOCK
     delivered_events: list[Event] = field(default_factory=list)
 
     async def disabled_for(self, tenant_path: tuple[int, ...]) -> frozenset[str]:

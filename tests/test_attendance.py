@@ -3,21 +3,25 @@ justifications with documents, thresholds and the at-risk list, statistics, acce
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import random
-from collections.abc import Iterator
-from datetime import date, timedelta
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 
+from core.clock import FixedClock
+from core.jobs import InProcessQueue
 from core.mail import SmtpMailer
 from core.school.rules import occurrences
 from core.scope import Scope
 from core.sms import LoggingSmsGateway
 from plugins.attendance import service, stats
+from plugins.attendance.notify import DELIVERY_JOB
 from tests.conftest import free_port
 
 A, A2, B = "lycee-ibn-batouta", "college-al-khawarizmi", "lycee-moulay-youssef"
@@ -28,8 +32,53 @@ def code() -> str:
     return "N" + "".join(random.choice("0123456789") for _ in range(9))
 
 
+#: The day the tests run "on": a Monday of the first term of the reference year (core/school/reference.py),
+#: not a holiday, with school days on the same weekday in the weeks before it.
+DAY = date(2026, 11, 16)
+
+
 def today() -> date:
-    return service.local_today()
+    return DAY
+
+
+@pytest.fixture(autouse=True)
+async def school_day(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """For tests on the shared world: the clock pinned to :data:`DAY` and a running job queue (deliveries),
+    both put back afterwards."""
+    if "world" not in request.fixturenames:
+        yield
+        return
+    world = request.getfixturevalue("world")
+    services = world.services
+    previous_clock, previous_jobs = services.clock, services.jobs
+    queue = InProcessQueue(services, concurrency=2, recover=False)
+    await queue.start()
+    services.clock, services.jobs = FixedClock(DAY), queue
+    world.delivery_since = datetime.now(UTC)
+    try:
+        yield
+    finally:
+        await queue.stop()
+        services.clock, services.jobs = previous_clock, previous_jobs
+
+
+async def delivered(world) -> list[str]:
+    """Wait for the delivery jobs queued since the test began; their final states."""
+    db = world.services.db
+    states = []
+    for _ in range(3):  # a delivery may be queued while the previous ones finish
+        async with db.scoped(Scope.everything(), write=False):
+            rows = await db.fetch(
+                "SELECT id FROM job WHERE kind = {} AND created_at >= {} AND status IN ('queued', 'running')",
+                DELIVERY_JOB,
+                world.delivery_since,
+            )
+        if not rows:
+            break
+        for row in rows:
+            states.append((await world.services.jobs.wait(row["id"], seconds=30)).status)
+        await asyncio.sleep(0)
+    return states
 
 
 class Setup:
@@ -126,6 +175,12 @@ class Setup:
             tenant=self.school,
             json=body,
         )
+
+
+async def write(world, sql: str, *args: Any) -> None:
+    db = world.services.db
+    async with db.scoped(Scope.everything()):
+        await db.execute(sql, *args)
 
 
 async def count(world, sql: str, *args: Any) -> int:
@@ -227,7 +282,11 @@ async def test_bad_registers_are_refused_and_write_nothing(world):
         [{"student_id": s.pupils[0], "status": "absent"}, {"student_id": other.pupils[0], "status": "absent"}]
     )
     assert response.status_code == 400, response.text
-    assert f"pupil {other.pupils[0]} is not in this class" in response.json()["detail"]
+    problem = response.json()
+    assert f"Pupil {other.pupils[0]} is not in this class" in problem["detail"]
+    assert problem["code"] == "invalid_entries"
+    [item] = problem["errors"]
+    assert (item["field"], item["code"]) == (f"entries[{other.pupils[0]}]", "pupil_not_in_class")
     # Late without minutes, minutes beyond the lesson, a pupil twice.
     for entries in (
         [{"student_id": s.pupils[0], "status": "late"}],
@@ -360,6 +419,7 @@ async def test_one_message_per_child_per_day_over_smtp_and_sms(world, inbox):
     # The second guardian's child is late in the second lesson only.
     late = [*absent, {"student_id": s.pupils[1], "status": "late", "minutes": 10}]
     assert (await s.take(late, slot=s.slots[1])).status_code == 200
+    assert set(await delivered(world)) == {"done"}
 
     first = to(inbox, guardian)
     assert len(first) == 1, [m["Subject"] for m in first]
@@ -387,8 +447,144 @@ async def test_notice_is_in_the_guardians_language(world, inbox):
     pid = await world.services.db.fetchval("SELECT id FROM person WHERE email = {}", s.guardians[0])
     await world.services.db.execute("UPDATE person SET locale = 'ar' WHERE id = {}", pid)
     assert (await s.take([{"student_id": s.pupils[0], "status": "absent"}])).status_code == 200
+    await delivered(world)
     [message] = to(inbox, s.guardians[0])
     assert message["Subject"].startswith("الحضور") and "غائب" in message.get_content()
+
+
+async def test_notices_are_sent_by_a_job_after_the_request(world, inbox):
+    """The register's request only queues the delivery: with the queue stopped, nothing is sent yet."""
+    s = await Setup(world).build()
+    await world.services.jobs.stop()
+    response = await s.take([{"student_id": s.pupils[0], "status": "absent"}])
+    assert response.status_code == 200, response.text
+    assert to(inbox, s.guardians[0]) == []
+    assert await world.sql("SELECT status FROM attendance_notice WHERE student_id = {}", s.pupils[0]) == "pending"
+    job = await world.sql(
+        "SELECT id FROM job WHERE kind = {} AND status = 'queued' AND created_at >= {}",
+        DELIVERY_JOB,
+        world.delivery_since,
+    )
+    assert job is not None
+    # The queue runs it in the background (here: once started again); the message goes out once.
+    await world.services.jobs.start()
+    assert (await world.services.jobs.wait(job, seconds=30)).status == "done"
+    assert len(to(inbox, s.guardians[0])) == 1
+    assert await world.sql("SELECT status FROM attendance_notice WHERE student_id = {}", s.pupils[0]) == "sent"
+
+
+async def test_a_notice_stuck_in_sending_is_claimed_again_by_the_next_run(world, inbox):
+    s = await Setup(world).build()
+    # A run claimed two notices and crashed before sending: one 20 minutes ago, one 5 minutes ago.
+    now = world.services.clock.utcnow()
+    for pupil, minutes in ((s.pupils[0], 20), (s.pupils[1], 5)):
+        await write(
+            world,
+            "INSERT INTO attendance_notice (region_id, province_id, school_id, student_id, on_date, created_at, kind, "
+            "status, channels, claimed_at) SELECT region_id, province_id, school_id, id, {}, {}, 'absence', "
+            "'sending', '', {} FROM student WHERE id = {}",
+            DAY,
+            now - timedelta(minutes=minutes),
+            now - timedelta(minutes=minutes),
+            pupil,
+        )
+    # The next delivery run of the school (another pupil absent) claims the stale one and sends it once.
+    response = await s.take([{"student_id": s.pupils[2], "status": "absent"}])
+    assert response.status_code == 200, response.text
+    assert set(await delivered(world)) == {"done"}
+    assert len(to(inbox, s.guardians[0])) == 1
+    assert await world.sql("SELECT status FROM attendance_notice WHERE student_id = {}", s.pupils[0]) == "sent"
+    # The recent claim may still be sending in another worker: left alone.
+    assert to(inbox, s.guardians[1]) == []
+    assert await world.sql("SELECT status FROM attendance_notice WHERE student_id = {}", s.pupils[1]) == "sending"
+    # A later run, once that one is stale too, sends it; nothing is sent twice.
+    await write(
+        world,
+        "UPDATE attendance_notice SET claimed_at = {} WHERE student_id = {}",
+        now - timedelta(minutes=30),
+        s.pupils[1],
+    )
+    other = await Setup(world).build()
+    assert (await other.take([{"student_id": other.pupils[0], "status": "absent"}])).status_code == 200
+    await delivered(world)
+    assert len(to(inbox, s.guardians[1])) == 1 and len(to(inbox, s.guardians[0])) == 1
+
+
+async def test_a_saq_worker_delivers_the_notices(world, inbox):
+    """With the production queue (SAQ on Redis), the request enqueues and a worker sends the message."""
+    from redis.asyncio import Redis
+
+    from core.jobs import SaqQueue
+    from tests.job_helpers import REDIS_URL
+
+    client = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        await asyncio.wait_for(client.ping(), 3)
+    finally:
+        await client.aclose()
+    s = await Setup(world).build()
+    name = f"madrasa-attendance-{random.randrange(10**9)}"
+    queue = SaqQueue(world.services, redis_url=REDIS_URL, name=name, concurrency=1, timeout=60)
+    await queue.start()
+    in_process, world.services.jobs = world.services.jobs, queue
+    worker = queue.worker()
+    task = asyncio.create_task(worker.start())
+    try:
+        assert (await s.take([{"student_id": s.pupils[0], "status": "absent"}])).status_code == 200
+        job = await world.sql(
+            "SELECT id FROM job WHERE kind = {} AND created_at >= {} ORDER BY created_at DESC",
+            DELIVERY_JOB,
+            world.delivery_since,
+        )
+        info = await queue.wait(job, seconds=30)
+        assert info.status == "done", info.error
+        assert info.result == {"notices": 1, "alerts": 0}
+        assert len(to(inbox, s.guardians[0])) == 1
+    finally:
+        world.services.jobs = in_process
+        await worker.stop()
+        await asyncio.gather(task, return_exceptions=True)
+        keys = [k async for k in queue.queue.redis.scan_iter(match=f"saq:*{name}*")]
+        if keys:
+            await queue.queue.redis.delete(*keys)
+        await queue.stop()
+
+
+async def test_a_submission_costs_the_same_statements_whatever_the_number_of_pupils(world, monkeypatch):
+    """Set-based writes: correcting one pupil or every pupil of the register runs the same statements."""
+    s = await Setup(world).build()
+    db = world.services.db
+    statements: list[str] = []
+    fetch, execute = db.fetch, db.execute
+
+    async def counted_fetch(sql: str, *args: Any) -> Any:
+        statements.append(sql)
+        return await fetch(sql, *args)
+
+    async def counted_execute(sql: str, *args: Any) -> Any:
+        statements.append(sql)
+        return await execute(sql, *args)
+
+    a, b, c = s.pupils
+    assert (await s.take([{"student_id": p, "status": "absent"} for p in (a, b, c)])).status_code == 200
+    await delivered(world)
+    monkeypatch.setattr(db, "fetch", counted_fetch)
+    monkeypatch.setattr(db, "execute", counted_execute)
+    counts = []
+    for entries in (
+        [{"student_id": a, "status": "late", "minutes": 5}, {"student_id": b, "status": "absent"}],
+        [{"student_id": a, "status": "absent"}, {"student_id": c, "status": "late", "minutes": 6}],
+    ):
+        statements.clear()
+        response = await s.take(entries)
+        assert response.status_code == 200, response.text
+        counts.append(len([q for q in statements if "FROM job" not in q]))
+    monkeypatch.undo()
+    assert counts[0] == counts[1], statements
+    if world.backend == "postgres":
+        # The lesson, the register row (created or locked), its pupils with their marks, one write of the
+        # marks, version and notices, the alert check, the audit entry of the correction.
+        assert counts[1] <= 6, statements
 
 
 # -- justifications ----------------------------------------------------------------------------
@@ -580,6 +776,7 @@ async def test_threshold_alerts_and_the_at_risk_list(world, inbox):
             json={"entries": absent},
         )
         assert response.status_code == 200
+    await delivered(world)
     assert await count(world, "SELECT COUNT(*) FROM attendance_alert WHERE student_id = {}", s.pupils[0]) == 1
     alerted = {m["To"] for m in inbox.messages}  # the day's notice went out with the first register
     assert {s.guardians[0], s.teacher, f"director.{B}@test.ma"} <= alerted
@@ -670,6 +867,69 @@ async def test_statistics_match_the_timetable_and_the_marks(world):
     for params in ({"level": "nation"}, {"level": "region"}, {"from": "2026-12-01", "to": "2026-11-01"}):
         bad = await world.api("GET", "/api/v1/attendance/stats", as_=s.director, tenant=A, params=params)
         assert bad.status_code == 400, params
+
+
+async def test_statistics_follow_enrolment_dates_when_a_pupil_changes_class(world):
+    s = await Setup(world).build()
+    t = await Setup(world).build()  # another class of the school, its lessons on the same weekday
+    moving = s.pupils[2]
+    response = await world.api(
+        "POST", f"/api/v1/school/students/{moving}/enrolment", as_=s.director, tenant=A, json={"class_id": t.class_id}
+    )
+    assert response.status_code == 200, response.text
+    # The move took effect a week before the day: in the first class until the day before, then in the second.
+    switch = DAY - timedelta(days=7)
+    await write(
+        world,
+        "UPDATE enrolment SET ends_on = {} WHERE student_id = {} AND class_id = {}",
+        switch - timedelta(days=1),
+        moving,
+        s.class_id,
+    )
+    await write(
+        world, "UPDATE enrolment SET starts_on = {} WHERE student_id = {} AND class_id = {}", switch, moving, t.class_id
+    )
+    start = DAY - timedelta(days=20)
+    cal = await _calendar(world)
+    lessons = occurrences(s.weekday, date(2000, 1, 1), date(2100, 1, 1), start, DAY, cal["holidays"])
+    lessons = [day for day in lessons if service.school_days(cal, day, day)]
+    before, after = len([d for d in lessons if d < switch]), len([d for d in lessons if d >= switch])
+    assert before and after
+    params = {"level": "class", "from": start.isoformat(), "to": DAY.isoformat()}
+    response = await world.api("GET", "/api/v1/attendance/stats", as_=s.director, tenant=A, params=params)
+    assert response.status_code == 200, response.text
+    rows = {g["id"]: g for g in response.json()["groups"]}
+    # Two lessons a week (3 h): two pupils all along plus the one who left; three pupils plus the newcomer.
+    assert rows[s.class_id]["expected_hours"] == (2 * len(lessons) + before) * 3
+    assert rows[t.class_id]["expected_hours"] == (3 * len(lessons) + after) * 3
+    assert (rows[s.class_id]["pupils"], rows[t.class_id]["pupils"]) == (2, 4)
+    # The school's row adds up its classes, each counted for the days of its pupils.
+    school = await world.api(
+        "GET", "/api/v1/attendance/stats", as_=s.director, tenant=A, params={**params, "level": "school"}
+    )
+    assert school.status_code == 200
+    [row] = school.json()["groups"]
+    assert row["expected_hours"] == round(sum(g["expected_hours"] for g in rows.values()), 1)
+    # Per pupil: the pupil who moved counts in each class for the days spent there.
+    for klass, days in ((s.class_id, before), (t.class_id, after)):
+        response = await world.api(
+            "GET", f"/api/v1/attendance/classes/{klass}/stats", as_=s.director, tenant=A, params=params
+        )
+        pupils = {p["id"]: p for p in response.json()["pupils"]}
+        assert pupils[moving]["expected_hours"] == days * 3
+
+
+def test_the_clock_reads_morocco_and_can_be_pinned():
+    from datetime import time
+
+    from core.clock import SCHOOL_TZ, Clock
+
+    clock = FixedClock(DAY)
+    assert clock.today() == DAY and clock.now().time() == time(10, 0) and clock.now().tzinfo == SCHOOL_TZ
+    # 23:30 UTC on 31 December is already 1 January in Casablanca (UTC+1).
+    clock.set(datetime(2026, 12, 31, 23, 30, tzinfo=UTC))
+    assert clock.today() == date(2027, 1, 1) and clock.utcnow() == datetime(2026, 12, 31, 23, 30, tzinfo=UTC)
+    assert abs((Clock().utcnow() - datetime.now(UTC)).total_seconds()) < 5
 
 
 def test_csv_rows_are_quoted():

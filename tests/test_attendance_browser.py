@@ -1,33 +1,98 @@
 """Justifying an absence in a real browser on a phone: the parent sends a certificate, the director accepts it.
 
-Runs once (not per database backend), like ``tests/test_grades_browser.py``: a real ``madrasa`` server on
-SQLite (``madrasa demo --no-serve`` then ``madrasa serve``, so the module's demo data loads too) and
-Debian's Chromium driven headless by Playwright at 390×844 with touch. The data is created through the
-server's HTTP API: a class with one pupil whose guardian is the demo parent, a lesson of the demo teacher
-today, and the teacher's register marking the pupil absent. What the pages did is read back through the API.
+Runs once (not per database backend), like ``tests/test_grades_browser.py``: a real server on SQLite
+(``madrasa demo --no-serve``, so the module's demo data loads too, then the app under uvicorn as
+``madrasa serve`` runs it, with the school's clock pinned to :data:`DAY`) and Debian's Chromium driven
+headless by Playwright at 390×844 with touch. The data is created through the server's HTTP API: a class
+with one pupil whose guardian is the demo parent (enrolled since the start of the year), a lesson of the
+demo teacher on that day, and the teacher's register marking the pupil absent. What the pages did is read
+back through the API.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
-from datetime import datetime
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 
-from tests.test_browser import CHROMIUM_ARGS, SCHOOL, account, chromium, demo_server  # noqa: F401 (fixtures)
+from tests.conftest import free_port
+from tests.test_browser import CHROMIUM_ARGS, SCHOOL, account, chromium, run  # noqa: F401 (fixtures)
+
+#: The day the server's clock shows: a Monday of the first term of the reference year, not a holiday.
+DAY = date(2026, 11, 16)
+
+#: ``madrasa serve`` with ``services.clock`` pinned to the day given as first argument.
+SERVE = """
+import sys
+from datetime import date
+import uvicorn
+from core.app import build_services, create_app
+from core.clock import FixedClock
+from core.config import load_settings
+settings = load_settings()
+services = build_services(settings)
+services.clock = FixedClock(date.fromisoformat(sys.argv[1]))
+uvicorn.run(create_app(settings, services=services), host="127.0.0.1", port=int(sys.argv[2]), log_config=None)
+"""
+
+
+@pytest.fixture
+def pinned_server(tmp_path: Path) -> Iterator[tuple[str, list[dict[str, str]], Path]]:
+    """``(base URL, demo accounts, SQLite file)`` of a demo server whose clock shows :data:`DAY`."""
+    env = {"MADRASA_DATA_DIR": str(tmp_path), "MADRASA_LOG_LEVEL": "WARNING"}
+    demo = run(["demo", "--no-serve"], env)
+    assert demo.returncode == 0, demo.stderr
+    accounts = json.loads((tmp_path / "demo-accounts.json").read_text())
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVE, DAY.isoformat(), str(port)],
+        env={"PATH": "/usr/bin:/bin", **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(150):
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None:
+                raise AssertionError(f"server exited: {server.stderr.read() if server.stderr else ''}")
+            time.sleep(0.1)
+        else:
+            raise AssertionError("server did not become ready")
+        yield base, accounts, tmp_path / "madrasa.sqlite3"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+
 
 PDF = b"%PDF-1.4\n% medical certificate\n"
 
 
-def seed(base: str, accounts: list[dict[str, str]]) -> dict[str, Any]:
-    """As the director: a class, a pupil with the demo parent, a lesson of the demo teacher today; the teacher
-    marks the pupil absent."""
+def seed(base: str, accounts: list[dict[str, str]], database: Path) -> dict[str, Any]:
+    """As the director: a class, a pupil with the demo parent (enrolled since the start of the year), a lesson
+    of the demo teacher on the server's day; the teacher marks the pupil absent."""
     director, teacher, parent = (account(accounts, r) for r in ("school_director", "teacher", "parent"))
-    today = datetime.now(ZoneInfo("Africa/Casablanca")).date()
+    today = DAY
     with httpx.Client(base_url=base, timeout=30) as http:
 
         def token(who: dict[str, str]) -> dict[str, str]:
@@ -59,6 +124,13 @@ def seed(base: str, accounts: list[dict[str, str]]) -> dict[str, Any]:
             },
         )
         post(f"/api/v1/school/students/{pupil}/guardians", {"email": parent["email"], "full_name": "Parent"})
+        # Enrolment starts on the real date; the register's day is earlier in the year.
+        with sqlite3.connect(database) as connection:
+            connection.execute(
+                "UPDATE enrolment SET starts_on = (SELECT starts_on FROM school_year "
+                "WHERE school_year.id = enrolment.school_year_id) WHERE student_id = ?",
+                (pupil,),
+            )
         post("/api/v1/school/assignments", {"teacher_id": teacher_id, "class_id": class_id, "subject_code": "MATH"})
         slot = post(
             "/api/v1/school/timetable",
@@ -97,11 +169,11 @@ async def login(page: Any, base: str, who: dict[str, str]) -> None:
     await page.goto(f"{base}/lang/fr?next=/t/{SCHOOL}/")
 
 
-async def test_parent_justifies_with_a_certificate_and_the_director_accepts(chromium, demo_server, tmp_path):  # noqa: F811
+async def test_parent_justifies_with_a_certificate_and_the_director_accepts(chromium, pinned_server, tmp_path):  # noqa: F811
     from playwright.async_api import async_playwright, expect
 
-    base, accounts = demo_server
-    seeded = seed(base, accounts)
+    base, accounts, database = pinned_server
+    seeded = seed(base, accounts, database)
     pupil = seeded["pupil"]
     [mark] = absences(base, seeded["as_parent"], pupil)
     assert mark["justification"] is None

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 
-from tests.test_attendance import PDF, A, Setup, count, today
+from plugins.attendance.errors import MESSAGES
+from plugins.attendance.notify import translated
+from tests.test_attendance import PDF, A, Setup, code, count, school_day, today, write  # noqa: F401 (fixture)
 
 
 def form_url(s: Setup, slot: int | None = None) -> str:
@@ -21,31 +23,34 @@ async def test_teacher_takes_attendance_with_the_form(world):
     page = await world.api("GET", form_url(s), as_=s.teacher, tenant=A)
     assert page.status_code == 200, page.text
     for pupil in s.pupils:
-        assert f'name="status_{pupil}" value="present" checked' in page.text
-        assert f'<label class="sr-only" for="minutes-{pupil}">' in page.text  # every field is labelled
-    form = {f"status_{p}": "present" for p in s.pupils}
-    form[f"status_{s.pupils[0]}"] = "absent"
-    form[f"status_{s.pupils[1]}"] = "late"
-    form[f"minutes_{s.pupils[1]}"] = "8"
+        # Each pupil's choices and minutes sit in a fieldset named by the pupil; every control has a label.
+        [row] = [chunk for chunk in page.text.split("<li><fieldset>") if f"name=m{pupil} " in chunk]
+        assert re.match(r"<legend>Test \w+ <bdi>[A-Z][0-9]{9}</bdi></legend>", row)
+        assert f"<label><input type=checkbox name=a value={pupil}></label>" in row
+        assert f"<label><input name=m{pupil} inputmode=numeric></label>" in row and row.count("<label><input") == 2
+    assert page.text.count("<label><input") == 2 * len(s.pupils)
+    assert '.register label:nth-of-type(1)::after{content:"Absent"}' in page.text  # the labels' text (fr)
+    form = {"a": str(s.pupils[0]), f"m{s.pupils[1]}": "8", f"m{s.pupils[2]}": ""}
     response = await world.api("POST", form_url(s), as_=s.teacher, tenant=A, data=form)
     assert response.status_code == 303, response.text
     assert response.headers["location"].endswith(f"{form_url(s)}?saved=1")
     page = await world.api("GET", response.headers["location"].removeprefix(f"/t/{A}"), as_=s.teacher, tenant=A)
     assert 'id="register-notice"' in page.text
-    assert f'name="status_{s.pupils[0]}" value="absent" checked' in page.text
-    assert f'name="minutes_{s.pupils[1]}" value="8"' in page.text
+    assert f"name=a value={s.pupils[0]} checked>" in page.text
+    assert f'name=m{s.pupils[1]} value="8"' in page.text
     assert await count(world, "SELECT COUNT(*) FROM attendance_mark WHERE class_id = {}", s.class_id) == 2
 
 
 async def test_register_errors_are_shown_on_the_page_and_nothing_is_saved(world):
     s = await Setup(world).build()
-    form = {f"status_{s.pupils[0]}": "late", f"minutes_{s.pupils[0]}": "beaucoup"}
+    form = {f"m{s.pupils[0]}": "beaucoup", "a": str(s.pupils[1])}
     response = await world.api("POST", form_url(s), as_=s.teacher, tenant=A, data=form)
     assert response.status_code == 400
-    assert 'id="register-error"' in response.text and 'value="late" checked' in response.text
-    form = {f"status_{s.pupils[0]}": "late", f"minutes_{s.pupils[0]}": "500"}
-    response = await world.api("POST", form_url(s), as_=s.teacher, tenant=A, data=form)
-    assert response.status_code == 400 and "between 1 and 120" in response.text
+    assert 'id="register-error"' in response.text and f'name=m{s.pupils[0]} value="beaucoup"' in response.text
+    assert f"name=a value={s.pupils[1]} checked>" in response.text  # what was posted is shown again
+    form = {f"m{s.pupils[0]}": "500"}
+    response = await world.api("POST", form_url(s), as_=s.teacher, tenant=A, data=form, params={"lang": "fr"})
+    assert response.status_code == 400 and "entre 1 et 120" in response.text and "between 1 and" not in response.text
     assert await count(world, "SELECT COUNT(*) FROM attendance_session WHERE class_id = {}", s.class_id) == 0
     # Another teacher's lesson: refused.
     other = await Setup(world).build()
@@ -54,7 +59,7 @@ async def test_register_errors_are_shown_on_the_page_and_nothing_is_saved(world)
 
 async def test_family_justifies_with_a_document_and_the_director_accepts(world):
     s = await Setup(world).build()
-    response = await world.api("POST", form_url(s), as_=s.teacher, tenant=A, data={f"status_{s.pupils[0]}": "absent"})
+    response = await world.api("POST", form_url(s), as_=s.teacher, tenant=A, data={"a": str(s.pupils[0])})
     assert response.status_code == 303
     parent = s.guardians[0]
     page = await world.api("GET", f"/attendance/pupils/{s.pupils[0]}", as_=parent, tenant=A)
@@ -121,7 +126,7 @@ async def test_family_justifies_with_a_document_and_the_director_accepts(world):
 
 async def test_statistics_page_for_a_director_and_a_region(world):
     s = await Setup(world).build()
-    await world.api("POST", form_url(s), as_=s.teacher, tenant=A, data={f"status_{s.pupils[0]}": "absent"})
+    await world.api("POST", form_url(s), as_=s.teacher, tenant=A, data={"a": str(s.pupils[0])})
     page = await world.api("GET", "/attendance/stats", as_=s.director, tenant=A)
     assert page.status_code == 200 and 'id="stats-table"' in page.text and s.class_id and "stats.csv" in page.text
     region = await world.api("GET", "/attendance/stats", as_="region.casa@madrasa.demo", tenant="casablanca-settat")
@@ -142,3 +147,57 @@ async def test_director_lists_the_registers_of_a_day_and_opens_one(world):
     other = await Setup(world).build()
     home = await world.api("GET", "/attendance/", as_=other.teacher, tenant=A)
     assert f'data-slot="{other.slots[0]}"' in home.text and f'data-slot="{s.slots[0]}"' not in home.text
+
+
+async def test_service_errors_are_translated_on_pages_and_coded_on_the_api(world):
+    s = await Setup(world).build()
+    other = await Setup(world).build()
+    # The API: a stable code, the English detail.
+    response = await world.api(
+        "PUT",
+        f"/api/v1/attendance/sessions/{other.slots[0]}/{today().isoformat()}",
+        as_=s.teacher,
+        tenant=A,
+        json={"entries": []},
+    )
+    assert response.status_code == 403
+    assert response.json()["code"] == "not_your_lesson" and "not in your timetable" in response.json()["detail"]
+    # Pages: the same refusal in the reader's language.
+    for lang, words in (("fr", "pas dans votre emploi du temps"), ("ar", "ليست في جدولك")):
+        page = await world.api(
+            "GET", form_url(other), as_=s.teacher, tenant=A, params={"lang": lang}, headers={"accept": "text/html"}
+        )
+        assert page.status_code == 403 and words in page.text and "not in your timetable" not in page.text
+    # A register error, per pupil, in Arabic.
+    form = {f"m{s.pupils[0]}": "500"}
+    response = await world.api("POST", form_url(s), as_=s.teacher, tenant=A, data=form, params={"lang": "ar"})
+    assert response.status_code == 400 and "يجب أن تكون دقائق التأخر بين 1 و120" in response.text
+
+
+def test_every_error_message_has_arabic_and_french():
+    for name, (_, message) in MESSAGES.items():
+        for locale in ("fr", "ar"):
+            assert translated(locale, message) != message, (name, locale)
+
+
+async def test_the_register_page_of_a_class_of_45_is_small(world):
+    s = await Setup(world).build()
+    for number in range(42):
+        body = {"national_code": code(), "first_name": "Élève", "last_name": f"Nom {number}", "class_id": s.class_id}
+        response = await s.post("/api/v1/school/students", body)
+        assert response.status_code == 201, response.text
+    await write(
+        world,
+        "UPDATE enrolment SET starts_on = (SELECT starts_on FROM school_year WHERE id = enrolment.school_year_id) "
+        "WHERE class_id = {}",
+        s.class_id,
+    )
+    page = await world.api("GET", form_url(s), as_=s.teacher, tenant=A)
+    assert page.status_code == 200 and page.text.count("<li><fieldset>") == 45
+    assert len(page.content) < 12_000, len(page.content)
+    # The style sheet is a cacheable static file, not inline styles.
+    assert (
+        '<link rel="stylesheet" href="/static/attendance/attendance.css">' in page.text and " style=" not in page.text
+    )
+    css = await world.client.get("/static/attendance/attendance.css")
+    assert css.status_code == 200 and ".register" in css.text

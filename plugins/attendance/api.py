@@ -5,14 +5,13 @@ rules and reasons, statistics, the at-risk list and CSV export. Controllers stay
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Response, get, post, put
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException
 from litestar.params import Body, FromPath, FromQuery, JSONBody, QueryParameter
 
 from core.access import scope_for
@@ -22,24 +21,12 @@ from core.scope import Scope
 from core.storage import JPEG, PDF, PNG, WEBP, ContentPolicy, ObjectTooLarge, UnsupportedType, build_key
 from core.tenancy import TenantInfo
 from plugins.attendance import notify, service, stats
-from plugins.attendance.service import Invalid
+from plugins.attendance.errors import API_HANDLERS, error
 
 #: What a justification may carry: a scan or a photo of a certificate, at most 5 MiB.
 ATTACHMENT_TYPES = frozenset({PDF, JPEG, PNG, WEBP})
 ATTACHMENT_MAX_BYTES = 5 * 1024 * 1024
 PHONE_RE = re.compile(r"^\+[1-9][0-9]{7,14}$")
-
-
-class PayloadTooLarge(HTTPException):
-    """413."""
-
-    status_code = 413
-
-
-class UnsupportedMediaType(HTTPException):
-    """415."""
-
-    status_code = 415
 
 
 class TakeIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -107,7 +94,7 @@ def school_of(ctx: RequestContext) -> TenantInfo:
     """The request's tenant, which must be a school."""
     tenant = ctx.require_tenant()
     if tenant.kind != "school":
-        raise NotFoundException("This works inside a school: use /t/<school>/….")
+        raise error("not_a_school")
     return tenant
 
 
@@ -121,7 +108,7 @@ def parse_ids(text: str) -> list[int]:
     """``"12, 13"`` → ``[12, 13]``; 400 on anything else."""
     parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
     if not parts or not all(p.isdigit() for p in parts) or len(parts) > 100:
-        raise Invalid("absences", "give the ids of the absences, separated by commas")
+        raise error("bad_absence_ids", "absences")
     return [int(p) for p in parts]
 
 
@@ -137,9 +124,9 @@ async def read_attachment(ctx: RequestContext, upload: UploadFile | None) -> tup
     try:
         content_type = policy.check(len(content), upload.content_type or "", content)
     except ObjectTooLarge:
-        raise PayloadTooLarge(f"The document is larger than {limit // (1024 * 1024)} MiB.") from None
+        raise error("document_too_large", "file", mib=max(1, limit // (1024 * 1024))) from None
     except UnsupportedType:
-        raise UnsupportedMediaType("Send a PDF or a photo (JPEG, PNG or WebP).") from None
+        raise error("document_type", "file") from None
     return content, content_type, upload.filename or "document"
 
 
@@ -155,7 +142,7 @@ async def justify(
     db = ctx.services.db
     scope = await family_scope(ctx)
     if len(note) > 2000:
-        raise Invalid("note", "at most 2000 characters")
+        raise error("note_too_long", "note")
     async with db.scoped(scope):
         pupil = await service.family_pupil(ctx, scope_filter(scope, "s"), student_id)
         key = content_type = None
@@ -186,14 +173,14 @@ async def period(
     ctx: RequestContext, region_id: int | None, start: date | None, end: date | None
 ) -> tuple[list[date], date, date]:
     """The school days of the asked period (default: the current term up to today)."""
-    today = service.local_today()
+    today = ctx.services.clock.today()
     cal = await service.calendar(ctx.services.db, region_id, start or today)
     default_start, default_end = term_period(cal, today)
     start, end = start or default_start, end or default_end
     if start > end:
-        raise Invalid("from", "the period starts after it ends")
+        raise error("period_reversed", "from")
     if (end - start).days > 400:
-        raise Invalid("to", "a period of at most 400 days")
+        raise error("period_too_long", "to")
     return service.school_days(cal, start, min(end, today)), start, end
 
 
@@ -202,11 +189,8 @@ async def tenant_stats(ctx: RequestContext, level: str, start: date | None, end:
     tenant = ctx.require_tenant()
     order = ["platform", "region", "province", "school", "class"]
     if level not in stats.LEVELS or order.index(level) < order.index(tenant.kind):
-        raise Invalid(
-            "level",
-            f"one of the levels below this {tenant.kind}: "
-            + ", ".join(x for x in order[order.index(tenant.kind) :] if x in stats.LEVELS),
-        )
+        levels = ", ".join(x for x in order[order.index(tenant.kind) :] if x in stats.LEVELS)
+        raise error("bad_level", "level", kind=tenant.kind, levels=levels)
     db = ctx.services.db
     async with db.scoped(ctx.scope, write=False):
         days, start, end = await period(ctx, tenant.region_id, start, end)
@@ -251,13 +235,14 @@ class TakeController(Controller):
 
     path = "/api/v1/attendance"
     tags = ["attendance"]
+    exception_handlers = API_HANDLERS
 
     @get("/today", opt={"permission": "attendance.take"})
     async def today(self, ctx: Ctx, on: FromQuery[date | None] = None) -> list[dict[str, Any]]:
         """The caller's lessons of the day at this school, and whether attendance was taken."""
         tenant = school_of(ctx)
         async with ctx.services.db.scoped(ctx.scope, write=False):
-            rows = await service.teacher_day(ctx, tenant.id, on or service.local_today())
+            rows = await service.teacher_day(ctx, tenant.id, on or ctx.services.clock.today())
         return [_json_row(r) for r in rows]
 
     @get("/sessions/{slot_id:int}/{on_date:date}", opt={"permission": "attendance.take"})
@@ -265,9 +250,7 @@ class TakeController(Controller):
         """The class for a lesson on a day: every pupil present unless marked absent or late."""
         school_of(ctx)
         async with ctx.services.db.scoped(ctx.scope, write=False):
-            slot = await service.get_slot(ctx, slot_id)
-            service.check_teacher(ctx, slot)
-            view = await service.session_view(ctx, slot, on_date)
+            _, view = await service.register_view(ctx, slot_id, on_date)
         return _json_row(view) | {"pupils": [_json_row(p) for p in view["pupils"]]}
 
     @put("/sessions/{slot_id:int}/{on_date:date}", opt={"permission": "attendance.take"})
@@ -280,7 +263,7 @@ class TakeController(Controller):
         async with ctx.services.db.scoped(ctx.scope):
             slot = await service.get_slot(ctx, slot_id)
             taken = await service.take(ctx, slot, on_date, data.entries, data.reason)
-        await notify.deliver(ctx.services, taken.notices, taken.alerts)
+        await notify.enqueue_delivery(ctx.services, slot, taken.notices, taken.alerts, ctx.person_id)
         await ctx.services.emit(taken.events)
         view = taken.view
         return _json_row(view) | {"pupils": [_json_row(p) for p in view["pupils"]]}
@@ -291,6 +274,7 @@ class FamilyController(Controller):
 
     path = "/api/v1/attendance"
     tags = ["attendance"]
+    exception_handlers = API_HANDLERS
 
     @get("/pupils/{student_id:int}/absences", opt={"permission": "attendance.view"})
     async def absences(self, ctx: Ctx, student_id: FromPath[int]) -> dict[str, Any]:
@@ -355,7 +339,7 @@ class FamilyController(Controller):
         db = ctx.services.db
         phone = (data.phone or "").replace(" ", "")
         if phone and not PHONE_RE.match(phone):
-            raise Invalid("phone", "an international number such as +212612345678")
+            raise error("bad_phone", "phone")
         async with db.transaction():
             await db.execute("DELETE FROM attendance_contact WHERE person_id = {}", ctx.person_id)
             if phone:
@@ -363,7 +347,7 @@ class FamilyController(Controller):
                     "INSERT INTO attendance_contact (person_id, phone, updated_at) VALUES ({}, {}, {})",
                     ctx.person_id,
                     phone,
-                    datetime.now(UTC),
+                    ctx.services.clock.utcnow(),
                 )
         return {"phone": phone or None}
 
@@ -409,9 +393,9 @@ async def document(ctx: RequestContext, justification_id: int) -> Response[bytes
         if not staff:
             await service.family_pupil(ctx, scope_filter(scope, "s"), row["student_id"])
         elif ctx.tenant is None or row["school_id"] != ctx.tenant.id:
-            raise NotFoundException(f"No justification {justification_id} here.")
+            raise error("no_justification", justification_id=justification_id)
     if not row["file_key"]:
-        raise NotFoundException("This justification has no document.")
+        raise error("no_document")
     data = await ctx.services.storage.get(row["file_key"], tenant_id=row["school_id"])
     return Response(
         data,
@@ -425,6 +409,7 @@ class ReviewController(Controller):
 
     path = "/api/v1/attendance/justifications"
     tags = ["attendance"]
+    exception_handlers = API_HANDLERS
 
     @get("/", opt={"permission": "attendance.review"})
     async def list_(
@@ -434,7 +419,7 @@ class ReviewController(Controller):
         tenant = school_of(ctx)
         state = state_
         if state not in service.JUSTIFICATION_STATES:
-            raise Invalid("state", "pending, accepted or rejected")
+            raise error("bad_state", "state")
         db = ctx.services.db
         where, args = scope_filter(ctx.scope, "j")
         async with db.scoped(ctx.scope, write=False):
@@ -477,6 +462,7 @@ class SettingsController(Controller):
 
     path = "/api/v1/attendance"
     tags = ["attendance"]
+    exception_handlers = API_HANDLERS
 
     @get("/reasons", opt={"permission": "attendance.view"})
     async def get_reasons(self, ctx: Ctx) -> list[dict[str, Any]]:
@@ -496,7 +482,7 @@ class SettingsController(Controller):
         region = region_of(ctx)
         codes = [r.code for r in data.reasons]
         if len(set(codes)) != len(codes):
-            raise Invalid("reasons", "each code once")
+            raise error("duplicate_reason", "reasons")
         async with ctx.services.db.scoped(ctx.scope):
             await service.set_reasons(ctx, region, [msgspec.structs.asdict(r) for r in data.reasons])
         return await self.get_reasons.fn(self, ctx)  # type: ignore[no-any-return]
@@ -521,9 +507,9 @@ def region_of(ctx: RequestContext) -> TenantInfo:
     """The request's tenant, which must be a region the caller administers."""
     tenant = ctx.require_tenant()
     if tenant.kind != "region":
-        raise NotFoundException("Regional settings are set on the region: use /t/<region>/….")
+        raise error("not_a_region")
     if not ctx.scope.covers(tenant.path):
-        raise PermissionDeniedException("You do not administer this region.")
+        raise error("not_your_region")
     return tenant
 
 
@@ -532,6 +518,7 @@ class StatsController(Controller):
 
     path = "/api/v1/attendance"
     tags = ["attendance"]
+    exception_handlers = API_HANDLERS
 
     @get("/stats", opt={"permission": "attendance.stats"})
     async def get_stats(
@@ -582,7 +569,7 @@ class StatsController(Controller):
                 *args,
             )
             if klass is None:
-                raise NotFoundException(f"No class {class_id} here.")
+                raise error("no_class", class_id=class_id)
             days, start, end = await period(ctx, tenant.region_id, from_, to)
             rows = await stats.pupil_stats(db, days, start, end, class_id)
         return {
@@ -598,7 +585,8 @@ class StatsController(Controller):
         """Pupils at risk of dropping out in this school, province or region: unjustified hours over the threshold."""
         tenant = ctx.require_tenant()
         async with ctx.services.db.scoped(ctx.scope, write=False):
-            result = await service.at_risk(ctx.services.db, tenant, service.local_today(), scope_filter(ctx.scope, "m"))
+            today = ctx.services.clock.today()
+            result = await service.at_risk(ctx.services.db, tenant, today, scope_filter(ctx.scope, "m"))
         return {
             "rule": result["rule"],
             "from": result["from"].isoformat(),
@@ -614,7 +602,7 @@ class StatsController(Controller):
         """Alerts raised in this school: the director sees all, a homeroom teacher those of their classes."""
         tenant = school_of(ctx)
         if not ctx.roles & {"school_director", "teacher", "platform_admin"}:
-            raise PermissionDeniedException("Alerts are for the school's staff.")
+            raise error("staff_only")
         db = ctx.services.db
         where, args = scope_filter(ctx.scope, "a")
         mine, mine_args = ("", []) if service.is_director(ctx) else (" AND c.homeroom_teacher_id = {}", [ctx.person_id])

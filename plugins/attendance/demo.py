@@ -7,9 +7,10 @@ justify; a few classmates are absent or late elsewhere.
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
+from core.clock import SYSTEM_CLOCK
 from core.scope import Scope
 from plugins.attendance import service
 
@@ -20,8 +21,8 @@ DEMO_PUPIL = "student@madrasa.demo"
 async def load(db: Any, tenants: dict[str, int]) -> None:
     """Registers of the demo teacher's lessons over the last ten school days (once, with the demo)."""
     rng = random.Random(5)
-    today = service.local_today()
-    now = datetime.now(UTC)
+    today = SYSTEM_CLOCK.today()
+    now = SYSTEM_CLOCK.utcnow()
     async with db.scoped(Scope.everything()):
         teacher = await db.fetchval("SELECT id FROM person WHERE email = {}", DEMO_TEACHER)
         pupil = await db.fetchval(

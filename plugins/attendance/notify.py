@@ -1,25 +1,33 @@
 """Delivering family notices and alerts: in-app (the rows themselves), e-mail and SMS, in each reader's language.
 
-Delivery runs after the transaction that created the rows committed. A notice is claimed by one
-``UPDATE … WHERE status = 'pending'`` before anything is sent, so two deliveries racing for the same
-notice send it once; the unique key (pupil, day) already made sure there is only one.
+Delivery is a background job (``attendance.deliver``, :mod:`core.jobs`), enqueued after the transaction that
+created the rows committed: the teacher's request never waits for a mail server. The job claims notices
+with one ``UPDATE … SET status = 'sending'`` before anything is sent, so two runs racing for the same notice
+send it once (the unique key pupil × day already made sure there is only one). A run also claims the
+school's notices of the day that were left behind: still ``pending`` (the queue was down) or stuck in
+``sending`` (a run crashed mid-send) for more than :data:`STALE_MINUTES`.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import timedelta
 from typing import Any
 
-from core.db import in_list
+from core.db import in_list, scope_filter
 from core.i18n import LOCALES, gettext_, locale_var
+from core.jobs import JobContext, JobQueueError, queue_of
 from core.mail import Mail
 from core.scope import Scope
 from core.services import Services
 from core.sms import MAX_SMS_CHARS, Sms
+from plugins.attendance.plugin import DELIVERY_JOB
 from plugins.attendance.service import d, name_of, t
 
 log = logging.getLogger("madrasa.attendance")
+
+#: A notice ``sending`` (or ``pending``) for longer than this is claimed again by the next delivery run.
+STALE_MINUTES = 15
 
 
 def translated(locale: str, message: str, **values: Any) -> str:
@@ -59,21 +67,29 @@ def absence_text(locale: str, pupil: str, day: str, school: str, lines: list[str
     return subject, body, sms[:MAX_SMS_CHARS]
 
 
-async def deliver_notices(services: Services, notice_ids: list[int]) -> int:
+async def deliver_notices(services: Services, notice_ids: list[int], scope: Scope, school_id: int | None) -> int:
     """Send the family notices (one per pupil and day) by e-mail and SMS; returns how many were sent.
 
-    Set-based: one transaction claims the notices and reads the pupils, their day's marks and their
-    guardians; the messages go out; a second transaction records the outcome per notice.
+    Set-based: one transaction claims the notices asked for (still ``pending``) and the school's notices of
+    the day left ``pending`` or ``sending`` for more than :data:`STALE_MINUTES`, and reads the pupils, their
+    day's marks and their guardians; the messages go out; a second transaction records the outcome.
     """
-    if not notice_ids:
-        return 0
     db = services.db
+    now = services.clock.utcnow()
     placeholders, ids = in_list(notice_ids)
-    async with db.scoped(Scope.everything()):
+    where, args = scope_filter(scope)
+    async with db.scoped(scope):
         claimed = await db.fetch(
-            f"UPDATE attendance_notice SET status = 'sending' WHERE id IN {placeholders} AND status = 'pending' "
-            "RETURNING id, student_id, on_date, school_id",
+            "UPDATE attendance_notice SET status = 'sending', claimed_at = {} "
+            f"WHERE ((id IN {placeholders} AND status = 'pending') OR (school_id = {{}} AND on_date = {{}} "
+            "AND status IN ('pending', 'sending') AND COALESCE(claimed_at, created_at) < {})) "
+            f"AND {where} RETURNING id, student_id, on_date, school_id",
+            now,
             *ids,
+            school_id if school_id is not None else -1,
+            services.clock.today(),
+            now - timedelta(minutes=STALE_MINUTES),
+            *args,
         )
         if not claimed:
             return 0
@@ -131,8 +147,8 @@ async def deliver_notices(services: Services, notice_ids: list[int]) -> int:
                 failed = True
                 log.exception("attendance notice not delivered", extra={"notice": notice["id"]})
         outcome[notice["id"]] = ("failed" if failed else "sent", ",".join(sorted(channels)))
-    now = datetime.now(UTC)
-    async with db.scoped(Scope.everything()):
+    now = services.clock.utcnow()
+    async with db.scoped(scope):
         for (status, channels), group in _grouped(outcome).items():
             placeholders, ids = in_list(group)
             await db.execute(
@@ -164,13 +180,13 @@ def mark_line(locale: str, mark: dict[str, Any]) -> str:
     )
 
 
-async def deliver_alerts(services: Services, alert_ids: list[int]) -> int:
+async def deliver_alerts(services: Services, alert_ids: list[int], scope: Scope) -> int:
     """E-mail a raised alert to the pupil's guardians, homeroom teacher and the school's directors."""
     if not alert_ids:
         return 0
     db = services.db
     placeholders, ids = in_list(alert_ids)
-    async with db.scoped(Scope.everything(), write=False):
+    async with db.scoped(scope, write=False):
         alerts = await db.fetch(
             "SELECT a.id, a.student_id, a.minutes, a.school_id, st.first_name, st.last_name, st.first_name_ar, "
             f"st.last_name_ar, c.homeroom_teacher_id FROM attendance_alert a JOIN student st ON st.id = a.student_id "
@@ -216,7 +232,31 @@ async def deliver_alerts(services: Services, alert_ids: list[int]) -> int:
     return count
 
 
-async def deliver(services: Services, notice_ids: list[int], alert_ids: list[int]) -> None:
-    """Deliver what a committed submission created."""
-    await deliver_notices(services, notice_ids)
-    await deliver_alerts(services, alert_ids)
+async def deliver_job(job: JobContext, notices: list[int], alerts: list[int]) -> dict[str, int]:
+    """The ``attendance.deliver`` job: send a register's notices and alerts (and the school's stale notices)."""
+    school_id = job.scope_columns.get("school_id")
+    sent = await deliver_notices(job.services, [int(n) for n in notices], job.scope, school_id)
+    alerted = await deliver_alerts(job.services, [int(a) for a in alerts], job.scope)
+    return {"notices": sent, "alerts": alerted}
+
+
+async def enqueue_delivery(
+    services: Services, school: dict[str, Any], notices: list[int], alerts: list[int], created_by: int | None
+) -> str | None:
+    """After commit: queue the delivery of what a register created (nothing to send: no job).
+
+    A queue that refuses the job is logged; the notices stay ``pending`` and the school's next delivery run
+    of the day claims them.
+    """
+    if not notices and not alerts:
+        return None
+    try:
+        return await queue_of(services).enqueue(
+            DELIVERY_JOB,
+            {"notices": notices, "alerts": alerts},
+            scope_columns={c: school[c] for c in ("region_id", "province_id", "school_id")},
+            created_by=created_by,
+        )
+    except JobQueueError:
+        log.exception("attendance delivery not queued", extra={"notices": len(notices), "alerts": len(alerts)})
+        return None

@@ -7,11 +7,24 @@ from typing import Any
 
 from core.context import RequestContext
 from core.hookspecs import hookimpl
+from core.jobs import JobContext, register_job
 from core.migrate import MigrationSet
 from core.permissions import Permission
 from core.plugins import MenuItem, PluginInfo
 
 ADMINS = frozenset({"region_admin", "province_admin", "programme_manager", "platform_admin"})
+#: The background job that delivers a register's family notices and alerts (``plugins.attendance.notify``).
+DELIVERY_JOB = "attendance.deliver"
+
+
+async def _deliver(job: JobContext, **params: Any) -> Any:
+    from plugins.attendance.notify import deliver_job
+
+    return await deliver_job(job, **params)
+
+
+# Registered with the plugin module, which every process loads (the web app and ``madrasa worker``).
+register_job(DELIVERY_JOB, _deliver)
 
 
 @hookimpl
@@ -126,3 +139,9 @@ def madrasa_demo_data(db: Any, tenants: dict[str, int]) -> Any:
     from plugins.attendance.demo import load
 
     return load(db, tenants)
+
+
+@hookimpl
+def madrasa_static_dirs() -> list[tuple[str, Path]]:
+    """The module's style sheet, served at ``/static/attendance/…``."""
+    return [("attendance", Path(__file__).parent / "static")]

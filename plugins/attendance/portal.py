@@ -19,7 +19,7 @@ from typing import Any
 
 from litestar import Request, get, post
 from litestar.datastructures import UploadFile
-from litestar.exceptions import ClientException, HTTPException, NotFoundException, PermissionDeniedException
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 from markupsafe import Markup, escape
@@ -29,10 +29,24 @@ from core.db import scope_filter
 from core.i18n import gettext_
 from core.plugins import DashboardCard
 from core.rendering import Row, page
-from core.school.service import Invalid
 from plugins.attendance import api, notify, service, stats
+from plugins.attendance.errors import PAGE_HANDLERS, AttendanceError, error
 
-STATUS_LABELS = {"present": "Present", "absent": "Absent", "late": "Late"}
+
+def _css_text(text: str) -> str:
+    """A CSS string literal's content (quotes, backslashes and ``<`` escaped)."""
+    return text.replace("\\", "\\5c ").replace('"', "\\22 ").replace("<", "\\3c ").replace("\n", " ")
+
+
+def labels_css() -> Markup:
+    """The register's labels in the reader's language, as the style sheet's generated content."""
+    absent, late = _css_text(gettext_("Absent")), _css_text(gettext_("Minutes late"))
+    return Markup(
+        f'.register label:nth-of-type(1)::after{{content:"{absent}"}}'
+        f'.register label:nth-of-type(2)::before{{content:"{late}"}}'
+    )
+
+
 STATE_LABELS = {
     None: "To justify",
     "pending": "Justification sent",
@@ -64,6 +78,8 @@ def _field(form: Any, name: str) -> str:
 
 
 def _message(exc: HTTPException) -> str:
+    if isinstance(exc, AttendanceError):
+        return exc.text()
     extra = exc.extra if isinstance(exc.extra, list) else []
     if extra:
         return "; ".join(str(item.get("message", "")) for item in extra if isinstance(item, dict))
@@ -73,12 +89,18 @@ def _message(exc: HTTPException) -> str:
 # -- home --------------------------------------------------------------------------------------
 
 
-@get("/attendance/", opt={"permission": "attendance.view"}, include_in_schema=False, name="attendance-home")
+@get(
+    "/attendance/",
+    opt={"permission": "attendance.view"},
+    include_in_schema=False,
+    name="attendance-home",
+    exception_handlers=PAGE_HANDLERS,
+)
 async def home(ctx: Ctx, day: FromQuery[date | None] = None) -> Any:
     """The module's home for the caller's roles (``day``: the director's registers of another day)."""
     db = ctx.services.db
     tenant = ctx.require_tenant()
-    today = service.local_today()
+    today = ctx.services.clock.today()
     shown = min(day or today, today)
     lessons: list[dict[str, Any]] = []
     registers: list[dict[str, Any]] = []
@@ -182,65 +204,36 @@ async def home(ctx: Ctx, day: FromQuery[date | None] = None) -> Any:
 # -- the register ------------------------------------------------------------------------------
 
 
-def _register_rows(ctx: RequestContext, view: dict[str, Any], posted: dict[int, tuple[str, str]] | None) -> list[Row]:
-    rows = []
-    for p in view["pupils"]:
-        name, lang = _name(p, ctx.locale)
-        status, minutes = p["status"], str(p["minutes"] or "")
-        if posted is not None:
-            status, minutes = posted.get(p["student_id"], ("present", ""))
-        rows.append(
-            Row(
-                id=p["student_id"],
-                name=name,
-                lang=lang,
-                code=p["national_code"],
-                status=status,
-                minutes=minutes,
-                justification=p["justification"],
-            )
-        )
-    return rows
+def register_html(
+    pupils: list[dict[str, Any]], locale: str, locked: bool, posted: dict[int, tuple[str, str]] | None
+) -> Markup:
+    """The register's pupils as compact HTML: per pupil a fieldset named by the pupil (legend), an "absent"
+    box and the minutes late (a pupil neither ticked nor late is present).
 
-
-def register_html(rows: list[Row], length: int, locked: bool) -> Markup:
-    """The register's pupils as HTML: a labelled present/absent/late choice and the minutes late for each.
-
-    The register is the teacher's hot page (a class of 45 on a phone, every lesson): its rows are built here
-    with every value passed through ``escape`` rather than through 45 iterations of template logic.
+    The register is the teacher's hot page (a class of 45 on a phone, every lesson), so its rows are built here
+    with every value escaped, and carry no text that repeats: the two labels' text comes from the page's style
+    sheet (``content``), which assistive technology reads as the labels' text.
     """
-    labels = [(value, escape(gettext_(label))) for value, label in STATUS_LABELS.items()]
-    legend = gettext_("Attendance of {name}")
-    minutes_for = gettext_("Minutes late for {name}")
-    minute = escape(gettext_("min"))
     disabled = " disabled" if locked else ""
     out = []
-    for row in rows:
-        sid = int(row["id"])
-        name = row["name"]
-        choices = "".join(
-            f'<label class="choice choice-{value}"><input type="radio" name="status_{sid}" value="{value}"'
-            f"{' checked' if row['status'] == value else ''}> <span>{label}</span></label>"
-            for value, label in labels
-        )
-        lang = f' lang="{escape(row["lang"])}"' if row["lang"] else ""
+    for p in pupils:
+        sid = int(p["student_id"])
+        status, minutes = p["status"], p["minutes"]
+        if posted is not None:
+            status, minutes = posted.get(sid, ("present", ""))
+        name, lang = _name(p, locale)
+        lang_attr = f" lang={lang}" if lang else ""
+        value = f' value="{escape(minutes)}"' if minutes else ""
         out.append(
-            f'<li data-student="{sid}" data-status="{escape(row["status"])}">'
-            f'<span class="who" id="who-{sid}"><span{lang}>{escape(name)}</span> '
-            f"<small><bdi>{escape(row['code'])}</bdi></small></span>"
-            f'<fieldset aria-labelledby="who-{sid}"{disabled}>'
-            f'<legend class="sr-only">{escape(legend.format(name=name))}</legend>{choices}</fieldset>'
-            f'<label class="sr-only" for="minutes-{sid}">{escape(minutes_for.format(name=name))}</label>'
-            f'<input class="minutes" type="number" inputmode="numeric" min="1" max="{int(length)}" '
-            f'id="minutes-{sid}" name="minutes_{sid}" value="{escape(row["minutes"])}" placeholder="{minute}"'
-            f"{disabled}></li>\n"
+            f"<li><fieldset{disabled}><legend{lang_attr}>{escape(name)} <bdi>{escape(p['national_code'])}</bdi>"
+            f"</legend><label><input type=checkbox name=a value={sid}{' checked' if status == 'absent' else ''}>"
+            f"</label><label><input name=m{sid}{value} inputmode=numeric></label></fieldset>\n"
         )
     return Markup("".join(out))
 
 
 def _render_register(
     ctx: RequestContext,
-    slot: dict[str, Any],
     view: dict[str, Any],
     *,
     status: int = 200,
@@ -249,20 +242,18 @@ def _render_register(
     posted: dict[int, tuple[str, str]] | None = None,
     reason: str = "",
 ) -> Any:
-    today = service.local_today()
+    today = ctx.services.clock.today()
     director = service.is_director(ctx)
     locked = None
     if not director and view["date"] != today:
         locked = gettext_("Attendance of another day is corrected by the director.")
-    rows = _register_rows(ctx, view, posted)
-    length = service.slot_minutes(slot["starts_at"], slot["ends_at"])
     return page(
         ctx,
         "attendance/take.html",
         status=status,
         view=view,
-        rows=rows,
-        rows_html=register_html(rows, length, locked is not None),
+        rows_html=register_html(view["pupils"], ctx.locale, locked is not None, posted),
+        labels_css=labels_css(),
         notice=notice,
         error=error,
         locked=locked,
@@ -275,17 +266,46 @@ def _render_register(
     "/attendance/sessions/{slot_id:int}/{on_date:date}",
     opt={"permission": "attendance.take"},
     include_in_schema=False,
+    exception_handlers=PAGE_HANDLERS,
 )
 async def register(
     ctx: Ctx, slot_id: FromPath[int], on_date: FromPath[date], saved: FromQuery[int | None] = None
 ) -> Any:
-    """The class register of a lesson on a day."""
+    """The class register of a lesson on a day (one query: lesson, class, pupils, marks)."""
     api.school_of(ctx)
     async with ctx.services.db.scoped(ctx.scope, write=False):
-        slot = await service.get_slot(ctx, slot_id)
-        service.check_teacher(ctx, slot)
-        view = await service.session_view(ctx, slot, on_date)
-    return _render_register(ctx, slot, view, notice=gettext_("Attendance saved.") if saved else None)
+        _, view = await service.register_view(ctx, slot_id, on_date)
+    return _render_register(ctx, view, notice=gettext_("Attendance saved.") if saved else None)
+
+
+def read_register_form(form: Any) -> tuple[list[service.Entry], dict[int, tuple[str, str]], list[str]]:
+    """The register's form (``a``: the absent pupils' ids; ``m<pupil>``: minutes late) as entries, what was
+    posted per pupil, and the error codes. A pupil ticked absent is absent, whatever minutes were typed."""
+    posted: dict[int, tuple[str, str]] = {}
+    entries: list[service.Entry] = []
+    errors: list[str] = []
+    ticked = form.getall("a") if form and "a" in form else []
+    for value in ticked:
+        if not isinstance(value, str) or not value.isdigit() or len(value) > 12:
+            errors.append("unknown_status")
+            continue
+        sid = int(value)
+        if sid not in posted:
+            posted[sid] = ("absent", "")
+            entries.append(service.Entry(student_id=sid, status="absent"))
+    for key in form.keys() if form else []:
+        if not key.startswith("m") or not key[1:].isdigit() or len(key) > 13:
+            continue
+        sid = int(key[1:])
+        minutes = _field(form, key).strip()
+        if not minutes or sid in posted:
+            continue
+        posted[sid] = ("late", minutes)
+        if not minutes.isdigit() or len(minutes) > 4:
+            errors.append("minutes_not_a_number")
+            continue
+        entries.append(service.Entry(student_id=sid, status="late", minutes=int(minutes)))
+    return entries, posted, list(dict.fromkeys(errors))
 
 
 @post(
@@ -293,6 +313,7 @@ async def register(
     opt={"permission": "attendance.take"},
     include_in_schema=False,
     status_code=200,
+    exception_handlers=PAGE_HANDLERS,
 )
 async def save_register(
     ctx: Ctx, slot_id: FromPath[int], on_date: FromPath[date], request: Request[Any, Any, Any]
@@ -301,43 +322,25 @@ async def save_register(
     api.school_of(ctx)
     db = ctx.services.db
     form = await _form(request)
-    async with db.scoped(ctx.scope, write=False):
-        slot = await service.get_slot(ctx, slot_id)
-        service.check_teacher(ctx, slot)
-    posted: dict[int, tuple[str, str]] = {}
-    entries: list[service.Entry] = []
-    errors: list[str] = []
-    for key in form.keys() if form else []:
-        if not key.startswith("status_") or not key[7:].isdigit():
-            continue
-        sid = int(key[7:])
-        status = _field(form, key)
-        minutes = _field(form, f"minutes_{sid}").strip()
-        posted[sid] = (status, minutes)
-        if status == "absent":
-            entries.append(service.Entry(student_id=sid, status="absent"))
-        elif status == "late":
-            if not minutes.isdigit():
-                errors.append(gettext_("Give the minutes late as a whole number."))
-                continue
-            entries.append(service.Entry(student_id=sid, status="late", minutes=int(minutes)))
-        elif status != "present":
-            errors.append(gettext_("Choose present, absent or late."))
+    entries, posted, codes = read_register_form(form)
     reason = _field(form, "reason")
-    error = "; ".join(dict.fromkeys(errors)) if errors else None
+    message = "; ".join(error(code).text() for code in codes) if codes else None
     status_code = 400
-    if error is None:
+    if message is None:
         try:
             async with db.scoped(ctx.scope):
+                slot = await service.get_slot(ctx, slot_id)
                 taken = await service.take(ctx, slot, on_date, entries, reason)
-            await notify.deliver(ctx.services, taken.notices, taken.alerts)
+            await notify.enqueue_delivery(ctx.services, slot, taken.notices, taken.alerts, ctx.person_id)
             await ctx.services.emit(taken.events)
             return Redirect(ctx.url(f"/attendance/sessions/{slot_id}/{on_date.isoformat()}?saved=1"), status_code=303)
-        except (ClientException, PermissionDeniedException) as exc:
-            error, status_code = _message(exc), exc.status_code
+        except AttendanceError as exc:
+            if exc.status_code == 404:
+                raise
+            message, status_code = exc.text(), exc.status_code
     async with db.scoped(ctx.scope, write=False):
-        view = await service.session_view(ctx, slot, on_date)
-    return _render_register(ctx, slot, view, status=status_code, error=error, posted=posted, reason=reason)
+        _, view = await service.register_view(ctx, slot_id, on_date)
+    return _render_register(ctx, view, status=status_code, error=message, posted=posted, reason=reason)
 
 
 # -- a family's page ---------------------------------------------------------------------------
@@ -404,7 +407,12 @@ async def _pupil_page(
     )
 
 
-@get("/attendance/pupils/{student_id:int}", opt={"permission": "attendance.view"}, include_in_schema=False)
+@get(
+    "/attendance/pupils/{student_id:int}",
+    opt={"permission": "attendance.view"},
+    include_in_schema=False,
+    exception_handlers=PAGE_HANDLERS,
+)
 async def pupil_page(ctx: Ctx, student_id: FromPath[int], sent: FromQuery[int | None] = None) -> Any:
     """A child's (or one's own) absences and lateness, and the justification form."""
     notice = gettext_("Your justification was sent to the school.") if sent else None
@@ -416,6 +424,7 @@ async def pupil_page(ctx: Ctx, student_id: FromPath[int], sent: FromQuery[int | 
     opt={"permission": "attendance.justify"},
     include_in_schema=False,
     status_code=200,
+    exception_handlers=PAGE_HANDLERS,
 )
 async def justify_form(ctx: Ctx, student_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
     """Send a justification from the child's page (multipart: absences, reason, note, document)."""
@@ -428,18 +437,13 @@ async def justify_form(ctx: Ctx, student_id: FromPath[int], request: Request[Any
     upload = form.get("document") if form else None
     try:
         if not ids:
-            raise Invalid("absences", gettext_("Tick the absences to justify."))
+            raise error("no_absence_chosen", "absences")
         attachment = await api.read_attachment(ctx, upload if isinstance(upload, UploadFile) else None)
         await api.justify(ctx, student_id, ids, _field(form, "reason"), _field(form, "note"), attachment)
     except NotFoundException:
         raise
     except HTTPException as exc:
-        if exc.status_code == 413:
-            message = gettext_("The document is too large (at most 5 MB).")
-        elif exc.status_code == 415:
-            message = gettext_("Send a PDF or a photo (JPEG, PNG or WebP).")
-        else:
-            message = _message(exc)
+        message = _message(exc)
         return await _pupil_page(ctx, student_id, status=exc.status_code, error=message)
     return Redirect(ctx.url(f"/attendance/pupils/{student_id}?sent=1"), status_code=303)
 
@@ -457,7 +461,12 @@ async def document_page(ctx: Ctx, justification_id: FromPath[int]) -> Any:
 # -- the director's review ---------------------------------------------------------------------
 
 
-@get("/attendance/review", opt={"permission": "attendance.review"}, include_in_schema=False)
+@get(
+    "/attendance/review",
+    opt={"permission": "attendance.review"},
+    include_in_schema=False,
+    exception_handlers=PAGE_HANDLERS,
+)
 async def review_page(ctx: Ctx, done: FromQuery[str | None] = None) -> Any:
     """Justifications waiting for the director, with their absences and document."""
     tenant = api.school_of(ctx)
@@ -503,6 +512,7 @@ async def review_page(ctx: Ctx, done: FromQuery[str | None] = None) -> Any:
     opt={"permission": "attendance.review"},
     include_in_schema=False,
     status_code=200,
+    exception_handlers=PAGE_HANDLERS,
 )
 async def review_form(ctx: Ctx, justification_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
     """Accept or reject a justification from the review page."""
@@ -510,7 +520,7 @@ async def review_form(ctx: Ctx, justification_id: FromPath[int], request: Reques
     form = await _form(request)
     decision = _field(form, "decision")
     if decision not in ("accepted", "rejected"):
-        raise Invalid("decision", "accepted or rejected")
+        raise error("bad_decision", "decision")
     db = ctx.services.db
     async with db.scoped(ctx.scope):
         row = await service.get_justification(db, scope_filter(ctx.scope, "j"), justification_id, tenant.id)
@@ -521,14 +531,20 @@ async def review_form(ctx: Ctx, justification_id: FromPath[int], request: Reques
 # -- statistics --------------------------------------------------------------------------------
 
 
-@get("/attendance/stats", opt={"permission": "attendance.stats"}, include_in_schema=False)
+@get(
+    "/attendance/stats",
+    opt={"permission": "attendance.stats"},
+    include_in_schema=False,
+    exception_handlers=PAGE_HANDLERS,
+)
 async def stats_page(ctx: Ctx) -> Any:
     """Statistics below the tenant (classes of a school, schools of a province or region) and the at-risk list."""
     tenant = ctx.require_tenant()
     level = "class" if tenant.kind == "school" else "school"
     result = await api.tenant_stats(ctx, level, None, None)
     async with ctx.services.db.scoped(ctx.scope, write=False):
-        risk = await service.at_risk(ctx.services.db, tenant, service.local_today(), scope_filter(ctx.scope, "m"))
+        today = ctx.services.clock.today()
+        risk = await service.at_risk(ctx.services.db, tenant, today, scope_filter(ctx.scope, "m"))
     total = stats.finish(
         {
             "expected": sum(g["expected_hours"] * 60 for g in result["groups"]),
@@ -614,7 +630,7 @@ async def child_overview(ctx: RequestContext, child_id: int) -> list[dict[str, A
         return []
     db = ctx.services.db
     scope = await api.family_scope(ctx)
-    since = service.local_today() - timedelta(days=30)
+    since = ctx.services.clock.today() - timedelta(days=30)
     async with db.scoped(scope, write=False):
         try:
             await service.family_pupil(ctx, scope_filter(scope, "s"), child_id)

@@ -7,22 +7,20 @@ taken, mark rows exist only for absent or late pupils.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from time import monotonic
 from typing import Any, Literal, NamedTuple
-from zoneinfo import ZoneInfo
 
 import msgspec
-from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
 
 from core import audit
 from core.context import RequestContext
 from core.db import Database, in_list, scope_filter
 from core.events import Event
-from core.school.service import Invalid, current_year
+from core.school.service import current_year
 from core.tenancy import TenantInfo
+from plugins.attendance.errors import AttendanceError, Problem, error, problem_of
 
-TIMEZONE = ZoneInfo("Africa/Casablanca")
 DIRECTORS = frozenset({"school_director", "platform_admin"})
 REVIEWERS = frozenset({"school_director", "platform_admin"})
 JUSTIFICATION_STATES = ("pending", "accepted", "rejected")
@@ -44,17 +42,6 @@ class Taken(NamedTuple):
     notices: list[int]
     alerts: list[int]
     events: list[Event]
-
-
-class Unprocessable(ClientException):
-    """409: the request conflicts with the record's state."""
-
-    status_code = 409
-
-
-def local_today() -> date:
-    """Today in Morocco (sessions and same-day rules follow the school's clock)."""
-    return datetime.now(TIMEZONE).date()
 
 
 def d(value: Any) -> date:
@@ -105,9 +92,9 @@ def forget_cached() -> None:
     _rules.clear()
 
 
-async def calendar(db: Database, region_id: int | None, on: date | None = None) -> dict[str, Any]:
+async def calendar(db: Database, region_id: int | None, on: date) -> dict[str, Any]:
     """The school year containing ``on``, its terms as they apply in the region, and its holidays (cached 60 s)."""
-    key = (id(db), region_id, on or local_today())
+    key = (id(db), region_id, on)
     hit = _calendars.get(key)
     if hit is not None and hit[0] > monotonic():
         return hit[1]
@@ -155,13 +142,13 @@ def school_days(cal: dict[str, Any], start: date, end: date) -> list[date]:
 def check_session_day(slot: dict[str, Any], on_date: date, cal: dict[str, Any], today: date) -> None:
     """400 unless the slot's lesson takes place on that day (weekday, validity, term, holidays) and it is not future."""
     if on_date > today:
-        raise Invalid("date", "attendance cannot be taken for a day to come")
+        raise error("future_day", "date")
     if on_date.isoweekday() != slot["weekday"]:
-        raise Invalid("date", f"this lesson takes place on weekday {slot['weekday']}, not on {on_date.isoformat()}")
+        raise error("wrong_weekday", "date", date=on_date.isoformat())
     if not d(slot["valid_from"]) <= on_date <= d(slot["valid_to"]):
-        raise Invalid("date", "this lesson is not in the timetable on that day")
+        raise error("outside_timetable", "date", date=on_date.isoformat())
     if not school_days(cal, on_date, on_date):
-        raise Invalid("date", f"{on_date.isoformat()} is not a school day (holiday or outside the terms)")
+        raise error("not_a_school_day", "date", date=on_date.isoformat())
 
 
 # -- sessions ----------------------------------------------------------------------------------
@@ -184,65 +171,58 @@ async def get_slot(ctx: RequestContext, slot_id: int) -> dict[str, Any]:
         *args,
     )
     if row is None:
-        raise NotFoundException(f"No lesson {slot_id} in this school.")
+        raise error("no_lesson", slot_id=slot_id)
     return row
 
 
 def check_teacher(ctx: RequestContext, slot: dict[str, Any]) -> None:
     """403 unless the caller teaches this lesson (or directs the school)."""
     if not is_director(ctx) and slot["teacher_id"] != ctx.person_id:
-        raise PermissionDeniedException("This lesson is not in your timetable.")
+        raise error("not_your_lesson")
 
 
 async def roster(db: Database, class_id: int, on_date: date) -> list[dict[str, Any]]:
-    """Pupils enrolled in the class on that day, by name."""
+    """Pupils enrolled in the class on that day (``ends_on`` is the last day in the class), by name."""
     return await db.fetch(
         "SELECT st.id, st.national_code, st.first_name, st.last_name, st.first_name_ar, st.last_name_ar "
         "FROM enrolment e JOIN student st ON st.id = e.student_id WHERE e.class_id = {} AND e.starts_on <= {} "
-        "AND (e.ends_on IS NULL OR e.ends_on > {}) ORDER BY st.last_name, st.first_name, st.id",
+        "AND (e.ends_on IS NULL OR e.ends_on >= {}) ORDER BY st.last_name, st.first_name, st.id",
         class_id,
         on_date,
         on_date,
     )
 
 
-async def session_marks(db: Database, session_id: int) -> dict[int, dict[str, Any]]:
-    """The absent and late pupils of a session, by pupil."""
-    rows = await db.fetch(
-        "SELECT m.id, m.student_id, m.kind, m.minutes, m.justified, m.justification_id, j.state AS justification "
-        "FROM attendance_mark m LEFT JOIN attendance_justification j ON j.id = m.justification_id "
-        "WHERE m.session_id = {}",
-        session_id,
-    )
-    return {r["student_id"]: r for r in rows}
+PUPIL_COLUMNS = (
+    "st.id AS student_id, st.national_code, st.first_name, st.last_name, st.first_name_ar, st.last_name_ar, "
+    "m.kind, m.minutes, j.state AS justification"
+)
 
 
-def build_view(
-    slot: dict[str, Any],
-    on_date: date,
-    pupils: list[dict[str, Any]],
-    marks: dict[int, dict[str, Any]],
-    version: int | None,
-) -> dict[str, Any]:
-    """The register as shown: every pupil with ``present``/``absent``/``late`` (``version`` None: not taken)."""
-    rows = []
+def build_view(slot: dict[str, Any], on_date: date, rows: list[dict[str, Any]], version: int | None) -> dict[str, Any]:
+    """The register as shown: every pupil with ``status`` present/absent/late (``version`` None: not taken).
+
+    ``rows`` are pupils with their mark's ``kind``, ``minutes`` and ``justification`` (None when present).
+    """
+    pupils = []
     absent = late = 0
-    for p in pupils:
-        mark = marks.get(p["id"])
-        status = mark["kind"] if mark else "present"
-        absent += status == "absent"
-        late += status == "late"
-        rows.append(
+    for p in rows:
+        kind = p["kind"]
+        if kind == "absent":
+            absent += 1
+        elif kind == "late":
+            late += 1
+        pupils.append(
             {
-                "student_id": p["id"],
+                "student_id": p["student_id"],
                 "national_code": p["national_code"],
                 "first_name": p["first_name"],
                 "last_name": p["last_name"],
                 "first_name_ar": p["first_name_ar"],
                 "last_name_ar": p["last_name_ar"],
-                "status": status,
-                "minutes": mark["minutes"] if mark and status == "late" else None,
-                "justification": mark.get("justification") if mark else None,
+                "status": kind or "present",
+                "minutes": p["minutes"] if kind == "late" else None,
+                "justification": p["justification"] if kind else None,
             }
         )
     return {
@@ -255,65 +235,206 @@ def build_view(
         "ends_at": t(slot["ends_at"]).strftime("%H:%M"),
         "taken": version is not None,
         "version": version or 0,
-        "pupils": rows,
+        "pupils": pupils,
         "absent": absent,
         "late": late,
-        "present": len(rows) - absent - late,
+        "present": len(pupils) - absent - late,
     }
 
 
-async def session_view(ctx: RequestContext, slot: dict[str, Any], on_date: date) -> dict[str, Any]:
-    """The class on a lesson's day: every pupil with ``present``/``absent``/``late``, and whether it was taken.
-
-    One query: the pupils enrolled that day, each with their mark in the lesson's register (if any).
-    """
-    db = ctx.services.db
-    rows = await db.fetch(
-        "SELECT st.id, st.national_code, st.first_name, st.last_name, st.first_name_ar, st.last_name_ar, "
-        "se.version, m.kind, m.minutes, j.state AS justification "
-        "FROM enrolment e JOIN student st ON st.id = e.student_id "
-        "LEFT JOIN attendance_session se ON se.slot_id = {} AND se.on_date = {} "
-        "LEFT JOIN attendance_mark m ON m.session_id = se.id AND m.student_id = st.id "
+async def register_view(ctx: RequestContext, slot_id: int, on_date: date) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The lesson and its register on a day, in one query: slot, class, the pupils enrolled that day and their
+    marks; 404 outside the school or the scope, 403 for a teacher of another lesson."""
+    where, args = scope_filter(ctx.scope, "s")
+    tenant = ctx.require_tenant()
+    rows = await ctx.services.db.fetch(
+        f"SELECT {SLOT_COLUMNS}, se.version, {PUPIL_COLUMNS} "
+        "FROM timetable_slot s JOIN school_class c ON c.id = s.class_id "
+        "LEFT JOIN attendance_session se ON se.slot_id = s.id AND se.on_date = {} "
+        "LEFT JOIN enrolment e ON e.class_id = s.class_id AND e.starts_on <= {} "
+        "AND (e.ends_on IS NULL OR e.ends_on >= {}) "
+        "LEFT JOIN student st ON st.id = e.student_id "
+        "LEFT JOIN attendance_mark m ON m.session_id = se.id AND m.student_id = e.student_id "
         "LEFT JOIN attendance_justification j ON j.id = m.justification_id "
-        "WHERE e.class_id = {} AND e.starts_on <= {} AND (e.ends_on IS NULL OR e.ends_on > {}) "
-        "ORDER BY st.last_name, st.first_name, st.id",
-        slot["id"],
+        f"WHERE s.id = {{}} AND s.school_id = {{}} AND {where} ORDER BY st.last_name, st.first_name, st.id",
         on_date,
+        on_date,
+        on_date,
+        slot_id,
+        tenant.id,
+        *args,
+    )
+    if not rows:
+        raise error("no_lesson", slot_id=slot_id)
+    slot = rows[0]
+    check_teacher(ctx, slot)
+    pupils = [r for r in rows if r["student_id"] is not None]
+    return slot, build_view(slot, on_date, pupils, slot["version"])
+
+
+def check_entries(entries: list[Entry], pupils: dict[int, dict[str, Any]], length: int) -> list[Problem]:
+    """Problems with a submission, naming the pupils (empty when it is valid)."""
+    problems: list[Problem] = []
+    seen: set[int] = set()
+    for entry in entries:
+        sid = entry.student_id
+        key = f"entries[{sid}]"
+        if sid not in pupils:
+            problems.append(problem_of("pupil_not_in_class", key, student_id=sid))
+            continue
+        who = name_of(pupils[sid], "fr")
+        if sid in seen:
+            problems.append(problem_of("pupil_twice", key, name=who, student_id=sid))
+        seen.add(sid)
+        if entry.status == "late":
+            if entry.minutes is None or not 1 <= entry.minutes <= length:
+                problems.append(problem_of("minutes_out_of_range", key, name=who, student_id=sid, length=length))
+        elif entry.minutes is not None:
+            problems.append(problem_of("absent_with_minutes", key, name=who, student_id=sid))
+    return problems
+
+
+async def _open_session(
+    db: Database, slot: dict[str, Any], on_date: date, length: int, taker: int, now: datetime
+) -> tuple[int, int, bool]:
+    """The lesson's register row for the day, created if needed and locked until commit: (id, version, created)."""
+    values = [
+        slot["region_id"],
+        slot["province_id"],
+        slot["school_id"],
+        slot["id"],
         slot["class_id"],
+        on_date,
+        length,
+        slot["teacher_id"],
+        taker,
+        now,
+        now,
+    ]
+    insert = (
+        "INSERT INTO attendance_session (region_id, province_id, school_id, slot_id, class_id, on_date, minutes, "
+        "teacher_id, taken_by, taken_at, updated_at, version) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 1) "
+    )
+    if db.dialect == "postgres":
+        # One statement creates the row or takes the lock on the existing one (xmax = 0: inserted here).
+        row = await db.fetchrow(
+            insert + "ON CONFLICT (slot_id, on_date) DO UPDATE SET version = attendance_session.version "
+            "RETURNING id, version, (xmax = 0) AS created",
+            *values,
+        )
+        assert row is not None
+        return int(row["id"]), int(row["version"]), bool(row["created"])
+    created = await db.fetchrow(insert + "ON CONFLICT (slot_id, on_date) DO NOTHING RETURNING id", *values)
+    if created is not None:
+        return int(created["id"]), 1, True
+    row = await db.fetchrow(
+        "SELECT id, version FROM attendance_session WHERE slot_id = {} AND on_date = {}", slot["id"], on_date
+    )
+    assert row is not None
+    return int(row["id"]), int(row["version"]), False
+
+
+async def _pupils_and_marks(db: Database, class_id: int, session_id: int, on_date: date) -> list[dict[str, Any]]:
+    """The pupils enrolled on the day with their mark in the (locked) session, by name."""
+    return await db.fetch(
+        f"SELECT {PUPIL_COLUMNS} FROM enrolment e JOIN student st ON st.id = e.student_id "
+        "LEFT JOIN attendance_mark m ON m.session_id = {} AND m.student_id = e.student_id "
+        "LEFT JOIN attendance_justification j ON j.id = m.justification_id "
+        "WHERE e.class_id = {} AND e.starts_on <= {} AND (e.ends_on IS NULL OR e.ends_on >= {}) "
+        "ORDER BY st.last_name, st.first_name, st.id",
+        session_id,
+        class_id,
         on_date,
         on_date,
     )
-    if rows:
-        version = rows[0]["version"]
-    else:
-        version = await db.fetchval(
-            "SELECT version FROM attendance_session WHERE slot_id = {} AND on_date = {}", slot["id"], on_date
+
+
+async def _write_marks(
+    db: Database,
+    slot: dict[str, Any],
+    session_id: int,
+    on_date: date,
+    wanted: dict[int, tuple[str, int]],
+    bump: bool,
+    taker: int,
+    now: datetime,
+    notify: list[int],
+) -> list[int]:
+    """Make the session's marks exactly ``wanted`` (set-based), bump its version on a correction, and create the
+    day's family notices for ``notify`` (one per pupil and day: a second one is a no-op); returns the notice ids.
+
+    PostgreSQL: one statement (data-modifying CTEs over arrays). SQLite: one statement per step.
+    """
+    cols = [slot["region_id"], slot["province_id"], slot["school_id"]]
+    ids = list(wanted)
+    kinds = [wanted[sid][0] for sid in ids]
+    minutes = [wanted[sid][1] for sid in ids]
+    upsert_tail = (
+        "ON CONFLICT (session_id, student_id) DO UPDATE SET kind = EXCLUDED.kind, minutes = EXCLUDED.minutes, "
+        "justified = CASE WHEN EXCLUDED.kind = 'absent' THEN attendance_mark.justified ELSE {} END "
+        "WHERE attendance_mark.kind <> EXCLUDED.kind OR attendance_mark.minutes <> EXCLUDED.minutes"
+    )
+    if db.dialect == "postgres":
+        version = (
+            "ver AS (UPDATE attendance_session SET version = version + 1, updated_at = {}, taken_by = {} "
+            "WHERE id = {} RETURNING id), "
+            if bump
+            else ""
         )
-    marks = {r["id"]: r for r in rows if r["kind"] is not None}
-    return build_view(slot, on_date, rows, marks, version)
-
-
-def check_entries(entries: list[Entry], pupils: dict[int, dict[str, Any]], length: int) -> list[dict[str, str]]:
-    """Problems with a submission, naming the pupils (empty when it is valid)."""
-    problems: list[dict[str, str]] = []
-    seen: set[int] = set()
-    for entry in entries:
-        key = f"entries[{entry.student_id}]"
-        if entry.student_id not in pupils:
-            problems.append({"key": key, "message": f"pupil {entry.student_id} is not in this class"})
-            continue
-        who = name_of(pupils[entry.student_id], "fr")
-        if entry.student_id in seen:
-            problems.append({"key": key, "message": f"{who} ({entry.student_id}) appears twice"})
-        seen.add(entry.student_id)
-        if entry.status == "late":
-            if entry.minutes is None or not 1 <= entry.minutes <= length:
-                problems.append(
-                    {"key": key, "message": f"{who} ({entry.student_id}): minutes late must be between 1 and {length}"}
-                )
-        elif entry.minutes is not None:
-            problems.append({"key": key, "message": f"{who} ({entry.student_id}): an absent pupil has no minutes late"})
-    return problems
+        rows = await db.fetch(
+            "WITH gone AS (DELETE FROM attendance_mark WHERE session_id = {} AND NOT (student_id = ANY({}::int[]))), "
+            "up AS (INSERT INTO attendance_mark (region_id, province_id, school_id, session_id, class_id, student_id, "
+            "on_date, kind, minutes, justified) SELECT {}, {}, {}, {}, {}, x.sid, {}, x.kind, x.minutes, FALSE "
+            "FROM unnest({}::int[], {}::text[], {}::int[]) AS x(sid, kind, minutes) "
+            + upsert_tail
+            + " RETURNING id), "
+            + version
+            + "notices AS (INSERT INTO attendance_notice (region_id, province_id, school_id, student_id, on_date, "
+            "created_at, kind, status, channels) SELECT {}, {}, {}, x, {}, {}, 'absence', 'pending', '' "
+            "FROM unnest({}::int[]) AS x ON CONFLICT (student_id, on_date, kind) DO NOTHING RETURNING id) "
+            "SELECT id FROM notices",
+            session_id,
+            ids,
+            *cols,
+            session_id,
+            slot["class_id"],
+            on_date,
+            ids,
+            kinds,
+            minutes,
+            False,
+            *([now, taker, session_id] if bump else []),
+            *cols,
+            on_date,
+            now,
+            notify,
+        )
+        return [int(r["id"]) for r in rows]
+    keep, keep_args = in_list(ids)
+    await db.execute(
+        f"DELETE FROM attendance_mark WHERE session_id = {{}} AND student_id NOT IN {keep}", session_id, *keep_args
+    )
+    if ids:
+        values: list[Any] = []
+        for sid in ids:
+            values += [*cols, session_id, slot["class_id"], sid, on_date, wanted[sid][0], wanted[sid][1], False]
+        await db.execute(
+            "INSERT INTO attendance_mark (region_id, province_id, school_id, session_id, class_id, student_id, "
+            "on_date, kind, minutes, justified) VALUES "
+            + ", ".join("({}, {}, {}, {}, {}, {}, {}, {}, {}, {})" for _ in ids)
+            + " "
+            + upsert_tail,
+            *values,
+            False,
+        )
+    if bump:
+        await db.execute(
+            "UPDATE attendance_session SET version = version + 1, updated_at = {}, taken_by = {} WHERE id = {}",
+            now,
+            taker,
+            session_id,
+        )
+    return await create_notices(db, cols, notify, on_date, now)
 
 
 async def take(
@@ -322,7 +443,6 @@ async def take(
     on_date: date,
     entries: list[Entry],
     reason: str | None,
-    today: date | None = None,
 ) -> Taken:
     """Record (or correct) the attendance of a lesson on a day, atomically; idempotent.
 
@@ -331,91 +451,38 @@ async def take(
     (when something changed) to emit after commit. Refused with nothing written: a
     lesson not the caller's (403), a teacher outside the lesson's day (403), a day without that
     lesson (400), a pupil not in the class (400 naming the pupil), a director's correction of a past
-    day without a reason (400).
+    day without a reason (400). Statements: the session row (created or locked), the pupils with their
+    marks, one set-based write of marks, version and notices, the alert check, and the audit entry of a
+    correction.
     """
     db = ctx.services.db
     assert ctx.person_id is not None
-    today = today or local_today()
+    clock = ctx.services.clock
+    today = clock.today()
     check_teacher(ctx, slot)
     director = is_director(ctx)
     cal = await calendar(db, slot["region_id"], on_date)
     check_session_day(slot, on_date, cal, today)
     if not director and on_date != today:
-        raise PermissionDeniedException(
-            "Teachers take and correct attendance on the day of the lesson; later corrections go to the director."
-        )
+        raise error("teacher_same_day_only")
     length = slot_minutes(slot["starts_at"], slot["ends_at"])
-    pupils = {p["id"]: p for p in await roster(db, slot["class_id"], on_date)}
+    now = clock.utcnow()
+    session_id, version, created = await _open_session(db, slot, on_date, length, ctx.person_id, now)
+    rows = await _pupils_and_marks(db, slot["class_id"], session_id, on_date)
+    pupils = {r["student_id"]: r for r in rows}
     problems = check_entries(entries, pupils, length)
     if problems:
-        raise ClientException("; ".join(p["message"] for p in problems), extra=problems)
+        raise AttendanceError("invalid_entries", "Some pupils of the register are not right.", problems=problems)
     wanted = {e.student_id: (e.status, length if e.status == "absent" else int(e.minutes or 0)) for e in entries}
-    now = datetime.now(UTC)
-    cols = [slot["region_id"], slot["province_id"], slot["school_id"]]
-    created = await db.fetchrow(
-        "INSERT INTO attendance_session (region_id, province_id, school_id, slot_id, class_id, on_date, minutes, "
-        "teacher_id, taken_by, taken_at, updated_at, version) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 1) "
-        "ON CONFLICT (slot_id, on_date) DO NOTHING RETURNING id",
-        *cols,
-        slot["id"],
-        slot["class_id"],
-        on_date,
-        length,
-        slot["teacher_id"],
-        ctx.person_id,
-        now,
-        now,
-    )
-    lock = " FOR UPDATE" if db.dialect == "postgres" else ""
-    session = await db.fetchrow(
-        f"SELECT id, version FROM attendance_session WHERE slot_id = {{}} AND on_date = {{}}{lock}", slot["id"], on_date
-    )
-    assert session is not None
-    current = {} if created else await session_marks(db, session["id"])
-    before = {sid: (m["kind"], m["minutes"]) for sid, m in current.items()}
-    changed = bool(created) or before != wanted
+    before = {r["student_id"]: (r["kind"], r["minutes"]) for r in rows if r["kind"] is not None}
+    changed = created or before != wanted
     if changed and director and on_date < today and not (reason or "").strip():
-        raise Invalid("reason", "recording or correcting a past day needs a reason")
+        raise error("reason_required", "reason")
+    notices: list[int] = []
+    alerts: list[int] = []
     if changed:
-        gone = [sid for sid in before if sid not in wanted]
-        if gone:
-            placeholders, ids = in_list(gone)
-            await db.execute(
-                f"DELETE FROM attendance_mark WHERE session_id = {{}} AND student_id IN {placeholders}",
-                session["id"],
-                *ids,
-            )
-        added = [(sid, kind, minutes) for sid, (kind, minutes) in wanted.items() if sid not in before]
-        if added:
-            values: list[Any] = []
-            for sid, kind, minutes in added:
-                values += [*cols, session["id"], slot["class_id"], sid, on_date, kind, minutes, False]
-            await db.execute(
-                "INSERT INTO attendance_mark (region_id, province_id, school_id, session_id, class_id, student_id, "
-                "on_date, kind, minutes, justified) VALUES "
-                + ", ".join("({}, {}, {}, {}, {}, {}, {}, {}, {}, {})" for _ in added),
-                *values,
-            )
-        for sid, (kind, minutes) in wanted.items():
-            if sid in before and before[sid] != (kind, minutes):
-                await db.execute(
-                    "UPDATE attendance_mark SET kind = {}, minutes = {}, "
-                    "justified = CASE WHEN {} = 'absent' THEN justified ELSE {} END "
-                    "WHERE session_id = {} AND student_id = {}",
-                    kind,
-                    minutes,
-                    kind,
-                    False,
-                    session["id"],
-                    sid,
-                )
-        if not created:
-            await db.execute(
-                "UPDATE attendance_session SET version = version + 1, updated_at = {}, taken_by = {} WHERE id = {}",
-                now,
-                ctx.person_id,
-                session["id"],
-            )
+        notify = list(wanted) if on_date == today else []
+        notices = await _write_marks(db, slot, session_id, on_date, wanted, not created, ctx.person_id, now, notify)
         if not created or on_date < today:
             school = await ctx.services.tenants.by_id(slot["school_id"])
             await audit.record(
@@ -423,28 +490,21 @@ async def take(
                 actor_id=ctx.person_id,
                 action="attendance.correct" if not created else "attendance.record_late",
                 object_type="attendance_session",
-                object_id=session["id"],
+                object_id=session_id,
                 tenant=school,
                 before=_marks_json(before),
                 after=_marks_json(wanted),
                 reason=(reason or "").strip(),
             )
-    notices: list[int] = []
-    alerts: list[int] = []
-    if wanted and on_date == today:
-        notices = await create_notices(db, cols, list(wanted), on_date, now)
-    absent = [sid for sid, (kind, _) in wanted.items() if kind == "absent"]
-    if absent and changed:
-        alerts = await raise_alerts(db, slot["region_id"], absent, today, now)
-    version = session["version"] + (1 if changed and not created else 0)
-    marks = {
-        sid: {
-            "kind": kind,
-            "minutes": minutes,
-            "justification": current[sid]["justification"] if sid in current and kind == "absent" else None,
-        }
-        for sid, (kind, minutes) in wanted.items()
-    }
+        absent = [sid for sid, (kind, _) in wanted.items() if kind == "absent"]
+        if absent:
+            alerts = await raise_alerts(db, slot["region_id"], absent, today, now)
+    version += 1 if changed and not created else 0
+    marks = []
+    for r in rows:
+        kind, minutes = wanted.get(r["student_id"], (None, None))
+        kept = r["justification"] if kind == "absent" and r["kind"] is not None else None
+        marks.append({**r, "kind": kind, "minutes": minutes, "justification": kept})
     events = []
     if changed:
         events.append(
@@ -463,8 +523,7 @@ async def take(
                 },
             )
         )
-    view = build_view(slot, on_date, list(pupils.values()), marks, version)
-    return Taken(view, notices, alerts, events)
+    return Taken(build_view(slot, on_date, marks, version), notices, alerts, events)
 
 
 def _marks_json(marks: dict[int, tuple[str, int]]) -> dict[str, Any]:
@@ -658,7 +717,7 @@ async def family_pupil(ctx: RequestContext, scope_sql: tuple[str, list[Any]], st
         *args,
     )
     if row is None:
-        raise NotFoundException("No such pupil.")
+        raise error("no_pupil")
     return row
 
 
@@ -691,9 +750,9 @@ async def create_justification(
     db = ctx.services.db
     codes = {r["code"] for r in await reasons(db, pupil["region_id"])}
     if reason_code not in codes:
-        raise Invalid("reason", f"choose one of: {', '.join(sorted(codes))}")
+        raise error("unknown_reason", "reason", codes=", ".join(sorted(codes)))
     if not mark_ids:
-        raise Invalid("absences", "choose at least one absence")
+        raise error("no_absence_chosen", "absences")
     placeholders, ids = in_list(sorted(set(mark_ids)))
     rows = await db.fetch(
         f"SELECT m.id, m.kind, m.justification_id, j.state FROM attendance_mark m LEFT JOIN attendance_justification j "
@@ -704,11 +763,11 @@ async def create_justification(
     found = {r["id"]: r for r in rows}
     for mid in ids:
         if mid not in found:
-            raise Invalid("absences", f"absence {mid} is not one of this pupil's")
+            raise error("not_this_pupils_absence", "absences", mark_id=mid)
         if found[mid]["kind"] != "absent":
-            raise Invalid("absences", f"{mid} is a late arrival, not an absence")
+            raise error("late_not_absence", "absences", mark_id=mid)
         if found[mid]["state"] in ("pending", "accepted"):
-            raise Unprocessable(f"Absence {mid} already has a justification that is {found[mid]['state']}.")
+            raise error("already_justified", mark_id=mid, state=found[mid]["state"])
     row = await db.fetchrow(
         "INSERT INTO attendance_justification (region_id, province_id, school_id, student_id, submitted_by, "
         "reason_code, note, file_key, file_type, file_size, state, created_at, review_note) "
@@ -723,7 +782,7 @@ async def create_justification(
         file_key,
         file_type,
         file_size,
-        datetime.now(UTC),
+        ctx.services.clock.utcnow(),
     )
     assert row is not None
     await db.execute(
@@ -756,7 +815,7 @@ async def get_justification(
         *args,
     )
     if row is None:
-        raise NotFoundException(f"No justification {justification_id} here.")
+        raise error("no_justification", justification_id=justification_id)
     return row
 
 
@@ -773,9 +832,9 @@ async def justification_marks(db: Database, justification_id: int) -> list[dict[
 async def review(ctx: RequestContext, justification: dict[str, Any], decision: str, note: str) -> dict[str, Any]:
     """Accept or reject a pending justification (the covered absences become justified or stay unjustified)."""
     if decision not in ("accepted", "rejected"):
-        raise Invalid("decision", "accepted or rejected")
+        raise error("bad_decision", "decision")
     db = ctx.services.db
-    now = datetime.now(UTC)
+    now = ctx.services.clock.utcnow()
     changed = await db.fetchrow(
         "UPDATE attendance_justification SET state = {}, reviewed_by = {}, reviewed_at = {}, review_note = {} "
         "WHERE id = {} AND state = 'pending' RETURNING id",
@@ -786,7 +845,7 @@ async def review(ctx: RequestContext, justification: dict[str, Any], decision: s
         justification["id"],
     )
     if changed is None:
-        raise Unprocessable(f"This justification was already {justification['state']}.")
+        raise error("already_reviewed", state=justification["state"])
     await db.execute(
         "UPDATE attendance_mark SET justified = {} WHERE justification_id = {}",
         decision == "accepted",

@@ -1,9 +1,11 @@
 """Attendance statistics, set-based: one SQL statement per request, whatever the number of pupils.
 
-Expected time comes from the timetable: for each class, the lessons whose weekday falls on a school
-day of the period (terms minus holidays, up to today) and whose validity covers it, times the
-pupils enrolled now. Absent and late time comes from the mark rows (presence is not stored).
-The absence rate is absent minutes / expected minutes.
+Expected time comes from the timetable and the enrolments: for each class, the lessons whose weekday falls
+on a school day of the period (terms minus holidays, up to today) and whose validity covers it, counted for
+every pupil enrolled in the class on that day (``starts_on`` … ``ends_on``, both included). Pupils enrolled
+for the whole period are counted per class at once; the few who arrived or left during it are counted
+day by day. Absent and late time comes from the mark rows (presence is not stored). The absence rate is
+absent minutes / expected minutes; ``pupils`` counts the pupils enrolled on the period's last day.
 """
 
 from __future__ import annotations
@@ -48,6 +50,29 @@ def minutes_sql(db: Database, alias: str = "s") -> str:
     return f"((strftime('%s', '2000-01-01 ' || {alias}.ends_at) - {start}) / 60)"
 
 
+def expected_sql(db: Database, classes: str) -> str:
+    """CTEs ``class_day`` (lesson minutes per class and school day), ``enrol`` (enrolments overlapping the
+    period, ``whole`` when they cover all of it) and ``expected`` (minutes per class: whole-period pupils ×
+    the class's minutes, plus the days of the others). ``classes`` is a relation with an ``id`` column;
+    the placeholders are the period's start and end, twice."""
+    return (
+        f"class_day AS (SELECT s.class_id, days.d, SUM({minutes_sql(db)}) AS minutes FROM timetable_slot s "
+        f"JOIN {classes} cl ON cl.id = s.class_id JOIN days ON days.wd = s.weekday "
+        "AND days.d >= s.valid_from AND days.d <= s.valid_to GROUP BY s.class_id, days.d), "
+        "enrol AS (SELECT e.class_id, e.student_id, e.starts_on, e.ends_on, "
+        "CASE WHEN e.starts_on <= {} AND (e.ends_on IS NULL OR e.ends_on >= {}) THEN 1 ELSE 0 END AS whole "
+        f"FROM enrolment e JOIN {classes} cl ON cl.id = e.class_id "
+        "WHERE e.starts_on <= {} AND (e.ends_on IS NULL OR e.ends_on >= {})), "
+        "class_total AS (SELECT class_id, SUM(minutes) AS minutes FROM class_day GROUP BY class_id), "
+        "expected AS (SELECT class_id, SUM(minutes) AS minutes FROM ("
+        "SELECT en.class_id, ct.minutes * COUNT(*) AS minutes FROM enrol en "
+        "JOIN class_total ct ON ct.class_id = en.class_id WHERE en.whole = 1 GROUP BY en.class_id, ct.minutes "
+        "UNION ALL SELECT en.class_id, SUM(cd.minutes) AS minutes FROM enrol en JOIN class_day cd "
+        "ON cd.class_id = en.class_id AND cd.d >= en.starts_on AND (en.ends_on IS NULL OR cd.d <= en.ends_on) "
+        "WHERE en.whole = 0 GROUP BY en.class_id) parts GROUP BY class_id)"
+    )
+
+
 async def group_stats(
     db: Database,
     level: str,
@@ -60,6 +85,8 @@ async def group_stats(
     """Per region, province, school or class: pupils, expected, absent (justified, unjustified) and late minutes.
 
     ``node_filter`` restricts the classes (``c.`` columns), ``scope_sql`` is the caller's tenant filter on ``c``.
+    Expected minutes follow each pupil's enrolment dates (a pupil who changed class or school during the
+    period counts in each for the days they were there).
     """
     key, name_fr, name_ar = LEVELS[level]
     days_sql, days_args = _days_sql(db, days)
@@ -70,11 +97,9 @@ async def group_stats(
         f"WITH days AS ({days_sql}), "
         "classes AS (SELECT c.id, c.name, c.region_id, c.province_id, c.school_id FROM school_class c "
         f"WHERE {node_where} AND {where}), "
-        f"expected AS (SELECT s.class_id, SUM({minutes_sql(db)}) AS minutes FROM timetable_slot s "
-        "JOIN classes cl ON cl.id = s.class_id JOIN days ON days.wd = s.weekday "
-        "AND days.d >= s.valid_from AND days.d <= s.valid_to GROUP BY s.class_id), "
-        "pupils AS (SELECT e.class_id, COUNT(*) AS n FROM enrolment e JOIN classes cl ON cl.id = e.class_id "
-        "WHERE e.ends_on IS NULL GROUP BY e.class_id), "
+        + expected_sql(db, "classes")
+        + ", pupils AS (SELECT class_id, COUNT(*) AS n FROM enrol WHERE ends_on IS NULL OR ends_on >= {} "
+        "GROUP BY class_id), "
         "marks AS (SELECT m.class_id, "
         "SUM(CASE WHEN m.kind = 'absent' THEN m.minutes ELSE 0 END) AS absent, "
         "SUM(CASE WHEN m.kind = 'absent' AND m.justified THEN m.minutes ELSE 0 END) AS justified, "
@@ -83,14 +108,14 @@ async def group_stats(
         "FROM attendance_mark m JOIN classes cl ON cl.id = m.class_id "
         "WHERE m.on_date >= {} AND m.on_date <= {} GROUP BY m.class_id) "
         f"SELECT {key} AS id, {name_fr} AS name_fr, {name_ar} AS name_ar, "
-        "SUM(COALESCE(p.n, 0)) AS pupils, SUM(COALESCE(x.minutes, 0) * COALESCE(p.n, 0)) AS expected, "
+        "SUM(COALESCE(p.n, 0)) AS pupils, SUM(COALESCE(x.minutes, 0)) AS expected, "
         "SUM(COALESCE(k.absent, 0)) AS absent, SUM(COALESCE(k.justified, 0)) AS justified, "
         "SUM(COALESCE(k.late, 0)) AS late, SUM(COALESCE(k.lates, 0)) AS lates "
         f"FROM classes c {tenant_join} LEFT JOIN expected x ON x.class_id = c.id "
         "LEFT JOIN pupils p ON p.class_id = c.id LEFT JOIN marks k ON k.class_id = c.id "
         f"GROUP BY {key}, {name_fr}, {name_ar} ORDER BY {name_fr}, {key}"
     )
-    rows = await db.fetch(sql, *days_args, *node_args, *args, start, end)
+    rows = await db.fetch(sql, *days_args, *node_args, *args, start, end, end, start, end, start, end)
     return [finish(r) for r in rows]
 
 
@@ -115,7 +140,8 @@ def finish(row: dict[str, Any]) -> dict[str, Any]:
 async def pupil_stats(
     db: Database, days: list[date], start: date, end: date, class_id: int, student_ids: list[int] | None = None
 ) -> list[dict[str, Any]]:
-    """Per pupil of a class (its current pupils): expected, absent, justified and late time."""
+    """Per pupil enrolled in a class at some time of the period: expected time on the days they were in it,
+    absent, justified and late time in its lessons."""
     days_sql, days_args = _days_sql(db, days)
     extra, extra_args = "", []
     if student_ids is not None:
@@ -124,22 +150,25 @@ async def pupil_stats(
         placeholders, extra_args = in_list(student_ids)
         extra = f" AND e.student_id IN {placeholders}"
     sql = (
-        f"WITH days AS ({days_sql}), "
-        f"expected AS (SELECT SUM({minutes_sql(db)}) AS minutes FROM timetable_slot s JOIN days ON days.wd = s.weekday "
-        "AND days.d >= s.valid_from AND days.d <= s.valid_to WHERE s.class_id = {}) "
+        f"WITH days AS ({days_sql}), one AS (SELECT CAST({{}} AS INTEGER) AS id), "
+        + expected_sql(db, "one")
+        + ", per_pupil AS (SELECT en.student_id, SUM(cd.minutes) AS minutes FROM enrol en JOIN class_day cd "
+        "ON cd.class_id = en.class_id AND cd.d >= en.starts_on AND (en.ends_on IS NULL OR cd.d <= en.ends_on) "
+        "GROUP BY en.student_id), "
+        "marks AS (SELECT m.student_id, "
+        "SUM(CASE WHEN m.kind = 'absent' THEN m.minutes ELSE 0 END) AS absent, "
+        "SUM(CASE WHEN m.kind = 'absent' AND m.justified THEN m.minutes ELSE 0 END) AS justified, "
+        "SUM(CASE WHEN m.kind = 'late' THEN m.minutes ELSE 0 END) AS late, "
+        "SUM(CASE WHEN m.kind = 'late' THEN 1 ELSE 0 END) AS lates "
+        "FROM attendance_mark m WHERE m.class_id = {} AND m.on_date >= {} AND m.on_date <= {} GROUP BY m.student_id) "
         "SELECT st.id, st.national_code, st.first_name, st.last_name, st.first_name_ar, st.last_name_ar, "
-        "COUNT(*) AS pupils, (SELECT COALESCE(minutes, 0) FROM expected) AS expected, "
-        "COALESCE(SUM(CASE WHEN m.kind = 'absent' THEN m.minutes END), 0) AS absent, "
-        "COALESCE(SUM(CASE WHEN m.kind = 'absent' AND m.justified THEN m.minutes END), 0) AS justified, "
-        "COALESCE(SUM(CASE WHEN m.kind = 'late' THEN m.minutes END), 0) AS late, "
-        "COALESCE(SUM(CASE WHEN m.kind = 'late' THEN 1 ELSE 0 END), 0) AS lates "
-        "FROM enrolment e JOIN student st ON st.id = e.student_id "
-        "LEFT JOIN attendance_mark m ON m.student_id = st.id AND m.on_date >= {} AND m.on_date <= {} "
-        f"WHERE e.class_id = {{}} AND e.ends_on IS NULL{extra} "
-        "GROUP BY st.id, st.national_code, st.first_name, st.last_name, st.first_name_ar, st.last_name_ar "
-        "ORDER BY st.last_name, st.first_name, st.id"
+        "COALESCE(x.minutes, 0) AS expected, COALESCE(k.absent, 0) AS absent, "
+        "COALESCE(k.justified, 0) AS justified, COALESCE(k.late, 0) AS late, COALESCE(k.lates, 0) AS lates "
+        "FROM (SELECT DISTINCT e.student_id FROM enrol e WHERE 1=1" + extra + ") p "
+        "JOIN student st ON st.id = p.student_id LEFT JOIN per_pupil x ON x.student_id = p.student_id "
+        "LEFT JOIN marks k ON k.student_id = p.student_id ORDER BY st.last_name, st.first_name, st.id"
     )
-    rows = await db.fetch(sql, *days_args, class_id, start, end, class_id, *extra_args)
+    rows = await db.fetch(sql, *days_args, class_id, start, end, end, start, class_id, start, end, *extra_args)
     out = []
     for r in rows:
         r = dict(r)
