@@ -12,6 +12,8 @@ ROLES: tuple[str, ...] = (
     "province_admin",
     "programme_manager",
     "school_director",
+    #: The school's supervisor (surveillant général): pupils' attendance and discipline.
+    "supervisor",
     "teacher",
     "parent",
     "student",

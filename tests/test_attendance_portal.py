@@ -4,6 +4,7 @@ justification form (413/415 as form errors), the director's review, statistics a
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 
 from plugins.attendance.errors import MESSAGES
 from plugins.attendance.notify import translated
@@ -12,6 +13,81 @@ from tests.test_attendance import PDF, A, Setup, code, count, school_day, today,
 
 def form_url(s: Setup, slot: int | None = None) -> str:
     return f"/attendance/sessions/{slot or s.slots[0]}/{today().isoformat()}"
+
+
+class ControlNames(HTMLParser):
+    """The accessible names the HTML itself gives the register's controls: the text of the enclosing
+    ``<label>`` (or of a ``<label for>``, or ``aria-label``), and the legend of the enclosing fieldset."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: dict[str, str] = {}
+        self.groups: dict[str, str] = {}
+        self._labels: list[list[str]] = []
+        self._legend: list[str] | None = None
+        self._group = ""
+        self._pending: list[str] = []
+        self._for: dict[str, str] = {}
+        self._ids: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "label":
+            self._labels.append([])
+            if a.get("for"):
+                self._for[a["for"] or ""] = ""
+        elif tag == "legend":
+            self._legend = []
+        elif tag == "fieldset":
+            self._group = ""
+        elif tag == "input" and a.get("type") != "hidden":
+            key = f"{a.get('name')}={a.get('value')}" if a.get("type") == "checkbox" else str(a.get("name"))
+            self.names[key] = a.get("aria-label") or ""
+            self.groups[key] = self._group
+            if self._labels:
+                self._pending.append(key)
+            if a.get("id"):
+                self._ids[a["id"] or ""] = key
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "label" and self._labels:
+            text = " ".join("".join(self._labels.pop()).split())
+            for key in self._pending:
+                self.names[key] = (self.names[key] + " " + text).strip()
+            self._pending = []
+        elif tag == "legend" and self._legend is not None:
+            self._group = " ".join("".join(self._legend).split())
+            self._legend = None
+
+    def handle_data(self, data: str) -> None:
+        for label in self._labels:
+            label.append(data)
+        if self._legend is not None:
+            self._legend.append(data)
+
+
+def control_names(html: str) -> tuple[dict[str, str], dict[str, str]]:
+    parser = ControlNames()
+    parser.feed(html)
+    return parser.names, parser.groups
+
+
+async def test_every_register_control_is_named_by_text_in_the_html(world):
+    s = await Setup(world).build()
+    for lang, absent, late in (("fr", "Absent", "Minutes de retard"), ("ar", "غائب", None)):
+        page = await world.api("GET", form_url(s), as_=s.teacher, tenant=A, params={"lang": lang})
+        assert page.status_code == 200, page.text
+        names, groups = control_names(page.text)
+        for pupil in s.pupils:
+            # The box and the minutes are named by their label's text; the fieldset's legend names the pupil.
+            assert names[f"a={pupil}"] == absent, names
+            assert names[f"m{pupil}"] and (late is None or names[f"m{pupil}"] == late), names
+            assert groups[f"a={pupil}"].startswith("Test ") and groups[f"m{pupil}"] == groups[f"a={pupil}"]
+        assert all(names.values()), names
+        # No label text hidden in generated content.
+        assert "content:" not in page.text and "::after" not in page.text and "::before" not in page.text
+    css = await world.client.get("/static/attendance/attendance.css")
+    assert "content:" not in css.text
 
 
 async def test_teacher_takes_attendance_with_the_form(world):
@@ -26,10 +102,10 @@ async def test_teacher_takes_attendance_with_the_form(world):
         # Each pupil's choices and minutes sit in a fieldset named by the pupil; every control has a label.
         [row] = [chunk for chunk in page.text.split("<li><fieldset>") if f"name=m{pupil} " in chunk]
         assert re.match(r"<legend>Test \w+ <bdi>[A-Z][0-9]{9}</bdi></legend>", row)
-        assert f"<label><input type=checkbox name=a value={pupil}></label>" in row
-        assert f"<label><input name=m{pupil} inputmode=numeric></label>" in row and row.count("<label><input") == 2
-    assert page.text.count("<label><input") == 2 * len(s.pupils)
-    assert '.register label:nth-of-type(1)::after{content:"Absent"}' in page.text  # the labels' text (fr)
+        assert f"<label><input type=checkbox name=a value={pupil}> Absent</label>" in row
+        assert f"<label>Minutes de retard <input name=m{pupil} inputmode=numeric></label>" in row
+        assert row.count("<label>") == 2
+    assert page.text.count("<label><input type=checkbox") == len(s.pupils)
     form = {"a": str(s.pupils[0]), f"m{s.pupils[1]}": "8", f"m{s.pupils[2]}": ""}
     response = await world.api("POST", form_url(s), as_=s.teacher, tenant=A, data=form)
     assert response.status_code == 303, response.text
@@ -194,7 +270,12 @@ async def test_the_register_page_of_a_class_of_45_is_small(world):
     )
     page = await world.api("GET", form_url(s), as_=s.teacher, tenant=A)
     assert page.status_code == 200 and page.text.count("<li><fieldset>") == 45
-    assert len(page.content) < 12_000, len(page.content)
+    assert len(page.content) < 15_000, len(page.content)
+    names, _ = control_names(page.text)
+    assert len(names) == 90 and all(names.values())
+    # In Arabic too (two bytes a letter), the labels' text keeps the page small.
+    arabic = await world.api("GET", form_url(s), as_=s.teacher, tenant=A, params={"lang": "ar"})
+    assert arabic.status_code == 200 and len(arabic.content) < 15_000, len(arabic.content)
     # The style sheet is a cacheable static file, not inline styles.
     assert (
         '<link rel="stylesheet" href="/static/attendance/attendance.css">' in page.text and " style=" not in page.text

@@ -89,6 +89,7 @@ def test_public_routes_are_an_explicit_short_list(world):
             "/schema/openapi.json",
             "/schema/swagger",
             "/schema/{path:str}",
+            "/static/attendance/{file_path:path}",
             "/static/core/{file_path:path}",
         ]
     )

@@ -83,11 +83,37 @@ class JustifyForm(msgspec.Struct):
 # -- helpers -----------------------------------------------------------------------------------
 
 
+#: The roles through which one sees a child's (or one's own) attendance.
+FAMILY_ROLES = frozenset({"parent", "student"})
+
+
 async def family_scope(ctx: RequestContext) -> Scope:
-    """The caller's family scope in every school (a family may span several)."""
+    """The caller's family scope: the schools of their children (or their own) where attendance is on.
+
+    A family may span several schools, whatever school the URL names; the schools where the module is off
+    are left out, so their pupils read as missing (404) in every family view and action.
+    """
     assert ctx.identity is not None
-    grants = await ctx.services.grants.grants(ctx.identity.id)
-    return scope_for(grants, ctx.services.permissions.roles_for("attendance.view"), None)
+    services = ctx.services
+    grants = await services.grants.grants(ctx.identity.id)
+    granted = scope_for(grants, services.permissions.roles_for("attendance.view") & FAMILY_ROLES, None)
+    if not granted:
+        return granted
+    where, args = scope_filter(granted, "s")
+    async with services.db.scoped(granted, write=False):
+        rows = await services.db.fetch(
+            "SELECT DISTINCT s.school_id FROM student s WHERE (s.person_id = {} OR s.id IN "
+            f"(SELECT g.student_id FROM guardianship g WHERE g.person_id = {{}})) AND {where}",
+            ctx.identity.id,
+            ctx.identity.id,
+            *args,
+        )
+    schools = set()
+    for row in rows:
+        school = await services.tenants.by_id(row["school_id"])
+        if school is not None and "attendance" not in await services.disabled_for(school.path):
+            schools.add(school.id)
+    return Scope(frozenset(schools))
 
 
 def school_of(ctx: RequestContext) -> TenantInfo:
@@ -144,7 +170,7 @@ async def justify(
     if len(note) > 2000:
         raise error("note_too_long", "note")
     async with db.scoped(scope):
-        pupil = await service.family_pupil(ctx, scope_filter(scope, "s"), student_id)
+        pupil = await service.family_pupil(ctx, scope_filter(scope, "s"), student_id, guardian_only=True)
         key = content_type = None
         size = None
         if attachment is not None:
@@ -353,7 +379,11 @@ class FamilyController(Controller):
 
 
 async def family_notices(ctx: RequestContext, scope: Scope, limit: int = 50) -> list[dict[str, Any]]:
-    """Notices and alerts about the caller's children (or the caller as a pupil)."""
+    """Notices and alerts about the caller's children (or the caller as a pupil).
+
+    A day's notice counts the day's marks as they are now; ``updated`` says that marks were recorded or corrected
+    after its message went out (no second message is sent that day). Void notices (nothing left to say) are left
+    out."""
     db = ctx.services.db
     where, args = scope_filter(scope, "n")
     where_a, args_a = scope_filter(scope, "a")
@@ -366,11 +396,15 @@ async def family_notices(ctx: RequestContext, scope: Scope, limit: int = 50) -> 
         "st.first_name, st.last_name, st.first_name_ar, st.last_name_ar, "
         "(SELECT COUNT(*) FROM attendance_mark m WHERE m.student_id = n.student_id AND m.on_date = n.on_date "
         "AND m.kind = 'absent') AS absent, (SELECT COUNT(*) FROM attendance_mark m WHERE m.student_id = n.student_id "
-        "AND m.on_date = n.on_date AND m.kind = 'late') AS late, 0 AS minutes "
+        "AND m.on_date = n.on_date AND m.kind = 'late') AS late, 0 AS minutes, "
+        "CASE WHEN n.sent_at IS NOT NULL AND EXISTS (SELECT 1 FROM attendance_mark m JOIN attendance_session se "
+        "ON se.id = m.session_id WHERE m.student_id = n.student_id AND m.on_date = n.on_date "
+        "AND se.updated_at > n.sent_at) THEN 1 ELSE 0 END AS updated "
         "FROM attendance_notice n JOIN student st ON st.id = n.student_id "
-        f"WHERE n.student_id IN ({family}) AND {where} "
+        f"WHERE n.student_id IN ({family}) AND n.status <> 'void' AND {where} "
         "UNION ALL SELECT 'alert' AS kind, a.id, a.student_id, NULL AS on_date, a.created_at, 'sent' AS status, "
-        "st.first_name, st.last_name, st.first_name_ar, st.last_name_ar, 0 AS absent, 0 AS late, a.minutes "
+        "st.first_name, st.last_name, st.first_name_ar, st.last_name_ar, 0 AS absent, 0 AS late, a.minutes, "
+        "0 AS updated "
         f"FROM attendance_alert a JOIN student st ON st.id = a.student_id WHERE a.student_id IN ({family}) "
         f"AND {where_a}) x ORDER BY created_at DESC, id DESC LIMIT {{}}",
         ctx.person_id,
@@ -599,13 +633,15 @@ class StatsController(Controller):
 
     @get("/alerts", opt={"permission": "attendance.view"})
     async def alerts(self, ctx: Ctx) -> list[dict[str, Any]]:
-        """Alerts raised in this school: the director sees all, a homeroom teacher those of their classes."""
+        """Alerts raised in this school: the director and the supervisor see all, a homeroom teacher those of
+        their classes."""
         tenant = school_of(ctx)
-        if not ctx.roles & {"school_director", "teacher", "platform_admin"}:
+        if not ctx.roles & {"school_director", "supervisor", "teacher", "platform_admin"}:
             raise error("staff_only")
         db = ctx.services.db
         where, args = scope_filter(ctx.scope, "a")
-        mine, mine_args = ("", []) if service.is_director(ctx) else (" AND c.homeroom_teacher_id = {}", [ctx.person_id])
+        whole = ctx.roles & (service.DIRECTORS | {"supervisor"})
+        mine, mine_args = ("", []) if whole else (" AND c.homeroom_teacher_id = {}", [ctx.person_id])
         async with db.scoped(ctx.scope, write=False):
             rows = await db.fetch(
                 "SELECT a.id, a.student_id, a.class_id, c.name AS class_name, a.minutes, a.created_at, "

@@ -50,6 +50,7 @@ MESSAGES: dict[str, tuple[int, str]] = {
     "not_this_pupils_absence": (400, "Absence {mark_id} is not one of this pupil's."),
     "late_not_absence": (400, "{mark_id} is a late arrival, not an absence."),
     "already_justified": (409, "Absence {mark_id} already has a justification that is {state}."),
+    "justified_meanwhile": (409, "One of these absences was justified at the same moment: reload the page."),
     "already_reviewed": (409, "This justification was already {state}."),
     "note_too_long": (400, "The note has at most 2000 characters."),
     "bad_decision": (400, "The decision is accepted or rejected."),

@@ -6,6 +6,13 @@ with one ``UPDATE … SET status = 'sending'`` before anything is sent, so two r
 send it once (the unique key pupil × day already made sure there is only one). A run also claims the
 school's notices of the day that were left behind: still ``pending`` (the queue was down) or stuck in
 ``sending`` (a run crashed mid-send) for more than :data:`STALE_MINUTES`.
+
+What a notice says is read when it is delivered, not when it was created: the pupil's marks of the day at that
+moment (every lesson missed or late so far, corrections included). A notice whose pupil has no mark left that
+day (the register was corrected before delivery) sends nothing and becomes ``void``; it is made ``pending``
+again if the pupil is marked absent or late later that day. Marks recorded after the message went out send no
+second e-mail or SMS (one message per child and day): the in-app notice always shows the day's marks as they
+are, and says that it changed since the message (``updated``).
 """
 
 from __future__ import annotations
@@ -125,6 +132,9 @@ async def deliver_notices(services: Services, notice_ids: list[int], scope: Scop
     for notice in claimed:
         school = await services.tenants.by_id(notice["school_id"])
         day_marks = marks.get((notice["student_id"], str(notice["on_date"])[:10]), [])
+        if not day_marks:
+            outcome[notice["id"]] = ("void", "")
+            continue
         channels: set[str] = {"app"}
         failed = False
         for guardian in guardians.get(notice["student_id"], []):
@@ -151,11 +161,12 @@ async def deliver_notices(services: Services, notice_ids: list[int], scope: Scop
     async with db.scoped(scope):
         for (status, channels), group in _grouped(outcome).items():
             placeholders, ids = in_list(group)
+            # Only the run's own claim is recorded: a void notice marked again meanwhile stays pending.
             await db.execute(
                 "UPDATE attendance_notice SET status = {}, sent_at = {}, channels = {} "
-                f"WHERE id IN {placeholders}",
+                f"WHERE id IN {placeholders} AND status = 'sending'",
                 status,
-                now,
+                now if status != "void" else None,
                 channels,
                 *ids,
             )

@@ -45,7 +45,7 @@ def madrasa_permissions() -> list[Permission]:
         Permission(
             "attendance.view",
             "See absences and statistics",
-            frozenset({"teacher", "school_director", "parent", "student"}) | ADMINS,
+            frozenset({"teacher", "school_director", "supervisor", "parent", "student"}) | ADMINS,
         ),
         Permission(
             "attendance.take",
@@ -53,7 +53,11 @@ def madrasa_permissions() -> list[Permission]:
             frozenset({"teacher", "school_director"}),
         ),
         Permission("attendance.justify", "Justify a child's absence", frozenset({"parent"})),
-        Permission("attendance.review", "Accept or reject justifications", frozenset({"school_director"})),
+        Permission(
+            "attendance.review",
+            "Accept or reject justifications (the director or the supervisor)",
+            frozenset({"school_director", "supervisor"}),
+        ),
         Permission(
             "attendance.stats",
             "Attendance statistics, alerts and the at-risk list",

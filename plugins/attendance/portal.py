@@ -32,20 +32,12 @@ from core.rendering import Row, page
 from plugins.attendance import api, notify, service, stats
 from plugins.attendance.errors import PAGE_HANDLERS, AttendanceError, error
 
-
-def _css_text(text: str) -> str:
-    """A CSS string literal's content (quotes, backslashes and ``<`` escaped)."""
-    return text.replace("\\", "\\5c ").replace('"', "\\22 ").replace("<", "\\3c ").replace("\n", " ")
-
-
-def labels_css() -> Markup:
-    """The register's labels in the reader's language, as the style sheet's generated content."""
-    absent, late = _css_text(gettext_("Absent")), _css_text(gettext_("Minutes late"))
-    return Markup(
-        f'.register label:nth-of-type(1)::after{{content:"{absent}"}}'
-        f'.register label:nth-of-type(2)::before{{content:"{late}"}}'
-    )
-
+#: An absence still to justify (SQL on ``m``): not justified, and no justification waiting or accepted (none, or
+#: only a rejected one).
+TO_JUSTIFY = (
+    "NOT m.justified AND (m.justification_id IS NULL OR EXISTS (SELECT 1 FROM attendance_justification tj "
+    "WHERE tj.id = m.justification_id AND tj.state = 'rejected'))"
+)
 
 STATE_LABELS = {
     None: "To justify",
@@ -130,9 +122,10 @@ async def home(ctx: Ctx, day: FromQuery[date | None] = None) -> Any:
                 "SELECT s.id, s.first_name, s.last_name, s.first_name_ar, s.last_name_ar, "
                 "(SELECT COUNT(*) FROM attendance_mark m WHERE m.student_id = s.id AND m.kind = 'absent' "
                 "AND m.on_date >= {}) AS absent, (SELECT COUNT(*) FROM attendance_mark m WHERE m.student_id = s.id "
-                "AND m.kind = 'absent' AND m.justification_id IS NULL) AS unjustified FROM student s "
+                f"AND m.kind = 'absent' AND m.on_date >= {{}} AND {TO_JUSTIFY}) AS unjustified FROM student s "
                 "WHERE (s.person_id = {} OR s.id IN (SELECT student_id FROM guardianship WHERE person_id = {})) "
                 f"AND {where} ORDER BY s.first_name, s.id",
+                since,
                 since,
                 ctx.person_id,
                 ctx.person_id,
@@ -144,7 +137,8 @@ async def home(ctx: Ctx, day: FromQuery[date | None] = None) -> Any:
             children.append(Row(id=r["id"], name=name, lang=lang, absent=r["absent"], unjustified=r["unjustified"]))
     else:
         notices = []
-    if "school_director" in ctx.roles and tenant.kind == "school":
+    reviewer = bool(ctx.roles & {"school_director", "supervisor"}) and tenant.kind == "school"
+    if reviewer:
         where, args = scope_filter(ctx.scope, "j")
         async with db.scoped(ctx.scope, write=False):
             pending = int(
@@ -184,6 +178,7 @@ async def home(ctx: Ctx, day: FromQuery[date | None] = None) -> Any:
                 late=n["late"],
                 hours=round((n["minutes"] or 0) / 60, 1),
                 student_id=n["student_id"],
+                updated=bool(n.get("updated")),
             )
         )
     return page(
@@ -196,6 +191,7 @@ async def home(ctx: Ctx, day: FromQuery[date | None] = None) -> Any:
         children=children,
         notices=notice_rows,
         pending=pending,
+        reviewer=reviewer,
         director="school_director" in ctx.roles,
         admin=bool(ctx.roles & ({"school_director"} | {"region_admin", "province_admin", "platform_admin"})),
     )
@@ -211,10 +207,11 @@ def register_html(
     box and the minutes late (a pupil neither ticked nor late is present).
 
     The register is the teacher's hot page (a class of 45 on a phone, every lesson), so its rows are built here
-    with every value escaped, and carry no text that repeats: the two labels' text comes from the page's style
-    sheet (``content``), which assistive technology reads as the labels' text.
+    with every value escaped. Each control sits in a ``<label>`` with its text, in the reader's language, so
+    screen readers, translation tools and copying get it; the fieldset's legend says whose box it is.
     """
     disabled = " disabled" if locked else ""
+    absent_label, late_label = escape(gettext_("Absent")), escape(gettext_("Minutes late"))
     out = []
     for p in pupils:
         sid = int(p["student_id"])
@@ -226,8 +223,9 @@ def register_html(
         value = f' value="{escape(minutes)}"' if minutes else ""
         out.append(
             f"<li><fieldset{disabled}><legend{lang_attr}>{escape(name)} <bdi>{escape(p['national_code'])}</bdi>"
-            f"</legend><label><input type=checkbox name=a value={sid}{' checked' if status == 'absent' else ''}>"
-            f"</label><label><input name=m{sid}{value} inputmode=numeric></label></fieldset>\n"
+            f"</legend><label><input type=checkbox name=a value={sid}{' checked' if status == 'absent' else ''}> "
+            f"{absent_label}</label><label>{late_label} <input name=m{sid}{value} inputmode=numeric></label>"
+            "</fieldset>\n"
         )
     return Markup("".join(out))
 
@@ -253,7 +251,6 @@ def _render_register(
         status=status,
         view=view,
         rows_html=register_html(view["pupils"], ctx.locale, locked is not None, posted),
-        labels_css=labels_css(),
         notice=notice,
         error=error,
         locked=locked,
@@ -588,13 +585,13 @@ async def stats_page(ctx: Ctx) -> Any:
 
 
 async def dashboard_cards(ctx: RequestContext) -> list[DashboardCard]:
-    """A director's pending justifications; an administrator's at-risk count."""
+    """A director's or supervisor's pending justifications; an administrator's at-risk count."""
     tenant = ctx.tenant
     if tenant is None or ctx.identity is None:
         return []
     db = ctx.services.db
     cards = []
-    if "school_director" in ctx.roles and tenant.kind == "school":
+    if ctx.roles & {"school_director", "supervisor"} and tenant.kind == "school":
         scope = await ctx.scope_for("attendance.review")
         where, args = scope_filter(scope, "j")
         async with db.scoped(scope, write=False):
@@ -638,7 +635,7 @@ async def child_overview(ctx: RequestContext, child_id: int) -> list[dict[str, A
             return []
         marks = await service.pupil_marks(db, child_id, since)
     absent = [m for m in marks if m["kind"] == "absent"]
-    to_justify = sum(1 for m in absent if m["justification"] is None and not m["justified"])
+    to_justify = sum(1 for m in absent if m["justification"] in (None, "rejected") and not m["justified"])
     return [
         {
             "title": "Attendance",

@@ -22,7 +22,8 @@ from core.tenancy import TenantInfo
 from plugins.attendance.errors import AttendanceError, Problem, error, problem_of
 
 DIRECTORS = frozenset({"school_director", "platform_admin"})
-REVIEWERS = frozenset({"school_director", "platform_admin"})
+#: Who accepts or rejects justifications: the director, the supervisor (surveillant général).
+REVIEWERS = frozenset({"school_director", "supervisor", "platform_admin"})
 JUSTIFICATION_STATES = ("pending", "accepted", "rejected")
 EPOCH = date(2000, 1, 1)
 
@@ -363,6 +364,10 @@ async def _write_marks(
     """Make the session's marks exactly ``wanted`` (set-based), bump its version on a correction, and create the
     day's family notices for ``notify`` (one per pupil and day: a second one is a no-op); returns the notice ids.
 
+    A corrected mark keeps its link to a justification; whether it counts as justified is recomputed from that
+    justification: only an absence covered by an accepted justification is justified (a lateness never is), so
+    absent → late → absent again is justified again when the justification was accepted.
+
     PostgreSQL: one statement (data-modifying CTEs over arrays). SQLite: one statement per step.
     """
     cols = [slot["region_id"], slot["province_id"], slot["school_id"]]
@@ -371,7 +376,8 @@ async def _write_marks(
     minutes = [wanted[sid][1] for sid in ids]
     upsert_tail = (
         "ON CONFLICT (session_id, student_id) DO UPDATE SET kind = EXCLUDED.kind, minutes = EXCLUDED.minutes, "
-        "justified = CASE WHEN EXCLUDED.kind = 'absent' THEN attendance_mark.justified ELSE {} END "
+        "justified = CASE WHEN EXCLUDED.kind = 'absent' THEN COALESCE((SELECT jj.state = 'accepted' "
+        "FROM attendance_justification jj WHERE jj.id = attendance_mark.justification_id), {}) ELSE {} END "
         "WHERE attendance_mark.kind <> EXCLUDED.kind OR attendance_mark.minutes <> EXCLUDED.minutes"
     )
     if db.dialect == "postgres":
@@ -391,7 +397,7 @@ async def _write_marks(
             + version
             + "notices AS (INSERT INTO attendance_notice (region_id, province_id, school_id, student_id, on_date, "
             "created_at, kind, status, channels) SELECT {}, {}, {}, x, {}, {}, 'absence', 'pending', '' "
-            "FROM unnest({}::int[]) AS x ON CONFLICT (student_id, on_date, kind) DO NOTHING RETURNING id) "
+            "FROM unnest({}::int[]) AS x " + NOTICE_CONFLICT + " RETURNING id) "
             "SELECT id FROM notices",
             session_id,
             ids,
@@ -402,6 +408,7 @@ async def _write_marks(
             ids,
             kinds,
             minutes,
+            False,
             False,
             *([now, taker, session_id] if bump else []),
             *cols,
@@ -425,6 +432,7 @@ async def _write_marks(
             + " "
             + upsert_tail,
             *values,
+            False,
             False,
         )
     if bump:
@@ -530,10 +538,19 @@ def _marks_json(marks: dict[int, tuple[str, int]]) -> dict[str, Any]:
     return {str(sid): {"status": kind, "minutes": minutes} for sid, (kind, minutes) in sorted(marks.items())}
 
 
+#: A pupil's notice of the day exists once: a second one is a no-op, except that a notice found void at delivery
+#: (the marks it was about were corrected away) is made pending again when the pupil is marked again that day.
+NOTICE_CONFLICT = (
+    "ON CONFLICT (student_id, on_date, kind) DO UPDATE SET status = 'pending', claimed_at = NULL "
+    "WHERE attendance_notice.status = 'void'"
+)
+
+
 async def create_notices(
     db: Database, cols: list[Any], student_ids: list[int], on_date: date, now: datetime
 ) -> list[int]:
-    """One family notice per pupil and day: the unique key makes a second one (any session, any request) a no-op."""
+    """One family notice per pupil and day: the unique key makes a second one (any session, any request) a no-op
+    (see :data:`NOTICE_CONFLICT`)."""
     if not student_ids:
         return []
     values: list[Any] = []
@@ -543,7 +560,9 @@ async def create_notices(
         "INSERT INTO attendance_notice (region_id, province_id, school_id, student_id, on_date, created_at, kind, "
         "status, channels) VALUES "
         + ", ".join("({}, {}, {}, {}, {}, {}, 'absence', 'pending', '')" for _ in student_ids)
-        + " ON CONFLICT (student_id, on_date, kind) DO NOTHING RETURNING id",
+        + " "
+        + NOTICE_CONFLICT
+        + " RETURNING id",
         *values,
     )
     return [int(r["id"]) for r in rows]
@@ -608,20 +627,35 @@ async def set_rule(ctx: RequestContext, region: TenantInfo, hours: int, window_d
     )
 
 
+#: A pupil's current class (``col``: a column of ``school_class``); placeholders: the day, twice.
+CURRENT_CLASS = (
+    "SELECT cc.{col} FROM enrolment ce JOIN school_class cc ON cc.id = ce.class_id "
+    "WHERE ce.student_id = m.student_id AND ce.starts_on <= {{}} AND (ce.ends_on IS NULL OR ce.ends_on >= {{}}) "
+    "ORDER BY ce.starts_on DESC, ce.id DESC LIMIT 1"
+)
+
+
 async def raise_alerts(
     db: Database, region_id: int | None, student_ids: list[int], today: date, now: datetime
 ) -> list[int]:
-    """Alerts for those pupils whose unjustified absences in the rule's window reach the threshold (set-based)."""
+    """Alerts for those pupils whose unjustified absences in the rule's window reach the threshold (set-based).
+
+    The hours add up per pupil, whatever class or school they were in; the alert belongs to the pupil's school
+    and current class (the class of their latest mark when they have no enrolment today)."""
     rule = await rule_for(db, region_id)
     start = today - timedelta(days=rule["window_days"] - 1)
     placeholders, ids = in_list(student_ids)
     rows = await db.fetch(
         "INSERT INTO attendance_alert (region_id, province_id, school_id, student_id, class_id, window_no, minutes, "
-        "created_at) SELECT m.region_id, m.province_id, m.school_id, m.student_id, MAX(m.class_id), {}, "
-        "SUM(m.minutes), {} FROM attendance_mark m "
+        "created_at) SELECT st.region_id, st.province_id, st.school_id, m.student_id, "
+        f"COALESCE(({CURRENT_CLASS.format(col='id')}), MAX(m.class_id)), {{}}, SUM(m.minutes), {{}} "
+        "FROM attendance_mark m JOIN student st ON st.id = m.student_id "
         f"WHERE m.student_id IN {placeholders} AND m.kind = 'absent' AND m.justified = {{}} "
-        "AND m.on_date >= {} AND m.on_date <= {} GROUP BY m.region_id, m.province_id, m.school_id, m.student_id "
+        "AND m.on_date >= {} AND m.on_date <= {} "
+        "GROUP BY m.student_id, st.region_id, st.province_id, st.school_id "
         "HAVING SUM(m.minutes) >= {} ON CONFLICT (student_id, window_no) DO NOTHING RETURNING id",
+        today,
+        today,
         window_number(today, rule["window_days"]),
         now,
         *ids,
@@ -634,7 +668,10 @@ async def raise_alerts(
 
 
 async def at_risk(db: Database, node: TenantInfo, today: date, scope_sql: tuple[str, list[Any]]) -> dict[str, Any]:
-    """Pupils of a school, province or region whose unjustified hours in the rule's window reach the threshold."""
+    """Pupils of a school, province or region whose unjustified hours in the rule's window reach the threshold.
+
+    One row per pupil: their hours add up across the classes they were in during the window; ``class_name`` is
+    their current class (the class of their latest mark when they have no enrolment today)."""
     rule = await rule_for(db, node.region_id)
     start = today - timedelta(days=rule["window_days"] - 1)
     where, args = scope_sql
@@ -644,13 +681,17 @@ async def at_risk(db: Database, node: TenantInfo, today: date, scope_sql: tuple[
         "SELECT m.student_id, SUM(m.minutes) AS minutes, COUNT(DISTINCT m.on_date) AS days, "
         "MAX(m.on_date) AS last_day, "
         "st.national_code, st.first_name, st.last_name, st.first_name_ar, st.last_name_ar, st.school_id, "
-        "c.name AS class_name, te.name_fr AS school_name_fr, te.name_ar AS school_name_ar "
-        "FROM attendance_mark m JOIN student st ON st.id = m.student_id "
-        "JOIN school_class c ON c.id = m.class_id JOIN tenant te ON te.id = st.school_id "
+        f"COALESCE(({CURRENT_CLASS.format(col='name')}), "
+        "(SELECT lc.name FROM attendance_mark lm JOIN school_class lc ON lc.id = lm.class_id "
+        "WHERE lm.student_id = m.student_id ORDER BY lm.on_date DESC, lm.id DESC LIMIT 1)) AS class_name, "
+        "te.name_fr AS school_name_fr, te.name_ar AS school_name_ar "
+        "FROM attendance_mark m JOIN student st ON st.id = m.student_id JOIN tenant te ON te.id = st.school_id "
         f"WHERE m.kind = 'absent' AND m.justified = {{}} AND m.on_date >= {{}} AND m.on_date <= {{}} AND {node_filter} "
         f"AND {where} GROUP BY m.student_id, st.national_code, st.first_name, st.last_name, st.first_name_ar, "
-        "st.last_name_ar, st.school_id, c.name, te.name_fr, te.name_ar HAVING SUM(m.minutes) >= {} "
+        "st.last_name_ar, st.school_id, te.name_fr, te.name_ar HAVING SUM(m.minutes) >= {} "
         "ORDER BY SUM(m.minutes) DESC, m.student_id",
+        today,
+        today,
         False,
         start,
         today,
@@ -703,16 +744,23 @@ async def set_reasons(ctx: RequestContext, region: TenantInfo, items: list[dict[
     )
 
 
-async def family_pupil(ctx: RequestContext, scope_sql: tuple[str, list[Any]], student_id: int) -> dict[str, Any]:
-    """The pupil if the caller is the pupil or one of their guardians (one query); 404 otherwise."""
+async def family_pupil(
+    ctx: RequestContext, scope_sql: tuple[str, list[Any]], student_id: int, *, guardian_only: bool = False
+) -> dict[str, Any]:
+    """The pupil if the caller is the pupil or one of their guardians (one query); 404 otherwise.
+
+    ``guardian_only``: the caller must be a guardian (acting for the child, e.g. justifying an absence); the
+    pupil themselves is refused, whatever other roles they hold.
+    """
     assert ctx.person_id is not None
     where, args = scope_sql
+    self_, self_args = ("", []) if guardian_only else ("s.person_id = {} OR ", [ctx.person_id])
     row = await ctx.services.db.fetchrow(
         "SELECT s.id, s.school_id, s.region_id, s.province_id, s.national_code, s.first_name, s.last_name, "
-        "s.first_name_ar, s.last_name_ar, s.person_id FROM student s WHERE s.id = {} AND (s.person_id = {} OR EXISTS "
+        f"s.first_name_ar, s.last_name_ar, s.person_id FROM student s WHERE s.id = {{}} AND ({self_}EXISTS "
         f"(SELECT 1 FROM guardianship g WHERE g.student_id = s.id AND g.person_id = {{}})) AND {where}",
         student_id,
-        ctx.person_id,
+        *self_args,
         ctx.person_id,
         *args,
     )
@@ -746,7 +794,13 @@ async def create_justification(
     file_type: str | None,
     file_size: int | None,
 ) -> int:
-    """A family's justification of some of a pupil's absences (pending review); 400 on a wrong mark or reason."""
+    """A family's justification of some of a pupil's absences (pending review); 400 on a wrong mark or reason,
+    409 when one of them is already justified or awaiting review.
+
+    Two submissions racing for the same absence: the marks are locked first (``FOR UPDATE`` on PostgreSQL;
+    SQLite serialises write transactions), and the link is written only to marks still free, so the second
+    one gets 409 and writes nothing.
+    """
     db = ctx.services.db
     codes = {r["code"] for r in await reasons(db, pupil["region_id"])}
     if reason_code not in codes:
@@ -754,6 +808,13 @@ async def create_justification(
     if not mark_ids:
         raise error("no_absence_chosen", "absences")
     placeholders, ids = in_list(sorted(set(mark_ids)))
+    if db.dialect == "postgres":
+        await db.fetch(
+            f"SELECT m.id FROM attendance_mark m WHERE m.student_id = {{}} AND m.id IN {placeholders} "
+            "ORDER BY m.id FOR UPDATE",
+            pupil["id"],
+            *ids,
+        )
     rows = await db.fetch(
         f"SELECT m.id, m.kind, m.justification_id, j.state FROM attendance_mark m LEFT JOIN attendance_justification j "
         f"ON j.id = m.justification_id WHERE m.student_id = {{}} AND m.id IN {placeholders}",
@@ -785,12 +846,16 @@ async def create_justification(
         ctx.services.clock.utcnow(),
     )
     assert row is not None
-    await db.execute(
-        f"UPDATE attendance_mark SET justification_id = {{}} WHERE student_id = {{}} AND id IN {placeholders}",
+    linked = await db.fetch(
+        f"UPDATE attendance_mark SET justification_id = {{}} WHERE student_id = {{}} AND id IN {placeholders} "
+        "AND kind = 'absent' AND (justification_id IS NULL OR justification_id IN "
+        "(SELECT r.id FROM attendance_justification r WHERE r.state = 'rejected')) RETURNING id",
         row["id"],
         pupil["id"],
         *ids,
     )
+    if len(linked) != len(ids):
+        raise error("justified_meanwhile", "absences")
     return int(row["id"])
 
 
@@ -847,7 +912,7 @@ async def review(ctx: RequestContext, justification: dict[str, Any], decision: s
     if changed is None:
         raise error("already_reviewed", state=justification["state"])
     await db.execute(
-        "UPDATE attendance_mark SET justified = {} WHERE justification_id = {}",
+        "UPDATE attendance_mark SET justified = (kind = 'absent' AND {}) WHERE justification_id = {}",
         decision == "accepted",
         justification["id"],
     )

@@ -190,11 +190,23 @@ CSV_COLUMNS = [
 ]
 
 
+#: Leading characters that make a spreadsheet read a cell as a formula (or hide one behind a tab or a line).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell safe to open in a spreadsheet: text starting like a formula gets a leading ``'`` (numbers are kept)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def to_csv(rows: list[dict[str, Any]], columns: list[str] = CSV_COLUMNS) -> str:
-    """Statistics as CSV (UTF-8, comma separated, a header row)."""
+    """Statistics as CSV (UTF-8, comma separated, a header row); names that a spreadsheet would run as a
+    formula are neutralised (:func:`csv_cell`)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([row.get(c, "") for c in columns])
+        writer.writerow([csv_cell(row.get(c, "")) for c in columns])
     return buffer.getvalue()
