@@ -24,8 +24,94 @@ from tests.conftest import free_port, new_client
 FIXTURES = Path(__file__).parent / "fixtures" / "onboarding"
 REGION = "casablanca-settat"
 ADMIN = "region.casa@madrasa.demo"
-HOME_SCHOOL_CODE = "14101A"  # lycee-ibn-batouta
 FOREIGN_SCHOOL_CODE = "42103C"  # lycee-moulay-youssef, the other region
+PLATFORM_ADMIN = "admin@madrasa.demo"
+# Onboarding writes schools, pupils, families and staff: it does so in provinces and schools of its own
+# (in the home region), so the demo's schools and accounts stay as the other tests expect them.
+PROVINCE_A = ("onb-anfa", "149")  # (slug, code)
+PROVINCE_B = ("onb-settat", "519")
+HOME_SCHOOL = "lycee-onboarding"
+HOME_SCHOOL_CODE = "14199Y"
+SECOND_SCHOOL = "college-onboarding"
+SECOND_SCHOOL_CODE = "51199Z"
+#: Pupil codes of this module start with a letter the generator never uses, one per backend.
+LETTERS = {"sqlite": "X", "postgres": "Y"}
+
+
+def letter(world) -> str:
+    """The first letter of this module's pupil codes on the world's backend."""
+    return LETTERS[world.backend]
+
+
+def own_guardian(world) -> str:
+    """The guardian of the pupil seeded in the module's own school."""
+    return f"guardian.{letter(world).lower()}@onboarding.test.ma"
+
+
+async def own_nodes(world) -> None:
+    """Two provinces and two schools of onboarding's own, the first with class TEST-1 and a pupil with a guardian.
+
+    Made once per world, through the tenants and school APIs.
+    """
+    if HOME_SCHOOL in world.ids:
+        return
+    nodes = [
+        {"parent": REGION, "kind": "province", "slug": PROVINCE_A[0], "code": PROVINCE_A[1], "name_fr": "Onb Anfa"},
+        {"parent": REGION, "kind": "province", "slug": PROVINCE_B[0], "code": PROVINCE_B[1], "name_fr": "Onb Settat"},
+        {
+            "parent": PROVINCE_A[0],
+            "kind": "school",
+            "slug": HOME_SCHOOL,
+            "code": HOME_SCHOOL_CODE,
+            "name_fr": "Lycée Onboarding",
+            "name_ar": "ثانوية الإدماج",
+        },
+        {
+            "parent": PROVINCE_B[0],
+            "kind": "school",
+            "slug": SECOND_SCHOOL,
+            "code": SECOND_SCHOOL_CODE,
+            "name_fr": "Collège Onboarding",
+            "name_ar": "إعدادية الإدماج",
+        },
+    ]
+    for body in nodes:
+        response = await world.api("POST", "/api/v1/tenants", as_=PLATFORM_ADMIN, tenant="platform", json=body)
+        assert response.status_code == 201, response.text
+        world.ids[body["slug"]] = int(await world.sql("SELECT id FROM tenant WHERE slug = {}", body["slug"]))
+    director = await world.add_person(f"director.{HOME_SCHOOL}@test.ma", "school_director", HOME_SCHOOL)
+
+    async def post(path: str, body: dict) -> int:
+        response = await world.api("POST", path, as_=director, tenant=HOME_SCHOOL, json=body)
+        assert response.status_code in (200, 201), f"{path}: {response.text}"
+        return int(response.json()["id"])
+
+    class_id = await post("/api/v1/school/classes", {"name": "TEST-1", "level_code": "TC", "track_code": "TCS"})
+    student_id = await post(
+        "/api/v1/school/students",
+        {
+            "national_code": f"{letter(world)}000000001",
+            "first_name": "Pupil1",
+            "last_name": "Test",
+            "first_name_ar": "تلميذ",
+            "last_name_ar": "اختبار",
+            "class_id": class_id,
+        },
+    )
+    await post(f"/api/v1/school/students/{student_id}/guardians", {"email": own_guardian(world), "full_name": "G"})
+    world.objects[HOME_SCHOOL] = {"class_id": class_id, "student_id": student_id}
+
+
+@pytest.fixture(autouse=True)
+async def _own_nodes(world) -> None:
+    await own_nodes(world)
+
+
+def schools_file() -> bytes:
+    """The schools fixture, in onboarding's own provinces (by slug for the first row, by code for the others)."""
+    text = (FIXTURES / "schools.csv").read_text(encoding="utf-8")
+    text = text.replace(";casablanca-anfa;", f";{PROVINCE_A[0]};").replace(";511;", f";{PROVINCE_B[1]};")
+    return text.replace(";141;", f";{PROVINCE_A[1]};").encode("utf-8")
 
 
 def upload(world, kind: str, name: str, data: bytes, *, as_: str = ADMIN, tenant: str = REGION):
@@ -47,6 +133,9 @@ def errors_of(body: dict) -> set[tuple[int, str]]:
     return {(e["row"], e["column"]) for e in body["report"]["errors"]}
 
 
+IN_HOME_SCHOOL = "SELECT COUNT(*) FROM student WHERE school_id = {} AND national_code LIKE {}"
+
+
 async def count(world, sql: str, *args) -> int:
     return int(await world.sql(sql, *args))
 
@@ -55,7 +144,7 @@ async def count(world, sql: str, *args) -> int:
 
 
 async def test_schools_file_preview_commit_and_rerun(world):
-    data = (FIXTURES / "schools.csv").read_bytes()
+    data = schools_file()
     before = await count(world, "SELECT COUNT(*) FROM tenant")
     response = await upload(world, "schools", "schools.csv", data)
     assert response.status_code == 201, response.text
@@ -71,10 +160,12 @@ async def test_schools_file_preview_commit_and_rerun(world):
     assert await count(world, "SELECT COUNT(*) FROM tenant") == before + 3
     farabi = await world.services.tenants.by_slug("lycee-al-farabi-14190k")
     assert farabi is not None and farabi.kind == "school" and farabi.code == "14190K"
-    assert farabi.parent_id == world.ids["casablanca-anfa"]
+    assert farabi.parent_id == world.ids[PROVINCE_A[0]]
     assert farabi.name_ar == "ثانوية الفارابي"
     settat = await world.sql("SELECT parent_id FROM tenant WHERE code = '51190L'")
-    assert settat == world.ids["settat"]  # province given by its code
+    assert settat == world.ids[PROVINCE_B[0]]  # province given by its code
+    nour = await world.sql("SELECT parent_id FROM tenant WHERE code = '14191M'")
+    assert nour == world.ids[PROVINCE_A[0]]
     assert await world.sql("SELECT cycle FROM school_profile WHERE school_id = {}", farabi.id) == "lycee"
 
     again = await commit(world, batch["id"])
@@ -115,7 +206,7 @@ async def test_one_school_at_a_time(world):
         "name_ar": "مدرسة الأمل",
         "name_fr": "École Al Amal Settat",
         "cycle": "primaire",
-        "province": "settat",
+        "province": PROVINCE_B[0],
         "address": "Settat",
     }
     response = await world.api("POST", "/api/v1/onboarding/schools", as_=ADMIN, tenant=REGION, json=body)
@@ -196,7 +287,7 @@ def pupils_file(rows: list[str]) -> bytes:
 
 
 async def test_pupils_with_errors_write_nothing_and_list_every_error(world):
-    tag = world.backend[0].upper()
+    tag = letter(world)
     before = await count(world, "SELECT COUNT(*) FROM student")
     people = await count(world, "SELECT COUNT(*) FROM person")
     data = pupils_file(
@@ -237,13 +328,13 @@ async def test_pupils_with_errors_write_nothing_and_list_every_error(world):
 
 
 async def test_pupils_commit_then_rerun_creates_nothing(world):
-    tag = world.backend[0].upper()
+    tag = letter(world)
     rows = [
         f"{HOME_SCHOOL_CODE};{tag}200000001;Alami;Sara;العلمي;سارة;2010-03-04;F;TEST-1;"
         f"mere.{tag}@test.ma;Mme Alami;mère;pere.{tag}@test.ma;M. Alami;père",
         f"{HOME_SCHOOL_CODE};{tag}200000002;Alami;Omar;;;04/05/2012;M;test-1;mere.{tag}@test.ma;;;;;",
-        f"lycee-ibn-batouta;{tag}200000003;Bennis;Hiba;;;;F;;guardian.lycee-ibn-batouta@test.ma;;tuteur;;;",
-        f"{HOME_SCHOOL_CODE};S000000001;Test;Pupil1;اختبار;تلميذ;;;TEST-1;;;;;;",  # already there, identical
+        f"{HOME_SCHOOL};{tag}200000003;Bennis;Hiba;;;;F;;{own_guardian(world)};;tuteur;;;",
+        f"{HOME_SCHOOL_CODE};{tag}000000001;Test;Pupil1;اختبار;تلميذ;;;TEST-1;;;;;;",  # already there, identical
     ]
     data = pupils_file(rows)
     before = await count(world, "SELECT COUNT(*) FROM student")
@@ -259,7 +350,7 @@ async def test_pupils_commit_then_rerun_creates_nothing(world):
     assert await count(world, "SELECT COUNT(*) FROM student") == before + 3
     sara = await world.sql("SELECT id FROM student WHERE national_code = {}", f"{tag}200000001")
     assert await count(world, "SELECT COUNT(*) FROM guardianship WHERE student_id = {}", sara) == 2
-    klass = world.objects["lycee-ibn-batouta"]["class_id"]
+    klass = world.objects[HOME_SCHOOL]["class_id"]
     assert await world.sql("SELECT class_id FROM enrolment WHERE student_id = {} AND ends_on IS NULL", sara) == klass
     mother = await world.sql("SELECT id FROM person WHERE email = {}", f"mere.{tag.lower()}@test.ma")
     assert await count(world, "SELECT COUNT(*) FROM guardianship WHERE person_id = {}", mother) == 2  # one identity
@@ -268,7 +359,7 @@ async def test_pupils_commit_then_rerun_creates_nothing(world):
             world,
             "SELECT COUNT(*) FROM membership WHERE person_id = {} AND role = 'parent' AND tenant_id = {}",
             mother,
-            world.ids["lycee-ibn-batouta"],
+            world.ids[HOME_SCHOOL],
         )
         == 1
     )
@@ -293,7 +384,7 @@ async def test_pupils_commit_then_rerun_creates_nothing(world):
 
 
 async def test_pupils_from_xlsx(world):
-    tag = world.backend[0].upper()
+    tag = letter(world)
     book = Workbook()
     sheet = book.active
     sheet.append(["École", "Code Massar", "Nom", "Prénom", "Date de naissance", "Classe"])
@@ -319,7 +410,7 @@ async def test_pupils_from_xlsx(world):
 
 
 async def test_large_file_is_previewed_and_committed_in_jobs_with_progress(world):
-    tag = world.backend[0].upper()
+    tag = letter(world)
     rows = [
         f"{HOME_SCHOOL_CODE};{tag}4{n:08d};Nom{n};Prenom{n};;;;;;fam{n // 2}.{tag}@job.test.ma;Parent {n // 2};;;;"
         for n in range(2500)
@@ -344,7 +435,7 @@ async def test_large_file_is_previewed_and_committed_in_jobs_with_progress(world
         preview = await world.api("GET", f"/api/v1/onboarding/batches/{batch_id}", as_=ADMIN, tenant=REGION)
         assert preview.json()["status"] == "ready" and preview.json()["rows"] == 2500
         assert preview.json()["report"]["created"]["students"] == 2500
-        assert await count(world, "SELECT COUNT(*) FROM student WHERE national_code LIKE {}", f"{tag}4%") == 0
+        assert await count(world, IN_HOME_SCHOOL, world.ids[HOME_SCHOOL], f"{tag}4%") == 0
         if world.backend == "postgres":
             assert checked.total >= 2500  # progress was written while the preview ran
 
@@ -362,12 +453,12 @@ async def test_large_file_is_previewed_and_committed_in_jobs_with_progress(world
         assert job.json()["total"] >= 2500  # progress was written while the commit ran
     batch = await world.api("GET", f"/api/v1/onboarding/batches/{batch_id}", as_=ADMIN, tenant=REGION)
     assert batch.json()["status"] == "committed"
-    assert await count(world, "SELECT COUNT(*) FROM student WHERE national_code LIKE {}", f"{tag}4%") == 2500
+    assert await count(world, IN_HOME_SCHOOL, world.ids[HOME_SCHOOL], f"{tag}4%") == 2500
     assert await count(world, "SELECT COUNT(*) FROM person WHERE email LIKE {}", f"%.{tag.lower()}@job.test.ma") == 1250
 
 
 async def test_a_large_file_with_errors_is_previewed_in_a_job_and_lists_them(world):
-    tag = world.backend[0].upper()
+    tag = letter(world)
     rows = [
         f"{HOME_SCHOOL_CODE};{tag}41{n:07d};Nom{n};Prenom{n};;;;{'Z' if n < 700 else ''};;;;;;;" for n in range(2100)
     ]
@@ -465,7 +556,7 @@ async def test_director_invitation_is_single_use(world, inbox):
         "/api/v1/onboarding/invitations",
         as_=ADMIN,
         tenant=REGION,
-        json={"school": "college-al-khawarizmi", "email": address, "full_name": "Leila Haddad", "locale": "fr"},
+        json={"school": SECOND_SCHOOL, "email": address, "full_name": "Leila Haddad", "locale": "fr"},
     )
     assert response.status_code == 201, response.text
     assert len(inbox.messages) == 1 and inbox.messages[0]["To"] == address
@@ -485,11 +576,11 @@ async def test_director_invitation_is_single_use(world, inbox):
     assert again.status_code == 400
     login = await client.post(
         "/api/v1/auth/token",
-        json={"email": address, "password": "director-pass-2026", "tenant": "college-al-khawarizmi"},
+        json={"email": address, "password": "director-pass-2026", "tenant": SECOND_SCHOOL},
     )
     assert login.status_code == 200
     roles = (await client.get("/api/v1/me", headers={"authorization": f"Bearer {login.json()['access_token']}"})).json()
-    assert {"role": "school_director", "tenant": "college-al-khawarizmi"}.items() <= roles["memberships"][0].items()
+    assert {"role": "school_director", "tenant": SECOND_SCHOOL}.items() <= roles["memberships"][0].items()
     await client.aclose()
 
 
@@ -500,7 +591,7 @@ async def test_expired_invitation_and_foreign_school_are_refused(world, inbox):
         "/api/v1/onboarding/invitations",
         as_=ADMIN,
         tenant=REGION,
-        json={"school": "lycee-ibn-batouta", "email": address, "full_name": "Late"},
+        json={"school": HOME_SCHOOL, "email": address, "full_name": "Late"},
     )
     assert response.status_code == 201
     token = token_of(inbox.messages[-1])
@@ -540,7 +631,7 @@ async def test_staff_file_creates_teachers_and_invites_directors(world, inbox):
     data = (
         "school,email,full_name,role,staff_number,locale\n"
         f"{HOME_SCHOOL_CODE},prof1.{tag}@staff.test.ma,Prof Un,enseignant,{number},fr\n"
-        f"51102B,dir.{tag}@staff.test.ma,Directrice Deux,directrice,,ar\n"
+        f"{SECOND_SCHOOL_CODE},dir.{tag}@staff.test.ma,Directrice Deux,directrice,,ar\n"
     ).encode()
     response = await upload(world, "staff", "staff.csv", data)
     assert response.status_code == 201, response.text
@@ -565,7 +656,7 @@ async def test_staff_file_creates_teachers_and_invites_directors(world, inbox):
 
 async def test_commit_validates_again_and_writes_nothing_when_the_data_changed(world):
     """A pupil registered elsewhere between preview and commit: the whole file is refused, nothing written."""
-    tag = world.backend[0].upper()
+    tag = letter(world)
     rows = [
         f"{HOME_SCHOOL_CODE};{tag}500000001;Un;Premier;;;;;;;;;;;",
         f"{HOME_SCHOOL_CODE};{tag}500000002;Deux;Second;;;;;;;;;;;",
@@ -591,7 +682,7 @@ async def test_commit_validates_again_and_writes_nothing_when_the_data_changed(w
 async def test_two_commits_at_once_write_once(world):
     import asyncio
 
-    tag = world.backend[0].upper()
+    tag = letter(world)
     response = await upload(
         world, "students", "p.csv", pupils_file([f"{HOME_SCHOOL_CODE};{tag}600000001;Une;Fois;;;;;;;;;;;"])
     )
@@ -704,7 +795,7 @@ async def test_a_zip_bomb_is_refused_before_it_is_opened(world, monkeypatch):
 
 
 async def test_wide_rows_are_read_no_wider_than_the_known_columns(world):
-    tag = world.backend[0].upper()
+    tag = letter(world)
     data = workbook(
         [["École", "Code Massar", "Nom", "Prénom"], [HOME_SCHOOL_CODE, f"{tag}310000001", "Large", "Ligne"]],
         XFD2="far away",
@@ -718,7 +809,7 @@ async def test_wide_rows_are_read_no_wider_than_the_known_columns(world):
 
 
 async def test_files_are_stored_in_parts_and_read_back_as_a_stream(world, monkeypatch):
-    tag = world.backend[0].upper()
+    tag = letter(world)
     monkeypatch.setattr(onboarding, "PART_BYTES", 1000)
     rows = [f"{HOME_SCHOOL_CODE};{tag}700{n:06d};Part{n};Eleve;;;;;;;;;;;" for n in range(120)]
     data = pupils_file(rows)
@@ -731,11 +822,11 @@ async def test_files_are_stored_in_parts_and_read_back_as_a_stream(world, monkey
     assert b"".join(parts) == data and max(len(p) for p in parts) == 1000
     done = await commit(world, response.json()["id"])
     assert done.status_code == 200, done.text
-    assert await count(world, "SELECT COUNT(*) FROM student WHERE national_code LIKE {}", f"{tag}700%") == 120
+    assert await count(world, IN_HOME_SCHOOL, world.ids[HOME_SCHOOL], f"{tag}700%") == 120
 
 
 async def test_every_error_is_downloadable_as_csv(world):
-    tag = world.backend[0].upper()
+    tag = letter(world)
     # 601 rows with one code: 600 duplicates found by SQL; 300 bad genders found in Python.
     rows = [f"{HOME_SCHOOL_CODE};{tag}800000001;Dup{n};Eleve;;;;{'X' if n % 2 else 'F'};;;;;;;" for n in range(601)]
     response = await upload(world, "students", "dups.csv", pupils_file(rows))
@@ -782,7 +873,7 @@ async def test_errors_carry_a_stable_code_and_values(world):
 
 
 async def test_a_failed_commit_reports_a_generic_message_and_logs_the_cause(world, caplog):
-    tag = world.backend[0].upper()
+    tag = letter(world)
     response = await upload(
         world, "students", "p.csv", pupils_file([f"{HOME_SCHOOL_CODE};{tag}900000001;Un;Deux;;;;;;;;;;;"])
     )
@@ -799,7 +890,7 @@ async def test_a_failed_commit_reports_a_generic_message_and_logs_the_cause(worl
 
 
 async def test_a_stale_committing_batch_can_be_claimed_again(world):
-    tag = world.backend[0].upper()
+    tag = letter(world)
     response = await upload(
         world, "students", "p.csv", pupils_file([f"{HOME_SCHOOL_CODE};{tag}910000001;Un;Mort;;;;;;;;;;;"])
     )

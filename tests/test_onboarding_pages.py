@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from tests.conftest import new_client
+from tests.test_onboarding import HOME_SCHOOL, PROVINCE_A, own_nodes
 
 REGION = "casablanca-settat"
 ADMIN = "region.casa@madrasa.demo"
@@ -27,10 +28,11 @@ async def test_home_is_labelled_and_translated(world):
 
 
 async def test_upload_preview_and_commit_through_pages(world):
+    await own_nodes(world)  # the school goes to onboarding's own province
     tag = world.backend
     data = (
         "code,name_ar,name_fr,cycle,province,address\n"
-        f"{'14170' if tag == 'sqlite' else '14171'}W,ثانوية الصفحة,Lycée Page {tag},lycée,casablanca-anfa,Rue 1\n"
+        f"{'14170' if tag == 'sqlite' else '14171'}W,ثانوية الصفحة,Lycée Page {tag},lycée,{PROVINCE_A[0]},Rue 1\n"
     ).encode()
     response = await page(
         world,
@@ -51,6 +53,8 @@ async def test_upload_preview_and_commit_through_pages(world):
     shown = await page(world, "GET", f"/admin/onboarding/batches/{batch_id}")
     assert 'id="batch-done"' in shown.text
     assert await world.sql("SELECT COUNT(*) FROM tenant WHERE name_fr = {}", f"Lycée Page {tag}") == 1
+    parent = await world.sql("SELECT parent_id FROM tenant WHERE name_fr = {}", f"Lycée Page {tag}")
+    assert parent == world.ids[PROVINCE_A[0]]
     again = await page(world, "POST", f"/admin/onboarding/batches/{batch_id}/commit", data={})
     assert again.status_code == 409
 
@@ -91,12 +95,13 @@ async def test_other_region_and_other_roles_are_refused(world):
 
 
 async def test_invitation_page_sets_the_password_once(world):
+    await own_nodes(world)  # the new director joins onboarding's own school
     address = f"page.director.{world.backend}@test.ma"
     response = await page(
         world,
         "POST",
         "/admin/onboarding/invitations",
-        data={"school": "lycee-ibn-batouta", "email": address, "full_name": "Page Director", "locale": "fr"},
+        data={"school": HOME_SCHOOL, "email": address, "full_name": "Page Director", "locale": "fr"},
     )
     assert response.status_code == 200, response.text
     mail = world.services.mailer.sent[-1]

@@ -2,7 +2,8 @@
 idempotent re-import, tenant boundaries.
 
 The shared ``world`` is only read here (exports, refused imports); imports that write go to empty
-deployments of their own (``Target``), on the same backend as the world.
+deployments of their own (``Target``), on the same backend as the world. Round trips that compare a
+whole region start from a ``pristine`` demo deployment of this module's own, which no other test writes to.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from tests.conftest import (
     _create_pg,
     _drop_pg,
     _pg_reachable,
+    build_world,
     make_settings,
     missing_service,
     new_client,
@@ -213,6 +215,30 @@ async def build_target(backend: str, tmp: Path) -> Target:
     return target
 
 
+@pytest.fixture(scope="module")
+async def pristine(world: World, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    """A demo deployment of this module's own, on the world's backend: only what the demo and the seeding made."""
+    pg = None
+    if world.backend == "postgres":
+        suffix = f"orw_{os.getpid()}_{secrets.token_hex(4)}"
+        pg = PgServer(
+            PG_ADMIN_URL,
+            f"madrasa_test_{suffix}",
+            f"madrasa_owner_{suffix}",
+            f"madrasa_app_{suffix}",
+            secrets.token_hex(12),
+        )
+        await _create_pg(pg)
+    own = await build_world(world.backend, tmp_path_factory.mktemp(f"pristine-{world.backend}"), pg)
+    try:
+        yield own
+    finally:
+        await own.client.aclose()
+        await own.services.db.stop()
+        if pg is not None:
+            await _drop_pg(pg)
+
+
 @pytest.fixture
 async def target(world: World, tmp_path: Path) -> AsyncIterator[Target]:
     """An empty deployment on the world's backend."""
@@ -319,8 +345,9 @@ async def export_as(world: World, email: str, tenant: str) -> httpx.Response:
 
 
 async def test_region_export_imports_into_an_empty_deployment_with_the_same_rosters(
-    world: World, target: Target
+    pristine: World, target: Target
 ) -> None:
+    world = pristine
     response = await export_as(world, "region.casa@madrasa.demo", REGION)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/zip"
@@ -777,8 +804,21 @@ async def test_a_region_export_holds_nothing_of_the_other_region(world: World) -
     emails = {r["email"] for r in files["users"]}
     for school in ("lycee-moulay-youssef", "ecole-al-amal"):
         assert f"director.{school}@test.ma" not in emails and f"teacher.{school}@test.ma" not in emails
-    raw = b"".join(unzip_raw(response.content).values()).decode("utf-8")
-    assert OTHER_REGION not in raw and "lycee-moulay-youssef" not in raw and "ecole-al-amal" not in raw
+    # No field names a node of the other region: slugs are whole fields or items of comma-separated lists
+    # (a home school's slug may well contain a foreign slug, e.g. ``ecole-al-amal-settat-…``).
+    # Slugs and school codes are unique; names are not (a home school may be called like a foreign one).
+    foreign = await world_rows(world, "SELECT slug, kind, code FROM tenant WHERE path LIKE {}", other_path + "%")
+    foreign_tokens = {r["slug"] for r in foreign} | {r["code"] for r in foreign if r["kind"] == "school"}
+    assert {OTHER_REGION, "lycee-moulay-youssef", "ecole-al-amal", "42103C"} <= foreign_tokens
+    tokens = {
+        token.strip()
+        for rows in files.values()
+        for row in rows
+        for value in row.values()
+        if value
+        for token in value.split(",")
+    }
+    assert not tokens & foreign_tokens, sorted(tokens & foreign_tokens)[:5]
     # The demo parent has a child in each region: only the home child is his here.
     parent = next(r for r in files["users"] if r["email"] == "parent@madrasa.demo")
     children = [r for r in files["users"] if parent["sourcedId"] in r["agentSourcedIds"].split(",")]
@@ -802,23 +842,52 @@ async def test_a_director_exports_only_the_school(world: World) -> None:
 # --------------------------------------------------------------------------- gradebook
 
 
-async def test_marks_travel_as_lineitems_and_results(world: World, tmp_path: Path) -> None:
+async def test_marks_travel_as_lineitems_and_results(pristine: World, tmp_path: Path) -> None:
+    world = pristine
+    # An assessment in a class of the demo (many pupils) besides the seeded one (a class of one pupil).
+    director = "director.lycee-ibn-batouta@test.ma"
+    klass = (
+        await world_rows(
+            world,
+            "SELECT a.class_id, a.subject_code FROM teaching_assignment a WHERE a.school_id = {} AND (SELECT COUNT(*) "
+            "FROM enrolment e WHERE e.class_id = a.class_id AND e.ends_on IS NULL) >= 3 ORDER BY a.id LIMIT 1",
+            world.ids["lycee-ibn-batouta"],
+        )
+    )[0]
+    created = await world.api(
+        "POST",
+        "/api/v1/grades/assessments",
+        as_=director,
+        tenant="lycee-ibn-batouta",
+        json={
+            "class_id": klass["class_id"],
+            "subject_code": klass["subject_code"],
+            "term_id": world.objects["lycee-ibn-batouta"]["term_id"],
+            "scheduled_on": "2026-10-05",
+            "title": "Contrôle de classe",
+        },
+    )
+    assert created.status_code == 201, created.text
     first = await build_target(world.backend, tmp_path / "first")
     second = await build_target(world.backend, tmp_path / "second")
     try:
-        response = await export_as(world, "director.lycee-ibn-batouta@test.ma", "lycee-ibn-batouta")
+        response = await export_as(world, director, "lycee-ibn-batouta")
         done = await post_bundle(first.call, response.content, as_=ADMIN, tenant="platform")
         assert done.status_code == 201, done.text
         assert done.json()["counts"]["lineItems"]["created"] >= 1
         # Marks in the copy: a score, an absence and an excused pupil.
         async with first.services.db.scoped(Scope.everything()):
             db = first.services.db
+            # An assessment of a class of three pupils or more, and pupils of that class (a mark of a pupil
+            # outside the class is refused on import).
             assessment = await db.fetchrow(
-                "SELECT id, class_id, region_id, province_id, school_id FROM grade_assessment"
+                "SELECT id, class_id, region_id, province_id, school_id FROM grade_assessment a WHERE (SELECT COUNT(*) "
+                "FROM enrolment e WHERE e.class_id = a.class_id AND e.ends_on IS NULL) >= 3 ORDER BY id LIMIT 1"
             )
+            assert assessment is not None
             pupils = await db.fetch(
-                "SELECT id AS student_id FROM student WHERE school_id = {} ORDER BY id LIMIT 3",
-                assessment["school_id"],
+                "SELECT student_id FROM enrolment WHERE class_id = {} AND ends_on IS NULL ORDER BY student_id LIMIT 3",
+                assessment["class_id"],
             )
             for pupil, (score, status) in zip(
                 pupils, [(15.25, "present"), (None, "absent"), (None, "excused")], strict=True
@@ -912,8 +981,9 @@ async def test_a_director_imports_at_the_school_but_adds_no_national_reference_d
     assert await target.sql("SELECT COUNT(*) FROM school_class WHERE school_id = {} AND name = 'TC-1'", school) == 1
 
 
-async def test_importing_a_regions_own_export_back_changes_nothing(world: World) -> None:
+async def test_importing_a_regions_own_export_back_changes_nothing(pristine: World) -> None:
     """Every row of the bundle is matched to what exists (by slug, code, e-mail, class name): nothing to create."""
+    world = pristine
     exported = await export_as(world, "region.casa@madrasa.demo", REGION)
     before = await world_counts(world)
     response = await world.api(
@@ -989,10 +1059,19 @@ async def test_a_province_export_holds_only_the_province(world: World) -> None:
     response = await export_as(world, "province.anfa@madrasa.demo", "casablanca-anfa")
     assert response.status_code == 200, response.text
     files = unzip(response.content)
+    # The province's schools as the database has them (other tests may add schools to it), never another's.
+    path = await world.sql("SELECT path FROM tenant WHERE slug = 'casablanca-anfa'")
+    expected = {
+        r["slug"]
+        for r in await world_rows(world, "SELECT slug FROM tenant WHERE kind = 'school' AND path LIKE {}", path + "%")
+    }
+    assert "lycee-ibn-batouta" in expected and "college-al-khawarizmi" not in expected
     schools = {r["sourcedId"] for r in files["orgs"] if r["type"] == "school"}
-    assert schools == {"lycee-ibn-batouta"}
-    assert {r["sourcedId"] for r in files["orgs"]} == {"casablanca-settat", "casablanca-anfa", "lycee-ibn-batouta"}
-    assert {r["orgSourcedId"] for r in files["roles"]} == {"lycee-ibn-batouta"}
+    assert schools == expected
+    assert {r["sourcedId"] for r in files["orgs"]} == {"casablanca-settat", "casablanca-anfa"} | expected
+    roles_at = {r["orgSourcedId"] for r in files["roles"]}
+    assert "lycee-ibn-batouta" in roles_at and roles_at <= expected
+    assert {r["schoolSourcedId"] for r in files["classes"]} <= expected
 
 
 async def test_a_pupil_in_two_classes_at_once_is_refused(world: World) -> None:

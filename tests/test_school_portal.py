@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from tests.conftest import PASSWORD
+
 HOME = "lycee-ibn-batouta"  # region casablanca-settat
 OTHER = "lycee-moulay-youssef"  # region rabat-sale-kenitra
 
@@ -54,25 +56,48 @@ async def test_child_page_shows_the_timetable_in_arabic(world):
     assert "تلميذ اختبار" in arabic.text  # the pupil's Arabic name on the Arabic page
 
 
-async def test_guardian_with_children_in_two_regions_sees_both(world):
-    director = f"director.{OTHER}@test.ma"
-    other_student = world.objects[OTHER]["student_id"]
-    guardian = f"guardian.{HOME}@test.ma"
+async def own_pupil_with_guardian(world, school: str, code: str, first_name: str, guardian: str) -> int:
+    """A pupil of this test in the school's seeded class (which has a MATH lesson), linked to ``guardian``."""
+    director = f"director.{school}@test.ma"
+    created = await world.api(
+        "POST",
+        "/api/v1/school/students",
+        as_=director,
+        tenant=school,
+        json={
+            "national_code": code,
+            "first_name": first_name,
+            "last_name": "Twofold",
+            "class_id": world.objects[school]["class_id"],
+        },
+    )
+    assert created.status_code == 201, created.text
+    student_id = int(created.json()["id"])
     linked = await world.api(
         "POST",
-        f"/api/v1/school/students/{other_student}/guardians",
+        f"/api/v1/school/students/{student_id}/guardians",
         as_=director,
-        tenant=OTHER,
-        json={"email": guardian, "full_name": "Guardian of 1"},
+        tenant=school,
+        json={"email": guardian, "full_name": "Guardian Twofold"},
     )
     assert linked.status_code == 201, linked.text
-    home_student = world.objects[HOME]["student_id"]
+    return student_id
+
+
+async def test_guardian_with_children_in_two_regions_sees_both(world):
+    # A family of this test's own: the seeded pupils and guardians stay as the other tests expect them.
+    guardian = f"guardian.two-regions.{world.backend}@test.ma"
+    home_student = await own_pupil_with_guardian(world, HOME, "Q700000001", "Hamza", guardian)
+    other_student = await own_pupil_with_guardian(world, OTHER, "Q700000002", "Salma", guardian)
+    person = await world.services.db.fetchval("SELECT id FROM person WHERE email = {}", guardian)
+    await world.services.identity.set_password(person, PASSWORD)
+    world.passwords[guardian] = PASSWORD
     expected = {f"/t/{HOME}/children/{home_student}", f"/t/{OTHER}/children/{other_student}"}
 
     listing = await world.api("GET", "/children?lang=fr", as_=guardian, tenant=HOME)
     assert listing.status_code == 200, listing.text
     assert child_links(listing.text) == expected  # both children, nothing else
-    assert "Pupil3 Test" in listing.text and "Pupil1 Test" in listing.text
+    assert "Hamza Twofold" in listing.text and "Salma Twofold" in listing.text
 
     # The other child's page, under its own school, with a switcher back to the first one.
     page = await world.api("GET", f"/children/{other_student}", as_=guardian, tenant=OTHER)
@@ -84,9 +109,9 @@ async def test_guardian_with_children_in_two_regions_sees_both(world):
     moved = await world.api("GET", f"/children/{other_student}", as_=guardian, tenant=HOME)
     assert moved.status_code in (302, 303) and moved.headers["location"] == f"/t/{OTHER}/children/{other_student}"
 
-    # The seeded guardian of the other school still sees only their own child.
+    # The seeded guardian of the other school still sees only their own child, not this family's.
     alone = await world.api("GET", "/children", as_=f"guardian.{OTHER}@test.ma", tenant=OTHER)
-    assert child_links(alone.text) == {f"/t/{OTHER}/children/{other_student}"}
+    assert child_links(alone.text) == {f"/t/{OTHER}/children/{world.objects[OTHER]['student_id']}"}
 
 
 async def test_another_parents_child_is_not_found(world):
