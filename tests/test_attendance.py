@@ -718,11 +718,23 @@ async def test_region_sets_its_reasons(world):
             {"code": "weather", "label_fr": "Intempéries"},
         ]
     }
-    response = await world.api("PUT", "/api/v1/attendance/reasons", as_=region, tenant="rabat-sale-kenitra", json=body)
-    assert response.status_code == 200, response.text
-    assert [r["code"] for r in response.json()] == ["medical", "weather"]
-    at_school = await world.api("GET", "/api/v1/attendance/reasons", as_=f"director.{B}@test.ma", tenant=B)
-    assert [r["code"] for r in at_school.json()] == ["medical", "weather"]
+    original = await world.api("GET", "/api/v1/attendance/reasons", as_=region, tenant="rabat-sale-kenitra")
+    keep = ("code", "label_fr", "label_ar", "label_en")
+    restore = {"reasons": [{k: r[k] or "" for k in keep} for r in original.json()]}
+    try:
+        response = await world.api(
+            "PUT", "/api/v1/attendance/reasons", as_=region, tenant="rabat-sale-kenitra", json=body
+        )
+        assert response.status_code == 200, response.text
+        assert [r["code"] for r in response.json()] == ["medical", "weather"]
+        at_school = await world.api("GET", "/api/v1/attendance/reasons", as_=f"director.{B}@test.ma", tenant=B)
+        assert [r["code"] for r in at_school.json()] == ["medical", "weather"]
+    finally:
+        # The world is shared by the suite: give the region its list back.
+        back = await world.api(
+            "PUT", "/api/v1/attendance/reasons", as_=region, tenant="rabat-sale-kenitra", json=restore
+        )
+        assert back.status_code == 200, back.text
     # The other region keeps the national list; a region admin cannot set another region's.
     home = await world.api("GET", "/api/v1/attendance/reasons", as_=f"director.{A}@test.ma", tenant=A)
     assert "illness" in [r["code"] for r in home.json()]
