@@ -61,10 +61,18 @@ and column known to this deployment's schema, every row inside the archived subt
 under their node's prefix. Then the target is checked: ids are kept, so any id (or value of a
 unique column, or file key) already present is a clash and the import is refused, naming them —
 the supported case is moving a region or school into a new deployment (or one that never had it).
+People are the exception. A person whose e-mail already exists in the target is merged: the
+target's identity (name, password, other memberships) is kept and every person column of the
+imported rows is remapped to it. A person the archive merely names (no membership row in the
+archive, such as the source's platform administrator in an audit row's ``actor_id``) whose id is
+taken in the target by someone else is remapped too: the archive's reference row (e-mail, names,
+locale, active flag, creation time; never a password hash) is inserted under a new id allocated in
+the target (past the imported ids, from the id sequence on PostgreSQL) and every person column of
+the imported rows points at it, so a fresh deployment whose own administrator is id 1 takes any
+region; such a person gets no membership and logs in only after a password reset. A person with a
+membership row in the archive whose id is taken (and whose e-mail is not) is a clash, named.
 Ancestors present in the target with the same id, slug and kind are reused; missing ones are
-created; anything else is a clash. A person whose e-mail already exists in the target is merged:
-the target's identity (name, password, other memberships) is kept and every person column of the
-imported rows is remapped to it. Programmes are merged by slug the same way: a programme the target
+created; anything else is a clash. Programmes are merged by slug the same way: a programme the target
 already has (any id) is kept, the imported rows' ``programme_id`` is remapped to it, and a
 programme-level row the target's programme already has (the same module's switch, the same
 person in the same role: :data:`PROGRAMME_ROW_KEYS`) is kept as the target has it, so importing
@@ -79,7 +87,7 @@ import leaves only a gap in the sequences. ``--dry-run`` stops after validation.
 **Equality check.** After the commit the subtree is exported again from the target, digests only,
 and compared table by table and file by file: ``equal`` (same digest as the source),
 ``equal-after-merge`` (differs from the source only by the remapped person and programme ids and
-the merged identities, programmes and programme-level rows), or ``different``. Programme-level
+the merged or re-numbered identities, programmes and programme-level rows), or ``different``. Programme-level
 rows are part of the comparison (``module_setting``, ``membership``, ``programme``), so a school
 whose programme switched a module on is only ``equal`` if the switch arrived.
 """
@@ -756,6 +764,17 @@ class MergedPerson(msgspec.Struct):
     target_id: int
 
 
+class RemappedPerson(msgspec.Struct):
+    """A person the archive only names whose id is taken in the target: imported under a new id.
+
+    ``target_id`` is ``None`` in a dry run (the id is allocated when the rows are written).
+    """
+
+    email: str
+    archive_id: int
+    target_id: int | None = None
+
+
 class ImportReport(msgspec.Struct):
     """What an import did and how the target compares with the source."""
 
@@ -769,6 +788,8 @@ class ImportReport(msgspec.Struct):
     merged_persons: list[MergedPerson]
     created_ancestors: list[str]
     missing_files: list[str]
+    #: People only named by the archive's rows whose id was taken in the target, imported under a new id.
+    remapped_persons: list[RemappedPerson] = msgspec.field(default_factory=list)
 
 
 class _Problems:
@@ -796,9 +817,16 @@ class _Plan:
     specs: dict[str, TableSpec]
     node_path: tuple[int, ...]
     subtree: set[int]
-    #: Archive person id → target person id, for people merged by e-mail.
+    #: Archive person id → target person id, for people merged by e-mail (and, once written, re-numbered).
     person_map: dict[int, int] = field(default_factory=dict)
     merged: list[MergedPerson] = field(default_factory=list)
+    #: Archive person id → (row, e-mail of the target's holder) for people whose id is taken and e-mail is not.
+    id_taken: dict[int, tuple[dict[str, Any], str]] = field(default_factory=dict)
+    #: Archive person ids named by a membership row of the archive (at a node or of a programme).
+    holders: set[int] = field(default_factory=set)
+    #: People of ``id_taken`` without a membership row: imported under a new id (archive id → row).
+    renumber: dict[int, dict[str, Any]] = field(default_factory=dict)
+    remapped: list[RemappedPerson] = field(default_factory=list)
     #: Archive programme id → target programme id, for programmes merged by slug; their target rows.
     programme_map: dict[int, int] = field(default_factory=dict)
     programme_rows: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -975,7 +1003,8 @@ async def _check_chunk(
                 plan.person_map[row["id"]] = int(found["id"])
                 plan.merged.append(MergedPerson(email=row["email"], archive_id=row["id"], target_id=int(found["id"])))
             elif row["id"] in by_id:
-                clashes.add("person", f"person id {row['id']} ({row['email']}) is taken by {by_id[row['id']]['email']}")
+                # Refused or re-numbered once the memberships are read (see validate).
+                plan.id_taken[row["id"]] = (row, str(by_id[row["id"]]["email"]))
         return
     if spec.mode == "programme":
         by_id = await _existing(services, "programme", "id", [r["id"] for r in rows])
@@ -1101,6 +1130,8 @@ async def validate(services: Services, zf: zipfile.ZipFile) -> _Plan:
     async with services.db.scoped(Scope.everything(), write=False):
         for table in sorted(manifest.tables, key=lambda t: (order.get(t.name, 3), t.name)):
             spec = specs[table.name]
+            # People whose id is taken are checked under a placeholder id no target row can have.
+            person_map = {p: -p for p in plan.id_taken} | plan.person_map
             digest = TableDigest()
             member_hash = hashlib.sha256()
             size = 0
@@ -1128,9 +1159,11 @@ async def validate(services: Services, zf: zipfile.ZipFile) -> _Plan:
                     continue
                 if spec.name == MEMBERSHIP and values.get("tenant_id") in plan.subtree:
                     plan.members.add(values.get("person_id"))
+                if spec.name == MEMBERSHIP and values.get("person_id") is not None:
+                    plan.holders.add(values["person_id"])
                 if spec.mode != "person":
                     # Unique values are checked as they will be written.
-                    _remap(spec, values, plan.person_map)
+                    _remap(spec, values, person_map)
                     _remap(spec, values, plan.programme_map, spec.programme_columns)
                 if spec.serial and isinstance(values[spec.pk], int):
                     plan.max_ids[spec.name] = max(plan.max_ids.get(spec.name, 0), values[spec.pk])
@@ -1147,6 +1180,12 @@ async def validate(services: Services, zf: zipfile.ZipFile) -> _Plan:
             if spec.mode == "tenant" and manifest.tenant.id not in plan.subtree:
                 problems.add("tenant", f"the tenant table lacks the exported node {manifest.tenant.slug!r}")
         await _check_ancestors(services, plan, clashes, problems)
+    for person_id, (row, holder) in sorted(plan.id_taken.items()):
+        if person_id in plan.holders:
+            clashes.add("person", f"person id {person_id} ({row['email']}) is taken by {holder}")
+        else:
+            plan.renumber[person_id] = row
+            plan.remapped.append(RemappedPerson(email=row["email"], archive_id=person_id))
     for entry in manifest.files:
         if entry.member != f"files/{entry.key}" or entry.member not in names:
             problems.add("file", f"file {entry.key!r}: member missing")
@@ -1219,6 +1258,30 @@ async def _insert(services: Services, spec: TableSpec, rows: list[dict[str, Any]
     )
 
 
+async def _renumber_persons(services: Services, plan: _Plan) -> None:
+    """Insert the people of ``plan.renumber`` under new ids, without password hash, and remap them.
+
+    On PostgreSQL the ids come from the person id sequence (already advanced past the imported ids); on
+    SQLite they follow the largest id of the target and of the archive, inside the write transaction.
+    """
+    if not plan.renumber:
+        return
+    db = services.db
+    if db.dialect == "postgres":
+        ids = [int(await db.fetchval("SELECT nextval(pg_get_serial_sequence('person', 'id'))")) for _ in plan.renumber]
+    else:
+        top = int(await db.fetchval("SELECT COALESCE(MAX(id), 0) FROM person") or 0)
+        start = max(top, plan.max_ids.get("person", 0)) + 1
+        ids = list(range(start, start + len(plan.renumber)))
+    rows = []
+    for (archive_id, row), new_id in zip(sorted(plan.renumber.items()), ids, strict=True):
+        rows.append({**row, "id": new_id, "password_hash": None})
+        plan.person_map[archive_id] = new_id
+    await _insert(services, plan.specs["person"], rows)
+    for entry in plan.remapped:
+        entry.target_id = plan.person_map[entry.archive_id]
+
+
 def _remap(spec: TableSpec, row: dict[str, Any], mapping: dict[int, int], columns: Iterable[str] | None = None) -> bool:
     """Replace ids in ``columns`` (default: the person columns) through ``mapping``; whether any matched."""
     changed = False
@@ -1245,6 +1308,7 @@ async def _write(services: Services, zf: zipfile.ZipFile, plan: _Plan, actor_id:
                 uploaded.append((entry.key, entry.tenant_id))
             if plan.new_ancestors:
                 await _insert(services, plan.specs["tenant"], plan.new_ancestors)
+            await _renumber_persons(services, plan)
             for table in plan.manifest.tables:
                 spec = plan.specs[table.name]
                 digest = expected[table.name] = TableDigest()
@@ -1382,6 +1446,7 @@ async def import_archive(
                 merged_persons=plan.merged,
                 created_ancestors=created,
                 missing_files=list(manifest.missing_files),
+                remapped_persons=plan.remapped,
             )
         await _advance_sequences(services, plan)
         expected = await _write(services, zf, plan, actor_id)
@@ -1390,5 +1455,6 @@ async def import_archive(
     services.modules.invalidate()
     report = await compare(services, manifest, expected)
     report.merged_persons = plan.merged
+    report.remapped_persons = plan.remapped
     report.created_ancestors = created
     return report

@@ -485,8 +485,9 @@ async def test_region_import_with_the_command_line(source: World, new_target: An
     args = parser.parse_args(["export-tenant", REGION, str(path)])
     assert args.func is archive_cli.cmd_export
     assert run_sync(archive_cli.export_to(source.settings, args.slug, Path(args.file))) == 0
-    # Ids are kept: the target's own administrator takes an id the archive does not use (the archive names
-    # the source's platform administrator once another test has had them act in the region).
+    # The target's own administrator takes an id the archive does not use, so every row keeps its id and the
+    # re-export matches the manifest digest for digest (a taken id of a person the archive only names would be
+    # re-numbered: see test_people_only_named_are_renumbered_when_their_id_is_taken).
     free = max(p["id"] for p in _rows(_members(path), "person")) + 50
     target: Target = await new_target(root_id=free)
     before = await target.counts()
@@ -858,6 +859,94 @@ async def test_id_clash_is_refused_naming_it(source: World, new_target: Any, tmp
     assert first.equal is True
     body = await _refused(second, path, 409, f"tenant id {source.ids[SCHOOL]} exists in the target", "grade_mark id")
     assert "tenant.slug" in " ".join(body["problems"])
+
+
+async def test_people_only_named_are_renumbered_when_their_id_is_taken(
+    source: World, new_target: Any, tmp_path: Path
+) -> None:
+    """The source's platform administrator acted in the region; a fresh deployment's own administrator holds the
+    same id. The import inserts the archive's reference row (no hash, no membership) under a new id and points
+    the audit row at it; the region compares equal. A taken id of someone with a membership is still refused."""
+    created = await source.api(
+        "POST",
+        "/api/v1/tenants",
+        as_=ADMIN,
+        json={"parent": "casablanca-anfa", "kind": "school", "slug": "ecole-renumber-test", "name_fr": "Renumber"},
+    )
+    assert created.status_code == 201, created.text
+    admin_id = await source.sql("SELECT id FROM person WHERE email = {}", ADMIN)
+    path = tmp_path / "region.zip"
+    await _export(source, REGION, path)
+    members = _members(path)
+    named = [r for r in _rows(members, "audit_log") if r["actor_id"] == admin_id]
+    assert any(r["action"] == "tenant.create" and r["object_id"] == str(created.json()["id"]) for r in named)
+    assert admin_id not in {m["person_id"] for m in _rows(members, "membership")}
+    archive_ids = {p["id"] for p in _rows(members, "person")}
+
+    target: Target = await new_target()  # fresh: its administrator takes the first id, like the source's
+    root_id = await target.sql("SELECT id FROM person WHERE email = {}", TARGET_ADMIN)
+    assert root_id == admin_id
+    before = await target.counts()
+    dry = await archive.import_archive(target.services, path, dry_run=True)
+    assert [(p.email, p.archive_id, p.target_id) for p in dry.remapped_persons] == [(ADMIN, admin_id, None)]
+    assert await target.counts() == before
+
+    report = await archive.import_archive(target.services, path)
+    assert report.equal is True, [t for t in report.tables if t.status == "different"]
+    statuses = {t.name: t.status for t in report.tables}
+    assert statuses["audit_log"] == "equal-after-merge" and statuses["person"] == "equal-after-merge"
+    assert statuses["grade_mark"] == "equal" and statuses["membership"] == "equal"
+    assert report.merged_persons == []
+    [moved] = report.remapped_persons
+    assert (moved.email, moved.archive_id) == (ADMIN, admin_id)
+    assert moved.target_id is not None and moved.target_id > max(archive_ids | {root_id})
+    # The audit rows name the re-numbered reference, never the target's own administrator.
+    region_id = source.ids[REGION]
+    assert await target.sql(
+        "SELECT COUNT(*) FROM audit_log WHERE actor_id = {} AND region_id = {}", moved.target_id, region_id
+    ) == len(named)
+    assert (
+        await target.sql("SELECT COUNT(*) FROM audit_log WHERE actor_id = {} AND region_id = {}", root_id, region_id)
+        == 0
+    )
+    assert await target.sql("SELECT email FROM person WHERE id = {}", moved.target_id) == ADMIN
+    assert await target.sql("SELECT password_hash FROM person WHERE id = {}", moved.target_id) is None
+    assert await target.sql("SELECT COUNT(*) FROM membership WHERE person_id = {}", moved.target_id) == 0
+    # The target's administrator is untouched and still the platform's.
+    assert await target.sql("SELECT email FROM person WHERE id = {}", root_id) == TARGET_ADMIN
+    assert (
+        await target.sql("SELECT COUNT(*) FROM membership WHERE person_id = {} AND role = 'platform_admin'", root_id)
+        == 1
+    )
+    await target.token(TARGET_ADMIN)
+    refused = await target.client.post("/api/v1/auth/token", json={"email": ADMIN, "password": PASSWORD})
+    assert refused.status_code == 401, refused.text
+    # People created afterwards get ids past the imported and re-numbered ones.
+    db = target.services.db
+    async with db.transaction():
+        row = await db.fetchrow(
+            "INSERT INTO person (email, full_name, locale, active, created_at) VALUES ('later@target.test', 'L', "
+            "'fr', {}, {}) RETURNING id",
+            True,
+            datetime.now(UTC),
+        )
+    assert row is not None and int(row["id"]) > moved.target_id
+
+    # A taken id of a person with a membership in the region is a clash, named; the administrator's is not.
+    director = f"director.{SCHOOL}@test.ma"
+    director_id = await source.sql("SELECT id FROM person WHERE email = {}", director)
+    assert director_id != admin_id
+    other: Target = await new_target()
+    async with other.services.db.transaction():
+        await other.services.db.execute(
+            "INSERT INTO person (id, email, full_name, locale, active, created_at) VALUES ({}, 'someone@else.test', "
+            "'x', 'fr', {}, {})",
+            director_id,
+            True,
+            datetime.now(UTC),
+        )
+    body = await _refused(other, path, 409, f"person id {director_id} ({director}) is taken by someone@else.test")
+    assert not [p for p in body["problems"] if ADMIN in p or f"person id {admin_id} " in p], body["problems"]
 
 
 async def test_a_failed_write_leaves_no_rows_and_no_files(source: World, new_target: Any, tmp_path: Path) -> None:
