@@ -205,13 +205,13 @@ async def test_a_duplicate_member_upload_is_a_422_and_writes_nothing(deployment:
     t = tag()
     region, admin = await new_region(deployment, t)
     files = unique_files(t)
-    before = await deployment.counts()
+    before = await data_counts(deployment)
     response = await post_bundle(
         deployment.call, duplicate_zip(files, "orgs.csv", files["orgs.csv"]), as_=admin, tenant=region
     )
     assert response.status_code == 422, response.text
     assert [(e["file"], e["row"]) for e in response.json()["errors"]] == [("orgs.csv", 0)]
-    assert await deployment.counts() == before
+    assert await data_counts(deployment) == before
 
 
 # --------------------------------------------------------------------------- 2. formulas
@@ -350,7 +350,7 @@ def gradebook_files(t: str, results: list[tuple[str, str]]) -> dict[str, str]:
 async def test_a_mark_for_a_pupil_outside_the_class_or_school_is_refused(deployment: Target) -> None:
     t = tag()
     region, admin = await new_region(deployment, t)
-    before = await deployment.counts()
+    before = await data_counts(deployment)
     wrong = gradebook_files(t, [("res-1", "u-p1"), ("res-2", "u-p2"), ("res-3", "u-p3")])
     response = await post_bundle(deployment.call, zip_files(wrong), as_=admin, tenant=region)
     assert response.status_code == 422, response.text
@@ -361,7 +361,7 @@ async def test_a_mark_for_a_pupil_outside_the_class_or_school_is_refused(deploym
     ], errors
     assert errors[0]["message"] == "pupil 'u-p2' is not enrolled in the class of lineItem 'li-1'"
     assert errors[1]["message"] == "pupil 'u-p3' belongs to another school than the class of lineItem 'li-1'"
-    assert await deployment.counts() == before
+    assert await data_counts(deployment) == before
 
     # A result naming another class than its lineItem's is refused too.
     crossed = gradebook_files(t, [("res-1", "u-p1")])
@@ -369,7 +369,7 @@ async def test_a_mark_for_a_pupil_outside_the_class_or_school_is_refused(deploym
     response = await post_bundle(deployment.call, zip_files(crossed), as_=admin, tenant=region)
     assert response.status_code == 422, response.text
     assert [(e["row"], e["column"]) for e in response.json()["errors"]] == [(2, "classSourcedId")]
-    assert await deployment.counts() == before
+    assert await data_counts(deployment) == before
 
     # The pupil of the class gets the mark.
     right = gradebook_files(t, [("res-1", "u-p1")])
@@ -394,7 +394,7 @@ async def test_an_address_of_someone_outside_the_importers_reach_is_refused(depl
     foreign_school = await new_school(deployment, other_region, elsewhere)
     foreign = await deployment.add_person(f"teacher-{elsewhere}@other.test", "teacher", foreign_school)
     files = replace(unique_files(t), "users.csv", f"t1@{t}.test", foreign)
-    before = await deployment.counts()
+    before = await data_counts(deployment)
     for dry_run in (True, False):
         response = await post_bundle(deployment.call, zip_files(files), as_=admin, tenant=region, dry_run=dry_run)
         assert response.status_code == 422, response.text
@@ -406,7 +406,7 @@ async def test_an_address_of_someone_outside_the_importers_reach_is_refused(depl
         )
         assert foreign_school not in response.text and other_region not in response.text
         assert report["counts"] == {}
-    assert await deployment.counts() == before
+    assert await data_counts(deployment) == before
     roles = await deployment.rows(
         "SELECT m.role FROM membership m JOIN person p ON p.id = m.person_id WHERE p.email = {}", foreign
     )
@@ -450,3 +450,180 @@ async def test_a_person_inside_the_reach_is_linked_and_every_new_role_is_audited
         (r["person_id"], actor) for r in added
     )
     assert counts["memberships"]["created"] == len(added)
+
+
+# --------------------------------------------------------------------------- 5. a guardian's relation per pupil
+
+
+def with_agent_relations(files: dict[str, str], relations: dict[str, str]) -> dict[str, str]:
+    """users.csv with a ``metadata.agentRelations`` column: ``{pupil sourcedId: cell}``, the other rows blank."""
+    lines = files["users.csv"].splitlines()
+    out = [lines[0] + ",metadata.agentRelations"]
+    for line in lines[1:]:
+        out.append(line + "," + relations.get(line.split(",", 1)[0], ""))
+    return {**files, "users.csv": "\r\n".join(out) + "\r\n"}
+
+
+async def data_counts(target: Target) -> dict[str, int]:
+    """Row counts of the roster and mark tables (without the import's own bookkeeping: each import is audited and
+    remembers the sourcedIds it met)."""
+    return {k: v for k, v in (await target.counts()).items() if k not in {"audit_log", "oneroster_link"}}
+
+
+async def link_relations(target: Target, t: str) -> dict[tuple[str, str], str]:
+    """``(guardian e-mail, pupil first name) → relation`` for the links of the tag's school."""
+    rows = await target.rows(
+        "SELECT p.email, s.first_name, g.relation FROM guardianship g JOIN student s ON s.id = g.student_id "
+        "JOIN person p ON p.id = g.person_id JOIN tenant sc ON sc.id = g.school_id WHERE sc.slug = {}",
+        f"sch-{t}",
+    )
+    return {(r["email"], r["first_name"]): r["relation"] for r in rows}
+
+
+async def test_a_guardians_relation_travels_per_pupil_and_a_reimport_changes_nothing(
+    world: World, deployment: Target, tmp_path: Path
+) -> None:
+    t = tag()
+    region, admin = await new_region(deployment, t)
+    guardian = f"g1@{t}.test"
+    files = with_agent_relations(unique_files(t), {"u-p1": "u-g1=mother", "u-p2": "u-g1=guardian"})
+    done = await post_bundle(deployment.call, zip_files(files), as_=admin, tenant=region)
+    assert done.status_code == 201, done.text
+    assert not done.json()["warnings"], done.json()["warnings"]
+    expected = {(guardian, "Ali"): "mother", (guardian, "Sara"): "guardian"}
+    assert await link_relations(deployment, t) == expected
+
+    exported = await deployment.call("GET", "/api/v1/oneroster/export", as_=admin, tenant=region)
+    assert exported.status_code == 200, exported.text
+    users = unzip(exported.content)["users"]
+    by_name = {r["givenName"]: r for r in users}
+    g_sid = by_name["Omar"]["sourcedId"]
+    assert by_name["Ali"]["metadata.agentRelations"] == f"{g_sid}=mother"
+    assert by_name["Sara"]["metadata.agentRelations"] == f"{g_sid}=guardian"
+    assert by_name["Omar"]["metadata.relation"] == "", "two relations: none is the guardian's own"
+
+    # Back into the same deployment: nothing created, nothing rewritten, nothing to report.
+    before = await data_counts(deployment)
+    again = await post_bundle(deployment.call, exported.content, as_=admin, tenant=region)
+    assert again.status_code == 201, again.text
+    report = again.json()
+    assert not report["warnings"], report["warnings"]
+    assert report["counts"].get("guardianships", {}).get("created", 0) == 0
+    assert report["counts"].get("guardianships", {}).get("updated", 0) == 0
+    assert await data_counts(deployment) == before
+    assert await link_relations(deployment, t) == expected
+
+    # Into an empty deployment: each link keeps its own relation.
+    other = await build_target(world.backend, tmp_path / "copy")
+    try:
+        copied = await post_bundle(other.call, exported.content, as_=ADMIN, tenant="platform")
+        assert copied.status_code == 201, copied.text
+        assert await link_relations(other, t) == expected
+    finally:
+        await other.close()
+
+
+async def test_a_changed_relation_is_reported_and_a_missing_one_rewrites_nothing(deployment: Target) -> None:
+    t = tag()
+    region, admin = await new_region(deployment, t)
+    guardian = f"g1@{t}.test"
+    first = with_agent_relations(unique_files(t), {"u-p1": "u-g1=mother", "u-p2": "u-g1=guardian"})
+    assert (await post_bundle(deployment.call, zip_files(first), as_=admin, tenant=region)).status_code == 201
+
+    # A bundle that names no relation (a third party's): the existing links are left as they are.
+    plain = await post_bundle(deployment.call, zip_files(unique_files(t)), as_=admin, tenant=region)
+    assert plain.status_code == 201, plain.text
+    assert not plain.json()["warnings"], plain.json()["warnings"]
+    assert await link_relations(deployment, t) == {(guardian, "Ali"): "mother", (guardian, "Sara"): "guardian"}
+
+    # A bundle that names another relation for one link: that link changes, and the change is reported.
+    changed = with_agent_relations(unique_files(t), {"u-p1": "u-g1=mother", "u-p2": "u-g1=father"})
+    response = await post_bundle(deployment.call, zip_files(changed), as_=admin, tenant=region)
+    assert response.status_code == 201, response.text
+    report = response.json()
+    assert report["counts"]["guardianships"]["updated"] == 1
+    assert [(w["file"], w["column"], w["message"]) for w in report["warnings"]] == [
+        ("users.csv", "metadata.relation", "the relation of 'u-g1' to pupil 'u-p2' changes from guardian to father")
+    ]
+    assert await link_relations(deployment, t) == {(guardian, "Ali"): "mother", (guardian, "Sara"): "father"}
+
+    # A pair naming someone who is not the pupil's agent, or an unknown relation, is reported and ignored.
+    odd = with_agent_relations(unique_files(t), {"u-p1": "u-t1=mother", "u-p2": "u-g1=aunt"})
+    response = await post_bundle(deployment.call, zip_files(odd), as_=admin, tenant=region)
+    assert response.status_code == 201, response.text
+    choices = "u-g1=father, u-g1=guardian, u-g1=mother"
+    assert sorted((w["row"], w["column"], w["message"]) for w in response.json()["warnings"]) == [
+        (3, "metadata.agentRelations", f"'u-t1=mother' is not one of {choices}"),
+        (4, "metadata.agentRelations", f"'u-g1=aunt' is not one of {choices}"),
+    ]
+    assert await link_relations(deployment, t) == {(guardian, "Ali"): "mother", (guardian, "Sara"): "father"}
+
+
+# --------------------------------------------------------------------------- 6. mark sheets past draft
+
+
+async def marks_of(target: Target, t: str) -> list[tuple[str, float | None, str]]:
+    """``(first name, score, status)`` of the marks of the tag's school."""
+    rows = await target.rows(
+        "SELECT s.first_name, m.score, m.status FROM grade_mark m JOIN student s ON s.id = m.student_id "
+        "JOIN tenant sc ON sc.id = m.school_id WHERE sc.slug = {} ORDER BY s.first_name",
+        f"sch-{t}",
+    )
+    return [(r["first_name"], None if r["score"] is None else float(r["score"]), r["status"]) for r in rows]
+
+
+@pytest.mark.parametrize("state", ["validated", "published"])
+async def test_a_sheet_past_draft_takes_its_own_marks_back_and_refuses_changes(deployment: Target, state: str) -> None:
+    t = tag()
+    region, admin = await new_region(deployment, t)
+    files = gradebook_files(t, [("res-1", "u-p1")])
+    done = await post_bundle(deployment.call, zip_files(files), as_=admin, tenant=region)
+    assert done.status_code == 201, done.text
+    school = await deployment.sql("SELECT id FROM tenant WHERE slug = {}", f"sch-{t}")
+    async with deployment.services.db.scoped(Scope.everything()):
+        await deployment.services.db.execute("UPDATE grade_sheet SET state = {} WHERE school_id = {}", state, school)
+    exported = await deployment.call("GET", "/api/v1/oneroster/export", as_=admin, tenant=region)
+    assert exported.status_code == 200, exported.text
+    assert [float(r["score"]) for r in unzip(exported.content)["results"]] == [12.5]
+
+    # The region's own export, and the bundle the marks came from: identical marks are no change.
+    before = await data_counts(deployment)
+    for bundle in (exported.content, zip_files(files)):
+        again = await post_bundle(deployment.call, bundle, as_=admin, tenant=region)
+        assert again.status_code == 201, again.text
+        report = again.json()
+        assert report["ok"] and not report["errors"], report["errors"]
+        assert report["counts"].get("results", {}).get("updated", 0) == 0
+        assert report["counts"].get("results", {}).get("created", 0) == 0
+        assert await data_counts(deployment) == before
+        assert await marks_of(deployment, t) == [("Ali", 12.5, "present")]
+
+    # A different mark, a mark for another pupil, or a changed lineItem of that sheet is refused; nothing is written.
+    other_score = replace(files, "results.csv", ",12.5,", ",14,")
+    exempt = replace(files, "results.csv", "fully graded,12.5", "exempt,")
+    retitled = replace(files, "lineItems.csv", "Devoir 1", "Devoir 1 bis")
+    for bundle, column in ((other_score, "score"), (exempt, "score"), (retitled, "classSourcedId")):
+        response = await post_bundle(deployment.call, zip_files(bundle), as_=admin, tenant=region)
+        assert response.status_code == 422, response.text
+        errors = response.json()["errors"]
+        assert [(e["column"], e["message"]) for e in errors] == [
+            (column, f"the mark sheet is {state}: not overwritten")
+        ], errors
+        assert await data_counts(deployment) == before
+        assert await marks_of(deployment, t) == [("Ali", 12.5, "present")]
+
+
+async def test_a_draft_sheet_still_takes_a_changed_mark(deployment: Target) -> None:
+    t = tag()
+    region, admin = await new_region(deployment, t)
+    files = gradebook_files(t, [("res-1", "u-p1")])
+    assert (await post_bundle(deployment.call, zip_files(files), as_=admin, tenant=region)).status_code == 201
+    same = await post_bundle(deployment.call, zip_files(files), as_=admin, tenant=region)
+    assert same.status_code == 201, same.text
+    assert same.json()["counts"].get("results", {}).get("updated", 0) == 0, "an identical mark is no update"
+    changed = await post_bundle(
+        deployment.call, zip_files(replace(files, "results.csv", ",12.5,", ",14,")), as_=admin, tenant=region
+    )
+    assert changed.status_code == 201, changed.text
+    assert changed.json()["counts"]["results"]["updated"] == 1
+    assert await marks_of(deployment, t) == [("Ali", 14.0, "present")]

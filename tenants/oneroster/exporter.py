@@ -7,7 +7,10 @@ Our model → OneRoster: region → state org, province → district, school →
 ``schoolYear`` session and its terms → ``semester`` sessions; a class → a ``homeroom`` class (course:
 its level) plus one ``scheduled`` class per subject taught in it (course: subject × level, extension
 column ``metadata.homeroomClass`` naming the homeroom); pupils, teachers, directors and guardians →
-users with roles; enrolments and teaching assignments → enrollments; a pupil's birth date and sex →
+users with roles (a guardian's relation to each pupil — mother, father, guardian — is a property of the link,
+so it travels on the pupil's row: ``metadata.agentRelations`` lists ``guardianSourcedId=relation`` for each of
+the pupil's ``agentSourcedIds``; the guardian's own ``metadata.relation`` is filled only when all their links
+share one relation); enrolments and teaching assignments → enrollments; a pupil's birth date and sex →
 demographics; with the grades module on for a school, assessments → lineItems and marks → results.
 
 Free-text cells (names, titles, ``metadata.*``, and ``classCode``, which carries a class's name) that a
@@ -43,6 +46,7 @@ EXTENSIONS: dict[str, tuple[str, ...]] = {
         "metadata.givenNameAr",
         "metadata.familyNameAr",
         "metadata.relation",
+        "metadata.agentRelations",
     ),
 }
 CHUNK = 5000
@@ -51,6 +55,16 @@ CHUNK = 5000
 def key(*parts: object) -> str:
     """A stable identifier made from natural keys: the same object gets the same sourcedId in every deployment."""
     return hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8")).hexdigest()[:20]
+
+
+def agent_relations(relations: dict[str, str]) -> str:
+    """A pupil's ``metadata.agentRelations`` cell: ``guardianSourcedId=relation`` per link, in sourcedId order."""
+    return ",".join(f"{sid}={relations[sid]}" for sid in sorted(relations))
+
+
+def one_relation(relations: set[str]) -> str:
+    """A guardian's ``metadata.relation`` cell: their relation when every link has the same one, else blank."""
+    return next(iter(relations)) if len(relations) == 1 else ""
 
 
 CATEGORIES = {"cc": "Contrôle continu", "exam": "Examen", "activity": "Activité"}
@@ -378,12 +392,12 @@ class Exporter:
             """A pupil's sourcedId, from the national code."""
             return f"pupil-{p['national_code']}"
 
-        guardians_of: dict[int, list[str]] = defaultdict(list)
-        relation_of: dict[int, str] = {}
+        guardians_of: dict[int, dict[str, str]] = defaultdict(dict)  # pupil → {guardian sourcedId: relation}
+        relations_of: dict[int, set[str]] = defaultdict(set)  # guardian → the relations of all their links
         for g in guardianships:
             if g["person_id"] in persons:
-                guardians_of[g["student_id"]].append(person_sid(g["person_id"]))
-            relation_of.setdefault(g["person_id"], g["relation"])
+                guardians_of[g["student_id"]][person_sid(g["person_id"])] = g["relation"]
+                relations_of[g["person_id"]].add(g["relation"])
         current_level: dict[int, str] = {}
         for e in sorted(enrolments, key=lambda e: (_text(e["starts_on"]), e["id"])):
             current_level[e["student_id"]] = class_by_id[e["class_id"]]["level_code"]
@@ -403,7 +417,8 @@ class Exporter:
                     "familyName": p["last_name"],
                     "identifier": p["national_code"],
                     "email": account["email"] if account else "",
-                    "agentSourcedIds": ",".join(sorted(guardians_of.get(p["id"], []))),
+                    "agentSourcedIds": ",".join(sorted(guardians_of.get(p["id"], {}))),
+                    "metadata.agentRelations": agent_relations(guardians_of.get(p["id"], {})),
                     "grades": mapping.LEVEL_GRADES.get(current_level.get(p["id"], ""), ""),
                     "primaryOrgSourcedId": slug[p["school_id"]],
                     "metadata.givenNameAr": p["first_name_ar"],
@@ -461,7 +476,7 @@ class Exporter:
                     "primaryOrgSourcedId": person_roles[person_id][0][2],
                     "metadata.fullName": person["full_name"],
                     "metadata.fullNameAr": person["full_name_ar"],
-                    "metadata.relation": relation_of.get(person_id, ""),
+                    "metadata.relation": one_relation(relations_of.get(person_id, set())),
                 }
             )
             for n, (_, role, org) in enumerate(person_roles[person_id]):

@@ -11,6 +11,15 @@ Every sourcedId is remembered per importing tenant (``oneroster_link``), so impo
 bundle again updates what it created instead of creating it twice. A dry run does the whole import
 and rolls it back, so its report is exactly what a real run would do.
 
+A guardian's relation (mother, father, guardian) belongs to each guardian–pupil link: it is read from the
+pupil's ``metadata.agentRelations`` (``guardianSourcedId=relation``, as the export writes it), else from the
+guardian's ``metadata.relation``; a link given no relation is created as "guardian" and an existing one is left
+as it is. An existing link's relation is changed only when the bundle names another one, and every such change
+is reported as a warning.
+
+Mark sheets past draft (submitted, validated, published) are never changed: a lineItem or result that says
+exactly what is stored is matched as it is, anything else for such a sheet is refused.
+
 People are matched by e-mail. An existing person is linked (and given roles) only when the importer
 already reaches them: a role at a node where the importer holds the import permission, or the account
 of a pupil of the importing scope.
@@ -104,6 +113,8 @@ class Importer:
         self.class_pupils: dict[int, set[int]] = {}
         #: users whose own row failed (later rows naming them are not reported again)
         self.failed_users: set[str] = set()
+        #: mark sheet id → its state, for sheets past draft (matched, never changed)
+        self.locked: dict[int, str] = {}
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -909,6 +920,31 @@ class Importer:
             self.count("memberships", "created")
         self.touched_people.add(person)
 
+    def _link_relations(self, users: list[dict[str, str]]) -> dict[tuple[str, str], str]:
+        """``(guardian, pupil) → relation`` from the pupils' ``metadata.agentRelations`` (``agent=relation,…``).
+
+        A pair naming no agent of the row, or an unknown relation, is reported and ignored.
+        """
+        found: dict[tuple[str, str], str] = {}
+        for row in users:
+            if row["sourcedId"] not in self.pupils:
+                continue
+            agents = set(split_list(row.get("agentSourcedIds", "")))
+            for item in split_list(row.get("metadata.agentRelations", "")):
+                agent, _, relation = item.partition("=")
+                agent, relation = agent.strip(), relation.strip().casefold()
+                if agent not in agents or relation not in RELATIONS:
+                    allowed = ", ".join(f"{a}={r}" for a in sorted(agents) for r in sorted(RELATIONS))
+                    self.warn(
+                        "users",
+                        row,
+                        "metadata.agentRelations",
+                        tr("{value!r} is not one of {items}", value=item, items=allowed),
+                    )
+                    continue
+                found[(agent, row["sourcedId"])] = relation
+        return found
+
     async def _guardians(self, users: list[dict[str, str]]) -> None:
         by_id = {r["sourcedId"]: r for r in users}
         children: dict[str, set[str]] = defaultdict(set)
@@ -919,6 +955,7 @@ class Importer:
                     children[agent].add(row["sourcedId"])
                 elif agent in self.pupils:
                     children[row["sourcedId"]].add(agent)
+        per_link = self._link_relations(users)
         for sid, row in by_id.items():
             if not any(role in mapping.GUARDIAN_ROLES for role, _ in self.roles.get(sid, [])):
                 continue
@@ -934,14 +971,16 @@ class Importer:
                     tr("guardian {sid!r} is linked to no pupil: no guardianship", sid=sid),
                 )
                 continue
-            relation = row.get("metadata.relation", "")
-            relation = relation if relation in RELATIONS else "guardian"
+            default = row.get("metadata.relation", "")
             for kid in sorted(kids):
                 pupil = self.pupils[kid]
-                exists = await self.db.fetchval(
-                    "SELECT id FROM guardianship WHERE student_id = {} AND person_id = {}", pupil["id"], person
+                relation = per_link.get((sid, kid)) or (default if default in RELATIONS else None)
+                found = await self.db.fetchrow(
+                    "SELECT id, relation FROM guardianship WHERE student_id = {} AND person_id = {}",
+                    pupil["id"],
+                    person,
                 )
-                if exists is None:
+                if found is None:
                     await self.db.execute(
                         "INSERT INTO guardianship (region_id, province_id, school_id, student_id, person_id, relation) "
                         "VALUES ({}, {}, {}, {}, {}, {})",
@@ -950,11 +989,24 @@ class Importer:
                         pupil["school_id"],
                         pupil["id"],
                         person,
-                        relation,
+                        relation or "guardian",
                     )
                     self.count("guardianships", "created")
-                else:
-                    await self.db.execute("UPDATE guardianship SET relation = {} WHERE id = {}", relation, exists)
+                elif relation is not None and relation != found["relation"]:
+                    await self.db.execute("UPDATE guardianship SET relation = {} WHERE id = {}", relation, found["id"])
+                    self.count("guardianships", "updated")
+                    self.warn(
+                        "users",
+                        row,
+                        "metadata.relation",
+                        tr(
+                            "the relation of {sid!r} to pupil {pupil!r} changes from {old} to {new}",
+                            sid=sid,
+                            pupil=kid,
+                            old=found["relation"],
+                            new=relation,
+                        ),
+                    )
                 node = await self.ctx.services.tenants.by_id(pupil["school_id"])
                 assert node is not None
                 await self._membership(person, "parent", node)
@@ -1227,7 +1279,20 @@ class Importer:
                 )
                 if found is not None:
                     self.count("lineItems", "linked")
-            if found is not None:
+            state = self.locked.get(sheet)
+            if state is not None:
+                same = found is not None and await self._same_assessment(
+                    int(found), row["title"][:100], kind, scheduled, max_score
+                )
+                if not same:
+                    self.error(
+                        "lineItems",
+                        row,
+                        "classSourcedId",
+                        tr("the mark sheet is {state}: not overwritten", state=state),
+                    )
+                    continue
+            elif found is not None:
                 await self.db.execute(
                     "UPDATE grade_assessment SET title = {}, kind = {}, scheduled_on = {}, max_score = {} "
                     "WHERE id = {}",
@@ -1273,11 +1338,31 @@ class Importer:
                 "max": max_score,
                 "class_id": klass["id"],
                 "school_id": klass["school_id"],
+                "locked": state,
             }
             await self.link("lineItem", row["sourcedId"], int(found))
         await self._results()
 
+    async def _same_assessment(
+        self, assessment: int, title: str, kind: str, scheduled: date, max_score: Decimal
+    ) -> bool:
+        """Whether a stored assessment already says what a lineItem says."""
+        stored = await self.db.fetchrow(
+            "SELECT title, kind, scheduled_on, max_score FROM grade_assessment WHERE id = {}", assessment
+        )
+        return stored is not None and (
+            stored["title"],
+            stored["kind"],
+            _as_date(stored["scheduled_on"]),
+            _decimal(stored["max_score"]),
+        ) == (title, kind, scheduled, max_score)
+
     async def _sheet(self, row: dict[str, str], klass: dict[str, Any], node: TenantInfo, term: int) -> int | None:
+        """The class's mark sheet for the subject and term, created as a draft when there is none.
+
+        A sheet past draft is remembered in ``self.locked``: its assessments and marks may only be matched as
+        they are stored, never changed.
+        """
         found = await self.db.fetchrow(
             "SELECT id, state FROM grade_sheet WHERE class_id = {} AND subject_code = {} AND term_id = {}",
             klass["id"],
@@ -1286,13 +1371,7 @@ class Importer:
         )
         if found is not None:
             if found["state"] != "draft":
-                self.error(
-                    "lineItems",
-                    row,
-                    "classSourcedId",
-                    tr("the mark sheet is {state}: not overwritten", state=found["state"]),
-                )
-                return None
+                self.locked[int(found["id"])] = str(found["state"])
             return int(found["id"])
         teacher = await self.db.fetchval(
             "SELECT person_id FROM teaching_assignment WHERE class_id = {} AND subject_code = {} ORDER BY id",
@@ -1401,10 +1480,24 @@ class Importer:
                     tr("{scoreStatus!r} is not a mark: ignored", scoreStatus=row["scoreStatus"]),
                 )
                 continue
-            found = await self.db.fetchval(
-                "SELECT id FROM grade_mark WHERE assessment_id = {} AND student_id = {}", assessment["id"], pupil["id"]
+            stored = await self.db.fetchrow(
+                "SELECT id, score, status FROM grade_mark WHERE assessment_id = {} AND student_id = {}",
+                assessment["id"],
+                pupil["id"],
             )
-            if found is None:
+            same = stored is not None and (stored["status"], _decimal(stored["score"])) == (status, score)
+            if assessment["locked"] is not None and not same:
+                self.error(
+                    "results",
+                    row,
+                    "score",
+                    tr("the mark sheet is {state}: not overwritten", state=assessment["locked"]),
+                )
+                continue
+            found = None if stored is None else stored["id"]
+            if same:
+                pass
+            elif found is None:
                 found = await self.db.fetchval(
                     "INSERT INTO grade_mark (region_id, province_id, school_id, assessment_id, student_id, score, "
                     "status, updated_at, updated_by) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}) RETURNING id",
@@ -1434,6 +1527,11 @@ class Importer:
 
 def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def _decimal(value: Any) -> Decimal | None:
+    """A stored score or maximum as a two-place decimal (SQLite hands back floats or text)."""
+    return None if value is None else Decimal(str(value)).quantize(Decimal("0.01"))
 
 
 #: Failures while writing that mean "someone else got there first" rather than a bug in the bundle.

@@ -432,7 +432,8 @@ EXPORTED_AS_TEXT: dict[str, frozenset[str]] = {"classes": frozenset({"classCode"
 
 
 #: Extension columns that name a sourcedId, not text.
-REFERENCE_EXTENSIONS = frozenset({"metadata.homeroomClass"})
+#: (``metadata.agentRelations`` pairs sourcedIds with a fixed vocabulary: ``guardianSourcedId=mother,…``.)
+REFERENCE_EXTENSIONS = frozenset({"metadata.homeroomClass", "metadata.agentRelations"})
 
 
 def free_text(name: str, column: str) -> bool:
