@@ -155,7 +155,6 @@ QUERIES: dict[tuple[str, str], dict[str, str]] = {
 }
 
 
-
 def _sample_modules() -> list[Any]:
     """``tests/isolation/*.py``: each feature's samples, kept beside its own tests."""
     return [
