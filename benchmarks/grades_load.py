@@ -595,9 +595,15 @@ def real_logins(base: str, world: World) -> None:
             if response.status_code != 200:
                 raise RuntimeError(f"token login of {person.email}: {response.status_code} {response.text[:300]}")
             person.token = response.json()["access_token"]
+            form = client.get(f"/t/{person.slug}/login")
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+            if form.status_code != 200 or csrf is None:
+                raise RuntimeError(f"login form for {person.email}: {form.status_code} {form.text[:300]}")
+            # The form's cookie is Secure (not sent back over plain HTTP by a cookie jar): send it by hand.
             response = client.post(
                 f"/t/{person.slug}/login",
-                data={"email": person.email, "password": PASSWORD, "next": ""},
+                data={"email": person.email, "password": PASSWORD, "next": "", "csrf_token": csrf.group(1)},
+                headers={"cookie": f"madrasa_login_csrf={csrf.group(1)}"},
                 follow_redirects=False,
             )
             match = re.search(r"madrasa_session=([^;]+)", response.headers.get("set-cookie", ""))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.datastructures import Cookie
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
 from litestar.params import Body, FromPath, FromQuery
@@ -44,6 +47,34 @@ class LoginForm(msgspec.Struct):
     email: str = ""
     password: str = ""
     next: str = ""
+    csrf_token: str = ""
+
+
+#: The login form's CSRF token (there is no session yet): a random value in this cookie and in the
+#: form, compared on POST, so another site cannot log a browser into an account of its choosing.
+LOGIN_CSRF_COOKIE = "madrasa_login_csrf"
+
+
+def _login_page(
+    ctx: Any, request: Request[Any, Any, Any], *, status: int = 200, error: str | None = None, **values: Any
+) -> Template:
+    """The login form with its CSRF token (the browser's, or a new one), set in the cookie too."""
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
+    if len(token) < 32:
+        token = secrets.token_urlsafe(32)
+    template = page(ctx, "login.html", status=status, error=error, csrf_token=token, **values)
+    template.cookies.append(
+        Cookie(
+            key=LOGIN_CSRF_COOKIE,
+            value=token,
+            httponly=True,
+            samesite="lax",
+            secure=not ctx.services.settings.debug,
+            max_age=3600,
+            path="/",
+        )
+    )
+    return template
 
 
 @get("/", opt={"permission": PUBLIC}, include_in_schema=False)
@@ -74,9 +105,9 @@ async def home(ctx: Ctx, request: Request[Any, Any, Any]) -> Any:
 
 
 @get("/login", opt={"permission": PUBLIC}, include_in_schema=False)
-async def login_form(ctx: Ctx, next: FromQuery[str | None] = None) -> Template:
+async def login_form(ctx: Ctx, request: Request[Any, Any, Any], next: FromQuery[str | None] = None) -> Template:
     """The login page, branded for the tenant."""
-    return page(ctx, "login.html", error=None, next=_safe_next(ctx, next), email="")
+    return _login_page(ctx, request, next=_safe_next(ctx, next), email="")
 
 
 @post("/login", opt={"permission": PUBLIC}, include_in_schema=False)
@@ -87,17 +118,22 @@ async def login(
 ) -> Any:
     """Check the password, open a browser session and go to the portal."""
     svc = ctx.services
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
+    if not expected or not hmac.compare_digest(expected.encode(), data.csrf_token.encode()):
+        return _login_page(
+            ctx,
+            request,
+            status=403,
+            error=gettext_("The login form had expired. Please try again."),
+            next=_safe_next(ctx, data.next),
+            email=data.email,
+        )
     try:
         identity = await svc.identity.authenticate(data.email, data.password, client_ip(request))
     except AuthError as exc:
         status = 429 if exc.status == 429 else 401
-        return page(
-            ctx,
-            "login.html",
-            status=status,
-            error=gettext_(str(exc)),
-            next=_safe_next(ctx, data.next),
-            email=data.email,
+        return _login_page(
+            ctx, request, status=status, error=gettext_(str(exc)), next=_safe_next(ctx, data.next), email=data.email
         )
     cookie = await svc.identity.start_web_session(
         identity, ctx.tenant.id if ctx.tenant else None, request.headers.get("user-agent", ""), client_ip(request)
@@ -112,6 +148,7 @@ async def login(
         max_age=svc.settings.session_ttl,
         path="/",
     )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
     return response
 
 

@@ -197,7 +197,7 @@ class World:
         """A logged-in browser session: ``(cookie, csrf token)`` (cached)."""
         if email not in self._cookies:
             client = new_client(self.app)
-            response = await client.post("/login", data={"email": email, "password": self.passwords[email]})
+            response = await form_login(client, "/login", email, self.passwords[email])
             await client.aclose()
             assert response.status_code == 302, response.text
             cookie = response.cookies[SESSION_COOKIE]
@@ -251,6 +251,14 @@ class World:
         self.services.grants.invalidate(pid)
         self.passwords[email] = PASSWORD
         return email
+
+
+async def form_login(client: httpx.AsyncClient, path: str, email: str, password: str) -> httpx.Response:
+    """Log in through the portal's form as a browser does: fetch it (CSRF cookie and field), then post it."""
+    form = await client.get(path, headers={"accept": "text/html"})
+    assert form.status_code == 200, form.text
+    token = form.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    return await client.post(path, data={"email": email, "password": password, "csrf_token": token})
 
 
 def new_client(app: Any, ip: str = "127.0.0.1") -> httpx.AsyncClient:

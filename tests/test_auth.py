@@ -9,7 +9,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from core.identity import check_password_strength
-from tests.conftest import PASSWORD, new_client
+from tests.conftest import PASSWORD, form_login, new_client
 
 TEACHER = "teacher.lycee-ibn-batouta@test.ma"
 
@@ -134,7 +134,7 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(world):
 
 async def test_browser_session_cookie_flags(world):
     client = new_client(world.app, ip="10.0.0.9")
-    response = await client.post("/t/lycee-ibn-batouta/login", data={"email": TEACHER, "password": PASSWORD})
+    response = await form_login(client, "/t/lycee-ibn-batouta/login", TEACHER, PASSWORD)
     assert response.status_code == 302
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie and "secure" in cookie
@@ -146,15 +146,40 @@ async def test_browser_session_cookie_flags(world):
 
 async def test_html_login_failure_shows_the_form_again(world):
     client = new_client(world.app, ip="10.0.0.10")
-    response = await client.post("/t/lycee-ibn-batouta/login", data={"email": TEACHER, "password": "bad-one-1"})
+    response = await form_login(client, "/t/lycee-ibn-batouta/login", TEACHER, "bad-one-1")
     assert response.status_code == 401
-    assert 'role="alert"' in response.text and "set-cookie" not in response.headers
+    assert 'role="alert"' in response.text and "madrasa_session" not in response.headers.get("set-cookie", "")
     await client.aclose()
+
+
+async def test_login_form_without_its_csrf_token_is_refused(world):
+    """Another site cannot post the login form: the form's token must match the cookie set with the form."""
+    client = new_client(world.app, ip="10.0.0.12")
+    bare = await client.post("/t/lycee-ibn-batouta/login", data={"email": TEACHER, "password": PASSWORD})
+    assert bare.status_code == 403 and 'role="alert"' in bare.text
+    assert "madrasa_session" not in bare.headers.get("set-cookie", "")
+    form = await client.get("/t/lycee-ibn-batouta/login")
+    token = form.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    forged = await client.post(
+        "/t/lycee-ibn-batouta/login", data={"email": TEACHER, "password": PASSWORD, "csrf_token": token[::-1]}
+    )
+    assert forged.status_code == 403 and "madrasa_session" not in forged.headers.get("set-cookie", "")
+    other = new_client(world.app, ip="10.0.0.13")  # a token without its cookie (another browser's)
+    stolen = await other.post(
+        "/t/lycee-ibn-batouta/login", data={"email": TEACHER, "password": PASSWORD, "csrf_token": token}
+    )
+    assert stolen.status_code == 403
+    ok = await client.post(
+        "/t/lycee-ibn-batouta/login", data={"email": TEACHER, "password": PASSWORD, "csrf_token": token}
+    )
+    assert ok.status_code == 302 and "madrasa_session" in ok.headers.get("set-cookie", "")
+    await client.aclose()
+    await other.aclose()
 
 
 async def test_unsafe_form_post_without_csrf_is_403(world):
     client = new_client(world.app, ip="10.0.0.11")
-    await client.post("/t/lycee-ibn-batouta/login", data={"email": TEACHER, "password": PASSWORD})
+    await form_login(client, "/t/lycee-ibn-batouta/login", TEACHER, PASSWORD)
     missing = await client.post("/t/lycee-ibn-batouta/logout", data={}, headers={"accept": "text/html"})
     assert missing.status_code == 403
     wrong = await client.post(
