@@ -556,3 +556,28 @@ def test_every_grades_page_string_is_translated(locale):
     assert len(wanted) > 40
     missing = sorted(s for s in wanted if not messages.get(s))
     assert not missing, f"missing {locale} translations:\n" + "\n".join(missing)
+
+
+async def test_names_and_titles_are_escaped_in_the_rows_built_in_python(world):
+    """The grid's rows are assembled in Python for speed: a hostile name or title must come out as text."""
+    c = await Class(world).build()
+    hostile = '<script>alert("x")</script>'
+    response = await c.api(
+        "POST",
+        "/api/v1/school/students",
+        json={
+            "national_code": national_code(),
+            "first_name": hostile,
+            "last_name": "O'Brien & Co",
+            "class_id": c.class_id,
+        },
+    )
+    assert response.status_code == 201, response.text
+    assessment = await c.schedule("PC", "2026-10-06", '<img src=x onerror="alert(1)">')
+    grid = await c.page("GET", f"/grades/assessments/{assessment}")
+    assert grid.status_code == 200, grid.text
+    assert hostile not in grid.text and "<img src=x" not in grid.text
+    assert "&lt;script&gt;" in grid.text and "O&#39;Brien &amp; Co" in grid.text
+    sheet = await c.page("GET", f"/grades/sheets/{c.sheet_id}")
+    assert sheet.status_code == 200, sheet.text
+    assert "<img src=x" not in sheet.text and "&lt;img src=x" in sheet.text
