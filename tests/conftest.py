@@ -9,6 +9,8 @@ the run instead of skipping.
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import os
 import secrets
 import socket
@@ -22,12 +24,13 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 
 from core.app import build_plugin_host, build_services, create_app
 from core.config import Settings, load_settings
 from core.demo import load_demo
 from core.identity import sha256
-from core.mail import OutboxMailer
+from core.mail import OutboxMailer, SmtpMailer
 from core.middleware import SESSION_COOKIE
 from core.migrate import migrate
 from core.scope import Scope
@@ -428,3 +431,38 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def platform_scope() -> Scope:
     """The platform scope."""
     return Scope.everything()
+
+
+class Inbox:
+    """Messages received by the tests' SMTP server (aiosmtpd)."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        return "250 OK"
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[tuple[Inbox, int]]:
+    """A real SMTP server on a free local port, for the whole session."""
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def inbox(world: World, smtp_server: tuple[Inbox, int]) -> Iterator[Inbox]:
+    """The world's mail goes over SMTP to :func:`smtp_server` for one test; its inbox starts empty."""
+    box, port = smtp_server
+    previous = world.services.mailer
+    world.services.mailer = SmtpMailer("127.0.0.1", port, "no-reply@madrasa.test")
+    box.messages.clear()
+    yield box
+    world.services.mailer = previous

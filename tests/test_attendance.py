@@ -7,12 +7,11 @@ import asyncio
 import email
 import email.policy
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from core.clock import FixedClock
 from core.jobs import InProcessQueue
@@ -22,7 +21,7 @@ from core.scope import Scope
 from core.sms import LoggingSmsGateway
 from plugins.attendance import service, stats
 from plugins.attendance.notify import DELIVERY_JOB
-from tests.conftest import free_port
+from tests.conftest import Inbox
 
 A, A2, B = "lycee-ibn-batouta", "college-al-khawarizmi", "lycee-moulay-youssef"
 PDF = b"%PDF-1.4\n% justification\n"
@@ -360,29 +359,6 @@ async def _calendar(world) -> dict[str, Any]:
 
 
 # -- notices -----------------------------------------------------------------------------------
-
-
-class Inbox:
-    """Messages received by the SMTP server."""
-
-    def __init__(self) -> None:
-        self.messages: list[email.message.Message] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
-        return "250 OK"
-
-
-@pytest.fixture(scope="session")
-def smtp_server() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
 
 
 @pytest.fixture

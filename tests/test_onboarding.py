@@ -8,18 +8,15 @@ import io
 import re
 import time
 import zipfile
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from openpyxl import Workbook
 
 from core.jobs import InProcessQueue
-from core.mail import SmtpMailer
 from tenants import onboarding, onboarding_files
-from tests.conftest import free_port, new_client
+from tests.conftest import new_client
 
 FIXTURES = Path(__file__).parent / "fixtures" / "onboarding"
 REGION = "casablanca-settat"
@@ -511,37 +508,6 @@ async def test_region_admin_cannot_act_on_another_region(world):
 
 
 # -- staff and invitations -------------------------------------------------------------------------
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.Message] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
-def inbox(world, smtp):
-    box, port = smtp
-    previous = world.services.mailer
-    world.services.mailer = SmtpMailer("127.0.0.1", port, "no-reply@madrasa.test")
-    box.messages.clear()
-    yield box
-    world.services.mailer = previous
 
 
 def token_of(message: email.message.Message) -> str:

@@ -2,52 +2,12 @@
 
 from __future__ import annotations
 
-import email
 import re
-from collections.abc import Iterator
 
-import pytest
-from aiosmtpd.controller import Controller
-
-from core.mail import SmtpMailer
-from tests.conftest import PASSWORD, free_port, new_client
+from tests.conftest import PASSWORD, new_client
 
 
-class Inbox:
-    """Collects messages received by the SMTP server."""
-
-    def __init__(self) -> None:
-        self.messages: list[email.message.Message] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture(scope="session")
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
-def mail_through_smtp(world, smtp):
-    inbox, port = smtp
-    previous = world.services.mailer
-    world.services.mailer = SmtpMailer("127.0.0.1", port, "no-reply@madrasa.test")
-    inbox.messages.clear()
-    yield inbox
-    world.services.mailer = previous
-
-
-async def test_reset_flow_over_smtp(world, mail_through_smtp):
-    inbox = mail_through_smtp
+async def test_reset_flow_over_smtp(world, inbox):
     address = await world.add_person(f"reset.{world.backend}@test.ma", "teacher", "lycee-ibn-batouta")
     client = new_client(world.app, ip="10.1.0.1")
     old = (await client.post("/api/v1/auth/token", json={"email": address, "password": PASSWORD})).json()
@@ -78,11 +38,11 @@ async def test_reset_flow_over_smtp(world, mail_through_smtp):
     await client.aclose()
 
 
-async def test_unknown_address_gets_the_same_answer_and_no_mail(world, mail_through_smtp):
+async def test_unknown_address_gets_the_same_answer_and_no_mail(world, inbox):
     client = new_client(world.app, ip="10.1.0.2")
     response = await client.post("/api/v1/auth/password-reset", json={"email": "ghost@test.ma"})
     assert response.status_code == 202
-    assert mail_through_smtp.messages == []
+    assert inbox.messages == []
     await client.aclose()
 
 
