@@ -31,9 +31,9 @@ from tests.test_attendance import (
     write,
 )
 
-# The attendance tests' fixtures: the pinned school day (autouse), the SMTP server and its inbox.
+# The attendance tests' fixtures: the pinned school day (autouse) and the inbox that also takes SMS
+# (on conftest's SMTP server).
 school_day = base.school_day
-smtp_server = base.smtp_server
 inbox = base.inbox
 
 
