@@ -42,6 +42,7 @@ from litestar.exceptions import ClientException, NotFoundException
 
 from core import audit
 from core.context import RequestContext
+from core.csv_cells import csv_cell
 from core.db import Database, in_list, scope_filter
 from core.i18n import locale_var
 from core.identity import Identity, check_password_strength, normalise_email, sha256
@@ -1277,11 +1278,6 @@ async def list_batches(actor: Actor, limit: int = 50) -> list[BatchOut]:
 ERRORS_CSV_HEADER = ("row", "column", "value", "code", "message")
 
 
-def _csv_safe(value: str) -> str:
-    """A cell a spreadsheet will not run as a formula."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 async def errors_csv(actor: Actor, batch_id: str, locale: str) -> AsyncIterator[bytes]:
     """Every error of a batch as CSV (UTF-8 with BOM), messages in ``locale``; read part by part."""
     if len(batch_id) > 64:
@@ -1297,7 +1293,7 @@ async def errors_csv(actor: Actor, batch_id: str, locale: str) -> AsyncIterator[
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         for e in errors:
-            writer.writerow([e.row, e.column, _csv_safe(e.value), e.code, _csv_safe(translated(e))])
+            writer.writerow([e.row, e.column, csv_cell(e.value), e.code, csv_cell(translated(e))])
         return buffer.getvalue().encode()
 
     async def chunks() -> AsyncIterator[bytes]:

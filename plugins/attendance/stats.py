@@ -15,6 +15,7 @@ import io
 from datetime import date
 from typing import Any
 
+from core.csv_cells import csv_cell
 from core.db import Database
 
 #: Grouping levels → (key column on the class, the name shown).
@@ -188,17 +189,6 @@ CSV_COLUMNS = [
     "late_minutes",
     "absence_rate",
 ]
-
-
-#: Leading characters that make a spreadsheet read a cell as a formula (or hide one behind a tab or a line).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value: Any) -> Any:
-    """A cell safe to open in a spreadsheet: text starting like a formula gets a leading ``'`` (numbers are kept)."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 def to_csv(rows: list[dict[str, Any]], columns: list[str] = CSV_COLUMNS) -> str:

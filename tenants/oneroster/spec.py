@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from tenants.onboarding import _csv_safe
+from core.csv_cells import formula_start
 
 COMMON = ("sourcedId", "status", "dateLastModified")
 MODES = ("absent", "bulk", "delta")
@@ -441,11 +441,6 @@ def free_text(name: str, column: str) -> bool:
     if column.startswith("metadata."):
         return column not in REFERENCE_EXTENSIONS
     return column in FREE_TEXT.get(name, frozenset())
-
-
-def formula_start(value: str) -> bool:
-    """Whether a spreadsheet would read the cell as a formula (it starts with ``= + - @``, a tab or a CR)."""
-    return _csv_safe(value) != value
 
 
 def csv_safe(value: str) -> str:
