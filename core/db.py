@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -195,6 +196,22 @@ class Database:
     def in_transaction(self) -> bool:
         """Whether a transaction is open in this task."""
         return self.engine.current_transaction.get() is not None
+
+
+#: Constraint failures (a unique key, a check, a foreign key) on either backend.
+INTEGRITY_ERRORS: tuple[type[Exception], ...] = (asyncpg.IntegrityConstraintViolationError, sqlite3.IntegrityError)
+#: What a unique index raises on either backend (SQLite has one class for every constraint: see
+#: :func:`unique_violation`).
+UNIQUE_VIOLATIONS: tuple[type[Exception], ...] = (asyncpg.UniqueViolationError, sqlite3.IntegrityError)
+
+
+def unique_violation(exc: BaseException) -> str | None:
+    """The index or columns a unique violation names (``None`` when ``exc`` is another error). Pure function."""
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return exc.constraint_name or str(exc)
+    if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
+        return str(exc)
+    return None
 
 
 def in_list(values: Iterable[Any]) -> tuple[str, list[Any]]:

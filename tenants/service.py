@@ -7,19 +7,18 @@ checks that the nodes it touches lie inside that scope.
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import msgspec
 from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
 
 from core import audit
 from core.context import RequestContext
+from core.db import UNIQUE_VIOLATIONS, unique_violation
 from core.identity import check_password_strength, normalise_email
 from core.permissions import ROLES
 from core.scope import Scope
@@ -27,7 +26,6 @@ from core.tenancy import KINDS, SLUG_RE, TenantInfo, parse_path
 
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 #: What the database raises when a unique index refuses a row (PostgreSQL, SQLite).
-UNIQUE_VIOLATIONS: tuple[type[Exception], ...] = (asyncpg.UniqueViolationError, sqlite3.IntegrityError)
 _NODE_COLUMNS = ", ".join(TenantInfo.__struct_fields__)
 #: Set while :func:`tenant_change` holds a transaction open: cache clearing waits for its end.
 _deferred_invalidation: ContextVar[bool] = ContextVar("tenants_deferred_invalidation", default=False)
@@ -41,15 +39,6 @@ class Conflict(ClientException):
     def __init__(self, detail: str, *, field: str | None = None) -> None:
         super().__init__(detail, extra={"field": field} if field else None)
         self.field = field
-
-
-def unique_violation(exc: BaseException) -> str | None:
-    """The index or columns a unique violation names (``None`` when ``exc`` is another error). Pure function."""
-    if isinstance(exc, asyncpg.UniqueViolationError):
-        return exc.constraint_name or str(exc)
-    if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
-        return str(exc)
-    return None
 
 
 @asynccontextmanager

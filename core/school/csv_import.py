@@ -15,12 +15,10 @@ from __future__ import annotations
 import csv
 import io
 import re
-import sqlite3
 import unicodedata
 from datetime import date
 from typing import Annotated, Any
 
-import asyncpg
 import msgspec
 from litestar import Response, post
 from litestar.datastructures import UploadFile
@@ -31,6 +29,7 @@ from litestar.params import Body
 
 from core.api.platform import PayloadTooLarge, UnsupportedMediaType
 from core.context import Ctx, RequestContext
+from core.db import INTEGRITY_ERRORS
 from core.identity import normalise_email
 from core.school import service
 from core.school.rules import normalise_pupil_code
@@ -450,11 +449,7 @@ async def write_rows(
 
 
 #: Failures while writing that mean "someone else got there first" rather than a bug.
-WRITE_CONFLICTS: tuple[type[BaseException], ...] = (
-    HTTPException,
-    asyncpg.IntegrityConstraintViolationError,
-    sqlite3.IntegrityError,
-)
+WRITE_CONFLICTS: tuple[type[BaseException], ...] = (HTTPException, *INTEGRITY_ERRORS)
 
 
 async def import_students(ctx: RequestContext, school: TenantInfo, data: bytes, *, dry_run: bool) -> ImportReport:

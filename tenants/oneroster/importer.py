@@ -36,13 +36,11 @@ the lineItem's class.
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import asyncpg
 import msgspec
 from litestar.exceptions import HTTPException
 
@@ -51,6 +49,7 @@ from core.context import RequestContext
 from core.db import scope_filter
 from core.identity import normalise_email
 from core.school import service as school
+from core.school.csv_import import WRITE_CONFLICTS
 from core.scope import Scope
 from core.tenancy import KINDS, SLUG_RE, TenantInfo, parse_path
 from tenants import service as tenants
@@ -1532,14 +1531,6 @@ def _as_date(value: Any) -> date:
 def _decimal(value: Any) -> Decimal | None:
     """A stored score or maximum as a two-place decimal (SQLite hands back floats or text)."""
     return None if value is None else Decimal(str(value)).quantize(Decimal("0.01"))
-
-
-#: Failures while writing that mean "someone else got there first" rather than a bug in the bundle.
-WRITE_CONFLICTS: tuple[type[BaseException], ...] = (
-    HTTPException,
-    asyncpg.IntegrityConstraintViolationError,
-    sqlite3.IntegrityError,
-)
 
 
 async def import_bundle(
