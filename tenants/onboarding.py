@@ -475,6 +475,44 @@ class _HeaderProblem(Exception):
 # -- schools ------------------------------------------------------------------------------------
 
 
+async def _stage_rows(
+    kind: str,
+    stream: IO[bytes],
+    stage: Stage,
+    errors: _Errors,
+    progress: Progress | None,
+    add: Callable[[int, list[str], dict[str, int]], None],
+) -> Report | int:
+    """Read a file row by row into staging tables (``add`` checks and stages one row), in batches.
+
+    Returns the number of rows, or the report of a file that cannot be read or has no rows.
+    """
+    total = count_lines(stream)
+    rows = 0
+    try:
+        _, columns, records = _records(stream, kind)
+        for line, cells in records:
+            rows += 1
+            if rows > MAX_ROWS[kind]:
+                raise file_error("too_many_rows", row=line, limit=MAX_ROWS[kind])
+            add(line, cells, columns)
+            if stage.full():
+                await stage.flush()
+                if progress:
+                    await progress(rows, total, "validating")
+        await stage.flush()
+    except FileProblem as exc:
+        errors.add(exc.error)
+        return _report(kind, errors, rows=rows)
+    except _HeaderProblem as exc:
+        errors.extend(exc.errors)
+        return _report(kind, errors)
+    if rows == 0:
+        errors.add(problem(0, FILE, "", "only_header"))
+        return _report(kind, errors)
+    return rows
+
+
 async def _schools(
     actor: Actor, stream: IO[bytes], *, write: bool, progress: Progress | None, sink: IO[bytes] | None = None
 ) -> Report:
@@ -611,54 +649,36 @@ async def _students(
     stage = Stage(db, "onb_student", "onb_guardian")
     await stage.create()
     today = date.today()
-    total = count_lines(stream)
-    rows = 0
-    try:
-        _, columns, records = _records(stream, "students")
-        for line, cells in records:
-            rows += 1
-            if rows > MAX_ROWS["students"]:
-                raise file_error("too_many_rows", row=line, limit=MAX_ROWS["students"])
-            row: StudentRow
-            row, problems = check_student(line, cells, columns, today)
-            errors.extend(problems)
-            school = tree.school(row.school) if row.school else None
-            if row.school and school is None:
-                errors.add(tree.school_problem(line, row.school))
-            stage.add(
-                "onb_student",
-                (
-                    line,
-                    school[0] if school else None,
-                    school[1] if school else None,
-                    row.national_code,
-                    row.last_name,
-                    row.first_name,
-                    row.last_name_ar,
-                    row.first_name_ar,
-                    row.birth_date if db.dialect == "postgres" else (row.birth_date and row.birth_date.isoformat()),
-                    row.gender,
-                    row.class_name,
-                ),
-            )
-            for g in row.guardians:
-                stage.add(
-                    "onb_guardian", (line * 2 + g.position, line, g.position, g.email, g.name, g.name_ar, g.relation)
-                )
-            if stage.full():
-                await stage.flush()
-                if progress:
-                    await progress(rows, total, "validating")
-        await stage.flush()
-    except FileProblem as exc:
-        errors.add(exc.error)
-        return _report("students", errors, rows=rows)
-    except _HeaderProblem as exc:
-        errors.extend(exc.errors)
-        return _report("students", errors)
-    if rows == 0:
-        errors.add(problem(0, FILE, "", "only_header"))
-        return _report("students", errors)
+
+    def add(line: int, cells: list[str], columns: dict[str, int]) -> None:
+        row: StudentRow
+        row, problems = check_student(line, cells, columns, today)
+        errors.extend(problems)
+        school = tree.school(row.school) if row.school else None
+        if row.school and school is None:
+            errors.add(tree.school_problem(line, row.school))
+        stage.add(
+            "onb_student",
+            (
+                line,
+                school[0] if school else None,
+                school[1] if school else None,
+                row.national_code,
+                row.last_name,
+                row.first_name,
+                row.last_name_ar,
+                row.first_name_ar,
+                row.birth_date if db.dialect == "postgres" else (row.birth_date and row.birth_date.isoformat()),
+                row.gender,
+                row.class_name,
+            ),
+        )
+        for g in row.guardians:
+            stage.add("onb_guardian", (line * 2 + g.position, line, g.position, g.email, g.name, g.name_ar, g.relation))
+
+    rows = await _stage_rows("students", stream, stage, errors, progress, add)
+    if isinstance(rows, Report):
+        return rows
     await stage.index()
     year = await current_year(db)
     distinct = _distinct(db)
@@ -860,48 +880,32 @@ async def _staff(
     tree = await load_tree(db, actor.region)
     stage = Stage(db, "onb_staff")
     await stage.create()
-    total = count_lines(stream)
-    rows = 0
-    try:
-        _, columns, records = _records(stream, "staff")
-        for line, cells in records:
-            rows += 1
-            if rows > MAX_ROWS["staff"]:
-                raise file_error("too_many_rows", row=line, limit=MAX_ROWS["staff"])
-            row: StaffRow
-            row, problems = check_staff(line, cells, columns)
-            errors.extend(problems)
-            school = tree.school(row.school) if row.school else None
-            if row.school and school is None:
-                errors.add(tree.school_problem(line, row.school))
-            stage.add(
-                "onb_staff",
-                (
-                    line,
-                    school[0] if school else None,
-                    school[1] if school else None,
-                    row.email,
-                    row.full_name,
-                    row.full_name_ar,
-                    row.role,
-                    row.staff_number,
-                    row.locale,
-                ),
-            )
-            if stage.full():
-                await stage.flush()
-                if progress:
-                    await progress(rows, total, "validating")
-        await stage.flush()
-    except FileProblem as exc:
-        errors.add(exc.error)
-        return _report("staff", errors, rows=rows)
-    except _HeaderProblem as exc:
-        errors.extend(exc.errors)
-        return _report("staff", errors)
-    if rows == 0:
-        errors.add(problem(0, FILE, "", "only_header"))
-        return _report("staff", errors)
+
+    def add(line: int, cells: list[str], columns: dict[str, int]) -> None:
+        row: StaffRow
+        row, problems = check_staff(line, cells, columns)
+        errors.extend(problems)
+        school = tree.school(row.school) if row.school else None
+        if row.school and school is None:
+            errors.add(tree.school_problem(line, row.school))
+        stage.add(
+            "onb_staff",
+            (
+                line,
+                school[0] if school else None,
+                school[1] if school else None,
+                row.email,
+                row.full_name,
+                row.full_name_ar,
+                row.role,
+                row.staff_number,
+                row.locale,
+            ),
+        )
+
+    rows = await _stage_rows("staff", stream, stage, errors, progress, add)
+    if isinstance(rows, Report):
+        return rows
     await stage.index()
     await _sql_errors(
         db,
