@@ -6,6 +6,9 @@ checks that the nodes it touches lie inside that scope.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -626,8 +629,6 @@ def programme_name(programme: dict[str, Any], locale: str) -> str:
 
 
 def _decoded(value: Any) -> Any:
-    import json
-
     return json.loads(value) if isinstance(value, str | bytes) else value
 
 
@@ -745,8 +746,6 @@ async def remove_domain(ctx: RequestContext, node: TenantInfo, host: str) -> Non
 
 def branding_version(node: TenantInfo) -> str:
     """A short fingerprint of a node's saved branding, so a form can tell it changed meanwhile. Pure function."""
-    import hashlib
-
     text = "|".join(
         (node.display_name or "", node.primary_color, node.secondary_color, node.default_locale, node.logo_key or "")
     )
@@ -815,8 +814,6 @@ def check_logo(data: bytes, declared_type: str, filename: str) -> str:
     with Pillow, whatever the name or declared type say) of at most 2048 × 2048 pixels. SVG is
     refused: it can carry scripts.
     """
-    import io
-
     from PIL import Image, UnidentifiedImageError
 
     name = filename.lower()
