@@ -42,7 +42,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     base_domain: str = "madrasa.localhost"
     #: Names of third-party plugins (entry-point names in ``madrasa.plugins``) allowed to load.
     allowed_plugins: tuple[str, ...] = ()
-    storage_backend: Literal["fs", "s3"] = "fs"
+    #: ``fs``, ``s3``, or a backend a plugin provides through ``madrasa_backends``.
+    storage_backend: str = "fs"
     storage_root: Path | None = None
     s3_endpoint: str = ""
     s3_access_key: str = ""
@@ -51,6 +52,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     s3_secure: bool = False
     s3_region: str = "us-east-1"
     max_upload_bytes: int = 10 * 1024 * 1024
+    #: Onboarding files (a region's pupils) have their own cap.
+    onboarding_max_bytes: int = 200 * 1024 * 1024
+    #: Extra folder searched first for the report-card fonts.
+    font_dir: Path | None = None
+    #: Private folder for prepared (subset) fonts; the user's cache folder by default.
+    font_cache: Path | None = None
     access_token_ttl: int = 900
     refresh_token_ttl: int = 30 * 24 * 3600
     session_ttl: int = 12 * 3600
@@ -59,8 +66,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     smtp_host: str = ""
     smtp_port: int = 25
     mail_from: str = "no-reply@madrasa.localhost"
-    #: Outgoing SMS (``core/sms.py``): ``log`` keeps and logs messages; real gateways add their own name.
-    sms_backend: Literal["log"] = "log"
+    #: Outgoing SMS (``core/sms.py``): ``log`` logs messages; a plugin adds a real gateway under its own name.
+    sms_backend: str = "log"
     #: ``test`` lowers argon2id's cost so a test suite can log in thousands of times; never in production.
     password_hash_profile: Literal["standard", "test"] = "standard"
     #: Background jobs: ``inprocess`` (the embedded default) or ``saq`` (Redis and ``madrasa worker``).

@@ -1,7 +1,8 @@
 """Database access: engines, the connection pool, raw SQL helpers and tenant-scoped transactions.
 
 Piccolo tables define the schema and serve simple CRUD; hot paths and set-based work use
-SQL written with ``{}`` placeholders, compiled by Piccolo for the active dialect.
+SQL written as :class:`core.sql.SQL` (or a literal ``{}`` template and its values), compiled for
+the active dialect with every value bound.
 
 Row-level security: :meth:`Database.scoped` opens a transaction and, on PostgreSQL, sets
 ``app.scope`` (comma-separated tenant node ids) and ``app.platform`` with
@@ -13,9 +14,11 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from datetime import date, datetime, time
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
@@ -28,6 +31,7 @@ from piccolo.table import Table
 
 from core.config import Settings
 from core.scope import Scope
+from core.sql import SQL, as_sql, compile_template, ident, in_, join
 
 log = logging.getLogger("madrasa.db")
 
@@ -114,36 +118,46 @@ class Database:
 
     # -- raw SQL -----------------------------------------------------------------------------
 
-    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        """Rows as dicts; ``sql`` uses ``{}`` placeholders."""
-        rows = await self.engine.run_querystring(QueryString(sql, *args))
+    def _querystring(self, query: SQL | str, args: Sequence[Any]) -> QueryString:
+        text, values = as_sql(query, args).compile(self.dialect)
+        qs = QueryString("")
+        qs._frozen_compiled_strings = (text, values)  # compiled by core.sql, not re-parsed by Piccolo
+        return qs
+
+    async def fetch(self, query: SQL | str, *args: Any) -> list[dict[str, Any]]:
+        """Rows as dicts: an :class:`~core.sql.SQL`, or a literal ``{}`` template and its values.
+
+        Values come back alike on both backends: SQLite's ISO date, time and timestamp text
+        (what it returns for computed columns) becomes ``date``/``time``/``datetime``.
+        """
+        rows = await self.engine.run_querystring(self._querystring(query, args))
         if self.dialect == "postgres":
             return [dict(r) for r in rows]
-        return rows
+        return [normalise_row(r) for r in rows]
 
-    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
+    async def fetchrow(self, query: SQL | str, *args: Any) -> dict[str, Any] | None:
         """The first row or ``None``."""
-        rows = await self.fetch(sql, *args)
+        rows = await self.fetch(query, *args)
         return rows[0] if rows else None
 
-    async def fetchval(self, sql: str, *args: Any) -> Any:
+    async def fetchval(self, query: SQL | str, *args: Any) -> Any:
         """The first column of the first row, or ``None``."""
-        row = await self.fetchrow(sql, *args)
+        row = await self.fetchrow(query, *args)
         return next(iter(row.values())) if row else None
 
-    async def execute(self, sql: str, *args: Any) -> None:
+    async def execute(self, query: SQL | str, *args: Any) -> None:
         """Run a statement for its effect."""
-        await self.engine.run_querystring(QueryString(sql, *args))
+        await self.engine.run_querystring(self._querystring(query, args))
 
-    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Run one statement for many parameter rows inside the current transaction."""
+    async def executemany(self, template: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one literal ``{}`` template for many parameter rows inside the current transaction."""
         if not rows:
             return
-        compiled, _ = QueryString(sql, *rows[0]).compile_string(self.dialect)
+        compiled = compile_template(template, self.dialect, len(rows[0]))
         tx = self.engine.current_transaction.get()
         if tx is None:
             async with self.transaction():
-                await self.executemany(sql, rows)
+                await self.executemany(template, rows)
             return
         await tx.connection.executemany(compiled, [list(r) for r in rows])
 
@@ -212,6 +226,45 @@ def unique_violation(exc: BaseException) -> str | None:
     if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
         return str(exc)
     return None
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([+-]\d{2}:?\d{2}|Z)?$")
+_ISO_TIME = re.compile(r"^\d{2}:\d{2}:\d{2}(\.\d{1,6})?$")
+
+
+def normalise_value(value: Any) -> Any:
+    """SQLite's text for a date, time or timestamp as the Python value PostgreSQL returns. Pure function."""
+    if type(value) is not str or not 8 <= len(value) <= 32:
+        return value
+    if value[4:5] == "-":
+        if _ISO_DATE.match(value):
+            return date.fromisoformat(value)
+        if _ISO_DATETIME.match(value):
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    elif value[2:3] == ":" and _ISO_TIME.match(value):
+        return time.fromisoformat(value)
+    return value
+
+
+def normalise_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A SQLite row with its date and time text turned into values (see :func:`normalise_value`)."""
+    for key, value in row.items():
+        if type(value) is str:
+            row[key] = normalise_value(value)
+    return row
+
+
+def scope_sql(scope: Scope, alias: str = "", columns: Sequence[str] = ("region_id", "province_id", "school_id")) -> SQL:
+    """The application-layer tenant filter as :class:`~core.sql.SQL`: the rule the RLS policies apply."""
+    if scope.platform:
+        return SQL("1=1")
+    nodes = sorted(scope.nodes)
+    if not nodes:
+        return SQL("1=0")
+    listed = in_(nodes)
+    targets = [ident(alias, col) if alias else ident(col) for col in columns]
+    return SQL("({})", join(" OR ", [SQL("{} IN {}", target, listed) for target in targets]))
 
 
 def in_list(values: Iterable[Any]) -> tuple[str, list[Any]]:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from core.events import Event
     from core.migrate import MigrationSet
     from core.permissions import Permission
-    from core.plugins import MenuItem, PluginInfo
+    from core.plugins import Backend, MenuItem, PluginInfo
 
 hookspec = pluggy.HookspecMarker("madrasa")
 hookimpl = pluggy.HookimplMarker("madrasa")
@@ -80,6 +80,35 @@ def madrasa_template_dirs() -> list[Path]:
 @hookspec
 def madrasa_static_dirs() -> list[tuple[str, Path]]:
     """Return ``(url_prefix, folder)`` pairs served as static files under ``/static/<url_prefix>/``."""
+
+
+@hookspec(historic=True)
+def madrasa_addhooks(pluginmanager: pluggy.PluginManager) -> None:
+    """Add a plugin's own hookspecs, for other plugins to implement (as pytest's ``pytest_addhooks``).
+
+    Called once for each plugin as it registers: ``pluginmanager.add_hookspecs(my_hookspecs)``.
+    Callers reach such a hook through :meth:`core.plugin_api.PluginHost.collect`, so only the
+    plugins enabled for the tenant answer.
+    """
+
+
+@hookspec
+def madrasa_jobs() -> dict[str, Any]:
+    """Return the background jobs the plugin runs: ``{name: async fn(job: JobContext) -> dict | None}``.
+
+    Names are global (prefix them with the plugin's name); a job is queued with
+    ``queue_of(services).enqueue(name, …)`` and runs in the web process or a worker.
+    """
+
+
+@hookspec
+def madrasa_backends() -> list[Backend]:
+    """Return delivery or storage backends the plugin provides (``core.plugin_api.Backend``).
+
+    A backend has a ``kind`` (``sms``, ``storage`` or ``mail``), a ``name`` chosen by the
+    matching setting (``MADRASA_SMS_BACKEND``, ``MADRASA_STORAGE_BACKEND``, ``MADRASA_MAIL_BACKEND``)
+    and a ``factory(settings)`` building it. Adding a real SMS gateway is a plugin, not a core edit.
+    """
 
 
 @hookspec

@@ -60,6 +60,17 @@ class DashboardCard(msgspec.Struct, frozen=True, kw_only=True):
     order: int = 100
 
 
+class Backend(msgspec.Struct, frozen=True, kw_only=True):
+    """A backend a plugin provides (``madrasa_backends``): ``factory(settings)`` builds it."""
+
+    kind: str
+    name: str
+    factory: Any
+
+
+BACKEND_KINDS = ("sms", "storage", "mail")
+
+
 class PluginError(Exception):
     """A plugin is malformed (no info, duplicate name, …)."""
 
@@ -80,6 +91,12 @@ class PluginHost:
         self.infos: dict[str, PluginInfo] = {}
         self._objects: dict[str, object] = {}
         self._subset_cache: dict[tuple[str, frozenset[str]], Any] = {}
+        self._own_cache: dict[tuple[str, str], Any] = {}
+        self.pm.hook.madrasa_addhooks.call_historic(kwargs={"pluginmanager": self.pm})
+
+    def check(self) -> None:
+        """Fail on a hook implementation that no hookspec declares (once every plugin has registered)."""
+        self.pm.check_pending()
 
     def register(self, plugin: object, *, builtin: bool = False) -> PluginInfo:
         """Register a plugin module or object; it must answer ``madrasa_plugin_info``."""
@@ -92,10 +109,10 @@ class PluginHost:
         if builtin:
             info = msgspec.structs.replace(info, builtin=True)
         self.pm.register(plugin, name=info.name)
-        self.pm.check_pending()
         self.infos[info.name] = info
         self._objects[info.name] = plugin
         self._subset_cache.clear()
+        self._own_cache.clear()
         return info
 
     def load_entry_points(self, allowed: Iterable[str]) -> list[str]:
@@ -143,11 +160,43 @@ class PluginHost:
         caller = getattr(self.pm.hook, hook)
         results = []
         for impl in reversed(caller.get_hookimpls()):
-            argnames = impl.argnames
-            result = impl.function(**{k: kwargs[k] for k in argnames})
-            if result is not None:
-                results.append((impl.plugin_name, result))
+            for result in self._only(hook, impl.plugin_name)(**kwargs):
+                if result is not None:
+                    results.append((impl.plugin_name, result))
         return results
+
+    def _only(self, hook: str, plugin_name: str) -> Any:
+        """A pluggy caller of ``hook`` restricted to one plugin (so tracing and wrappers still apply)."""
+        key = (hook, plugin_name)
+        caller = self._own_cache.get(key)
+        if caller is None:
+            others = [obj for name, obj in self.pm.list_name_plugin() if name != plugin_name]
+            caller = self.pm.subset_hook_caller(hook, remove_plugins=others)
+            self._own_cache[key] = caller
+        return caller
+
+    def backends(self, kind: str) -> dict[str, Any]:
+        """``{name: factory}`` of the backends of ``kind`` that plugins provide."""
+        found: dict[str, Any] = {}
+        for plugin, items in self.each("madrasa_backends"):
+            for backend in items:
+                if backend.kind not in BACKEND_KINDS:
+                    raise PluginError(f"{plugin}: unknown backend kind {backend.kind!r}")
+                if (backend.kind, backend.name) in {(kind, n) for n in found} and backend.kind == kind:
+                    raise PluginError(f"{plugin}: a {kind} backend named {backend.name!r} exists already")
+                if backend.kind == kind:
+                    found[backend.name] = backend.factory
+        return found
+
+    def jobs(self) -> dict[str, Any]:
+        """``{name: fn}`` of every job plugins declare through ``madrasa_jobs``."""
+        found: dict[str, Any] = {}
+        for plugin, declared in self.each("madrasa_jobs"):
+            for name, fn in declared.items():
+                if name in found:
+                    raise PluginError(f"{plugin}: a job named {name!r} is declared twice")
+                found[name] = fn
+        return found
 
     def hook_for(self, hook: str, disabled: frozenset[str]) -> Any:
         """The hook caller without the plugins in ``disabled`` (pluggy ``subset_hook_caller``)."""

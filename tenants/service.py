@@ -22,6 +22,7 @@ from litestar.exceptions import ClientException, NotFoundException, PermissionDe
 from core import audit
 from core.context import RequestContext
 from core.db import UNIQUE_VIOLATIONS, unique_violation
+from core.errors import Conflict, Invalid
 from core.identity import check_password_strength, normalise_email
 from core.permissions import ROLES
 from core.scope import Scope
@@ -32,16 +33,6 @@ HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _NODE_COLUMNS = ", ".join(TenantInfo.__struct_fields__)
 #: Set while :func:`tenant_change` holds a transaction open: cache clearing waits for its end.
 _deferred_invalidation: ContextVar[bool] = ContextVar("tenants_deferred_invalidation", default=False)
-
-
-class Conflict(ClientException):
-    """409: the object exists already or changed meanwhile (``field`` names the form field, when one)."""
-
-    status_code = 409
-
-    def __init__(self, detail: str, *, field: str | None = None) -> None:
-        super().__init__(detail, extra={"field": field} if field else None)
-        self.field = field
 
 
 @asynccontextmanager
@@ -424,18 +415,6 @@ LOGO_MAX_BYTES = 512 * 1024
 LOGO_MAX_PIXELS = 2048
 LOGO_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-
-
-class Invalid(ClientException):
-    """400 naming the field that is wrong, so a page can show the message beside it."""
-
-    def __init__(self, field: str, msgid: str, **values: object) -> None:
-        message = msgid.format(**values) if values else msgid
-        super().__init__(message, extra=[{"key": field, "message": message}])
-        self.field = field
-        #: The untranslated message and its values, for pages that show it in the reader's language.
-        self.msgid = msgid
-        self.values = values
 
 
 def is_platform_admin(grants: Any) -> bool:

@@ -9,30 +9,18 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from litestar.exceptions import ClientException, NotFoundException
+from litestar.exceptions import NotFoundException
 
 from core import audit
 from core.context import RequestContext
 from core.db import Database, scope_filter
+from core.errors import Conflict, Invalid
 from core.identity import normalise_email
 from core.school.rules import STAFF_NUMBER_RE, Slot, check_slot, normalise_pupil_code
 from core.scope import Scope
 from core.tenancy import TenantInfo
 
 WEEKDAYS = ("", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-
-
-class Invalid(ClientException):
-    """400 with the field named."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}", extra=[{"key": field, "message": message}])
-
-
-class Conflict(ClientException):
-    """409: a duplicate or a clash."""
-
-    status_code = 409
 
 
 def _scope(ctx: RequestContext, alias: str = "") -> tuple[str, list[Any]]:

@@ -1,0 +1,181 @@
+"""Everything a plugin may rely on, in one module: the documented surface of core.
+
+A plugin imports from here and from nowhere else in core (``tests/test_plugin_contract.py``
+checks this for ``plugins/*``). Each name is described, with an example, in
+``docs/plugin_api.md``. What is not here is core's internals and may change without notice.
+
+Groups:
+
+* **hooks** — :data:`hookimpl` to implement madrasa's hooks, :data:`hookspec` to declare a
+  plugin's own (through ``madrasa_addhooks``);
+* **describing a plugin** — :class:`PluginInfo`, :class:`Permission`, :class:`MenuItem`,
+  :class:`DashboardCard`, :class:`Backend`;
+* **requests** — :data:`Ctx`, :class:`RequestContext`, :class:`TenantInfo`, :class:`Scope`,
+  :func:`scope_for`, :func:`parse_path`;
+* **errors** — :class:`DomainError` and its kinds (:class:`Invalid`, :class:`Conflict`, …);
+* **database** — :class:`Database`, :class:`SQL`, :func:`ident`, :func:`in_`, :func:`join`,
+  :func:`scope_sql`, constraint helpers, :class:`Migrator` and :class:`MigrationSet`;
+* **school structure** — :class:`school` (classes, pupils, teachers, timetables, the school year);
+* **events, jobs, audit** — :class:`Event` (``ctx.services.emit``), :class:`JobContext`,
+  :func:`queue_of`, :func:`covers_row`, :mod:`audit`;
+* **files, mail, SMS, clock** — :class:`ContentPolicy` and friends, :func:`build_key`,
+  :class:`Mail`, :class:`Sms`, :data:`SYSTEM_CLOCK`;
+* **pages** — :func:`page`, :class:`Row`, :func:`module_home`, :func:`gettext_`,
+  :func:`problem`, :func:`csv_cell`.
+"""
+
+from __future__ import annotations
+
+from core import audit
+from core.access import scope_for
+from core.clock import SYSTEM_CLOCK, Clock, FixedClock
+from core.context import Ctx, RequestContext
+from core.csv_cells import csv_cell
+from core.db import (
+    INTEGRITY_ERRORS,
+    UNIQUE_VIOLATIONS,
+    Database,
+    current_scope,
+    in_list,
+    scope_filter,
+    scope_sql,
+    unique_violation,
+)
+from core.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    Locked,
+    NotFound,
+    PreconditionRequired,
+    TooLarge,
+    UnsupportedMedia,
+)
+from core.events import Event
+from core.hookspecs import hookimpl, hookspec
+from core.i18n import LOCALES, gettext_, locale_var
+from core.jobs import JobContext, JobQueueError, covers_row, queue_of
+from core.mail import Mail
+from core.migrate import MigrationSet, Migrator
+from core.permissions import Permission
+from core.plugin_kit import module_home
+from core.plugins import Backend, DashboardCard, MenuItem, PluginInfo
+from core.problems import http_exception_handler, problem
+from core.rendering import Row, page
+from core.school import service as _school
+from core.scope import Scope
+from core.services import Services
+from core.sms import MAX_SMS_CHARS, Sms, SmsGateway
+from core.sql import SQL, ident, in_, join
+from core.storage import (
+    JPEG,
+    PDF,
+    PNG,
+    WEBP,
+    XLSX,
+    ContentPolicy,
+    ObjectNotFound,
+    ObjectTooLarge,
+    Storage,
+    StorageError,
+    UnsupportedType,
+    build_key,
+)
+from core.tenancy import TenantInfo, parse_path
+
+
+class school:  # a namespace, read as ``school.get_class(…)``
+    """Reading the school structure: the school year, classes, pupils, teachers and timetables.
+
+    Every function takes the request context (or a database and scope) and reads only within it.
+    """
+
+    require_school = staticmethod(_school.require_school)
+    current_year = staticmethod(_school.current_year)
+    get_class = staticmethod(_school.get_class)
+    list_classes = staticmethod(_school.list_classes)
+    get_student = staticmethod(_school.get_student)
+    class_students = staticmethod(_school.class_students)
+    teacher_classes = staticmethod(_school.teacher_classes)
+    teacher_slots = staticmethod(_school.teacher_slots)
+    class_slots = staticmethod(_school.class_slots)
+    children = staticmethod(_school.children)
+    own_student = staticmethod(_school.own_student)
+    is_teacher_at = staticmethod(_school.is_teacher_at)
+
+
+__all__ = [
+    "INTEGRITY_ERRORS",
+    "JPEG",
+    "LOCALES",
+    "MAX_SMS_CHARS",
+    "PDF",
+    "PNG",
+    "SQL",
+    "SYSTEM_CLOCK",
+    "UNIQUE_VIOLATIONS",
+    "WEBP",
+    "XLSX",
+    "Backend",
+    "Clock",
+    "Conflict",
+    "ContentPolicy",
+    "Ctx",
+    "DashboardCard",
+    "Database",
+    "DomainError",
+    "Event",
+    "FixedClock",
+    "Forbidden",
+    "Invalid",
+    "JobContext",
+    "JobQueueError",
+    "Locked",
+    "Mail",
+    "MenuItem",
+    "MigrationSet",
+    "Migrator",
+    "NotFound",
+    "ObjectNotFound",
+    "ObjectTooLarge",
+    "Permission",
+    "PluginInfo",
+    "PreconditionRequired",
+    "RequestContext",
+    "Row",
+    "Scope",
+    "Services",
+    "Sms",
+    "SmsGateway",
+    "Storage",
+    "StorageError",
+    "TenantInfo",
+    "TooLarge",
+    "UnsupportedMedia",
+    "UnsupportedType",
+    "audit",
+    "build_key",
+    "covers_row",
+    "csv_cell",
+    "current_scope",
+    "gettext_",
+    "hookimpl",
+    "hookspec",
+    "http_exception_handler",
+    "ident",
+    "in_",
+    "in_list",
+    "join",
+    "locale_var",
+    "module_home",
+    "page",
+    "parse_path",
+    "problem",
+    "queue_of",
+    "school",
+    "scope_filter",
+    "scope_for",
+    "scope_sql",
+    "unique_violation",
+]
