@@ -60,6 +60,7 @@ def build_plugin_host(settings: Settings, extra_plugins: list[object] | None = N
     host.load_entry_points(settings.allowed_plugins)
     for plugin in extra_plugins or []:
         host.register(plugin)
+    host.check()
     return host
 
 
@@ -99,14 +100,23 @@ def build_services(
         modules=ModuleSettings(db, defaults),
         grants=GrantStore(db),
         identity=IdentityService(db, settings),
-        storage=storage or make_storage(settings),
+        storage=storage or _storage(settings, host),
         mailer=mailer or make_mailer(settings),
         migration_sets=migration_sets(host),
     )
+    services.job_functions = host.jobs()
     services.jobs = make_queue(services)
-    services.sms = make_sms_gateway(settings)
+    services.sms = make_sms_gateway(settings, host.backends("sms"))
     services.clock = Clock()
     return services
+
+
+def _storage(settings: Settings, host: PluginHost) -> Storage:
+    """The storage backend: ``fs`` or ``s3`` from core, or one that a plugin provides."""
+    provided = host.backends("storage")
+    if settings.storage_backend in provided:
+        return provided[settings.storage_backend](settings)
+    return make_storage(settings)
 
 
 def _plugin_routers(services: Services) -> list[Router]:

@@ -40,9 +40,10 @@ from piccolo.table import Table
 
 from core.access import scope_for
 from core.context import Ctx
-from core.db import Database, scope_filter
+from core.db import Database, scope_sql
 from core.permissions import STAFF_ROLES
 from core.scope import Scope
+from core.sql import SQL
 
 if TYPE_CHECKING:
     from saq import Worker
@@ -110,6 +111,11 @@ def register_job(name: str, fn: JobFn | None = None, *, replace: bool = False) -
         return function
 
     return add(fn) if fn is not None else add
+
+
+def job_function(services: Services, kind: str) -> JobFn | None:
+    """The function of a job kind: declared by a plugin (``madrasa_jobs``) or registered by core."""
+    return services.job_functions.get(kind) or JOBS.get(kind)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -204,9 +210,9 @@ class JobInfo(msgspec.Struct, kw_only=True):
         return self.status in FINISHED
 
 
-JOB_COLUMNS = (
-    "id, kind, status, done, total, message, params, result, error, created_by, created_at, started_at, "
-    "finished_at, region_id, province_id, school_id"
+JOB_SELECT = (
+    "SELECT id, kind, status, done, total, message, params, result, error, created_by, created_at, started_at, "
+    "finished_at, region_id, province_id, school_id FROM job"
 )
 
 
@@ -233,13 +239,12 @@ def _info(row: Mapping[str, Any]) -> JobInfo:
 
 async def get_job(db: Database, scope: Scope, job_id: str) -> JobInfo | None:
     """A job inside ``scope`` (opens a read transaction unless one is open), or ``None``."""
-    where, args = scope_filter(scope)
-    sql = f"SELECT {JOB_COLUMNS} FROM job WHERE id = {{}} AND {where}"
+    query = SQL("{} WHERE id = {} AND {}", SQL(JOB_SELECT), job_id, scope_sql(scope))
     if db.in_transaction():
-        row = await db.fetchrow(sql, job_id, *args)
+        row = await db.fetchrow(query)
     else:
         async with db.scoped(scope, write=False):
-            row = await db.fetchrow(sql, job_id, *args)
+            row = await db.fetchrow(query)
     return _info(row) if row else None
 
 
@@ -304,7 +309,7 @@ async def run_job(services: Services, job_id: str) -> str:
     )
     started = time.perf_counter()
     try:
-        fn = JOBS.get(row["kind"])
+        fn = job_function(services, row["kind"])
         if fn is None:
             raise LookupError(f"no job function registered as {row['kind']!r}")
         params = _unjson(row["params"]) or {}
@@ -369,7 +374,7 @@ class JobQueue(ABC):
         Call it outside any transaction: the row commits before a worker can look for it.
         ``params`` must be JSON-serialisable keyword arguments of the job function.
         """
-        if kind not in JOBS:
+        if job_function(self.services, kind) is None:
             raise LookupError(f"no job function registered as {kind!r}")
         db = self.services.db
         if db.in_transaction():

@@ -171,6 +171,17 @@ HTTP_IN_PROGRESS = Gauge(
     "HTTP requests currently being served.",
     registry=REGISTRY,
 )
+EVENT_HANDLER_FAILURES = Counter(
+    "madrasa_event_handler_failures_total",
+    "Event handlers that raised, by event name and plugin.",
+    ["event", "plugin"],
+    registry=REGISTRY,
+)
+
+
+def count_handler_failure(event: str, plugin: str) -> None:
+    """Count an event handler that raised (the failure itself is logged by the caller)."""
+    EVENT_HANDLER_FAILURES.labels(event=event, plugin=plugin).inc()
 
 
 def metrics_payload() -> tuple[bytes, str]:

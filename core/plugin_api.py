@@ -58,7 +58,7 @@ from core.i18n import LOCALES, gettext_, locale_var
 from core.jobs import JobContext, JobQueueError, covers_row, queue_of
 from core.mail import Mail
 from core.migrate import MigrationSet, Migrator
-from core.permissions import Permission
+from core.permissions import AUTHENTICATED, PUBLIC, ROLES, Permission
 from core.plugin_kit import module_home
 from core.plugins import Backend, DashboardCard, MenuItem, PluginInfo
 from core.problems import http_exception_handler, problem
@@ -106,12 +106,15 @@ class school:  # a namespace, read as ``school.get_class(…)``
 
 
 __all__ = [
+    "AUTHENTICATED",
     "INTEGRITY_ERRORS",
     "JPEG",
     "LOCALES",
     "MAX_SMS_CHARS",
     "PDF",
     "PNG",
+    "PUBLIC",
+    "ROLES",
     "SQL",
     "SYSTEM_CLOCK",
     "UNIQUE_VIOLATIONS",

@@ -158,12 +158,19 @@ class PluginHost:
     def each(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call a hook on every plugin separately, keeping who answered: ``[(plugin, result)]``."""
         caller = getattr(self.pm.hook, hook)
+        first = bool(caller.spec and caller.spec.opts.get("firstresult"))
         results = []
         for impl in reversed(caller.get_hookimpls()):
-            for result in self._only(hook, impl.plugin_name)(**kwargs):
+            answer = self._only(hook, impl.plugin_name)(**kwargs)
+            for result in [answer] if first else answer:
                 if result is not None:
                     results.append((impl.plugin_name, result))
         return results
+
+    def callers(self, hook: str, disabled: frozenset[str] = frozenset()) -> list[tuple[str, Any]]:
+        """One pluggy caller per enabled plugin implementing ``hook``, in call order, to isolate each."""
+        impls = reversed(getattr(self.pm.hook, hook).get_hookimpls())
+        return [(i.plugin_name, self._only(hook, i.plugin_name)) for i in impls if i.plugin_name not in disabled]
 
     def _only(self, hook: str, plugin_name: str) -> Any:
         """A pluggy caller of ``hook`` restricted to one plugin (so tracing and wrappers still apply)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,10 +15,13 @@ from core.identity import IdentityService
 from core.mail import Mailer
 from core.migrate import MigrationSet
 from core.modules import ModuleSettings
+from core.observability import count_handler_failure
 from core.permissions import PermissionRegistry
 from core.plugins import PluginHost, resolve
 from core.storage import Storage
 from core.tenancy import TenantDirectory
+
+log = logging.getLogger("madrasa.events")
 
 
 @dataclass
@@ -41,7 +45,8 @@ class Services:
     sms: Any = None
     #: The date and time the school sees (``core.clock.Clock``; tests pin it with ``FixedClock``).
     clock: Clock = SYSTEM_CLOCK
-    delivered_events: list[Event] = field(default_factory=list)
+    #: Job functions plugins declare through ``madrasa_jobs`` (core's own are in ``core.jobs.JOBS``).
+    job_functions: dict[str, Any] = field(default_factory=dict)
 
     async def disabled_for(self, tenant_path: tuple[int, ...]) -> frozenset[str]:
         """Modules switched off at a tenant node."""
@@ -51,14 +56,22 @@ class Services:
         return await self.modules.disabled(tenant_path, programmes)
 
     async def emit(self, events: list[Event]) -> None:
-        """Deliver events (after commit) to the plugins enabled for each event's tenant."""
+        """Deliver events (after commit) to the plugins enabled for each event's tenant.
+
+        Each handler runs on its own: one that raises (or whose awaitable raises) is logged with
+        the event and counted in ``/metrics``, and the others still run. The write that produced
+        the event has committed; a listener's failure never turns it into an error.
+        """
         for event in events:
             disabled: frozenset[str] = frozenset()
             if event.tenant_id is not None:
                 tenant = await self.tenants.by_id(event.tenant_id)
                 if tenant is not None:
                     disabled = await self.disabled_for(tenant.path)
-            for result in self.plugins.hook_for("madrasa_handle_event", disabled)(event=event):
-                await resolve(result)
-            self.delivered_events.append(event)
-            del self.delivered_events[:-100]
+            for plugin, call in self.plugins.callers("madrasa_handle_event", disabled):
+                try:
+                    for result in call(event=event):
+                        await resolve(result)
+                except Exception:
+                    log.exception("event handler failed", extra={"event": event.name, "plugin": plugin})
+                    count_handler_failure(event.name, plugin)

@@ -1,13 +1,15 @@
-"""Outgoing SMS: a small gateway protocol, a logging backend, and the place for a real operator gateway.
+"""Outgoing SMS: a small gateway protocol and a logging backend.
 
-``MADRASA_SMS_BACKEND`` chooses the backend: ``log`` (the default: messages are logged and kept in
-memory, nothing leaves the machine). A real gateway (an operator's HTTP API, an SMPP link) is a class
-with the same ``send`` method, added to :func:`make_sms_gateway` under its own name.
+``MADRASA_SMS_BACKEND`` chooses the backend: ``log`` (the default: messages are logged, nothing
+leaves the machine). A real gateway (an operator's HTTP API, an SMPP link) is a plugin: a class with
+the same ``send`` method, offered through the ``madrasa_backends`` hook as
+``Backend(kind="sms", name="…", factory=lambda settings: MyGateway(settings))`` and chosen by its name.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from typing import Protocol, runtime_checkable
 
 import msgspec
@@ -37,25 +39,20 @@ class SmsGateway(Protocol):
 
 
 class LoggingSmsGateway:
-    """Logs every message and keeps it in memory (the default; also what tests read)."""
-
-    def __init__(self) -> None:
-        self.sent: list[Sms] = []
+    """Logs every message and sends nothing (the default)."""
 
     async def send(self, sms: Sms) -> None:
-        """Record and log the message."""
-        self.sent.append(sms)
-        del self.sent[:-1000]
+        """Log the message (its length, not its text)."""
         log.info("sms (logging backend: not sent)", extra={"to": sms.to, "chars": len(sms.text)})
 
 
-# A real gateway goes here: a class with ``async def send(self, sms: Sms) -> None`` that calls the
-# operator's API off the event loop (``asyncio.to_thread`` for a synchronous client), raises on a
-# refused message, and is selected in make_sms_gateway() by its MADRASA_SMS_BACKEND name.
-
-
-def make_sms_gateway(settings: Settings) -> SmsGateway:
-    """The gateway named by ``settings.sms_backend``."""
+def make_sms_gateway(
+    settings: Settings, provided: Mapping[str, Callable[[Settings], SmsGateway]] | None = None
+) -> SmsGateway:
+    """The gateway named by ``settings.sms_backend``: ``log``, or one that a plugin provides."""
     if settings.sms_backend == "log":
         return LoggingSmsGateway()
-    raise ValueError(f"unknown SMS backend {settings.sms_backend!r}")
+    factory = (provided or {}).get(settings.sms_backend)
+    if factory is None:
+        raise ValueError(f"unknown SMS backend {settings.sms_backend!r}: no plugin provides it")
+    return factory(settings)

@@ -366,7 +366,7 @@ async def test_home_access_still_works(world):
     response = await world.api("GET", f"/api/v1/tenants/{HOME}", as_="region.casa@madrasa.demo")
     assert response.status_code == 200
     response = await world.api("GET", "/api/v1/example/hello", as_=f"teacher.{HOME}@test.ma", tenant=HOME)
-    assert response.status_code == 200 and response.json() == {"hello": HOME}
+    assert response.status_code == 200 and response.json() == {"hello": HOME, "greetings": []}
 
 
 async def test_region_admin_lists_only_own_region(world):

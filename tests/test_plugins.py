@@ -91,6 +91,7 @@ def test_public_routes_are_an_explicit_short_list(world):
             "/schema/{path:str}",
             "/static/attendance/{file_path:path}",
             "/static/core/{file_path:path}",
+            "/static/example/{file_path:path}",
         ]
     )
     authenticated = {
