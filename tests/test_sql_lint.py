@@ -74,7 +74,7 @@ def violations(source: str, name: str) -> list[str]:
                 for side in sides
             ):
                 found.append(f"{where}: SQL concatenated with a variable")
-    return found
+    return sorted(found, key=lambda item: int(item.split(":")[1]))
 
 
 def test_no_sql_is_pasted_together() -> None:
