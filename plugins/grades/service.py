@@ -48,10 +48,10 @@ class Closed(Locked):
 class StaleVersion(Conflict):
     """409 with the current grid (``current`` in the problem's body), so the client can show what changed."""
 
-    def __init__(self, msgid: str, *, current: Any = None) -> None:
+    def __init__(self, msgid: str, *, extra: dict[str, Any] | None = None) -> None:
         super().__init__(msgid)
-        if current is not None:
-            self.extra = {"current": current}
+        if extra:
+            self.extra = extra
 
 
 class InvalidMarks(Invalid):
@@ -405,7 +405,7 @@ async def save_grid(
     if bumped is None:
         raise StaleVersion(
             "Someone saved these marks meanwhile; nothing was written. Here are the current marks.",
-            current=await grid_payload(ctx, await get_assessment(ctx, assessment["id"])),
+            extra={"current": await grid_payload(ctx, await get_assessment(ctx, assessment["id"]))},
         )
     now = datetime.now(UTC)
     before: dict[str, Any] = {}
