@@ -6,14 +6,16 @@
 * ``/grades/sheets/{id}`` — one class × subject × term: its assessments, the class's statistics,
   a form to schedule another assessment, the workflow buttons;
 * ``/grades/classes/{id}/assessments`` (POST) — schedule an assessment;
-* ``/grades/assessments/{id}`` — THE GRID: one row per pupil, a mark (``12,5`` or ``12.5``) or
-  absent / excused; saved atomically for the class with the version the form was read at
-  (a stale version re-renders the current marks and writes nothing);
+* ``/grades/assessments/{id}`` — THE GRID (:mod:`plugins.grades.portal_grid`): one row per pupil,
+  a mark (``12,5`` or ``12.5``) or absent / excused; saved atomically for the class with the
+  version the form was read at (a stale version re-renders the current marks and writes nothing);
 * ``/grades/pupils/{id}`` — published marks of one's child (or oneself) by subject, with the
   subject averages, and the assessments to come, with a switcher between children;
 * ``/grades/missing`` — the director's dashboard of marks not entered before the deadline.
 
-Every write runs inside ``db.scoped(ctx.scope)`` through :mod:`plugins.grades.service`.
+Every write runs inside ``db.scoped(ctx.scope)`` through :mod:`plugins.grades.service`; marks are
+parsed and formatted by :mod:`plugins.grades.marks`, a region's rules come from
+:mod:`plugins.grades.policy`, terms and deadlines from :mod:`plugins.grades.terms`.
 """
 
 from __future__ import annotations
