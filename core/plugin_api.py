@@ -64,6 +64,7 @@ from core.plugins import Backend, DashboardCard, MenuItem, PluginInfo
 from core.problems import http_exception_handler, problem
 from core.rendering import Row, page
 from core.school import service as _school
+from core.school.rules import normalise_pupil_code as _normalise_pupil_code
 from core.scope import Scope
 from core.services import Services
 from core.sms import MAX_SMS_CHARS, Sms, SmsGateway
@@ -103,6 +104,7 @@ class school:  # a namespace, read as ``school.get_class(…)``
     children = staticmethod(_school.children)
     own_student = staticmethod(_school.own_student)
     is_teacher_at = staticmethod(_school.is_teacher_at)
+    normalise_pupil_code = staticmethod(_normalise_pupil_code)
 
 
 __all__ = [

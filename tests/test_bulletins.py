@@ -13,7 +13,6 @@ import pytest
 from pypdf import PdfReader
 
 from core.scope import Scope
-from plugins.grades import bulletins
 from plugins.grades.bulletins import (
     BulletinData,
     FontsMissing,
@@ -24,6 +23,7 @@ from plugins.grades.bulletins import (
     gather_bulletins,
     render_bulletin,
 )
+from plugins.grades.bulletins import fonts as bulletin_fonts
 from tests.conftest import PASSWORD, World
 from tests.job_helpers import app_queue, call
 
@@ -172,21 +172,20 @@ def test_fpdf2_public_font_api_is_the_fallback(monkeypatch: pytest.MonkeyPatch) 
     def moved(*args: Any, **kwargs: Any) -> None:
         raise AttributeError("moved")
 
-    book = bulletins.FontBook()
+    book = bulletin_fonts.FontBook()
     with monkeypatch.context() as patch:
         patch.setattr(fpdf.fonts, "TTFFont", moved)
         book.fonts()
     assert not book._fast
-    monkeypatch.setattr(bulletins, "FONTS", book)
+    monkeypatch.setattr(bulletin_fonts, "FONTS", book)
     text = pdf_text(render_bulletin(sample(), "ar"))
     assert "سلمى بناني" in text and "14.25" in text
 
 
 def test_missing_font_names_the_debian_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(bulletins, "FONT_DIRS", (tmp_path,))
-    monkeypatch.delenv("MADRASA_FONT_DIR", raising=False)
+    monkeypatch.setattr(bulletin_fonts, "FONT_DIRS", (tmp_path,))
     with pytest.raises(FontsMissing, match="fonts-noto-core"):
-        bulletins.check_fonts()
+        bulletin_fonts.check_fonts(font_dir=None)
 
 
 # ----------------------------------------------------------------------------- the job and the API

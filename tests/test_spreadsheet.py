@@ -17,20 +17,9 @@ from openpyxl import Workbook, load_workbook
 
 from core.app import create_app
 from core.storage import XLSX
-from plugins.grades.spreadsheet import (
-    FILE,
-    IDENTITY_SHEET,
-    SPREADSHEET_ROUTES,
-    CellMark,
-    Column,
-    Pupil,
-    SheetIdentity,
-    SheetInfo,
-    build_template,
-    parse_upload,
-    read_mark,
-    read_upload,
-)
+from plugins.grades.spreadsheet import SPREADSHEET_ROUTES
+from plugins.grades.spreadsheet_book import build_template, parse_upload, read_mark, read_upload
+from plugins.grades.spreadsheet_layout import FILE, IDENTITY_SHEET, CellMark, Column, Pupil, SheetIdentity, SheetInfo
 from tests.conftest import new_client
 
 HOME = "lycee-ibn-batouta"

@@ -8,12 +8,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
-from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from core.access import scope_for
-from core.context import Ctx, RequestContext
-from core.school import service as school
+from core.plugin_api import SQL, Ctx, NotFound, RequestContext, school, scope_for, scope_sql
 from plugins.grades import service
 
 
@@ -70,7 +67,7 @@ def _assessment_out(r: dict[str, Any]) -> AssessmentOut:
         r["kind"],
         r["position"],
         r["title"],
-        service._d(r["scheduled_on"]),
+        r["scheduled_on"],
         float(r["max_score"]),
         float(r["weight"]),
         r["state"],
@@ -122,20 +119,16 @@ class GradesController(Controller):
         db = ctx.services.db
         async with db.scoped(ctx.scope, write=False):
             await school.get_class(ctx, class_id)
-            where, args = service.scope_filter(ctx.scope, "a")
-            extra, extra_args = "", []
+            where = SQL("a.class_id = {}", class_id) & scope_sql(ctx.scope, "a")
             if subject_code:
-                extra += " AND a.subject_code = {}"
-                extra_args.append(subject_code)
+                where = where & SQL("a.subject_code = {}", subject_code)
             if term_id:
-                extra += " AND a.term_id = {}"
-                extra_args.append(term_id)
+                where = where & SQL("a.term_id = {}", term_id)
             rows = await db.fetch(
-                f"SELECT {service.ASSESSMENT_COLUMNS} FROM grade_assessment a JOIN grade_sheet s ON s.id = a.sheet_id "
-                f"WHERE a.class_id = {{}}{extra} AND {where} ORDER BY a.scheduled_on, a.id",
-                class_id,
-                *extra_args,
-                *args,
+                "SELECT {} FROM grade_assessment a JOIN grade_sheet s ON s.id = a.sheet_id "
+                "WHERE {} ORDER BY a.scheduled_on, a.id",
+                service.ASSESSMENT_COLUMNS,
+                where,
             )
         return [_assessment_out(r) for r in rows]
 
@@ -168,14 +161,13 @@ class GradesController(Controller):
         db = ctx.services.db
         async with db.scoped(ctx.scope, write=False):
             await school.get_class(ctx, class_id)
-            where, args = service.scope_filter(ctx.scope)
-            extra = " AND term_id = {}" if term_id else ""
+            where = SQL("class_id = {}", class_id) & scope_sql(ctx.scope)
+            if term_id:
+                where = where & SQL("term_id = {}", term_id)
             return await db.fetch(
-                f"SELECT id, class_id, subject_code, term_id, teacher_id, state FROM grade_sheet "
-                f"WHERE class_id = {{}}{extra} AND {where} ORDER BY subject_code",
-                class_id,
-                *([term_id] if term_id else []),
-                *args,
+                "SELECT id, class_id, subject_code, term_id, teacher_id, state FROM grade_sheet "
+                "WHERE {} ORDER BY subject_code",
+                where,
             )
 
     @post("/sheets/{sheet_id:int}/{action:str}", opt={"permission": "grades.enter"}, status_code=200)
@@ -207,19 +199,18 @@ async def _family_scope(ctx: RequestContext) -> Any:
 async def _child(ctx: RequestContext, scope: Any, student_id: int) -> dict[str, Any]:
     """The pupil if the caller is the pupil or one of their guardians (one query); 404 otherwise."""
     assert ctx.person_id is not None
-    where, args = service.scope_filter(scope, "s")
     row = await ctx.services.db.fetchrow(
         "SELECT s.id, s.school_id, s.first_name, s.last_name, s.first_name_ar, s.last_name_ar, e.class_id "
         "FROM student s LEFT JOIN enrolment e ON e.student_id = s.id AND e.ends_on IS NULL "
         "WHERE s.id = {} AND (s.person_id = {} OR EXISTS (SELECT 1 FROM guardianship g "
-        f"WHERE g.student_id = s.id AND g.person_id = {{}})) AND {where}",
+        "WHERE g.student_id = s.id AND g.person_id = {})) AND {}",
         student_id,
         ctx.person_id,
         ctx.person_id,
-        *args,
+        scope_sql(scope, "s"),
     )
     if row is None:
-        raise NotFoundException("No such pupil.")
+        raise NotFound("No such pupil.")
     return row
 
 

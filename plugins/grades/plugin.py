@@ -5,12 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core.context import RequestContext
-from core.hookspecs import hookimpl
-from core.migrate import MigrationSet
-from core.permissions import Permission
-from core.plugins import MenuItem, PluginInfo
-from plugins.grades.bulletins import BULLETIN_ROUTES  # importing registers the bulletins job
+from core.plugin_api import MenuItem, MigrationSet, Permission, PluginInfo, RequestContext, hookimpl
 
 TEACHING = frozenset({"teacher", "school_director"})
 FAMILY = frozenset({"parent", "student"})
@@ -69,6 +64,7 @@ def madrasa_menu_items(ctx: RequestContext) -> list[MenuItem]:
 def madrasa_routes() -> list[Any]:
     """The JSON API and the portal pages."""
     from plugins.grades.api import GRADES_ROUTES
+    from plugins.grades.bulletins import BULLETIN_ROUTES
     from plugins.grades.portal import GRADES_PORTAL_ROUTES
     from plugins.grades.results_api import RESULTS_ROUTES
     from plugins.grades.spreadsheet import SPREADSHEET_ROUTES
@@ -80,6 +76,14 @@ def madrasa_routes() -> list[Any]:
         *SPREADSHEET_ROUTES,
         *GRADES_PORTAL_ROUTES,
     ]
+
+
+@hookimpl
+def madrasa_jobs() -> dict[str, Any]:
+    """The bulletins' generation job (``grades.bulletins``)."""
+    from plugins.grades.bulletins.jobs import jobs
+
+    return jobs()
 
 
 @hookimpl

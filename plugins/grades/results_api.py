@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, get, post
-from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import FromPath, FromQuery
 
-from core.context import Ctx, RequestContext
-from core.school import service as school
+from core.plugin_api import Ctx, Forbidden, NotFound, RequestContext, school, scope_sql
 from plugins.grades import service
 from plugins.grades.api import _child, _family_scope
 from plugins.grades.calc import annual_average
@@ -25,33 +23,30 @@ async def _results(
 ) -> dict[str, Any]:
     """A class's computed results for a term (all pupils, or some)."""
     db = ctx.services.db
-    where, args = service.scope_filter(scope, "g")
     pupils = await db.fetch(
         "SELECT g.student_id, s.national_code, s.first_name, s.last_name, s.first_name_ar, s.last_name_ar, "
         "g.average, g.rank, g.ranked FROM grade_general_result g JOIN student s ON s.id = g.student_id "
-        f"WHERE g.class_id = {{}} AND g.term_id = {{}} AND {where} ORDER BY g.rank, s.last_name",
+        "WHERE g.class_id = {} AND g.term_id = {} AND {} ORDER BY g.rank, s.last_name",
         class_id,
         term_id,
-        *args,
+        scope_sql(scope, "g"),
     )
     if student_ids is not None:
         pupils = [p for p in pupils if p["student_id"] in student_ids]
-    where, args = service.scope_filter(scope, "r")
     subjects = await db.fetch(
         "SELECT r.student_id, r.subject_code, sub.name_fr, sub.name_ar, r.average, r.coefficient "
         "FROM grade_subject_result r JOIN subject sub ON sub.code = r.subject_code "
-        f"WHERE r.class_id = {{}} AND r.term_id = {{}} AND {where} ORDER BY r.subject_code",
+        "WHERE r.class_id = {} AND r.term_id = {} AND {} ORDER BY r.subject_code",
         class_id,
         term_id,
-        *args,
+        scope_sql(scope, "r"),
     )
-    where, args = service.scope_filter(scope, "c")
     stats = await db.fetch(
         "SELECT c.subject_code, c.count, c.mean, c.median, c.minimum, c.maximum, c.pass_share, c.distribution "
-        f"FROM grade_class_stats c WHERE c.class_id = {{}} AND c.term_id = {{}} AND {where} ORDER BY c.subject_code",
+        "FROM grade_class_stats c WHERE c.class_id = {} AND c.term_id = {} AND {} ORDER BY c.subject_code",
         class_id,
         term_id,
-        *args,
+        scope_sql(scope, "c"),
     )
     by_pupil: dict[int, list[dict[str, Any]]] = {}
     for row in subjects:
@@ -145,7 +140,7 @@ class ResultsController(Controller):
                 assert ctx.person_id is not None
                 mine = await school.teacher_classes(ctx.services.db, ctx.scope, ctx.person_id)
                 if not any(c["id"] == class_id for c in mine):
-                    raise PermissionDeniedException("You do not teach this class.")
+                    raise Forbidden("You do not teach this class.")
             return await _results(ctx, ctx.scope, class_id, term_id)
 
 
@@ -162,16 +157,15 @@ class FamilyResultsController(Controller):
         db = ctx.services.db
         async with db.scoped(scope, write=False):
             await _child(ctx, scope, student_id)
-            where, args = service.scope_filter(scope, "g")
             terms = await db.fetch(
                 "SELECT g.term_id, g.class_id, t.number FROM grade_general_result g JOIN term t ON t.id = g.term_id "
-                f"JOIN grade_term_close k ON k.term_id = g.term_id AND k.school_id = g.school_id "
-                f"WHERE g.student_id = {{}} AND {where} ORDER BY t.number",
+                "JOIN grade_term_close k ON k.term_id = g.term_id AND k.school_id = g.school_id "
+                "WHERE g.student_id = {} AND {} ORDER BY t.number",
                 student_id,
-                *args,
+                scope_sql(scope, "g"),
             )
             if not terms:
-                raise NotFoundException("No closed term yet.")
+                raise NotFound("No closed term yet.")
             out = []
             for term in terms:
                 data = await _results(ctx, scope, term["class_id"], term["term_id"], [student_id])

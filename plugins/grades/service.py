@@ -11,13 +11,25 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import msgspec
-from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
 
-from core import audit
-from core.context import RequestContext
-from core.db import Database, in_list, scope_filter
-from core.events import Event
-from core.school.service import Conflict, Invalid, get_class
+from core.plugin_api import (
+    SQL,
+    Conflict,
+    Database,
+    Event,
+    Forbidden,
+    Invalid,
+    Locked,
+    NotFound,
+    PreconditionRequired,
+    RequestContext,
+    audit,
+    in_,
+    school,
+    scope_sql,
+)
+from plugins.grades import policy
+from plugins.grades.terms import deadline, is_closed, school_term
 
 STATES = ("draft", "submitted", "validated", "published")
 TRANSITIONS = {
@@ -29,22 +41,25 @@ TRANSITIONS = {
 DIRECTORS = frozenset({"school_director", "platform_admin", "region_admin", "province_admin"})
 
 
-class Closed(ClientException):
+class Closed(Locked):
     """423: the term is closed (or the deadline passed) for this caller."""
 
-    status_code = 423
+
+class StaleVersion(Conflict):
+    """409 with the current grid (``current`` in the problem's body), so the client can show what changed."""
+
+    def __init__(self, msgid: str, *, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(msgid)
+        if extra:
+            self.extra = extra
 
 
-class StaleVersion(ClientException):
-    """409 with the current grid, so the client can show what changed."""
+class InvalidMarks(Invalid):
+    """400 naming each wrong mark (``marks[<pupil id>]``) with its message."""
 
-    status_code = 409
-
-
-class PreconditionRequired(ClientException):
-    """428: an edit must say which version it replaces (``If-Match``)."""
-
-    status_code = 428
+    def __init__(self, problems: list[dict[str, str]]) -> None:
+        super().__init__("marks", "Invalid marks: " + "; ".join(p["message"] for p in problems))
+        self.extra = problems
 
 
 class MarkEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -77,47 +92,6 @@ def parse_etag(value: str | None, assessment_id: int) -> int:
     if not text.startswith(prefix) or not text[len(prefix) :].isdigit():
         raise StaleVersion("If-Match does not name a version of this grid; reload it.")
     return int(text[len(prefix) :])
-
-
-async def school_term(db: Database, school_region: int | None, term_id: int) -> dict[str, Any]:
-    """A term that applies to the school (national, or its region's own); 400 otherwise."""
-    row = await db.fetchrow(
-        "SELECT id, number, starts_on, ends_on, tenant_id, school_year_id FROM term WHERE id = {}", term_id
-    )
-    if row is None or (row["tenant_id"] is not None and row["tenant_id"] != school_region):
-        raise Invalid("term_id", f"term {term_id} does not apply to this school")
-    if row["tenant_id"] is None and school_region is not None:
-        own = await db.fetchval(
-            "SELECT id FROM term WHERE school_year_id = {} AND tenant_id = {} LIMIT 1",
-            row["school_year_id"],
-            school_region,
-        )
-        if own is not None:
-            raise Invalid("term_id", "this region uses its own terms; pick one of them")
-    return row
-
-
-async def deadline(db: Database, region_id: int | None, term_id: int) -> date | None:
-    """The entry deadline of a term in a region (the region's own, else the national one)."""
-    rows = await db.fetch(
-        "SELECT tenant_id, entry_deadline FROM grade_deadline WHERE term_id = {} "
-        "AND (tenant_id IS NULL OR tenant_id = {})",
-        term_id,
-        region_id or -1,
-    )
-    chosen = next((r for r in rows if r["tenant_id"] is not None), None) or (rows[0] if rows else None)
-    if chosen is None:
-        return None
-    value = chosen["entry_deadline"]
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-
-
-async def is_closed(db: Database, school_id: int, term_id: int) -> bool:
-    """Whether the school's term is closed."""
-    return (
-        await db.fetchval("SELECT id FROM grade_term_close WHERE school_id = {} AND term_id = {}", school_id, term_id)
-        is not None
-    )
 
 
 async def teaches(db: Database, person_id: int, class_id: int, subject_code: str) -> bool:
@@ -181,13 +155,12 @@ async def create_assessment(
 ) -> int:
     """Schedule an assessment (the teacher of the subject, or the director)."""
     db = ctx.services.db
-    klass = await get_class(ctx, class_id)
+    klass = await school.get_class(ctx, class_id)
     assert ctx.person_id is not None
     if not is_director(ctx) and not await teaches(db, ctx.person_id, class_id, subject_code):
-        raise PermissionDeniedException(f"You do not teach {subject_code} in {klass['name']}.")
+        raise Forbidden(f"You do not teach {subject_code} in {klass['name']}.")
     term = await school_term(db, klass["region_id"], term_id)
-    starts = _d(term["starts_on"])
-    ends = _d(term["ends_on"])
+    starts, ends = term["starts_on"], term["ends_on"]
     if not starts <= scheduled_on <= ends:
         raise Invalid("scheduled_on", f"the date must fall within the term ({starts} – {ends})")
     if await is_closed(db, klass["school_id"], term_id):
@@ -221,11 +194,7 @@ async def create_assessment(
     return int(row["id"])
 
 
-def _d(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-
-
-ASSESSMENT_COLUMNS = (
+ASSESSMENT_COLUMNS = SQL(
     "a.id, a.sheet_id, a.class_id, a.subject_code, a.term_id, a.kind, a.position, a.title, a.scheduled_on, "
     "a.max_score, a.weight, a.version, a.school_id, a.region_id, s.state, s.teacher_id"
 )
@@ -233,15 +202,16 @@ ASSESSMENT_COLUMNS = (
 
 async def get_assessment(ctx: RequestContext, assessment_id: int) -> dict[str, Any]:
     """An assessment inside the scope, with its sheet's state; 404 otherwise."""
-    where, args = scope_filter(ctx.scope, "a")
     row = await ctx.services.db.fetchrow(
-        f"SELECT {ASSESSMENT_COLUMNS} FROM grade_assessment a JOIN grade_sheet s ON s.id = a.sheet_id "
-        f"WHERE a.id = {{}} AND {where}",
-        assessment_id,
-        *args,
+        SQL(
+            "SELECT {} FROM grade_assessment a JOIN grade_sheet s ON s.id = a.sheet_id WHERE a.id = {} AND {}",
+            ASSESSMENT_COLUMNS,
+            assessment_id,
+            scope_sql(ctx.scope, "a"),
+        )
     )
     if row is None:
-        raise NotFoundException(f"No assessment {assessment_id} here.")
+        raise NotFound(f"No assessment {assessment_id} here.")
     return row
 
 
@@ -252,26 +222,26 @@ async def grid_frame(ctx: RequestContext, assessment_id: int) -> dict[str, Any]:
     ``closed`` (whether the school's term is closed) and ``entry_deadline`` (the region's deadline
     for the term, else the national one, as :func:`deadline` picks it). 404 outside the scope.
     """
-    where, args = scope_filter(ctx.scope, "a")
     row = await ctx.services.db.fetchrow(
-        f"SELECT {ASSESSMENT_COLUMNS}, c.name AS class_name, sub.name_fr AS subject_fr, sub.name_ar AS subject_ar, "
-        "sub.name_en AS subject_en, "
-        "(SELECT COUNT(*) FROM grade_term_close k WHERE k.school_id = a.school_id AND k.term_id = a.term_id) "
-        "AS closed, "
-        "(SELECT d.entry_deadline FROM grade_deadline d WHERE d.term_id = a.term_id "
-        " AND (d.tenant_id IS NULL OR d.tenant_id = COALESCE(a.region_id, -1)) "
-        " ORDER BY CASE WHEN d.tenant_id IS NULL THEN 1 ELSE 0 END LIMIT 1) AS entry_deadline "
-        "FROM grade_assessment a JOIN grade_sheet s ON s.id = a.sheet_id JOIN school_class c ON c.id = a.class_id "
-        "LEFT JOIN subject sub ON sub.code = a.subject_code "
-        f"WHERE a.id = {{}} AND {where}",
-        assessment_id,
-        *args,
+        SQL(
+            "SELECT {}, c.name AS class_name, sub.name_fr AS subject_fr, sub.name_ar AS subject_ar, "
+            "sub.name_en AS subject_en, "
+            "(SELECT COUNT(*) FROM grade_term_close k WHERE k.school_id = a.school_id AND k.term_id = a.term_id) "
+            "AS closed, "
+            "(SELECT d.entry_deadline FROM grade_deadline d WHERE d.term_id = a.term_id "
+            " AND (d.tenant_id IS NULL OR d.tenant_id = COALESCE(a.region_id, -1)) "
+            " ORDER BY CASE WHEN d.tenant_id IS NULL THEN 1 ELSE 0 END LIMIT 1) AS entry_deadline "
+            "FROM grade_assessment a JOIN grade_sheet s ON s.id = a.sheet_id JOIN school_class c ON c.id = a.class_id "
+            "LEFT JOIN subject sub ON sub.code = a.subject_code "
+            "WHERE a.id = {} AND {}",
+            ASSESSMENT_COLUMNS,
+            assessment_id,
+            scope_sql(ctx.scope, "a"),
+        )
     )
     if row is None:
-        raise NotFoundException(f"No assessment {assessment_id} here.")
+        raise NotFound(f"No assessment {assessment_id} here.")
     row["closed"] = bool(row["closed"])
-    value = row["entry_deadline"]
-    row["entry_deadline"] = None if value is None else _d(value)
     return row
 
 
@@ -281,23 +251,23 @@ async def family(db: Database, scope: Any, person_id: int) -> list[dict[str, Any
     The rows of :func:`core.school.service.children` and :func:`~core.school.service.own_student`
     (``self`` marks the latter, whose ``class_name`` is not read).
     """
-    where, args = scope_filter(scope, "s")
+    where = scope_sql(scope, "s")
     rows = await db.fetch(
         "SELECT 0 AS self, s.id, s.first_name, s.last_name, s.first_name_ar, s.last_name_ar, s.school_id, "
         "e.class_id, c.name AS class_name FROM guardianship g JOIN student s ON s.id = g.student_id "
         "LEFT JOIN enrolment e ON e.student_id = s.id AND e.ends_on IS NULL "
         "LEFT JOIN school_class c ON c.id = e.class_id "
-        f"WHERE g.person_id = {{}} AND {where} "
+        "WHERE g.person_id = {} AND {} "
         "UNION ALL "
         "SELECT 1 AS self, s.id, s.first_name, s.last_name, s.first_name_ar, s.last_name_ar, s.school_id, "
         "e.class_id, NULL AS class_name FROM student s "
         "LEFT JOIN enrolment e ON e.student_id = s.id AND e.ends_on IS NULL "
-        f"WHERE s.person_id = {{}} AND {where} "
+        "WHERE s.person_id = {} AND {} "
         "ORDER BY 1, 3",
         person_id,
-        *args,
+        where,
         person_id,
-        *args,
+        where,
     )
     children = [r for r in rows if not r["self"]]
     me = next((r for r in rows if r["self"]), None)
@@ -316,25 +286,23 @@ async def pupil_marks(
     One query: the rows of :func:`published_marks` (``term`` the term's number, ``subject_en``
     added), by subject, kind and position; then those of :func:`upcoming`, by date.
     """
-    where_m, args_m = scope_filter(scope, "m")
-    where_a, args_a = scope_filter(scope, "a")
     rows = await db.fetch(
         "SELECT 0 AS part, a.subject_code, sub.name_fr AS subject_fr, sub.name_ar AS subject_ar, "
         "sub.name_en AS subject_en, t.number AS term, a.kind, a.position, a.title, a.scheduled_on, a.max_score, "
         "a.weight, m.score, m.status FROM grade_mark m JOIN grade_assessment a ON a.id = m.assessment_id "
         "JOIN grade_sheet s ON s.id = a.sheet_id JOIN subject sub ON sub.code = a.subject_code "
         "LEFT JOIN term t ON t.id = a.term_id "
-        f"WHERE s.state = 'published' AND m.student_id = {{}} AND {where_m} "
+        "WHERE s.state = 'published' AND m.student_id = {} AND {} "
         "UNION ALL "
         "SELECT 1 AS part, a.subject_code, sub.name_fr, sub.name_ar, sub.name_en, NULL, a.kind, a.position, a.title, "
         "a.scheduled_on, NULL, NULL, NULL, NULL FROM grade_assessment a JOIN subject sub ON sub.code = a.subject_code "
-        f"WHERE a.class_id = {{}} AND a.scheduled_on >= {{}} AND {where_a} "
+        "WHERE a.class_id = {} AND a.scheduled_on >= {} AND {} "
         "ORDER BY 1, 2, 7, 8",
         student_id,
-        *args_m,
+        scope_sql(scope, "m"),
         -1 if class_id is None else class_id,
         today,
-        *args_a,
+        scope_sql(scope, "a"),
     )
     marks = [r for r in rows if r["part"] == 0]
     coming = sorted((r for r in rows if r["part"] == 1), key=lambda r: str(r["scheduled_on"]))
@@ -391,7 +359,7 @@ async def save_grid(
         and assessment["teacher_id"] != ctx.person_id
         and not await teaches(db, ctx.person_id, assessment["class_id"], assessment["subject_code"])
     ):
-        raise PermissionDeniedException("You do not teach this subject in this class.")
+        raise Forbidden("You do not teach this subject in this class.")
     closed = await is_closed(db, assessment["school_id"], assessment["term_id"])
     if closed and not director:
         raise Closed("The term is closed: marks are locked. A correction needs the director.")
@@ -428,7 +396,7 @@ async def save_grid(
                 }
             )
     if problems:
-        raise ClientException("Invalid marks: " + "; ".join(p["message"] for p in problems), extra=problems)
+        raise InvalidMarks(problems)
     bumped = await db.fetchrow(
         "UPDATE grade_assessment SET version = version + 1 WHERE id = {} AND version = {} RETURNING version",
         assessment["id"],
@@ -521,30 +489,29 @@ async def grid_payload(ctx: RequestContext, assessment: dict[str, Any]) -> dict[
 
 async def get_sheet(ctx: RequestContext, sheet_id: int) -> dict[str, Any]:
     """A sheet inside the scope; 404 otherwise."""
-    where, args = scope_filter(ctx.scope)
     row = await ctx.services.db.fetchrow(
         "SELECT id, class_id, subject_code, term_id, teacher_id, state, school_id, region_id "
-        f"FROM grade_sheet WHERE id = {{}} AND {where}",
+        "FROM grade_sheet WHERE id = {} AND {}",
         sheet_id,
-        *args,
+        scope_sql(ctx.scope),
     )
     if row is None:
-        raise NotFoundException(f"No sheet {sheet_id} here.")
+        raise NotFound(f"No sheet {sheet_id} here.")
     return row
 
 
 async def transition(ctx: RequestContext, sheet: dict[str, Any], action: str) -> tuple[str, list[Event]]:
     """Move a sheet along the workflow; returns the new state and the events to emit after commit."""
     if action not in TRANSITIONS:
-        raise NotFoundException(f"No action {action!r}.")
+        raise NotFound(f"No action {action!r}.")
     db = ctx.services.db
     assert ctx.person_id is not None
     source, target = TRANSITIONS[action]
     if action == "submit":
         if not is_director(ctx) and sheet["teacher_id"] != ctx.person_id:
-            raise PermissionDeniedException("Only the subject's teacher submits these marks.")
+            raise Forbidden("Only the subject's teacher submits these marks.")
     elif not is_director(ctx):
-        raise PermissionDeniedException("Only the director can do this.")
+        raise Forbidden("Only the director can do this.")
     if action == "reopen":
         if sheet["state"] not in ("submitted", "validated"):
             raise Conflict(f"Marks that are {sheet['state']} cannot be reopened.")
@@ -604,17 +571,15 @@ async def published_marks(db: Database, scope: Any, student_ids: list[int]) -> l
     """Marks of published sheets for some pupils (what a family may see)."""
     if not student_ids:
         return []
-    where, args = scope_filter(scope, "m")
-    placeholders, ids = in_list(student_ids)
     return await db.fetch(
         "SELECT m.student_id, a.id AS assessment_id, a.subject_code, sub.name_fr AS subject_fr, "
         "sub.name_ar AS subject_ar, a.term_id, a.kind, a.position, a.title, a.scheduled_on, a.max_score, a.weight, "
         "m.score, m.status FROM grade_mark m JOIN grade_assessment a ON a.id = m.assessment_id "
         "JOIN grade_sheet s ON s.id = a.sheet_id JOIN subject sub ON sub.code = a.subject_code "
-        f"WHERE s.state = 'published' AND m.student_id IN {placeholders} AND {where} "
+        "WHERE s.state = 'published' AND m.student_id IN {} AND {} "
         "ORDER BY a.subject_code, a.kind, a.position",
-        *ids,
-        *args,
+        in_(student_ids),
+        scope_sql(scope, "m"),
     )
 
 
@@ -622,44 +587,37 @@ async def upcoming(db: Database, scope: Any, class_ids: list[int], today: date) 
     """Assessments scheduled from today on for some classes."""
     if not class_ids:
         return []
-    where, args = scope_filter(scope, "a")
-    placeholders, ids = in_list(class_ids)
     return await db.fetch(
         "SELECT a.id, a.class_id, a.subject_code, sub.name_fr AS subject_fr, sub.name_ar AS subject_ar, a.kind, "
-        f"a.title, a.scheduled_on FROM grade_assessment a JOIN subject sub ON sub.code = a.subject_code "
-        f"WHERE a.class_id IN {placeholders} AND a.scheduled_on >= {{}} AND {where} ORDER BY a.scheduled_on",
-        *ids,
+        "a.title, a.scheduled_on FROM grade_assessment a JOIN subject sub ON sub.code = a.subject_code "
+        "WHERE a.class_id IN {} AND a.scheduled_on >= {} AND {} ORDER BY a.scheduled_on",
+        in_(class_ids),
         today,
-        *args,
+        scope_sql(scope, "a"),
     )
 
 
 async def missing_marks(ctx: RequestContext, school_id: int, term_id: int) -> list[dict[str, Any]]:
     """Per class × subject: the teacher, assessments held against the required number, marks still missing."""
     db = ctx.services.db
-    where, args = scope_filter(ctx.scope, "ta")
-    region = await ctx.services.tenants.by_id(school_id)
-    policy = await db.fetch(
-        "SELECT tenant_id, required_cc FROM grade_policy WHERE tenant_id IS NULL OR tenant_id = {}",
-        region.region_id if region else -1,
-    )
-    chosen = next((p for p in policy if p["tenant_id"] is not None), None) or (policy[0] if policy else None)
-    required_cc = int(chosen["required_cc"]) if chosen else 3
+    tenant = await ctx.services.tenants.by_id(school_id)
+    rule = await policy.cached(db, tenant.region_id if tenant else None)
     return await db.fetch(
         "SELECT ta.class_id, c.name AS class_name, ta.subject_code, ta.person_id AS teacher_id, "
         "p.full_name AS teacher, COALESCE(s.state, 'draft') AS state, "
         "(SELECT COUNT(*) FROM grade_assessment a WHERE a.class_id = ta.class_id AND a.subject_code = ta.subject_code "
-        f" AND a.term_id = {{}} AND a.kind = 'cc') AS assessments, {required_cc:d} AS required, "
+        " AND a.term_id = {} AND a.kind = 'cc') AS assessments, CAST({} AS INTEGER) AS required, "
         "(SELECT COUNT(*) FROM grade_assessment a JOIN enrolment e ON e.class_id = a.class_id AND e.ends_on IS NULL "
         " LEFT JOIN grade_mark m ON m.assessment_id = a.id AND m.student_id = e.student_id "
         " WHERE a.class_id = ta.class_id AND a.subject_code = ta.subject_code AND a.term_id = {} "
         " AND (m.id IS NULL OR (m.status = 'present' AND m.score IS NULL))) AS missing "
         "FROM teaching_assignment ta JOIN school_class c ON c.id = ta.class_id JOIN person p ON p.id = ta.person_id "
         "LEFT JOIN grade_sheet s ON s.class_id = ta.class_id AND s.subject_code = ta.subject_code AND s.term_id = {} "
-        f"WHERE ta.school_id = {{}} AND {where} ORDER BY c.name, ta.subject_code",
+        "WHERE ta.school_id = {} AND {} ORDER BY c.name, ta.subject_code",
         term_id,
+        rule.required_cc,
         term_id,
         term_id,
         school_id,
-        *args,
+        scope_sql(ctx.scope, "ta"),
     )
