@@ -154,9 +154,3 @@ def jobs() -> dict[str, Any]:
     """The bulletins' jobs by name, for the plugin's ``madrasa_jobs`` hook."""
     return {BULLETIN_JOB: bulletins_job}
 
-
-# Temporary, until core.jobs runs the jobs declared through ``madrasa_jobs`` (``services.job_functions``):
-# the job is also registered the old way, as an import side effect. Remove with that change.
-from core.jobs import register_job  # noqa: E402
-
-register_job(BULLETIN_JOB, bulletins_job)
