@@ -297,6 +297,13 @@ async def _app_role(db: Database) -> str | None:
     if owner[0]["u"] == app_user:
         log.warning("the application role is the owner: row-level security is weaker that way")
         return None
+    try:
+        ident(app_user)
+    except ValueError:
+        raise MigrationError(
+            f"the application role {app_user!r} is not a plain name (letters, digits, underscores), "
+            "so the migrations cannot grant it DML; connect as a role named like madrasa_app"
+        ) from None
     return str(app_user)
 
 
