@@ -22,21 +22,37 @@ def _services(settings: Settings) -> Any:
     return build_services(settings)
 
 
-async def _migrate(settings: Settings) -> list[str]:
-    from core.migrate import migrate
+def _planned(mig: Any) -> str:
+    """``would apply grades.m0001_grades (depends on core.m0002_school_structure)``."""
+    line = f"would apply {mig.label}"
+    if mig.depends_on:
+        line += " (depends on " + ", ".join(f"{app}.{name}" for app, name in mig.depends_on) + ")"
+    return line
+
+
+async def _migrate(settings: Settings, *, dry_run: bool = False) -> list[str]:
+    from core.migrate import migrate, plan
 
     services = _services(settings)
     await services.db.start()
     try:
-        return await migrate(services.db, services.migration_sets)
+        if dry_run:
+            return [_planned(mig) for mig in await plan(services.db, services.migration_sets)]
+        return [f"applied {name}" for name in await migrate(services.db, services.migration_sets)]
     finally:
         await services.db.stop()
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    """Apply pending migrations of core and every plugin."""
-    ran = asyncio.run(_migrate(settings))
-    print("\n".join(f"applied {name}" for name in ran) or "nothing to apply")
+    """Apply pending migrations of core and every plugin (``--plan``: list them, with their dependencies, only)."""
+    from core.migrate import MigrationError
+
+    try:
+        lines = asyncio.run(_migrate(settings, dry_run=args.plan))
+    except MigrationError as exc:
+        print(f"migration error: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(lines) or "nothing to apply")
     return 0
 
 
@@ -178,6 +194,7 @@ def build_parser(settings: Settings | None) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("migrate", help="apply database migrations")
+    p.add_argument("--plan", action="store_true", help="print what would run, with dependencies, and change nothing")
     p.set_defaults(func=cmd_migrate)
     p = sub.add_parser("demo", help="load the demo region once and serve it")
     p.add_argument("--host")

@@ -109,3 +109,24 @@ def test_create_admin(tmp_path):
         "SELECT m.role FROM membership m JOIN person p ON p.id = m.person_id WHERE p.email = 'ops@example.ma'"
     ).fetchall()
     assert rows == [("platform_admin",)]
+
+
+def test_migrate_plan_lists_what_would_run_and_runs_nothing(tmp_path):
+    import sqlite3
+
+    env = {"MADRASA_DATA_DIR": str(tmp_path), "MADRASA_LOG_LEVEL": "WARNING"}
+    planned = run(["migrate", "--plan"], env)
+    assert planned.returncode == 0, planned.stderr
+    lines = planned.stdout.splitlines()
+    assert lines[0] == "would apply core.m0001_initial"
+    assert "would apply grades.m0001_grades (depends on core.m0002_school_structure)" in lines
+    assert "would apply attendance.m0002_notice_claims (depends on attendance.m0001_attendance)" in lines
+    db = sqlite3.connect(tmp_path / "madrasa.sqlite3")
+    assert db.execute("SELECT name FROM sqlite_master").fetchall() == []  # not even the tracking table
+    db.close()
+
+    applied = run(["migrate"], env)
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.splitlines() == [line.split(" (")[0].replace("would apply", "applied") for line in lines]
+    again = run(["migrate", "--plan"], env)
+    assert again.returncode == 0 and again.stdout.strip() == "nothing to apply"

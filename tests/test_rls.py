@@ -158,13 +158,14 @@ async def test_audit_log_is_append_only_even_for_the_owner(pg):
 
 async def test_service_layer_filter_alone_also_isolates(world):
     """On both backends the application filter keeps scopes apart even without RLS."""
-    from core.db import scope_filter
+    from core.db import scope_sql
     from core.scope import Scope
+    from core.sql import SQL
 
     casa = world.ids["casablanca-settat"]
-    where, args = scope_filter(Scope(frozenset({casa})))
+    where = scope_sql(Scope(frozenset({casa})))
     async with world.services.db.scoped(Scope(frozenset({casa})), write=False):
-        rows = await world.services.db.fetch(f"SELECT region_id FROM stored_file WHERE {where}", *args)
+        rows = await world.services.db.fetch(SQL("SELECT region_id FROM stored_file WHERE {}", where))
     assert rows and {r["region_id"] for r in rows} == {casa}
-    where, args = scope_filter(Scope.nothing())
-    assert await world.services.db.fetch(f"SELECT id FROM stored_file WHERE {where}", *args) == []
+    nothing = scope_sql(Scope.nothing())
+    assert await world.services.db.fetch(SQL("SELECT id FROM stored_file WHERE {}", nothing)) == []

@@ -2,6 +2,8 @@
 
 from core.migrate import Migrator
 
+DEPENDS_ON = [("core", "m0002_school_structure")]
+
 
 async def forwards(m: Migrator) -> None:
     """``madrasa_staff_owner(number, person)``: the person holding a number, or a person's own record."""

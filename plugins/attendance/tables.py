@@ -61,7 +61,7 @@ class AttendanceNotice(_Scoped, tablename="attendance_notice"):
     status = Varchar(length=8, default="pending")  # pending, sending, sent, failed
     sent_at = Timestamptz(null=True, default=None)
     channels = Varchar(length=40, default="")
-    # ``claimed_at`` (when delivery started; nullable timestamptz) is added by migration m0002.
+    claimed_at = Timestamptz(null=True, default=None)  # when delivery started (added by migration m0002)
 
 
 class AttendanceJustification(_Scoped, tablename="attendance_justification"):

@@ -2,6 +2,8 @@
 
 from core.migrate import Migrator
 
+DEPENDS_ON = [("core", "m0001_initial")]
+
 #: Schools sharing a code, which the index would refuse; listed in the error so they can be fixed first.
 DUPLICATES = (
     "SELECT code, COUNT(*) AS n FROM tenant WHERE kind = 'school' AND code IS NOT NULL "

@@ -2,6 +2,8 @@
 
 from core.migrate import Migrator
 
+DEPENDS_ON = [("attendance", "m0001_attendance")]
+
 
 async def forwards(m: Migrator) -> None:
     """Add ``attendance_notice.claimed_at`` and an index for finding the day's unsent notices."""
