@@ -1,6 +1,6 @@
 """Attendance: sessions taken, absent/late marks, notices, justifications, alerts, reasons, rules."""
 
-from core.migrate import Migrator
+from core.plugin_api import Migrator
 
 #: Pupils, classes, timetable slots and schools.
 DEPENDS_ON = [("core", "m0002_school_structure")]

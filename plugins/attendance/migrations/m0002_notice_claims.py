@@ -1,6 +1,6 @@
 """Attendance: when a notice was claimed for delivery, so one stuck in ``sending`` can be claimed again."""
 
-from core.migrate import Migrator
+from core.plugin_api import Migrator
 
 DEPENDS_ON = [("attendance", "m0001_attendance")]
 

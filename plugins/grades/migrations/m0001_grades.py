@@ -1,6 +1,6 @@
 """Grades: sheets, assessments, marks, policies, deadlines, closes, results, statistics, bulletins."""
 
-from core.migrate import Migrator
+from core.plugin_api import Migrator
 
 #: Terms (the national deadlines are read from them) and pupils, classes and schools.
 DEPENDS_ON = [("core", "m0002_school_structure")]
