@@ -17,6 +17,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
+from piccolo.table import Table
 
 from core.access import GrantStore
 from core.api.auth import AuthController, me
@@ -64,6 +65,14 @@ def build_plugin_host(settings: Settings, extra_plugins: list[object] | None = N
     return host
 
 
+def owned_tables(host: PluginHost) -> list[tuple[str, type[Table]]]:
+    """Every table the application binds, with its owner: ``core`` or the plugin that declares it."""
+    tables: list[tuple[str, type[Table]]] = [("core", t) for t in (*CORE_TABLES, *SCHOOL_TABLES, *JOB_TABLES)]
+    for plugin, plugin_tables in host.each("madrasa_tables"):
+        tables.extend((plugin, t) for t in plugin_tables)
+    return tables
+
+
 def migration_sets(host: PluginHost) -> list[MigrationSet]:
     """Core's migrations first, then each plugin's, by plugin name."""
     sets = [CORE_MIGRATIONS]
@@ -82,10 +91,7 @@ def build_services(
     """Wire the process-wide services (no I/O)."""
     host = plugins or build_plugin_host(settings)
     db = Database(settings)
-    tables = [*CORE_TABLES, *SCHOOL_TABLES, *JOB_TABLES]
-    for _, plugin_tables in host.each("madrasa_tables"):
-        tables.extend(plugin_tables)
-    db.bind(tables)
+    db.bind([table for _, table in owned_tables(host)])
     registry = PermissionRegistry()
     registry.register(CORE_PERMISSIONS)
     for _, perms in host.each("madrasa_permissions"):

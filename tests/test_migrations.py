@@ -30,15 +30,13 @@ import asyncpg
 import pytest
 from piccolo.table import Table
 
-from core.app import build_plugin_host, migration_sets
+from core.app import build_plugin_host, migration_sets, owned_tables
 from core.config import Settings
 from core.db import UNIQUE_VIOLATIONS, Database
-from core.jobs import JOB_TABLES
 from core.migrate import Migration, MigrationError, MigrationSet, Migrator, check_dependencies, migrate, plan
-from core.school.tables import SCHOOL_TABLES
 from core.scope import Scope
 from core.sql import SQL, ident
-from core.tables import CORE_TABLES, SCOPE_COLUMNS
+from core.tables import SCOPE_COLUMNS
 from tests.conftest import PgServer, make_settings
 
 BACKENDS = ["sqlite", "postgres"]
@@ -53,12 +51,8 @@ PREVIOUS = {
 
 
 def declared_tables(settings: Settings) -> list[type[Table]]:
-    """Every table class the application binds: core's and each plugin's ``madrasa_tables`` (as ``build_services``)."""
-    host = build_plugin_host(settings)
-    tables: list[type[Table]] = [*CORE_TABLES, *SCHOOL_TABLES, *JOB_TABLES]
-    for _, plugin_tables in host.each("madrasa_tables"):
-        tables.extend(plugin_tables)
-    return tables
+    """Every table class the application binds: core's and each plugin's ``madrasa_tables``."""
+    return [table for _, table in owned_tables(build_plugin_host(settings))]
 
 
 def class_ddl(tables: Iterable[type[Table]], engine: Any) -> list[str]:

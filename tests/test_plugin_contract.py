@@ -21,12 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
-from core.app import build_plugin_host, build_services, create_app
-from core.jobs import JOB_TABLES, run_job
+from core.app import build_plugin_host, build_services, create_app, owned_tables
+from core.jobs import run_job
 from core.plugin_api import Event, PluginInfo, hookimpl, hookspec
 from core.plugins import PluginHost
-from core.school.tables import SCHOOL_TABLES
-from core.tables import CORE_TABLES
 from tests.conftest import make_settings, new_client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,12 +45,11 @@ def _package_dir(plugin: object) -> Path:
 
 def table_owners(host: PluginHost) -> dict[str, str]:
     """``{table: owner}``: ``core`` for core's tables, else the plugin whose ``madrasa_tables`` returns it."""
-    owners = {t._meta.tablename: "core" for t in (*CORE_TABLES, *SCHOOL_TABLES, *JOB_TABLES)}
-    for plugin, tables in host.each("madrasa_tables"):
-        for table in tables:
-            name = table._meta.tablename
-            assert name not in owners, f"{name} is declared by both {owners[name]} and {plugin}"
-            owners[name] = plugin
+    owners: dict[str, str] = {}
+    for owner, table in owned_tables(host):
+        name = table._meta.tablename
+        assert name not in owners, f"{name} is declared by both {owners[name]} and {owner}"
+        owners[name] = owner
     return owners
 
 
