@@ -70,7 +70,8 @@ class GradebookImport(ImporterBase):
             if klass["school_id"] not in self.grades_off:
                 self.grades_off.add(klass["school_id"])
                 node = await self.ctx.services.tenants.by_id(klass["school_id"])
-                template = "the grades module is off for {slug}: its lineItems and results are left out"
+                # a warning: this school's lineItems and results are left out, the rest is imported
+                template = "the grades module is off for {slug}"
                 self.warn("lineItems", row, "classSourcedId", tr(template, slug=node.slug if node else "?"))
             return None
         if klass["subject"] is None:
@@ -191,5 +192,6 @@ class GradebookImport(ImporterBase):
         file = "lineItems" if problem.kind == "line_item" else "results"
         row = self.bundle.by_id(file).get(problem.key, {})
         column = self.session_column() if problem.field == "term" else PROBLEM_COLUMNS.get(problem.field, "")
-        message = tr(problem.msgid, **problem.values) if problem.msgid else tr("{message}", message=problem.message)
-        self.error(file, row or 0, column, message)
+        fallback = ("{message}", {"message": problem.message})
+        template, values = (problem.msgid, problem.values) if problem.msgid else fallback
+        self.error(file, row or 0, column, tr(template, **values))
