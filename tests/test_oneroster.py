@@ -177,7 +177,7 @@ class Target:
 
     async def call(self, method: str, path: str, *, as_: str, tenant: str, **kwargs: Any) -> httpx.Response:
         """The API as an account, under ``/t/<tenant>``."""
-        headers = {"authorization": f"Bearer {await self.token(as_)}"}
+        headers = {**kwargs.pop("headers", {}), "authorization": f"Bearer {await self.token(as_)}"}
         return await self.client.request(method, f"/t/{tenant}{path}", headers=headers, **kwargs)
 
     async def close(self) -> None:
