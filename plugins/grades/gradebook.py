@@ -16,9 +16,6 @@ from typing import Any
 
 from litestar.exceptions import HTTPException
 
-from core import audit
-from core.context import RequestContext
-from core.db import scope_sql
 from core.exchange import (
     Gradebook,
     GradebookItem,
@@ -28,9 +25,7 @@ from core.exchange import (
     GradebookWritten,
     LineItemIn,
 )
-from core.hookspecs import hookimpl
-from core.school.service import Invalid
-from core.sql import SQL, in_
+from core.plugin_api import SQL, Invalid, RequestContext, audit, hookimpl, in_, scope_sql
 from plugins.grades import service
 
 _CENTS = Decimal("0.01")

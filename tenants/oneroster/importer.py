@@ -31,8 +31,8 @@ count persons the importer may see, so an import reveals no more than that the a
 creating an account with it would reveal anyway. A platform administrator's import links any address.
 Every membership an import adds is written to the audit log (``membership.add``), like one added by hand.
 
-A mark (results.csv) is written only for a pupil of the lineItem's school who is, or was, enrolled in
-the lineItem's class.
+A mark (results.csv) is taken only for a pupil of the lineItem's school who is, or was, enrolled in
+the lineItem's class; the grades module then saves it as a grid save does (for a pupil of the class).
 
 One module per part of the bundle (:mod:`tenants.oneroster.importing`): ``orgs``, ``sessions``,
 ``classes`` (courses and classes), ``users`` (users, roles, guardians), ``enrollments`` (and
