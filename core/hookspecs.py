@@ -6,6 +6,9 @@ Hooks are grouped by phase, as in pytest's hookspec module:
   (tables, migrations, routes, permissions, templates, static files, CLI commands, demo data);
 * **contribution** — called per request for a tenant; a module switched off for that tenant
   is left out of the call (pluggy's ``subset_hook_caller``), so its items vanish there;
+* **exchange between modules** — one module reads or writes another's data through hooks the
+  owning module answers with its own services (``firstresult``; call them through
+  ``services.plugins.hook_for(name, disabled)`` so a module switched off for the tenant does not answer);
 * **events** — domain events delivered after commit.
 
 pluggy is synchronous: a hook may return a value or an awaitable; the host awaits it
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
 
     from core.context import RequestContext
     from core.events import Event
+    from core.exchange import GradebookWrite
     from core.migrate import MigrationSet
     from core.permissions import Permission
     from core.plugins import Backend, MenuItem, PluginInfo
@@ -145,6 +149,30 @@ def madrasa_child_overview(ctx: RequestContext, child_id: int) -> Any:
 @hookspec
 def madrasa_exports(ctx: RequestContext) -> list[dict[str, str]]:
     """Return export formats the plugin offers for the tenant: dicts with ``name``, ``label``, ``url``."""
+
+
+# --- exchange between modules (firstresult; only enabled modules answer) ---------------------
+
+
+@hookspec(firstresult=True)
+def madrasa_gradebook_read(ctx: RequestContext, school_ids: list[int], class_ids: list[int] | None) -> Any:
+    """Return the line items (assessments) and results (marks) of some schools as a ``core.exchange.Gradebook``.
+
+    Only rows inside ``ctx.scope`` are read; ``class_ids`` narrows to some classes (``None``: all).
+    Runs inside the caller's ``db.scoped`` transaction; may return an awaitable. Answered by the
+    grades module; ``None`` when it is off for the tenant.
+    """
+
+
+@hookspec(firstresult=True)
+def madrasa_gradebook_write(ctx: RequestContext, write: GradebookWrite) -> Any:
+    """Write one school's line items and results; return a ``core.exchange.GradebookWritten``.
+
+    The owner's own services do the writing: a changed mark bumps the assessment's version and is
+    audited exactly as a grid save is, and a sheet that is closed or past draft is refused the same
+    way. Runs inside the caller's ``db.scoped`` transaction (roll it back when problems are
+    returned); may return an awaitable. ``None`` when the grades module is off for the tenant.
+    """
 
 
 # --- events ------------------------------------------------------------------------------

@@ -135,8 +135,9 @@ def test_every_report_message_has_french_and_arabic_translations() -> None:
 
     root = Path(__file__).parent.parent
     templates: set[str] = set()
-    for name in ("bundle.py", "importer.py"):
-        tree = ast.parse((root / "tenants" / "oneroster" / name).read_text("utf-8"))
+    package = root / "tenants" / "oneroster"
+    for path in (package / "bundle.py", package / "importer.py", *sorted((package / "importing").glob("*.py"))):
+        tree = ast.parse(path.read_text("utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "tr" and node.args:
                 if isinstance(node.args[0], ast.Constant):

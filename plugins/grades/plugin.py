@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from core.plugin_api import MenuItem, MigrationSet, Permission, PluginInfo, RequestContext, hookimpl
+from plugins.grades.gradebook import madrasa_gradebook_read, madrasa_gradebook_write  # noqa: F401 (exchange hooks)
 
 TEACHING = frozenset({"teacher", "school_director"})
 FAMILY = frozenset({"parent", "student"})

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from litestar.exceptions import ClientException, NotFoundException
-
 from core.api.platform import PayloadTooLarge
 from core.context import RequestContext
+from core.errors import Invalid, NotFound
 from core.tenancy import TenantInfo
 from tenants.oneroster.bundle import read_bundle
 from tenants.oneroster.exporter import export_bundle
@@ -20,12 +19,15 @@ def exchange_tenant(ctx: RequestContext) -> TenantInfo:
     """The tenant the exchange works on: the request's (a region, province, school, or the platform)."""
     tenant = ctx.require_tenant()
     if not ctx.scope.covers(tenant.path) and not ctx.scope.platform:
-        raise NotFoundException("This works at a tenant you manage: use /t/<region or school>/….")
+        raise NotFound("This works at a tenant you manage: use /t/<region or school>/….")
     return tenant
 
 
 def check_upload(ctx: RequestContext, data: bytes) -> None:
-    """413 for a file over the upload limit (before anything is unpacked)."""
+    """413 for a file over the upload limit (before anything is unpacked).
+
+    Still ``core.api.platform.PayloadTooLarge``: the admin page catches that class to show its form again.
+    """
     limit = ctx.services.settings.max_upload_bytes
     if len(data) > limit:
         raise PayloadTooLarge(f"The bundle is {len(data)} bytes; at most {limit} bytes are accepted.")
@@ -56,4 +58,4 @@ def parse_flag(value: str) -> bool:
         return True
     if folded in ("false", "0", "no", "off", ""):
         return False
-    raise ClientException("dry_run: must be true or false", extra=[{"key": "dry_run", "message": "true or false"}])
+    raise Invalid("dry_run", "dry_run: must be true or false")

@@ -17,7 +17,9 @@ DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 YEAR_RE = re.compile(r"^\d{4}$")
 #: Manifest rows every package carries (``file.*`` rows are listed in :data:`MANIFEST_FILES`).
 MANIFEST_HEADER = ("propertyName", "value")
-MANIFEST_OPTIONAL = ("source.systemName", "source.systemCode")
+#: What an export says it left out (e.g. marks where the grades module is off); read back without a warning.
+MANIFEST_NOTE = "source.note"
+MANIFEST_OPTIONAL = ("source.systemName", "source.systemCode", MANIFEST_NOTE)
 #: Every ``file.*`` row of a 1.2 manifest, in the order the export writes them.
 MANIFEST_FILES = (
     "academicSessions",

@@ -1,0 +1,1 @@
+"""Exporting a OneRoster bundle, one module per part of it (see :mod:`tenants.oneroster.exporter`)."""
