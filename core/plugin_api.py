@@ -16,6 +16,7 @@ Groups:
 * **database** — :class:`Database`, :class:`SQL`, :func:`ident`, :func:`in_`, :func:`join`,
   :func:`scope_sql`, constraint helpers, :class:`Migrator` and :class:`MigrationSet`;
 * **school structure** — :class:`school` (classes, pupils, teachers, timetables, the school year);
+* **exchange between modules** — the structs of the gradebook hooks (:class:`Gradebook`, …);
 * **events, jobs, audit** — :class:`Event` (``ctx.services.emit``), :class:`JobContext`,
   :func:`queue_of`, :func:`covers_row`, :mod:`audit`;
 * **files, mail, SMS, clock** — :class:`ContentPolicy` and friends, :func:`build_key`,
@@ -53,6 +54,16 @@ from core.errors import (
     UnsupportedMedia,
 )
 from core.events import Event
+from core.exchange import (
+    Gradebook,
+    GradebookItem,
+    GradebookProblem,
+    GradebookResult,
+    GradebookWrite,
+    GradebookWritten,
+    LineItemIn,
+    ResultIn,
+)
 from core.hookspecs import hookimpl, hookspec
 from core.i18n import LOCALES, gettext_, locale_var
 from core.jobs import JobContext, JobQueueError, covers_row, queue_of
@@ -133,9 +144,16 @@ __all__ = [
     "Event",
     "FixedClock",
     "Forbidden",
+    "Gradebook",
+    "GradebookItem",
+    "GradebookProblem",
+    "GradebookResult",
+    "GradebookWrite",
+    "GradebookWritten",
     "Invalid",
     "JobContext",
     "JobQueueError",
+    "LineItemIn",
     "Locked",
     "Mail",
     "MenuItem",
@@ -148,6 +166,7 @@ __all__ = [
     "PluginInfo",
     "PreconditionRequired",
     "RequestContext",
+    "ResultIn",
     "Row",
     "Scope",
     "Services",

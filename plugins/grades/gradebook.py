@@ -16,16 +16,22 @@ from typing import Any
 
 from litestar.exceptions import HTTPException
 
-from core.exchange import (
+from core.plugin_api import (
+    SQL,
     Gradebook,
     GradebookItem,
     GradebookProblem,
     GradebookResult,
     GradebookWrite,
     GradebookWritten,
+    Invalid,
     LineItemIn,
+    RequestContext,
+    audit,
+    hookimpl,
+    in_,
+    scope_sql,
 )
-from core.plugin_api import SQL, Invalid, RequestContext, audit, hookimpl, in_, scope_sql
 from plugins.grades import service
 
 _CENTS = Decimal("0.01")
