@@ -444,33 +444,35 @@ class _RolledBack(Exception):
 async def explain_app(db: Any, school_ids: list[int], term_id: int) -> str:
     """The statements of ``compute_results`` one by one under ``EXPLAIN (ANALYZE, BUFFERS)``, rolled back."""
     from core.scope import Scope
-    from plugins.grades import close
+    from core.sql import SQL
+    from plugins.grades import close, close_sql
 
-    schools = close._ids(school_ids)
+    schools = close_sql.school_list(school_ids)
+    agg = SQL("pg_temp.grades_close_agg")
     steps = [
-        ("delete", close.delete_statements(schools, term_id, "postgres")[0], False),
+        ("delete", close_sql.delete_statements(schools, term_id, "postgres")[0], False),
         (
             "pass over the marks",
-            f"CREATE TEMP TABLE grades_close_agg ON COMMIT DROP AS {close.mark_average_select(schools, term_id)}",
+            SQL(
+                "CREATE TEMP TABLE grades_close_agg ON COMMIT DROP AS {}",
+                close_sql.mark_average_select(schools, term_id),
+            ),
             False,
         ),
-        ("analyze", "ANALYZE pg_temp.grades_close_agg", True),
-        ("results", close.postgres_statement("pg_temp.grades_close_agg", schools, term_id), False),
+        ("analyze", SQL("ANALYZE pg_temp.grades_close_agg"), True),
+        ("results", close_sql.postgres_statement(agg, schools, term_id), False),
     ]
     lines: list[str] = []
     try:
         async with db.scoped(Scope.everything()):
-            await db.execute(
-                "SELECT " + ", ".join(f"set_config('{name}', {{}}, true)" for name in close.PG_SETTINGS),
-                *close.PG_SETTINGS.values(),
-            )
-            for label, sql, plain in steps:
+            await db.execute(close_sql.settings_sql(close.PG_SETTINGS))
+            for label, statement, plain in steps:
                 began = time.perf_counter()
                 if plain:
-                    await db.execute(sql)
+                    await db.execute(statement)
                     plan = ""
                 else:
-                    rows = await db.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
+                    rows = await db.fetch(SQL("EXPLAIN (ANALYZE, BUFFERS) {}", statement))
                     plan = "\n".join(str(next(iter(r.values()))) for r in rows)
                 lines.append(f"== {label}: {time.perf_counter() - began:.2f} s\n{plan}\n")
                 log(f"  {label}: {time.perf_counter() - began:.2f} s")
