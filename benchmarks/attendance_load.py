@@ -2,7 +2,7 @@
 
 The script creates a throw-away database with an owner role and an application role
 (``LOGIN NOSUPERUSER NOBYPASSRLS``, as ``benchmarks/generate.py`` does), migrates it and fills it with
-:func:`core.generator.generate` (one region, ``--schools`` schools of 500 pupils, app role, RLS on). Then,
+:func:`devtools.generator.generate` (one region, ``--schools`` schools of 500 pupils, app role, RLS on). Then,
 as the owner:
 
 * the benchmark runs "on" a fixed day (``--day``, a Monday of the first term of the reference year): the
@@ -132,9 +132,9 @@ async def build(pg: PgWorld, args: argparse.Namespace, settings_kw: dict[str, An
     """Migrate, generate, make today a school day, add today's lessons, open the teachers' sessions."""
     from core.app import build_services
     from core.config import load_settings
-    from core.generator import generate
     from core.identity import Identity
     from core.migrate import migrate
+    from devtools.generator import generate
 
     settings = load_settings({}, **settings_kw, db_pool_min=1, db_pool_max=4)
     services = build_services(settings)
@@ -144,7 +144,7 @@ async def build(pg: PgWorld, args: argparse.Namespace, settings_kw: dict[str, An
     today = args.day
     try:
         await migrate(db, services.migration_sets)
-        log(f"generating 1 region × {args.schools} schools × {PUPILS_PER_SCHOOL} pupils (core.generator) …")
+        log(f"generating 1 region × {args.schools} schools × {PUPILS_PER_SCHOOL} pupils (devtools.generator) …")
         stats = await generate(
             db, regions=1, schools_per_region=args.schools, students_per_school=PUPILS_PER_SCHOOL, seed=args.seed
         )

@@ -3,7 +3,7 @@
 The script creates a throw-away database with an owner role and an application role
 (``LOGIN NOSUPERUSER NOBYPASSRLS``, as ``benchmarks/generate.py`` does), migrates it and fills it:
 
-* :func:`core.generator.generate` as the application role (RLS on): one region of ``--pupils`` pupils in
+* :func:`devtools.generator.generate` as the application role (RLS on): one region of ``--pupils`` pupils in
   schools of 500 (100,000 pupils = 200 schools), with conflict-free weekly timetables;
 * set-based, as the owner: for every timetable slot and every school day of the first term (terms minus
   holidays) a taken register (``attendance_session``); one pupil in ``--moved`` (50) changes class in the
@@ -134,9 +134,9 @@ def backend_cpu(database: str) -> float:
 async def run(pg: PgWorld, args: argparse.Namespace, data_dir: Path) -> int:
     from core.app import build_services
     from core.config import load_settings
-    from core.generator import generate
     from core.migrate import migrate
     from core.scope import Scope
+    from devtools.generator import generate
     from plugins.attendance import service, stats
 
     settings = load_settings(
@@ -156,7 +156,7 @@ async def run(pg: PgWorld, args: argparse.Namespace, data_dir: Path) -> int:
         await migrate(db, services.migration_sets)
         schools = max(1, args.pupils // PUPILS_PER_SCHOOL)
         per_school = min(PUPILS_PER_SCHOOL, args.pupils)
-        log(f"generating 1 region × {schools} schools × {per_school} pupils (core.generator, app role) …")
+        log(f"generating 1 region × {schools} schools × {per_school} pupils (devtools.generator, app role) …")
         generated = await generate(
             db, regions=1, schools_per_region=schools, students_per_school=per_school, seed=args.seed
         )

@@ -3,7 +3,7 @@
 For each size the script creates a throw-away database with an owner role and an application
 role (``LOGIN NOSUPERUSER NOBYPASSRLS``, as ``tests/conftest.py`` and
 ``benchmarks/request_overhead.py`` do), migrates it as the owner, then runs
-:func:`core.generator.generate` as the application role (row-level security applies) in a
+:func:`devtools.generator.generate` as the application role (row-level security applies) in a
 subprocess of its own, so the peak resident set size (``getrusage(RUSAGE_SELF).ru_maxrss``, read
 inside the child) belongs to that run alone. After each run it checks the data with the admin
 connection (pupils, enrolments, timetable clashes) and drops the database and roles.
@@ -128,7 +128,7 @@ async def _migrate_only() -> None:
 async def _child(schools: int, pupils: int, seed: int) -> dict[str, Any]:
     from core.app import build_services
     from core.config import load_settings
-    from core.generator import generate
+    from devtools.generator import generate
 
     services = build_services(load_settings())
     await services.db.start()

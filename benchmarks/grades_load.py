@@ -3,7 +3,7 @@
 The script creates a throw-away database with an owner role and an application role
 (``LOGIN NOSUPERUSER NOBYPASSRLS``, as ``benchmarks/generate.py`` does), migrates it and fills it:
 
-* :func:`core.generator.generate` as the application role (RLS on): one region of ``--pupils``
+* :func:`devtools.generator.generate` as the application role (RLS on): one region of ``--pupils``
   pupils in schools of 500 (100,000 pupils = 200 schools by default), with their guardians
   (parent memberships) and teachers;
 * set-based, as the owner, the marks of ``benchmarks/semester_close.py`` (10 sheets per class,
@@ -460,9 +460,9 @@ async def build_world(pg: PgWorld, args: argparse.Namespace, settings_kw: dict[s
     from core.access import scope_for
     from core.app import build_services
     from core.config import load_settings
-    from core.generator import generate
     from core.identity import Identity
     from core.migrate import migrate
+    from devtools.generator import generate
 
     settings = load_settings({}, **settings_kw, db_pool_min=1, db_pool_max=4)
     services = build_services(settings)
@@ -472,7 +472,7 @@ async def build_world(pg: PgWorld, args: argparse.Namespace, settings_kw: dict[s
         await migrate(db, services.migration_sets)
         schools = max(1, args.pupils // PUPILS_PER_SCHOOL)
         per_school = PUPILS_PER_SCHOOL if args.pupils >= PUPILS_PER_SCHOOL else args.pupils
-        log(f"generating 1 region × {schools} schools × {per_school} pupils (core.generator, app role) …")
+        log(f"generating 1 region × {schools} schools × {per_school} pupils (devtools.generator, app role) …")
         began = time.perf_counter()
         stats = await generate(
             db, regions=1, schools_per_region=schools, students_per_school=per_school, seed=args.seed

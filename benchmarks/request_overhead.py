@@ -62,10 +62,10 @@ SET_SCOPE_SQL = "SELECT set_config('app.scope', $1, true), set_config('app.platf
 def baseline_sql() -> str:
     """``core.api.platform.FILE_INFO_SQL`` (same columns) with ``WHERE id = $1`` only."""
     from core.api.platform import FILE_INFO_SQL
+    from core.sql import SQL
 
-    if not FILE_INFO_SQL.endswith("WHERE id = {} AND "):
-        raise RuntimeError(f"FILE_INFO_SQL changed shape; update the baseline: {FILE_INFO_SQL!r}")
-    return FILE_INFO_SQL.removesuffix(" AND ").format("$1")
+    text, _ = SQL("{} WHERE id = {}", FILE_INFO_SQL, 0).compile("postgres")
+    return text
 
 
 def build_baseline_app(dsn: str, scope: str, pool_min: int, pool_max: int) -> Any:

@@ -4,7 +4,7 @@ The script creates a throw-away database with an owner role and an application r
 (``LOGIN NOSUPERUSER NOBYPASSRLS``, as ``benchmarks/generate.py`` does), migrates it as the owner,
 and fills it:
 
-* :func:`core.generator.generate` as the application role (RLS on): 1 region × 200 schools ×
+* :func:`devtools.generator.generate` as the application role (RLS on): 1 region × 200 schools ×
   500 pupils = 100,000 pupils in classes of 30–45 (primary schools, collèges and lycées);
 * set-based, as the owner with the platform scope: a region grades policy (absences and excused
   absences count as 0, overriding the national rule), region and school coefficient overrides,
@@ -316,9 +316,9 @@ def log(message: str) -> None:
 async def run(pg: PgWorld, args: argparse.Namespace) -> dict[str, Any]:
     from core.app import build_services
     from core.config import load_settings
-    from core.generator import generate
     from core.migrate import migrate
     from core.scope import Scope
+    from devtools.generator import generate
     from plugins.grades.close import compute_results
 
     data_dir = tempfile.TemporaryDirectory(prefix="madrasa-closebench-")
@@ -339,7 +339,7 @@ async def run(pg: PgWorld, args: argparse.Namespace) -> dict[str, Any]:
     try:
         await migrate(db, services.migration_sets)
         began = time.perf_counter()
-        log(f"generating 1 region × {args.schools} schools × {args.pupils} pupils (core.generator, app role) …")
+        log(f"generating 1 region × {args.schools} schools × {args.pupils} pupils (devtools.generator, app role) …")
         stats = await generate(
             db, regions=1, schools_per_region=args.schools, students_per_school=args.pupils, seed=args.seed
         )

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 
 import msgspec
 
+from core.cache import TTLCache
 from core.db import Database
 from core.scope import Scope
 from core.tenancy import TenantInfo, parse_path
@@ -63,22 +63,20 @@ class GrantStore:
 
     def __init__(self, db: Database, cache_seconds: float = GRANTS_CACHE_SECONDS) -> None:
         self.db = db
-        self.cache_seconds = cache_seconds
-        self._cache: dict[int, tuple[float, tuple[Grant, ...]]] = {}
+        self._cache: TTLCache[int, tuple[Grant, ...]] = TTLCache(cache_seconds)
 
     def invalidate(self, person_id: int | None = None) -> None:
         """Forget one person's grants, or everyone's."""
         if person_id is None:
             self._cache.clear()
         else:
-            self._cache.pop(person_id, None)
+            self._cache.pop(person_id)
 
     async def grants(self, person_id: int) -> tuple[Grant, ...]:
         """Every grant of a person."""
-        now = time.monotonic()
-        hit = self._cache.get(person_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        return await self._cache.get(person_id, lambda: self._load(person_id))
+
+    async def _load(self, person_id: int) -> tuple[Grant, ...]:
         rows = await self.db.fetch(
             "SELECT m.role, m.tenant_id, m.programme_id, t.path FROM membership m "
             "LEFT JOIN tenant t ON t.id = m.tenant_id WHERE m.person_id = {} ORDER BY m.id",
@@ -96,8 +94,4 @@ class GrantStore:
                 grants.append(Grant(r["role"], paths, None, r["programme_id"]))
             elif r["path"] is not None:
                 grants.append(Grant(r["role"], (parse_path(r["path"]),), r["tenant_id"], None))
-        result = tuple(grants)
-        if len(self._cache) > 100_000:
-            self._cache.clear()
-        self._cache[person_id] = (now + self.cache_seconds, result)
-        return result
+        return tuple(grants)

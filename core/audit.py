@@ -7,9 +7,10 @@ from typing import Any
 
 import msgspec
 
-from core.db import Database, scope_filter
+from core.db import Database, scope_sql
 from core.observability import request_id_var
 from core.scope import Scope
+from core.sql import SQL, join
 from core.tenancy import TenantInfo
 
 
@@ -76,21 +77,17 @@ async def read(
     limit: int = 50,
 ) -> list[AuditEntry]:
     """Entries visible in ``scope``, newest first, keyset-paginated by ``before_id``."""
-    where, args = scope_filter(scope)
-    clauses = [where]
+    clauses = [scope_sql(scope)]
     if object_type:
-        clauses.append("object_type = {}")
-        args.append(object_type)
+        clauses.append(SQL("object_type = {}", object_type))
     if object_id:
-        clauses.append("object_id = {}")
-        args.append(object_id)
+        clauses.append(SQL("object_id = {}", object_id))
     if before_id:
-        clauses.append("id < {}")
-        args.append(before_id)
+        clauses.append(SQL("id < {}", before_id))
     rows = await db.fetch(
         "SELECT id, at, actor_id, action, object_type, object_id, tenant_id, before, after, reason, request_id "
-        f"FROM audit_log WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT {{}}",
-        *args,
+        "FROM audit_log WHERE {} ORDER BY id DESC LIMIT {}",
+        join(" AND ", clauses),
         limit,
     )
     out = []
@@ -99,7 +96,5 @@ async def read(
         for key in ("before", "after"):
             if isinstance(r[key], str | bytes):
                 r[key] = msgspec.json.decode(r[key])
-        if isinstance(r["at"], str):
-            r["at"] = datetime.fromisoformat(r["at"])
         out.append(msgspec.convert(r, AuditEntry))
     return out

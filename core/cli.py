@@ -168,8 +168,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
-    """Generate realistic regions, schools, people and timetables (see ``core/generator.py``)."""
-    from core.generator import cli_generate
+    """Generate realistic regions, schools, people and timetables (see ``devtools/generator.py``)."""
+    from devtools.generator import cli_generate
 
     return cli_generate(args, settings)
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from core import audit
 from core.db import Database
-from core.generator import GeneratorRun, populate_school, tenant_info
 from core.plugins import resolve
 from core.scope import Scope
 from core.services import Services
+from devtools.generator import GeneratorRun, populate_school, tenant_info
 
 DEMO_MARKER = "casablanca-settat"
 #: Seed of the demo's generated people and timetables (the same demo on every machine).

@@ -25,6 +25,7 @@ import msgspec
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from core.cache import MISSING, TTLCache
 from core.config import Settings
 from core.db import Database
 
@@ -86,8 +87,9 @@ class IdentityService:
         self.db = db
         self.settings = settings
         self.hasher = hasher or make_hasher(settings)
-        self._session_cache: dict[str, tuple[float, SessionInfo | None]] = {}
-        self._claims_cache: dict[str, dict[str, Any]] = {}
+        self._session_cache: TTLCache[str, SessionInfo | None] = TTLCache(REVOCATION_CACHE_SECONDS, 50_000)
+        #: Verified claims per token, each kept until the token expires.
+        self._claims_cache: TTLCache[str, dict[str, Any]] = TTLCache(0, 50_000)
         self._web_keys: dict[str, str] = {}
 
     # -- passwords ---------------------------------------------------------------------------
@@ -200,16 +202,11 @@ class IdentityService:
     async def web_session(self, cookie: str) -> SessionInfo | None:
         """The live browser session behind a cookie, or ``None`` (cached a few seconds, like API sessions)."""
         key = "web:" + sha256(cookie)
-        now = time.monotonic()
-        hit = self._session_cache.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        info = await self._load_web_session(cookie)
-        if len(self._session_cache) > 50_000:
-            self._session_cache.clear()
-        self._session_cache[key] = (now + REVOCATION_CACHE_SECONDS, info)
-        if info is not None:
-            self._web_keys[info.session_id] = key
+        info = self._session_cache.peek(key)
+        if info is MISSING:
+            info = self._session_cache.put(key, await self._load_web_session(cookie))
+            if info is not None:
+                self._web_keys[info.session_id] = key
         return info
 
     async def _load_web_session(self, cookie: str) -> SessionInfo | None:
@@ -233,8 +230,8 @@ class IdentityService:
             datetime.now(UTC),
             session_id,
         )
-        self._session_cache.pop(session_id, None)
-        self._session_cache.pop(self._web_keys.pop(session_id, ""), None)
+        self._session_cache.pop(session_id)
+        self._session_cache.pop(self._web_keys.pop(session_id, ""))
 
     async def revoke_all(self, person_id: int) -> None:
         """End every session of a person (after a password change)."""
@@ -245,8 +242,8 @@ class IdentityService:
             person_id,
         )
         for r in rows:
-            self._session_cache.pop(r["id"], None)
-            self._session_cache.pop(self._web_keys.pop(r["id"], ""), None)
+            self._session_cache.pop(r["id"])
+            self._session_cache.pop(self._web_keys.pop(r["id"], ""))
 
     # -- API tokens --------------------------------------------------------------------------
 
@@ -308,12 +305,9 @@ class IdentityService:
 
     def _decode(self, token: str) -> dict[str, Any]:
         """Verified claims of a token; a token already verified is looked up, not re-verified, until it expires."""
-        hit = self._claims_cache.get(token)
-        if hit is not None:
-            if hit["exp"] > time.time():
-                return hit
-            del self._claims_cache[token]
-            raise AuthError("Access token expired.")
+        hit = self._claims_cache.peek(token)
+        if hit is not MISSING:
+            return hit
         try:
             claims = jwt.decode(
                 token, self.settings.secret_key, algorithms=["HS256"], options={"require": ["exp", "sub", "sid"]}
@@ -322,10 +316,7 @@ class IdentityService:
             raise AuthError("Access token expired.") from None
         except jwt.PyJWTError:
             raise AuthError("Invalid access token.") from None
-        if len(self._claims_cache) > 50_000:
-            self._claims_cache.clear()
-        self._claims_cache[token] = claims
-        return claims
+        return self._claims_cache.put(token, claims, ttl=claims["exp"] - time.time())
 
     async def verify_access(self, token: str) -> SessionInfo:
         """Check an access token's signature, expiry and session; raises 401 otherwise."""
@@ -338,10 +329,9 @@ class IdentityService:
         return session
 
     async def _api_session(self, session_id: str) -> SessionInfo | None:
-        now = time.monotonic()
-        hit = self._session_cache.get(session_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        return await self._session_cache.get(session_id, lambda: self._load_api_session(session_id))
+
+    async def _load_api_session(self, session_id: str) -> SessionInfo | None:
         row = await self.db.fetchrow(
             "SELECT s.revoked_at, s.tenant_id, p.id, p.email, p.full_name, p.full_name_ar, p.locale, p.active "
             "FROM auth_session s JOIN person p ON p.id = s.person_id WHERE s.id = {} AND s.kind = 'api'",
@@ -351,9 +341,6 @@ class IdentityService:
         if row and row["revoked_at"] is None and row["active"]:
             identity = Identity(row["id"], row["email"], row["full_name"], row["full_name_ar"], row["locale"])
             info = SessionInfo(identity, session_id, "api", "", row["tenant_id"])
-        if len(self._session_cache) > 50_000:
-            self._session_cache.clear()
-        self._session_cache[session_id] = (now + REVOCATION_CACHE_SECONDS, info)
         return info
 
     # -- password reset ----------------------------------------------------------------------
@@ -385,9 +372,7 @@ class IdentityService:
         return int(row["person_id"])
 
 
-def _aware(value: datetime | str) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
+def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 

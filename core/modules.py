@@ -7,13 +7,15 @@ Every change is written to the audit log with its author and reason.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import msgspec
 
+from core.cache import TTLCache
 from core.db import Database
+from core.sql import SQL
 
 CACHE_SECONDS = 5.0
 
@@ -65,25 +67,31 @@ def effective_state(
     return EffectiveState(module, default, "default", None)
 
 
+@dataclass
+class _Settings:
+    """Every explicit setting, as loaded at one moment, and what was derived from them since."""
+
+    nodes: dict[str, dict[int, SettingRow]]
+    programmes: dict[str, dict[int, SettingRow]]
+    disabled: dict[tuple[tuple[int, ...], tuple[int, ...]], frozenset[str]] = field(default_factory=dict)
+
+
 class ModuleSettings:
     """Cached explicit settings, with writes that audit and invalidate."""
 
     def __init__(self, db: Database, defaults: Mapping[str, bool], cache_seconds: float = CACHE_SECONDS) -> None:
         self.db = db
         self.defaults = dict(defaults)
-        self.cache_seconds = cache_seconds
-        self._loaded_at = -1e9
-        self._nodes: dict[str, dict[int, SettingRow]] = {}
-        self._programmes: dict[str, dict[int, SettingRow]] = {}
-        self._disabled: dict[tuple[tuple[int, ...], tuple[int, ...]], frozenset[str]] = {}
+        self._cache: TTLCache[str, _Settings] = TTLCache(cache_seconds)
 
     def invalidate(self) -> None:
         """Forget cached settings."""
-        self._loaded_at = -1e9
+        self._cache.clear()
 
-    async def _load(self) -> None:
-        if time.monotonic() - self._loaded_at < self.cache_seconds:
-            return
+    async def _load(self) -> _Settings:
+        return await self._cache.get("all", self._read)
+
+    async def _read(self) -> _Settings:
         rows = await self.db.fetch(
             "SELECT module, tenant_id, programme_id, enabled, updated_at, reason, updated_by FROM module_setting"
         )
@@ -95,35 +103,33 @@ class ModuleSettings:
                 programmes.setdefault(r["module"], {})[r["programme_id"]] = row
             elif r["tenant_id"] is not None:
                 nodes.setdefault(r["module"], {})[r["tenant_id"]] = row
-        self._nodes, self._programmes = nodes, programmes
-        self._disabled = {}
-        self._loaded_at = time.monotonic()
+        return _Settings(nodes, programmes)
 
     async def state(self, module: str, path: Sequence[int], programmes: Sequence[int]) -> EffectiveState:
         """Effective state of one module at a node (``programmes``: the school's programmes)."""
-        await self._load()
-        prog = self._programmes.get(module, {})
+        settings = await self._load()
+        prog = settings.programmes.get(module, {})
         return effective_state(
             module,
             self.defaults.get(module, True),
             path,
-            self._nodes.get(module, {}),
+            settings.nodes.get(module, {}),
             {p: prog[p] for p in programmes if p in prog},
         )
 
     async def disabled(self, path: Sequence[int], programmes: Sequence[int]) -> frozenset[str]:
         """Modules switched off at a node (memoised until the settings are reloaded)."""
-        await self._load()
+        settings = await self._load()
         key = (tuple(path), tuple(programmes))
-        found = self._disabled.get(key)
+        found = settings.disabled.get(key)
         if found is None:
             out = set()
             for module in self.defaults:
                 if not (await self.state(module, path, programmes)).enabled:
                     out.add(module)
             found = frozenset(out)
-            if len(self._disabled) < 100_000:
-                self._disabled[key] = found
+            if len(settings.disabled) < 100_000:
+                settings.disabled[key] = found
         return found
 
     async def set(
@@ -142,11 +148,8 @@ class ModuleSettings:
         """
         if (tenant_id is None) == (programme_id is None):
             raise ValueError("a module setting names exactly one tenant or one programme")
-        where = "tenant_id = {}" if tenant_id is not None else "programme_id = {}"
-        target = tenant_id if tenant_id is not None else programme_id
-        row = await self.db.fetchrow(
-            f"SELECT id, enabled FROM module_setting WHERE module = {{}} AND {where}", module, target
-        )
+        target = SQL("tenant_id = {}", tenant_id) if tenant_id is not None else SQL("programme_id = {}", programme_id)
+        row = await self.db.fetchrow("SELECT id, enabled FROM module_setting WHERE module = {} AND {}", module, target)
         before = bool(row["enabled"]) if row else None
         now = datetime.now(UTC)
         if enabled is None:

@@ -7,6 +7,18 @@
   (404/405); listed in ``Litestar(middleware=[...])`` it only sees routed requests.
 * Metrics live in a private :data:`REGISTRY` (not the process-global default) so apps can
   be created repeatedly in one process; :func:`metrics_payload` renders it.
+* :func:`count_handler_failure` counts event handlers that raised
+  (``madrasa_event_handler_failures_total{event, plugin}``).
+
+Why not ``litestar.plugins.prometheus`` (checked against Litestar 2.25): its
+``PrometheusMiddleware`` is route middleware, so it never sees requests that fail routing
+(404/405), which the wrapping :class:`RequestContextMiddleware` counts as ``unmatched``; it
+registers its metrics once per process in prometheus_client's global registry (shared by every
+app built in the process: the test suite builds many); its names and labels differ
+(``litestar_requests_total{method, path, status_code, app_name}`` where dashboards and the tests
+read ``madrasa_http_requests_total{method, route, status}``), and it builds a ``Request`` per
+call. ``PrometheusController`` serves only that global registry. This middleware does the request
+id and the access log in the same pass, so it stays; the metrics are plain prometheus_client.
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ from prometheus_client import (
 )
 
 __all__ = [
+    "EVENT_HANDLER_FAILURES",
     "HTTP_IN_PROGRESS",
     "HTTP_LATENCY",
     "HTTP_REQUESTS",
@@ -39,6 +52,7 @@ __all__ = [
     "JsonFormatter",
     "RequestContextMiddleware",
     "configure_logging",
+    "count_handler_failure",
     "metrics_payload",
     "request_id_var",
     "tenant_var",

@@ -8,13 +8,13 @@ prefix or its token. Headers other than ``Host`` never choose a tenant.
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import msgspec
 
+from core.cache import TTLCache
 from core.db import Database
+from core.sql import SQL, ident, join
 
 KINDS = ("platform", "region", "province", "school")
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
@@ -83,10 +83,27 @@ def parse_path(path: str) -> tuple[int, ...]:
     return tuple(int(p) for p in path.split("/") if p)
 
 
-_COLUMNS = (
-    "id, kind, parent_id, path, slug, code, name_ar, name_fr, name_en, status, default_locale, "
-    "display_name, logo_key, primary_color, secondary_color"
+_NAMES = (
+    "id",
+    "kind",
+    "parent_id",
+    "path",
+    "slug",
+    "code",
+    "name_ar",
+    "name_fr",
+    "name_en",
+    "status",
+    "default_locale",
+    "display_name",
+    "logo_key",
+    "primary_color",
+    "secondary_color",
 )
+#: ``SELECT … FROM tenant``: every column a :class:`TenantInfo` reads.
+_SELECT = SQL("SELECT {} FROM tenant", join(", ", [ident(c) for c in _NAMES]))
+#: The same columns of ``tenant t``, for joins.
+_SELECT_T = SQL("SELECT {} FROM tenant t", join(", ", [ident("t", c) for c in _NAMES]))
 
 
 def _row_to_info(row: dict[str, Any]) -> TenantInfo:
@@ -95,31 +112,13 @@ def _row_to_info(row: dict[str, Any]) -> TenantInfo:
     return msgspec.convert(data, TenantInfo)
 
 
-class _TTLCache:
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.data: dict[Any, tuple[float, Any]] = {}
-
-    async def get(self, key: Any, load: Callable[[], Awaitable[Any]]) -> Any:
-        now = time.monotonic()
-        hit = self.data.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        value = await load()
-        self.data[key] = (now + self.seconds, value)
-        return value
-
-    def clear(self) -> None:
-        self.data.clear()
-
-
 class TenantDirectory:
     """Cached reads of the tenant tree; writers call :meth:`invalidate`."""
 
     def __init__(self, db: Database, base_domain: str, cache_seconds: float = CACHE_SECONDS) -> None:
         self.db = db
         self.base_domain = base_domain.lower().strip(".")
-        self._cache = _TTLCache(cache_seconds)
+        self._cache: TTLCache[Any, Any] = TTLCache(cache_seconds)
 
     def invalidate(self) -> None:
         """Forget cached nodes (after a change to the tree, a status or branding)."""
@@ -129,7 +128,7 @@ class TenantDirectory:
         """A node by id."""
 
         async def load() -> TenantInfo | None:
-            row = await self.db.fetchrow(f"SELECT {_COLUMNS} FROM tenant WHERE id = {{}}", tenant_id)
+            row = await self.db.fetchrow(SQL("{} WHERE id = {}", _SELECT, tenant_id))
             return _row_to_info(row) if row else None
 
         return await self._cache.get(("id", tenant_id), load)
@@ -141,7 +140,7 @@ class TenantDirectory:
             return None
 
         async def load() -> TenantInfo | None:
-            row = await self.db.fetchrow(f"SELECT {_COLUMNS} FROM tenant WHERE slug = {{}}", slug)
+            row = await self.db.fetchrow(SQL("{} WHERE slug = {}", _SELECT, slug))
             return _row_to_info(row) if row else None
 
         return await self._cache.get(("slug", slug), load)
@@ -158,9 +157,7 @@ class TenantDirectory:
 
         async def load() -> TenantInfo | None:
             row = await self.db.fetchrow(
-                f"SELECT {', '.join('t.' + c.strip() for c in _COLUMNS.split(','))} FROM tenant t "
-                "JOIN tenant_domain d ON d.tenant_id = t.id WHERE d.host = {}",
-                host,
+                SQL("{} JOIN tenant_domain d ON d.tenant_id = t.id WHERE d.host = {}", _SELECT_T, host)
             )
             return _row_to_info(row) if row else None
 
@@ -203,7 +200,7 @@ class TenantDirectory:
         """The platform node."""
 
         async def load() -> TenantInfo:
-            row = await self.db.fetchrow(f"SELECT {_COLUMNS} FROM tenant WHERE kind = 'platform'")
+            row = await self.db.fetchrow(SQL("{} WHERE kind = 'platform'", _SELECT))
             if row is None:
                 raise LookupError("the platform node is missing: run `madrasa migrate` and `madrasa init`")
             return _row_to_info(row)

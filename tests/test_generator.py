@@ -1,4 +1,4 @@
-"""The data generator (``core/generator.py``) on SQLite and on PostgreSQL as the application role.
+"""The data generator (``devtools/generator.py``) on SQLite and on PostgreSQL as the application role.
 
 A small run (one region × two schools × 80 pupils) is checked for what the issue asks: class sizes,
 one enrolment per pupil, unique national codes, guardians shared across schools, assignments for
@@ -29,7 +29,11 @@ import pytest
 
 from core.app import build_services
 from core.demo import DEMO_SCHOOLS
-from core.generator import (
+from core.migrate import migrate
+from core.school.rules import PUPIL_CODE_RE, STAFF_NUMBER_RE, Slot, clashes
+from core.scope import Scope
+from core.services import Services
+from devtools.generator import (
     CELLS,
     MAX_CLASS,
     MIN_CLASS,
@@ -40,10 +44,6 @@ from core.generator import (
     populate_school,
     tenant_info,
 )
-from core.migrate import migrate
-from core.school.rules import PUPIL_CODE_RE, STAFF_NUMBER_RE, Slot, clashes
-from core.scope import Scope
-from core.services import Services
 from tests.conftest import PgServer, _create_pg, _drop_pg, make_settings, run_sync
 
 SEED = 11

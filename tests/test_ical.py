@@ -120,7 +120,8 @@ async def test_teacher_feed_matches_the_timetable(world):
     )
     assert slots
     found = events(cal)
-    assert set(found) == {f"slot-{s['id']}-{teacher}@madrasa" for s in slots}
+    # Lessons only: other modules sharing the world may have given the teacher a duty.
+    assert {uid for uid in found if uid.startswith("slot-")} == {f"slot-{s['id']}-{teacher}@madrasa" for s in slots}
 
     seeded = found[f"slot-{world.objects[HOME]['slot_id']}-{teacher}@madrasa"]
     start, end = local(seeded.decoded("dtstart")), local(seeded.decoded("dtend"))

@@ -20,6 +20,7 @@ from core.observability import (
     JsonFormatter,
     RequestContextMiddleware,
     configure_logging,
+    count_handler_failure,
     metrics_payload,
     request_id_var,
     tenant_var,
@@ -226,6 +227,16 @@ def test_metrics_payload() -> None:
         "madrasa_http_requests_in_progress",
     ):
         assert name in text
+
+
+def test_count_handler_failure() -> None:
+    labels = {"event": "pupil.enrolled", "plugin": "observability-test"}
+    before = REGISTRY.get_sample_value("madrasa_event_handler_failures_total", labels) or 0.0
+    count_handler_failure("pupil.enrolled", "observability-test")
+    count_handler_failure("pupil.enrolled", "observability-test")
+    assert REGISTRY.get_sample_value("madrasa_event_handler_failures_total", labels) == before + 2
+    body, _ = metrics_payload()
+    assert b'madrasa_event_handler_failures_total{event="pupil.enrolled",plugin="observability-test"}' in body
 
 
 def test_json_formatter_includes_exc() -> None:

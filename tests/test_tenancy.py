@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.access import Grant, scope_for
+from core.cache import MISSING, TTLCache
 from core.scope import Scope
 from core.tenancy import TenantInfo
 
@@ -235,3 +236,31 @@ async def test_people_have_one_identity_across_tenants(world):
         json={"email": "x@test.ma", "full_name": "X", "role": "teacher", "tenant": "lycee-moulay-youssef"},
     )
     assert response.status_code == 404
+
+
+async def test_ttl_cache_expires_bounds_and_caches_none(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr("core.cache.time.monotonic", lambda: clock[0])
+    cache: TTLCache[str, int | None] = TTLCache(10, max_entries=3)
+    loads = []
+
+    async def load() -> int | None:
+        loads.append(1)
+        return None
+
+    assert await cache.get("a", load) is None
+    assert await cache.get("a", load) is None
+    assert len(loads) == 1  # a cached absence is a hit
+    clock[0] += 10.5
+    assert cache.peek("a") is MISSING
+    assert await cache.get("a", load) is None and len(loads) == 2
+    cache.put("b", 2, ttl=100)
+    clock[0] += 50
+    assert cache.peek("b") == 2 and cache.peek("a") is MISSING
+    cache.put("c", 3)
+    cache.put("d", 4)
+    cache.put("e", 5)  # full: emptied before the store
+    assert len(cache) == 1 and cache.peek("e") == 5
+    cache.pop("e")
+    cache.pop("missing")
+    assert cache.peek("e") is MISSING

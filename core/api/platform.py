@@ -14,10 +14,11 @@ from litestar.params import Body, FromPath, FromQuery, Parameter
 
 from core import audit
 from core.context import Ctx
-from core.db import scope_filter
+from core.db import scope_sql
 from core.migrate import pending
 from core.observability import metrics_payload
 from core.permissions import AUTHENTICATED, PUBLIC
+from core.sql import SQL
 from core.storage import ContentPolicy, ObjectTooLarge, StorageError, UnsupportedType, build_key
 
 
@@ -197,44 +198,36 @@ async def upload_file(
         )
         # Written last: if storage fails the row rolls back; an orphan object is harmless.
         await svc.storage.put(key, content, content_type, tenant_id=tenant.id)
-    created = row["created_at"]
-    if isinstance(created, str):
-        created = datetime.fromisoformat(created)
     return FileOut(
         row["id"],
         key.rsplit("/", 1)[-1],
         content_type,
         len(content),
         data.category,
-        created,
+        row["created_at"],
         ctx.url(f"/api/v1/files/{row['id']}"),
     )
 
 
-FILE_INFO_SQL = (
-    "SELECT id, key, tenant_id, filename, content_type, size, category, created_at FROM stored_file WHERE id = {} AND "
-)
+#: A stored file's metadata columns; the handler adds the id and the tenant filter.
+FILE_INFO_SQL = SQL("SELECT id, key, tenant_id, filename, content_type, size, category, created_at FROM stored_file")
 
 
 @get("/api/v1/files/{file_id:int}/info", opt={"permission": "files.read"}, tags=["files"])
 async def file_info(ctx: Ctx, file_id: FromPath[int]) -> FileOut:
     """A stored file's metadata, if it belongs to a tenant the caller may read."""
     svc = ctx.services
-    where, args = scope_filter(ctx.scope)
     async with svc.db.scoped(ctx.scope, write=False):
-        row = await svc.db.fetchrow(FILE_INFO_SQL + where, file_id, *args)
+        row = await svc.db.fetchrow("{} WHERE id = {} AND {}", FILE_INFO_SQL, file_id, scope_sql(ctx.scope))
     if row is None:
         raise NotFoundException("No such file.")
-    created = row["created_at"]
-    if isinstance(created, str):
-        created = datetime.fromisoformat(created)
     return FileOut(
         row["id"],
         row["filename"],
         row["content_type"],
         row["size"],
         row["category"],
-        created,
+        row["created_at"],
         ctx.url(f"/api/v1/files/{row['id']}"),
     )
 
@@ -248,12 +241,11 @@ async def file_info(ctx: Ctx, file_id: FromPath[int]) -> FileOut:
 async def download_file(ctx: Ctx, file_id: FromPath[int], request: Request[Any, Any, Any]) -> Response[bytes]:
     """Download a file after checking it belongs to a tenant the caller may read."""
     svc = ctx.services
-    where, args = scope_filter(ctx.scope)
     async with svc.db.scoped(ctx.scope, write=False):
         row = await svc.db.fetchrow(
-            f"SELECT key, tenant_id, filename, content_type FROM stored_file WHERE id = {{}} AND {where}",
+            "SELECT key, tenant_id, filename, content_type FROM stored_file WHERE id = {} AND {}",
             file_id,
-            *args,
+            scope_sql(ctx.scope),
         )
     if row is None:
         raise NotFoundException("No such file.")

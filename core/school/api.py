@@ -190,22 +190,14 @@ class ChildOut(msgspec.Struct):
     class_name: str | None
 
 
-def _hm(value: Any) -> str:
-    return value.strftime("%H:%M") if isinstance(value, time) else str(value)[:5]
-
-
-def _date(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-
-
 def slot_out(row: dict[str, Any], locale: str) -> SlotOut:
     """A slot row for the API."""
     subject = row.get(f"subject_{locale}") or row["subject_fr"]
     return SlotOut(
         row["id"],
         row["weekday"],
-        _hm(row["starts_at"]),
-        _hm(row["ends_at"]),
+        service.hm(row["starts_at"]),
+        service.hm(row["ends_at"]),
         row["subject_code"],
         subject,
         row["class_id"],
@@ -214,8 +206,8 @@ def slot_out(row: dict[str, Any], locale: str) -> SlotOut:
         row["teacher_id"],
         row["teacher_name"],
         row["school_id"],
-        _date(row["valid_from"]),
-        _date(row["valid_to"]),
+        row["valid_from"],
+        row["valid_to"],
     )
 
 
@@ -460,7 +452,9 @@ class MeController(Controller):
         async with ctx.services.db.scoped(ctx.scope, write=False):
             rows = await service.duties(ctx.services.db, ctx.scope, ctx.person_id)
         return [
-            DutyOut(r["id"], r["label"], r["weekday"], _hm(r["starts_at"]), _hm(r["ends_at"]), r["school_id"])
+            DutyOut(
+                r["id"], r["label"], r["weekday"], service.hm(r["starts_at"]), service.hm(r["ends_at"]), r["school_id"]
+            )
             for r in rows
         ]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, get, post, put
@@ -80,10 +80,6 @@ class CoefficientOut(msgspec.Struct):
     weekly_hours: float
 
 
-def _d(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-
-
 def _region_or_school(ctx: RequestContext, kinds: tuple[str, ...]) -> TenantInfo:
     tenant = ctx.require_tenant()
     if tenant.kind not in kinds:
@@ -112,18 +108,18 @@ async def calendar_for(ctx: RequestContext, tenant: TenantInfo) -> CalendarOut:
     )
     return CalendarOut(
         year["label"],
-        _d(year["starts_on"]),
-        _d(year["ends_on"]),
+        year["starts_on"],
+        year["ends_on"],
         [
-            TermOut(t["number"], _d(t["starts_on"]), _d(t["ends_on"]), "region" if t["tenant_id"] else "national")
+            TermOut(t["number"], t["starts_on"], t["ends_on"], "region" if t["tenant_id"] else "national")
             for t in chosen
         ],
         [
             HolidayOut(
                 h["name_fr"],
                 h["name_ar"],
-                _d(h["starts_on"]),
-                _d(h["ends_on"]),
+                h["starts_on"],
+                h["ends_on"],
                 "region" if h["tenant_id"] else "national",
             )
             for h in holidays
@@ -165,7 +161,7 @@ class CalendarController(Controller):
             year = await current_year(db)
             previous: date | None = None
             for number, (start, end) in enumerate(data.terms, start=1):
-                if start > end or start < _d(year["starts_on"]) or end > _d(year["ends_on"]):
+                if start > end or start < year["starts_on"] or end > year["ends_on"]:
                     raise Invalid("terms", f"term {number} must lie within {year['label']} and end after it starts")
                 if previous and start <= previous:
                     raise Invalid("terms", f"term {number} must start after term {number - 1} ends")

@@ -27,12 +27,13 @@ from litestar.params import FromPath
 from core import audit
 from core.access import roles_at, scope_for
 from core.context import Ctx
-from core.db import Database, in_list
+from core.db import Database
 from core.identity import sha256
 from core.permissions import PUBLIC
 from core.school import rules, service
 from core.scope import Scope
 from core.services import Services
+from core.sql import in_
 
 TZID = "Africa/Casablanca"
 ZONE = ZoneInfo(TZID)
@@ -63,16 +64,6 @@ class _Entry(msgspec.Struct, frozen=True, kw_only=True):
     holidays: tuple[tuple[date, date], ...]
     location: str | None = None
     description: str | None = None
-
-
-def _date(value: Any) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-
-
-def _time(value: Any) -> time:
-    return value if isinstance(value, time) else time.fromisoformat(str(value))
 
 
 # -- feed secrets -------------------------------------------------------------------------------
@@ -153,10 +144,10 @@ async def _entries(svc: Services, scope: Scope, person_id: int, roles: frozenset
                 uid=f"duty-{row['id']}-{person_id}@madrasa",
                 summary=row["label"],
                 weekday=row["weekday"],
-                starts_at=_time(row["starts_at"]),
-                ends_at=_time(row["ends_at"]),
-                valid_from=_date(row["valid_from"]),
-                valid_to=_date(row["valid_to"]),
+                starts_at=row["starts_at"],
+                ends_at=row["ends_at"],
+                valid_from=row["valid_from"],
+                valid_to=row["valid_to"],
                 holidays=await holidays.for_duty(row),
             )
         )
@@ -185,10 +176,10 @@ async def _lesson(row: dict[str, Any], uid: str, locale: str, holidays: _Holiday
         uid=uid,
         summary=f"{prefix}{subject} · {row['class_name']}",
         weekday=row["weekday"],
-        starts_at=_time(row["starts_at"]),
-        ends_at=_time(row["ends_at"]),
-        valid_from=_date(row["valid_from"]),
-        valid_to=_date(row["valid_to"]),
+        starts_at=row["starts_at"],
+        ends_at=row["ends_at"],
+        valid_from=row["valid_from"],
+        valid_to=row["valid_to"],
         holidays=await holidays.for_lesson(row),
         location=row["room_name"],
         description=row["teacher_name"],
@@ -221,8 +212,8 @@ class _Holidays:
     async def _overlapping(self, row: dict[str, Any]) -> tuple[int, ...]:
         rows = await self.svc.db.fetch(
             "SELECT id FROM school_year WHERE starts_on <= {} AND ends_on >= {} ORDER BY id",
-            _date(row["valid_to"]),
-            _date(row["valid_from"]),
+            row["valid_to"],
+            row["valid_from"],
         )
         return tuple(int(r["id"]) for r in rows)
 
@@ -239,14 +230,13 @@ async def holiday_periods(db: Database, years: tuple[int, ...], region_id: int |
     """``(first, last)`` days of the national holidays of some school years, and the region's own."""
     if not years:
         return ()
-    placeholders, args = in_list(years)
     rows = await db.fetch(
-        f"SELECT starts_on, ends_on FROM holiday WHERE school_year_id IN {placeholders} "
+        "SELECT starts_on, ends_on FROM holiday WHERE school_year_id IN {} "
         "AND (tenant_id IS NULL OR tenant_id = {}) ORDER BY starts_on, ends_on, id",
-        *args,
+        in_(years),
         region_id if region_id is not None else -1,
     )
-    return tuple((_date(r["starts_on"]), _date(r["ends_on"])) for r in rows)
+    return tuple((r["starts_on"], r["ends_on"]) for r in rows)
 
 
 # -- iCalendar ----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ person, and PostgreSQL's row-level security sees exactly that union.
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import date
 from typing import Any
 
 from litestar import get
@@ -28,11 +28,11 @@ from litestar.response import Redirect
 
 from core.access import roles_at, scope_for
 from core.context import Ctx, RequestContext
-from core.db import in_list
 from core.i18n import gettext_
 from core.rendering import page
 from core.school import service
 from core.scope import Scope
+from core.sql import in_
 
 #: Weekday names as catalogue message ids (ISO numbering, 1 = Monday).
 WEEKDAY_NAMES = ("", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -40,14 +40,6 @@ DIRECTORS = frozenset({"school_director", "region_admin", "province_admin", "pro
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def _hm(value: time | str) -> str:
-    return value.strftime("%H:%M") if isinstance(value, time) else str(value)[:5]
-
-
-def _day(value: date | str) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
 async def _wide_scope(ctx: RequestContext, permission: str) -> Scope:
@@ -64,11 +56,11 @@ async def _reference_day(ctx: RequestContext) -> date:
         year = await service.current_year(ctx.services.db, today)
     except NotFoundException:
         return today
-    return min(max(today, _day(year["starts_on"])), _day(year["ends_on"]))
+    return min(max(today, year["starts_on"]), year["ends_on"])
 
 
 def _valid(row: dict[str, Any], on: date) -> bool:
-    return _day(row["valid_from"]) <= on <= _day(row["valid_to"])
+    return bool(row["valid_from"] <= on <= row["valid_to"])
 
 
 def _person_name(row: dict[str, Any], locale: str) -> tuple[str, str | None]:
@@ -91,8 +83,7 @@ async def _teacher_names(ctx: RequestContext, ids: set[int]) -> dict[int, str]:
     """Teachers' names in Arabic, for Arabic pages (where a person has one)."""
     if ctx.locale != "ar" or not ids:
         return {}
-    placeholders, args = in_list(sorted(ids))
-    rows = await ctx.services.db.fetch(f"SELECT id, full_name_ar FROM person WHERE id IN {placeholders}", *args)
+    rows = await ctx.services.db.fetch("SELECT id, full_name_ar FROM person WHERE id IN {}", in_(sorted(ids)))
     return {r["id"]: r["full_name_ar"] for r in rows if r["full_name_ar"]}
 
 
@@ -100,8 +91,8 @@ def _lesson(row: dict[str, Any], locale: str, schools: dict[int, str], names: di
     return {
         "kind": "lesson",
         "weekday": int(row["weekday"]),
-        "starts": _hm(row["starts_at"]),
-        "ends": _hm(row["ends_at"]),
+        "starts": service.hm(row["starts_at"]),
+        "ends": service.hm(row["ends_at"]),
         "subject": row.get(f"subject_{locale}") or row["subject_fr"],
         "subject_code": row["subject_code"],
         "class_name": row["class_name"],
@@ -115,8 +106,8 @@ def _duty(row: dict[str, Any], schools: dict[int, str]) -> dict[str, Any]:
     return {
         "kind": "duty",
         "weekday": int(row["weekday"]),
-        "starts": _hm(row["starts_at"]),
-        "ends": _hm(row["ends_at"]),
+        "starts": service.hm(row["starts_at"]),
+        "ends": service.hm(row["ends_at"]),
         "label": row["label"],
         "school": schools.get(row["school_id"]),
     }

@@ -13,18 +13,19 @@ from litestar.exceptions import NotFoundException
 
 from core import audit
 from core.context import RequestContext
-from core.db import Database, scope_filter
+from core.db import Database, scope_sql
 from core.errors import Conflict, Invalid
 from core.identity import normalise_email
 from core.school.rules import STAFF_NUMBER_RE, Slot, check_slot, normalise_pupil_code
 from core.scope import Scope
+from core.sql import SQL
 from core.tenancy import TenantInfo
 
 WEEKDAYS = ("", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
-def _scope(ctx: RequestContext, alias: str = "") -> tuple[str, list[Any]]:
-    return scope_filter(ctx.scope, alias)
+def _scope(ctx: RequestContext, alias: str = "") -> SQL:
+    return scope_sql(ctx.scope, alias)
 
 
 def _cols(school: TenantInfo) -> list[Any]:
@@ -145,13 +146,11 @@ async def create_class(
 
 async def get_class(ctx: RequestContext, class_id: int) -> dict[str, Any]:
     """A class inside the scope, or 404."""
-    where, args = _scope(ctx)
     row = await ctx.services.db.fetchrow(
         "SELECT id, school_id, region_id, province_id, school_year_id, level_code, track_code, name, "
-        "homeroom_teacher_id, capacity "
-        f"FROM school_class WHERE id = {{}} AND {where}",
+        "homeroom_teacher_id, capacity FROM school_class WHERE id = {} AND {}",
         class_id,
-        *args,
+        _scope(ctx),
     )
     if row is None:
         raise NotFoundException(f"No class {class_id} here.")
@@ -162,14 +161,13 @@ async def list_classes(ctx: RequestContext, school: TenantInfo) -> list[dict[str
     """Classes of a school for the current year, with their head counts."""
     db = ctx.services.db
     year = await current_year(db)
-    where, args = _scope(ctx, "c")
     return await db.fetch(
         "SELECT c.id, c.name, c.level_code, c.track_code, c.capacity, c.homeroom_teacher_id, "
         "(SELECT COUNT(*) FROM enrolment e WHERE e.class_id = c.id AND e.ends_on IS NULL) AS students "
-        f"FROM school_class c WHERE c.school_id = {{}} AND c.school_year_id = {{}} AND {where} ORDER BY c.name",
+        "FROM school_class c WHERE c.school_id = {} AND c.school_year_id = {} AND {} ORDER BY c.name",
         school.id,
         year["id"],
-        *args,
+        _scope(ctx, "c"),
     )
 
 
@@ -190,9 +188,8 @@ async def create_room(ctx: RequestContext, school: TenantInfo, name: str, capaci
 
 async def get_room(ctx: RequestContext, room_id: int) -> dict[str, Any]:
     """A room inside the scope, or 404."""
-    where, args = _scope(ctx)
     row = await ctx.services.db.fetchrow(
-        f"SELECT id, school_id, name FROM room WHERE id = {{}} AND {where}", room_id, *args
+        "SELECT id, school_id, name FROM room WHERE id = {} AND {}", room_id, _scope(ctx)
     )
     if row is None:
         raise NotFoundException(f"No room {room_id} here.")
@@ -342,12 +339,11 @@ async def code_taken(db: Database, code: str) -> bool:
 
 async def get_student(ctx: RequestContext, student_id: int) -> dict[str, Any]:
     """A pupil inside the scope, or 404."""
-    where, args = _scope(ctx)
     row = await ctx.services.db.fetchrow(
         "SELECT id, national_code, first_name, last_name, first_name_ar, last_name_ar, birth_date, gender, "
-        f"person_id, region_id, province_id, school_id FROM student WHERE id = {{}} AND {where}",
+        "person_id, region_id, province_id, school_id FROM student WHERE id = {} AND {}",
         student_id,
-        *args,
+        _scope(ctx),
     )
     if row is None:
         raise NotFoundException(f"No pupil {student_id} here.")
@@ -559,7 +555,7 @@ async def assign(ctx: RequestContext, school: TenantInfo, person_id: int, class_
 
 
 def _describe(kind: str, row: dict[str, Any]) -> str:
-    times = f"{WEEKDAYS[row['weekday']]} {_hm(row['starts_at'])}–{_hm(row['ends_at'])}"
+    times = f"{WEEKDAYS[row['weekday']]} {hm(row['starts_at'])}–{hm(row['ends_at'])}"
     if kind == "teacher":
         return f"the teacher already teaches {row.get('class_name') or 'in another school'} on {times}"
     if kind == "room":
@@ -567,8 +563,9 @@ def _describe(kind: str, row: dict[str, Any]) -> str:
     return f"class {row['class_name']} already has {row['subject_code']} on {times}"
 
 
-def _hm(value: time | str) -> str:
-    return value.strftime("%H:%M") if isinstance(value, time) else str(value)[:5]
+def hm(value: time) -> str:
+    """A time of day as ``HH:MM``."""
+    return value.strftime("%H:%M")
 
 
 async def find_clash(ctx: RequestContext, school: TenantInfo, slot: Slot) -> str | None:
@@ -628,7 +625,7 @@ async def find_clash(ctx: RequestContext, school: TenantInfo, slot: Slot) -> str
         row = elsewhere[0]
         return (
             f"the teacher already teaches in another school on {WEEKDAYS[slot.weekday]} "
-            f"{_hm(row['starts_at'])}–{_hm(row['ends_at'])}"
+            f"{hm(row['starts_at'])}–{hm(row['ends_at'])}"
         )
     return None
 
@@ -670,8 +667,8 @@ async def add_slot(
         weekday=weekday,
         starts_at=starts_at,
         ends_at=ends_at,
-        valid_from=valid_from or _d(year["starts_on"]),
-        valid_to=valid_to or _d(year["ends_on"]),
+        valid_from=valid_from or year["starts_on"],
+        valid_to=valid_to or year["ends_on"],
         class_id=class_id,
         teacher_id=teacher_id,
         room_id=room_id,
@@ -704,10 +701,9 @@ async def add_slot(
 
 async def delete_slot(ctx: RequestContext, school: TenantInfo, slot_id: int) -> None:
     """Remove a lesson from the timetable."""
-    where, args = _scope(ctx)
     db = ctx.services.db
     found = await db.fetchval(
-        f"SELECT id FROM timetable_slot WHERE id = {{}} AND school_id = {{}} AND {where}", slot_id, school.id, *args
+        "SELECT id FROM timetable_slot WHERE id = {} AND school_id = {} AND {}", slot_id, school.id, _scope(ctx)
     )
     if found is None:
         raise NotFoundException(f"No slot {slot_id} here.")
@@ -728,8 +724,8 @@ async def add_duty(
         weekday=weekday,
         starts_at=starts_at,
         ends_at=ends_at,
-        valid_from=_d(year["starts_on"]),
-        valid_to=_d(year["ends_on"]),
+        valid_from=year["starts_on"],
+        valid_to=year["ends_on"],
         class_id=-1,
         teacher_id=person_id,
     )
@@ -754,25 +750,21 @@ async def add_duty(
         weekday,
         starts_at,
         ends_at,
-        _d(year["starts_on"]),
-        _d(year["ends_on"]),
+        year["starts_on"],
+        year["ends_on"],
     )
     assert row is not None
     return int(row["id"])
 
 
-def _d(value: date | str) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-
-
 # -- what each audience reads ------------------------------------------------------------------
 
-SLOT_COLUMNS = (
+SLOT_COLUMNS = SQL(
     "s.id, s.weekday, s.starts_at, s.ends_at, s.valid_from, s.valid_to, s.subject_code, s.class_id, s.teacher_id, "
     "s.school_id, c.name AS class_name, r.name AS room_name, sub.name_fr AS subject_fr, sub.name_ar AS subject_ar, "
     "sub.name_en AS subject_en, p.full_name AS teacher_name"
 )
-SLOT_JOINS = (
+SLOT_JOINS = SQL(
     "FROM timetable_slot s JOIN school_class c ON c.id = s.class_id LEFT JOIN room r ON r.id = s.room_id "
     "JOIN subject sub ON sub.code = s.subject_code JOIN person p ON p.id = s.teacher_id"
 )
@@ -781,86 +773,83 @@ SLOT_JOINS = (
 async def teacher_classes(db: Database, scope: Scope, person_id: int) -> list[dict[str, Any]]:
     """Classes a teacher teaches (or leads) this year, across their schools."""
     year = await current_year(db)
-    where, args = scope_filter(scope, "c")
     return await db.fetch(
         "SELECT DISTINCT c.id, c.name, c.level_code, c.track_code, c.school_id, t.slug AS school, "
         "(c.homeroom_teacher_id = {}) AS homeroom FROM school_class c JOIN tenant t ON t.id = c.school_id "
         "LEFT JOIN teaching_assignment a ON a.class_id = c.id AND a.person_id = {} "
-        f"WHERE c.school_year_id = {{}} AND (a.id IS NOT NULL OR c.homeroom_teacher_id = {{}}) AND {where} "
+        "WHERE c.school_year_id = {} AND (a.id IS NOT NULL OR c.homeroom_teacher_id = {}) AND {} "
         "ORDER BY t.slug, c.name",
         person_id,
         person_id,
         year["id"],
         person_id,
-        *args,
+        scope_sql(scope, "c"),
     )
 
 
 async def class_students(db: Database, scope: Scope, class_id: int) -> list[dict[str, Any]]:
     """Pupils currently in a class, by name."""
-    where, args = scope_filter(scope, "s")
     return await db.fetch(
         "SELECT s.id, s.national_code, s.first_name, s.last_name, s.first_name_ar, s.last_name_ar "
         "FROM enrolment e JOIN student s ON s.id = e.student_id "
-        f"WHERE e.class_id = {{}} AND e.ends_on IS NULL AND {where} ORDER BY s.last_name, s.first_name",
+        "WHERE e.class_id = {} AND e.ends_on IS NULL AND {} ORDER BY s.last_name, s.first_name",
         class_id,
-        *args,
+        scope_sql(scope, "s"),
     )
 
 
 async def teacher_slots(db: Database, scope: Scope, person_id: int) -> list[dict[str, Any]]:
     """A teacher's weekly lessons in every school of the scope."""
-    where, args = scope_filter(scope, "s")
     return await db.fetch(
-        f"SELECT {SLOT_COLUMNS} {SLOT_JOINS} WHERE s.teacher_id = {{}} AND {where} ORDER BY s.weekday, s.starts_at",
+        "SELECT {} {} WHERE s.teacher_id = {} AND {} ORDER BY s.weekday, s.starts_at",
+        SLOT_COLUMNS,
+        SLOT_JOINS,
         person_id,
-        *args,
+        scope_sql(scope, "s"),
     )
 
 
 async def class_slots(db: Database, scope: Scope, class_id: int) -> list[dict[str, Any]]:
     """A class's weekly lessons."""
-    where, args = scope_filter(scope, "s")
     return await db.fetch(
-        f"SELECT {SLOT_COLUMNS} {SLOT_JOINS} WHERE s.class_id = {{}} AND {where} ORDER BY s.weekday, s.starts_at",
+        "SELECT {} {} WHERE s.class_id = {} AND {} ORDER BY s.weekday, s.starts_at",
+        SLOT_COLUMNS,
+        SLOT_JOINS,
         class_id,
-        *args,
+        scope_sql(scope, "s"),
     )
 
 
 async def duties(db: Database, scope: Scope, person_id: int) -> list[dict[str, Any]]:
     """A teacher's duty roster."""
-    where, args = scope_filter(scope)
     return await db.fetch(
         "SELECT id, label, weekday, starts_at, ends_at, valid_from, valid_to, school_id "
-        f"FROM duty_slot WHERE person_id = {{}} AND {where} ORDER BY weekday, starts_at",
+        "FROM duty_slot WHERE person_id = {} AND {} ORDER BY weekday, starts_at",
         person_id,
-        *args,
+        scope_sql(scope),
     )
 
 
 async def children(db: Database, scope: Scope, person_id: int) -> list[dict[str, Any]]:
     """A guardian's children, wherever they are, with their current class."""
-    where, args = scope_filter(scope, "s")
     return await db.fetch(
         "SELECT s.id, s.national_code, s.first_name, s.last_name, s.first_name_ar, s.last_name_ar, s.school_id, "
         "t.slug AS school, t.name_fr AS school_fr, t.name_ar AS school_ar, e.class_id, c.name AS class_name "
         "FROM guardianship g JOIN student s ON s.id = g.student_id JOIN tenant t ON t.id = s.school_id "
         "LEFT JOIN enrolment e ON e.student_id = s.id AND e.ends_on IS NULL "
         "LEFT JOIN school_class c ON c.id = e.class_id "
-        f"WHERE g.person_id = {{}} AND {where} ORDER BY s.first_name",
+        "WHERE g.person_id = {} AND {} ORDER BY s.first_name",
         person_id,
-        *args,
+        scope_sql(scope, "s"),
     )
 
 
 async def own_student(db: Database, scope: Scope, person_id: int) -> dict[str, Any] | None:
     """The pupil record of a student's login, with the current class."""
-    where, args = scope_filter(scope, "s")
     return await db.fetchrow(
         "SELECT s.id, s.first_name, s.last_name, s.first_name_ar, s.last_name_ar, s.school_id, e.class_id "
         "FROM student s LEFT JOIN enrolment e ON e.student_id = s.id AND e.ends_on IS NULL "
-        f"WHERE s.person_id = {{}} AND {where}",
+        "WHERE s.person_id = {} AND {}",
         person_id,
-        *args,
+        scope_sql(scope, "s"),
     )

@@ -62,6 +62,7 @@ import msgspec
 
 from core.db import Database
 from core.scope import Scope
+from core.sql import SQL, ident, in_, join
 from core.tenancy import TenantInfo, parse_path
 
 # --------------------------------------------------------------------------- names
@@ -310,6 +311,15 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
 }
 CODE_COLUMN = [name for name, _ in COLUMNS["student"]].index("national_code")
 STAFF_NUMBER_COLUMN = [name for name, _ in COLUMNS["staff"]].index("staff_number")
+#: A column of values as one PostgreSQL array parameter, per column kind of :data:`COLUMNS`.
+_ARRAY_OF = {
+    "bool": "{}::bool[]",
+    "date": "{}::date[]",
+    "int": "{}::int[]",
+    "text": "{}::text[]",
+    "time": "{}::time[]",
+    "timestamptz": "{}::timestamptz[]",
+}
 #: Rows per INSERT statement (PostgreSQL arrays) or executemany call (SQLite).
 CHUNK = 20_000
 
@@ -353,12 +363,6 @@ def ascii_slug(text: str) -> str:
 def ascii_name(text: str) -> str:
     """The name without accents (English names of places)."""
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-
-
-def _as_date(value: Any) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
 def _bits(mask: int) -> list[int]:
@@ -644,14 +648,19 @@ class GeneratorRun:
         if not wants:
             return out
         if self.db.dialect == "postgres":
-            conn = self._connection()
-            parts, args = [], []
-            for i, (table, n) in enumerate(wants.items()):
-                seq, count = f"${2 * i + 1}::text::regclass", f"${2 * i + 2}::int"
-                parts.append(f"ARRAY(SELECT nextval({seq}) FROM generate_series(1, {count}))")
-                args += [self._sequences[table], n]
-            row = await conn.fetchrow("SELECT " + ", ".join(parts), *args)
-            return {table: list(row[i]) for i, table in enumerate(wants)}
+            self._connection()  # inside the transaction
+            arrays = [
+                SQL(
+                    "ARRAY(SELECT nextval({}::text::regclass) FROM generate_series(1, {}::int)) AS {}",
+                    self._sequences[table],
+                    n,
+                    ident(table),
+                )
+                for table, n in wants.items()
+            ]
+            row = await self.db.fetchrow(SQL("SELECT {}", join(", ", arrays)))
+            assert row is not None
+            return {table: list(row[table]) for table in wants}
         tx = self.db.engine.current_transaction.get()
         if tx is None:
             raise RuntimeError("the generator writes inside a transaction")
@@ -660,7 +669,8 @@ class GeneratorRun:
             self._next_id = {}
         for table, n in wants.items():
             if table not in self._next_id:
-                self._next_id[table] = int(await self.db.fetchval(f'SELECT COALESCE(MAX(id), 0) FROM "{table}"')) + 1
+                top = await self.db.fetchval(SQL("SELECT COALESCE(MAX(id), 0) FROM {}", ident(table)))
+                self._next_id[table] = int(top) + 1
             start = self._next_id[table]
             self._next_id[table] = start + n
             out[table] = range(start, start + n)
@@ -678,15 +688,26 @@ class GeneratorRun:
         if not values:
             return set()
         if self.db.dialect == "postgres":
-            rows = await self._connection().fetch(
-                f'SELECT {column} FROM "{table}" WHERE {column} = ANY($1::text[])', values
+            rows = await self.db.fetch(
+                SQL(
+                    "SELECT {} AS v FROM {} WHERE {} = ANY({}::text[])",
+                    ident(column),
+                    ident(table),
+                    ident(column),
+                    values,
+                )
             )
-            return {r[0] for r in rows}
+            return {r["v"] for r in rows}
         taken: set[str] = set()
         for i in range(0, len(values), 900):
-            part = values[i : i + 900]
             rows = await self.db.fetch(
-                f'SELECT {column} AS v FROM "{table}" WHERE {column} IN ({", ".join("{}" for _ in part)})', *part
+                SQL(
+                    "SELECT {} AS v FROM {} WHERE {} IN {}",
+                    ident(column),
+                    ident(table),
+                    ident(column),
+                    in_(values[i : i + 900]),
+                )
             )
             taken.update(r["v"] for r in rows)
         return taken
@@ -740,20 +761,22 @@ class GeneratorRun:
 async def write_rows(db: Database, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
     """Insert rows (tuples in :data:`COLUMNS` order) set-based, in chunks, inside the open transaction."""
     columns = COLUMNS[table]
-    names = ", ".join(name for name, _ in columns)
+    tx = db.engine.current_transaction.get()
+    if tx is None:
+        raise RuntimeError("write_rows needs an open transaction")
+    names = join(", ", [ident(name) for name, _ in columns])
     if db.dialect == "postgres":
-        tx = db.engine.current_transaction.get()
-        if tx is None:
-            raise RuntimeError("write_rows needs an open transaction")
-        arrays = ", ".join(f"${i + 1}::{kind}[]" for i, (_, kind) in enumerate(columns))
-        sql = f'INSERT INTO "{table}" ({names}) SELECT * FROM unnest({arrays})'
+        # One statement per chunk: every column travels as one array parameter.
+        slots = join(", ", [SQL(_ARRAY_OF[kind], None) for _, kind in columns])
+        sql, _ = SQL("INSERT INTO {} ({}) SELECT * FROM unnest({})", ident(table), names, slots).compile("postgres")
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start : start + CHUNK]
             await tx.connection.execute(sql, *(list(col) for col in zip(*chunk, strict=True)))
         return
-    sql = f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("{}" for _ in columns)})'
+    values = in_([None] * len(columns))
+    sql, _ = SQL("INSERT INTO {} ({}) VALUES {}", ident(table), names, values).compile("sqlite")
     for start in range(0, len(rows), CHUNK):
-        await db.executemany(sql, rows[start : start + CHUNK])
+        await tx.connection.executemany(sql, rows[start : start + CHUNK])
 
 
 # --------------------------------------------------------------------------- one school
@@ -846,7 +869,7 @@ async def _plan_school(
 ) -> SchoolResult:
     scope = (school.region_id, school.province_id, school.id)
     year_id = run.year["id"]
-    starts_on, ends_on = _as_date(run.year["starts_on"]), _as_date(run.year["ends_on"])
+    starts_on, ends_on = run.year["starts_on"], run.year["ends_on"]
     now = run.now
     pending = run.pending.rows
 

@@ -1,0 +1,1 @@
+"""Development tooling shipped beside the product: the realistic-data generator (``devtools.generator``)."""
