@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from core import audit
 from core.access import scope_for
+from core.cache import TTLCache
 from core.clock import SYSTEM_CLOCK, Clock, FixedClock
 from core.context import Ctx, RequestContext
 from core.csv_cells import csv_cell
@@ -174,6 +175,7 @@ __all__ = [
     "SmsGateway",
     "Storage",
     "StorageError",
+    "TTLCache",
     "TenantInfo",
     "TooLarge",
     "UnsupportedMedia",

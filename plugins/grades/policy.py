@@ -9,11 +9,9 @@ a few seconds per process (pages ask on every request, as the core caches keep t
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 
-from core.plugin_api import SQL, Database
+from core.plugin_api import SQL, Database, TTLCache
 
 #: Assessments (CC) a subject needs in a term, when no row says otherwise.
 DEFAULT_REQUIRED_CC = 3
@@ -74,18 +72,9 @@ async def resolve(db: Database, region_id: int | None) -> GradePolicy:
 
 #: How long a process keeps a region's rules (:func:`cached`).
 CACHE_SECONDS = 5.0
-_cache: dict[tuple[int, int | None], tuple[float, GradePolicy]] = {}
+_cache: TTLCache[tuple[int, int | None], GradePolicy] = TTLCache(CACHE_SECONDS, max_entries=10_000)
 
 
 async def cached(db: Database, region_id: int | None) -> GradePolicy:
     """:func:`resolve`, kept :data:`CACHE_SECONDS` per database and region."""
-    key = (id(db), region_id)
-    now = time.monotonic()
-    hit = _cache.get(key)
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    rule = await resolve(db, region_id)
-    if len(_cache) > 10_000:
-        _cache.clear()
-    _cache[key] = (now + CACHE_SECONDS, rule)
-    return rule
+    return await _cache.get((id(db), region_id), lambda: resolve(db, region_id))
