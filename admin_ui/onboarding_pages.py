@@ -20,8 +20,8 @@ from core.permissions import PUBLIC
 from core.rendering import page
 from tenants import onboarding
 from tenants import service as tenant_service
-from tenants.onboarding_api import BODY_LIMIT, errors_response
-from tenants.onboarding_files import translated
+from tenants.onboarding_api import BODY_LIMIT, errors_response, refuse_oversize
+from tenants.onboarding_rows import translated
 
 PERMISSION = "tenants.manage"
 KIND_LABELS = {"schools": "Schools", "staff": "Staff", "students": "Pupils and guardians"}
@@ -118,7 +118,7 @@ async def _index(ctx: RequestContext, status: int = 200, **values: Any) -> Any:
         schools=schools,
         kinds=KIND_LABELS,
         cycles=CYCLES,
-        max_bytes=onboarding.MAX_UPLOAD_BYTES,
+        max_bytes=ctx.services.settings.onboarding_max_bytes,
         **values,
     )
 
@@ -139,6 +139,10 @@ async def onboarding_home(ctx: Ctx) -> Any:
 async def upload_file(ctx: Ctx, request: Request[Any, Any, Any]) -> Any:
     """Upload a file (read as a stream from the spooled upload) and go to its preview."""
     actor = onboarding.actor_of(ctx)
+    try:
+        await refuse_oversize(request)  # before the body is read
+    except onboarding.TooLarge:
+        return await _index(ctx, status=413, upload_errors={"file": "The file is too large: split it."})
     form = await request.form()
     kind = _text(form, "kind", 20)
     upload = form.get("file")
@@ -314,8 +318,7 @@ async def invitation_accept(ctx: Ctx, token: FromPath[str], request: Request[Any
         try:
             await onboarding.accept_invitation(ctx.services, token, str(password))
         except onboarding.Invalid as exc:
-            field = exc.extra[0]["key"] if isinstance(exc.extra, list) and exc.extra else ""  # type: ignore[index]
-            error = gettext_(WEAK_PASSWORD if field == "password" else INVALID_LINK)
+            error = gettext_(WEAK_PASSWORD if exc.field == "password" else INVALID_LINK)
         else:
             return page(ctx, "admin/onboarding_invitation.html", invitation=row, token=token, done=True)
     return page(

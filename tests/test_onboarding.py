@@ -11,11 +11,12 @@ import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 from openpyxl import Workbook
 
 from core.jobs import InProcessQueue
-from tenants import onboarding, onboarding_files
+from tenants import onboarding, onboarding_batches, onboarding_files
 from tests.conftest import new_client
 
 FIXTURES = Path(__file__).parent / "fixtures" / "onboarding"
@@ -258,13 +259,13 @@ async def test_unknown_kind_and_oversize(world, monkeypatch):
     assert bad_kind.status_code == 400 and bad_kind.json()["errors"][0]["field"] == "kind"
     # Onboarding has its own cap: a file above the general upload limit is read (here: one giant cell).
     general = world.settings.max_upload_bytes
-    assert onboarding.MAX_UPLOAD_BYTES > general
+    assert world.settings.onboarding_max_bytes > general
     big = b"code,name_ar,name_fr,cycle,province\n" + b"x" * (general + 10)
     response = await upload(world, "schools", "big.csv", big)
     assert response.status_code == 422, response.text
     assert response.json()["report"]["errors"][0]["code"] == "bad_csv"
     batches = await count(world, "SELECT COUNT(*) FROM onboarding_batch")
-    monkeypatch.setattr(onboarding, "MAX_UPLOAD_BYTES", 4096)
+    monkeypatch.setattr(world.services, "settings", msgspec.structs.replace(world.settings, onboarding_max_bytes=4096))
     huge = b"code,name_ar,name_fr,cycle,province\n" + b"x" * 5000
     refused = await upload(world, "schools", "huge.csv", huge)
     assert refused.status_code == 413 and "split it" in refused.json()["detail"]
@@ -776,7 +777,7 @@ async def test_wide_rows_are_read_no_wider_than_the_known_columns(world):
 
 async def test_files_are_stored_in_parts_and_read_back_as_a_stream(world, monkeypatch):
     tag = letter(world)
-    monkeypatch.setattr(onboarding, "PART_BYTES", 1000)
+    monkeypatch.setattr(onboarding_batches, "PART_BYTES", 1000)
     rows = [f"{HOME_SCHOOL_CODE};{tag}700{n:06d};Part{n};Eleve;;;;;;;;;;;" for n in range(120)]
     data = pupils_file(rows)
     assert len(data) > 4000
