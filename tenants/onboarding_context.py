@@ -17,6 +17,7 @@ from litestar.exceptions import NotFoundException
 from core.context import RequestContext
 from core.db import Database
 from core.identity import Identity
+from core.school import csv_import
 from core.school.csv_import import EMAIL_RE, FILE
 from core.scope import Scope
 from core.services import Services
@@ -160,38 +161,11 @@ def require_region(ctx: RequestContext) -> TenantInfo:
     return tenant
 
 
-_encode = msgspec.json.Encoder().encode
-
-
-class ErrorLog:
+class ErrorLog(csv_import.ErrorLog):
     """Every error counted; the first :data:`MAX_LISTED_ERRORS` kept, and every one written to ``sink``."""
 
     def __init__(self, sink: IO[bytes] | None = None) -> None:
-        self.count = 0
-        self.listed: list[CellError] = []
-        self.sink = sink
-
-    def keep(self, error: CellError) -> None:
-        """Keep an error already counted."""
-        if len(self.listed) < MAX_LISTED_ERRORS:
-            self.listed.append(error)
-        if self.sink is not None:
-            self.sink.write(_encode(error) + b"\n")
-
-    def add(self, error: CellError) -> None:
-        self.count += 1
-        self.keep(error)
-
-    def extend(self, errors: list[CellError]) -> None:
-        for error in errors:
-            self.add(error)
-
-    @property
-    def room(self) -> int:
-        return MAX_LISTED_ERRORS - len(self.listed)
-
-    def lines(self) -> set[int]:
-        return {e.row for e in self.listed}
+        super().__init__(sink, MAX_LISTED_ERRORS)
 
 
 _ORDER = {kind: {FILE: -1, **{c: i for i, c in enumerate(COLUMNS[kind])}} for kind in KINDS}

@@ -2,8 +2,9 @@
 
 Each row is checked by the shared pupil check (:func:`core.school.csv_import.check_pupil`, through
 :func:`tenants.onboarding_rows.check_student`) and staged; duplicates within the file, classes,
-pupil codes registered anywhere on the platform and existing guardians are then found by a few
-statements over the staging tables, and the writes are ``INSERT … SELECT`` from them. A pupil
+pupil codes registered anywhere on the platform and existing guardians are then found by the
+shared set-based checks over the staging tables (:func:`core.school.csv_import.check_staged_pupils`,
+which a director's import runs too), and the writes are ``INSERT … SELECT`` from them. A pupil
 already registered in the same school with the same details is ``unchanged``.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 from datetime import date
 from typing import IO
 
-from core.db import scope_sql
+from core.school.csv_import import PupilChecks, check_staged_pupils, duplicate_codes, stage_pupil
 from core.school.service import current_year
 from core.sql import SQL
 from tenants.onboarding_context import (
@@ -26,8 +27,11 @@ from tenants.onboarding_context import (
     make_report,
     now,
 )
-from tenants.onboarding_rows import StudentRow, check_student, problem
-from tenants.onboarding_staging import Stage, distinct, sql_errors, stage_rows, typed
+from tenants.onboarding_rows import MESSAGES, StudentRow, check_student
+from tenants.onboarding_staging import Stage, stage_rows, typed
+
+#: Region onboarding's findings: a pupil already registered identically in the same school is unchanged.
+ONBOARDING_CHECKS = PupilChecks(messages=MESSAGES, existing="merge")
 
 
 async def students(
@@ -47,126 +51,15 @@ async def students(
         school = tree.school(row.school) if row.school else None
         if row.school and school is None:
             errors.add(tree.school_problem(line, row.school))
-        stage.add(
-            "onb_student",
-            (
-                line,
-                school[0] if school else None,
-                school[1] if school else None,
-                row.national_code,
-                row.last_name,
-                row.first_name,
-                row.last_name_ar,
-                row.first_name_ar,
-                row.birth_date if db.dialect == "postgres" else (row.birth_date and row.birth_date.isoformat()),
-                row.gender,
-                row.class_name,
-            ),
-        )
-        for g in row.guardians:
-            stage.add("onb_guardian", (line * 2 + g.position, line, g.position, g.email, g.name, g.name_ar, g.relation))
+        stage_pupil(stage, row, school)
 
     rows = await stage_rows("students", stream, stage, errors, progress, add)
     if isinstance(rows, Report):
         return rows
     await stage.index()
     year = await current_year(db)
-    is_not = distinct(db)
-    # duplicates within the file
-    await sql_errors(
-        db,
-        errors,
-        SQL(
-            "SELECT s.line, s.code, (SELECT MIN(t.line) FROM onb_student t WHERE t.code = s.code) AS first "
-            "FROM onb_student s WHERE s.code <> '' AND EXISTS "
-            "(SELECT 1 FROM onb_student t WHERE t.code = s.code AND t.line < s.line)"
-        ),
-        lambda r: problem(r["line"], "national_code", r["code"], "duplicate_row", first=r["first"]),
-    )
-    # classes of this year
-    await db.execute(
-        "UPDATE onb_student SET class_id = c.id FROM school_class c WHERE c.school_id = onb_student.school_id "
-        "AND c.school_year_id = {} AND lower(c.name) = lower(onb_student.class_name) AND onb_student.class_name <> ''",
-        year["id"],
-    )
-    await sql_errors(
-        db,
-        errors,
-        SQL(
-            "SELECT line, class_name FROM onb_student WHERE class_name <> '' AND class_id IS NULL "
-            "AND school_id IS NOT NULL"
-        ),
-        lambda r: problem(r["line"], "class", r["class_name"], "no_class", year=year["label"]),
-    )
-    # pupils already registered: here (identical → unchanged), elsewhere in the region, in another region
-    await db.execute(
-        SQL(
-            "UPDATE onb_student SET student_id = st.id FROM student st WHERE st.national_code = onb_student.code "
-            "AND onb_student.code <> '' AND {}",
-            scope_sql(actor.scope, "st"),
-        )
-    )
-    await sql_errors(
-        db,
-        errors,
-        SQL(
-            "SELECT s.line, s.code, t.slug FROM onb_student s JOIN student st ON st.id = s.student_id "
-            "JOIN tenant t ON t.id = st.school_id WHERE st.school_id <> s.school_id"
-        ),
-        lambda r: problem(r["line"], "national_code", r["code"], "enrolled_elsewhere", school=r["slug"]),
-    )
-    differs = SQL(
-        "(st.last_name <> s.last_name OR st.first_name <> s.first_name "
-        "OR (s.last_name_ar <> '' AND st.last_name_ar <> s.last_name_ar) "
-        "OR (s.first_name_ar <> '' AND st.first_name_ar <> s.first_name_ar) "
-        "OR (s.birth_date IS NOT NULL AND st.birth_date {} s.birth_date) "
-        "OR (s.gender <> '' AND st.gender <> s.gender) "
-        "OR (s.class_id IS NOT NULL AND s.class_id {} "
-        "(SELECT e.class_id FROM enrolment e WHERE e.student_id = st.id AND e.ends_on IS NULL)))",
-        is_not,
-        is_not,
-    )
-    await sql_errors(
-        db,
-        errors,
-        SQL(
-            "SELECT s.line, s.code FROM onb_student s JOIN student st ON st.id = s.student_id "
-            "WHERE st.school_id = s.school_id AND {}",
-            differs,
-        ),
-        lambda r: problem(r["line"], "national_code", r["code"], "pupil_differs"),
-    )
-    await db.execute(
-        SQL(
-            "UPDATE onb_student SET state = 'unchanged' WHERE student_id IS NOT NULL AND line IN "
-            "(SELECT s.line FROM onb_student s JOIN student st ON st.id = s.student_id "
-            "WHERE st.school_id = s.school_id AND NOT {})",
-            differs,
-        )
-    )
-    if db.dialect == "postgres":
-        taken = SQL(
-            "SELECT s.line, s.code FROM onb_student s WHERE s.student_id IS NULL AND s.code IN "
-            "(SELECT madrasa_pupil_codes_taken(ARRAY(SELECT code FROM onb_student "
-            "WHERE student_id IS NULL AND code <> '')::varchar[]))"
-        )
-    else:
-        taken = SQL(
-            "SELECT s.line, s.code FROM onb_student s WHERE s.student_id IS NULL AND s.code <> '' "
-            "AND EXISTS (SELECT 1 FROM student st WHERE st.national_code = s.code)"
-        )
-    await sql_errors(db, errors, taken, lambda r: problem(r["line"], "national_code", r["code"], "pupil_other_region"))
-    # guardians: a new e-mail needs a name somewhere in the file
-    await db.execute("UPDATE onb_guardian SET person_id = p.id FROM person p WHERE p.email = onb_guardian.email")
-    await sql_errors(
-        db,
-        errors,
-        SQL(
-            "SELECT g.line, g.position, g.email FROM onb_guardian g WHERE g.person_id IS NULL AND NOT EXISTS "
-            "(SELECT 1 FROM onb_guardian h WHERE h.email = g.email AND h.name <> '')"
-        ),
-        lambda r: problem(r["line"], f"guardian{r['position']}_name", "", "guardian_name_required"),
-    )
+    await duplicate_codes(db, errors)
+    await check_staged_pupils(db, actor.scope, errors, year, ONBOARDING_CHECKS)
     if progress:
         await progress(rows, rows, "checked")
     counts = await db.fetchrow(
