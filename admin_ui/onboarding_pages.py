@@ -10,11 +10,12 @@ from typing import Any
 
 from litestar import Request, get, post
 from litestar.datastructures import UploadFile
-from litestar.exceptions import ClientException, HTTPException, NotFoundException
+from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 from litestar.response import Redirect
 
 from core.context import Ctx, RequestContext
+from core.errors import Invalid, NotFound
 from core.i18n import gettext_
 from core.permissions import PUBLIC
 from core.rendering import page
@@ -270,13 +271,13 @@ async def add_node(ctx: Ctx, request: Request[Any, Any, Any]) -> Any:
     parent = ctx.tenant if ctx.tenant is not None and ctx.tenant.kind == "region" else None
     if parent is None:
         if not ctx.scope.platform:
-            raise NotFoundException("Regions are created by the platform administrators.")
+            raise NotFound("Regions are created by the platform administrators.")
         parent = await ctx.services.tenants.root()
     kind = "province" if parent.kind == "region" else "region"
     values = {n: _text(form, n, 200) for n in ("slug", "code", "name_fr", "name_ar", "name_en")}
     try:
         if not values["name_fr"]:
-            raise ClientException("name_fr: required", extra=[{"key": "name_fr", "message": "required"}])
+            raise Invalid("name_fr", "required")
         async with ctx.services.db.scoped(ctx.scope):
             await tenant_service.create_node(
                 ctx,

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
 import msgspec
-from litestar.exceptions import NotFoundException
 
 from core.context import RequestContext
 from core.db import Database
+from core.errors import NotFound
 from core.identity import Identity
 from core.school import csv_import
 from core.school.csv_import import EMAIL_RE, FILE
@@ -157,7 +157,7 @@ def require_region(ctx: RequestContext) -> TenantInfo:
     """The request's tenant, which must be a region."""
     tenant = ctx.tenant
     if tenant is None or tenant.kind != "region":
-        raise NotFoundException("Onboarding works inside a region: use /t/<region>/….")
+        raise NotFound("Onboarding works inside a region: use /t/<region>/….")
     return tenant
 
 
