@@ -272,6 +272,16 @@ async def test_unknown_kind_and_oversize(world, monkeypatch):
     assert await count(world, "SELECT COUNT(*) FROM onboarding_batch") == batches
 
 
+async def test_a_body_over_the_configured_cap_is_refused_before_it_is_read(world, monkeypatch):
+    """``settings.onboarding_max_bytes`` (``MADRASA_ONBOARDING_MAX_BYTES``) decides; the declared length is enough."""
+    monkeypatch.setattr(world.services, "settings", msgspec.structs.replace(world.settings, onboarding_max_bytes=1000))
+    batches = await count(world, "SELECT COUNT(*) FROM onboarding_batch")
+    huge = b"code,name_ar,name_fr,cycle,province\n" + b"x" * (2 * 1024 * 1024)
+    refused = await upload(world, "schools", "huge.csv", huge)
+    assert refused.status_code == 413 and "split it" in refused.json()["detail"], refused.text
+    assert await count(world, "SELECT COUNT(*) FROM onboarding_batch") == batches
+
+
 # -- pupils and guardians --------------------------------------------------------------------------
 
 HEADER = (
