@@ -25,7 +25,6 @@ from core.tenancy import TenantInfo
 from tenants.onboarding_rows import COLUMNS, KINDS, CellError, problem
 
 __all__ = [
-    "CHUNK",
     "EMAIL_RE",
     "INLINE_ROWS",
     "INLINE_XLSX_BYTES",
@@ -54,8 +53,6 @@ __all__ = [
 MAX_LISTED_ERRORS = 500
 #: Rows shown in a preview.
 SAMPLE_ROWS = 50
-#: Rows staged per statement.
-CHUNK = 5000
 #: Files with more rows than this are committed by a background job.
 INLINE_ROWS = 2000
 MAX_ROWS = {"schools": 5000, "staff": 200_000, "students": 1_000_000}

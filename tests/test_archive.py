@@ -32,6 +32,7 @@ from core.mail import OutboxMailer
 from core.migrate import migrate
 from core.scope import Scope
 from core.services import Services
+from core.sql import SQL, ident
 from core.storage import FileSystemStorage, S3Storage
 from tenants import archive, archive_cli
 from tests.conftest import (
@@ -106,7 +107,7 @@ class Target:
 
     async def counts(self) -> dict[str, int]:
         """Row counts of the tables an import writes to."""
-        return {t: int(await self.sql(f'SELECT COUNT(*) FROM "{t}"')) for t in COUNTED}
+        return {t: int(await self.sql(SQL("SELECT COUNT(*) FROM {}", ident(t)))) for t in COUNTED}
 
     async def token(self, email: str, password: str = PASSWORD) -> str:
         """An access token in the target."""
@@ -201,15 +202,18 @@ async def new_target(
         made.append(target)
         db = services.db
         async with db.transaction():
-            own_id = ("id, ", "{}, ", [root_id]) if root_id is not None else ("", "", [])
+            id_column, id_value = (SQL("id, "), SQL("{}, ", root_id)) if root_id is not None else (SQL(), SQL())
             row = await db.fetchrow(
-                f"INSERT INTO person ({own_id[0]}email, password_hash, full_name, full_name_ar, locale, active, "
-                f"created_at) VALUES ({own_id[1]}{{}}, {{}}, 'Root', '', 'fr', {{}}, {{}}) RETURNING id",
-                *own_id[2],
-                TARGET_ADMIN,
-                services.identity.hash_password(PASSWORD),
-                True,
-                datetime.now(UTC),
+                SQL(
+                    "INSERT INTO person ({}email, password_hash, full_name, full_name_ar, locale, active, created_at) "
+                    "VALUES ({}{}, {}, 'Root', '', 'fr', {}, {}) RETURNING id",
+                    id_column,
+                    id_value,
+                    TARGET_ADMIN,
+                    services.identity.hash_password(PASSWORD),
+                    True,
+                    datetime.now(UTC),
+                )
             )
             assert row is not None
             await db.execute(

@@ -9,6 +9,7 @@ import pytest
 
 from core.school import csv_import
 from core.school.csv_import import MAX_ROWS, parse_students_csv
+from core.sql import SQL, in_
 
 TODAY = date(2026, 1, 15)
 HOME = "lycee-ibn-batouta"
@@ -178,8 +179,7 @@ async def students(world) -> int:
 
 
 async def registered(world, *codes: str) -> int:
-    marks = ", ".join("{}" for _ in codes)
-    return await world.sql(f"SELECT COUNT(*) FROM student WHERE national_code IN ({marks})", *codes)
+    return await world.sql(SQL("SELECT COUNT(*) FROM student WHERE national_code IN {}", in_(codes)))
 
 
 async def test_good_file_is_imported_into_the_class(world):

@@ -16,6 +16,7 @@ import pytest
 from openpyxl import Workbook
 
 from core.jobs import InProcessQueue
+from core.sql import SQL, ident
 from tenants import onboarding, onboarding_batches, onboarding_files
 from tests.conftest import new_client
 
@@ -372,7 +373,7 @@ async def test_pupils_commit_then_rerun_creates_nothing(world):
         == 1
     )
     counts = [
-        await count(world, f"SELECT COUNT(*) FROM {t}")
+        await count(world, SQL("SELECT COUNT(*) FROM {}", ident(t)))
         for t in ("student", "person", "guardianship", "enrolment", "membership")
     ]
 
@@ -382,7 +383,7 @@ async def test_pupils_commit_then_rerun_creates_nothing(world):
     assert again.json()["report"]["created"] == {"students": 0, "guardians": 0, "guardian_links": 0, "enrolments": 0}
     assert (await commit(world, again.json()["id"])).status_code == 200
     assert [
-        await count(world, f"SELECT COUNT(*) FROM {t}")
+        await count(world, SQL("SELECT COUNT(*) FROM {}", ident(t)))
         for t in ("student", "person", "guardianship", "enrolment", "membership")
     ] == counts
 
