@@ -10,18 +10,19 @@ from typing import Any
 
 from litestar import Request, get, post
 from litestar.datastructures import UploadFile
-from litestar.exceptions import ClientException, HTTPException, NotFoundException
+from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 from litestar.response import Redirect
 
 from core.context import Ctx, RequestContext
+from core.errors import Invalid, NotFound
 from core.i18n import gettext_
 from core.permissions import PUBLIC
 from core.rendering import page
 from tenants import onboarding
 from tenants import service as tenant_service
-from tenants.onboarding_api import BODY_LIMIT, errors_response
-from tenants.onboarding_files import translated
+from tenants.onboarding_api import BODY_LIMIT, errors_response, refuse_oversize
+from tenants.onboarding_rows import translated
 
 PERMISSION = "tenants.manage"
 KIND_LABELS = {"schools": "Schools", "staff": "Staff", "students": "Pupils and guardians"}
@@ -118,7 +119,7 @@ async def _index(ctx: RequestContext, status: int = 200, **values: Any) -> Any:
         schools=schools,
         kinds=KIND_LABELS,
         cycles=CYCLES,
-        max_bytes=onboarding.MAX_UPLOAD_BYTES,
+        max_bytes=ctx.services.settings.onboarding_max_bytes,
         **values,
     )
 
@@ -139,6 +140,10 @@ async def onboarding_home(ctx: Ctx) -> Any:
 async def upload_file(ctx: Ctx, request: Request[Any, Any, Any]) -> Any:
     """Upload a file (read as a stream from the spooled upload) and go to its preview."""
     actor = onboarding.actor_of(ctx)
+    try:
+        await refuse_oversize(request)  # before the body is read
+    except onboarding.TooLarge:
+        return await _index(ctx, status=413, upload_errors={"file": "The file is too large: split it."})
     form = await request.form()
     kind = _text(form, "kind", 20)
     upload = form.get("file")
@@ -266,13 +271,13 @@ async def add_node(ctx: Ctx, request: Request[Any, Any, Any]) -> Any:
     parent = ctx.tenant if ctx.tenant is not None and ctx.tenant.kind == "region" else None
     if parent is None:
         if not ctx.scope.platform:
-            raise NotFoundException("Regions are created by the platform administrators.")
+            raise NotFound("Regions are created by the platform administrators.")
         parent = await ctx.services.tenants.root()
     kind = "province" if parent.kind == "region" else "region"
     values = {n: _text(form, n, 200) for n in ("slug", "code", "name_fr", "name_ar", "name_en")}
     try:
         if not values["name_fr"]:
-            raise ClientException("name_fr: required", extra=[{"key": "name_fr", "message": "required"}])
+            raise Invalid("name_fr", "required")
         async with ctx.services.db.scoped(ctx.scope):
             await tenant_service.create_node(
                 ctx,
@@ -314,8 +319,7 @@ async def invitation_accept(ctx: Ctx, token: FromPath[str], request: Request[Any
         try:
             await onboarding.accept_invitation(ctx.services, token, str(password))
         except onboarding.Invalid as exc:
-            field = exc.extra[0]["key"] if isinstance(exc.extra, list) and exc.extra else ""  # type: ignore[index]
-            error = gettext_(WEAK_PASSWORD if field == "password" else INVALID_LINK)
+            error = gettext_(WEAK_PASSWORD if exc.field == "password" else INVALID_LINK)
         else:
             return page(ctx, "admin/onboarding_invitation.html", invitation=row, token=token, done=True)
     return page(

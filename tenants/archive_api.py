@@ -30,12 +30,13 @@ from litestar import get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException
+from litestar.exceptions import HTTPException
 from litestar.params import Body, FromPath, FromQuery
 from litestar.response import File
 
 from core import audit
 from core.context import Ctx, RequestContext
+from core.errors import Conflict, DomainError, Forbidden, NotFound
 from core.jobs import JobContext, get_job, queue_of, register_job
 from core.scope import Scope
 from core.tenancy import TenantInfo
@@ -55,15 +56,15 @@ def _problem(exc: archive.ArchiveError) -> HTTPException:
 async def _node(ctx: RequestContext, slug: str) -> TenantInfo:
     """The node to export, inside the caller's scope (403 outside it, 404 if unknown)."""
     if len(slug) > 80:
-        raise NotFoundException(f"No tenant {slug[:80]!r}.")
+        raise NotFound("No tenant {slug}.", slug=repr(slug[:80]))
     try:
         node = await archive.find_node(ctx.services, slug, ctx.scope)
     except archive.TenantNotFound as exc:
-        raise NotFoundException(exc.message) from None
+        raise NotFound(exc.message) from None
     except PermissionError as exc:
-        raise PermissionDeniedException(str(exc)) from None
+        raise Forbidden(str(exc)) from None
     if node.kind == "platform":
-        raise HTTPException(status_code=400, detail="Export a region, a province or a school, not the whole platform.")
+        raise DomainError("Export a region, a province or a school, not the whole platform.")
     return node
 
 
@@ -197,12 +198,12 @@ async def download_export(ctx: Ctx, job_id: FromPath[str]) -> File:
     """The archive an export job made, once it is done (409 before; 403 for a platform administrator's export)."""
     info = await get_job(ctx.services.db, ctx.scope, job_id) if len(job_id) <= 64 else None
     if info is None or info.kind != EXPORT_JOB:
-        raise NotFoundException("No such export.")
+        raise NotFound("No such export.")
     if info.params.get("password_hashes", True) and not ctx.scope.platform:
         # A platform administrator's archive (or one from before the flag existed) holds password hashes.
-        raise PermissionDeniedException("This archive was made by a platform administrator and holds password hashes.")
+        raise Forbidden("This archive was made by a platform administrator and holds password hashes.")
     if info.status != "done":
-        raise HTTPException(status_code=409, detail=f"The export is {info.status}; try again when it is done.")
+        raise Conflict("The export is {status}; try again when it is done.", code="not_done", status=info.status)
     path = archives_dir(ctx.services.settings) / f"{info.id}.zip"
     if not path.is_file():
         raise HTTPException(status_code=410, detail="The archive of this export is no longer available.")
@@ -223,7 +224,7 @@ async def import_archive(
 ) -> archive.ImportReport:
     """Import an archive into this deployment (platform administrators): validate, write, compare."""
     if not ctx.scope.platform:
-        raise PermissionDeniedException("Only platform administrators may import tenant archives.")
+        raise Forbidden("Only platform administrators may import tenant archives.")
     fd, name = tempfile.mkstemp(prefix="madrasa-import-", suffix=".zip")
     path = Path(name)
     try:

@@ -10,6 +10,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from core.context import Ctx
+from core.sql import SQL
 from core.tenancy import TenantInfo
 from tenants import service
 
@@ -160,10 +161,8 @@ class TenantController(Controller):
         self, ctx: Ctx, kind: FromQuery[Literal["region", "province", "school"] | None] = None
     ) -> list[TenantOut]:
         """Nodes inside the caller's scope (narrowed to the request's tenant), by path."""
-        rows = await ctx.services.db.fetch(
-            "SELECT id, path FROM tenant" + (" WHERE kind = {}" if kind else "") + " ORDER BY path",
-            *([kind] if kind else []),
-        )
+        where = SQL("kind = {}", kind) if kind else SQL("1=1")
+        rows = await ctx.services.db.fetch(SQL("SELECT id, path FROM tenant WHERE {} ORDER BY path", where))
         out = []
         for row in rows:
             path = tuple(int(p) for p in row["path"].split("/") if p)

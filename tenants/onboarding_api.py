@@ -1,7 +1,8 @@
 """Onboarding API (``/t/<region>/api/v1/onboarding/…``): upload, preview, errors, commit, one school, invitations.
 
-Uploads have their own size cap (:data:`tenants.onboarding.MAX_UPLOAD_BYTES`, larger than the general
-one): the multipart body is spooled to disk by the framework and read as a stream.
+Uploads have their own size cap (``settings.onboarding_max_bytes``, ``MADRASA_ONBOARDING_MAX_BYTES``,
+larger than the general one): a body declaring more is refused before it is read
+(:func:`refuse_oversize`), and the file itself is measured again before it is read.
 """
 
 from __future__ import annotations
@@ -12,19 +13,35 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import HTTPException
 from litestar.openapi import ResponseSpec
 from litestar.params import Body, FromPath, JSONBody
 from litestar.response import Stream
 
 from core.context import Ctx
+from core.errors import NotFound, TooLarge
 from core.permissions import PUBLIC
 from tenants import onboarding
 from tenants.onboarding import BatchOut, Report
 
 PERMISSION = "tenants.manage"
 #: Room for the multipart envelope around the file.
-BODY_LIMIT = onboarding.MAX_UPLOAD_BYTES + 1024 * 1024
+ENVELOPE_BYTES = 1024 * 1024
+#: The upload routes lift the framework's general body cap: :func:`refuse_oversize` applies the
+#: deployment's ``onboarding_max_bytes`` (known only once settings are loaded) instead.
+BODY_LIMIT = None
+
+
+async def refuse_oversize(request: Request[Any, Any, Any]) -> None:
+    """Refuse an upload whose declared length exceeds ``settings.onboarding_max_bytes`` (before it is read)."""
+    limit = request.app.state.services.settings.onboarding_max_bytes
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit():
+        raise HTTPException(status_code=411, detail="An upload must declare its length (Content-Length).")
+    if int(declared) > limit + ENVELOPE_BYTES:
+        raise TooLarge("The file is larger than {limit} MiB: split it.", limit=limit // 2**20)
+
+
 Slug = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
 Text200 = Annotated[str, msgspec.Meta(max_length=200)]
 
@@ -93,6 +110,7 @@ def base_url(request: Request[Any, Any, Any]) -> str:
     tags=["onboarding"],
     status_code=201,
     request_max_body_size=BODY_LIMIT,
+    before_request=refuse_oversize,
     responses={
         202: ResponseSpec(BatchOut, description="A large file: a job checks it; follow the batch or its job."),
         422: ResponseSpec(BatchOut, description="The file has errors (all counted); nothing was written."),
@@ -116,7 +134,7 @@ async def upload_batch(
     actor = onboarding.actor_of(ctx)
     try:
         if data.kind not in onboarding.KINDS:
-            raise onboarding.Invalid("kind", f"must be one of {', '.join(onboarding.KINDS)}")
+            raise onboarding.Invalid("kind", "must be one of {kinds}", kinds=", ".join(onboarding.KINDS))
         batch = await onboarding.upload(actor, data.kind, data.file.filename or "file", data.file.file)
     finally:
         await data.file.close()
@@ -169,7 +187,7 @@ async def commit_batch(ctx: Ctx, batch_id: FromPath[str], request: Request[Any, 
     """Write a batch that validated, all or nothing (validated again first); 422 if it no longer validates."""
     actor = onboarding.actor_of(ctx)
     if len(batch_id) > 64:
-        raise NotFoundException("No such onboarding batch.")
+        raise NotFound("No such onboarding batch.")
     batch, queued = await onboarding.start_commit(actor, batch_id, base_url(request))
     if queued:
         url = ctx.url(f"/api/v1/jobs/{batch.job_id}")
@@ -200,7 +218,7 @@ async def invite_director(ctx: Ctx, data: JSONBody[InvitationIn], request: Reque
     actor = onboarding.actor_of(ctx)
     school = await ctx.services.tenants.by_slug(data.school)
     if school is None or not ctx.scope.covers(school.path):
-        raise NotFoundException(f"No school {data.school!r} in this region.")
+        raise NotFound("No school {school} in this region.", school=repr(data.school))
     person_id = await onboarding.invite(
         actor,
         school,

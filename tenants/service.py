@@ -21,16 +21,17 @@ from litestar.exceptions import ClientException, NotFoundException, PermissionDe
 
 from core import audit
 from core.context import RequestContext
-from core.db import UNIQUE_VIOLATIONS, unique_violation
+from core.db import UNIQUE_VIOLATIONS, scope_sql, unique_violation
 from core.errors import Conflict, Invalid
 from core.identity import check_password_strength, normalise_email
 from core.permissions import ROLES
 from core.scope import Scope
+from core.sql import SQL, ident, join
 from core.tenancy import KINDS, SLUG_RE, TenantInfo, parse_path
 
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 #: What the database raises when a unique index refuses a row (PostgreSQL, SQLite).
-_NODE_COLUMNS = ", ".join(TenantInfo.__struct_fields__)
+_NODE_COLUMNS = join(", ", [ident(f) for f in TenantInfo.__struct_fields__])
 #: Set while :func:`tenant_change` holds a transaction open: cache clearing waits for its end.
 _deferred_invalidation: ContextVar[bool] = ContextVar("tenants_deferred_invalidation", default=False)
 
@@ -64,7 +65,7 @@ def _changed(ctx: RequestContext, person_id: int | None = None) -> None:
 
 async def _fresh_node(ctx: RequestContext, node_id: int) -> TenantInfo:
     """A node as the open transaction sees it, bypassing the cache (the transaction may still roll back)."""
-    row = await ctx.services.db.fetchrow(f"SELECT {_NODE_COLUMNS} FROM tenant WHERE id = {{}}", node_id)
+    row = await ctx.services.db.fetchrow(SQL("SELECT {} FROM tenant WHERE id = {}", _NODE_COLUMNS, node_id))
     if row is None:
         raise NotFoundException(f"No tenant {node_id}.")
     return msgspec.convert({**row, "path": parse_path(row["path"])}, TenantInfo)
@@ -570,21 +571,20 @@ async def programme_history(ctx: RequestContext, programme: dict[str, Any], limi
     A programme change is recorded once per member school (so each region sees it); the history
     shows it once.
     """
-    from core.db import scope_filter
-
     svc = ctx.services
     scope = await console_scope(ctx, "audit.read")
-    where, args = scope_filter(scope, "a")
     async with svc.db.scoped(scope, write=False):
         rows = await svc.db.fetch(
-            "SELECT a.id, a.at, a.action, a.object_type, a.object_id, a.before, a.after, a.reason, a.request_id, "
-            "p.full_name, p.email FROM audit_log a LEFT JOIN person p ON p.id = a.actor_id "
-            "WHERE ((a.object_type = 'programme_module' AND a.object_id LIKE {}) "
-            "OR (a.object_type = 'programme' AND a.object_id = {})) AND " + where + " ORDER BY a.id DESC LIMIT {}",
-            programme["slug"] + ":%",
-            programme["slug"],
-            *args,
-            limit * 10,
+            SQL(
+                "SELECT a.id, a.at, a.action, a.object_type, a.object_id, a.before, a.after, a.reason, a.request_id, "
+                "p.full_name, p.email FROM audit_log a LEFT JOIN person p ON p.id = a.actor_id "
+                "WHERE ((a.object_type = 'programme_module' AND a.object_id LIKE {}) "
+                "OR (a.object_type = 'programme' AND a.object_id = {})) AND {} ORDER BY a.id DESC LIMIT {}",
+                programme["slug"] + ":%",
+                programme["slug"],
+                scope_sql(scope, "a"),
+                limit * 10,
+            )
         )
     seen: set[tuple[Any, ...]] = set()
     out = []
@@ -595,8 +595,7 @@ async def programme_history(ctx: RequestContext, programme: dict[str, Any], limi
             continue
         seen.add(key)
         module = r["object_id"].split(":", 1)[1] if r["object_type"] == "programme_module" else None
-        at = datetime.fromisoformat(r["at"]) if isinstance(r["at"], str) else r["at"]
-        out.append({**r, "at": at, "before": before, "after": after, "module": module})
+        out.append({**r, "before": before, "after": after, "module": module})
         if len(out) >= limit:
             break
     return out

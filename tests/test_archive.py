@@ -32,6 +32,7 @@ from core.mail import OutboxMailer
 from core.migrate import migrate
 from core.scope import Scope
 from core.services import Services
+from core.sql import SQL, ident
 from core.storage import FileSystemStorage, S3Storage
 from tenants import archive, archive_cli
 from tests.conftest import (
@@ -106,7 +107,7 @@ class Target:
 
     async def counts(self) -> dict[str, int]:
         """Row counts of the tables an import writes to."""
-        return {t: int(await self.sql(f'SELECT COUNT(*) FROM "{t}"')) for t in COUNTED}
+        return {t: int(await self.sql(SQL("SELECT COUNT(*) FROM {}", ident(t)))) for t in COUNTED}
 
     async def token(self, email: str, password: str = PASSWORD) -> str:
         """An access token in the target."""
@@ -201,15 +202,18 @@ async def new_target(
         made.append(target)
         db = services.db
         async with db.transaction():
-            own_id = ("id, ", "{}, ", [root_id]) if root_id is not None else ("", "", [])
+            id_column, id_value = (SQL("id, "), SQL("{}, ", root_id)) if root_id is not None else (SQL(), SQL())
             row = await db.fetchrow(
-                f"INSERT INTO person ({own_id[0]}email, password_hash, full_name, full_name_ar, locale, active, "
-                f"created_at) VALUES ({own_id[1]}{{}}, {{}}, 'Root', '', 'fr', {{}}, {{}}) RETURNING id",
-                *own_id[2],
-                TARGET_ADMIN,
-                services.identity.hash_password(PASSWORD),
-                True,
-                datetime.now(UTC),
+                SQL(
+                    "INSERT INTO person ({}email, password_hash, full_name, full_name_ar, locale, active, created_at) "
+                    "VALUES ({}{}, {}, 'Root', '', 'fr', {}, {}) RETURNING id",
+                    id_column,
+                    id_value,
+                    TARGET_ADMIN,
+                    services.identity.hash_password(PASSWORD),
+                    True,
+                    datetime.now(UTC),
+                )
             )
             assert row is not None
             await db.execute(
@@ -1101,3 +1105,50 @@ async def test_sqlite_archive_imports_into_postgresql(tmp_path_factory: pytest.T
         if services is not None:
             await services.db.stop()
         run_sync(_drop_pg(pg))
+
+
+async def test_a_column_only_the_database_knows_travels(source: World, new_target: Any, tmp_path: Path) -> None:
+    """Columns come from the database catalogue: ``attendance_notice.claimed_at`` (added by a migration, not a
+    field of the table class) is exported, imported and compared like any other column."""
+    specs = await archive.table_specs(source.services)
+    assert "claimed_at" in specs["attendance_notice"].columns
+    assert "claimed_at" not in {
+        c._meta.db_column_name
+        for t in archive.schema_tables(source.services)
+        if t._meta.tablename == "attendance_notice"
+        for c in t._meta.columns
+    }
+    kind = dict(zip(specs["attendance_notice"].columns, specs["attendance_notice"].kinds, strict=True))["claimed_at"]
+    assert kind == "ts"
+    school = await source.services.tenants.by_slug(SCHOOL)
+    assert school is not None
+    cols = school.scope_columns()
+    claimed = datetime(2026, 11, 3, 7, 45, 30, 250000, tzinfo=UTC)
+    db = source.services.db
+    async with db.scoped(Scope.everything()):
+        notice_id = await db.fetchval(
+            "INSERT INTO attendance_notice (region_id, province_id, school_id, student_id, on_date, kind, created_at, "
+            "status, channels, claimed_at) VALUES ({}, {}, {}, {}, {}, 'absence', {}, 'sending', '', {}) RETURNING id",
+            cols["region_id"],
+            cols["province_id"],
+            cols["school_id"],
+            source.objects[SCHOOL]["student_id"],
+            datetime(2026, 11, 3).date(),
+            claimed,
+            claimed,
+        )
+    try:
+        path = tmp_path / "claimed.zip"
+        manifest = await _export(source, SCHOOL, path)
+        table = next(t for t in manifest.tables if t.name == "attendance_notice")
+        assert "claimed_at" in table.columns
+        [row] = [r for r in _rows(_members(path), "attendance_notice") if r["id"] == notice_id]
+        assert row["claimed_at"] == "2026-11-03T07:45:30.250000+00:00"
+        target: Target = await new_target()
+        report = await archive.import_archive(target.services, path)
+        assert report.equal is True, [t for t in report.tables if t.status != "equal"]
+        got = await target.sql("SELECT claimed_at FROM attendance_notice WHERE id = {}", notice_id)
+        assert archive.canonical_value("ts", got) == row["claimed_at"]
+    finally:
+        async with db.scoped(Scope.everything()):
+            await db.execute("DELETE FROM attendance_notice WHERE id = {}", notice_id)

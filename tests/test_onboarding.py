@@ -11,11 +11,13 @@ import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 from openpyxl import Workbook
 
 from core.jobs import InProcessQueue
-from tenants import onboarding, onboarding_files
+from core.sql import SQL, ident
+from tenants import onboarding, onboarding_batches, onboarding_files
 from tests.conftest import new_client
 
 FIXTURES = Path(__file__).parent / "fixtures" / "onboarding"
@@ -258,16 +260,26 @@ async def test_unknown_kind_and_oversize(world, monkeypatch):
     assert bad_kind.status_code == 400 and bad_kind.json()["errors"][0]["field"] == "kind"
     # Onboarding has its own cap: a file above the general upload limit is read (here: one giant cell).
     general = world.settings.max_upload_bytes
-    assert onboarding.MAX_UPLOAD_BYTES > general
+    assert world.settings.onboarding_max_bytes > general
     big = b"code,name_ar,name_fr,cycle,province\n" + b"x" * (general + 10)
     response = await upload(world, "schools", "big.csv", big)
     assert response.status_code == 422, response.text
     assert response.json()["report"]["errors"][0]["code"] == "bad_csv"
     batches = await count(world, "SELECT COUNT(*) FROM onboarding_batch")
-    monkeypatch.setattr(onboarding, "MAX_UPLOAD_BYTES", 4096)
+    monkeypatch.setattr(world.services, "settings", msgspec.structs.replace(world.settings, onboarding_max_bytes=4096))
     huge = b"code,name_ar,name_fr,cycle,province\n" + b"x" * 5000
     refused = await upload(world, "schools", "huge.csv", huge)
     assert refused.status_code == 413 and "split it" in refused.json()["detail"]
+    assert await count(world, "SELECT COUNT(*) FROM onboarding_batch") == batches
+
+
+async def test_a_body_over_the_configured_cap_is_refused_before_it_is_read(world, monkeypatch):
+    """``settings.onboarding_max_bytes`` (``MADRASA_ONBOARDING_MAX_BYTES``) decides; the declared length is enough."""
+    monkeypatch.setattr(world.services, "settings", msgspec.structs.replace(world.settings, onboarding_max_bytes=1000))
+    batches = await count(world, "SELECT COUNT(*) FROM onboarding_batch")
+    huge = b"code,name_ar,name_fr,cycle,province\n" + b"x" * (2 * 1024 * 1024)
+    refused = await upload(world, "schools", "huge.csv", huge)
+    assert refused.status_code == 413 and "split it" in refused.json()["detail"], refused.text
     assert await count(world, "SELECT COUNT(*) FROM onboarding_batch") == batches
 
 
@@ -361,7 +373,7 @@ async def test_pupils_commit_then_rerun_creates_nothing(world):
         == 1
     )
     counts = [
-        await count(world, f"SELECT COUNT(*) FROM {t}")
+        await count(world, SQL("SELECT COUNT(*) FROM {}", ident(t)))
         for t in ("student", "person", "guardianship", "enrolment", "membership")
     ]
 
@@ -371,7 +383,7 @@ async def test_pupils_commit_then_rerun_creates_nothing(world):
     assert again.json()["report"]["created"] == {"students": 0, "guardians": 0, "guardian_links": 0, "enrolments": 0}
     assert (await commit(world, again.json()["id"])).status_code == 200
     assert [
-        await count(world, f"SELECT COUNT(*) FROM {t}")
+        await count(world, SQL("SELECT COUNT(*) FROM {}", ident(t)))
         for t in ("student", "person", "guardianship", "enrolment", "membership")
     ] == counts
 
@@ -776,7 +788,7 @@ async def test_wide_rows_are_read_no_wider_than_the_known_columns(world):
 
 async def test_files_are_stored_in_parts_and_read_back_as_a_stream(world, monkeypatch):
     tag = letter(world)
-    monkeypatch.setattr(onboarding, "PART_BYTES", 1000)
+    monkeypatch.setattr(onboarding_batches, "PART_BYTES", 1000)
     rows = [f"{HOME_SCHOOL_CODE};{tag}700{n:06d};Part{n};Eleve;;;;;;;;;;;" for n in range(120)]
     data = pupils_file(rows)
     assert len(data) > 4000

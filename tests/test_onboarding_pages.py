@@ -219,9 +219,9 @@ async def test_a_commit_conflict_and_a_taken_slug_are_translated(world):
 
 
 async def test_an_upload_over_the_onboarding_cap_is_a_form_error(world, monkeypatch):
-    from tenants import onboarding
+    import msgspec
 
-    monkeypatch.setattr(onboarding, "MAX_UPLOAD_BYTES", 1000)
+    monkeypatch.setattr(world.services, "settings", msgspec.structs.replace(world.settings, onboarding_max_bytes=1000))
     before = await world.sql("SELECT COUNT(*) FROM onboarding_batch")
     data = b"code,name_ar,name_fr,cycle,province\n" + b"x" * 2000
     response = await page(
@@ -235,7 +235,7 @@ def test_every_error_message_has_arabic_and_french_translations():
     from admin_ui import onboarding_pages
     from core.i18n import translations
     from tenants.onboarding import Conflict
-    from tenants.onboarding_files import MESSAGES
+    from tenants.onboarding_rows import MESSAGES
 
     dirs = (Path(onboarding_pages.__file__).parent / "locale",)
     msgids = [
@@ -247,7 +247,7 @@ def test_every_error_message_has_arabic_and_french_translations():
         "This batch is being committed by someone else.",
         "This batch is {status}: only a batch that validated can be committed.",
     ]
-    assert Conflict("x", "{a}", a=1).detail == "1"
+    assert Conflict("{a}", code="x", a=1).detail == "1"
     for lang in ("ar", "fr"):
         catalogue = translations(lang, dirs)
         missing = [m for m in msgids if catalogue.gettext(m) == m]
