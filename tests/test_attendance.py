@@ -7,7 +7,7 @@ import asyncio
 import email
 import email.policy
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -18,10 +18,10 @@ from core.jobs import InProcessQueue
 from core.mail import SmtpMailer
 from core.school.rules import occurrences
 from core.scope import Scope
-from core.sms import LoggingSmsGateway
 from plugins.attendance import service, stats
 from plugins.attendance.notify import DELIVERY_JOB
 from tests.conftest import Inbox
+from tests.doubles import EventRecorder, RecordingGateway, plugged
 
 A, A2, B = "lycee-ibn-batouta", "college-al-khawarizmi", "lycee-moulay-youssef"
 PDF = b"%PDF-1.4\n% justification\n"
@@ -220,7 +220,14 @@ async def test_everyone_is_present_until_marked(world):
     assert response.status_code == 200 and response.json()["present"] == 3 and response.json()["taken"] is True
 
 
-async def test_the_same_submission_twice_gives_the_same_result(world):
+@pytest.fixture
+def events(world) -> Iterator[EventRecorder]:
+    """The domain events delivered during the test, heard by a plugin registered for its duration."""
+    with plugged(world.services.plugins, EventRecorder()) as recorder:
+        yield recorder
+
+
+async def test_the_same_submission_twice_gives_the_same_result(world, events):
     s = await Setup(world).build()
     entries = [{"student_id": s.pupils[0], "status": "absent"}]
     first = await s.take(entries)
@@ -229,7 +236,7 @@ async def test_the_same_submission_twice_gives_the_same_result(world):
     assert first.json() == second.json()
     assert second.json()["version"] == 1
     # One event: the second submission changed nothing.
-    assert len([e for e in world.services.delivered_events if e.data.get("slot_id") == s.slots[0]]) == 1
+    assert len(events.where(slot_id=s.slots[0])) == 1
     assert await count(world, "SELECT COUNT(*) FROM attendance_mark WHERE class_id = {}", s.class_id) == 1
     assert await count(world, "SELECT COUNT(*) FROM attendance_notice WHERE student_id = {}", s.pupils[0]) == 1
     # Nothing to audit: nothing changed.
@@ -244,14 +251,14 @@ async def test_the_same_submission_twice_gives_the_same_result(world):
     )
 
 
-async def test_same_day_correction_by_the_teacher_is_audited(world):
+async def test_same_day_correction_by_the_teacher_is_audited(world, events):
     s = await Setup(world).build()
     assert (await s.take([{"student_id": s.pupils[0], "status": "absent"}])).status_code == 200
-    recorded = [e for e in world.services.delivered_events if e.name == "attendance.recorded"]
+    recorded = events.named("attendance.recorded")
     assert recorded[-1].data["absent"] == [s.pupils[0]] and recorded[-1].data["correction"] is False
     response = await s.take([{"student_id": s.pupils[1], "status": "late", "minutes": 5}])
     assert response.status_code == 200, response.text
-    recorded = [e for e in world.services.delivered_events if e.name == "attendance.recorded"]
+    recorded = events.named("attendance.recorded")
     assert recorded[-1].data["late"] == [s.pupils[1]] and recorded[-1].data["correction"] is True
     view = response.json()
     assert view["version"] == 2
@@ -366,7 +373,7 @@ def inbox(world, smtp_server):
     box, port = smtp_server
     previous, previous_sms = world.services.mailer, world.services.sms
     world.services.mailer = SmtpMailer("127.0.0.1", port, "no-reply@madrasa.test")
-    world.services.sms = LoggingSmsGateway()
+    world.services.sms = RecordingGateway()
     box.messages.clear()
     yield box
     world.services.mailer, world.services.sms = previous, previous_sms
@@ -534,12 +541,15 @@ async def test_a_submission_costs_the_same_statements_whatever_the_number_of_pup
     statements: list[str] = []
     fetch, execute = db.fetch, db.execute
 
-    async def counted_fetch(sql: str, *args: Any) -> Any:
-        statements.append(sql)
+    def text(sql: Any) -> str:
+        return sql if isinstance(sql, str) else sql.compile(db.dialect)[0]
+
+    async def counted_fetch(sql: Any, *args: Any) -> Any:
+        statements.append(text(sql))
         return await fetch(sql, *args)
 
-    async def counted_execute(sql: str, *args: Any) -> Any:
-        statements.append(sql)
+    async def counted_execute(sql: Any, *args: Any) -> Any:
+        statements.append(text(sql))
         return await execute(sql, *args)
 
     a, b, c = s.pupils

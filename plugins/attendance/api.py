@@ -5,7 +5,7 @@ rules and reasons, statistics, the at-risk list and CSV export. Controllers stay
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -14,12 +14,24 @@ from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery, JSONBody, QueryParameter
 
-from core.access import scope_for
-from core.context import Ctx, RequestContext
-from core.db import scope_filter
-from core.scope import Scope
-from core.storage import JPEG, PDF, PNG, WEBP, ContentPolicy, ObjectTooLarge, UnsupportedType, build_key
-from core.tenancy import TenantInfo
+from core.plugin_api import (
+    JPEG,
+    PDF,
+    PNG,
+    SQL,
+    WEBP,
+    ContentPolicy,
+    Ctx,
+    ObjectTooLarge,
+    RequestContext,
+    Scope,
+    TenantInfo,
+    UnsupportedType,
+    build_key,
+    ident,
+    scope_for,
+    scope_sql,
+)
 from plugins.attendance import notify, service, stats
 from plugins.attendance.errors import API_HANDLERS, error
 
@@ -99,14 +111,15 @@ async def family_scope(ctx: RequestContext) -> Scope:
     granted = scope_for(grants, services.permissions.roles_for("attendance.view") & FAMILY_ROLES, None)
     if not granted:
         return granted
-    where, args = scope_filter(granted, "s")
     async with services.db.scoped(granted, write=False):
         rows = await services.db.fetch(
-            "SELECT DISTINCT s.school_id FROM student s WHERE (s.person_id = {} OR s.id IN "
-            f"(SELECT g.student_id FROM guardianship g WHERE g.person_id = {{}})) AND {where}",
-            ctx.identity.id,
-            ctx.identity.id,
-            *args,
+            SQL(
+                "SELECT DISTINCT s.school_id FROM student s WHERE (s.person_id = {} OR s.id IN "
+                "(SELECT g.student_id FROM guardianship g WHERE g.person_id = {})) AND {}",
+                ctx.identity.id,
+                ctx.identity.id,
+                scope_sql(granted, "s"),
+            )
         )
     schools = set()
     for row in rows:
@@ -124,10 +137,10 @@ def school_of(ctx: RequestContext) -> TenantInfo:
     return tenant
 
 
-def node_filter(tenant: TenantInfo, alias: str = "c") -> tuple[str, list[Any]]:
+def node_filter(tenant: TenantInfo, alias: str = "c") -> SQL:
     """Rows of the tenant's subtree (a school, a province, a region; the platform: everything)."""
     column = {"school": "school_id", "province": "province_id", "region": "region_id"}.get(tenant.kind)
-    return (f"{alias}.{column} = {{}}", [tenant.id]) if column else ("1=1", [])
+    return SQL("{} = {}", ident(alias, column), tenant.id) if column else SQL("1=1")
 
 
 def parse_ids(text: str) -> list[int]:
@@ -170,7 +183,7 @@ async def justify(
     if len(note) > 2000:
         raise error("note_too_long", "note")
     async with db.scoped(scope):
-        pupil = await service.family_pupil(ctx, scope_filter(scope, "s"), student_id, guardian_only=True)
+        pupil = await service.family_pupil(ctx, scope_sql(scope, "s"), student_id, guardian_only=True)
         key = content_type = None
         size = None
         if attachment is not None:
@@ -220,7 +233,7 @@ async def tenant_stats(ctx: RequestContext, level: str, start: date | None, end:
     db = ctx.services.db
     async with db.scoped(ctx.scope, write=False):
         days, start, end = await period(ctx, tenant.region_id, start, end)
-        rows = await stats.group_stats(db, level, days, start, end, node_filter(tenant), scope_filter(ctx.scope, "c"))
+        rows = await stats.group_stats(db, level, days, start, end, node_filter(tenant), scope_sql(ctx.scope, "c"))
     return {"level": level, "from": start, "to": end, "days": len(days), "groups": rows}
 
 
@@ -229,8 +242,8 @@ def _json_row(row: dict[str, Any]) -> dict[str, Any]:
     for k, v in row.items():
         if isinstance(v, datetime | date):
             out[k] = v.isoformat()
-        elif k in ("starts_at", "ends_at") and v is not None:
-            out[k] = service.t(v).strftime("%H:%M")
+        elif isinstance(v, time):
+            out[k] = v.strftime("%H:%M")
         else:
             out[k] = v
     return out
@@ -308,7 +321,7 @@ class FamilyController(Controller):
         scope = await family_scope(ctx)
         db = ctx.services.db
         async with db.scoped(scope, write=False):
-            pupil = await service.family_pupil(ctx, scope_filter(scope, "s"), student_id)
+            pupil = await service.family_pupil(ctx, scope_sql(scope, "s"), student_id)
             marks = await service.pupil_marks(db, student_id)
             reasons = await service.reasons(db, pupil["region_id"])
         return {
@@ -325,14 +338,16 @@ class FamilyController(Controller):
         """The justifications sent for one's child (or oneself) and their state."""
         scope = await family_scope(ctx)
         db = ctx.services.db
-        where, args = scope_filter(scope, "j")
         async with db.scoped(scope, write=False):
-            await service.family_pupil(ctx, scope_filter(scope, "s"), student_id)
+            await service.family_pupil(ctx, scope_sql(scope, "s"), student_id)
             rows = await db.fetch(
-                f"SELECT {service.JUSTIFICATION_COLUMNS} FROM attendance_justification j "
-                f"JOIN student st ON st.id = j.student_id WHERE j.student_id = {{}} AND {where} ORDER BY j.id DESC",
-                student_id,
-                *args,
+                SQL(
+                    "SELECT {} FROM attendance_justification j JOIN student st ON st.id = j.student_id "
+                    "WHERE j.student_id = {} AND {} ORDER BY j.id DESC",
+                    service.JUSTIFICATION_COLUMNS,
+                    student_id,
+                    scope_sql(scope, "j"),
+                )
             )
             return [justification_out(r, await service.justification_marks(db, r["id"])) for r in rows]
 
@@ -385,35 +400,35 @@ async def family_notices(ctx: RequestContext, scope: Scope, limit: int = 50) -> 
     after its message went out (no second message is sent that day). Void notices (nothing left to say) are left
     out."""
     db = ctx.services.db
-    where, args = scope_filter(scope, "n")
-    where_a, args_a = scope_filter(scope, "a")
-    family = (
+    family = SQL(
         "SELECT s.id FROM student s WHERE s.person_id = {} UNION SELECT g.student_id FROM guardianship g "
-        "WHERE g.person_id = {}"
+        "WHERE g.person_id = {}",
+        ctx.person_id,
+        ctx.person_id,
     )
     return await db.fetch(
-        "SELECT * FROM (SELECT 'absence' AS kind, n.id, n.student_id, n.on_date, n.created_at, n.status, "
-        "st.first_name, st.last_name, st.first_name_ar, st.last_name_ar, "
-        "(SELECT COUNT(*) FROM attendance_mark m WHERE m.student_id = n.student_id AND m.on_date = n.on_date "
-        "AND m.kind = 'absent') AS absent, (SELECT COUNT(*) FROM attendance_mark m WHERE m.student_id = n.student_id "
-        "AND m.on_date = n.on_date AND m.kind = 'late') AS late, 0 AS minutes, "
-        "CASE WHEN n.sent_at IS NOT NULL AND EXISTS (SELECT 1 FROM attendance_mark m JOIN attendance_session se "
-        "ON se.id = m.session_id WHERE m.student_id = n.student_id AND m.on_date = n.on_date "
-        "AND se.updated_at > n.sent_at) THEN 1 ELSE 0 END AS updated "
-        "FROM attendance_notice n JOIN student st ON st.id = n.student_id "
-        f"WHERE n.student_id IN ({family}) AND n.status <> 'void' AND {where} "
-        "UNION ALL SELECT 'alert' AS kind, a.id, a.student_id, NULL AS on_date, a.created_at, 'sent' AS status, "
-        "st.first_name, st.last_name, st.first_name_ar, st.last_name_ar, 0 AS absent, 0 AS late, a.minutes, "
-        "0 AS updated "
-        f"FROM attendance_alert a JOIN student st ON st.id = a.student_id WHERE a.student_id IN ({family}) "
-        f"AND {where_a}) x ORDER BY created_at DESC, id DESC LIMIT {{}}",
-        ctx.person_id,
-        ctx.person_id,
-        *args,
-        ctx.person_id,
-        ctx.person_id,
-        *args_a,
-        limit,
+        SQL(
+            "SELECT * FROM (SELECT 'absence' AS kind, n.id, n.student_id, n.on_date, n.created_at, n.status, "
+            "st.first_name, st.last_name, st.first_name_ar, st.last_name_ar, "
+            "(SELECT COUNT(*) FROM attendance_mark m WHERE m.student_id = n.student_id AND m.on_date = n.on_date "
+            "AND m.kind = 'absent') AS absent, (SELECT COUNT(*) FROM attendance_mark m "
+            "WHERE m.student_id = n.student_id AND m.on_date = n.on_date AND m.kind = 'late') AS late, 0 AS minutes, "
+            "CASE WHEN n.sent_at IS NOT NULL AND EXISTS (SELECT 1 FROM attendance_mark m JOIN attendance_session se "
+            "ON se.id = m.session_id WHERE m.student_id = n.student_id AND m.on_date = n.on_date "
+            "AND se.updated_at > n.sent_at) THEN 1 ELSE 0 END AS updated "
+            "FROM attendance_notice n JOIN student st ON st.id = n.student_id "
+            "WHERE n.student_id IN ({}) AND n.status <> 'void' AND {} "
+            "UNION ALL SELECT 'alert' AS kind, a.id, a.student_id, NULL AS on_date, a.created_at, 'sent' AS status, "
+            "st.first_name, st.last_name, st.first_name_ar, st.last_name_ar, 0 AS absent, 0 AS late, a.minutes, "
+            "0 AS updated "
+            "FROM attendance_alert a JOIN student st ON st.id = a.student_id WHERE a.student_id IN ({}) "
+            "AND {}) x ORDER BY created_at DESC, id DESC LIMIT {}",
+            family,
+            scope_sql(scope, "n"),
+            family,
+            scope_sql(scope, "a"),
+            limit,
+        )
     )
 
 
@@ -423,9 +438,9 @@ async def document(ctx: RequestContext, justification_id: int) -> Response[bytes
     staff = ctx.roles & service.REVIEWERS
     scope = ctx.scope if staff else await family_scope(ctx)
     async with db.scoped(scope, write=False):
-        row = await service.get_justification(db, scope_filter(scope, "j"), justification_id)
+        row = await service.get_justification(db, scope_sql(scope, "j"), justification_id)
         if not staff:
-            await service.family_pupil(ctx, scope_filter(scope, "s"), row["student_id"])
+            await service.family_pupil(ctx, scope_sql(scope, "s"), row["student_id"])
         elif ctx.tenant is None or row["school_id"] != ctx.tenant.id:
             raise error("no_justification", justification_id=justification_id)
     if not row["file_key"]:
@@ -455,14 +470,16 @@ class ReviewController(Controller):
         if state not in service.JUSTIFICATION_STATES:
             raise error("bad_state", "state")
         db = ctx.services.db
-        where, args = scope_filter(ctx.scope, "j")
         async with db.scoped(ctx.scope, write=False):
             rows = await db.fetch(
-                f"SELECT {service.JUSTIFICATION_COLUMNS} FROM attendance_justification j JOIN student st "
-                f"ON st.id = j.student_id WHERE j.school_id = {{}} AND j.state = {{}} AND {where} ORDER BY j.id",
-                tenant.id,
-                state,
-                *args,
+                SQL(
+                    "SELECT {} FROM attendance_justification j JOIN student st ON st.id = j.student_id "
+                    "WHERE j.school_id = {} AND j.state = {} AND {} ORDER BY j.id",
+                    service.JUSTIFICATION_COLUMNS,
+                    tenant.id,
+                    state,
+                    scope_sql(ctx.scope, "j"),
+                )
             )
             return [justification_out(r, await service.justification_marks(db, r["id"])) for r in rows]
 
@@ -472,7 +489,7 @@ class ReviewController(Controller):
         tenant = school_of(ctx)
         db = ctx.services.db
         async with db.scoped(ctx.scope, write=False):
-            row = await service.get_justification(db, scope_filter(ctx.scope, "j"), justification_id, tenant.id)
+            row = await service.get_justification(db, scope_sql(ctx.scope, "j"), justification_id, tenant.id)
             return justification_out(row, await service.justification_marks(db, row["id"]))
 
     @get("/{justification_id:int}/document", opt={"permission": "attendance.view"}, media_type="application/pdf")
@@ -486,7 +503,7 @@ class ReviewController(Controller):
         tenant = school_of(ctx)
         db = ctx.services.db
         async with db.scoped(ctx.scope):
-            row = await service.get_justification(db, scope_filter(ctx.scope, "j"), justification_id, tenant.id)
+            row = await service.get_justification(db, scope_sql(ctx.scope, "j"), justification_id, tenant.id)
             done = await service.review(ctx, row, data.decision, data.note.strip())
             return justification_out(done, await service.justification_marks(db, row["id"]))
 
@@ -594,13 +611,14 @@ class StatsController(Controller):
         """Per pupil of a class of this school."""
         tenant = school_of(ctx)
         db = ctx.services.db
-        where, args = scope_filter(ctx.scope, "c")
         async with db.scoped(ctx.scope, write=False):
             klass = await db.fetchrow(
-                f"SELECT c.id, c.name FROM school_class c WHERE c.id = {{}} AND c.school_id = {{}} AND {where}",
-                class_id,
-                tenant.id,
-                *args,
+                SQL(
+                    "SELECT c.id, c.name FROM school_class c WHERE c.id = {} AND c.school_id = {} AND {}",
+                    class_id,
+                    tenant.id,
+                    scope_sql(ctx.scope, "c"),
+                )
             )
             if klass is None:
                 raise error("no_class", class_id=class_id)
@@ -620,7 +638,7 @@ class StatsController(Controller):
         tenant = ctx.require_tenant()
         async with ctx.services.db.scoped(ctx.scope, write=False):
             today = ctx.services.clock.today()
-            result = await service.at_risk(ctx.services.db, tenant, today, scope_filter(ctx.scope, "m"))
+            result = await service.at_risk(ctx.services.db, tenant, today, scope_sql(ctx.scope, "m"))
         return {
             "rule": result["rule"],
             "from": result["from"].isoformat(),
@@ -639,18 +657,19 @@ class StatsController(Controller):
         if not ctx.roles & {"school_director", "supervisor", "teacher", "platform_admin"}:
             raise error("staff_only")
         db = ctx.services.db
-        where, args = scope_filter(ctx.scope, "a")
         whole = ctx.roles & (service.DIRECTORS | {"supervisor"})
-        mine, mine_args = ("", []) if whole else (" AND c.homeroom_teacher_id = {}", [ctx.person_id])
+        mine = SQL() if whole else SQL(" AND c.homeroom_teacher_id = {}", ctx.person_id)
         async with db.scoped(ctx.scope, write=False):
             rows = await db.fetch(
-                "SELECT a.id, a.student_id, a.class_id, c.name AS class_name, a.minutes, a.created_at, "
-                "st.first_name, st.last_name, st.national_code FROM attendance_alert a "
-                "JOIN student st ON st.id = a.student_id JOIN school_class c ON c.id = a.class_id "
-                f"WHERE a.school_id = {{}}{mine} AND {where} ORDER BY a.id DESC LIMIT 200",
-                tenant.id,
-                *mine_args,
-                *args,
+                SQL(
+                    "SELECT a.id, a.student_id, a.class_id, c.name AS class_name, a.minutes, a.created_at, "
+                    "st.first_name, st.last_name, st.national_code FROM attendance_alert a "
+                    "JOIN student st ON st.id = a.student_id JOIN school_class c ON c.id = a.class_id "
+                    "WHERE a.school_id = {}{} AND {} ORDER BY a.id DESC LIMIT 200",
+                    tenant.id,
+                    mine,
+                    scope_sql(ctx.scope, "a"),
+                )
             )
         return [_json_row(r) | {"unjustified_hours": round(r["minutes"] / 60, 1)} for r in rows]
 

@@ -10,8 +10,7 @@ import random
 from datetime import timedelta
 from typing import Any
 
-from core.clock import SYSTEM_CLOCK
-from core.scope import Scope
+from core.plugin_api import SYSTEM_CLOCK, Scope
 from plugins.attendance import service
 
 DEMO_TEACHER = "teacher@madrasa.demo"
@@ -39,14 +38,14 @@ async def load(db: Any, tenants: dict[str, int]) -> None:
             return
         cal = await service.calendar(db, slots[0]["region_id"], today)
         # The last ten school days before today (the end of the year, in the summer).
-        year_start, year_end = service.d(cal["year"]["starts_on"]), service.d(cal["year"]["ends_on"])
+        year_start, year_end = cal["year"]["starts_on"], cal["year"]["ends_on"]
         days = service.school_days(cal, year_start, min(today, year_end + timedelta(days=1)) - timedelta(days=1))[-10:]
         pupil_marked = False
         for day in days:
             for slot in slots:
                 if slot["weekday"] != day.isoweekday():
                     continue
-                if not service.d(slot["valid_from"]) <= day <= service.d(slot["valid_to"]):
+                if not slot["valid_from"] <= day <= slot["valid_to"]:
                     continue
                 length = service.slot_minutes(slot["starts_at"], slot["ends_at"])
                 session = await db.fetchrow(

@@ -1,9 +1,9 @@
 """Errors of the attendance module: a stable ``code`` for API clients and a translatable message for pages.
 
-An :class:`AttendanceError` carries its message as a msgid (English, with ``{name}`` fields) and the values
-to format into it. The API answers RFC 9457 problem details with ``code`` (and ``errors`` per field, each
-with its own ``code``) and the English ``detail``; pages show :meth:`AttendanceError.text`, the message in
-the reader's language through ``core.i18n.gettext_``.
+An :class:`AttendanceError` is a ``DomainError`` (from ``core.plugin_api``) that carries its message as a msgid
+(English, with ``{name}`` fields) and the values to format into it. The API answers RFC 9457 problem details
+with ``code`` (and ``errors`` per field, each with its own ``code``) and the English ``detail``; pages show
+:meth:`AttendanceError.text`, the message in the reader's language through ``gettext_``.
 """
 
 from __future__ import annotations
@@ -11,10 +11,19 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response
-from litestar.exceptions import ClientException, HTTPException, NotFoundException, PermissionDeniedException
+from litestar.exceptions import HTTPException
 
-from core.i18n import gettext_
-from core.problems import problem
+from core.plugin_api import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    TooLarge,
+    UnsupportedMedia,
+    gettext_,
+    http_exception_handler,
+    problem,
+)
 
 #: Every error of the module: its stable code → (HTTP status, msgid). Pages translate the msgid.
 MESSAGES: dict[str, tuple[int, str]] = {
@@ -82,7 +91,7 @@ class Problem:
         return gettext_(self.message, **self.values)
 
 
-class AttendanceError(HTTPException):
+class AttendanceError(DomainError):
     """An attendance rule refused the request (400 unless another status is given)."""
 
     status_code = 400
@@ -99,13 +108,12 @@ class AttendanceError(HTTPException):
     ) -> None:
         self.problem = Problem(code, message, field, **values)
         self.problems = problems or []
-        detail = "; ".join(p.english() for p in self.problems) if self.problems else self.problem.english()
-        super().__init__(detail=detail, status_code=status or self.status_code)
-
-    @property
-    def code(self) -> str:
-        """The stable code of this error."""
-        return self.problem.code
+        # DomainError.__init__ directly: a kind's own __init__ (Invalid's) must not reshape the error.
+        DomainError.__init__(self, message, field=field, code=code, **values)
+        if self.problems:
+            self.detail = "; ".join(p.english() for p in self.problems)
+        if status is not None:
+            self.status_code = status
 
     def text(self) -> str:
         """The message (or the field problems) in the current request's language."""
@@ -128,27 +136,49 @@ def _plain(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k == "student_id"}
 
 
-class AttendanceNotFound(AttendanceError, NotFoundException):
-    """404 (also a Litestar ``NotFoundException``)."""
+class AttendanceNotFound(AttendanceError, NotFound):
+    """404 (also a ``NotFound``)."""
 
     status_code = 404
 
 
-class AttendanceForbidden(AttendanceError, PermissionDeniedException):
-    """403 (also a Litestar ``PermissionDeniedException``)."""
+class AttendanceForbidden(AttendanceError, Forbidden):
+    """403 (also a ``Forbidden``)."""
 
     status_code = 403
 
 
-class AttendanceInvalid(AttendanceError, ClientException):
-    """4xx refusals of the request's content (also a Litestar ``ClientException``)."""
+class AttendanceConflict(AttendanceError, Conflict):
+    """409 (also a ``Conflict``)."""
+
+    status_code = 409
+
+
+class AttendanceTooLarge(AttendanceError, TooLarge):
+    """413 (also a ``TooLarge``)."""
+
+    status_code = 413
+
+
+class AttendanceUnsupportedMedia(AttendanceError, UnsupportedMedia):
+    """415 (also an ``UnsupportedMedia``)."""
+
+    status_code = 415
+
+
+KINDS: dict[int, type[AttendanceError]] = {
+    404: AttendanceNotFound,
+    403: AttendanceForbidden,
+    409: AttendanceConflict,
+    413: AttendanceTooLarge,
+    415: AttendanceUnsupportedMedia,
+}
 
 
 def error(code: str, field: str | None = None, **values: Any) -> AttendanceError:
     """The error registered as ``code`` (its status and message from :data:`MESSAGES`)."""
     status, message = MESSAGES[code]
-    kind = {404: AttendanceNotFound, 403: AttendanceForbidden}.get(status, AttendanceInvalid)
-    return kind(code, message, status=status, field=field, **values)
+    return KINDS.get(status, AttendanceError)(code, message, status=status, field=field, **values)
 
 
 def problem_of(code: str, field: str | None = None, **values: Any) -> Problem:
@@ -164,8 +194,6 @@ def api_handler(request: Request[Any, Any, Any], exc: AttendanceError) -> Respon
 
 def page_handler(request: Request[Any, Any, Any], exc: AttendanceError) -> Response[Any]:
     """An error page in the reader's language (portal routes); the API shape for non-HTML clients."""
-    from core.problems import http_exception_handler
-
     translated = HTTPException(detail=exc.text(), status_code=exc.status_code)
     return http_exception_handler(request, translated)
 

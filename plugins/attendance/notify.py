@@ -21,15 +21,24 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from core.db import in_list, scope_filter
-from core.i18n import LOCALES, gettext_, locale_var
-from core.jobs import JobContext, JobQueueError, queue_of
-from core.mail import Mail
-from core.scope import Scope
-from core.services import Services
-from core.sms import MAX_SMS_CHARS, Sms
+from core.plugin_api import (
+    LOCALES,
+    MAX_SMS_CHARS,
+    SQL,
+    JobContext,
+    JobQueueError,
+    Mail,
+    Scope,
+    Services,
+    Sms,
+    gettext_,
+    in_,
+    locale_var,
+    queue_of,
+    scope_sql,
+)
 from plugins.attendance.plugin import DELIVERY_JOB
-from plugins.attendance.service import d, name_of, t
+from plugins.attendance.service import name_of
 
 log = logging.getLogger("madrasa.attendance")
 
@@ -83,55 +92,60 @@ async def deliver_notices(services: Services, notice_ids: list[int], scope: Scop
     """
     db = services.db
     now = services.clock.utcnow()
-    placeholders, ids = in_list(notice_ids)
-    where, args = scope_filter(scope)
     async with db.scoped(scope):
         claimed = await db.fetch(
-            "UPDATE attendance_notice SET status = 'sending', claimed_at = {} "
-            f"WHERE ((id IN {placeholders} AND status = 'pending') OR (school_id = {{}} AND on_date = {{}} "
-            "AND status IN ('pending', 'sending') AND COALESCE(claimed_at, created_at) < {})) "
-            f"AND {where} RETURNING id, student_id, on_date, school_id",
-            now,
-            *ids,
-            school_id if school_id is not None else -1,
-            services.clock.today(),
-            now - timedelta(minutes=STALE_MINUTES),
-            *args,
+            SQL(
+                "UPDATE attendance_notice SET status = 'sending', claimed_at = {} "
+                "WHERE ((id IN {} AND status = 'pending') OR (school_id = {} AND on_date = {} "
+                "AND status IN ('pending', 'sending') AND COALESCE(claimed_at, created_at) < {})) "
+                "AND {} RETURNING id, student_id, on_date, school_id",
+                now,
+                in_(notice_ids),
+                school_id if school_id is not None else -1,
+                services.clock.today(),
+                now - timedelta(minutes=STALE_MINUTES),
+                scope_sql(scope),
+            )
         )
         if not claimed:
             return 0
-        pupils_sql, pupil_ids = in_list(sorted({c["student_id"] for c in claimed}))
+        pupil_ids = in_(sorted({c["student_id"] for c in claimed}))
         pupils = {
             r["id"]: r
             for r in await db.fetch(
-                f"SELECT id, first_name, last_name, first_name_ar, last_name_ar FROM student WHERE id IN {pupils_sql}",
-                *pupil_ids,
+                SQL(
+                    "SELECT id, first_name, last_name, first_name_ar, last_name_ar FROM student WHERE id IN {}",
+                    pupil_ids,
+                )
             )
         }
-        days = sorted({c["on_date"] for c in claimed}, key=str)
-        days_sql, day_args = in_list(days)
-        marks: dict[tuple[int, str], list[dict[str, Any]]] = {}
+        days = sorted({c["on_date"] for c in claimed})
+        marks: dict[tuple[int, Any], list[dict[str, Any]]] = {}
         for m in await db.fetch(
-            "SELECT m.student_id, m.on_date, m.kind, m.minutes, s.starts_at, s.ends_at, sb.name_fr, sb.name_ar, "
-            "sb.name_en FROM attendance_mark m JOIN attendance_session se ON se.id = m.session_id "
-            "JOIN timetable_slot s ON s.id = se.slot_id LEFT JOIN subject sb ON sb.code = s.subject_code "
-            f"WHERE m.student_id IN {pupils_sql} AND m.on_date IN {days_sql} ORDER BY s.starts_at",
-            *pupil_ids,
-            *day_args,
+            SQL(
+                "SELECT m.student_id, m.on_date, m.kind, m.minutes, s.starts_at, s.ends_at, sb.name_fr, sb.name_ar, "
+                "sb.name_en FROM attendance_mark m JOIN attendance_session se ON se.id = m.session_id "
+                "JOIN timetable_slot s ON s.id = se.slot_id LEFT JOIN subject sb ON sb.code = s.subject_code "
+                "WHERE m.student_id IN {} AND m.on_date IN {} ORDER BY s.starts_at",
+                pupil_ids,
+                in_(days),
+            )
         ):
-            marks.setdefault((m["student_id"], str(m["on_date"])[:10]), []).append(m)
+            marks.setdefault((m["student_id"], m["on_date"]), []).append(m)
         guardians: dict[int, list[dict[str, Any]]] = {}
         for g in await db.fetch(
-            "SELECT g.student_id, p.id, p.email, p.locale, ac.phone FROM guardianship g JOIN person p "
-            "ON p.id = g.person_id LEFT JOIN attendance_contact ac ON ac.person_id = p.id "
-            f"WHERE g.student_id IN {pupils_sql} AND p.active ORDER BY p.id",
-            *pupil_ids,
+            SQL(
+                "SELECT g.student_id, p.id, p.email, p.locale, ac.phone FROM guardianship g JOIN person p "
+                "ON p.id = g.person_id LEFT JOIN attendance_contact ac ON ac.person_id = p.id "
+                "WHERE g.student_id IN {} AND p.active ORDER BY p.id",
+                pupil_ids,
+            )
         ):
             guardians.setdefault(g["student_id"], []).append(g)
     outcome: dict[int, tuple[str, str]] = {}
     for notice in claimed:
         school = await services.tenants.by_id(notice["school_id"])
-        day_marks = marks.get((notice["student_id"], str(notice["on_date"])[:10]), [])
+        day_marks = marks.get((notice["student_id"], notice["on_date"]), [])
         if not day_marks:
             outcome[notice["id"]] = ("void", "")
             continue
@@ -139,7 +153,7 @@ async def deliver_notices(services: Services, notice_ids: list[int], scope: Scop
         failed = False
         for guardian in guardians.get(notice["student_id"], []):
             locale = guardian["locale"] if guardian["locale"] in LOCALES else "fr"
-            day = d(notice["on_date"]).strftime("%d/%m/%Y")
+            day = notice["on_date"].strftime("%d/%m/%Y")
             subject, body, sms = absence_text(
                 locale,
                 name_of(pupils.get(notice["student_id"]) or {}, locale),
@@ -160,15 +174,16 @@ async def deliver_notices(services: Services, notice_ids: list[int], scope: Scop
     now = services.clock.utcnow()
     async with db.scoped(scope):
         for (status, channels), group in _grouped(outcome).items():
-            placeholders, ids = in_list(group)
             # Only the run's own claim is recorded: a void notice marked again meanwhile stays pending.
             await db.execute(
-                "UPDATE attendance_notice SET status = {}, sent_at = {}, channels = {} "
-                f"WHERE id IN {placeholders} AND status = 'sending'",
-                status,
-                now if status != "void" else None,
-                channels,
-                *ids,
+                SQL(
+                    "UPDATE attendance_notice SET status = {}, sent_at = {}, channels = {} "
+                    "WHERE id IN {} AND status = 'sending'",
+                    status,
+                    now if status != "void" else None,
+                    channels,
+                    in_(group),
+                )
             )
     return sum(1 for status, _ in outcome.values() if status == "sent")
 
@@ -183,7 +198,7 @@ def _grouped(outcome: dict[int, tuple[str, str]]) -> dict[tuple[str, str], list[
 def mark_line(locale: str, mark: dict[str, Any]) -> str:
     """One line of a notice: the lesson's time and subject, absent or late by so many minutes."""
     subject = mark.get(f"name_{locale}") or mark.get("name_fr") or ""
-    when = f"{t(mark['starts_at']).strftime('%H:%M')}–{t(mark['ends_at']).strftime('%H:%M')}"
+    when = f"{mark['starts_at'].strftime('%H:%M')}–{mark['ends_at'].strftime('%H:%M')}"
     if mark["kind"] == "absent":
         return "- " + translated(locale, "{time} {subject}: absent", time=when, subject=subject)
     return "- " + translated(
@@ -196,13 +211,14 @@ async def deliver_alerts(services: Services, alert_ids: list[int], scope: Scope)
     if not alert_ids:
         return 0
     db = services.db
-    placeholders, ids = in_list(alert_ids)
     async with db.scoped(scope, write=False):
         alerts = await db.fetch(
-            "SELECT a.id, a.student_id, a.minutes, a.school_id, st.first_name, st.last_name, st.first_name_ar, "
-            f"st.last_name_ar, c.homeroom_teacher_id FROM attendance_alert a JOIN student st ON st.id = a.student_id "
-            f"JOIN school_class c ON c.id = a.class_id WHERE a.id IN {placeholders}",
-            *ids,
+            SQL(
+                "SELECT a.id, a.student_id, a.minutes, a.school_id, st.first_name, st.last_name, st.first_name_ar, "
+                "st.last_name_ar, c.homeroom_teacher_id FROM attendance_alert a "
+                "JOIN student st ON st.id = a.student_id JOIN school_class c ON c.id = a.class_id WHERE a.id IN {}",
+                in_(alert_ids),
+            )
         )
         recipients: dict[int, list[dict[str, Any]]] = {}
         for a in alerts:

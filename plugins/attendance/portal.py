@@ -24,20 +24,26 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 from markupsafe import Markup, escape
 
-from core.context import Ctx, RequestContext
-from core.db import scope_filter
-from core.i18n import gettext_
-from core.plugins import DashboardCard
-from core.rendering import Row, page
+from core.plugin_api import SQL, Ctx, DashboardCard, NotFound, RequestContext, Row, gettext_, page, scope_sql
 from plugins.attendance import api, notify, service, stats
 from plugins.attendance.errors import PAGE_HANDLERS, AttendanceError, error
 
 #: An absence still to justify (SQL on ``m``): not justified, and no justification waiting or accepted (none, or
 #: only a rejected one).
-TO_JUSTIFY = (
+TO_JUSTIFY = SQL(
     "NOT m.justified AND (m.justification_id IS NULL OR EXISTS (SELECT 1 FROM attendance_justification tj "
     "WHERE tj.id = m.justification_id AND tj.state = 'rejected'))"
 )
+
+
+def pending_count(school_id: int, where: SQL) -> SQL:
+    """How many of the school's justifications wait for review (``where``: the tenant filter on ``j``)."""
+    return SQL(
+        "SELECT COUNT(*) FROM attendance_justification j WHERE j.school_id = {} AND j.state = 'pending' AND {}",
+        school_id,
+        where,
+    )
+
 
 STATE_LABELS = {
     None: "To justify",
@@ -48,7 +54,7 @@ STATE_LABELS = {
 
 
 def _hm(value: Any) -> str:
-    return service.t(value).strftime("%H:%M")
+    return value.strftime("%H:%M")
 
 
 def _name(row: dict[str, Any], locale: str) -> tuple[str, str | None]:
@@ -115,21 +121,24 @@ async def home(ctx: Ctx, day: FromQuery[date | None] = None) -> Any:
                 )
     if ctx.roles & {"parent", "student"}:
         scope = await api.family_scope(ctx)
-        where, args = scope_filter(scope, "s")
         since = today - timedelta(days=30)
         async with db.scoped(scope, write=False):
             rows = await db.fetch(
-                "SELECT s.id, s.first_name, s.last_name, s.first_name_ar, s.last_name_ar, "
-                "(SELECT COUNT(*) FROM attendance_mark m WHERE m.student_id = s.id AND m.kind = 'absent' "
-                "AND m.on_date >= {}) AS absent, (SELECT COUNT(*) FROM attendance_mark m WHERE m.student_id = s.id "
-                f"AND m.kind = 'absent' AND m.on_date >= {{}} AND {TO_JUSTIFY}) AS unjustified FROM student s "
-                "WHERE (s.person_id = {} OR s.id IN (SELECT student_id FROM guardianship WHERE person_id = {})) "
-                f"AND {where} ORDER BY s.first_name, s.id",
-                since,
-                since,
-                ctx.person_id,
-                ctx.person_id,
-                *args,
+                SQL(
+                    "SELECT s.id, s.first_name, s.last_name, s.first_name_ar, s.last_name_ar, "
+                    "(SELECT COUNT(*) FROM attendance_mark m WHERE m.student_id = s.id AND m.kind = 'absent' "
+                    "AND m.on_date >= {}) AS absent, (SELECT COUNT(*) FROM attendance_mark m "
+                    "WHERE m.student_id = s.id AND m.kind = 'absent' AND m.on_date >= {} AND {}) AS unjustified "
+                    "FROM student s "
+                    "WHERE (s.person_id = {} OR s.id IN (SELECT student_id FROM guardianship WHERE person_id = {})) "
+                    "AND {} ORDER BY s.first_name, s.id",
+                    since,
+                    since,
+                    TO_JUSTIFY,
+                    ctx.person_id,
+                    ctx.person_id,
+                    scope_sql(scope, "s"),
+                )
             )
             notices = await api.family_notices(ctx, scope, limit=10)
         for r in rows:
@@ -139,17 +148,8 @@ async def home(ctx: Ctx, day: FromQuery[date | None] = None) -> Any:
         notices = []
     reviewer = bool(ctx.roles & {"school_director", "supervisor"}) and tenant.kind == "school"
     if reviewer:
-        where, args = scope_filter(ctx.scope, "j")
         async with db.scoped(ctx.scope, write=False):
-            pending = int(
-                await db.fetchval(
-                    f"SELECT COUNT(*) FROM attendance_justification j WHERE j.school_id = {{}} AND j.state = 'pending' "
-                    f"AND {where}",
-                    tenant.id,
-                    *args,
-                )
-                or 0
-            )
+            pending = int(await db.fetchval(pending_count(tenant.id, scope_sql(ctx.scope, "j"))) or 0)
     if "school_director" in ctx.roles and tenant.kind == "school":
         async with db.scoped(ctx.scope, write=False):
             for r in await service.teacher_day(ctx, tenant.id, shown, whole_school=True):
@@ -173,7 +173,7 @@ async def home(ctx: Ctx, day: FromQuery[date | None] = None) -> Any:
                 kind=n["kind"],
                 name=name,
                 lang=lang,
-                day=service.d(n["on_date"]) if n["on_date"] else None,
+                day=n["on_date"],
                 absent=n["absent"],
                 late=n["late"],
                 hours=round((n["minutes"] or 0) / 60, 1),
@@ -349,15 +349,17 @@ async def _pupil_page(
     db = ctx.services.db
     scope = await api.family_scope(ctx)
     async with db.scoped(scope, write=False):
-        pupil = await service.family_pupil(ctx, scope_filter(scope, "s"), student_id)
+        pupil = await service.family_pupil(ctx, scope_sql(scope, "s"), student_id)
         marks = await service.pupil_marks(db, student_id)
         reasons = await service.reasons(db, pupil["region_id"])
-        where, args = scope_filter(scope, "j")
         justifications = await db.fetch(
-            f"SELECT {service.JUSTIFICATION_COLUMNS} FROM attendance_justification j JOIN student st "
-            f"ON st.id = j.student_id WHERE j.student_id = {{}} AND {where} ORDER BY j.id DESC",
-            student_id,
-            *args,
+            SQL(
+                "SELECT {} FROM attendance_justification j JOIN student st ON st.id = j.student_id "
+                "WHERE j.student_id = {} AND {} ORDER BY j.id DESC",
+                service.JUSTIFICATION_COLUMNS,
+                student_id,
+                scope_sql(scope, "j"),
+            )
         )
     name, lang = _name(pupil, ctx.locale)
     rows = []
@@ -366,7 +368,7 @@ async def _pupil_page(
         rows.append(
             Row(
                 id=m["id"],
-                day=service.d(m["on_date"]),
+                day=m["on_date"],
                 time=f"{_hm(m['starts_at'])}–{_hm(m['ends_at'])}",
                 subject=m.get(f"subject_{ctx.locale}") or m.get("subject_fr") or m["subject_code"],
                 kind=m["kind"],
@@ -437,7 +439,7 @@ async def justify_form(ctx: Ctx, student_id: FromPath[int], request: Request[Any
             raise error("no_absence_chosen", "absences")
         attachment = await api.read_attachment(ctx, upload if isinstance(upload, UploadFile) else None)
         await api.justify(ctx, student_id, ids, _field(form, "reason"), _field(form, "note"), attachment)
-    except NotFoundException:
+    except (NotFound, NotFoundException):
         raise
     except HTTPException as exc:
         message = _message(exc)
@@ -468,13 +470,15 @@ async def review_page(ctx: Ctx, done: FromQuery[str | None] = None) -> Any:
     """Justifications waiting for the director, with their absences and document."""
     tenant = api.school_of(ctx)
     db = ctx.services.db
-    where, args = scope_filter(ctx.scope, "j")
     async with db.scoped(ctx.scope, write=False):
         rows = await db.fetch(
-            f"SELECT {service.JUSTIFICATION_COLUMNS} FROM attendance_justification j JOIN student st "
-            f"ON st.id = j.student_id WHERE j.school_id = {{}} AND j.state = 'pending' AND {where} ORDER BY j.id",
-            tenant.id,
-            *args,
+            SQL(
+                "SELECT {} FROM attendance_justification j JOIN student st ON st.id = j.student_id "
+                "WHERE j.school_id = {} AND j.state = 'pending' AND {} ORDER BY j.id",
+                service.JUSTIFICATION_COLUMNS,
+                tenant.id,
+                scope_sql(ctx.scope, "j"),
+            )
         )
         reasons = {r["code"]: r for r in await service.reasons(db, tenant.region_id)}
         items = []
@@ -491,7 +495,7 @@ async def review_page(ctx: Ctx, done: FromQuery[str | None] = None) -> Any:
                     note=r["note"],
                     has_file=bool(r["file_key"]),
                     absences=[
-                        Row(day=service.d(m["on_date"]), time=_hm(m["starts_at"]), subject=m["subject_code"])
+                        Row(day=m["on_date"], time=_hm(m["starts_at"]), subject=m["subject_code"])
                         for m in await service.justification_marks(db, r["id"])
                     ],
                 )
@@ -520,7 +524,7 @@ async def review_form(ctx: Ctx, justification_id: FromPath[int], request: Reques
         raise error("bad_decision", "decision")
     db = ctx.services.db
     async with db.scoped(ctx.scope):
-        row = await service.get_justification(db, scope_filter(ctx.scope, "j"), justification_id, tenant.id)
+        row = await service.get_justification(db, scope_sql(ctx.scope, "j"), justification_id, tenant.id)
         await service.review(ctx, row, decision, _field(form, "note").strip()[:2000])
     return Redirect(ctx.url(f"/attendance/review?done={decision}"), status_code=303)
 
@@ -541,7 +545,7 @@ async def stats_page(ctx: Ctx) -> Any:
     result = await api.tenant_stats(ctx, level, None, None)
     async with ctx.services.db.scoped(ctx.scope, write=False):
         today = ctx.services.clock.today()
-        risk = await service.at_risk(ctx.services.db, tenant, today, scope_filter(ctx.scope, "m"))
+        risk = await service.at_risk(ctx.services.db, tenant, today, scope_sql(ctx.scope, "m"))
     total = stats.finish(
         {
             "expected": sum(g["expected_hours"] * 60 for g in result["groups"]),
@@ -593,14 +597,8 @@ async def dashboard_cards(ctx: RequestContext) -> list[DashboardCard]:
     cards = []
     if ctx.roles & {"school_director", "supervisor"} and tenant.kind == "school":
         scope = await ctx.scope_for("attendance.review")
-        where, args = scope_filter(scope, "j")
         async with db.scoped(scope, write=False):
-            pending = await db.fetchval(
-                f"SELECT COUNT(*) FROM attendance_justification j WHERE j.school_id = {{}} AND j.state = 'pending' "
-                f"AND {where}",
-                tenant.id,
-                *args,
-            )
+            pending = await db.fetchval(pending_count(tenant.id, scope_sql(scope, "j")))
         cards.append(
             DashboardCard(
                 title="Justifications to review",
@@ -630,8 +628,8 @@ async def child_overview(ctx: RequestContext, child_id: int) -> list[dict[str, A
     since = ctx.services.clock.today() - timedelta(days=30)
     async with db.scoped(scope, write=False):
         try:
-            await service.family_pupil(ctx, scope_filter(scope, "s"), child_id)
-        except NotFoundException:
+            await service.family_pupil(ctx, scope_sql(scope, "s"), child_id)
+        except (NotFound, NotFoundException):
             return []
         marks = await service.pupil_marks(db, child_id, since)
     absent = [m for m in marks if m["kind"] == "absent"]

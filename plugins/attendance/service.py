@@ -13,12 +13,7 @@ from typing import Any, Literal, NamedTuple
 
 import msgspec
 
-from core import audit
-from core.context import RequestContext
-from core.db import Database, in_list, scope_filter
-from core.events import Event
-from core.school.service import current_year
-from core.tenancy import TenantInfo
+from core.plugin_api import SQL, Database, Event, RequestContext, TenantInfo, audit, ident, in_, join, school, scope_sql
 from plugins.attendance.errors import AttendanceError, Problem, error, problem_of
 
 DIRECTORS = frozenset({"school_director", "platform_admin"})
@@ -45,20 +40,9 @@ class Taken(NamedTuple):
     events: list[Event]
 
 
-def d(value: Any) -> date:
-    """A date from a database value (``date`` on PostgreSQL, ISO text on SQLite)."""
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-
-
-def t(value: Any) -> time:
-    """A time from a database value."""
-    return value if isinstance(value, time) else time.fromisoformat(str(value)[:8])
-
-
-def slot_minutes(starts_at: Any, ends_at: Any) -> int:
+def slot_minutes(starts_at: time, ends_at: time) -> int:
     """Length of a lesson in minutes."""
-    a, b = t(starts_at), t(ends_at)
-    return (b.hour * 60 + b.minute) - (a.hour * 60 + a.minute)
+    return (ends_at.hour * 60 + ends_at.minute) - (starts_at.hour * 60 + starts_at.minute)
 
 
 def window_number(day: date, window_days: int) -> int:
@@ -107,7 +91,7 @@ async def calendar(db: Database, region_id: int | None, on: date) -> dict[str, A
 
 
 async def _calendar(db: Database, region_id: int | None, on: date) -> dict[str, Any]:
-    year = await current_year(db, on)
+    year = await school.current_year(db, on)
     terms = await db.fetch(
         "SELECT id, number, starts_on, ends_on, tenant_id FROM term WHERE school_year_id = {} "
         "AND (tenant_id IS NULL OR tenant_id = {}) ORDER BY number",
@@ -123,8 +107,8 @@ async def _calendar(db: Database, region_id: int | None, on: date) -> dict[str, 
     )
     return {
         "year": year,
-        "terms": [(r["id"], d(r["starts_on"]), d(r["ends_on"])) for r in chosen],
-        "holidays": [(d(h["starts_on"]), d(h["ends_on"])) for h in holidays],
+        "terms": [(r["id"], r["starts_on"], r["ends_on"]) for r in chosen],
+        "holidays": [(h["starts_on"], h["ends_on"]) for h in holidays],
     }
 
 
@@ -146,7 +130,7 @@ def check_session_day(slot: dict[str, Any], on_date: date, cal: dict[str, Any], 
         raise error("future_day", "date")
     if on_date.isoweekday() != slot["weekday"]:
         raise error("wrong_weekday", "date", date=on_date.isoformat())
-    if not d(slot["valid_from"]) <= on_date <= d(slot["valid_to"]):
+    if not slot["valid_from"] <= on_date <= slot["valid_to"]:
         raise error("outside_timetable", "date", date=on_date.isoformat())
     if not school_days(cal, on_date, on_date):
         raise error("not_a_school_day", "date", date=on_date.isoformat())
@@ -154,7 +138,7 @@ def check_session_day(slot: dict[str, Any], on_date: date, cal: dict[str, Any], 
 
 # -- sessions ----------------------------------------------------------------------------------
 
-SLOT_COLUMNS = (
+SLOT_COLUMNS = SQL(
     "s.id, s.class_id, s.subject_code, s.teacher_id, s.weekday, s.starts_at, s.ends_at, s.valid_from, s.valid_to, "
     "s.region_id, s.province_id, s.school_id, c.name AS class_name, c.homeroom_teacher_id"
 )
@@ -162,14 +146,16 @@ SLOT_COLUMNS = (
 
 async def get_slot(ctx: RequestContext, slot_id: int) -> dict[str, Any]:
     """A timetable slot of the request's school inside the scope; 404 otherwise."""
-    where, args = scope_filter(ctx.scope, "s")
     tenant = ctx.require_tenant()
     row = await ctx.services.db.fetchrow(
-        f"SELECT {SLOT_COLUMNS} FROM timetable_slot s JOIN school_class c ON c.id = s.class_id "
-        f"WHERE s.id = {{}} AND s.school_id = {{}} AND {where}",
-        slot_id,
-        tenant.id,
-        *args,
+        SQL(
+            "SELECT {} FROM timetable_slot s JOIN school_class c ON c.id = s.class_id "
+            "WHERE s.id = {} AND s.school_id = {} AND {}",
+            SLOT_COLUMNS,
+            slot_id,
+            tenant.id,
+            scope_sql(ctx.scope, "s"),
+        )
     )
     if row is None:
         raise error("no_lesson", slot_id=slot_id)
@@ -194,7 +180,7 @@ async def roster(db: Database, class_id: int, on_date: date) -> list[dict[str, A
     )
 
 
-PUPIL_COLUMNS = (
+PUPIL_COLUMNS = SQL(
     "st.id AS student_id, st.national_code, st.first_name, st.last_name, st.first_name_ar, st.last_name_ar, "
     "m.kind, m.minutes, j.state AS justification"
 )
@@ -232,8 +218,8 @@ def build_view(slot: dict[str, Any], on_date: date, rows: list[dict[str, Any]], 
         "class_name": slot["class_name"],
         "subject_code": slot["subject_code"],
         "date": on_date,
-        "starts_at": t(slot["starts_at"]).strftime("%H:%M"),
-        "ends_at": t(slot["ends_at"]).strftime("%H:%M"),
+        "starts_at": slot["starts_at"].strftime("%H:%M"),
+        "ends_at": slot["ends_at"].strftime("%H:%M"),
         "taken": version is not None,
         "version": version or 0,
         "pupils": pupils,
@@ -246,24 +232,27 @@ def build_view(slot: dict[str, Any], on_date: date, rows: list[dict[str, Any]], 
 async def register_view(ctx: RequestContext, slot_id: int, on_date: date) -> tuple[dict[str, Any], dict[str, Any]]:
     """The lesson and its register on a day, in one query: slot, class, the pupils enrolled that day and their
     marks; 404 outside the school or the scope, 403 for a teacher of another lesson."""
-    where, args = scope_filter(ctx.scope, "s")
     tenant = ctx.require_tenant()
     rows = await ctx.services.db.fetch(
-        f"SELECT {SLOT_COLUMNS}, se.version, {PUPIL_COLUMNS} "
-        "FROM timetable_slot s JOIN school_class c ON c.id = s.class_id "
-        "LEFT JOIN attendance_session se ON se.slot_id = s.id AND se.on_date = {} "
-        "LEFT JOIN enrolment e ON e.class_id = s.class_id AND e.starts_on <= {} "
-        "AND (e.ends_on IS NULL OR e.ends_on >= {}) "
-        "LEFT JOIN student st ON st.id = e.student_id "
-        "LEFT JOIN attendance_mark m ON m.session_id = se.id AND m.student_id = e.student_id "
-        "LEFT JOIN attendance_justification j ON j.id = m.justification_id "
-        f"WHERE s.id = {{}} AND s.school_id = {{}} AND {where} ORDER BY st.last_name, st.first_name, st.id",
-        on_date,
-        on_date,
-        on_date,
-        slot_id,
-        tenant.id,
-        *args,
+        SQL(
+            "SELECT {}, se.version, {} "
+            "FROM timetable_slot s JOIN school_class c ON c.id = s.class_id "
+            "LEFT JOIN attendance_session se ON se.slot_id = s.id AND se.on_date = {} "
+            "LEFT JOIN enrolment e ON e.class_id = s.class_id AND e.starts_on <= {} "
+            "AND (e.ends_on IS NULL OR e.ends_on >= {}) "
+            "LEFT JOIN student st ON st.id = e.student_id "
+            "LEFT JOIN attendance_mark m ON m.session_id = se.id AND m.student_id = e.student_id "
+            "LEFT JOIN attendance_justification j ON j.id = m.justification_id "
+            "WHERE s.id = {} AND s.school_id = {} AND {} ORDER BY st.last_name, st.first_name, st.id",
+            SLOT_COLUMNS,
+            PUPIL_COLUMNS,
+            on_date,
+            on_date,
+            on_date,
+            slot_id,
+            tenant.id,
+            scope_sql(ctx.scope, "s"),
+        )
     )
     if not rows:
         raise error("no_lesson", slot_id=slot_id)
@@ -299,7 +288,9 @@ async def _open_session(
     db: Database, slot: dict[str, Any], on_date: date, length: int, taker: int, now: datetime
 ) -> tuple[int, int, bool]:
     """The lesson's register row for the day, created if needed and locked until commit: (id, version, created)."""
-    values = [
+    insert = SQL(
+        "INSERT INTO attendance_session (region_id, province_id, school_id, slot_id, class_id, on_date, minutes, "
+        "teacher_id, taken_by, taken_at, updated_at, version) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 1) ",
         slot["region_id"],
         slot["province_id"],
         slot["school_id"],
@@ -311,21 +302,19 @@ async def _open_session(
         taker,
         now,
         now,
-    ]
-    insert = (
-        "INSERT INTO attendance_session (region_id, province_id, school_id, slot_id, class_id, on_date, minutes, "
-        "teacher_id, taken_by, taken_at, updated_at, version) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 1) "
     )
     if db.dialect == "postgres":
         # One statement creates the row or takes the lock on the existing one (xmax = 0: inserted here).
         row = await db.fetchrow(
-            insert + "ON CONFLICT (slot_id, on_date) DO UPDATE SET version = attendance_session.version "
-            "RETURNING id, version, (xmax = 0) AS created",
-            *values,
+            SQL(
+                "{}ON CONFLICT (slot_id, on_date) DO UPDATE SET version = attendance_session.version "
+                "RETURNING id, version, (xmax = 0) AS created",
+                insert,
+            )
         )
         assert row is not None
         return int(row["id"]), int(row["version"]), bool(row["created"])
-    created = await db.fetchrow(insert + "ON CONFLICT (slot_id, on_date) DO NOTHING RETURNING id", *values)
+    created = await db.fetchrow(SQL("{}ON CONFLICT (slot_id, on_date) DO NOTHING RETURNING id", insert))
     if created is not None:
         return int(created["id"]), 1, True
     row = await db.fetchrow(
@@ -338,15 +327,18 @@ async def _open_session(
 async def _pupils_and_marks(db: Database, class_id: int, session_id: int, on_date: date) -> list[dict[str, Any]]:
     """The pupils enrolled on the day with their mark in the (locked) session, by name."""
     return await db.fetch(
-        f"SELECT {PUPIL_COLUMNS} FROM enrolment e JOIN student st ON st.id = e.student_id "
-        "LEFT JOIN attendance_mark m ON m.session_id = {} AND m.student_id = e.student_id "
-        "LEFT JOIN attendance_justification j ON j.id = m.justification_id "
-        "WHERE e.class_id = {} AND e.starts_on <= {} AND (e.ends_on IS NULL OR e.ends_on >= {}) "
-        "ORDER BY st.last_name, st.first_name, st.id",
-        session_id,
-        class_id,
-        on_date,
-        on_date,
+        SQL(
+            "SELECT {} FROM enrolment e JOIN student st ON st.id = e.student_id "
+            "LEFT JOIN attendance_mark m ON m.session_id = {} AND m.student_id = e.student_id "
+            "LEFT JOIN attendance_justification j ON j.id = m.justification_id "
+            "WHERE e.class_id = {} AND e.starts_on <= {} AND (e.ends_on IS NULL OR e.ends_on >= {}) "
+            "ORDER BY st.last_name, st.first_name, st.id",
+            PUPIL_COLUMNS,
+            session_id,
+            class_id,
+            on_date,
+            on_date,
+        )
     )
 
 
@@ -374,66 +366,85 @@ async def _write_marks(
     ids = list(wanted)
     kinds = [wanted[sid][0] for sid in ids]
     minutes = [wanted[sid][1] for sid in ids]
-    upsert_tail = (
+    upsert_tail = SQL(
         "ON CONFLICT (session_id, student_id) DO UPDATE SET kind = EXCLUDED.kind, minutes = EXCLUDED.minutes, "
         "justified = CASE WHEN EXCLUDED.kind = 'absent' THEN COALESCE((SELECT jj.state = 'accepted' "
         "FROM attendance_justification jj WHERE jj.id = attendance_mark.justification_id), {}) ELSE {} END "
-        "WHERE attendance_mark.kind <> EXCLUDED.kind OR attendance_mark.minutes <> EXCLUDED.minutes"
+        "WHERE attendance_mark.kind <> EXCLUDED.kind OR attendance_mark.minutes <> EXCLUDED.minutes",
+        False,
+        False,
     )
     if db.dialect == "postgres":
         version = (
-            "ver AS (UPDATE attendance_session SET version = version + 1, updated_at = {}, taken_by = {} "
-            "WHERE id = {} RETURNING id), "
+            SQL(
+                "ver AS (UPDATE attendance_session SET version = version + 1, updated_at = {}, taken_by = {} "
+                "WHERE id = {} RETURNING id), ",
+                now,
+                taker,
+                session_id,
+            )
             if bump
-            else ""
+            else SQL()
         )
         rows = await db.fetch(
-            "WITH gone AS (DELETE FROM attendance_mark WHERE session_id = {} AND NOT (student_id = ANY({}::int[]))), "
-            "up AS (INSERT INTO attendance_mark (region_id, province_id, school_id, session_id, class_id, student_id, "
-            "on_date, kind, minutes, justified) SELECT {}, {}, {}, {}, {}, x.sid, {}, x.kind, x.minutes, FALSE "
-            "FROM unnest({}::int[], {}::text[], {}::int[]) AS x(sid, kind, minutes) "
-            + upsert_tail
-            + " RETURNING id), "
-            + version
-            + "notices AS (INSERT INTO attendance_notice (region_id, province_id, school_id, student_id, on_date, "
-            "created_at, kind, status, channels) SELECT {}, {}, {}, x, {}, {}, 'absence', 'pending', '' "
-            "FROM unnest({}::int[]) AS x " + NOTICE_CONFLICT + " RETURNING id) "
-            "SELECT id FROM notices",
-            session_id,
-            ids,
-            *cols,
-            session_id,
-            slot["class_id"],
-            on_date,
-            ids,
-            kinds,
-            minutes,
-            False,
-            False,
-            *([now, taker, session_id] if bump else []),
-            *cols,
-            on_date,
-            now,
-            notify,
+            SQL(
+                "WITH gone AS (DELETE FROM attendance_mark WHERE session_id = {} "
+                "AND NOT (student_id = ANY({}::int[]))), "
+                "up AS (INSERT INTO attendance_mark (region_id, province_id, school_id, session_id, class_id, "
+                "student_id, on_date, kind, minutes, justified) "
+                "SELECT {}, {}, {}, {}, {}, x.sid, {}, x.kind, x.minutes, FALSE "
+                "FROM unnest({}::int[], {}::text[], {}::int[]) AS x(sid, kind, minutes) {} RETURNING id), "
+                "{}notices AS (INSERT INTO attendance_notice (region_id, province_id, school_id, student_id, "
+                "on_date, created_at, kind, status, channels) SELECT {}, {}, {}, x, {}, {}, 'absence', 'pending', '' "
+                "FROM unnest({}::int[]) AS x {} RETURNING id) "
+                "SELECT id FROM notices",
+                session_id,
+                ids,
+                *cols,
+                session_id,
+                slot["class_id"],
+                on_date,
+                ids,
+                kinds,
+                minutes,
+                upsert_tail,
+                version,
+                *cols,
+                on_date,
+                now,
+                notify,
+                NOTICE_CONFLICT,
+            )
         )
         return [int(r["id"]) for r in rows]
-    keep, keep_args = in_list(ids)
-    await db.execute(
-        f"DELETE FROM attendance_mark WHERE session_id = {{}} AND student_id NOT IN {keep}", session_id, *keep_args
-    )
+    # Every pupil present: the session keeps no mark (``NOT IN (NULL)`` would match nothing and keep them all).
+    keep = SQL(" AND student_id NOT IN {}", in_(ids)) if ids else SQL()
+    await db.execute(SQL("DELETE FROM attendance_mark WHERE session_id = {}{}", session_id, keep))
     if ids:
-        values: list[Any] = []
-        for sid in ids:
-            values += [*cols, session_id, slot["class_id"], sid, on_date, wanted[sid][0], wanted[sid][1], False]
+        rows_sql = join(
+            ", ",
+            [
+                SQL(
+                    "({}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+                    *cols,
+                    session_id,
+                    slot["class_id"],
+                    sid,
+                    on_date,
+                    wanted[sid][0],
+                    wanted[sid][1],
+                    False,
+                )
+                for sid in ids
+            ],
+        )
         await db.execute(
-            "INSERT INTO attendance_mark (region_id, province_id, school_id, session_id, class_id, student_id, "
-            "on_date, kind, minutes, justified) VALUES "
-            + ", ".join("({}, {}, {}, {}, {}, {}, {}, {}, {}, {})" for _ in ids)
-            + " "
-            + upsert_tail,
-            *values,
-            False,
-            False,
+            SQL(
+                "INSERT INTO attendance_mark (region_id, province_id, school_id, session_id, class_id, student_id, "
+                "on_date, kind, minutes, justified) VALUES {} {}",
+                rows_sql,
+                upsert_tail,
+            )
         )
     if bump:
         await db.execute(
@@ -540,7 +551,7 @@ def _marks_json(marks: dict[int, tuple[str, int]]) -> dict[str, Any]:
 
 #: A pupil's notice of the day exists once: a second one is a no-op, except that a notice found void at delivery
 #: (the marks it was about were corrected away) is made pending again when the pupil is marked again that day.
-NOTICE_CONFLICT = (
+NOTICE_CONFLICT = SQL(
     "ON CONFLICT (student_id, on_date, kind) DO UPDATE SET status = 'pending', claimed_at = NULL "
     "WHERE attendance_notice.status = 'void'"
 )
@@ -553,17 +564,17 @@ async def create_notices(
     (see :data:`NOTICE_CONFLICT`)."""
     if not student_ids:
         return []
-    values: list[Any] = []
-    for sid in student_ids:
-        values += [*cols, sid, on_date, now]
+    values = join(
+        ", ",
+        [SQL("({}, {}, {}, {}, {}, {}, 'absence', 'pending', '')", *cols, sid, on_date, now) for sid in student_ids],
+    )
     rows = await db.fetch(
-        "INSERT INTO attendance_notice (region_id, province_id, school_id, student_id, on_date, created_at, kind, "
-        "status, channels) VALUES "
-        + ", ".join("({}, {}, {}, {}, {}, {}, 'absence', 'pending', '')" for _ in student_ids)
-        + " "
-        + NOTICE_CONFLICT
-        + " RETURNING id",
-        *values,
+        SQL(
+            "INSERT INTO attendance_notice (region_id, province_id, school_id, student_id, on_date, created_at, kind, "
+            "status, channels) VALUES {} {} RETURNING id",
+            values,
+            NOTICE_CONFLICT,
+        )
     )
     return [int(r["id"]) for r in rows]
 
@@ -627,12 +638,16 @@ async def set_rule(ctx: RequestContext, region: TenantInfo, hours: int, window_d
     )
 
 
-#: A pupil's current class (``col``: a column of ``school_class``); placeholders: the day, twice.
-CURRENT_CLASS = (
-    "SELECT cc.{col} FROM enrolment ce JOIN school_class cc ON cc.id = ce.class_id "
-    "WHERE ce.student_id = m.student_id AND ce.starts_on <= {{}} AND (ce.ends_on IS NULL OR ce.ends_on >= {{}}) "
-    "ORDER BY ce.starts_on DESC, ce.id DESC LIMIT 1"
-)
+def current_class(column: str, day: date) -> SQL:
+    """The current class of the pupil of mark ``m`` on ``day`` (``column``: a column of ``school_class``)."""
+    return SQL(
+        "SELECT {} FROM enrolment ce JOIN school_class cc ON cc.id = ce.class_id "
+        "WHERE ce.student_id = m.student_id AND ce.starts_on <= {} AND (ce.ends_on IS NULL OR ce.ends_on >= {}) "
+        "ORDER BY ce.starts_on DESC, ce.id DESC LIMIT 1",
+        ident("cc", column),
+        day,
+        day,
+    )
 
 
 async def raise_alerts(
@@ -644,60 +659,61 @@ async def raise_alerts(
     and current class (the class of their latest mark when they have no enrolment today)."""
     rule = await rule_for(db, region_id)
     start = today - timedelta(days=rule["window_days"] - 1)
-    placeholders, ids = in_list(student_ids)
     rows = await db.fetch(
-        "INSERT INTO attendance_alert (region_id, province_id, school_id, student_id, class_id, window_no, minutes, "
-        "created_at) SELECT st.region_id, st.province_id, st.school_id, m.student_id, "
-        f"COALESCE(({CURRENT_CLASS.format(col='id')}), MAX(m.class_id)), {{}}, SUM(m.minutes), {{}} "
-        "FROM attendance_mark m JOIN student st ON st.id = m.student_id "
-        f"WHERE m.student_id IN {placeholders} AND m.kind = 'absent' AND m.justified = {{}} "
-        "AND m.on_date >= {} AND m.on_date <= {} "
-        "GROUP BY m.student_id, st.region_id, st.province_id, st.school_id "
-        "HAVING SUM(m.minutes) >= {} ON CONFLICT (student_id, window_no) DO NOTHING RETURNING id",
-        today,
-        today,
-        window_number(today, rule["window_days"]),
-        now,
-        *ids,
-        False,
-        start,
-        today,
-        rule["unjustified_hours"] * 60,
+        SQL(
+            "INSERT INTO attendance_alert (region_id, province_id, school_id, student_id, class_id, window_no, "
+            "minutes, created_at) SELECT st.region_id, st.province_id, st.school_id, m.student_id, "
+            "COALESCE(({}), MAX(m.class_id)), {}, SUM(m.minutes), {} "
+            "FROM attendance_mark m JOIN student st ON st.id = m.student_id "
+            "WHERE m.student_id IN {} AND m.kind = 'absent' AND m.justified = {} "
+            "AND m.on_date >= {} AND m.on_date <= {} "
+            "GROUP BY m.student_id, st.region_id, st.province_id, st.school_id "
+            "HAVING SUM(m.minutes) >= {} ON CONFLICT (student_id, window_no) DO NOTHING RETURNING id",
+            current_class("id", today),
+            window_number(today, rule["window_days"]),
+            now,
+            in_(student_ids),
+            False,
+            start,
+            today,
+            rule["unjustified_hours"] * 60,
+        )
     )
     return [int(r["id"]) for r in rows]
 
 
-async def at_risk(db: Database, node: TenantInfo, today: date, scope_sql: tuple[str, list[Any]]) -> dict[str, Any]:
+async def at_risk(db: Database, node: TenantInfo, today: date, where: SQL) -> dict[str, Any]:
     """Pupils of a school, province or region whose unjustified hours in the rule's window reach the threshold.
 
     One row per pupil: their hours add up across the classes they were in during the window; ``class_name`` is
-    their current class (the class of their latest mark when they have no enrolment today)."""
+    their current class (the class of their latest mark when they have no enrolment today). ``where`` is the
+    caller's tenant filter on the marks (``scope_sql(scope, "m")``)."""
     rule = await rule_for(db, node.region_id)
     start = today - timedelta(days=rule["window_days"] - 1)
-    where, args = scope_sql
     column = {"school": "school_id", "province": "province_id", "region": "region_id"}.get(node.kind)
-    node_filter, node_args = (f"m.{column} = {{}}", [node.id]) if column else ("1=1", [])
+    node_filter = SQL("{} = {}", ident("m", column), node.id) if column else SQL("1=1")
     rows = await db.fetch(
-        "SELECT m.student_id, SUM(m.minutes) AS minutes, COUNT(DISTINCT m.on_date) AS days, "
-        "MAX(m.on_date) AS last_day, "
-        "st.national_code, st.first_name, st.last_name, st.first_name_ar, st.last_name_ar, st.school_id, "
-        f"COALESCE(({CURRENT_CLASS.format(col='name')}), "
-        "(SELECT lc.name FROM attendance_mark lm JOIN school_class lc ON lc.id = lm.class_id "
-        "WHERE lm.student_id = m.student_id ORDER BY lm.on_date DESC, lm.id DESC LIMIT 1)) AS class_name, "
-        "te.name_fr AS school_name_fr, te.name_ar AS school_name_ar "
-        "FROM attendance_mark m JOIN student st ON st.id = m.student_id JOIN tenant te ON te.id = st.school_id "
-        f"WHERE m.kind = 'absent' AND m.justified = {{}} AND m.on_date >= {{}} AND m.on_date <= {{}} AND {node_filter} "
-        f"AND {where} GROUP BY m.student_id, st.national_code, st.first_name, st.last_name, st.first_name_ar, "
-        "st.last_name_ar, st.school_id, te.name_fr, te.name_ar HAVING SUM(m.minutes) >= {} "
-        "ORDER BY SUM(m.minutes) DESC, m.student_id",
-        today,
-        today,
-        False,
-        start,
-        today,
-        *node_args,
-        *args,
-        rule["unjustified_hours"] * 60,
+        SQL(
+            "SELECT m.student_id, SUM(m.minutes) AS minutes, COUNT(DISTINCT m.on_date) AS days, "
+            "MAX(m.on_date) AS last_day, "
+            "st.national_code, st.first_name, st.last_name, st.first_name_ar, st.last_name_ar, st.school_id, "
+            "COALESCE(({}), "
+            "(SELECT lc.name FROM attendance_mark lm JOIN school_class lc ON lc.id = lm.class_id "
+            "WHERE lm.student_id = m.student_id ORDER BY lm.on_date DESC, lm.id DESC LIMIT 1)) AS class_name, "
+            "te.name_fr AS school_name_fr, te.name_ar AS school_name_ar "
+            "FROM attendance_mark m JOIN student st ON st.id = m.student_id JOIN tenant te ON te.id = st.school_id "
+            "WHERE m.kind = 'absent' AND m.justified = {} AND m.on_date >= {} AND m.on_date <= {} AND {} "
+            "AND {} GROUP BY m.student_id, st.national_code, st.first_name, st.last_name, st.first_name_ar, "
+            "st.last_name_ar, st.school_id, te.name_fr, te.name_ar HAVING SUM(m.minutes) >= {} "
+            "ORDER BY SUM(m.minutes) DESC, m.student_id",
+            current_class("name", today),
+            False,
+            start,
+            today,
+            node_filter,
+            where,
+            rule["unjustified_hours"] * 60,
+        )
     )
     return {"rule": rule, "from": start, "to": today, "pupils": rows}
 
@@ -745,24 +761,26 @@ async def set_reasons(ctx: RequestContext, region: TenantInfo, items: list[dict[
 
 
 async def family_pupil(
-    ctx: RequestContext, scope_sql: tuple[str, list[Any]], student_id: int, *, guardian_only: bool = False
+    ctx: RequestContext, where: SQL, student_id: int, *, guardian_only: bool = False
 ) -> dict[str, Any]:
     """The pupil if the caller is the pupil or one of their guardians (one query); 404 otherwise.
 
-    ``guardian_only``: the caller must be a guardian (acting for the child, e.g. justifying an absence); the
-    pupil themselves is refused, whatever other roles they hold.
+    ``where`` is the tenant filter on the pupil (``scope_sql(scope, "s")``). ``guardian_only``: the caller must
+    be a guardian (acting for the child, e.g. justifying an absence); the pupil themselves is refused, whatever
+    other roles they hold.
     """
     assert ctx.person_id is not None
-    where, args = scope_sql
-    self_, self_args = ("", []) if guardian_only else ("s.person_id = {} OR ", [ctx.person_id])
+    self_ = SQL() if guardian_only else SQL("s.person_id = {} OR ", ctx.person_id)
     row = await ctx.services.db.fetchrow(
-        "SELECT s.id, s.school_id, s.region_id, s.province_id, s.national_code, s.first_name, s.last_name, "
-        f"s.first_name_ar, s.last_name_ar, s.person_id FROM student s WHERE s.id = {{}} AND ({self_}EXISTS "
-        f"(SELECT 1 FROM guardianship g WHERE g.student_id = s.id AND g.person_id = {{}})) AND {where}",
-        student_id,
-        *self_args,
-        ctx.person_id,
-        *args,
+        SQL(
+            "SELECT s.id, s.school_id, s.region_id, s.province_id, s.national_code, s.first_name, s.last_name, "
+            "s.first_name_ar, s.last_name_ar, s.person_id FROM student s WHERE s.id = {} AND ({}EXISTS "
+            "(SELECT 1 FROM guardianship g WHERE g.student_id = s.id AND g.person_id = {})) AND {}",
+            student_id,
+            self_,
+            ctx.person_id,
+            where,
+        )
     )
     if row is None:
         raise error("no_pupil")
@@ -771,16 +789,18 @@ async def family_pupil(
 
 async def pupil_marks(db: Database, student_id: int, start: date | None = None) -> list[dict[str, Any]]:
     """A pupil's absences and lateness (newest first), with the lesson and the justification's state."""
-    extra, extra_args = ("AND m.on_date >= {} ", [start]) if start else ("", [])
+    since = SQL("AND m.on_date >= {} ", start) if start else SQL()
     return await db.fetch(
-        "SELECT m.id, m.on_date, m.kind, m.minutes, m.justified, m.justification_id, j.state AS justification, "
-        "s.subject_code, s.starts_at, s.ends_at, sb.name_fr AS subject_fr, sb.name_ar AS subject_ar, "
-        "sb.name_en AS subject_en FROM attendance_mark m JOIN attendance_session se ON se.id = m.session_id "
-        "JOIN timetable_slot s ON s.id = se.slot_id LEFT JOIN subject sb ON sb.code = s.subject_code "
-        "LEFT JOIN attendance_justification j ON j.id = m.justification_id "
-        f"WHERE m.student_id = {{}} {extra}ORDER BY m.on_date DESC, s.starts_at DESC",
-        student_id,
-        *extra_args,
+        SQL(
+            "SELECT m.id, m.on_date, m.kind, m.minutes, m.justified, m.justification_id, j.state AS justification, "
+            "s.subject_code, s.starts_at, s.ends_at, sb.name_fr AS subject_fr, sb.name_ar AS subject_ar, "
+            "sb.name_en AS subject_en FROM attendance_mark m JOIN attendance_session se ON se.id = m.session_id "
+            "JOIN timetable_slot s ON s.id = se.slot_id LEFT JOIN subject sb ON sb.code = s.subject_code "
+            "LEFT JOIN attendance_justification j ON j.id = m.justification_id "
+            "WHERE m.student_id = {} {}ORDER BY m.on_date DESC, s.starts_at DESC",
+            student_id,
+            since,
+        )
     )
 
 
@@ -807,19 +827,23 @@ async def create_justification(
         raise error("unknown_reason", "reason", codes=", ".join(sorted(codes)))
     if not mark_ids:
         raise error("no_absence_chosen", "absences")
-    placeholders, ids = in_list(sorted(set(mark_ids)))
+    ids = sorted(set(mark_ids))
+    listed = in_(ids)
     if db.dialect == "postgres":
         await db.fetch(
-            f"SELECT m.id FROM attendance_mark m WHERE m.student_id = {{}} AND m.id IN {placeholders} "
-            "ORDER BY m.id FOR UPDATE",
-            pupil["id"],
-            *ids,
+            SQL(
+                "SELECT m.id FROM attendance_mark m WHERE m.student_id = {} AND m.id IN {} ORDER BY m.id FOR UPDATE",
+                pupil["id"],
+                listed,
+            )
         )
     rows = await db.fetch(
-        f"SELECT m.id, m.kind, m.justification_id, j.state FROM attendance_mark m LEFT JOIN attendance_justification j "
-        f"ON j.id = m.justification_id WHERE m.student_id = {{}} AND m.id IN {placeholders}",
-        pupil["id"],
-        *ids,
+        SQL(
+            "SELECT m.id, m.kind, m.justification_id, j.state FROM attendance_mark m "
+            "LEFT JOIN attendance_justification j ON j.id = m.justification_id WHERE m.student_id = {} AND m.id IN {}",
+            pupil["id"],
+            listed,
+        )
     )
     found = {r["id"]: r for r in rows}
     for mid in ids:
@@ -847,19 +871,21 @@ async def create_justification(
     )
     assert row is not None
     linked = await db.fetch(
-        f"UPDATE attendance_mark SET justification_id = {{}} WHERE student_id = {{}} AND id IN {placeholders} "
-        "AND kind = 'absent' AND (justification_id IS NULL OR justification_id IN "
-        "(SELECT r.id FROM attendance_justification r WHERE r.state = 'rejected')) RETURNING id",
-        row["id"],
-        pupil["id"],
-        *ids,
+        SQL(
+            "UPDATE attendance_mark SET justification_id = {} WHERE student_id = {} AND id IN {} "
+            "AND kind = 'absent' AND (justification_id IS NULL OR justification_id IN "
+            "(SELECT r.id FROM attendance_justification r WHERE r.state = 'rejected')) RETURNING id",
+            row["id"],
+            pupil["id"],
+            listed,
+        )
     )
     if len(linked) != len(ids):
         raise error("justified_meanwhile", "absences")
     return int(row["id"])
 
 
-JUSTIFICATION_COLUMNS = (
+JUSTIFICATION_COLUMNS = SQL(
     "j.id, j.student_id, j.reason_code, j.note, j.file_key, j.file_type, j.file_size, j.state, j.created_at, "
     "j.reviewed_by, j.reviewed_at, j.review_note, j.school_id, st.first_name, st.last_name, st.first_name_ar, "
     "st.last_name_ar, st.national_code"
@@ -867,17 +893,20 @@ JUSTIFICATION_COLUMNS = (
 
 
 async def get_justification(
-    db: Database, scope_sql: tuple[str, list[Any]], justification_id: int, school_id: int | None = None
+    db: Database, where: SQL, justification_id: int, school_id: int | None = None
 ) -> dict[str, Any]:
-    """A justification inside the scope (and the school, when given); 404 otherwise."""
-    where, args = scope_sql
-    extra, extra_args = (" AND j.school_id = {}", [school_id]) if school_id is not None else ("", [])
+    """A justification inside the scope (``where``: ``scope_sql(scope, "j")``) and the school, when given;
+    404 otherwise."""
+    in_school = SQL(" AND j.school_id = {}", school_id) if school_id is not None else SQL()
     row = await db.fetchrow(
-        f"SELECT {JUSTIFICATION_COLUMNS} FROM attendance_justification j JOIN student st ON st.id = j.student_id "
-        f"WHERE j.id = {{}}{extra} AND {where}",
-        justification_id,
-        *extra_args,
-        *args,
+        SQL(
+            "SELECT {} FROM attendance_justification j JOIN student st ON st.id = j.student_id "
+            "WHERE j.id = {}{} AND {}",
+            JUSTIFICATION_COLUMNS,
+            justification_id,
+            in_school,
+            where,
+        )
     )
     if row is None:
         raise error("no_justification", justification_id=justification_id)
@@ -940,25 +969,26 @@ async def teacher_day(
     """The caller's lessons at the school on a day (every lesson of the school for its director), with whether
     attendance was taken and the counts."""
     db = ctx.services.db
-    where, args = scope_filter(ctx.scope, "s")
     cal = await calendar(db, ctx.require_tenant().region_id, on_date)
     if not school_days(cal, on_date, on_date):
         return []
-    teacher, teacher_args = ("", []) if whole_school else ("s.teacher_id = {} AND ", [ctx.person_id])
+    teacher = SQL() if whole_school else SQL("s.teacher_id = {} AND ", ctx.person_id)
     return await db.fetch(
-        "SELECT s.id AS slot_id, s.class_id, c.name AS class_name, s.subject_code, s.starts_at, s.ends_at, "
-        "se.id AS session_id, "
-        "(SELECT COUNT(*) FROM attendance_mark m WHERE m.session_id = se.id AND m.kind = 'absent') AS absent, "
-        "(SELECT COUNT(*) FROM attendance_mark m WHERE m.session_id = se.id AND m.kind = 'late') AS late "
-        "FROM timetable_slot s JOIN school_class c ON c.id = s.class_id "
-        "LEFT JOIN attendance_session se ON se.slot_id = s.id AND se.on_date = {} "
-        f"WHERE {teacher}s.school_id = {{}} AND s.weekday = {{}} AND s.valid_from <= {{}} AND s.valid_to >= {{}} "
-        f"AND {where} ORDER BY s.starts_at, c.name",
-        on_date,
-        *teacher_args,
-        school_id,
-        on_date.isoweekday(),
-        on_date,
-        on_date,
-        *args,
+        SQL(
+            "SELECT s.id AS slot_id, s.class_id, c.name AS class_name, s.subject_code, s.starts_at, s.ends_at, "
+            "se.id AS session_id, "
+            "(SELECT COUNT(*) FROM attendance_mark m WHERE m.session_id = se.id AND m.kind = 'absent') AS absent, "
+            "(SELECT COUNT(*) FROM attendance_mark m WHERE m.session_id = se.id AND m.kind = 'late') AS late "
+            "FROM timetable_slot s JOIN school_class c ON c.id = s.class_id "
+            "LEFT JOIN attendance_session se ON se.slot_id = s.id AND se.on_date = {} "
+            "WHERE {}s.school_id = {} AND s.weekday = {} AND s.valid_from <= {} AND s.valid_to >= {} "
+            "AND {} ORDER BY s.starts_at, c.name",
+            on_date,
+            teacher,
+            school_id,
+            on_date.isoweekday(),
+            on_date,
+            on_date,
+            scope_sql(ctx.scope, "s"),
+        )
     )

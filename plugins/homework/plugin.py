@@ -1,25 +1,26 @@
-"""The homework module: homework, submissions, completion, programme progress."""
+"""The homework module — not written yet: today it is only a landing page that says so.
+
+Homework, submissions, completion and the lesson log are planned. Until they exist the module is off by
+default and is not to be switched on in the demo, so no school is offered a feature that is not there.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from core.context import RequestContext
-from core.hookspecs import hookimpl
-from core.permissions import Permission
-from core.plugin_kit import module_home
-from core.plugins import MenuItem, PluginInfo
+from core.plugin_api import MenuItem, Permission, PluginInfo, RequestContext, hookimpl, module_home
 
 
 @hookimpl
 def madrasa_plugin_info() -> PluginInfo:
-    """Homework: off by default, switched on by programmes and schools."""
+    """Homework: off by default while it is only a landing page."""
     return PluginInfo(
         name="homework",
         label="Homework",
         version="0.1.0",
         default_enabled=False,
-        description="Homework, submissions, completion and the lesson log",
+        description="Not available yet: only a landing page listing the planned features (homework, submissions, "
+        "completion, lesson log)",
     )
 
 

@@ -1,26 +1,28 @@
-"""The HR module: staff records, situations, payslips, transfers, duty roster."""
+"""The HR module — not written yet: today it is only a landing page that says so.
+
+Staff records, the administrative situation, payslips, transfers and the duty roster are planned. Until they
+exist the module is off by default, so no school is offered a feature that is not there.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from core.context import RequestContext
-from core.hookspecs import hookimpl
-from core.permissions import Permission
-from core.plugin_kit import module_home
-from core.plugins import MenuItem, PluginInfo
+from core.plugin_api import MenuItem, Permission, PluginInfo, RequestContext, hookimpl, module_home
 
 STAFF = frozenset({"teacher", "school_director"})
 
 
 @hookimpl
 def madrasa_plugin_info() -> PluginInfo:
-    """HR: on by default."""
+    """HR: off by default while it is only a landing page."""
     return PluginInfo(
         name="hr",
         label="Staff",
         version="0.1.0",
-        description="Staff records, administrative situation, payslips, transfers, duty roster",
+        default_enabled=False,
+        description="Not available yet: only a landing page listing the planned features (staff records, "
+        "administrative situation, payslips, transfers, duty roster)",
     )
 
 
