@@ -220,6 +220,19 @@ async def test_everyone_is_present_until_marked(world):
     assert response.status_code == 200 and response.json()["present"] == 3 and response.json()["taken"] is True
 
 
+async def test_a_correction_to_everyone_present_removes_every_mark(world):
+    s = await Setup(world).build()
+    marked = [
+        {"student_id": s.pupils[0], "status": "absent"},
+        {"student_id": s.pupils[1], "status": "late", "minutes": 5},
+    ]
+    assert (await s.take(marked)).status_code == 200
+    response = await s.take([])
+    assert response.status_code == 200, response.text
+    assert response.json()["present"] == 3 and response.json()["version"] == 2
+    assert await count(world, "SELECT COUNT(*) FROM attendance_mark WHERE class_id = {}", s.class_id) == 0
+
+
 @pytest.fixture
 def events(world) -> Iterator[EventRecorder]:
     """The domain events delivered during the test, heard by a plugin registered for its duration."""
