@@ -97,14 +97,14 @@ async def test_built_in_module_pages_follow_the_switch(world):
 
 
 async def test_switches_are_audited_with_author_and_reason(world):
-    await switch(world, A, "hr", False)
-    await switch(world, A, "hr", None)
+    await switch(world, A, "attendance", False)
+    await switch(world, A, "attendance", None)
     response = await world.api(
         "GET",
         "/api/v1/audit",
         as_=f"director.{A}@test.ma",
         tenant=A,
-        params={"object_type": "module", "object_id": "hr"},
+        params={"object_type": "module", "object_id": "attendance"},
     )
     entries = response.json()
     assert len(entries) >= 2
@@ -116,7 +116,10 @@ async def test_switches_are_audited_with_author_and_reason(world):
 
 async def test_a_reason_is_required(world):
     response = await world.api(
-        "PUT", f"/api/v1/tenants/{A}/modules/hr", as_=f"director.{A}@test.ma", json={"enabled": False, "reason": ""}
+        "PUT",
+        f"/api/v1/tenants/{A}/modules/attendance",
+        as_=f"director.{A}@test.ma",
+        json={"enabled": False, "reason": ""},
     )
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "reason"
@@ -125,7 +128,7 @@ async def test_a_reason_is_required(world):
 async def test_teacher_cannot_switch_and_unknown_module_is_404(world):
     response = await world.api(
         "PUT",
-        f"/api/v1/tenants/{A}/modules/hr",
+        f"/api/v1/tenants/{A}/modules/attendance",
         as_=f"teacher.{A}@test.ma",
         json={"enabled": False, "reason": "not mine"},
     )
@@ -136,98 +139,106 @@ async def test_teacher_cannot_switch_and_unknown_module_is_404(world):
     assert response.status_code == 400
 
 
-async def test_programme_switch_reaches_member_schools_in_two_regions_only(world):
-    for school in (*PROGRAMME_SCHOOLS, *OUTSIDE):
+async def ensure_teachers(world, schools):
+    for school in schools:
         if f"teacher.{school}@test.ma" not in world.passwords:
             await world.add_person(f"teacher.{school}@test.ma", "teacher", school)
 
-    async def homework_state(school):
-        plugins = await world.api("GET", "/api/v1/plugins", as_=f"teacher.{school}@test.ma", tenant=school)
-        return next((p["enabled"], p["source"]) for p in plugins.json() if p["name"] == "homework")
 
-    # demo: the programme switched homework on (off by default)
-    for school in PROGRAMME_SCHOOLS:
-        assert await homework_state(school) == (True, "programme")
-        assert 'data-module-menu="/homework/"' in await menu(world, school)
+async def module_state(world, school, module):
+    plugins = await world.api("GET", "/api/v1/plugins", as_=f"teacher.{school}@test.ma", tenant=school)
+    return next((p["enabled"], p["source"]) for p in plugins.json() if p["name"] == module)
+
+
+async def programme_switch(world, module, enabled, reason, actor="programme@madrasa.demo", programme="nouveau-lycee"):
+    return await world.api(
+        "PUT",
+        f"/api/v1/programmes/{programme}/modules/{module}",
+        as_=actor,
+        json={"enabled": enabled, "reason": reason},
+    )
+
+
+async def test_unfinished_modules_are_off_by_default(world):
+    """Homework and HR are landing pages only: off unless someone switches them on (HR nowhere is)."""
+    await ensure_teachers(world, (*PROGRAMME_SCHOOLS, *OUTSIDE))
+    infos = world.services.plugins.infos
+    assert not infos["homework"].default_enabled and not infos["hr"].default_enabled
+    for school in (*PROGRAMME_SCHOOLS, *OUTSIDE):
+        assert await module_state(world, school, "hr") == (False, "default")
+        assert 'data-module-menu="/hr/"' not in await menu(world, school)
     for school in OUTSIDE:
-        assert await homework_state(school) == (False, "default")
+        assert await module_state(world, school, "homework") == (False, "default")
         assert 'data-module-menu="/homework/"' not in await menu(world, school)
 
-    response = await world.api(
-        "PUT",
-        "/api/v1/programmes/nouveau-lycee/modules/homework",
-        as_="programme@madrasa.demo",
-        json={"enabled": False, "reason": "pause the pilot"},
-    )
+
+async def test_programme_switch_reaches_member_schools_in_two_regions_only(world):
+    await ensure_teachers(world, (*PROGRAMME_SCHOOLS, *OUTSIDE))
+    for school in (*PROGRAMME_SCHOOLS, *OUTSIDE):
+        assert await module_state(world, school, "attendance") == (True, "default")
+        assert 'data-module-menu="/attendance/"' in await menu(world, school)
+
+    response = await programme_switch(world, "attendance", False, "pause the pilot")
     assert response.status_code == 200, response.text
     try:
         for school in PROGRAMME_SCHOOLS:
-            assert await homework_state(school) == (False, "programme")
+            assert await module_state(world, school, "attendance") == (False, "programme")
+            assert 'data-module-menu="/attendance/"' not in await menu(world, school)
         for school in OUTSIDE:
-            assert await homework_state(school) == (False, "default")
+            assert await module_state(world, school, "attendance") == (True, "default")
+            assert 'data-module-menu="/attendance/"' in await menu(world, school)
         # the region sees that the programme changed its school
         audit = await world.api(
             "GET", "/api/v1/audit", as_="region.rabat@madrasa.demo", params={"object_type": "programme_module"}
         )
         assert any(e["reason"] == "pause the pilot" for e in audit.json())
     finally:
-        await world.api(
-            "PUT",
-            "/api/v1/programmes/nouveau-lycee/modules/homework",
-            as_="programme@madrasa.demo",
-            json={"enabled": True, "reason": "resume the pilot"},
-        )
-    assert await homework_state(PROGRAMME_SCHOOLS[1]) == (True, "programme")
+        assert (await programme_switch(world, "attendance", None, "resume the pilot")).status_code == 200
+    assert await module_state(world, PROGRAMME_SCHOOLS[1], "attendance") == (True, "default")
 
 
 async def test_school_override_beats_the_programme(world):
     school = PROGRAMME_SCHOOLS[0]
-    await switch(world, school, "homework", False)
+    await ensure_teachers(world, (school,))
+    assert (await programme_switch(world, "attendance", False, "programme off")).status_code == 200
     try:
-        plugins = await world.api("GET", "/api/v1/plugins", as_=f"teacher.{school}@test.ma", tenant=school)
-        assert next((p["enabled"], p["source"]) for p in plugins.json() if p["name"] == "homework") == (False, "school")
+        assert await module_state(world, school, "attendance") == (False, "programme")
+        await switch(world, school, "attendance", True)
+        try:
+            assert await module_state(world, school, "attendance") == (True, "school")
+        finally:
+            await switch(world, school, "attendance", None)
     finally:
-        await switch(world, school, "homework", None)
+        await programme_switch(world, "attendance", None, "programme test done")
+    assert await module_state(world, school, "attendance") == (True, "default")
 
 
 async def test_programme_manager_is_limited_to_own_programme(world):
-    response = await world.api(
-        "PUT",
-        "/api/v1/programmes/other-programme/modules/homework",
-        as_="programme@madrasa.demo",
-        json={"enabled": True, "reason": "not mine"},
-    )
+    response = await programme_switch(world, "attendance", False, "not mine", programme="other-programme")
     assert response.status_code == 404
-    response = await world.api(
-        "PUT",
-        "/api/v1/programmes/nouveau-lycee/modules/homework",
-        as_="region.casa@madrasa.demo",
-        json={"enabled": True, "reason": "not mine"},
-    )
+    response = await programme_switch(world, "attendance", False, "not mine", actor="region.casa@madrasa.demo")
     assert response.status_code in (403, 404)
     # nor can the manager switch a member school's own setting outside the programme's schools
-    response = await switch(world, "college-al-khawarizmi", "homework", True, actor="programme@madrasa.demo")
+    response = await switch(world, "college-al-khawarizmi", "attendance", False, actor="programme@madrasa.demo")
     assert response.status_code in (403, 404)
 
 
 async def test_region_default_reaches_its_schools_not_the_other_region(world):
     response = await world.api(
         "PUT",
-        "/api/v1/tenants/casablanca-settat/modules/hr",
+        "/api/v1/tenants/casablanca-settat/modules/attendance",
         as_="region.casa@madrasa.demo",
         json={"enabled": False, "reason": "region test"},
     )
     assert response.status_code == 200
     try:
+        await ensure_teachers(world, (A, B, "lycee-moulay-youssef"))
         for school, expected in ((A, False), (B, False), ("lycee-moulay-youssef", True)):
-            if f"teacher.{school}@test.ma" not in world.passwords:
-                await world.add_person(f"teacher.{school}@test.ma", "teacher", school)
-            plugins = await world.api("GET", "/api/v1/plugins", as_=f"teacher.{school}@test.ma", tenant=school)
-            assert next(p["enabled"] for p in plugins.json() if p["name"] == "hr") is expected
+            assert (await module_state(world, school, "attendance"))[0] is expected
     finally:
         await world.api(
             "PUT",
-            "/api/v1/tenants/casablanca-settat/modules/hr",
+            "/api/v1/tenants/casablanca-settat/modules/attendance",
             as_="region.casa@madrasa.demo",
             json={"enabled": None, "reason": "region test done"},
         )
