@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core.jobs import register_job  # temporary: see the note above ``madrasa_jobs``
 from core.plugin_api import JobContext, MenuItem, MigrationSet, Permission, PluginInfo, RequestContext, hookimpl
 
 ADMINS = frozenset({"region_admin", "province_admin", "programme_manager", "platform_admin"})
@@ -23,12 +22,6 @@ async def _deliver(job: JobContext, **params: Any) -> Any:
 def madrasa_jobs() -> dict[str, Any]:
     """The notice-delivery job (queued after a register is taken)."""
     return {DELIVERY_JOB: _deliver}
-
-
-# Temporary, until core collects ``madrasa_jobs`` into the job registry: the job is also registered when the
-# module is imported (which every process does: the web app and ``madrasa worker``). Remove this with the
-# ``core.jobs`` import above once core reads the hook.
-register_job(DELIVERY_JOB, _deliver)
 
 
 @hookimpl
