@@ -1037,7 +1037,7 @@ async def test_module_off_for_one_school_stays_on_next_door(world):
         ).status_code == 200
     finally:
         on = await world.api(
-            "PUT", f"/api/v1/tenants/{A2}/modules/attendance", as_=admin, json={"enabled": True, "reason": "back on"}
+            "PUT", f"/api/v1/tenants/{A2}/modules/attendance", as_=admin, json={"enabled": None, "reason": "back on"}
         )
         assert on.status_code == 200
 

@@ -208,7 +208,7 @@ async def test_a_family_sees_nothing_of_a_school_where_the_module_is_off(world):
         assert f'data-student="{mine}"' in home.text
     finally:
         on = await world.api(
-            "PUT", f"/api/v1/tenants/{A2}/modules/attendance", as_=admin, json={"enabled": True, "reason": "back on"}
+            "PUT", f"/api/v1/tenants/{A2}/modules/attendance", as_=admin, json={"enabled": None, "reason": "back on"}
         )
         assert on.status_code == 200
 

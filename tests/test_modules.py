@@ -72,8 +72,8 @@ async def test_school_switch_affects_only_that_school(world):
     try:
         assert (await hello(world, A)).status_code == 404
         assert (await hello(world, B)).status_code == 200
-        assert 'data-module-menu="/api/v1/example/hello"' not in await menu(world, A)
-        assert 'data-module-menu="/api/v1/example/hello"' in await menu(world, B)
+        assert 'data-module-menu="/example/notes"' not in await menu(world, A)
+        assert 'data-module-menu="/example/notes"' in await menu(world, B)
         assert "Example card" not in await menu(world, A)
         assert "Example card" in await menu(world, B)
         plugins = await world.api("GET", "/api/v1/plugins", as_=f"teacher.{A}@test.ma", tenant=A)
