@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from core.clock import FixedClock
-from core.jobs import InProcessQueue
+from core.jobs import JOBS, InProcessQueue
 from core.mail import SmtpMailer
 from core.school.rules import occurrences
 from core.scope import Scope
@@ -390,6 +390,12 @@ def inbox(world, smtp_server):
     box.messages.clear()
     yield box
     world.services.mailer, world.services.sms = previous, previous_sms
+
+
+def test_the_delivery_job_is_declared_through_the_hook(world):
+    """The job comes from ``madrasa_jobs`` into ``services.job_functions``, not from an import side effect."""
+    assert DELIVERY_JOB in world.services.job_functions
+    assert DELIVERY_JOB not in JOBS
 
 
 def to(box: Inbox, address: str) -> list[email.message.Message]:
