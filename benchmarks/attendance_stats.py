@@ -136,6 +136,7 @@ async def run(pg: PgWorld, args: argparse.Namespace, data_dir: Path) -> int:
     from core.config import load_settings
     from core.migrate import migrate
     from core.scope import Scope
+    from core.sql import SQL
     from devtools.generator import generate
     from plugins.attendance import service, stats
 
@@ -224,8 +225,8 @@ async def run(pg: PgWorld, args: argparse.Namespace, data_dir: Path) -> int:
                         days,
                         start,
                         end,
-                        ("c.region_id = {}", [tenant.id]),
-                        ("c.region_id = {}", [tenant.id]),
+                        SQL("c.region_id = {}", tenant.id),
+                        SQL("c.region_id = {}", tenant.id),
                     )
                 seconds = time.perf_counter() - began
                 results.setdefault(level, []).append(
@@ -239,7 +240,7 @@ async def run(pg: PgWorld, args: argparse.Namespace, data_dir: Path) -> int:
         region_row = rows = None
         async with db.scoped(scope, write=False):
             rows = await stats.group_stats(
-                db, "region", days, start, end, ("c.region_id = {}", [tenant.id]), ("c.region_id = {}", [tenant.id])
+                db, "region", days, start, end, SQL("c.region_id = {}", tenant.id), SQL("c.region_id = {}", tenant.id)
             )
         region_row = rows[0]
     finally:

@@ -141,7 +141,7 @@ async def published_marks_sql(nodes: int) -> str:
     """The exact SQL of ``service.published_marks`` for one pupil and a scope of ``nodes`` nodes, as ``$n``.
 
     Parameters: ``$1`` the pupil, then the scope's sorted node ids three times (region, province,
-    school columns), as :func:`core.db.scope_filter` orders them.
+    school columns), as :func:`core.db.scope_sql` orders them.
     """
     from piccolo.querystring import QueryString
 

@@ -7,7 +7,7 @@ the active dialect with every value bound.
 Row-level security: :meth:`Database.scoped` opens a transaction and, on PostgreSQL, sets
 ``app.scope`` (comma-separated tenant node ids) and ``app.platform`` with
 ``set_config(…, true)`` so they vanish at commit. Services also filter by the same scope
-in SQL (:func:`scope_filter`), which is the only layer on SQLite.
+in SQL (:func:`scope_sql`), which is the only layer on SQLite.
 """
 
 from __future__ import annotations
@@ -265,25 +265,3 @@ def scope_sql(scope: Scope, alias: str = "", columns: Sequence[str] = ("region_i
     listed = in_(nodes)
     targets = [ident(alias, col) if alias else ident(col) for col in columns]
     return SQL("({})", join(" OR ", [SQL("{} IN {}", target, listed) for target in targets]))
-
-
-def in_list(values: Iterable[Any]) -> tuple[str, list[Any]]:
-    """``({}, {}, …)`` and its arguments for an ``IN`` clause; an empty list matches nothing."""
-    items = list(values)
-    if not items:
-        return "(NULL)", []
-    return "(" + ", ".join("{}" for _ in items) + ")", items
-
-
-def scope_filter(
-    scope: Scope, alias: str = "", columns: Sequence[str] = ("region_id", "province_id", "school_id")
-) -> tuple[str, list[Any]]:
-    """The application-layer tenant filter: the same rule the RLS policies apply."""
-    if scope.platform:
-        return "1=1", []
-    prefix = f"{alias}." if alias else ""
-    placeholders, args = in_list(sorted(scope.nodes))
-    if not args:
-        return "1=0", []
-    parts = [f"{prefix}{col} IN {placeholders}" for col in columns]
-    return "(" + " OR ".join(parts) + ")", args * len(columns)

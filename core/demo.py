@@ -179,14 +179,6 @@ async def load_demo(services: Services) -> list[DemoAccount]:
             await db.execute(
                 "INSERT INTO programme_school (programme_id, tenant_id) VALUES ({}, {})", programme["id"], ids[school]
             )
-        await db.execute(
-            "INSERT INTO module_setting (module, programme_id, enabled, reason, updated_at) "
-            "VALUES ('homework', {}, {}, {}, {})",
-            programme["id"],
-            True,
-            "Pilot of the new high-school model",
-            now,
-        )
         people: dict[str, int] = {}
         for email, role, target, name, name_ar in ACCOUNTS:
             password = f"demo-{secrets.token_hex(4)}"

@@ -2,9 +2,8 @@
 
 Runs once (not per database backend), like ``tests/test_browser.py``: a real ``madrasa`` server on
 SQLite (``madrasa demo --no-serve`` then ``madrasa serve``) and Debian's Chromium driven headless by
-Playwright. Set-up goes through the HTTP API: the demo programme's own homework switch is removed
-(homework is off by default, so it is off everywhere), and a teacher is added to a school outside the
-programme. Then the demo programme manager logs in, opens the console with the keyboard, and switches
+Playwright. Homework is off by default, so it is off everywhere; set-up adds, through the HTTP API,
+a teacher to a school outside the programme. Then the demo programme manager logs in, opens the console with the keyboard, and switches
 homework on for the programme with a reason; a teacher of a member school now sees Homework in the
 menu, a teacher of a non-member school does not.
 """
@@ -31,18 +30,12 @@ def homework_state(http: httpx.Client, headers: dict[str, str], school: str) -> 
 
 
 def prepare(base: str, accounts: list[dict[str, str]]) -> dict[str, str]:
-    """Homework off everywhere (the programme's switch removed), and a teacher in a non-member school."""
+    """Homework off everywhere (its default), and a teacher in a non-member school."""
     admin = account(accounts, "platform_admin")
     with httpx.Client(base_url=base, timeout=30) as http:
         token = http.post("/api/v1/auth/token", json={"email": admin["email"], "password": admin["password"]})
         assert token.status_code == 200, token.text
         headers = {"authorization": f"Bearer {token.json()['access_token']}"}
-        removed = http.put(
-            f"/api/v1/programmes/{PROGRAMME}/modules/homework",
-            headers=headers,
-            json={"enabled": None, "reason": "Browser test: start from the default"},
-        )
-        assert removed.status_code == 200, removed.text
         for school in (SCHOOL, OUTSIDE):
             assert homework_state(http, headers, school) == (False, "default")
         created = http.post(

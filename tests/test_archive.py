@@ -124,12 +124,24 @@ async def source(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     world = await build_world(backend, tmp_path_factory.mktemp(f"archive-source-{backend}"), pg)
     try:
         await _add_grades(world)
+        await _switch_homework_for_the_programme(world)
         yield world
     finally:
         await world.client.aclose()
         await world.services.db.stop()
         if pg is not None:
             run_sync(_drop_pg(pg))
+
+
+async def _switch_homework_for_the_programme(world: World) -> None:
+    """The demo programme turns homework on for its schools (a programme's switch, for the archive to carry)."""
+    response = await world.api(
+        "PUT",
+        "/api/v1/programmes/nouveau-lycee/modules/homework",
+        as_=ADMIN,
+        json={"enabled": True, "reason": "Pilot of the new high-school model"},
+    )
+    assert response.status_code == 200, response.text
 
 
 async def _add_grades(world: World) -> None:

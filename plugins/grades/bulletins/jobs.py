@@ -153,4 +153,3 @@ async def bulletins_job(
 def jobs() -> dict[str, Any]:
     """The bulletins' jobs by name, for the plugin's ``madrasa_jobs`` hook."""
     return {BULLETIN_JOB: bulletins_job}
-
