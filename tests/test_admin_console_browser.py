@@ -4,8 +4,8 @@ Runs once (not per database backend), like ``tests/test_browser.py``: a real ``m
 SQLite (``madrasa demo --no-serve`` then ``madrasa serve``) and Debian's Chromium driven headless by
 Playwright. Homework is off by default, so it is off everywhere; set-up adds, through the HTTP API,
 a teacher to a school outside the programme. Then the demo programme manager logs in, opens the
-console with the keyboard, and switches homework on for the programme with a reason; a teacher of a member school now sees Homework in the
-menu, a teacher of a non-member school does not.
+console with the keyboard, and switches homework on for the programme with a reason; a teacher of a
+member school now sees Homework in the menu, a teacher of a non-member school does not.
 """
 
 from __future__ import annotations
