@@ -6,7 +6,7 @@ they hold:
 * :mod:`tenants.onboarding_context` — limits, the acting :class:`Actor`, the region's tree, reports;
 * :mod:`tenants.onboarding_files` — reading CSV and XLSX files as a stream of records;
 * :mod:`tenants.onboarding_rows` — header names, the check of each row, error codes and messages
-  (a pupil row is checked by :func:`core.school.csv_import.check_pupil`, as in a director's import);
+  (a pupil row is checked by :func:`core.school.pupil_rows.check_pupil`, as in a director's import);
 * :mod:`tenants.onboarding_staging` — temporary staging tables and set-based checks over them;
 * :mod:`tenants.onboarding_schools`, :mod:`tenants.onboarding_pupils`, :mod:`tenants.onboarding_staff`
   — checking and writing each kind of file;
@@ -19,7 +19,7 @@ Errors are those of :mod:`core.errors` (``Conflict`` with a ``code``, ``Invalid`
 from __future__ import annotations
 
 from core.errors import Conflict, Invalid, TooLarge
-from core.school.csv_import import EMAIL_RE
+from core.school.pupil_rows import EMAIL_RE
 from tenants.onboarding_batches import (
     BATCH_COLUMNS,
     PART_BYTES,

@@ -31,7 +31,7 @@ from core.errors import Conflict, Invalid, NotFound, TooLarge
 from core.i18n import locale_var
 from core.identity import Identity
 from core.jobs import JobContext, register_job
-from core.school.csv_import import FILE
+from core.school.pupil_rows import FILE
 from core.sql import SQL
 from core.storage import build_key
 from tenants.onboarding_context import (

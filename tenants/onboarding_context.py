@@ -17,8 +17,8 @@ from core.context import RequestContext
 from core.db import Database
 from core.errors import NotFound
 from core.identity import Identity
-from core.school import csv_import
-from core.school.csv_import import EMAIL_RE, FILE
+from core.school import pupil_staging
+from core.school.pupil_rows import EMAIL_RE, FILE
 from core.scope import Scope
 from core.services import Services
 from core.tenancy import TenantInfo
@@ -158,7 +158,7 @@ def require_region(ctx: RequestContext) -> TenantInfo:
     return tenant
 
 
-class ErrorLog(csv_import.ErrorLog):
+class ErrorLog(pupil_staging.ErrorLog):
     """Every error counted; the first :data:`MAX_LISTED_ERRORS` kept, and every one written to ``sink``."""
 
     def __init__(self, sink: IO[bytes] | None = None) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from typing import IO
 
-from core.school.csv_import import FileProblem, sniff_delimiter
+from core.school.pupil_rows import FileProblem, sniff_delimiter
 from tenants.onboarding_rows import FILE, problem
 
 __all__ = [

@@ -1,9 +1,9 @@
 """Onboarding pupils and guardians: staged in temporary tables, checked and written set by set.
 
-Each row is checked by the shared pupil check (:func:`core.school.csv_import.check_pupil`, through
+Each row is checked by the shared pupil check (:func:`core.school.pupil_rows.check_pupil`, through
 :func:`tenants.onboarding_rows.check_student`) and staged; duplicates within the file, classes,
 pupil codes registered anywhere on the platform and existing guardians are then found by the
-shared set-based checks over the staging tables (:func:`core.school.csv_import.check_staged_pupils`,
+shared set-based checks over the staging tables (:func:`core.school.pupil_staging.check_staged_pupils`,
 which a director's import runs too), and the writes are ``INSERT … SELECT`` from them. A pupil
 already registered in the same school with the same details is ``unchanged``.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date
 from typing import IO
 
-from core.school.csv_import import PupilChecks, check_staged_pupils, duplicate_codes, stage_pupil
+from core.school.pupil_staging import PupilChecks, check_staged_pupils, duplicate_codes, stage_pupil
 from core.school.service import current_year
 from core.sql import SQL
 from tenants.onboarding_context import (

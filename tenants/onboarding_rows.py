@@ -4,7 +4,7 @@
   case- and accent-insensitively), reporting missing and doubled columns.
 * ``check_school``, ``check_staff`` and ``check_student`` validate one data row cell by cell and
   return the typed row (a failed cell left empty) with *every* error of the row. A pupil row is
-  checked by :func:`core.school.csv_import.check_pupil`, the check a director's import uses too.
+  checked by :func:`core.school.pupil_rows.check_pupil`, the check a director's import uses too.
 
 Errors are :class:`CellError`: the 1-based line (the header is line 1; 0 for the file as a whole),
 the column, the offending value, an English message, and a stable ``code`` with the ``params``
@@ -19,8 +19,8 @@ from typing import Literal
 
 import msgspec
 
-from core.school import csv_import
-from core.school.csv_import import (
+from core.school import pupil_rows
+from core.school.pupil_rows import (
     FILE,
     NAME_MAX,
     PUPIL_COLUMNS,
@@ -32,7 +32,7 @@ from core.school.csv_import import (
     header_key,
     problem_maker,
 )
-from core.school.csv_import import PupilRow as StudentRow
+from core.school.pupil_rows import PupilRow as StudentRow
 from core.school.rules import STAFF_NUMBER_RE
 from core.tenancy import SLUG_RE
 
@@ -116,7 +116,7 @@ STAFF_ROLES = {
 
 #: Every error's code → its message id (English, with ``{named}`` values); pages translate it.
 MESSAGES: dict[str, str] = {
-    **csv_import.MESSAGES,
+    **pupil_rows.MESSAGES,
     "bad_xlsx": "this zip archive is not a readable XLSX workbook",
     "xlsx_too_big": "the workbook unpacks to more than {limit} MiB: save it as “CSV UTF-8” or split it",
     "xlsx_packed": "the workbook is packed suspiciously tightly ({name}): it was not opened",
@@ -162,7 +162,7 @@ def translated(error: CellError) -> str:
 
 def map_header(kind: str, line: int, header: list[str]) -> tuple[dict[str, int], list[CellError]]:
     """Column positions of a kind's canonical columns, and the header's errors."""
-    return csv_import.map_header(COLUMNS[kind], REQUIRED[kind], line, header)
+    return pupil_rows.map_header(COLUMNS[kind], REQUIRED[kind], line, header)
 
 
 class SchoolRow(msgspec.Struct, frozen=True, kw_only=True):

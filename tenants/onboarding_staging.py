@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from typing import IO
 
 from core.db import Database
-from core.school import csv_import
-from core.school.csv_import import distinct, sql_errors, typed
+from core.school import pupil_staging
+from core.school.pupil_staging import distinct, sql_errors, typed
 from tenants.onboarding_context import MAX_ROWS, ErrorLog, Progress, Report, make_report
 from tenants.onboarding_files import EXTRA_COLUMNS, FileProblem, count_lines, file_error, open_table
 from tenants.onboarding_rows import COLUMNS, FILE, CellError, map_header, problem
@@ -23,7 +23,7 @@ __all__ = ["STAGES", "HeaderProblem", "Stage", "distinct", "read_records", "sql_
 
 #: The staging tables: a pupil's (shared with the director's import) and staff's.
 STAGES: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]], list[str], str]] = {
-    **csv_import.STAGES,
+    **pupil_staging.STAGES,
     "onb_staff": (
         [
             ("line", "integer"),
@@ -44,8 +44,8 @@ STAGES: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]], list[str],
 }
 
 
-class Stage(csv_import.Stage):
-    """Temporary tables of the current transaction, filled in chunks (see :class:`core.school.csv_import.Stage`)."""
+class Stage(pupil_staging.Stage):
+    """Temporary tables of the current transaction, filled in chunks (see :class:`core.school.pupil_staging.Stage`)."""
 
     def __init__(self, db: Database, *tables: str) -> None:
         super().__init__(db, *tables, stages=STAGES)

@@ -8,7 +8,8 @@ from datetime import date
 import pytest
 
 from core.school import csv_import
-from core.school.csv_import import MAX_ROWS, parse_students_csv
+from core.school.csv_import import parse_students_csv
+from core.school.pupil_rows import MAX_ROWS
 from core.sql import SQL, in_
 
 TODAY = date(2026, 1, 15)

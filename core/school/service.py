@@ -14,7 +14,7 @@ from litestar.exceptions import NotFoundException
 from core import audit
 from core.context import RequestContext
 from core.db import Database, scope_sql
-from core.errors import Conflict, Invalid
+from core.errors import Conflict, Invalid, NotFound
 from core.identity import normalise_email
 from core.school.rules import STAFF_NUMBER_RE, Slot, check_slot, normalise_pupil_code
 from core.scope import Scope
@@ -37,7 +37,7 @@ def require_school(ctx: RequestContext) -> TenantInfo:
     """The request's tenant, which must be a school."""
     tenant = ctx.require_tenant()
     if tenant.kind != "school":
-        raise NotFoundException("This works inside a school: use /t/<school>/….")
+        raise NotFound("This works inside a school: use /t/<school>/….", code="not_a_school")
     return tenant
 
 

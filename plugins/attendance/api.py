@@ -29,6 +29,7 @@ from core.plugin_api import (
     UnsupportedType,
     build_key,
     ident,
+    school,
     scope_for,
     scope_sql,
 )
@@ -123,18 +124,10 @@ async def family_scope(ctx: RequestContext) -> Scope:
         )
     schools = set()
     for row in rows:
-        school = await services.tenants.by_id(row["school_id"])
-        if school is not None and "attendance" not in await services.disabled_for(school.path):
-            schools.add(school.id)
+        node = await services.tenants.by_id(row["school_id"])
+        if node is not None and "attendance" not in await services.disabled_for(node.path):
+            schools.add(node.id)
     return Scope(frozenset(schools))
-
-
-def school_of(ctx: RequestContext) -> TenantInfo:
-    """The request's tenant, which must be a school."""
-    tenant = ctx.require_tenant()
-    if tenant.kind != "school":
-        raise error("not_a_school")
-    return tenant
 
 
 def node_filter(tenant: TenantInfo, alias: str = "c") -> SQL:
@@ -279,7 +272,7 @@ class TakeController(Controller):
     @get("/today", opt={"permission": "attendance.take"})
     async def today(self, ctx: Ctx, on: FromQuery[date | None] = None) -> list[dict[str, Any]]:
         """The caller's lessons of the day at this school, and whether attendance was taken."""
-        tenant = school_of(ctx)
+        tenant = school.require_school(ctx)
         async with ctx.services.db.scoped(ctx.scope, write=False):
             rows = await service.teacher_day(ctx, tenant.id, on or ctx.services.clock.today())
         return [_json_row(r) for r in rows]
@@ -287,7 +280,7 @@ class TakeController(Controller):
     @get("/sessions/{slot_id:int}/{on_date:date}", opt={"permission": "attendance.take"})
     async def get_session(self, ctx: Ctx, slot_id: FromPath[int], on_date: FromPath[date]) -> dict[str, Any]:
         """The class for a lesson on a day: every pupil present unless marked absent or late."""
-        school_of(ctx)
+        school.require_school(ctx)
         async with ctx.services.db.scoped(ctx.scope, write=False):
             _, view = await service.register_view(ctx, slot_id, on_date)
         return _json_row(view) | {"pupils": [_json_row(p) for p in view["pupils"]]}
@@ -298,7 +291,7 @@ class TakeController(Controller):
     ) -> dict[str, Any]:
         """Take (or correct) attendance in one request: the absent and late pupils; the same request twice
         gives the same result and no second notice."""
-        school_of(ctx)
+        school.require_school(ctx)
         async with ctx.services.db.scoped(ctx.scope):
             slot = await service.get_slot(ctx, slot_id)
             taken = await service.take(ctx, slot, on_date, data.entries, data.reason)
@@ -465,7 +458,7 @@ class ReviewController(Controller):
         self, ctx: Ctx, state_: Annotated[str, QueryParameter(name="state")] = "pending"
     ) -> list[dict[str, Any]]:
         """The school's justifications in a state (``pending`` by default)."""
-        tenant = school_of(ctx)
+        tenant = school.require_school(ctx)
         state = state_
         if state not in service.JUSTIFICATION_STATES:
             raise error("bad_state", "state")
@@ -486,7 +479,7 @@ class ReviewController(Controller):
     @get("/{justification_id:int}", opt={"permission": "attendance.review"})
     async def get_one(self, ctx: Ctx, justification_id: FromPath[int]) -> dict[str, Any]:
         """One justification of the school."""
-        tenant = school_of(ctx)
+        tenant = school.require_school(ctx)
         db = ctx.services.db
         async with db.scoped(ctx.scope, write=False):
             row = await service.get_justification(db, scope_sql(ctx.scope, "j"), justification_id, tenant.id)
@@ -500,7 +493,7 @@ class ReviewController(Controller):
     @post("/{justification_id:int}/review", opt={"permission": "attendance.review"}, status_code=200)
     async def review(self, ctx: Ctx, justification_id: FromPath[int], data: JSONBody[ReviewIn]) -> dict[str, Any]:
         """Accept or reject a pending justification (409 when it was already decided)."""
-        tenant = school_of(ctx)
+        tenant = school.require_school(ctx)
         db = ctx.services.db
         async with db.scoped(ctx.scope):
             row = await service.get_justification(db, scope_sql(ctx.scope, "j"), justification_id, tenant.id)
@@ -609,7 +602,7 @@ class StatsController(Controller):
         to: FromQuery[date | None] = None,
     ) -> dict[str, Any]:
         """Per pupil of a class of this school."""
-        tenant = school_of(ctx)
+        tenant = school.require_school(ctx)
         db = ctx.services.db
         async with db.scoped(ctx.scope, write=False):
             klass = await db.fetchrow(
@@ -653,7 +646,7 @@ class StatsController(Controller):
     async def alerts(self, ctx: Ctx) -> list[dict[str, Any]]:
         """Alerts raised in this school: the director and the supervisor see all, a homeroom teacher those of
         their classes."""
-        tenant = school_of(ctx)
+        tenant = school.require_school(ctx)
         if not ctx.roles & {"school_director", "supervisor", "teacher", "platform_admin"}:
             raise error("staff_only")
         db = ctx.services.db

@@ -24,7 +24,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 from markupsafe import Markup, escape
 
-from core.plugin_api import SQL, Ctx, DashboardCard, NotFound, RequestContext, Row, gettext_, page, scope_sql
+from core.plugin_api import SQL, Ctx, DashboardCard, NotFound, RequestContext, Row, gettext_, page, school, scope_sql
 from plugins.attendance import api, notify, service, stats
 from plugins.attendance.errors import PAGE_HANDLERS, AttendanceError, error
 
@@ -269,7 +269,7 @@ async def register(
     ctx: Ctx, slot_id: FromPath[int], on_date: FromPath[date], saved: FromQuery[int | None] = None
 ) -> Any:
     """The class register of a lesson on a day (one query: lesson, class, pupils, marks)."""
-    api.school_of(ctx)
+    school.require_school(ctx)
     async with ctx.services.db.scoped(ctx.scope, write=False):
         _, view = await service.register_view(ctx, slot_id, on_date)
     return _render_register(ctx, view, notice=gettext_("Attendance saved.") if saved else None)
@@ -316,7 +316,7 @@ async def save_register(
     ctx: Ctx, slot_id: FromPath[int], on_date: FromPath[date], request: Request[Any, Any, Any]
 ) -> Any:
     """Save the register: the pupils marked absent or late; everyone else present."""
-    api.school_of(ctx)
+    school.require_school(ctx)
     db = ctx.services.db
     form = await _form(request)
     entries, posted, codes = read_register_form(form)
@@ -468,7 +468,7 @@ async def document_page(ctx: Ctx, justification_id: FromPath[int]) -> Any:
 )
 async def review_page(ctx: Ctx, done: FromQuery[str | None] = None) -> Any:
     """Justifications waiting for the director, with their absences and document."""
-    tenant = api.school_of(ctx)
+    tenant = school.require_school(ctx)
     db = ctx.services.db
     async with db.scoped(ctx.scope, write=False):
         rows = await db.fetch(
@@ -517,7 +517,7 @@ async def review_page(ctx: Ctx, done: FromQuery[str | None] = None) -> Any:
 )
 async def review_form(ctx: Ctx, justification_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
     """Accept or reject a justification from the review page."""
-    tenant = api.school_of(ctx)
+    tenant = school.require_school(ctx)
     form = await _form(request)
     decision = _field(form, "decision")
     if decision not in ("accepted", "rejected"):

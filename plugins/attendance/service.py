@@ -8,12 +8,24 @@ taken, mark rows exist only for absent or late pupils.
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from time import monotonic
 from typing import Any, Literal, NamedTuple
 
 import msgspec
 
-from core.plugin_api import SQL, Database, Event, RequestContext, TenantInfo, audit, ident, in_, join, school, scope_sql
+from core.plugin_api import (
+    SQL,
+    Database,
+    Event,
+    RequestContext,
+    TenantInfo,
+    TTLCache,
+    audit,
+    ident,
+    in_,
+    join,
+    school,
+    scope_sql,
+)
 from plugins.attendance.errors import AttendanceError, Problem, error, problem_of
 
 DIRECTORS = frozenset({"school_director", "platform_admin"})
@@ -67,8 +79,8 @@ def name_of(row: dict[str, Any], locale: str) -> str:
 
 #: Calendars and rules are reference data read on every register: kept per process for a minute.
 CACHE_SECONDS = 60.0
-_calendars: dict[tuple[int, int | None, date], tuple[float, dict[str, Any]]] = {}
-_rules: dict[tuple[int, int | None], tuple[float, dict[str, int]]] = {}
+_calendars: TTLCache[tuple[int, int | None, date], dict[str, Any]] = TTLCache(CACHE_SECONDS, max_entries=1000)
+_rules: TTLCache[tuple[int, int | None], dict[str, int]] = TTLCache(CACHE_SECONDS, max_entries=1000)
 
 
 def forget_cached() -> None:
@@ -79,15 +91,7 @@ def forget_cached() -> None:
 
 async def calendar(db: Database, region_id: int | None, on: date) -> dict[str, Any]:
     """The school year containing ``on``, its terms as they apply in the region, and its holidays (cached 60 s)."""
-    key = (id(db), region_id, on)
-    hit = _calendars.get(key)
-    if hit is not None and hit[0] > monotonic():
-        return hit[1]
-    value = await _calendar(db, region_id, key[2])
-    if len(_calendars) > 1000:
-        _calendars.clear()
-    _calendars[key] = (monotonic() + CACHE_SECONDS, value)
-    return value
+    return await _calendars.get((id(db), region_id, on), lambda: _calendar(db, region_id, on))
 
 
 async def _calendar(db: Database, region_id: int | None, on: date) -> dict[str, Any]:
@@ -584,12 +588,7 @@ async def create_notices(
 
 async def rule_for(db: Database, region_id: int | None) -> dict[str, int]:
     """The alert threshold of a region (its own, else the national one); cached 60 s."""
-    hit = _rules.get((id(db), region_id))
-    if hit is not None and hit[0] > monotonic():
-        return hit[1]
-    value = await _rule_for(db, region_id)
-    _rules[(id(db), region_id)] = (monotonic() + CACHE_SECONDS, value)
-    return value
+    return await _rules.get((id(db), region_id), lambda: _rule_for(db, region_id))
 
 
 async def _rule_for(db: Database, region_id: int | None) -> dict[str, int]:
