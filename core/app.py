@@ -23,7 +23,7 @@ from core.access import GrantStore
 from core.api.auth import AuthController, me
 from core.api.platform import CORE_API
 from core.clock import Clock
-from core.config import Settings, load_settings
+from core.config import ConfigError, Settings, load_settings
 from core.db import Database
 from core.i18n import register_catalogue_dirs
 from core.identity import IdentityService
@@ -112,7 +112,10 @@ def build_services(
     )
     services.job_functions = host.jobs()
     services.jobs = make_queue(services)
-    services.sms = make_sms_gateway(settings, host.backends("sms"))
+    try:
+        services.sms = make_sms_gateway(settings, host.backends("sms"))
+    except ValueError as exc:
+        raise ConfigError(f"MADRASA_SMS_BACKEND: {exc}") from None
     services.clock = Clock()
     return services
 
@@ -122,6 +125,11 @@ def _storage(settings: Settings, host: PluginHost) -> Storage:
     provided = host.backends("storage")
     if settings.storage_backend in provided:
         return provided[settings.storage_backend](settings)
+    if settings.storage_backend not in ("fs", "s3"):
+        raise ConfigError(
+            f"MADRASA_STORAGE_BACKEND: unknown backend {settings.storage_backend!r} "
+            "(core has fs and s3; no plugin provides it)"
+        )
     return make_storage(settings)
 
 

@@ -42,7 +42,6 @@ def test_values_are_typed(tmp_path):
         ({"MADRASA_PORT": "eighty"}, "MADRASA_PORT"),
         ({"MADRASA_PORT": "70000"}, "MADRASA_PORT"),
         ({"MADRASA_DEBUG": "maybe"}, "MADRASA_DEBUG"),
-        ({"MADRASA_STORAGE_BACKEND": "ftp"}, "MADRASA_STORAGE_BACKEND"),
         ({"MADRASA_STORAGE_BACKEND": "s3"}, "MADRASA_S3_ENDPOINT"),
         ({"MADRASA_DATABASE_URL": "mysql://x/y"}, "MADRASA_DATABASE_URL"),
         ({"MADRASA_DATABASE_URL": "postgresql://u@h/db"}, "MADRASA_SECRET_KEY"),
@@ -71,3 +70,13 @@ def test_cli_stops_with_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "configuration error: MADRASA_PORT: expected a whole number, got 'eighty'"
     ]
+
+
+def test_an_unknown_backend_names_the_variable(tmp_path):
+    """Backends may come from plugins, so the name is checked when the services are built."""
+    from core.app import build_services
+
+    for variable, value in (("MADRASA_STORAGE_BACKEND", "ftp"), ("MADRASA_SMS_BACKEND", "pigeon")):
+        settings = load_settings({variable: value, "MADRASA_DATA_DIR": str(tmp_path)})
+        with pytest.raises(ConfigError, match=variable):
+            build_services(settings)

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from core.app import build_plugin_host, build_services, create_app, owned_tables
+from core.config import ConfigError
 from core.jobs import run_job
 from core.plugin_api import Event, PluginInfo, hookimpl, hookspec
 from core.plugins import PluginHost
@@ -254,7 +255,7 @@ def test_jobs_and_backends_come_from_hooks(tmp_path: Path) -> None:
     services = build_services(settings)
     assert "example.count_notes" in services.job_functions
     assert type(services.sms).__name__ == "OutboxSms"
-    with pytest.raises(ValueError, match="no plugin provides it"):
+    with pytest.raises(ConfigError, match="no plugin provides it"):
         build_services(make_settings("sqlite", tmp_path, None, sms_backend="nowhere"))
 
 
