@@ -31,7 +31,7 @@ from piccolo.table import Table
 
 from core.config import Settings
 from core.scope import Scope
-from core.sql import SQL, as_sql, compile_template, ident, in_, join
+from core.sql import SQL, as_sql, ident, in_, join, many_text
 
 log = logging.getLogger("madrasa.db")
 
@@ -119,10 +119,7 @@ class Database:
     # -- raw SQL -----------------------------------------------------------------------------
 
     def _querystring(self, query: SQL | str, args: Sequence[Any]) -> QueryString:
-        text, values = as_sql(query, args).compile(self.dialect)
-        qs = QueryString("")
-        qs._frozen_compiled_strings = (text, values)  # compiled by core.sql, not re-parsed by Piccolo
-        return qs
+        return querystring(as_sql(query, args), self.dialect)
 
     async def fetch(self, query: SQL | str, *args: Any) -> list[dict[str, Any]]:
         """Rows as dicts: an :class:`~core.sql.SQL`, or a literal ``{}`` template and its values.
@@ -149,17 +146,19 @@ class Database:
         """Run a statement for its effect."""
         await self.engine.run_querystring(self._querystring(query, args))
 
-    async def executemany(self, template: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Run one literal ``{}`` template for many parameter rows inside the current transaction."""
+    async def executemany(self, statement: SQL | str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for many rows of values, in the open transaction (or one of its own).
+
+        ``statement`` is a literal ``{}`` template, or an :class:`SQL` with :data:`~core.sql.SLOT`
+        placeholders (``slots(n)`` makes a ``VALUES`` row of them).
+        """
         if not rows:
             return
-        compiled = compile_template(template, self.dialect, len(rows[0]))
-        tx = self.engine.current_transaction.get()
-        if tx is None:
+        if self.engine.current_transaction.get() is None:
             async with self.transaction():
-                await self.executemany(template, rows)
+                await run_many(self.engine, self.dialect, statement, rows)
             return
-        await tx.connection.executemany(compiled, [list(r) for r in rows])
+        await run_many(self.engine, self.dialect, statement, rows)
 
     # -- transactions ------------------------------------------------------------------------
 
@@ -231,6 +230,24 @@ def unique_violation(exc: BaseException) -> str | None:
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([+-]\d{2}:?\d{2}|Z)?$")
 _ISO_TIME = re.compile(r"^\d{2}:\d{2}:\d{2}(\.\d{1,6})?$")
+
+
+def querystring(query: SQL, dialect: str) -> QueryString:
+    """A Piccolo query holding ``query`` as :mod:`core.sql` compiled it (Piccolo does not re-parse it)."""
+    qs = QueryString("")
+    qs._frozen_compiled_strings = query.compile(dialect)
+    return qs
+
+
+async def run_many(engine: Engine, dialect: str, statement: SQL | str, rows: Sequence[Sequence[Any]]) -> None:
+    """``executemany`` on the engine's open transaction (see :meth:`Database.executemany`)."""
+    if not rows:
+        return
+    text = many_text(statement, dialect, len(rows[0]))
+    tx = engine.current_transaction.get()
+    if tx is None:
+        raise RuntimeError("executemany needs an open transaction")
+    await tx.connection.executemany(text, [list(r) for r in rows])
 
 
 def normalise_value(value: Any) -> Any:

@@ -35,10 +35,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from piccolo.engine.base import Engine
-from piccolo.querystring import QueryString
 
-from core.db import Database, postgres_config
-from core.sql import SQL, compile_template, ident, join
+from core.db import Database, postgres_config, querystring, run_many
+from core.sql import SQL, ident, join
 from core.tables import SCOPE_COLUMNS
 
 log = logging.getLogger("madrasa.migrate")
@@ -118,15 +117,8 @@ def rls_predicate(columns: Sequence[str] = SCOPE_COLUMNS) -> SQL:
     return SQL("(NULLIF(current_setting('app.platform', true), '') = 'on' OR {})", join(" OR ", checks))
 
 
-def _querystring(query: SQL, dialect: str) -> QueryString:
-    text, values = query.compile(dialect)
-    qs = QueryString("")
-    qs._frozen_compiled_strings = (text, values)  # compiled by core.sql, not re-parsed by Piccolo
-    return qs
-
-
 async def _fetch(engine: Engine, dialect: str, query: SQL) -> list[dict[str, Any]]:
-    rows = await engine.run_querystring(_querystring(query, dialect))
+    rows = await engine.run_querystring(querystring(query, dialect))
     return [dict(r) for r in rows or []]
 
 
@@ -158,23 +150,15 @@ class Migrator:
 
     async def execute(self, query: SQL) -> None:
         """Run a statement with bound values (seed data)."""
-        await self.engine.run_querystring(_querystring(query, self.dialect))
+        await self.engine.run_querystring(querystring(query, self.dialect))
 
     async def fetch(self, query: SQL | str) -> list[dict[str, Any]]:
         """Rows as dicts."""
         return await _fetch(self.engine, self.dialect, query if isinstance(query, SQL) else SQL(query))
 
-    async def executemany(self, template: str, rows: Sequence[Sequence[Any]]) -> None:
-        """One literal ``{}`` template for many rows of values (inside the migration's transaction)."""
-        if not rows:
-            return
-        compiled = compile_template(template, self.dialect, len(rows[0]))
-        tx = self.engine.current_transaction.get()
-        if tx is None:
-            for row in rows:
-                await self.execute(SQL(template, *row))
-            return
-        await tx.connection.executemany(compiled, [list(r) for r in rows])
+    async def executemany(self, statement: SQL | str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement for many rows of values (inside the migration's transaction)."""
+        await run_many(self.engine, self.dialect, statement, rows)
 
     async def enable_rls(self, tablename: str, columns: Sequence[str] = SCOPE_COLUMNS) -> None:
         """``ENABLE`` and ``FORCE`` row-level security with a ``USING``/``WITH CHECK`` policy."""

@@ -24,9 +24,22 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["SQL", "compile_template", "ident", "in_", "join"]
+__all__ = ["SLOT", "SQL", "compile_template", "ident", "in_", "join", "many_text", "slots"]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _Slot:
+    """A placeholder for ``executemany``: the statement is run once per row of values."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "SLOT"
+
+
+#: Stands for a value of each row in a statement run with ``Database.executemany``.
+SLOT: Any = _Slot()
 
 
 class _Value:
@@ -140,6 +153,24 @@ def in_(values: Iterable[Any]) -> SQL:
     if not items:
         return SQL("(NULL)")
     return SQL("(" + ", ".join("{}" for _ in items) + ")", *items)
+
+
+def slots(count: int) -> SQL:
+    """``({}, {}, …)`` of :data:`SLOT` placeholders: a ``VALUES`` row for ``Database.executemany``."""
+    return in_([SLOT] * count)
+
+
+def many_text(statement: SQL | str, dialect: str, width: int) -> str:
+    """The text of a statement run once per row of ``width`` values (``executemany``).
+
+    ``statement`` is a literal ``{}`` template, or an :class:`SQL` whose only values are :data:`SLOT`.
+    """
+    if isinstance(statement, str):
+        return compile_template(statement, dialect, width)
+    text, values = statement.compile(dialect)
+    if any(v is not SLOT for v in values) or len(values) != width:
+        raise ValueError(f"an executemany statement takes {width} SLOT placeholders and no other value: {statement!r}")
+    return text
 
 
 def compile_template(template: str, dialect: str, width: int) -> str:

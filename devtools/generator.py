@@ -62,7 +62,7 @@ import msgspec
 
 from core.db import Database
 from core.scope import Scope
-from core.sql import SQL, ident, in_, join
+from core.sql import SQL, ident, in_, join, slots
 from core.tenancy import TenantInfo, parse_path
 
 # --------------------------------------------------------------------------- names
@@ -767,16 +767,20 @@ async def write_rows(db: Database, table: str, rows: Sequence[tuple[Any, ...]]) 
     names = join(", ", [ident(name) for name, _ in columns])
     if db.dialect == "postgres":
         # One statement per chunk: every column travels as one array parameter.
-        slots = join(", ", [SQL(_ARRAY_OF[kind], None) for _, kind in columns])
-        sql, _ = SQL("INSERT INTO {} ({}) SELECT * FROM unnest({})", ident(table), names, slots).compile("postgres")
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start : start + CHUNK]
-            await tx.connection.execute(sql, *(list(col) for col in zip(*chunk, strict=True)))
+            arrays = join(
+                ", ",
+                [
+                    SQL(_ARRAY_OF[kind], list(col))
+                    for (_, kind), col in zip(columns, zip(*chunk, strict=True), strict=True)
+                ],
+            )
+            await db.execute(SQL("INSERT INTO {} ({}) SELECT * FROM unnest({})", ident(table), names, arrays))
         return
-    values = in_([None] * len(columns))
-    sql, _ = SQL("INSERT INTO {} ({}) VALUES {}", ident(table), names, values).compile("sqlite")
+    statement = SQL("INSERT INTO {} ({}) VALUES {}", ident(table), names, slots(len(columns)))
     for start in range(0, len(rows), CHUNK):
-        await tx.connection.executemany(sql, rows[start : start + CHUNK])
+        await db.executemany(statement, rows[start : start + CHUNK])
 
 
 # --------------------------------------------------------------------------- one school

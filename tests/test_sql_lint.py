@@ -119,3 +119,18 @@ def g(db, school_id, where):
     raise ValueError(f"no column {name!r} in the header")
 """
     assert violations(good, "good.py") == []
+
+
+def test_executemany_statements_take_slots_only() -> None:
+    from core.sql import SLOT, SQL, ident, many_text, slots
+
+    statement = SQL("INSERT INTO {} (a, b) VALUES {}", ident("t"), slots(2))
+    assert many_text(statement, "postgres", 2) == 'INSERT INTO "t" (a, b) VALUES ($1, $2)'
+    assert many_text(statement, "sqlite", 2) == 'INSERT INTO "t" (a, b) VALUES (?, ?)'
+    assert many_text("INSERT INTO t (a) VALUES ({})", "postgres", 1) == "INSERT INTO t (a) VALUES ($1)"
+    try:
+        many_text(SQL("INSERT INTO t (a, b) VALUES ({}, {})", SLOT, "pasted?"), "postgres", 2)
+    except ValueError as exc:
+        assert "SLOT" in str(exc)
+    else:
+        raise AssertionError("a real value in an executemany statement must be refused")

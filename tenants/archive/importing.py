@@ -16,11 +16,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from piccolo.querystring import QueryString
-
 from core import audit
+from core.db import querystring
 from core.scope import Scope
-from core.sql import SQL, ident, join
+from core.sql import SQL, ident, slots
 from core.storage import StorageError
 from tenants.archive.canonical import TableDigest, canonical_line, canonical_row
 from tenants.archive.check import (
@@ -79,25 +78,16 @@ async def _advance_sequences(services: Services, plan: Plan) -> None:
 
 async def _owner_fetch(engine: Any, query: SQL) -> list[dict[str, Any]]:
     """Run a PostgreSQL statement on the owner engine (outside the application's transaction)."""
-    qs = QueryString("")
-    qs._frozen_compiled_strings = query.compile("postgres")  # compiled by core.sql, not re-parsed by Piccolo
-    return list(await engine.run_querystring(qs))
+    return list(await engine.run_querystring(querystring(query, "postgres")))
 
 
 async def _insert(services: Services, spec: TableSpec, rows: list[dict[str, Any]]) -> None:
     """Insert rows in one ``executemany`` inside the open transaction (one statement, many parameter rows)."""
     db = services.db
     columns = list(spec.columns)
-    statement = SQL(
-        "INSERT INTO {} ({}) VALUES ({})",
-        ident(spec.name),
-        column_list(columns),
-        join(", ", [SQL("{}", None) for _ in columns]),
-    )
-    text, _ = statement.compile(db.dialect)
-    tx = db.engine.current_transaction.get()
-    assert tx is not None, "rows are inserted inside the import's transaction"
-    await tx.connection.executemany(text, [[row[c] for c in columns] for row in rows])
+    statement = SQL("INSERT INTO {} ({}) VALUES {}", ident(spec.name), column_list(columns), slots(len(columns)))
+    assert db.in_transaction(), "rows are inserted inside the import's transaction"
+    await db.executemany(statement, [[row[c] for c in columns] for row in rows])
 
 
 async def _renumber_persons(services: Services, plan: Plan) -> None:
