@@ -37,6 +37,7 @@ lint: $(VENV)/.installed-test
 
 ## bench: the benchmarks under benchmarks/ (PostgreSQL)
 bench: $(VENV)/.installed-test
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk || sudo apt-get install -y -qq wrk; }
 	@eval "$$(scripts/ensure-services.sh)" && $(BIN)/python benchmarks/request_overhead.py && \
 	$(BIN)/python benchmarks/generate.py
 
