@@ -91,8 +91,8 @@ def madrasa_addhooks(pluginmanager: pluggy.PluginManager) -> None:
     """Add a plugin's own hookspecs, for other plugins to implement (as pytest's ``pytest_addhooks``).
 
     Called once for each plugin as it registers: ``pluginmanager.add_hookspecs(my_hookspecs)``.
-    Callers reach such a hook through :meth:`core.plugin_api.PluginHost.collect`, so only the
-    plugins enabled for the tenant answer.
+    Callers reach such a hook through ``ctx.services.plugins.collect(name, ctx.disabled_modules, …)``,
+    so only the plugins enabled for the tenant answer.
     """
 
 
@@ -109,9 +109,9 @@ def madrasa_jobs() -> dict[str, Any]:
 def madrasa_backends() -> list[Backend]:
     """Return delivery or storage backends the plugin provides (``core.plugin_api.Backend``).
 
-    A backend has a ``kind`` (``sms``, ``storage`` or ``mail``), a ``name`` chosen by the
-    matching setting (``MADRASA_SMS_BACKEND``, ``MADRASA_STORAGE_BACKEND``, ``MADRASA_MAIL_BACKEND``)
-    and a ``factory(settings)`` building it. Adding a real SMS gateway is a plugin, not a core edit.
+    A backend has a ``kind`` (``sms`` or ``storage``), a ``name`` chosen by the matching setting
+    (``MADRASA_SMS_BACKEND``, ``MADRASA_STORAGE_BACKEND``) and a ``factory(settings)`` building it.
+    Adding a real SMS gateway is a plugin, not a core edit.
     """
 
 

@@ -68,7 +68,7 @@ class Backend(msgspec.Struct, frozen=True, kw_only=True):
     factory: Any
 
 
-BACKEND_KINDS = ("sms", "storage", "mail")
+BACKEND_KINDS = ("sms", "storage")
 
 
 class PluginError(Exception):
@@ -189,10 +189,11 @@ class PluginHost:
             for backend in items:
                 if backend.kind not in BACKEND_KINDS:
                     raise PluginError(f"{plugin}: unknown backend kind {backend.kind!r}")
-                if (backend.kind, backend.name) in {(kind, n) for n in found} and backend.kind == kind:
+                if backend.kind != kind:
+                    continue
+                if backend.name in found:
                     raise PluginError(f"{plugin}: a {kind} backend named {backend.name!r} exists already")
-                if backend.kind == kind:
-                    found[backend.name] = backend.factory
+                found[backend.name] = backend.factory
         return found
 
     def jobs(self) -> dict[str, Any]:
