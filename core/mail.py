@@ -1,4 +1,4 @@
-"""Outgoing e-mail: one interface, an SMTP backend and an in-memory outbox for development."""
+"""Outgoing e-mail: one interface, an SMTP backend, and a logging one for development (nothing is sent)."""
 
 from __future__ import annotations
 
@@ -50,20 +50,16 @@ class SmtpMailer(Mailer):
         await asyncio.to_thread(self._send_sync, mail)
 
 
-class OutboxMailer(Mailer):
-    """Keeps messages in memory and logs them (the embedded default, without an SMTP server)."""
-
-    def __init__(self) -> None:
-        self.sent: list[Mail] = []
+class LoggingMailer(Mailer):
+    """Logs each message's recipient and subject and sends nothing (the embedded default, without SMTP)."""
 
     async def send(self, mail: Mail) -> None:
-        """Record and log the message."""
-        self.sent.append(mail)
+        """Log the message."""
         log.info("mail (not sent: no MADRASA_SMTP_HOST)", extra={"to": mail.to, "subject": mail.subject})
 
 
 def make_mailer(settings: Settings) -> Mailer:
-    """SMTP when a host is configured, else the outbox."""
+    """SMTP when a host is configured, else the log."""
     if settings.smtp_host:
         return SmtpMailer(settings.smtp_host, settings.smtp_port, settings.mail_from)
-    return OutboxMailer()
+    return LoggingMailer()

@@ -30,11 +30,12 @@ from core.app import build_plugin_host, build_services, create_app
 from core.config import Settings, load_settings
 from core.demo import load_demo
 from core.identity import sha256
-from core.mail import OutboxMailer, SmtpMailer
+from core.mail import SmtpMailer
 from core.middleware import SESSION_COOKIE
 from core.migrate import migrate
 from core.scope import Scope
 from core.services import Services
+from tests.doubles import OutboxMailer
 
 CI = os.environ.get("CI", "").lower() == "true"
 PG_ADMIN_URL = os.environ.get("MADRASA_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -8,6 +8,7 @@ in, through the same surfaces a real plugin or backend uses:
   world of its own can get it from a test plugin's ``madrasa_backends``:
   ``Backend(kind="sms", name="record", factory=lambda settings: RecordingGateway())`` with
   ``sms_backend="record"``);
+* :class:`OutboxMailer` — a mailer (``services.mailer``) that keeps the messages instead of sending them;
 * :class:`EventRecorder` — a plugin implementing ``madrasa_handle_event`` that keeps the events delivered
   after commit; :func:`plugged` registers it with a running plugin host for the duration of a test.
 """
@@ -18,10 +19,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from core.plugin_api import Event, PluginInfo, Sms, hookimpl
+from core.mail import Mailer
+from core.plugin_api import Event, Mail, PluginInfo, Sms, hookimpl
 from core.plugins import PluginHost
 
 P = TypeVar("P")
+
+
+class OutboxMailer(Mailer):
+    """A mailer that keeps every message it is asked to send (nothing leaves the process)."""
+
+    def __init__(self) -> None:
+        self.sent: list[Mail] = []
+
+    async def send(self, mail: Mail) -> None:
+        """Keep the message."""
+        self.sent.append(mail)
 
 
 class RecordingGateway:

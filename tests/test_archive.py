@@ -28,7 +28,6 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from core.app import build_plugin_host, build_services, create_app
-from core.mail import OutboxMailer
 from core.migrate import migrate
 from core.scope import Scope
 from core.services import Services
@@ -49,6 +48,7 @@ from tests.conftest import (
     new_client,
     run_sync,
 )
+from tests.doubles import OutboxMailer
 
 SCHOOL = "lycee-ibn-batouta"  # region casablanca-settat
 REGION = "casablanca-settat"

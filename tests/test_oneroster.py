@@ -23,7 +23,6 @@ import httpx
 import pytest
 
 from core.app import build_plugin_host, build_services, create_app
-from core.mail import OutboxMailer
 from core.migrate import migrate
 from core.scope import Scope
 from core.services import Services
@@ -41,6 +40,7 @@ from tests.conftest import (
     new_client,
     run_sync,
 )
+from tests.doubles import OutboxMailer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "oneroster"
 EDFI = FIXTURES / "edfi-lms-toolkit-oneroster-1.1"
