@@ -132,7 +132,7 @@ class _CaptureDb:
     def __init__(self) -> None:
         self.query: tuple[str, tuple[Any, ...]] | None = None
 
-    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+    async def fetch(self, sql: Any, *args: Any) -> list[dict[str, Any]]:
         self.query = (sql, args)
         return []
 
@@ -143,9 +143,8 @@ async def published_marks_sql(nodes: int) -> str:
     Parameters: ``$1`` the pupil, then the scope's sorted node ids three times (region, province,
     school columns), as :func:`core.db.scope_sql` orders them.
     """
-    from piccolo.querystring import QueryString
-
     from core.scope import Scope
+    from core.sql import as_sql
     from plugins.grades import service
 
     capture = _CaptureDb()
@@ -153,7 +152,7 @@ async def published_marks_sql(nodes: int) -> str:
     await service.published_marks(capture, Scope(frozenset(fake_nodes)), [7])  # type: ignore[arg-type]
     assert capture.query is not None
     sql, args = capture.query
-    compiled, values = QueryString(sql, *args).compile_string("postgres")
+    compiled, values = as_sql(sql, args).compile("postgres")
     if list(values) != [7, *fake_nodes, *fake_nodes, *fake_nodes]:
         raise RuntimeError(f"published_marks changed its parameters; update the baseline: {values!r}")
     return compiled
