@@ -18,7 +18,7 @@ from core.jobs import JOBS, InProcessQueue
 from core.mail import SmtpMailer
 from core.school.rules import occurrences
 from core.scope import Scope
-from plugins.attendance import service, stats
+from plugins.attendance import common, service, stats
 from plugins.attendance.notify import DELIVERY_JOB
 from tests.conftest import Inbox
 from tests.doubles import EventRecorder, RecordingGateway, plugged
@@ -960,7 +960,7 @@ def test_school_days_skip_holidays_and_days_outside_terms():
     days = service.school_days(cal, date(2026, 9, 1), date(2026, 9, 30))
     assert days[0] == date(2026, 9, 7) and days[-1] == date(2026, 9, 20)
     assert date(2026, 9, 10) not in days and date(2026, 9, 11) not in days and len(days) == 12
-    assert service.window_number(date(2000, 1, 31), 30) == 1 and service.window_number(date(2000, 1, 30), 30) == 0
+    assert common.window_number(date(2000, 1, 31), 30) == 1 and common.window_number(date(2000, 1, 30), 30) == 0
 
 
 # -- access ------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from core.plugin_api import (
     scope_for,
     scope_sql,
 )
-from plugins.attendance import notify, service, stats
+from plugins.attendance import alerts, common, justifications, notify, service, stats
 from plugins.attendance.errors import API_HANDLERS, error
 
 #: What a justification may carry: a scan or a photo of a certificate, at most 5 MiB.
@@ -176,14 +176,14 @@ async def justify(
     if len(note) > 2000:
         raise error("note_too_long", "note")
     async with db.scoped(scope):
-        pupil = await service.family_pupil(ctx, scope_sql(scope, "s"), student_id, guardian_only=True)
+        pupil = await justifications.family_pupil(ctx, scope_sql(scope, "s"), student_id, guardian_only=True)
         key = content_type = None
         size = None
         if attachment is not None:
             content, content_type, filename = attachment
             key = build_key(pupil["school_id"], "justifications", filename)
             size = len(content)
-        created = await service.create_justification(
+        created = await justifications.create_justification(
             ctx, pupil, mark_ids, reason_code, note.strip(), key, content_type, size
         )
         if attachment is not None and key is not None:
@@ -247,7 +247,7 @@ def justification_out(row: dict[str, Any], marks: list[dict[str, Any]]) -> dict[
     return {
         "id": row["id"],
         "student_id": row["student_id"],
-        "pupil": service.name_of(row, "fr"),
+        "pupil": common.name_of(row, "fr"),
         "reason": row["reason_code"],
         "note": row["note"],
         "state": row["state"],
@@ -314,9 +314,9 @@ class FamilyController(Controller):
         scope = await family_scope(ctx)
         db = ctx.services.db
         async with db.scoped(scope, write=False):
-            pupil = await service.family_pupil(ctx, scope_sql(scope, "s"), student_id)
-            marks = await service.pupil_marks(db, student_id)
-            reasons = await service.reasons(db, pupil["region_id"])
+            pupil = await justifications.family_pupil(ctx, scope_sql(scope, "s"), student_id)
+            marks = await justifications.pupil_marks(db, student_id)
+            reasons = await justifications.reasons(db, pupil["region_id"])
         return {
             "student_id": student_id,
             "absences": [_json_row(m) for m in marks],
@@ -332,17 +332,17 @@ class FamilyController(Controller):
         scope = await family_scope(ctx)
         db = ctx.services.db
         async with db.scoped(scope, write=False):
-            await service.family_pupil(ctx, scope_sql(scope, "s"), student_id)
+            await justifications.family_pupil(ctx, scope_sql(scope, "s"), student_id)
             rows = await db.fetch(
                 SQL(
                     "SELECT {} FROM attendance_justification j JOIN student st ON st.id = j.student_id "
                     "WHERE j.student_id = {} AND {} ORDER BY j.id DESC",
-                    service.JUSTIFICATION_COLUMNS,
+                    justifications.JUSTIFICATION_COLUMNS,
                     student_id,
                     scope_sql(scope, "j"),
                 )
             )
-            return [justification_out(r, await service.justification_marks(db, r["id"])) for r in rows]
+            return [justification_out(r, await justifications.justification_marks(db, r["id"])) for r in rows]
 
     @post("/pupils/{student_id:int}/justifications", opt={"permission": "attendance.justify"}, status_code=201)
     async def create(
@@ -428,12 +428,12 @@ async def family_notices(ctx: RequestContext, scope: Scope, limit: int = 50) -> 
 async def document(ctx: RequestContext, justification_id: int) -> Response[bytes]:
     """A justification's document, for the family that sent it or the school's reviewers."""
     db = ctx.services.db
-    staff = ctx.roles & service.REVIEWERS
+    staff = ctx.roles & common.REVIEWERS
     scope = ctx.scope if staff else await family_scope(ctx)
     async with db.scoped(scope, write=False):
-        row = await service.get_justification(db, scope_sql(scope, "j"), justification_id)
+        row = await justifications.get_justification(db, scope_sql(scope, "j"), justification_id)
         if not staff:
-            await service.family_pupil(ctx, scope_sql(scope, "s"), row["student_id"])
+            await justifications.family_pupil(ctx, scope_sql(scope, "s"), row["student_id"])
         elif ctx.tenant is None or row["school_id"] != ctx.tenant.id:
             raise error("no_justification", justification_id=justification_id)
     if not row["file_key"]:
@@ -460,7 +460,7 @@ class ReviewController(Controller):
         """The school's justifications in a state (``pending`` by default)."""
         tenant = school.require_school(ctx)
         state = state_
-        if state not in service.JUSTIFICATION_STATES:
+        if state not in common.JUSTIFICATION_STATES:
             raise error("bad_state", "state")
         db = ctx.services.db
         async with db.scoped(ctx.scope, write=False):
@@ -468,13 +468,13 @@ class ReviewController(Controller):
                 SQL(
                     "SELECT {} FROM attendance_justification j JOIN student st ON st.id = j.student_id "
                     "WHERE j.school_id = {} AND j.state = {} AND {} ORDER BY j.id",
-                    service.JUSTIFICATION_COLUMNS,
+                    justifications.JUSTIFICATION_COLUMNS,
                     tenant.id,
                     state,
                     scope_sql(ctx.scope, "j"),
                 )
             )
-            return [justification_out(r, await service.justification_marks(db, r["id"])) for r in rows]
+            return [justification_out(r, await justifications.justification_marks(db, r["id"])) for r in rows]
 
     @get("/{justification_id:int}", opt={"permission": "attendance.review"})
     async def get_one(self, ctx: Ctx, justification_id: FromPath[int]) -> dict[str, Any]:
@@ -482,8 +482,8 @@ class ReviewController(Controller):
         tenant = school.require_school(ctx)
         db = ctx.services.db
         async with db.scoped(ctx.scope, write=False):
-            row = await service.get_justification(db, scope_sql(ctx.scope, "j"), justification_id, tenant.id)
-            return justification_out(row, await service.justification_marks(db, row["id"]))
+            row = await justifications.get_justification(db, scope_sql(ctx.scope, "j"), justification_id, tenant.id)
+            return justification_out(row, await justifications.justification_marks(db, row["id"]))
 
     @get("/{justification_id:int}/document", opt={"permission": "attendance.view"}, media_type="application/pdf")
     async def get_document(self, ctx: Ctx, justification_id: FromPath[int]) -> Response[bytes]:
@@ -496,9 +496,9 @@ class ReviewController(Controller):
         tenant = school.require_school(ctx)
         db = ctx.services.db
         async with db.scoped(ctx.scope):
-            row = await service.get_justification(db, scope_sql(ctx.scope, "j"), justification_id, tenant.id)
-            done = await service.review(ctx, row, data.decision, data.note.strip())
-            return justification_out(done, await service.justification_marks(db, row["id"]))
+            row = await justifications.get_justification(db, scope_sql(ctx.scope, "j"), justification_id, tenant.id)
+            done = await justifications.review(ctx, row, data.decision, data.note.strip())
+            return justification_out(done, await justifications.justification_marks(db, row["id"]))
 
 
 class SettingsController(Controller):
@@ -513,7 +513,7 @@ class SettingsController(Controller):
         """The reasons families may give here (the region's list, else the national one)."""
         tenant = ctx.require_tenant()
         async with ctx.services.db.scoped(ctx.scope, write=False):
-            rows = await service.reasons(ctx.services.db, tenant.region_id)
+            rows = await justifications.reasons(ctx.services.db, tenant.region_id)
         return [
             {k: r[k] for k in ("code", "label_fr", "label_ar", "label_en")}
             | {"source": "region" if r["tenant_id"] else "national"}
@@ -528,7 +528,7 @@ class SettingsController(Controller):
         if len(set(codes)) != len(codes):
             raise error("duplicate_reason", "reasons")
         async with ctx.services.db.scoped(ctx.scope):
-            await service.set_reasons(ctx, region, [msgspec.structs.asdict(r) for r in data.reasons])
+            await justifications.set_reasons(ctx, region, [msgspec.structs.asdict(r) for r in data.reasons])
         return await self.get_reasons.fn(self, ctx)  # type: ignore[no-any-return]
 
     @get("/rules", opt={"permission": "attendance.view"})
@@ -536,15 +536,15 @@ class SettingsController(Controller):
         """The alert threshold in force here."""
         tenant = ctx.require_tenant()
         async with ctx.services.db.scoped(ctx.scope, write=False):
-            return await service.rule_for(ctx.services.db, tenant.region_id)
+            return await alerts.rule_for(ctx.services.db, tenant.region_id)
 
     @put("/rules", opt={"permission": "attendance.configure"})
     async def put_rule(self, ctx: Ctx, data: JSONBody[RuleIn]) -> dict[str, int]:
         """Set the region's alert threshold (region administrators, on the region)."""
         region = region_of(ctx)
         async with ctx.services.db.scoped(ctx.scope):
-            await service.set_rule(ctx, region, data.unjustified_hours, data.window_days)
-            return await service.rule_for(ctx.services.db, region.id)
+            await alerts.set_rule(ctx, region, data.unjustified_hours, data.window_days)
+            return await alerts.rule_for(ctx.services.db, region.id)
 
 
 def region_of(ctx: RequestContext) -> TenantInfo:
@@ -631,13 +631,13 @@ class StatsController(Controller):
         tenant = ctx.require_tenant()
         async with ctx.services.db.scoped(ctx.scope, write=False):
             today = ctx.services.clock.today()
-            result = await service.at_risk(ctx.services.db, tenant, today, scope_sql(ctx.scope, "m"))
+            result = await alerts.at_risk(ctx.services.db, tenant, today, scope_sql(ctx.scope, "m"))
         return {
             "rule": result["rule"],
             "from": result["from"].isoformat(),
             "to": result["to"].isoformat(),
             "pupils": [
-                _json_row(r) | {"unjustified_hours": round(r["minutes"] / 60, 1), "name": service.name_of(r, "fr")}
+                _json_row(r) | {"unjustified_hours": round(r["minutes"] / 60, 1), "name": common.name_of(r, "fr")}
                 for r in result["pupils"]
             ],
         }
@@ -650,7 +650,7 @@ class StatsController(Controller):
         if not ctx.roles & {"school_director", "supervisor", "teacher", "platform_admin"}:
             raise error("staff_only")
         db = ctx.services.db
-        whole = ctx.roles & (service.DIRECTORS | {"supervisor"})
+        whole = ctx.roles & (common.DIRECTORS | {"supervisor"})
         mine = SQL() if whole else SQL(" AND c.homeroom_teacher_id = {}", ctx.person_id)
         async with db.scoped(ctx.scope, write=False):
             rows = await db.fetch(

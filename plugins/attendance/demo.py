@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from core.plugin_api import SYSTEM_CLOCK, Scope
-from plugins.attendance import service
+from plugins.attendance import common, service
 
 DEMO_TEACHER = "teacher@madrasa.demo"
 DEMO_PUPIL = "student@madrasa.demo"
@@ -47,7 +47,7 @@ async def load(db: Any, tenants: dict[str, int]) -> None:
                     continue
                 if not slot["valid_from"] <= day <= slot["valid_to"]:
                     continue
-                length = service.slot_minutes(slot["starts_at"], slot["ends_at"])
+                length = common.slot_minutes(slot["starts_at"], slot["ends_at"])
                 session = await db.fetchrow(
                     "INSERT INTO attendance_session (region_id, province_id, school_id, slot_id, class_id, on_date, "
                     "minutes, teacher_id, taken_by, taken_at, updated_at, version) "

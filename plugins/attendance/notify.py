@@ -37,8 +37,8 @@ from core.plugin_api import (
     queue_of,
     scope_sql,
 )
+from plugins.attendance.common import name_of
 from plugins.attendance.plugin import DELIVERY_JOB
-from plugins.attendance.service import name_of
 
 log = logging.getLogger("madrasa.attendance")
 

@@ -25,7 +25,7 @@ from litestar.response import Redirect
 from markupsafe import Markup, escape
 
 from core.plugin_api import SQL, Ctx, DashboardCard, NotFound, RequestContext, Row, gettext_, page, school, scope_sql
-from plugins.attendance import api, notify, service, stats
+from plugins.attendance import alerts, api, common, justifications, notify, service, stats
 from plugins.attendance.errors import PAGE_HANDLERS, AttendanceError, error
 
 #: An absence still to justify (SQL on ``m``): not justified, and no justification waiting or accepted (none, or
@@ -58,7 +58,7 @@ def _hm(value: Any) -> str:
 
 
 def _name(row: dict[str, Any], locale: str) -> tuple[str, str | None]:
-    name = service.name_of(row, locale)
+    name = common.name_of(row, locale)
     arabic = locale == "ar" and bool(row.get("first_name_ar") or row.get("last_name_ar"))
     return name, ("fr" if locale == "ar" and not arabic else None)
 
@@ -241,7 +241,7 @@ def _render_register(
     reason: str = "",
 ) -> Any:
     today = ctx.services.clock.today()
-    director = service.is_director(ctx)
+    director = common.is_director(ctx)
     locked = None
     if not director and view["date"] != today:
         locked = gettext_("Attendance of another day is corrected by the director.")
@@ -349,14 +349,14 @@ async def _pupil_page(
     db = ctx.services.db
     scope = await api.family_scope(ctx)
     async with db.scoped(scope, write=False):
-        pupil = await service.family_pupil(ctx, scope_sql(scope, "s"), student_id)
-        marks = await service.pupil_marks(db, student_id)
-        reasons = await service.reasons(db, pupil["region_id"])
-        justifications = await db.fetch(
+        pupil = await justifications.family_pupil(ctx, scope_sql(scope, "s"), student_id)
+        marks = await justifications.pupil_marks(db, student_id)
+        reasons = await justifications.reasons(db, pupil["region_id"])
+        filed = await db.fetch(
             SQL(
                 "SELECT {} FROM attendance_justification j JOIN student st ON st.id = j.student_id "
                 "WHERE j.student_id = {} AND {} ORDER BY j.id DESC",
-                service.JUSTIFICATION_COLUMNS,
+                justifications.JUSTIFICATION_COLUMNS,
                 student_id,
                 scope_sql(scope, "j"),
             )
@@ -394,7 +394,7 @@ async def _pupil_page(
                 has_file=bool(j["file_key"]),
                 review_note=j["review_note"],
             )
-            for j in justifications
+            for j in filed
         ],
         can_justify="parent" in ctx.roles,
         error=error,
@@ -475,12 +475,12 @@ async def review_page(ctx: Ctx, done: FromQuery[str | None] = None) -> Any:
             SQL(
                 "SELECT {} FROM attendance_justification j JOIN student st ON st.id = j.student_id "
                 "WHERE j.school_id = {} AND j.state = 'pending' AND {} ORDER BY j.id",
-                service.JUSTIFICATION_COLUMNS,
+                justifications.JUSTIFICATION_COLUMNS,
                 tenant.id,
                 scope_sql(ctx.scope, "j"),
             )
         )
-        reasons = {r["code"]: r for r in await service.reasons(db, tenant.region_id)}
+        reasons = {r["code"]: r for r in await justifications.reasons(db, tenant.region_id)}
         items = []
         for r in rows:
             name, lang = _name(r, ctx.locale)
@@ -496,7 +496,7 @@ async def review_page(ctx: Ctx, done: FromQuery[str | None] = None) -> Any:
                     has_file=bool(r["file_key"]),
                     absences=[
                         Row(day=m["on_date"], time=_hm(m["starts_at"]), subject=m["subject_code"])
-                        for m in await service.justification_marks(db, r["id"])
+                        for m in await justifications.justification_marks(db, r["id"])
                     ],
                 )
             )
@@ -524,8 +524,8 @@ async def review_form(ctx: Ctx, justification_id: FromPath[int], request: Reques
         raise error("bad_decision", "decision")
     db = ctx.services.db
     async with db.scoped(ctx.scope):
-        row = await service.get_justification(db, scope_sql(ctx.scope, "j"), justification_id, tenant.id)
-        await service.review(ctx, row, decision, _field(form, "note").strip()[:2000])
+        row = await justifications.get_justification(db, scope_sql(ctx.scope, "j"), justification_id, tenant.id)
+        await justifications.review(ctx, row, decision, _field(form, "note").strip()[:2000])
     return Redirect(ctx.url(f"/attendance/review?done={decision}"), status_code=303)
 
 
@@ -545,7 +545,7 @@ async def stats_page(ctx: Ctx) -> Any:
     result = await api.tenant_stats(ctx, level, None, None)
     async with ctx.services.db.scoped(ctx.scope, write=False):
         today = ctx.services.clock.today()
-        risk = await service.at_risk(ctx.services.db, tenant, today, scope_sql(ctx.scope, "m"))
+        risk = await alerts.at_risk(ctx.services.db, tenant, today, scope_sql(ctx.scope, "m"))
     total = stats.finish(
         {
             "expected": sum(g["expected_hours"] * 60 for g in result["groups"]),
@@ -628,10 +628,10 @@ async def child_overview(ctx: RequestContext, child_id: int) -> list[dict[str, A
     since = ctx.services.clock.today() - timedelta(days=30)
     async with db.scoped(scope, write=False):
         try:
-            await service.family_pupil(ctx, scope_sql(scope, "s"), child_id)
+            await justifications.family_pupil(ctx, scope_sql(scope, "s"), child_id)
         except (NotFound, NotFoundException):
             return []
-        marks = await service.pupil_marks(db, child_id, since)
+        marks = await justifications.pupil_marks(db, child_id, since)
     absent = [m for m in marks if m["kind"] == "absent"]
     to_justify = sum(1 for m in absent if m["justification"] in (None, "rejected") and not m["justified"])
     return [

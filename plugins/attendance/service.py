@@ -1,4 +1,7 @@
-"""Attendance services: taking attendance, corrections, notices, justifications, rules and alerts.
+"""Attendance services: the calendar, taking attendance, corrections and notices, the teacher's day.
+
+Rules and alerts are in :mod:`plugins.attendance.alerts`, justifications in
+:mod:`plugins.attendance.justifications`.
 
 Every function runs inside a transaction its caller opened with ``db.scoped(scope)`` (tenant rows of
 another school read as missing). Presence is never stored: a session row records that attendance was
@@ -7,7 +10,7 @@ taken, mark rows exist only for absent or late pupils.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
 import msgspec
@@ -17,22 +20,21 @@ from core.plugin_api import (
     Database,
     Event,
     RequestContext,
-    TenantInfo,
     TTLCache,
     audit,
-    ident,
     in_,
     join,
     school,
     scope_sql,
 )
+from plugins.attendance.alerts import raise_alerts
+from plugins.attendance.common import (
+    CACHE_SECONDS,
+    is_director,
+    name_of,
+    slot_minutes,
+)
 from plugins.attendance.errors import AttendanceError, Problem, error, problem_of
-
-DIRECTORS = frozenset({"school_director", "platform_admin"})
-#: Who accepts or rejects justifications: the director, the supervisor (surveillant général).
-REVIEWERS = frozenset({"school_director", "supervisor", "platform_admin"})
-JUSTIFICATION_STATES = ("pending", "accepted", "rejected")
-EPOCH = date(2000, 1, 1)
 
 
 class Entry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -52,41 +54,15 @@ class Taken(NamedTuple):
     events: list[Event]
 
 
-def slot_minutes(starts_at: time, ends_at: time) -> int:
-    """Length of a lesson in minutes."""
-    return (ends_at.hour * 60 + ends_at.minute) - (starts_at.hour * 60 + starts_at.minute)
-
-
-def window_number(day: date, window_days: int) -> int:
-    """Which rule window a day falls in (alerts fire at most once per window)."""
-    return (day - EPOCH).days // max(1, window_days)
-
-
-def is_director(ctx: RequestContext) -> bool:
-    """Whether the caller acts as the school's director."""
-    return bool(ctx.roles & DIRECTORS)
-
-
-def name_of(row: dict[str, Any], locale: str) -> str:
-    """A pupil's name in the reader's script when it exists."""
-    if locale == "ar" and (row.get("first_name_ar") or row.get("last_name_ar")):
-        return f"{row.get('last_name_ar') or ''} {row.get('first_name_ar') or ''}".strip()
-    return f"{row.get('last_name') or ''} {row.get('first_name') or ''}".strip()
-
-
 # -- the calendar ------------------------------------------------------------------------------
 
 
-#: Calendars and rules are reference data read on every register: kept per process for a minute.
-CACHE_SECONDS = 60.0
 _calendars: TTLCache[tuple[int, int | None, date], dict[str, Any]] = TTLCache(CACHE_SECONDS, max_entries=1000)
-_rules: TTLCache[tuple[int, int | None], dict[str, int]] = TTLCache(CACHE_SECONDS, max_entries=1000)
 
 
 def forget_cached() -> None:
-    """Drop the cached calendars and rules (after a change in this process)."""
+    """Drop the cached calendars (after a change in this process)."""
     _calendars.clear()
-    _rules.clear()
 
 
 async def calendar(db: Database, region_id: int | None, on: date) -> dict[str, Any]:
@@ -581,382 +557,6 @@ async def create_notices(
         )
     )
     return [int(r["id"]) for r in rows]
-
-
-# -- rules and alerts -------------------------------------------------------------------------
-
-
-async def rule_for(db: Database, region_id: int | None) -> dict[str, int]:
-    """The alert threshold of a region (its own, else the national one); cached 60 s."""
-    return await _rules.get((id(db), region_id), lambda: _rule_for(db, region_id))
-
-
-async def _rule_for(db: Database, region_id: int | None) -> dict[str, int]:
-    rows = await db.fetch(
-        "SELECT tenant_id, unjustified_hours, window_days FROM attendance_rule "
-        "WHERE tenant_id IS NULL OR tenant_id = {}",
-        region_id or -1,
-    )
-    chosen = next((r for r in rows if r["tenant_id"] is not None), None) or next(
-        (r for r in rows if r["tenant_id"] is None), None
-    )
-    if chosen is None:
-        return {"unjustified_hours": 10, "window_days": 30}
-    return {"unjustified_hours": int(chosen["unjustified_hours"]), "window_days": int(chosen["window_days"])}
-
-
-async def set_rule(ctx: RequestContext, region: TenantInfo, hours: int, window_days: int) -> None:
-    """Set a region's threshold (audited)."""
-    db = ctx.services.db
-    before = await _rule_for(db, region.id)
-    forget_cached()
-    existing = await db.fetchval("SELECT id FROM attendance_rule WHERE tenant_id = {}", region.id)
-    if existing is None:
-        await db.execute(
-            "INSERT INTO attendance_rule (tenant_id, unjustified_hours, window_days) VALUES ({}, {}, {})",
-            region.id,
-            hours,
-            window_days,
-        )
-    else:
-        await db.execute(
-            "UPDATE attendance_rule SET unjustified_hours = {}, window_days = {} WHERE id = {}",
-            hours,
-            window_days,
-            existing,
-        )
-    await audit.record(
-        db,
-        actor_id=ctx.person_id,
-        action="attendance.rule",
-        object_type="attendance_rule",
-        object_id=region.id,
-        tenant=region,
-        before=before,
-        after={"unjustified_hours": hours, "window_days": window_days},
-    )
-
-
-def current_class(column: str, day: date) -> SQL:
-    """The current class of the pupil of mark ``m`` on ``day`` (``column``: a column of ``school_class``)."""
-    return SQL(
-        "SELECT {} FROM enrolment ce JOIN school_class cc ON cc.id = ce.class_id "
-        "WHERE ce.student_id = m.student_id AND ce.starts_on <= {} AND (ce.ends_on IS NULL OR ce.ends_on >= {}) "
-        "ORDER BY ce.starts_on DESC, ce.id DESC LIMIT 1",
-        ident("cc", column),
-        day,
-        day,
-    )
-
-
-async def raise_alerts(
-    db: Database, region_id: int | None, student_ids: list[int], today: date, now: datetime
-) -> list[int]:
-    """Alerts for those pupils whose unjustified absences in the rule's window reach the threshold (set-based).
-
-    The hours add up per pupil, whatever class or school they were in; the alert belongs to the pupil's school
-    and current class (the class of their latest mark when they have no enrolment today)."""
-    rule = await rule_for(db, region_id)
-    start = today - timedelta(days=rule["window_days"] - 1)
-    rows = await db.fetch(
-        SQL(
-            "INSERT INTO attendance_alert (region_id, province_id, school_id, student_id, class_id, window_no, "
-            "minutes, created_at) SELECT st.region_id, st.province_id, st.school_id, m.student_id, "
-            "COALESCE(({}), MAX(m.class_id)), {}, SUM(m.minutes), {} "
-            "FROM attendance_mark m JOIN student st ON st.id = m.student_id "
-            "WHERE m.student_id IN {} AND m.kind = 'absent' AND m.justified = {} "
-            "AND m.on_date >= {} AND m.on_date <= {} "
-            "GROUP BY m.student_id, st.region_id, st.province_id, st.school_id "
-            "HAVING SUM(m.minutes) >= {} ON CONFLICT (student_id, window_no) DO NOTHING RETURNING id",
-            current_class("id", today),
-            window_number(today, rule["window_days"]),
-            now,
-            in_(student_ids),
-            False,
-            start,
-            today,
-            rule["unjustified_hours"] * 60,
-        )
-    )
-    return [int(r["id"]) for r in rows]
-
-
-async def at_risk(db: Database, node: TenantInfo, today: date, where: SQL) -> dict[str, Any]:
-    """Pupils of a school, province or region whose unjustified hours in the rule's window reach the threshold.
-
-    One row per pupil: their hours add up across the classes they were in during the window; ``class_name`` is
-    their current class (the class of their latest mark when they have no enrolment today). ``where`` is the
-    caller's tenant filter on the marks (``scope_sql(scope, "m")``)."""
-    rule = await rule_for(db, node.region_id)
-    start = today - timedelta(days=rule["window_days"] - 1)
-    column = {"school": "school_id", "province": "province_id", "region": "region_id"}.get(node.kind)
-    node_filter = SQL("{} = {}", ident("m", column), node.id) if column else SQL("1=1")
-    rows = await db.fetch(
-        SQL(
-            "SELECT m.student_id, SUM(m.minutes) AS minutes, COUNT(DISTINCT m.on_date) AS days, "
-            "MAX(m.on_date) AS last_day, "
-            "st.national_code, st.first_name, st.last_name, st.first_name_ar, st.last_name_ar, st.school_id, "
-            "COALESCE(({}), "
-            "(SELECT lc.name FROM attendance_mark lm JOIN school_class lc ON lc.id = lm.class_id "
-            "WHERE lm.student_id = m.student_id ORDER BY lm.on_date DESC, lm.id DESC LIMIT 1)) AS class_name, "
-            "te.name_fr AS school_name_fr, te.name_ar AS school_name_ar "
-            "FROM attendance_mark m JOIN student st ON st.id = m.student_id JOIN tenant te ON te.id = st.school_id "
-            "WHERE m.kind = 'absent' AND m.justified = {} AND m.on_date >= {} AND m.on_date <= {} AND {} "
-            "AND {} GROUP BY m.student_id, st.national_code, st.first_name, st.last_name, st.first_name_ar, "
-            "st.last_name_ar, st.school_id, te.name_fr, te.name_ar HAVING SUM(m.minutes) >= {} "
-            "ORDER BY SUM(m.minutes) DESC, m.student_id",
-            current_class("name", today),
-            False,
-            start,
-            today,
-            node_filter,
-            where,
-            rule["unjustified_hours"] * 60,
-        )
-    )
-    return {"rule": rule, "from": start, "to": today, "pupils": rows}
-
-
-# -- justifications ----------------------------------------------------------------------------
-
-
-async def reasons(db: Database, region_id: int | None) -> list[dict[str, Any]]:
-    """The reasons families may give in a region (its own list, else the national one)."""
-    rows = await db.fetch(
-        "SELECT tenant_id, code, label_fr, label_ar, label_en, position FROM attendance_reason "
-        "WHERE tenant_id IS NULL OR tenant_id = {} ORDER BY position, code",
-        region_id or -1,
-    )
-    own = [r for r in rows if r["tenant_id"] is not None]
-    return own or rows
-
-
-async def set_reasons(ctx: RequestContext, region: TenantInfo, items: list[dict[str, str]]) -> None:
-    """Replace a region's list of reasons (audited)."""
-    db = ctx.services.db
-    before = [r["code"] for r in await reasons(db, region.id)]
-    await db.execute("DELETE FROM attendance_reason WHERE tenant_id = {}", region.id)
-    for position, item in enumerate(items):
-        await db.execute(
-            "INSERT INTO attendance_reason (tenant_id, code, label_fr, label_ar, label_en, position) "
-            "VALUES ({}, {}, {}, {}, {}, {})",
-            region.id,
-            item["code"],
-            item["label_fr"],
-            item.get("label_ar", ""),
-            item.get("label_en", ""),
-            position,
-        )
-    await audit.record(
-        db,
-        actor_id=ctx.person_id,
-        action="attendance.reasons",
-        object_type="attendance_reason",
-        object_id=region.id,
-        tenant=region,
-        before=before,
-        after=[i["code"] for i in items],
-    )
-
-
-async def family_pupil(
-    ctx: RequestContext, where: SQL, student_id: int, *, guardian_only: bool = False
-) -> dict[str, Any]:
-    """The pupil if the caller is the pupil or one of their guardians (one query); 404 otherwise.
-
-    ``where`` is the tenant filter on the pupil (``scope_sql(scope, "s")``). ``guardian_only``: the caller must
-    be a guardian (acting for the child, e.g. justifying an absence); the pupil themselves is refused, whatever
-    other roles they hold.
-    """
-    assert ctx.person_id is not None
-    self_ = SQL() if guardian_only else SQL("s.person_id = {} OR ", ctx.person_id)
-    row = await ctx.services.db.fetchrow(
-        SQL(
-            "SELECT s.id, s.school_id, s.region_id, s.province_id, s.national_code, s.first_name, s.last_name, "
-            "s.first_name_ar, s.last_name_ar, s.person_id FROM student s WHERE s.id = {} AND ({}EXISTS "
-            "(SELECT 1 FROM guardianship g WHERE g.student_id = s.id AND g.person_id = {})) AND {}",
-            student_id,
-            self_,
-            ctx.person_id,
-            where,
-        )
-    )
-    if row is None:
-        raise error("no_pupil")
-    return row
-
-
-async def pupil_marks(db: Database, student_id: int, start: date | None = None) -> list[dict[str, Any]]:
-    """A pupil's absences and lateness (newest first), with the lesson and the justification's state."""
-    since = SQL("AND m.on_date >= {} ", start) if start else SQL()
-    return await db.fetch(
-        SQL(
-            "SELECT m.id, m.on_date, m.kind, m.minutes, m.justified, m.justification_id, j.state AS justification, "
-            "s.subject_code, s.starts_at, s.ends_at, sb.name_fr AS subject_fr, sb.name_ar AS subject_ar, "
-            "sb.name_en AS subject_en FROM attendance_mark m JOIN attendance_session se ON se.id = m.session_id "
-            "JOIN timetable_slot s ON s.id = se.slot_id LEFT JOIN subject sb ON sb.code = s.subject_code "
-            "LEFT JOIN attendance_justification j ON j.id = m.justification_id "
-            "WHERE m.student_id = {} {}ORDER BY m.on_date DESC, s.starts_at DESC",
-            student_id,
-            since,
-        )
-    )
-
-
-async def create_justification(
-    ctx: RequestContext,
-    pupil: dict[str, Any],
-    mark_ids: list[int],
-    reason_code: str,
-    note: str,
-    file_key: str | None,
-    file_type: str | None,
-    file_size: int | None,
-) -> int:
-    """A family's justification of some of a pupil's absences (pending review); 400 on a wrong mark or reason,
-    409 when one of them is already justified or awaiting review.
-
-    Two submissions racing for the same absence: the marks are locked first (``FOR UPDATE`` on PostgreSQL;
-    SQLite serialises write transactions), and the link is written only to marks still free, so the second
-    one gets 409 and writes nothing.
-    """
-    db = ctx.services.db
-    codes = {r["code"] for r in await reasons(db, pupil["region_id"])}
-    if reason_code not in codes:
-        raise error("unknown_reason", "reason", codes=", ".join(sorted(codes)))
-    if not mark_ids:
-        raise error("no_absence_chosen", "absences")
-    ids = sorted(set(mark_ids))
-    listed = in_(ids)
-    if db.dialect == "postgres":
-        await db.fetch(
-            SQL(
-                "SELECT m.id FROM attendance_mark m WHERE m.student_id = {} AND m.id IN {} ORDER BY m.id FOR UPDATE",
-                pupil["id"],
-                listed,
-            )
-        )
-    rows = await db.fetch(
-        SQL(
-            "SELECT m.id, m.kind, m.justification_id, j.state FROM attendance_mark m "
-            "LEFT JOIN attendance_justification j ON j.id = m.justification_id WHERE m.student_id = {} AND m.id IN {}",
-            pupil["id"],
-            listed,
-        )
-    )
-    found = {r["id"]: r for r in rows}
-    for mid in ids:
-        if mid not in found:
-            raise error("not_this_pupils_absence", "absences", mark_id=mid)
-        if found[mid]["kind"] != "absent":
-            raise error("late_not_absence", "absences", mark_id=mid)
-        if found[mid]["state"] in ("pending", "accepted"):
-            raise error("already_justified", mark_id=mid, state=found[mid]["state"])
-    row = await db.fetchrow(
-        "INSERT INTO attendance_justification (region_id, province_id, school_id, student_id, submitted_by, "
-        "reason_code, note, file_key, file_type, file_size, state, created_at, review_note) "
-        "VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 'pending', {}, '') RETURNING id",
-        pupil["region_id"],
-        pupil["province_id"],
-        pupil["school_id"],
-        pupil["id"],
-        ctx.person_id,
-        reason_code,
-        note,
-        file_key,
-        file_type,
-        file_size,
-        ctx.services.clock.utcnow(),
-    )
-    assert row is not None
-    linked = await db.fetch(
-        SQL(
-            "UPDATE attendance_mark SET justification_id = {} WHERE student_id = {} AND id IN {} "
-            "AND kind = 'absent' AND (justification_id IS NULL OR justification_id IN "
-            "(SELECT r.id FROM attendance_justification r WHERE r.state = 'rejected')) RETURNING id",
-            row["id"],
-            pupil["id"],
-            listed,
-        )
-    )
-    if len(linked) != len(ids):
-        raise error("justified_meanwhile", "absences")
-    return int(row["id"])
-
-
-JUSTIFICATION_COLUMNS = SQL(
-    "j.id, j.student_id, j.reason_code, j.note, j.file_key, j.file_type, j.file_size, j.state, j.created_at, "
-    "j.reviewed_by, j.reviewed_at, j.review_note, j.school_id, st.first_name, st.last_name, st.first_name_ar, "
-    "st.last_name_ar, st.national_code"
-)
-
-
-async def get_justification(
-    db: Database, where: SQL, justification_id: int, school_id: int | None = None
-) -> dict[str, Any]:
-    """A justification inside the scope (``where``: ``scope_sql(scope, "j")``) and the school, when given;
-    404 otherwise."""
-    in_school = SQL(" AND j.school_id = {}", school_id) if school_id is not None else SQL()
-    row = await db.fetchrow(
-        SQL(
-            "SELECT {} FROM attendance_justification j JOIN student st ON st.id = j.student_id "
-            "WHERE j.id = {}{} AND {}",
-            JUSTIFICATION_COLUMNS,
-            justification_id,
-            in_school,
-            where,
-        )
-    )
-    if row is None:
-        raise error("no_justification", justification_id=justification_id)
-    return row
-
-
-async def justification_marks(db: Database, justification_id: int) -> list[dict[str, Any]]:
-    """The absences a justification covers."""
-    return await db.fetch(
-        "SELECT m.id, m.on_date, m.minutes, s.subject_code, s.starts_at FROM attendance_mark m "
-        "JOIN attendance_session se ON se.id = m.session_id JOIN timetable_slot s ON s.id = se.slot_id "
-        "WHERE m.justification_id = {} ORDER BY m.on_date, s.starts_at",
-        justification_id,
-    )
-
-
-async def review(ctx: RequestContext, justification: dict[str, Any], decision: str, note: str) -> dict[str, Any]:
-    """Accept or reject a pending justification (the covered absences become justified or stay unjustified)."""
-    if decision not in ("accepted", "rejected"):
-        raise error("bad_decision", "decision")
-    db = ctx.services.db
-    now = ctx.services.clock.utcnow()
-    changed = await db.fetchrow(
-        "UPDATE attendance_justification SET state = {}, reviewed_by = {}, reviewed_at = {}, review_note = {} "
-        "WHERE id = {} AND state = 'pending' RETURNING id",
-        decision,
-        ctx.person_id,
-        now,
-        note,
-        justification["id"],
-    )
-    if changed is None:
-        raise error("already_reviewed", state=justification["state"])
-    await db.execute(
-        "UPDATE attendance_mark SET justified = (kind = 'absent' AND {}) WHERE justification_id = {}",
-        decision == "accepted",
-        justification["id"],
-    )
-    school = await ctx.services.tenants.by_id(justification["school_id"])
-    await audit.record(
-        db,
-        actor_id=ctx.person_id,
-        action=f"attendance.justification_{decision}",
-        object_type="attendance_justification",
-        object_id=justification["id"],
-        tenant=school,
-        before={"state": "pending"},
-        after={"state": decision},
-        reason=note,
-    )
-    return {**justification, "state": decision, "reviewed_by": ctx.person_id, "reviewed_at": now, "review_note": note}
 
 
 # -- teacher's day -----------------------------------------------------------------------------
