@@ -73,6 +73,7 @@ from core.plugin_kit import module_home
 from core.plugins import Backend, DashboardCard, MenuItem, PluginInfo
 from core.problems import http_exception_handler, problem
 from core.rendering import Row, page
+from core.school import reads as _reads
 from core.school import service as _school
 from core.school.rules import normalise_pupil_code as _normalise_pupil_code
 from core.scope import Scope
@@ -107,12 +108,12 @@ class school:  # a namespace, read as ``school.get_class(…)``
     get_class = staticmethod(_school.get_class)
     list_classes = staticmethod(_school.list_classes)
     get_student = staticmethod(_school.get_student)
-    class_students = staticmethod(_school.class_students)
-    teacher_classes = staticmethod(_school.teacher_classes)
-    teacher_slots = staticmethod(_school.teacher_slots)
-    class_slots = staticmethod(_school.class_slots)
-    children = staticmethod(_school.children)
-    own_student = staticmethod(_school.own_student)
+    class_students = staticmethod(_reads.class_students)
+    teacher_classes = staticmethod(_reads.teacher_classes)
+    teacher_slots = staticmethod(_reads.teacher_slots)
+    class_slots = staticmethod(_reads.class_slots)
+    children = staticmethod(_reads.children)
+    own_student = staticmethod(_reads.own_student)
     is_teacher_at = staticmethod(_school.is_teacher_at)
     normalise_pupil_code = staticmethod(_normalise_pupil_code)
 

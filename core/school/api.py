@@ -11,7 +11,7 @@ from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import FromPath, JSONBody
 
 from core.context import Ctx, RequestContext
-from core.school import service
+from core.school import reads, service, timetable
 from core.school.calendar import CALENDAR_ROUTES
 from core.tenancy import SLUG_RE
 
@@ -196,8 +196,8 @@ def slot_out(row: dict[str, Any], locale: str) -> SlotOut:
     return SlotOut(
         row["id"],
         row["weekday"],
-        service.hm(row["starts_at"]),
-        service.hm(row["ends_at"]),
+        timetable.hm(row["starts_at"]),
+        timetable.hm(row["ends_at"]),
         row["subject_code"],
         subject,
         row["class_id"],
@@ -335,7 +335,7 @@ class SchoolController(Controller):
         """A teacher of the school teaches a subject to a class."""
         school = service.require_school(ctx)
         async with ctx.services.db.scoped(ctx.scope):
-            return Created(await service.assign(ctx, school, data.teacher_id, data.class_id, data.subject_code))
+            return Created(await timetable.assign(ctx, school, data.teacher_id, data.class_id, data.subject_code))
 
     @post("/timetable", opt={"permission": "school.manage"}, status_code=201)
     async def add_slot(self, ctx: Ctx, data: JSONBody[SlotIn]) -> Created:
@@ -343,7 +343,7 @@ class SchoolController(Controller):
         school = service.require_school(ctx)
         async with ctx.services.db.scoped(ctx.scope):
             return Created(
-                await service.add_slot(
+                await timetable.add_slot(
                     ctx,
                     school,
                     class_id=data.class_id,
@@ -364,7 +364,7 @@ class SchoolController(Controller):
         school = service.require_school(ctx)
         async with ctx.services.db.scoped(ctx.scope):
             return Created(
-                await service.add_duty(
+                await timetable.add_duty(
                     ctx,
                     school,
                     person_id=data.teacher_id,
@@ -380,14 +380,14 @@ class SchoolController(Controller):
         """Remove a weekly lesson."""
         school = service.require_school(ctx)
         async with ctx.services.db.scoped(ctx.scope):
-            await service.delete_slot(ctx, school, slot_id)
+            await timetable.delete_slot(ctx, school, slot_id)
 
     @get("/classes/{class_id:int}/timetable", opt={"permission": "school.view"})
     async def class_timetable(self, ctx: Ctx, class_id: FromPath[int]) -> list[SlotOut]:
         """A class's week."""
         async with ctx.services.db.scoped(ctx.scope, write=False):
             await service.get_class(ctx, class_id)
-            rows = await service.class_slots(ctx.services.db, ctx.scope, class_id)
+            rows = await reads.class_slots(ctx.services.db, ctx.scope, class_id)
         return [slot_out(r, ctx.locale) for r in rows]
 
 
@@ -396,7 +396,7 @@ async def _teaches(ctx: RequestContext, class_id: int) -> None:
     if ctx.roles & {"school_director", "region_admin", "province_admin", "platform_admin"}:
         return
     assert ctx.person_id is not None
-    rows = await service.teacher_classes(ctx.services.db, ctx.scope, ctx.person_id)
+    rows = await reads.teacher_classes(ctx.services.db, ctx.scope, ctx.person_id)
     if not any(r["id"] == class_id for r in rows):
         raise PermissionDeniedException("You do not teach this class.")
 
@@ -412,7 +412,7 @@ class MeController(Controller):
         """Classes the caller teaches or leads this year."""
         assert ctx.person_id is not None
         async with ctx.services.db.scoped(ctx.scope, write=False):
-            rows = await service.teacher_classes(ctx.services.db, ctx.scope, ctx.person_id)
+            rows = await reads.teacher_classes(ctx.services.db, ctx.scope, ctx.person_id)
         return [
             ClassOut(r["id"], r["name"], r["level_code"], r["track_code"], r["school"], None, bool(r["homeroom"]))
             for r in rows
@@ -424,7 +424,7 @@ class MeController(Controller):
         async with ctx.services.db.scoped(ctx.scope, write=False):
             await service.get_class(ctx, class_id)
             await _teaches(ctx, class_id)
-            rows = await service.class_students(ctx.services.db, ctx.scope, class_id)
+            rows = await reads.class_students(ctx.services.db, ctx.scope, class_id)
         return [
             StudentOut(
                 r["id"], r["national_code"], r["first_name"], r["last_name"], r["first_name_ar"], r["last_name_ar"]
@@ -438,11 +438,11 @@ class MeController(Controller):
         assert ctx.person_id is not None
         db = ctx.services.db
         async with db.scoped(ctx.scope, write=False):
-            rows = await service.teacher_slots(db, ctx.scope, ctx.person_id)
+            rows = await reads.teacher_slots(db, ctx.scope, ctx.person_id)
             if "student" in ctx.roles:
-                me = await service.own_student(db, ctx.scope, ctx.person_id)
+                me = await reads.own_student(db, ctx.scope, ctx.person_id)
                 if me and me["class_id"]:
-                    rows += await service.class_slots(db, ctx.scope, me["class_id"])
+                    rows += await reads.class_slots(db, ctx.scope, me["class_id"])
         return [slot_out(r, ctx.locale) for r in rows]
 
     @get("/duties", opt={"permission": "school.view"})
@@ -450,10 +450,15 @@ class MeController(Controller):
         """The caller's duty roster in every school."""
         assert ctx.person_id is not None
         async with ctx.services.db.scoped(ctx.scope, write=False):
-            rows = await service.duties(ctx.services.db, ctx.scope, ctx.person_id)
+            rows = await reads.duties(ctx.services.db, ctx.scope, ctx.person_id)
         return [
             DutyOut(
-                r["id"], r["label"], r["weekday"], service.hm(r["starts_at"]), service.hm(r["ends_at"]), r["school_id"]
+                r["id"],
+                r["label"],
+                r["weekday"],
+                timetable.hm(r["starts_at"]),
+                timetable.hm(r["ends_at"]),
+                r["school_id"],
             )
             for r in rows
         ]
@@ -463,7 +468,7 @@ class MeController(Controller):
         """The caller's children, across schools and regions."""
         assert ctx.person_id is not None
         async with ctx.services.db.scoped(ctx.scope, write=False):
-            rows = await service.children(ctx.services.db, ctx.scope, ctx.person_id)
+            rows = await reads.children(ctx.services.db, ctx.scope, ctx.person_id)
         return [child_out(r, ctx.locale) for r in rows]
 
     @get("/children/{student_id:int}/timetable", opt={"permission": "family.view"})
@@ -472,12 +477,10 @@ class MeController(Controller):
         assert ctx.person_id is not None
         db = ctx.services.db
         async with db.scoped(ctx.scope, write=False):
-            child = next(
-                (c for c in await service.children(db, ctx.scope, ctx.person_id) if c["id"] == student_id), None
-            )
+            child = next((c for c in await reads.children(db, ctx.scope, ctx.person_id) if c["id"] == student_id), None)
             if child is None:
                 raise NotFoundException("No such child.")
-            rows = await service.class_slots(db, ctx.scope, child["class_id"]) if child["class_id"] else []
+            rows = await reads.class_slots(db, ctx.scope, child["class_id"]) if child["class_id"] else []
         return [slot_out(r, ctx.locale) for r in rows]
 
 

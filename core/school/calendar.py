@@ -13,8 +13,9 @@ from litestar.params import FromQuery, JSONBody
 
 from core import audit
 from core.context import Ctx, RequestContext
+from core.errors import Invalid
 from core.school.rules import CoefficientRow, effective_coefficients
-from core.school.service import Invalid, current_year
+from core.school.service import current_year
 from core.tenancy import TenantInfo
 
 

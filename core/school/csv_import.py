@@ -30,6 +30,7 @@ from litestar.params import Body
 from core.api.platform import PayloadTooLarge, UnsupportedMediaType
 from core.context import Ctx, RequestContext
 from core.db import INTEGRITY_ERRORS
+from core.errors import Conflict, Invalid
 from core.school import service
 from core.school.pupil_rows import (
     FILE,
@@ -347,7 +348,7 @@ async def import_students(ctx: RequestContext, school: TenantInfo, data: bytes, 
                 created, links = await write_rows(ctx, school, parsed.rows, class_of)
             except WRITE_CONFLICTS as exc:
                 reason = exc.detail if isinstance(exc, HTTPException) else "a pupil code was registered meanwhile"
-                raise service.Conflict(f"Nothing was imported: {reason}") from None
+                raise Conflict(f"Nothing was imported: {reason}") from None
     return ImportReport(
         ok=not errors,
         rows=parsed.data_rows,
@@ -364,7 +365,7 @@ def _flag(value: str) -> bool:
         return True
     if folded in ("false", "0", "no", "off", ""):
         return False
-    raise service.Invalid("dry_run", "must be true or false")
+    raise Invalid("dry_run", "must be true or false")
 
 
 @post(

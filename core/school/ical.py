@@ -30,7 +30,7 @@ from core.context import Ctx
 from core.db import Database
 from core.identity import sha256
 from core.permissions import PUBLIC
-from core.school import rules, service
+from core.school import reads, rules
 from core.scope import Scope
 from core.services import Services
 from core.sql import in_
@@ -136,9 +136,9 @@ async def _entries(svc: Services, scope: Scope, person_id: int, roles: frozenset
     db = svc.db
     holidays = _Holidays(svc)
     out: list[_Entry] = []
-    for row in await service.teacher_slots(db, scope, person_id):
+    for row in await reads.teacher_slots(db, scope, person_id):
         out.append(await _lesson(row, f"slot-{row['id']}-{person_id}@madrasa", locale, holidays))
-    for row in await service.duties(db, scope, person_id):
+    for row in await reads.duties(db, scope, person_id):
         out.append(
             _Entry(
                 uid=f"duty-{row['id']}-{person_id}@madrasa",
@@ -152,16 +152,16 @@ async def _entries(svc: Services, scope: Scope, person_id: int, roles: frozenset
             )
         )
     if "student" in roles:
-        me = await service.own_student(db, scope, person_id)
+        me = await reads.own_student(db, scope, person_id)
         if me and me["class_id"]:
-            for row in await service.class_slots(db, scope, me["class_id"]):
+            for row in await reads.class_slots(db, scope, me["class_id"]):
                 out.append(await _lesson(row, f"slot-{row['id']}-{person_id}@madrasa", locale, holidays))
     if "parent" in roles:
-        for child in await service.children(db, scope, person_id):
+        for child in await reads.children(db, scope, person_id):
             if not child["class_id"]:
                 continue
             first = (child["first_name_ar"] if locale == "ar" else "") or child["first_name"]
-            for row in await service.class_slots(db, scope, child["class_id"]):
+            for row in await reads.class_slots(db, scope, child["class_id"]):
                 uid = f"slot-{row['id']}-{child['id']}-{person_id}@madrasa"
                 out.append(await _lesson(row, uid, locale, holidays, prefix=f"{first} — "))
     unique: dict[str, _Entry] = {}

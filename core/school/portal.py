@@ -30,7 +30,7 @@ from core.access import roles_at, scope_for
 from core.context import Ctx, RequestContext
 from core.i18n import gettext_
 from core.rendering import page
-from core.school import service
+from core.school import reads, service, timetable
 from core.scope import Scope
 from core.sql import in_
 
@@ -91,8 +91,8 @@ def _lesson(row: dict[str, Any], locale: str, schools: dict[int, str], names: di
     return {
         "kind": "lesson",
         "weekday": int(row["weekday"]),
-        "starts": service.hm(row["starts_at"]),
-        "ends": service.hm(row["ends_at"]),
+        "starts": timetable.hm(row["starts_at"]),
+        "ends": timetable.hm(row["ends_at"]),
         "subject": row.get(f"subject_{locale}") or row["subject_fr"],
         "subject_code": row["subject_code"],
         "class_name": row["class_name"],
@@ -106,8 +106,8 @@ def _duty(row: dict[str, Any], schools: dict[int, str]) -> dict[str, Any]:
     return {
         "kind": "duty",
         "weekday": int(row["weekday"]),
-        "starts": service.hm(row["starts_at"]),
-        "ends": service.hm(row["ends_at"]),
+        "starts": timetable.hm(row["starts_at"]),
+        "ends": timetable.hm(row["ends_at"]),
         "label": row["label"],
         "school": schools.get(row["school_id"]),
     }
@@ -139,7 +139,7 @@ async def _entries(
 async def _children(ctx: RequestContext, scope: Scope) -> list[dict[str, Any]]:
     """The caller's children (wherever they are) as the pages show them."""
     assert ctx.person_id is not None
-    rows = await service.children(ctx.services.db, scope, ctx.person_id)
+    rows = await reads.children(ctx.services.db, scope, ctx.person_id)
     titles = await _school_titles(ctx, {r["school_id"] for r in rows})
     out = []
     for r in rows:
@@ -171,11 +171,11 @@ async def my_timetable(ctx: Ctx) -> Any:
     scope = await _wide_scope(ctx, "timetable.view")
     family = await _wide_scope(ctx, "family.view")
     async with db.scoped(scope, write=False):
-        slots = await service.teacher_slots(db, scope, ctx.person_id)
-        duties = await service.duties(db, scope, ctx.person_id)
-        me = await service.own_student(db, scope, ctx.person_id)
+        slots = await reads.teacher_slots(db, scope, ctx.person_id)
+        duties = await reads.duties(db, scope, ctx.person_id)
+        me = await reads.own_student(db, scope, ctx.person_id)
         if me and me["class_id"]:
-            slots += await service.class_slots(db, scope, me["class_id"])
+            slots += await reads.class_slots(db, scope, me["class_id"])
         entries = await _entries(ctx, slots, duties, show_school=True)
     children: list[dict[str, Any]] = []
     if family:
@@ -207,7 +207,7 @@ async def child_timetable(ctx: Ctx, student_id: FromPath[int]) -> Any:
         if child["school_id"] != tenant.id:
             # The child's pages live under the child's school; send the guardian there.
             return Redirect(child["url"])
-        slots = await service.class_slots(db, scope, child["class_id"]) if child["class_id"] else []
+        slots = await reads.class_slots(db, scope, child["class_id"]) if child["class_id"] else []
         entries = await _entries(ctx, slots, [], show_school=False)
     return page(ctx, "school/child.html", child=child, children=children, days=week(entries))
 
@@ -230,7 +230,7 @@ async def class_timetable(ctx: Ctx, class_id: FromPath[int]) -> Any:
         klass = await service.get_class(ctx, class_id)
         if klass["school_id"] != school.id:
             raise NotFoundException(f"No class {class_id} here.")
-        slots = await service.class_slots(db, ctx.scope, class_id)
+        slots = await reads.class_slots(db, ctx.scope, class_id)
         entries = await _entries(ctx, slots, [], show_school=False)
     return page(ctx, "school/class.html", klass=klass, days=week(entries))
 

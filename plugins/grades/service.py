@@ -248,7 +248,7 @@ async def grid_frame(ctx: RequestContext, assessment_id: int) -> dict[str, Any]:
 async def family(db: Database, scope: Any, person_id: int) -> list[dict[str, Any]]:
     """A person's children (by first name) then, unless already among them, their own pupil record, in one query.
 
-    The rows of :func:`core.school.service.children` and :func:`~core.school.service.own_student`
+    The rows of :func:`core.school.reads.children` and :func:`~core.school.reads.own_student`
     (``self`` marks the latter, whose ``class_name`` is not read).
     """
     where = scope_sql(scope, "s")
