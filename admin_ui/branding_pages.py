@@ -23,6 +23,7 @@ from admin_ui.tree_pages import admin_page, error_text, form_of, text
 from core.context import Ctx, RequestContext
 from core.i18n import gettext_
 from core.tenancy import TenantInfo
+from tenants import branding as tenant_branding
 from tenants import service
 from tenants.service import Conflict, Invalid
 
@@ -48,7 +49,7 @@ def _proposed(form: dict[str, Any]) -> dict[str, str]:
 
 
 def _errors(values: dict[str, str]) -> dict[str, str]:
-    found = service.branding_errors(
+    found = tenant_branding.branding_errors(
         values["display_name"], values["primary_color"], values["secondary_color"], values["default_locale"]
     )
     return {field: gettext_(msgid, **values_) for field, (msgid, values_) in found.items()}
@@ -61,9 +62,9 @@ def _preview(node: TenantInfo, values: dict[str, str], errors: dict[str, str], l
         "primary": node.primary_color if "primary_color" in errors else values["primary_color"],
         "secondary": node.secondary_color if "secondary_color" in errors else values["secondary_color"],
         "ratios": {
-            key: f"{service.contrast_ratio(values[key], '#ffffff'):.2f}"
+            key: f"{tenant_branding.contrast_ratio(values[key], '#ffffff'):.2f}"
             for key in ("primary_color", "secondary_color")
-            if key not in errors or service.HEX_COLOUR.match(values[key])
+            if key not in errors or tenant_branding.HEX_COLOUR.match(values[key])
         },
     }
 
@@ -88,10 +89,10 @@ async def _branding_page(
         values=values,
         errors=errors,
         preview=_preview(node, values, errors, ctx.locale),
-        domains=await service.domains_of(ctx, node),
+        domains=await tenant_branding.domains_of(ctx, node),
         host=host,
         base_domain=ctx.services.tenants.base_domain,
-        version=service.branding_version(node),
+        version=tenant_branding.branding_version(node),
         done=done,
     )
 
@@ -134,7 +135,7 @@ async def save_branding(ctx: Ctx, slug: FromPath[str], request: Request[Any, Any
     node = await service.node_in_reach(ctx, slug, PERMISSION)
     form = await form_of(request)
     values = _proposed(form)
-    if text(form, "version") != service.branding_version(node):
+    if text(form, "version") != tenant_branding.branding_version(node):
         # Someone saved meanwhile: show what is saved now and let the person decide again.
         message = gettext_("Someone else changed the branding meanwhile. Nothing was saved: here is the current one.")
         return await _branding_page(ctx, node, errors={"version": message}, status=409)
@@ -142,7 +143,7 @@ async def save_branding(ctx: Ctx, slug: FromPath[str], request: Request[Any, Any
     if errors:
         return await _branding_page(ctx, node, values=values, errors=errors, status=400)
     async with service.tenant_change(ctx, await service.console_scope(ctx, PERMISSION)):
-        await service.set_branding(
+        await tenant_branding.set_branding(
             ctx,
             node,
             display_name=values["display_name"],
@@ -161,10 +162,10 @@ async def upload_logo(ctx: Ctx, slug: FromPath[str], request: Request[Any, Any, 
     upload = form.get("logo")
     if not isinstance(upload, UploadFile):
         return await _branding_page(ctx, node, errors={"logo": gettext_("Choose an image file.")}, status=400)
-    data = await upload.read(service.LOGO_MAX_BYTES + 1)
+    data = await upload.read(tenant_branding.LOGO_MAX_BYTES + 1)
     try:
         async with service.tenant_change(ctx, await service.console_scope(ctx, PERMISSION)):
-            await service.set_logo(ctx, node, data, upload.content_type or "", upload.filename or "")
+            await tenant_branding.set_logo(ctx, node, data, upload.content_type or "", upload.filename or "")
     except Invalid as exc:
         return await _branding_page(ctx, node, errors={"logo": error_text(exc)}, status=400)
     return Redirect(ctx.url(f"/admin/tenants/{node.slug}/branding?done=logo"), status_code=303)
@@ -177,7 +178,7 @@ async def add_domain(ctx: Ctx, slug: FromPath[str], request: Request[Any, Any, A
     raw = text(await form_of(request), "host")
     try:
         async with service.tenant_change(ctx, await service.console_scope(ctx, PERMISSION)):
-            await service.add_domain(ctx, node, raw)
+            await tenant_branding.add_domain(ctx, node, raw)
     except Invalid as exc:
         return await _branding_page(ctx, node, errors={"host": error_text(exc)}, status=400, host=raw)
     except Conflict:
@@ -198,7 +199,7 @@ async def remove_domain(ctx: Ctx, slug: FromPath[str], request: Request[Any, Any
     node = await service.node_in_reach(ctx, slug, PERMISSION)
     host = text(await form_of(request), "host")
     async with service.tenant_change(ctx, await service.console_scope(ctx, PERMISSION)):
-        await service.remove_domain(ctx, node, host)
+        await tenant_branding.remove_domain(ctx, node, host)
     return Redirect(ctx.url(f"/admin/tenants/{node.slug}/branding?done=domain-removed"), status_code=303)
 
 

@@ -20,7 +20,7 @@ from core.context import Ctx, RequestContext
 from core.i18n import gettext_
 from core.rendering import page
 from core.tenancy import KINDS, SLUG_RE, TenantInfo
-from tenants import service
+from tenants import branding, service
 from tenants.service import ADMIN_ROLES, Conflict, Invalid
 
 #: Marks routes that check who may see them themselves (programme pages check the programme's managers),
@@ -165,7 +165,7 @@ async def _node_page(
         crumbs=await breadcrumbs(ctx, node),
         children=kids,
         effective_status=await svc.tenants.effective_status(node),
-        domains=await service.domains_of(ctx, node),
+        domains=await branding.domains_of(ctx, node),
         modules=svc.plugins.toggleable(),
         module_labels={n: svc.plugins.infos[n].label for n in svc.plugins.toggleable()},
         matrix=matrix,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tenants import service
+from tenants import branding, service
 
 ADMIN = "admin@madrasa.demo"
 CASA = "region.casa@madrasa.demo"
@@ -72,19 +72,19 @@ def cell(html: str, school: str, module: str) -> tuple[str, str]:
 
 
 def test_contrast_ratio_follows_wcag():
-    assert round(service.contrast_ratio("#000000", "#ffffff"), 2) == 21.0
-    assert round(service.contrast_ratio("#ffffff", "#ffffff"), 2) == 1.0
-    assert 4.4 < service.contrast_ratio("#777777", "#ffffff") < 4.5
-    assert service.colour_error("#777777") is not None  # just under 4.5:1
-    assert service.colour_error("#0b5d3b") is None
-    assert service.colour_error("#ffff00")[0].startswith("Text would be unreadable")
-    assert service.colour_error("green")[0] == "Enter a colour as #rrggbb."
-    assert service.colour_error("#12345") is not None
+    assert round(branding.contrast_ratio("#000000", "#ffffff"), 2) == 21.0
+    assert round(branding.contrast_ratio("#ffffff", "#ffffff"), 2) == 1.0
+    assert 4.4 < branding.contrast_ratio("#777777", "#ffffff") < 4.5
+    assert branding.colour_error("#777777") is not None  # just under 4.5:1
+    assert branding.colour_error("#0b5d3b") is None
+    assert branding.colour_error("#ffff00")[0].startswith("Text would be unreadable")
+    assert branding.colour_error("green")[0] == "Enter a colour as #rrggbb."
+    assert branding.colour_error("#12345") is not None
 
 
 def test_host_names_are_validated():
-    assert service.normalise_host(" Ecole.Example.MA. ") == "ecole.example.ma"
-    assert service.normalise_host("مدرسة.example.ma").startswith("xn--")
+    assert branding.normalise_host(" Ecole.Example.MA. ") == "ecole.example.ma"
+    assert branding.normalise_host("مدرسة.example.ma").startswith("xn--")
     for bad in (
         "",
         "http://ecole.ma",
@@ -101,7 +101,7 @@ def test_host_names_are_validated():
         "user@ecole.ma",
     ):
         try:
-            service.normalise_host(bad)
+            branding.normalise_host(bad)
         except service.Invalid as exc:
             assert exc.field == "host"
         else:
@@ -334,7 +334,7 @@ async def test_translations_render_in_arabic(world):
             "secondary_color": "#c1272d",
             "default_locale": "ar",
             "display_name": "",
-            "version": service.branding_version(await world.services.tenants.by_slug("lycee-ibn-batouta")),
+            "version": branding.branding_version(await world.services.tenants.by_slug("lycee-ibn-batouta")),
         },
     )
     assert bad.status_code == 400 and "لن يكون النص مقروءا" in bad.text

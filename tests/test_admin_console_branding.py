@@ -7,7 +7,7 @@ import re
 
 from PIL import Image
 
-from tenants.service import branding_version
+from tenants.branding import branding_version
 from tests.test_admin_console import ADMIN, fresh_tree
 
 GOOD = {
