@@ -213,3 +213,50 @@ async def test_a_weak_password_does_not_use_up_the_token(world):
     assert weak.status_code == 400
     assert await world.services.identity.reset_token_is_live(token)
     await client.aclose()
+
+
+async def invite(world, address: str) -> str:
+    response = await world.api(
+        "POST",
+        "/api/v1/onboarding/invitations",
+        as_="region.casa@madrasa.demo",
+        tenant="casablanca-settat",
+        json={"school": "college-al-khawarizmi", "email": address, "full_name": "Raced Director", "locale": "fr"},
+    )
+    assert response.status_code == 201, response.text
+    return last_mail(world, address)[1]
+
+
+async def test_concurrent_invitation_accepts_succeed_once(world):
+    address = f"invited.race.{world.backend}@test.ma"
+    token = await invite(world, address)
+    clients = [new_client(world.app, ip=f"10.1.2.{i}") for i in range(5)]
+    answers = await asyncio.gather(
+        *(
+            c.post("/api/v1/onboarding/invitations/accept", json={"token": token, "password": f"invited-race-{i}0"})
+            for i, c in enumerate(clients)
+        )
+    )
+    assert sorted(a.status_code for a in answers) == [200, 400, 400, 400, 400], [a.text for a in answers]
+    for c in clients:
+        await c.aclose()
+
+
+async def test_an_accepted_invitation_voids_the_persons_other_links(world):
+    address = f"invited.twice.{world.backend}@test.ma"
+    first = await invite(world, address)
+    second = await invite(world, address)
+    _, reset = await world.services.identity.start_password_reset(address)
+    client = new_client(world.app, ip="10.1.0.9")
+    accepted = await client.post(
+        "/api/v1/onboarding/invitations/accept", json={"token": second, "password": "invited-twice-42"}
+    )
+    assert accepted.status_code == 200, accepted.text
+    stale = await client.post(
+        "/api/v1/onboarding/invitations/accept", json={"token": first, "password": "invited-stale-42"}
+    )
+    assert stale.status_code == 400
+    assert not await world.services.identity.reset_token_is_live(reset)
+    login = await client.post("/api/v1/auth/token", json={"email": address, "password": "invited-twice-42"})
+    assert login.status_code == 200
+    await client.aclose()
