@@ -56,6 +56,16 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy options: ``X-Forwarded-For``/``-Proto`` believed only from ``MADRASA_TRUSTED_PROXIES``.
+
+    Without trusted proxies the headers are ignored whoever sends them (uvicorn would otherwise trust
+    127.0.0.1, or its own ``FORWARDED_ALLOW_IPS`` variable).
+    """
+    proxies = list(settings.trusted_proxies)
+    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies}
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Serve HTTP with uvicorn."""
     import uvicorn
@@ -73,7 +83,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port or settings.port,
         workers=1,
         log_config=None,
-        proxy_headers=True,
+        **proxy_options(settings),
     )
     return 0
 

@@ -6,11 +6,13 @@ A bad value stops start-up with a single line that names the variable
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -78,6 +80,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     job_timeout: int = 3600
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
+    #: Public base URL of the deployment (``https://madrasa.example.ma``): links in mail are built from it (or a
+    #: tenant's registered host), never from request headers. Defaults to ``http://127.0.0.1:<port>``; required on
+    #: PostgreSQL outside debug mode when mail really leaves (``MADRASA_SMTP_HOST``).
+    public_url: str = ""
+    #: Addresses or networks (CIDR) of the reverse proxies whose ``X-Forwarded-For``/``-Proto`` are believed (none).
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def dialect(self) -> Literal["sqlite", "postgres"]:
@@ -170,7 +178,31 @@ def _complete(settings: Settings) -> Settings:
         raise ConfigError(f"{PREFIX}REDIS_URL: expected redis://…, got {settings.redis_url!r}")
     if settings.db_pool_min < 1 or settings.db_pool_max < settings.db_pool_min:
         raise ConfigError(f"{PREFIX}DB_POOL_MAX: must be ≥ MADRASA_DB_POOL_MIN ≥ 1")
+    changes["public_url"] = _public_url(settings, url)
+    for proxy in settings.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(f"{PREFIX}TRUSTED_PROXIES: expected addresses or networks, got {proxy!r}") from None
     return msgspec.structs.replace(settings, **changes) if changes else settings
+
+
+def _public_url(settings: Settings, database_url: str) -> str:
+    """The public base URL without a trailing slash (``http://127.0.0.1:<port>`` when unset and allowed)."""
+    name = f"{PREFIX}PUBLIC_URL"
+    value = settings.public_url.strip().rstrip("/")
+    if not value:
+        if settings.smtp_host and not settings.debug and database_url.startswith("postgres"):
+            raise ConfigError(f"{name}: required on PostgreSQL outside debug mode when MADRASA_SMTP_HOST is set")
+        return f"http://127.0.0.1:{settings.port}"
+    parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        parts = parts._replace(netloc="")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment or "@" in value:
+        raise ConfigError(f"{name}: expected http(s)://host[:port][/path], got {settings.public_url!r}")
+    return value
 
 
 def _local_secret(data_dir: Path) -> str:

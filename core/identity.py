@@ -8,6 +8,8 @@
   that rotates on every use; presenting an already-used refresh token revokes the family.
   Revocation is checked against the session row (cached for a few seconds per process, and
   dropped from the local cache at once on logout).
+* One-time secrets (a refresh token, a password-reset token) are consumed by a single conditional
+  ``UPDATE … RETURNING``: of concurrent uses exactly one matches the row, on both backends.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import asyncio
 import hashlib
 import secrets
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import jwt
 import msgspec
@@ -30,6 +34,7 @@ from core.config import Settings
 from core.db import Database
 
 REVOCATION_CACHE_SECONDS = 5.0
+INVALID_RESET = "This reset link is invalid, expired or already used."
 _DUMMY_HASH_CACHE: dict[int, str] = {}
 
 
@@ -281,27 +286,49 @@ class IdentityService:
         }
 
     async def refresh(self, refresh_token: str) -> dict[str, Any]:
-        """Rotate a refresh token; reuse of an old one revokes the whole session."""
+        """Rotate a refresh token; reuse of an old one revokes the whole session.
+
+        The rotation is one ``UPDATE`` matching the presented secret, so two concurrent uses of one token
+        cannot both succeed: the second finds the secret already replaced and counts as a replay.
+        """
         session_id, _, secret = refresh_token.partition(".")
         if not session_id or not secret:
             raise AuthError("Malformed refresh token.")
+        new_secret = secrets.token_urlsafe(32)
+        now = datetime.now(UTC)
+        async with self._atomic():
+            claimed = await self.db.fetchrow(
+                "UPDATE auth_session SET secret_hash = {} WHERE id = {} AND kind = 'api' AND secret_hash = {} "
+                "AND revoked_at IS NULL AND expires_at > {} "
+                "AND person_id IN (SELECT id FROM person WHERE active) RETURNING person_id, tenant_id",
+                sha256(new_secret),
+                session_id,
+                sha256(secret),
+                now,
+            )
+            person = None
+            if claimed is not None:
+                person = await self.db.fetchrow(
+                    "SELECT id, email, full_name, full_name_ar, locale FROM person WHERE id = {}", claimed["person_id"]
+                )
+        if claimed is None or person is None:
+            await self._refuse_refresh(session_id, now)
+        who = Identity(person["id"], person["email"], person["full_name"], person["full_name_ar"], person["locale"])
+        return self._token_response(who, session_id, new_secret, claimed["tenant_id"])
+
+    async def _refuse_refresh(self, session_id: str, now: datetime) -> NoReturn:
+        """Say why a refresh token was refused; a live session's wrong (already rotated) secret revokes it."""
         row = await self.db.fetchrow(
-            "SELECT s.secret_hash, s.revoked_at, s.expires_at, s.tenant_id, p.id, p.email, p.full_name, "
-            "p.full_name_ar, p.locale, p.active FROM auth_session s JOIN person p ON p.id = s.person_id "
+            "SELECT s.revoked_at, s.expires_at, p.active FROM auth_session s JOIN person p ON p.id = s.person_id "
             "WHERE s.id = {} AND s.kind = 'api'",
             session_id,
         )
         if not row or row["revoked_at"] is not None or not row["active"]:
             raise AuthError("Refresh token revoked or unknown.")
-        if _aware(row["expires_at"]) <= datetime.now(UTC):
+        if _aware(row["expires_at"]) <= now:
             raise AuthError("Refresh token expired.")
-        if not secrets.compare_digest(row["secret_hash"], sha256(secret)):
-            await self.revoke(session_id)
-            raise AuthError("Refresh token already used; the session has been revoked.")
-        new_secret = secrets.token_urlsafe(32)
-        await self.db.execute("UPDATE auth_session SET secret_hash = {} WHERE id = {}", sha256(new_secret), session_id)
-        identity = Identity(row["id"], row["email"], row["full_name"], row["full_name_ar"], row["locale"])
-        return self._token_response(identity, session_id, new_secret, row["tenant_id"])
+        await self.revoke(session_id)
+        raise AuthError("Refresh token already used; the session has been revoked.")
 
     def _decode(self, token: str) -> dict[str, Any]:
         """Verified claims of a token; a token already verified is looked up, not re-verified, until it expires."""
@@ -359,17 +386,53 @@ class IdentityService:
         )
         return row["id"], token
 
-    async def finish_password_reset(self, token: str, new_password: str) -> int:
-        """Use a reset token once: set the password and end every session. Returns the person id."""
-        row = await self.db.fetchrow(
-            "SELECT id, person_id, expires_at, used_at FROM password_reset WHERE token_hash = {}", sha256(token)
+    async def reset_token_is_live(self, token: str) -> bool:
+        """Whether a reset token is known, unused and unexpired (the page shows its form or an error)."""
+        if not 10 <= len(token) <= 200:
+            return False
+        found = await self.db.fetchval(
+            "SELECT id FROM password_reset WHERE token_hash = {} AND used_at IS NULL AND expires_at > {}",
+            sha256(token),
+            datetime.now(UTC),
         )
-        if not row or row["used_at"] is not None or _aware(row["expires_at"]) <= datetime.now(UTC):
-            raise AuthError("This reset link is invalid, expired or already used.", status=400)
-        await self.db.execute("UPDATE password_reset SET used_at = {} WHERE id = {}", datetime.now(UTC), row["id"])
-        await self.set_password(row["person_id"], new_password)
-        await self.revoke_all(row["person_id"])
-        return int(row["person_id"])
+        return found is not None
+
+    async def finish_password_reset(self, token: str, new_password: str) -> int:
+        """Use a reset token once: set the password, void the account's other reset tokens, end every session.
+
+        The token is claimed by one conditional ``UPDATE … RETURNING`` in the same transaction as the new
+        password, so of concurrent uses exactly one wins. Returns the person id; raises :class:`AuthError` (400).
+        """
+        if not await self.reset_token_is_live(token):  # before hashing: a forged token costs no argon2 time
+            raise AuthError(INVALID_RESET, status=400)
+        hashed = await asyncio.to_thread(self.hash_password, new_password)
+        now = datetime.now(UTC)
+        async with self._atomic():
+            claimed = await self.db.fetchrow(
+                "UPDATE password_reset SET used_at = {} WHERE token_hash = {} AND used_at IS NULL AND expires_at > {} "
+                "RETURNING person_id",
+                now,
+                sha256(token),
+                now,
+            )
+            if claimed is None:
+                raise AuthError(INVALID_RESET, status=400)
+            person_id = int(claimed["person_id"])
+            await self.db.execute(
+                "UPDATE password_reset SET used_at = {} WHERE person_id = {} AND used_at IS NULL", now, person_id
+            )
+            await self.db.execute("UPDATE person SET password_hash = {} WHERE id = {}", hashed, person_id)
+            await self.revoke_all(person_id)
+        return person_id
+
+    @asynccontextmanager
+    async def _atomic(self) -> AsyncIterator[None]:
+        """A transaction of its own, or the caller's when one is already open."""
+        if self.db.in_transaction():
+            yield
+            return
+        async with self.db.transaction():
+            yield
 
 
 def _aware(value: datetime) -> datetime:

@@ -1,8 +1,9 @@
-"""The branded portal shell: landing, login, logout, language, home with plugin menus, manifest."""
+"""The branded portal shell: landing, login, password reset, logout, language, home with plugin menus, manifest."""
 
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from typing import Annotated, Any
 
@@ -15,10 +16,10 @@ from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from core.access import roles_at
-from core.api.auth import client_ip
+from core.api.auth import RESET_SENT, client_ip, request_password_reset
 from core.context import Ctx
 from core.i18n import LOCALES, gettext_, text_direction
-from core.identity import AuthError
+from core.identity import AuthError, check_password_strength
 from core.middleware import LOCALE_COOKIE, SESSION_COOKIE
 from core.permissions import AUTHENTICATED, PUBLIC
 from core.plugins import DashboardCard, MenuItem
@@ -26,6 +27,7 @@ from core.rendering import page
 from core.school.portal import home_sections
 from core.storage import StorageError, sniff_content_type
 
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 STAFF_VIEWERS = frozenset({"school_director", "region_admin", "province_admin", "programme_manager", "platform_admin"})
 #: Menu entries of the school structure (core), next to those the plugins contribute.
 CORE_MENU = [
@@ -50,19 +52,22 @@ class LoginForm(msgspec.Struct):
     csrf_token: str = ""
 
 
-#: The login form's CSRF token (there is no session yet): a random value in this cookie and in the
-#: form, compared on POST, so another site cannot log a browser into an account of its choosing.
+#: The CSRF token of the forms shown before any session (login, password reset): a random value in this
+#: cookie and in the form, compared on POST, so another site cannot post them in a visitor's name. A
+#: logged-in visitor's forms carry the session's token instead, which the access middleware checks.
 LOGIN_CSRF_COOKIE = "madrasa_login_csrf"
 
 
-def _login_page(
-    ctx: Any, request: Request[Any, Any, Any], *, status: int = 200, error: str | None = None, **values: Any
+def _form_page(
+    ctx: Any, request: Request[Any, Any, Any], template_name: str, *, status: int = 200, **values: Any
 ) -> Template:
-    """The login form with its CSRF token (the browser's, or a new one), set in the cookie too."""
+    """A public form page with its CSRF token (the session's, else the browser's or a new one, set in the cookie)."""
+    if ctx.session is not None:
+        return page(ctx, template_name, status=status, csrf_token=ctx.session.csrf_token, **values)
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
     if len(token) < 32:
         token = secrets.token_urlsafe(32)
-    template = page(ctx, "login.html", status=status, error=error, csrf_token=token, **values)
+    template = page(ctx, template_name, status=status, csrf_token=token, **values)
     template.cookies.append(
         Cookie(
             key=LOGIN_CSRF_COOKIE,
@@ -75,6 +80,22 @@ def _login_page(
         )
     )
     return template
+
+
+def _form_token_ok(ctx: Any, request: Request[Any, Any, Any], sent: str) -> bool:
+    """Whether a public form came with its CSRF token (a session's was already checked by the middleware)."""
+    if ctx.session is not None:
+        return True
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
+    return bool(expected) and hmac.compare_digest(expected.encode(), sent.encode())
+
+
+def _login_page(
+    ctx: Any, request: Request[Any, Any, Any], *, status: int = 200, error: str | None = None, **values: Any
+) -> Template:
+    """The login form with its CSRF token."""
+    values.setdefault("notice", None)
+    return _form_page(ctx, request, "login.html", status=status, error=error, **values)
 
 
 @get("/", opt={"permission": PUBLIC}, include_in_schema=False)
@@ -105,9 +126,12 @@ async def home(ctx: Ctx, request: Request[Any, Any, Any]) -> Any:
 
 
 @get("/login", opt={"permission": PUBLIC}, include_in_schema=False)
-async def login_form(ctx: Ctx, request: Request[Any, Any, Any], next: FromQuery[str | None] = None) -> Template:
-    """The login page, branded for the tenant."""
-    return _login_page(ctx, request, next=_safe_next(ctx, next), email="")
+async def login_form(
+    ctx: Ctx, request: Request[Any, Any, Any], next: FromQuery[str | None] = None, reset: FromQuery[str | None] = None
+) -> Template:
+    """The login page, branded for the tenant (with a notice after a password reset)."""
+    notice = gettext_(PASSWORD_CHANGED) if reset == "done" else None
+    return _login_page(ctx, request, next=_safe_next(ctx, next), email="", notice=notice)
 
 
 @post("/login", opt={"permission": PUBLIC}, include_in_schema=False)
@@ -118,8 +142,7 @@ async def login(
 ) -> Any:
     """Check the password, open a browser session and go to the portal."""
     svc = ctx.services
-    expected = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
-    if not expected or not hmac.compare_digest(expected.encode(), data.csrf_token.encode()):
+    if not _form_token_ok(ctx, request, data.csrf_token):
         return _login_page(
             ctx,
             request,
@@ -149,6 +172,98 @@ async def login(
         path="/",
     )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
+    return response
+
+
+PASSWORD_CHANGED = "Your password has been changed. Log in with the new one."
+FORM_EXPIRED = "The form had expired. Please try again."
+ENTER_EMAIL = "Enter an e-mail address."
+PASSWORDS_DIFFER = "The two passwords differ."
+WEAK_PASSWORD = "Choose a stronger password: at least 10 characters, mixing letters with digits or symbols."
+
+
+class ForgotForm(msgspec.Struct):
+    """The form asking for a reset link."""
+
+    email: str = ""
+    csrf_token: str = ""
+
+
+class ResetForm(msgspec.Struct):
+    """The form choosing a new password with a reset link."""
+
+    password: str = ""
+    confirm: str = ""
+    csrf_token: str = ""
+
+
+@get("/password-reset", opt={"permission": PUBLIC}, include_in_schema=False)
+async def forgot_form(ctx: Ctx, request: Request[Any, Any, Any]) -> Template:
+    """Ask for a password-reset link by e-mail."""
+    return _form_page(ctx, request, "password_forgot.html", email="", errors={}, sent=False)
+
+
+@post("/password-reset", opt={"permission": PUBLIC}, include_in_schema=False, status_code=200)
+async def forgot(
+    ctx: Ctx,
+    request: Request[Any, Any, Any],
+    data: Annotated[ForgotForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+) -> Template:
+    """Mail a reset link if the address has an account; the answer is the same either way."""
+    email = data.email.strip()[:254]
+    values: dict[str, Any] = {"email": email, "errors": {}, "sent": False}
+    if not _form_token_ok(ctx, request, data.csrf_token):
+        return _form_page(ctx, request, "password_forgot.html", status=403, error=gettext_(FORM_EXPIRED), **values)
+    if not _EMAIL_RE.match(email):
+        values["errors"] = {"email": gettext_(ENTER_EMAIL)}
+        return _form_page(ctx, request, "password_forgot.html", status=400, **values)
+    try:
+        await request_password_reset(ctx.services, email, client_ip(request), ctx.tenant)
+    except AuthError as exc:
+        return _form_page(ctx, request, "password_forgot.html", status=exc.status, error=gettext_(str(exc)), **values)
+    return _form_page(ctx, request, "password_forgot.html", **{**values, "sent": True, "notice": gettext_(RESET_SENT)})
+
+
+def _reset_page(ctx: Any, request: Request[Any, Any, Any], token: str, *, status: int = 200, **values: Any) -> Template:
+    values.setdefault("errors", {})
+    template = _form_page(ctx, request, "password_reset.html", status=status, token=token, **values)
+    template.headers["referrer-policy"] = "no-referrer"  # the token is in the address
+    template.headers["cache-control"] = "no-store"
+    return template
+
+
+@get("/password-reset/{token:str}", opt={"permission": PUBLIC}, include_in_schema=False)
+async def reset_form(ctx: Ctx, request: Request[Any, Any, Any], token: FromPath[str]) -> Template:
+    """The mailed link: choose a new password (or learn that the link no longer works)."""
+    live = await ctx.services.identity.reset_token_is_live(token)
+    return _reset_page(ctx, request, token, status=200 if live else 404, live=live)
+
+
+@post("/password-reset/{token:str}", opt={"permission": PUBLIC}, include_in_schema=False, status_code=200)
+async def reset(
+    ctx: Ctx,
+    request: Request[Any, Any, Any],
+    token: FromPath[str],
+    data: Annotated[ResetForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+) -> Any:
+    """Set the new password through the API's service, then go to the login page with a notice."""
+    svc = ctx.services
+    if not _form_token_ok(ctx, request, data.csrf_token):
+        return _reset_page(ctx, request, token, status=403, live=True, error=gettext_(FORM_EXPIRED))
+    if not await svc.identity.reset_token_is_live(token):
+        return _reset_page(ctx, request, token, status=400, live=False)
+    if data.password != data.confirm:
+        return _reset_page(ctx, request, token, status=400, live=True, errors={"confirm": gettext_(PASSWORDS_DIFFER)})
+    if check_password_strength(data.password):
+        return _reset_page(ctx, request, token, status=400, live=True, errors={"password": gettext_(WEAK_PASSWORD)})
+    try:
+        person_id = await svc.identity.finish_password_reset(token, data.password)
+    except AuthError:
+        return _reset_page(ctx, request, token, status=400, live=False)
+    svc.grants.invalidate(person_id)
+    response: Response[Any] = Redirect(ctx.url("/login") + "?reset=done")
+    if ctx.session is not None:  # every session of the account ended; this browser's cookie goes too
+        response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
 
@@ -220,4 +335,16 @@ async def logo(ctx: Ctx) -> Response[bytes]:
     )
 
 
-PORTAL_ROUTES = [home, login_form, login, logout, switch_language, manifest, logo]
+PORTAL_ROUTES = [
+    home,
+    login_form,
+    login,
+    forgot_form,
+    forgot,
+    reset_form,
+    reset,
+    logout,
+    switch_language,
+    manifest,
+    logo,
+]

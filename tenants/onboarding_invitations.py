@@ -2,17 +2,21 @@
 
 :func:`invite` makes a person director of a school and sends the link; :func:`invite_directors`
 invites the directors a staff file created. The token is stored hashed, expires after
-:data:`INVITATION_TTL`, and works once (:func:`accept_invitation`).
+:data:`INVITATION_TTL`, and works once (:func:`accept_invitation` claims it with one conditional
+``UPDATE … RETURNING``, so of concurrent uses exactly one wins). The mailed link is built from the
+configured public URL or the school's registered host (:func:`core.mail.public_link`), never from
+the inviting request's headers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Any
 
 from core.errors import Invalid, NotFound
 from core.identity import check_password_strength, normalise_email, sha256
-from core.mail import Mail
+from core.mail import Mail, public_link
 from core.scope import Scope
 from core.services import Services
 from core.sql import SQL, in_
@@ -31,9 +35,12 @@ async def invite(
     full_name: str,
     full_name_ar: str,
     locale: str,
-    base_url: str,
+    base_url: str | None = None,
 ) -> int:
-    """Make a person director of a school and e-mail them a one-time link to set their password."""
+    """Make a person director of a school and e-mail them a one-time link to set their password.
+
+    ``base_url`` is ignored (links come from the configured public URL); it is accepted for older callers.
+    """
     if school.kind != "school" or not actor.region.covers(school):
         raise NotFound("No school {school} in this region.", school=repr(school.slug))
     email = normalise_email(email)
@@ -45,7 +52,7 @@ async def invite(
         )
         await tenant_service.add_membership(ctx, person_id, "school_director", school)
         token = await _new_invitation(actor, person_id, email, school)
-    await _send_invitation(actor.services, email, full_name, locale, school, token, base_url)
+    await _send_invitation(actor.services, email, full_name, locale, school, token)
     return person_id
 
 
@@ -88,22 +95,26 @@ INVITATION_TEXT = {
 
 
 async def _send_invitation(
-    services: Services, email: str, name: str, locale: str, school: TenantInfo, token: str, base_url: str
+    services: Services, email: str, name: str, locale: str, school: TenantInfo, token: str
 ) -> None:
     subject, body = INVITATION_TEXT.get(locale, INVITATION_TEXT["fr"])
-    url = f"{base_url.rstrip('/')}/onboarding/invitations/{token}"
+    url = await public_link(services.settings, services.db, f"/onboarding/invitations/{token}", school)
     title = school.name(locale)
     await services.mailer.send(
         Mail(
             to=email,
             subject=subject.format(school=title),
             body=body.format(name=name or email, school=title, url=url) + f"\nToken: {token}\n",
+            link=url,
         )
     )
 
 
-async def invite_directors(actor: Actor, people: list[int], base_url: str) -> int:
-    """Invite these directors of the region (one live invitation each); returns how many were sent."""
+async def invite_directors(actor: Actor, people: list[int], base_url: str | None = None) -> int:
+    """Invite these directors of the region (one live invitation each); returns how many were sent.
+
+    ``base_url`` is ignored (links come from the configured public URL); it is accepted for older callers.
+    """
     db = actor.db
     prefix = "/".join(str(p) for p in actor.region.path) + "/%"
     async with db.scoped(actor.scope):
@@ -123,7 +134,7 @@ async def invite_directors(actor: Actor, people: list[int], base_url: str) -> in
             token = await _new_invitation(actor, r["id"], r["email"], school)
             sent.append((r, school, token))
     for r, school, token in sent:
-        await _send_invitation(actor.services, r["email"], r["full_name"], r["locale"], school, token, base_url)
+        await _send_invitation(actor.services, r["email"], r["full_name"], r["locale"], school, token)
     return len(sent)
 
 
@@ -144,22 +155,36 @@ async def invitation_for(services: Services, token: str) -> dict[str, Any] | Non
 
 
 async def accept_invitation(services: Services, token: str, password: str) -> int:
-    """Use an invitation once: set the person's password. Returns the person id."""
+    """Use an invitation once: set the person's password. Returns the person id.
+
+    The token is claimed by one conditional ``UPDATE … RETURNING`` in the transaction that sets the password;
+    the person's other outstanding invitations and password-reset tokens are voided with it.
+    """
     weak = check_password_strength(password)
     if weak:
         raise Invalid("password", weak)
-    row = await invitation_for(services, token)
-    if row is None:
+    if await invitation_for(services, token) is None:  # before hashing: a forged token costs no argon2 time
         raise Invalid("token", INVALID_TOKEN)
+    hashed = await asyncio.to_thread(services.identity.hash_password, password)
+    stamp = now()
     db = services.db
     async with db.scoped(Scope.everything()):
         claimed = await db.fetchrow(
-            "UPDATE onboarding_invitation SET used_at = {} WHERE id = {} AND used_at IS NULL RETURNING id",
-            now(),
-            row["id"],
+            "UPDATE onboarding_invitation SET used_at = {} WHERE token_hash = {} AND used_at IS NULL "
+            "AND expires_at > {} RETURNING person_id",
+            stamp,
+            sha256(token),
+            stamp,
         )
         if claimed is None:
             raise Invalid("token", INVALID_TOKEN)
-        await services.identity.set_password(row["person_id"], password)
-    services.grants.invalidate(row["person_id"])
-    return int(row["person_id"])
+        person_id = int(claimed["person_id"])
+        await db.execute(
+            "UPDATE onboarding_invitation SET used_at = {} WHERE person_id = {} AND used_at IS NULL", stamp, person_id
+        )
+        await db.execute(
+            "UPDATE password_reset SET used_at = {} WHERE person_id = {} AND used_at IS NULL", stamp, person_id
+        )
+        await db.execute("UPDATE person SET password_hash = {} WHERE id = {}", hashed, person_id)
+    services.grants.invalidate(person_id)
+    return person_id

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from datetime import UTC, datetime
 
 import jwt
 import pytest
 from argon2 import PasswordHasher
 
-from core.identity import check_password_strength
+from core.identity import AuthError, check_password_strength
 from tests.conftest import PASSWORD, form_login, new_client
 
 TEACHER = "teacher.lycee-ibn-batouta@test.ma"
@@ -209,3 +211,51 @@ def test_password_strength_rules():
     assert check_password_strength("onlyletterslong") is not None
     assert check_password_strength("12345678901") is not None
     assert check_password_strength("letters-and-42") is None
+
+
+async def test_concurrent_refreshes_with_one_token_succeed_once(world):
+    """Five uses of one refresh token at the same moment: one rotation; the others count as replays (401)."""
+    client = new_client(world.app, ip="10.0.0.14")
+    first = (await login(client, TEACHER, PASSWORD)).json()
+    clients = [new_client(world.app, ip=f"10.0.1.{i}") for i in range(5)]
+    answers = await asyncio.gather(
+        *(c.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}) for c in clients)
+    )
+    assert sorted(a.status_code for a in answers) == [200, 401, 401, 401, 401], [a.text for a in answers]
+    refused = {a.json()["detail"] for a in answers if a.status_code == 401}
+    assert refused <= {
+        "Refresh token already used; the session has been revoked.",
+        "Refresh token revoked or unknown.",
+    }
+    # a replay revokes the family, the rotated token included
+    winner = next(a.json() for a in answers if a.status_code == 200)
+    again = await client.post("/api/v1/auth/refresh", json={"refresh_token": winner["refresh_token"]})
+    assert again.status_code == 401
+    for c in [client, *clients]:
+        await c.aclose()
+
+
+async def test_concurrent_service_refreshes_rotate_once(world):
+    """The same race on the service alone (separate pool connections on PostgreSQL)."""
+    identity = await world.services.identity.authenticate(TEACHER, PASSWORD, "10.0.0.15")
+    tokens = await world.services.identity.issue_tokens(identity, None)
+    results = await asyncio.gather(
+        *(world.services.identity.refresh(tokens["refresh_token"]) for _ in range(5)), return_exceptions=True
+    )
+    assert sum(isinstance(r, dict) for r in results) == 1
+    assert all(isinstance(r, AuthError) and r.status == 401 for r in results if not isinstance(r, dict))
+
+
+async def test_refresh_of_an_expired_session_is_refused_without_rotating(world):
+    client = new_client(world.app, ip="10.0.0.16")
+    tokens = (await login(client, TEACHER, PASSWORD)).json()
+    session_id = tokens["refresh_token"].split(".", 1)[0]
+    before = await world.services.db.fetchval("SELECT secret_hash FROM auth_session WHERE id = {}", session_id)
+    await world.services.db.execute(
+        "UPDATE auth_session SET expires_at = {} WHERE id = {}", datetime(2020, 1, 1, tzinfo=UTC), session_id
+    )
+    expired = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert expired.status_code == 401 and expired.json()["detail"] == "Refresh token expired."
+    after = await world.services.db.fetchval("SELECT secret_hash FROM auth_session WHERE id = {}", session_id)
+    assert after == before
+    await client.aclose()

@@ -10,10 +10,12 @@ from litestar.exceptions import NotAuthorizedException, ValidationException
 from litestar.params import JSONBody
 
 from core.context import Ctx
-from core.identity import AuthError, check_password_strength
-from core.mail import Mail
+from core.identity import AuthError, check_password_strength, normalise_email
+from core.mail import Mail, public_link
 from core.middleware import TooManyRequests
 from core.permissions import AUTHENTICATED, PUBLIC
+from core.services import Services
+from core.tenancy import TenantInfo
 
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
 
@@ -75,8 +77,38 @@ class MeResponse(msgspec.Struct):
 
 
 def client_ip(request: Request[Any, Any, Any]) -> str:
-    """The client's address as the server saw it (proxies must be configured in the ASGI server)."""
+    """The client's address as the server saw it.
+
+    ``madrasa serve`` believes ``X-Forwarded-For`` only from ``MADRASA_TRUSTED_PROXIES`` (none by default).
+    """
     return request.client.host if request.client else "unknown"
+
+
+RESET_SENT = "If the address has an account, a reset link has been sent."
+
+
+async def request_password_reset(services: Services, email: str, ip: str, tenant: TenantInfo | None) -> None:
+    """Mail a one-time reset link to an account, if there is one (the API and the portal's page).
+
+    The link is built from the configured public URL or the tenant's registered host, never from the
+    request's headers. Raises :class:`AuthError` (429) when the account or address is throttled.
+    """
+    email = normalise_email(email)
+    await services.identity.check_throttle(email, ip)
+    started = await services.identity.start_password_reset(email)
+    if started is None:
+        return
+    _, token = started
+    link = await public_link(services.settings, services.db, f"/password-reset/{token}", tenant)
+    await services.mailer.send(
+        Mail(
+            to=email,
+            subject="madrasa: reset your password",
+            body=f"Open this link within an hour to choose a new password:\n{link}\n\n"
+            f"Token: {token}\n\nIf you did not ask for it, ignore this message.",
+            link=link,
+        )
+    )
 
 
 def _auth_error(exc: AuthError) -> Exception:
@@ -134,24 +166,11 @@ class AuthController(Controller):
         self, ctx: Ctx, data: JSONBody[ResetRequest], request: Request[Any, Any, Any]
     ) -> dict[str, str]:
         """E-mail a one-time reset link (the answer is the same whether or not the account exists)."""
-        svc = ctx.services
         try:
-            await svc.identity.check_throttle(data.email.strip().lower(), client_ip(request))
+            await request_password_reset(ctx.services, data.email, client_ip(request), ctx.tenant)
         except AuthError as exc:
             raise _auth_error(exc) from None
-        started = await svc.identity.start_password_reset(data.email)
-        if started is not None:
-            _, token = started
-            base = str(request.base_url).rstrip("/")
-            await svc.mailer.send(
-                Mail(
-                    to=data.email.strip().lower(),
-                    subject="madrasa: reset your password",
-                    body=f"Open this link within an hour to choose a new password:\n{base}/password-reset/{token}\n\n"
-                    f"Token: {token}\n\nIf you did not ask for it, ignore this message.",
-                )
-            )
-        return {"status": "If the address has an account, a reset link has been sent."}
+        return {"status": RESET_SENT}
 
     @post("/password-reset/confirm", opt={"permission": PUBLIC}, status_code=200)
     async def password_reset_confirm(self, ctx: Ctx, data: JSONBody[ResetConfirm]) -> dict[str, str]:
@@ -160,8 +179,7 @@ class AuthController(Controller):
         if weak:
             raise ValidationException(f"password {weak}", extra=[{"key": "password", "message": weak}])
         try:
-            async with ctx.services.db.transaction():
-                person_id = await ctx.services.identity.finish_password_reset(data.token, data.password)
+            person_id = await ctx.services.identity.finish_password_reset(data.token, data.password)
         except AuthError as exc:
             raise _auth_error(exc) from None
         ctx.services.grants.invalidate(person_id)
