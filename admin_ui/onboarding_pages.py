@@ -70,10 +70,6 @@ def _text(form: Any, name: str, limit: int = 300) -> str:
     return value.strip()[:limit] if isinstance(value, str) else ""
 
 
-def _base(request: Request[Any, Any, Any]) -> str:
-    return str(request.base_url).rstrip("/")
-
-
 async def _regions(ctx: RequestContext) -> list[Any]:
     rows = await ctx.services.db.fetch("SELECT id FROM tenant WHERE kind = 'region' ORDER BY name_fr")
     out = []
@@ -208,7 +204,7 @@ async def batch_commit(ctx: Ctx, batch_id: FromPath[str], request: Request[Any, 
     """Write the batch (or start the job that writes it), then show it."""
     actor = onboarding.actor_of(ctx)
     try:
-        await onboarding.start_commit(actor, batch_id, _base(request))
+        await onboarding.start_commit(actor, batch_id)
     except onboarding.Conflict as exc:
         batch = await onboarding.get_batch(actor, batch_id)
         return _batch_page(ctx, batch, 409, gettext_(exc.msgid, **exc.params))
@@ -259,7 +255,6 @@ async def invite(ctx: Ctx, request: Request[Any, Any, Any]) -> Any:
         full_name=values["full_name"],
         full_name_ar=values["full_name_ar"],
         locale=values["locale"],
-        base_url=_base(request),
     )
     return await _index(ctx, invite_notice=values["email"])
 

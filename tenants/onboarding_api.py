@@ -99,11 +99,6 @@ class AcceptIn(msgspec.Struct, forbid_unknown_fields=True):
     password: Annotated[str, msgspec.Meta(max_length=1024)]
 
 
-def base_url(request: Request[Any, Any, Any]) -> str:
-    """The address links in e-mails start with."""
-    return str(request.base_url).rstrip("/")
-
-
 @post(
     "/api/v1/onboarding/batches",
     opt={"permission": PERMISSION},
@@ -188,7 +183,7 @@ async def commit_batch(ctx: Ctx, batch_id: FromPath[str], request: Request[Any, 
     actor = onboarding.actor_of(ctx)
     if len(batch_id) > 64:
         raise NotFound("No such onboarding batch.")
-    batch, queued = await onboarding.start_commit(actor, batch_id, base_url(request))
+    batch, queued = await onboarding.start_commit(actor, batch_id)
     if queued:
         url = ctx.url(f"/api/v1/jobs/{batch.job_id}")
         return Response(CommitOut(batch, batch.job_id, url), status_code=202)
@@ -226,7 +221,6 @@ async def invite_director(ctx: Ctx, data: JSONBody[InvitationIn], request: Reque
         full_name=data.full_name,
         full_name_ar=data.full_name_ar,
         locale=data.locale,
-        base_url=base_url(request),
     )
     return InvitationOut(person_id, data.email.strip().lower(), school.slug)
 

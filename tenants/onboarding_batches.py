@@ -351,7 +351,7 @@ async def errors_csv(actor: Actor, batch_id: str, locale: str) -> AsyncIterator[
     return chunks()
 
 
-async def start_commit(actor: Actor, batch_id: str, base_url: str) -> tuple[BatchOut, bool]:
+async def start_commit(actor: Actor, batch_id: str) -> tuple[BatchOut, bool]:
     """Commit a ready batch: inline when small (returns ``(batch, False)``), else as a job (``True``).
 
     A batch left ``committing`` for longer than :data:`STALE_CLAIM` (its worker died) may be claimed again.
@@ -391,7 +391,7 @@ async def start_commit(actor: Actor, batch_id: str, base_url: str) -> tuple[Batc
         try:
             job_id = await actor.services.jobs.enqueue(
                 JOB_KIND,
-                {"batch_id": batch_id, "base_url": base_url},
+                {"batch_id": batch_id},
                 scope_columns={"region_id": actor.region.id},
                 created_by=actor.person_id,
             )
@@ -402,11 +402,11 @@ async def start_commit(actor: Actor, batch_id: str, base_url: str) -> tuple[Batc
         async with db.scoped(actor.scope):
             await db.execute("UPDATE onboarding_batch SET job_id = {} WHERE id = {}", job_id, batch_id)
             return batch_out(await _batch_row(actor, batch_id)), True
-    await run_commit(actor, batch_id, base_url)
+    await run_commit(actor, batch_id)
     return await get_batch(actor, batch_id), False
 
 
-async def run_commit(actor: Actor, batch_id: str, base_url: str, progress: Progress | None = None) -> Report:
+async def run_commit(actor: Actor, batch_id: str, progress: Progress | None = None) -> Report:
     """Validate the stored file again and write it in one transaction; record the outcome on the batch.
 
     The file is read back part by part into a local temporary file and validated as a stream.
@@ -460,7 +460,7 @@ async def run_commit(actor: Actor, batch_id: str, base_url: str, progress: Progr
             batch_id,
         )
     if report.ok and actor.new_directors:
-        await invite_directors(actor, actor.new_directors, base_url)
+        await invite_directors(actor, actor.new_directors)
     return report
 
 
@@ -491,14 +491,17 @@ async def _job_actor(job: JobContext) -> Actor:
 
 
 @register_job(JOB_KIND)
-async def commit_job(job: JobContext, *, batch_id: str, base_url: str) -> dict[str, Any]:
-    """The background commit of a large batch (progress in the job table)."""
+async def commit_job(job: JobContext, *, batch_id: str, **_former: Any) -> dict[str, Any]:
+    """The background commit of a large batch (progress in the job table).
+
+    Jobs queued by an earlier version also carry ``base_url``, ignored: mailed links come from settings.
+    """
     actor = await _job_actor(job)
 
     async def progress(done: int, total: int, message: str) -> None:
         await _progress_outside(job, done, total, message)
 
-    report = await run_commit(actor, batch_id, base_url, progress=progress)
+    report = await run_commit(actor, batch_id, progress=progress)
     return {"ok": report.ok, "created": report.created, "unchanged": report.unchanged, "errors": report.error_count}
 
 

@@ -35,12 +35,8 @@ async def invite(
     full_name: str,
     full_name_ar: str,
     locale: str,
-    base_url: str | None = None,
 ) -> int:
-    """Make a person director of a school and e-mail them a one-time link to set their password.
-
-    ``base_url`` is ignored (links come from the configured public URL); it is accepted for older callers.
-    """
+    """Make a person director of a school and e-mail them a one-time link to set their password."""
     if school.kind != "school" or not actor.region.covers(school):
         raise NotFound("No school {school} in this region.", school=repr(school.slug))
     email = normalise_email(email)
@@ -110,11 +106,8 @@ async def _send_invitation(
     )
 
 
-async def invite_directors(actor: Actor, people: list[int], base_url: str | None = None) -> int:
-    """Invite these directors of the region (one live invitation each); returns how many were sent.
-
-    ``base_url`` is ignored (links come from the configured public URL); it is accepted for older callers.
-    """
+async def invite_directors(actor: Actor, people: list[int]) -> int:
+    """Invite these directors of the region (one live invitation each); returns how many were sent."""
     db = actor.db
     prefix = "/".join(str(p) for p in actor.region.path) + "/%"
     async with db.scoped(actor.scope):

@@ -35,8 +35,17 @@ async def new_feed(world: Any, email: str) -> str:
     response = await world.api("POST", FEED, as_=email, tenant=HOME)
     assert response.status_code == 201, response.text
     url = response.json()["url"]
-    assert url.startswith("https://testserver/t/") and url.endswith(".ics"), url
+    public = (world.settings.public_url or f"http://127.0.0.1:{world.settings.port}").rstrip("/")
+    assert url.startswith(f"{public}/t/") and url.endswith(".ics"), url
     return urlsplit(url).path
+
+
+async def test_the_feed_address_ignores_request_headers(world: Any) -> None:
+    """The secret URL comes from the configured public address, not from Host or X-Forwarded-* headers."""
+    hostile = {"host": "evil.example", "x-forwarded-host": "evil.example", "x-forwarded-proto": "http"}
+    response = await world.api("POST", FEED, as_=TEACHER, tenant=HOME, headers=hostile)
+    assert response.status_code == 201, response.text
+    assert "evil.example" not in response.json()["url"]
 
 
 async def fetch(world: Any, path: str) -> tuple[bytes, Calendar]:

@@ -83,6 +83,8 @@ def test_public_routes_are_an_explicit_short_list(world):
             "/manifest.webmanifest",
             "/metrics",
             "/onboarding/invitations/{token:str}",
+            "/password-reset",
+            "/password-reset/{token:str}",
             "/readyz",
             "/schema",
             "/schema/oauth2-redirect.html",

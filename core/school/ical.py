@@ -29,6 +29,7 @@ from core.access import roles_at, scope_for
 from core.context import Ctx
 from core.db import Database
 from core.identity import sha256
+from core.mail import public_link
 from core.permissions import PUBLIC
 from core.school import reads, rules
 from core.scope import Scope
@@ -96,8 +97,8 @@ async def rotate_feed(ctx: Ctx, request: Request[Any, Any, Any]) -> CalendarFeed
                 object_id=ctx.person_id,
                 tenant=tenant,
             )
-    base = str(request.base_url).rstrip("/")
-    return CalendarFeedOut(f"{base}{ctx.prefix}{FEED_PATH}/{token}.ics")
+    # Built from the configured public address, never from request headers (Host, X-Forwarded-*).
+    return CalendarFeedOut(await public_link(ctx.services.settings, db, f"{FEED_PATH}/{token}.ics", ctx.tenant))
 
 
 # -- the feed -----------------------------------------------------------------------------------
