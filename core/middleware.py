@@ -9,7 +9,9 @@ and builds the :class:`~core.context.RequestContext`:
    unknown → 404, suspended → 403 with a clear page;
 2. person: a bearer token on ``/api/``, the session cookie elsewhere (CSRF on unsafe methods);
 3. module: a route of a module switched off for the tenant answers 404;
-4. permission: every route declares ``opt["permission"]``; the person's grants give the scope.
+4. permission: every route declares ``opt["permission"]``; the person's grants give the scope;
+5. reach: a write (POST/PUT/PATCH/DELETE) under a tenant needs a scope covering that tenant
+   (:func:`check_reach`), so a school's member cannot write at its region's address.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from core.access import roles_at, scope_for
 from core.context import RequestContext
+from core.errors import Forbidden
 from core.i18n import locale_var
 from core.identity import AuthError, SessionInfo
 from core.observability import tenant_var
@@ -161,6 +164,9 @@ class AccessMiddleware(ASGIMiddleware):
             grants = await services.grants.grants(ctx.identity.id)
             ctx.roles = roles_at(grants, tenant)
             ctx.scope = DataScope.nothing()
+
+        # 5. reach: writes at the tenant itself, not only somewhere below it
+        check_reach(scope["method"], ctx)
         tenant_token = tenant_var.set(tenant.slug if tenant else "-")
         locale_token = locale_var.set(ctx.locale)
         try:
@@ -195,6 +201,29 @@ class AccessMiddleware(ASGIMiddleware):
             sent = form.get(CSRF_FIELD)
         if not sent or not isinstance(sent, str) or sent != session.csrf_token:
             raise PermissionDeniedException("Missing or wrong CSRF token; reload the page and try again.")
+
+
+def check_reach(method: str, ctx: RequestContext) -> None:
+    """Refuse a write under a tenant that the caller's scope does not cover (403).
+
+    The rule: an unsafe method (not GET/HEAD/OPTIONS), a tenant (prefix, host or token), and a
+    route permission held through tenant roles (not ``public``, not ``authenticated``) need
+    ``ctx.scope.covers(tenant.path)``. ``scope_for`` narrows a grant *below* the tenant to that
+    grant's subtree, so without this a director of one school, calling at the region's address,
+    would pass the permission check with their school's scope while the handler writes at the
+    region (``ctx.tenant``). Public routes (login) and ``authenticated`` ones (logout) have no
+    tenant scope and are not concerned; requests without a tenant neither.
+    """
+    tenant = ctx.tenant
+    if method in SAFE_METHODS or tenant is None or ctx.permission in (PUBLIC, AUTHENTICATED):
+        return
+    if not ctx.scope.covers(tenant.path):
+        raise Forbidden(
+            "Your role does not cover {tenant} as a whole: make this change at the address of your own "
+            "school or tenant.",
+            code="tenant_not_covered",
+            tenant=tenant.title(),
+        )
 
 
 def is_framework_options(handler: Any) -> bool:

@@ -168,7 +168,11 @@ class AuditLog(Table, tablename="audit_log"):
 
 
 class StoredFile(Table, tablename="stored_file"):
-    """A file in object storage, owned by a tenant node."""
+    """A file in object storage, owned by a tenant node.
+
+    Being in scope is not enough to read it: the uploader (``owner_id``), the people it is
+    addressed to (:class:`StoredFileReader`) and the tenant's managers may (``core/api/platform.py``).
+    """
 
     id = Serial(primary_key=True)
     key = Varchar(length=400, unique=True)
@@ -184,6 +188,17 @@ class StoredFile(Table, tablename="stored_file"):
     created_at = Timestamptz()
 
 
+class StoredFileReader(Table, tablename="stored_file_reader"):
+    """A person a stored file is addressed to: they may read it (with the file's scope columns)."""
+
+    id = Serial(primary_key=True)
+    file_id = Integer(index=True)
+    person_id = Integer(index=True)
+    region_id = Integer(null=True, default=None, index=True)
+    province_id = Integer(null=True, default=None)
+    school_id = Integer(null=True, default=None, index=True)
+
+
 CORE_TABLES: list[type[Table]] = [
     Tenant,
     TenantDomain,
@@ -197,4 +212,5 @@ CORE_TABLES: list[type[Table]] = [
     ModuleSetting,
     AuditLog,
     StoredFile,
+    StoredFileReader,
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.isolation.neighbours import other_family
+
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 DIRECTOR = "director.lycee-ibn-batouta@test.ma"
 SCHOOL = "lycee-ibn-batouta"
@@ -73,3 +75,74 @@ async def test_upload_needs_a_tenant(world):
         "POST", "/api/v1/files", as_="region.casa@madrasa.demo", files={"file": ("x.png", PNG, "image/png")}
     )
     assert response.status_code == 404
+
+
+# -- who may read a file: uploader, addressees, the tenant's managers ---------------------------
+
+PDF = b"%PDF-1.4\n% medical certificate\n"
+FAMILY = f"guardian.{SCHOOL}@test.ma"  # the seeded pupil's guardian
+TEACHER = f"teacher.{SCHOOL}@test.ma"
+
+
+async def status(world, file_id, actor, tenant=SCHOOL):
+    """The download's and the metadata's status codes for an actor."""
+    got = await world.api("GET", f"/api/v1/files/{file_id}", as_=actor, tenant=tenant)
+    info = await world.api("GET", f"/api/v1/files/{file_id}/info", as_=actor, tenant=tenant)
+    return got.status_code, info.status_code
+
+
+async def test_a_familys_upload_is_read_by_it_and_the_managers_only(world):
+    """The probe's finding: another family of the same school guessed the id of a medical PDF."""
+    other = await other_family(world)
+    response = await upload(world, "certificat.pdf", PDF, "application/pdf", actor=FAMILY)
+    assert response.status_code == 201, response.text
+    file_id = response.json()["id"]
+    assert await status(world, file_id, FAMILY) == (200, 200)  # the uploader
+    assert await status(world, file_id, DIRECTOR) == (200, 200)  # the school's manager
+    assert await status(world, file_id, "region.casa@madrasa.demo", None) == (200, 200)
+    assert await status(world, file_id, other) == (404, 404)  # same school, other family
+    assert await status(world, file_id, TEACHER) == (404, 404)  # staff without the permission
+    for neighbour in range(file_id - 2, file_id + 3):  # guessing ids is useless
+        if neighbour != file_id:
+            got = await world.api("GET", f"/api/v1/files/{neighbour}", as_=other, tenant=SCHOOL)
+            assert got.status_code == 404
+
+
+async def test_addressees_read_a_file_others_do_not(world):
+    other = await other_family(world)
+    guardian = world.objects[SCHOOL]["guardian_id"]
+    teacher = world.objects[SCHOOL]["teacher_id"]
+    response = await world.api(
+        "POST",
+        "/api/v1/files",
+        as_=DIRECTOR,
+        tenant=SCHOOL,
+        files={"file": ("convocation.pdf", PDF, "application/pdf")},
+        data={"readers": f"{guardian}, {teacher}"},
+    )
+    assert response.status_code == 201, response.text
+    file_id = response.json()["id"]
+    assert await status(world, file_id, FAMILY) == (200, 200)
+    assert await status(world, file_id, TEACHER) == (200, 200)
+    assert await status(world, file_id, other) == (404, 404)
+    assert await world.sql("SELECT COUNT(*) FROM stored_file_reader WHERE file_id = {}", file_id) == 2
+
+
+async def test_the_seeded_file_is_not_readable_by_a_teacher(world):
+    assert await status(world, world.files[SCHOOL], TEACHER) == (404, 404)
+    assert await status(world, world.files[SCHOOL], DIRECTOR) == (200, 200)
+
+
+async def test_bad_addressees_are_400_and_nothing_is_stored(world):
+    before = await world.sql("SELECT COUNT(*) FROM stored_file")
+    for readers in ("12; 13", "999999", "-1", ",".join(str(i) for i in range(1, 60))):
+        response = await world.api(
+            "POST",
+            "/api/v1/files",
+            as_=DIRECTOR,
+            tenant=SCHOOL,
+            files={"file": ("x.pdf", PDF, "application/pdf")},
+            data={"readers": readers},
+        )
+        assert response.status_code == 400, (readers, response.text)
+    assert await world.sql("SELECT COUNT(*) FROM stored_file") == before

@@ -17,6 +17,7 @@ import pytest
 from core.permissions import AUTHENTICATED, PUBLIC
 from tests import isolation
 from tests.isolation import Multipart
+from tests.isolation.neighbours import other_class_teacher, other_family
 
 HOME = "lycee-ibn-batouta"  # region casablanca-settat
 FOREIGN = "lycee-moulay-youssef"  # region rabat-sale-kenitra
@@ -229,8 +230,10 @@ def protected_routes(world: Any) -> list[tuple[str, str, dict[str, Any]]]:
     return [r for r in app_routes(world) if r[2].get("permission") not in (PUBLIC, AUTHENTICATED)]
 
 
-async def call(world: Any, method: str, path: str, actor: str, tenant: str | None) -> Any:
-    """Send a request with a plausible body."""
+async def call(
+    world: Any, method: str, path: str, actor: str, tenant: str | None, values: dict[str, Any] | None = None
+) -> Any:
+    """Send a request with a plausible body; path values name the foreign school's objects unless given."""
     key = (method, path)
     kwargs: dict[str, Any] = {}
     if method in ("POST", "PUT", "PATCH"):
@@ -248,7 +251,8 @@ async def call(world: Any, method: str, path: str, actor: str, tenant: str | Non
             kwargs["data"] = BODIES[key]
         else:
             kwargs["json"] = BODIES[key]
-    values = await all_foreign_values(world)
+    if values is None:
+        values = await all_foreign_values(world)
     if key in QUERIES:
         kwargs["params"] = {name: str(values[sample]) for name, sample in QUERIES[key].items()}
     url = fill(path, values)
@@ -391,3 +395,67 @@ async def test_audit_is_scoped_to_the_readers_tenants(world):
     rabat = await world.api("GET", "/api/v1/audit", as_="region.rabat@madrasa.demo", params={"limit": 500})
     assert world.ids[FOREIGN] in {e["tenant_id"] for e in rabat.json()}
     assert world.ids[HOME] not in {e["tenant_id"] for e in rabat.json()}
+
+
+# -- neighbours inside the same school ---------------------------------------------------------
+
+#: Path parameters naming one family's or one class's objects.
+NEIGHBOUR_PARAMS = ("student_id", "bulletin_id", "file_id", "justification_id", "class_id", "slot_id")
+CLASS_PARAMS = ("class_id", "slot_id", "assessment_id", "sheet_id")
+#: Routes every teacher of a school may read for any class (``school.view``: the school's classes, pupils and
+#: timetables) — not a leak between classes.
+SCHOOL_WIDE = {"school.view"}
+#: Sent with ``If-Match`` in :func:`test_other_class_teacher_cannot_save_a_grid` (without it: 428 before anything).
+NEEDS_IF_MATCH = {("PUT", "/api/v1/grades/assessments/{assessment_id:int}/marks")}
+#: Known gaps, in the grades plugin: a teacher of another class of the school reads a class's mark grid
+#: (unpublished marks). Kept here so the neighbour test guards every other route; see the xfail below.
+CLASS_GAPS = {("GET", "/api/v1/grades/assessments/{assessment_id:int}/marks")}
+
+
+async def home_values(world: Any) -> dict[str, Any]:
+    """Path values naming the home school's seeded family and class (foreign ones where home has none)."""
+    home = world.objects[HOME]
+    return {**await all_foreign_values(world), **home, "file_id": world.files[HOME], "slug": HOME}
+
+
+@pytest.mark.parametrize("neighbour", ["family", "class"])
+async def test_neighbours_in_the_same_school_are_refused(world, neighbour):
+    """Another family of the school, or a teacher of another class, on the seeded family's and class's objects."""
+    if neighbour == "family":
+        actor, params = await other_family(world), NEIGHBOUR_PARAMS
+    else:
+        actor, params = await other_class_teacher(world), CLASS_PARAMS
+    values = await home_values(world)
+    failures = []
+    for method, path, opt in protected_routes(world):
+        if not any("{" + p in path for p in params):
+            continue
+        if neighbour == "class" and (
+            opt.get("permission") in SCHOOL_WIDE or (method, path) in NEEDS_IF_MATCH | CLASS_GAPS
+        ):
+            continue
+        response = await call(world, method, path, actor, HOME, values)
+        if response.status_code not in (403, 404):
+            failures.append(f"{method} {path}: {response.status_code} {response.text[:120]}")
+    assert not failures, "\n".join(failures)
+
+
+async def test_other_class_teacher_cannot_save_a_grid(world):
+    """With the grid's current ETag, a teacher of another class is still refused."""
+    actor = await other_class_teacher(world)
+    assessment = world.objects[HOME]["assessment_id"]
+    path = f"/api/v1/grades/assessments/{assessment}/marks"
+    grid = await world.api("GET", path, as_=f"teacher.{HOME}@test.ma", tenant=HOME)
+    assert grid.status_code == 200, grid.text
+    response = await world.api(
+        "PUT", path, as_=actor, tenant=HOME, json={"marks": []}, headers={"if-match": grid.headers["etag"]}
+    )
+    assert response.status_code in (403, 404), response.text
+
+
+@pytest.mark.xfail(strict=True, reason="grades plugin: a grid is read without checking who teaches the class")
+async def test_other_class_teacher_cannot_read_a_grid(world):
+    actor = await other_class_teacher(world)
+    path = f"/api/v1/grades/assessments/{world.objects[HOME]['assessment_id']}/marks"
+    response = await world.api("GET", path, as_=actor, tenant=HOME)
+    assert response.status_code in (403, 404)

@@ -13,12 +13,13 @@ from litestar.exceptions import ClientException, HTTPException, NotFoundExceptio
 from litestar.params import Body, FromPath, FromQuery, Parameter
 
 from core import audit
-from core.context import Ctx
+from core.context import Ctx, RequestContext
 from core.db import scope_sql
+from core.errors import Invalid
 from core.migrate import pending
 from core.observability import metrics_payload
 from core.permissions import AUTHENTICATED, PUBLIC
-from core.sql import SQL
+from core.sql import SQL, in_
 from core.storage import ContentPolicy, ObjectTooLarge, StorageError, UnsupportedType, build_key
 
 
@@ -55,10 +56,17 @@ class FileOut(msgspec.Struct):
 
 
 class UploadForm(msgspec.Struct):
-    """Multipart upload."""
+    """Multipart upload; ``readers`` lists the ids of the people the file is addressed to (``"12,40"``)."""
 
     file: UploadFile
     category: str = "attachments"
+    readers: str = ""
+
+
+#: Staff holding this permission where a file lies may read it without being its uploader or an addressee:
+#: the people who manage the school's pupils and staff (directors and the administrators above them).
+FILE_MANAGERS_PERMISSION = "school.manage"
+MAX_READERS = 50
 
 
 @get("/healthz", opt={"permission": PUBLIC}, include_in_schema=False)
@@ -155,9 +163,10 @@ async def upload_file(
     ctx: Ctx,
     data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],
 ) -> FileOut:
-    """Store a file for the tenant; the key is built by the server under the tenant's prefix."""
+    """Store a file for the tenant (key built by the server), readable by its uploader, addressees and managers."""
     svc = ctx.services
     tenant = ctx.require_tenant()
+    readers = await _addressees(ctx, data.readers)
     content = await data.file.read()
     policy = ContentPolicy.from_settings(svc.settings)
     try:
@@ -187,6 +196,16 @@ async def upload_file(
             ctx.person_id,
         )
         assert row is not None
+        for person_id in readers:
+            await svc.db.execute(
+                "INSERT INTO stored_file_reader (file_id, person_id, region_id, province_id, school_id) "
+                "VALUES ({}, {}, {}, {}, {})",
+                row["id"],
+                person_id,
+                cols["region_id"],
+                cols["province_id"],
+                cols["school_id"],
+            )
         await audit.record(
             svc.db,
             actor_id=ctx.person_id,
@@ -194,7 +213,7 @@ async def upload_file(
             object_type="file",
             object_id=row["id"],
             tenant=tenant,
-            after={"key": key, "size": len(content)},
+            after={"key": key, "size": len(content), "readers": readers},
         )
         # Written last: if storage fails the row rolls back; an orphan object is harmless.
         await svc.storage.put(key, content, content_type, tenant_id=tenant.id)
@@ -209,16 +228,51 @@ async def upload_file(
     )
 
 
-#: A stored file's metadata columns; the handler adds the id and the tenant filter.
-FILE_INFO_SQL = SQL("SELECT id, key, tenant_id, filename, content_type, size, category, created_at FROM stored_file")
+async def _addressees(ctx: RequestContext, text: str) -> list[int]:
+    """The person ids a file is addressed to (``"12, 40"``); 400 on a malformed list or an unknown person."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if len(parts) > MAX_READERS or not all(p.isdigit() and len(p) < 10 for p in parts):
+        raise Invalid("readers", "List at most {limit} person ids separated by commas.", limit=MAX_READERS)
+    ids = sorted({int(p) for p in parts} - {ctx.person_id})
+    if ids:
+        found = await ctx.services.db.fetch(SQL("SELECT id FROM person WHERE id IN {}", in_(ids)))
+        missing = sorted(set(ids) - {r["id"] for r in found})
+        if missing:
+            raise Invalid("readers", "No person with id {ids}.", ids=", ".join(map(str, missing)))
+    return ids
+
+
+#: A stored file's metadata columns (alias ``f``); :func:`_readable` adds the id and who may read it.
+FILE_INFO_SQL = SQL(
+    "SELECT f.id, f.key, f.tenant_id, f.filename, f.content_type, f.size, f.category, f.created_at FROM stored_file f"
+)
+
+
+async def _readable(ctx: RequestContext, file_id: int) -> dict[str, Any] | None:
+    """A file's row if the caller may read it, else ``None`` (a 404 either way: ids say nothing).
+
+    Readable: in the caller's ``files.read`` scope, and the caller uploaded it, is one of its
+    addressees, or holds :data:`FILE_MANAGERS_PERMISSION` where it lies.
+    """
+    svc = ctx.services
+    managers = await ctx.scope_for(FILE_MANAGERS_PERMISSION)
+    async with svc.db.scoped(ctx.scope, write=False):
+        return await svc.db.fetchrow(
+            "{} WHERE f.id = {} AND {} AND (f.owner_id = {} OR {} OR EXISTS (SELECT 1 FROM stored_file_reader r "
+            "WHERE r.file_id = f.id AND r.person_id = {}))",
+            FILE_INFO_SQL,
+            file_id,
+            scope_sql(ctx.scope, "f"),
+            ctx.person_id,
+            scope_sql(managers, "f"),
+            ctx.person_id,
+        )
 
 
 @get("/api/v1/files/{file_id:int}/info", opt={"permission": "files.read"}, tags=["files"])
 async def file_info(ctx: Ctx, file_id: FromPath[int]) -> FileOut:
-    """A stored file's metadata, if it belongs to a tenant the caller may read."""
-    svc = ctx.services
-    async with svc.db.scoped(ctx.scope, write=False):
-        row = await svc.db.fetchrow("{} WHERE id = {} AND {}", FILE_INFO_SQL, file_id, scope_sql(ctx.scope))
+    """A stored file's metadata, for its uploader, its addressees and the managers of its tenant."""
+    row = await _readable(ctx, file_id)
     if row is None:
         raise NotFoundException("No such file.")
     return FileOut(
@@ -239,17 +293,11 @@ async def file_info(ctx: Ctx, file_id: FromPath[int]) -> FileOut:
     media_type="application/octet-stream",
 )
 async def download_file(ctx: Ctx, file_id: FromPath[int], request: Request[Any, Any, Any]) -> Response[bytes]:
-    """Download a file after checking it belongs to a tenant the caller may read."""
-    svc = ctx.services
-    async with svc.db.scoped(ctx.scope, write=False):
-        row = await svc.db.fetchrow(
-            "SELECT key, tenant_id, filename, content_type FROM stored_file WHERE id = {} AND {}",
-            file_id,
-            scope_sql(ctx.scope),
-        )
+    """Download a file, for its uploader, its addressees and the managers of its tenant."""
+    row = await _readable(ctx, file_id)
     if row is None:
         raise NotFoundException("No such file.")
-    data = await svc.storage.get(row["key"], tenant_id=row["tenant_id"])
+    data = await ctx.services.storage.get(row["key"], tenant_id=row["tenant_id"])
     return Response(
         data,
         media_type=row["content_type"],
