@@ -485,18 +485,17 @@ def benchmark(args: argparse.Namespace) -> int:
         servers[-1].wait_ok(f"{app_base}/readyz")
 
         with httpx.Client(base_url=app_base, timeout=30) as client:
-            director = account("school_director")
-            director_token = login(client, director["email"], director["password"])
+            # The teacher reads a file they uploaded (files are read by their uploader, addressees and managers).
+            teacher = account("teacher")
+            token = login(client, teacher["email"], teacher["password"])
             upload = client.post(
                 f"/t/{SCHOOL}/api/v1/files",
-                headers={"Authorization": f"Bearer {director_token}"},
+                headers={"Authorization": f"Bearer {token}"},
                 files={"file": ("benchmark.pdf", PDF, "application/pdf")},
             )
             if upload.status_code != 201:
                 raise RuntimeError(f"upload: {upload.status_code} {upload.text}")
             file_id = int(upload.json()["id"])
-            teacher = account("teacher")
-            token = login(client, teacher["email"], teacher["password"])
             auth = f"Authorization: Bearer {token}"
             app_path = f"/t/{SCHOOL}/api/v1/files/{file_id}/info"
             check = client.get(app_path, headers={"Authorization": f"Bearer {token}"})

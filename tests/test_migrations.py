@@ -370,6 +370,7 @@ async def test_upgrade_from_an_earlier_state_keeps_the_data(scratch: Scratch):
     assert ran == [
         "core.m0003_staff_lookup",
         "core.m0004_jobs",
+        "core.m0005_file_readers",
         "attendance.m0002_notice_claims",
         "tenants.m0002_exchange",
         "tenants.m0003_console",
@@ -548,6 +549,7 @@ async def test_a_failed_dependency_check_applies_nothing(tmp_path: Path, monkeyp
         "core.m0002_school_structure",
         "core.m0003_staff_lookup",
         "core.m0004_jobs",
+        "core.m0005_file_readers",
         "zz.m0001_a",
         "aa.m0001_a",
     ]
