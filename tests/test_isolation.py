@@ -453,7 +453,6 @@ async def test_other_class_teacher_cannot_save_a_grid(world):
     assert response.status_code in (403, 404), response.text
 
 
-@pytest.mark.xfail(strict=True, reason="grades plugin: a grid is read without checking who teaches the class")
 async def test_other_class_teacher_cannot_read_a_grid(world):
     actor = await other_class_teacher(world)
     path = f"/api/v1/grades/assessments/{world.objects[HOME]['assessment_id']}/marks"

@@ -309,8 +309,24 @@ async def pupil_marks(
     return marks, coming
 
 
+async def check_grid_reader(ctx: RequestContext, assessment: dict[str, Any]) -> None:
+    """Only the director, the sheet's teacher or a teacher of the subject in the class reads its marks.
+
+    Anyone else gets the same 404 as for an assessment that does not exist (no unpublished marks leak to a
+    teacher of another class of the same school).
+    """
+    if is_director(ctx) or assessment["teacher_id"] == ctx.person_id:
+        return
+    db = ctx.services.db
+    if ctx.person_id is None or not await teaches(
+        db, ctx.person_id, assessment["class_id"], assessment["subject_code"]
+    ):
+        raise NotFound(f"No assessment {assessment['id']} here.")
+
+
 async def grid(ctx: RequestContext, assessment: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every pupil of the class (open enrolment) with their mark, by name."""
+    """Every pupil of the class (open enrolment) with their mark, by name (for those who may read them)."""
+    await check_grid_reader(ctx, assessment)
     return await ctx.services.db.fetch(
         "SELECT st.id AS student_id, st.national_code, st.first_name, st.last_name, st.first_name_ar, "
         "st.last_name_ar, m.score, m.status FROM enrolment e JOIN student st ON st.id = e.student_id "
