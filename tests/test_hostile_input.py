@@ -18,6 +18,7 @@ import pytest
 from core.clock import FixedClock
 from core.errors import Invalid
 from core.guard import ID_MAX, INT_MAX, MAX_DEPTH, check_integer_text, check_json, is_id
+from core.problems import unstorable_value
 from tests.isolation import Multipart
 from tests.test_isolation import BODIES, QUERIES, app_routes
 
@@ -195,6 +196,53 @@ async def test_out_of_range_ids_in_bodies_are_refused_and_write_nothing(world):
         )
         assert response.status_code == 400, response.text
     assert await counts(world) == before
+
+
+async def test_values_the_guard_cannot_name_are_refused_by_the_database_as_400(world):
+    """A comma-separated list in a field not named as ids, a version in a header: the database refuses the
+    value, and that refusal is a 400 (not a 500) with nothing written."""
+    home = world.objects[HOME]
+    before = await counts(world)
+    for value in BIG:
+        response = await world.api(
+            "POST",
+            f"/api/v1/attendance/pupils/{home['student_id']}/justifications",
+            as_=GUARDIAN,
+            tenant=HOME,
+            data={"absences": str(value), "reason": "illness"},
+            files={"file": ("", b"", "application/octet-stream")},
+        )
+        assert response.status_code == 400, response.text
+        response = await world.api(
+            "PUT",
+            f"/api/v1/grades/assessments/{home['assessment_id']}/marks",
+            as_=TEACHER,
+            tenant=HOME,
+            json={"marks": []},
+            headers={"if-match": f'"a{home["assessment_id"]}.v{value}"'},
+        )
+        assert 400 <= response.status_code < 500, response.text  # SQLite compares it: 409, another version
+    assert await counts(world) == before
+
+
+def test_only_values_the_database_cannot_store_become_400():
+    class PgError(Exception):
+        def __init__(self, sqlstate: str) -> None:
+            self.sqlstate = sqlstate
+
+    def chained(cause: BaseException) -> BaseException:
+        try:
+            raise RuntimeError("wrapped") from cause
+        except RuntimeError as exc:
+            return exc
+
+    assert unstorable_value(PgError("22021"))  # NUL in text
+    assert unstorable_value(chained(PgError("22003")))  # numeric value out of range
+    assert unstorable_value(chained(OverflowError("value out of int32 range")))
+    assert unstorable_value(OverflowError("Python int too large to convert to SQLite INTEGER"))
+    assert not unstorable_value(PgError("22012"))  # division by zero is a bug, it stays a 500
+    assert not unstorable_value(OverflowError("math range error"))
+    assert not unstorable_value(ValueError("value out of int32 range"))
 
 
 # -- control characters -------------------------------------------------------------------------
