@@ -1,7 +1,7 @@
 """The request guard: hostile input is refused with 400 naming the field before any check or handler reads it.
 
-One Litestar middleware, outermost after routing (so it knows the route's path parameters and their types),
-applies the same limits to every route:
+The same limits hold on every route (the middlewares run after routing, so they know the route's path
+parameters and their types):
 
 * **integers**: an id (a path parameter typed ``int``; a query parameter, form field or JSON key named ``id``
   or ending in ``_id``/``_ids``, comma-separated lists included) must lie in 1 … 2³¹−1, the range of an
@@ -14,11 +14,14 @@ applies the same limits to every route:
 * **nesting**: a JSON body nested deeper than :data:`MAX_DEPTH` arrays or objects is refused (msgspec's
   ``RecursionError`` on absurd depths is caught, and the walk over the decoded value is iterative).
 
-The body of a ``POST``, ``PUT``, ``PATCH`` or ``DELETE`` is read ahead, before the access checks and the
-handler (a handler may write before it reads its form), under the route's size limit (413 as Litestar
-answers); multipart bodies are checked part by part as they arrive, files pass by unbuffered into a spool
-(memory up to 1 MiB, then a temporary file) that is replayed to the application. A body that is not valid
-JSON, multipart or form data is left for Litestar to refuse as it always did.
+Two middlewares apply them. :class:`RequestGuard`, before the access checks, refuses hostile parameters and
+wraps ``receive`` so that the body of a ``POST``, ``PUT``, ``PATCH`` or ``DELETE`` is checked as it is read
+(also by the CSRF check's ``request.form()``): multipart part by part as it arrives, JSON and forms whole,
+before the reader gets the last chunk. :class:`BodyReadAhead`, after the access checks, reads the rest of
+the body ahead of the handler (a handler may write before it reads its form) into a spool (memory up to
+1 MiB, then a temporary file) replayed to the application, under the route's size limit (413); so an
+anonymous request refused with 401 is never read. A body that is not valid JSON, multipart or form data is
+left for Litestar to refuse as it always did.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from multipart import MultipartSegment, ParserError, ParserLimitReached, PushMul
 
 from core.errors import Invalid
 
-__all__ = ["ID_MAX", "INT_MAX", "INT_MIN", "MAX_DEPTH", "RequestGuard", "check_json", "check_text"]
+__all__ = ["ID_MAX", "INT_MAX", "INT_MIN", "MAX_DEPTH", "BodyReadAhead", "RequestGuard", "check_json", "check_text"]
 
 #: Deepest nesting of arrays and objects accepted in a JSON body.
 MAX_DEPTH: Final = 64
@@ -286,18 +289,51 @@ class _Spool:
             self.file.close()
 
 
+class _BodyInspector:
+    """Wraps ``receive``: each body chunk is checked before whoever reads the body gets it; multipart part by
+    part, JSON and forms once complete (before their last chunk is handed on)."""
+
+    def __init__(self, receive: Receive, scope: Scope) -> None:
+        self.receive = receive
+        self.finished = False
+        self.content_type, options = _content_type(scope)
+        self.multipart: _MultipartInspector | None = None
+        self.buffer: list[bytes] | None = None
+        if self.content_type == _MULTIPART:
+            if options.get("boundary"):
+                part_limit = scope["litestar_app"].multipart_form_part_limit  # type: ignore[typeddict-item]
+                self.multipart = _MultipartInspector(options["boundary"].encode("latin-1"), part_limit)
+        else:
+            self.buffer = []
+
+    async def __call__(self) -> Message:
+        message = await self.receive()
+        if message["type"] != "http.request" or self.finished:
+            return message
+        chunk: bytes = message.get("body", b"")  # type: ignore[assignment]
+        more = bool(message.get("more_body", False))
+        if self.multipart is not None:
+            self.multipart.feed(chunk, more)
+        elif self.buffer is not None:
+            self.buffer.append(chunk)
+            if not more:
+                body, self.buffer = b"".join(self.buffer), None
+                if self.content_type == _URLENCODED:
+                    for name, value in _pairs(body):
+                        check_integer_text(name, value)
+                elif body.strip():
+                    _decode_json(body)
+        self.finished = not more
+        return message
+
+
 async def _read_ahead(scope: Scope, receive: Receive) -> _Spool:
-    """Read and check the body before the application runs (size limit as Litestar enforces it, then 413)."""
+    """Read the rest of the body through the inspector into a spool, under the route's size limit (413)."""
     handler = scope["route_handler"]  # type: ignore[typeddict-item]
     limit = handler.resolve_request_max_body_size() or math.inf
-    content_type, options = _content_type(scope)
     announced = _header(scope, b"content-length")
     if announced is not None and announced.isdigit() and int(announced) > limit:
         raise RequestEntityTooLarge
-    inspector = None
-    if content_type == _MULTIPART and options.get("boundary"):
-        part_limit = scope["litestar_app"].multipart_form_part_limit  # type: ignore[typeddict-item]
-        inspector = _MultipartInspector(options["boundary"].encode("latin-1"), part_limit)
     spool = _Spool()
     try:
         while True:
@@ -306,30 +342,23 @@ async def _read_ahead(scope: Scope, receive: Receive) -> _Spool:
                 spool.tail = message
                 break
             chunk: bytes = message.get("body", b"")  # type: ignore[assignment]
-            more = bool(message.get("more_body", False))
             if chunk:
                 spool.write(chunk)
                 if spool.size > limit:
                     raise RequestEntityTooLarge
-            if inspector is not None:
-                inspector.feed(chunk, more)
-            if not more:
+            if not message.get("more_body", False):
                 break
-        if spool.tail is None and content_type == _URLENCODED:
-            for name, value in _pairs(spool.read()):
-                check_integer_text(name, value)
-        elif spool.tail is None and content_type != _MULTIPART and spool.size:
-            body = spool.read()
-            if body.strip():
-                _decode_json(body)
     except BaseException:
         spool.close()
         raise
     return spool
 
 
+_INSPECTOR = "madrasa_body_inspector"
+
+
 class RequestGuard(ASGIMiddleware):
-    """Refuses hostile parameters and bodies before the application runs (see the module)."""
+    """Refuses hostile path and query parameters at once, and has the body checked as it is read."""
 
     scopes = (ScopeType.HTTP,)
 
@@ -337,7 +366,7 @@ class RequestGuard(ASGIMiddleware):
         self._int_queries: dict[int, frozenset[str]] = {}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        """Check the parameters and read the body ahead (checked), then pass the request on."""
+        """Check the parameters, then pass the request on with its body inspected as it is read."""
         handler = scope["route_handler"]  # type: ignore[typeddict-item]
         for name, value in scope.get("path_params", {}).items():
             if isinstance(value, bool):
@@ -353,14 +382,11 @@ class RequestGuard(ASGIMiddleware):
             ints = self._int_query_names(handler)
             for name, value in _pairs(query):
                 check_integer_text(name, value, integer=name in ints)
-        if scope["method"] not in _BODY_METHODS:
-            await next_app(scope, receive, send)
-            return
-        spool = await _read_ahead(scope, receive)
-        try:
-            await next_app(scope, spool.replay(receive), send)
-        finally:
-            spool.close()
+        if scope["method"] in _BODY_METHODS:
+            inspector = _BodyInspector(receive, scope)
+            scope.setdefault("state", {})[_INSPECTOR] = inspector  # type: ignore[typeddict-item]
+            receive = inspector
+        await next_app(scope, receive, send)
 
     def _int_query_names(self, handler: Any) -> frozenset[str]:
         """The query parameters a handler declares as integers (cached per handler)."""
@@ -375,6 +401,25 @@ class RequestGuard(ASGIMiddleware):
                     names.add(getattr(kwarg, "name", None) or name)
             self._int_queries[key] = frozenset(names)
         return self._int_queries[key]
+
+
+class BodyReadAhead(ASGIMiddleware):
+    """After the access checks, before the handler: the rest of the body is read (and so checked) ahead, since a
+    handler may write before it reads its form. An anonymous request refused by the access checks is never read."""
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        """Read the body through the inspector into a spool, then replay it to the application."""
+        inspector = scope.get("state", {}).get(_INSPECTOR)
+        if inspector is None or inspector.finished:
+            await next_app(scope, receive, send)
+            return
+        spool = await _read_ahead(scope, receive)
+        try:
+            await next_app(scope, spool.replay(receive), send)
+        finally:
+            spool.close()
 
 
 def _is_int(field: FieldDefinition) -> bool:

@@ -18,6 +18,7 @@ import pytest
 from core.clock import FixedClock
 from core.errors import Invalid
 from core.guard import ID_MAX, INT_MAX, MAX_DEPTH, check_integer_text, check_json, is_id
+from core.middleware import SESSION_COOKIE
 from core.problems import unstorable_value
 from tests.isolation import Multipart
 from tests.test_isolation import BODIES, QUERIES, app_routes
@@ -292,6 +293,30 @@ async def test_json_nested_100000_levels_is_refused_unauthenticated(world, conte
         "POST", "/api/v1/school/rooms", as_=DIRECTOR, tenant=HOME, content=deep, headers={"content-type": content_type}
     )
     assert response.status_code == 400 and "deeper than 64" in response.text, response.text
+
+
+async def test_an_anonymous_body_is_not_read_before_authentication(world):
+    """Parameters are checked first; a body only once the access checks let the request through."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    response = await world.client.post(
+        f"/t/{HOME}/api/v1/school/rooms", content=deep, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 401, response.text
+    response = await world.client.get(f"/t/{HOME}/api/v1/coefficients", params={"level": NUL})
+    refused(response, "level")
+
+
+async def test_a_form_read_by_the_csrf_check_is_checked_too(world):
+    """A browser's multipart post without the CSRF header: the access check reads the form, and a field that is
+    not UTF-8 is refused there (400), before the CSRF token is even compared."""
+    cookie, _ = await world.web_session(DIRECTOR)
+    sheet = world.objects[HOME]["sheet_id"]
+    before = await counts(world)
+    args = multipart((field("csrf_token"), b"t"), (field("next"), b"/grades\xff"))
+    args["headers"]["cookie"] = f"{SESSION_COOKIE}={cookie}"
+    response = await world.client.post(f"/t/{HOME}/grades/sheets/{sheet}/submit", **args)
+    assert response.status_code == 400, response.text
+    assert await counts(world) == before
 
 
 # -- multipart ----------------------------------------------------------------------------------
