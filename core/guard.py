@@ -1,4 +1,4 @@
-"""The request guard: hostile input is refused with 400 naming the field before any check or handler reads it.
+"""The request guard: hostile input is refused with 400 naming the field before any handler runs.
 
 The same limits hold on every route (the middlewares run after routing, so they know the route's path
 parameters and their types):
@@ -253,20 +253,14 @@ class _Spool:
         else:
             self.chunks.append(chunk)
 
-    def read(self) -> bytes:
-        """The whole body (for bodies that are checked whole: JSON and forms, bounded by the size limit)."""
-        if self.file is None:
-            return b"".join(self.chunks)
-        self.file.seek(0)
-        return self.file.read()
-
     def replay(self, receive: Receive) -> Receive:
         """A ``receive`` giving the body read ahead, then the original ``receive``."""
         if self.file is not None:
             self.file.seek(0)
-        pending = [True]
+        pending = True
 
         async def again() -> Message:
+            nonlocal pending
             if pending:
                 if self.file is not None:
                     chunk = self.file.read(REPLAY_CHUNK)
@@ -274,8 +268,7 @@ class _Spool:
                 else:
                     chunk = self.chunks.pop(0) if self.chunks else b""
                     more = bool(self.chunks)
-                if not more:
-                    pending.clear()
+                pending = more
                 return {"type": "http.request", "body": chunk, "more_body": more}
             if self.tail is not None:
                 tail, self.tail = self.tail, None

@@ -8,16 +8,31 @@ every route of the app with hostile path parameters and sample bodies turned hos
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 
+import httpx
 import pytest
+from litestar import Litestar, Request, post
+from litestar.params import JSONBody
 
 from core.clock import FixedClock
 from core.errors import Invalid
-from core.guard import ID_MAX, INT_MAX, MAX_DEPTH, check_integer_text, check_json, is_id
+from core.guard import (
+    ID_MAX,
+    INT_MAX,
+    MAX_DEPTH,
+    SPOOL_MEMORY,
+    BodyReadAhead,
+    RequestGuard,
+    check_integer_text,
+    check_json,
+    is_id,
+)
 from core.middleware import SESSION_COOKIE
 from core.problems import unstorable_value
 from tests.isolation import Multipart
@@ -124,6 +139,39 @@ def test_integer_bounds_by_name():
     for name, text in (("term_id", "2147483648"), ("student_ids", "1, 9" + "9" * 5000), ("limit", "-2147483649")):
         with pytest.raises(Invalid):
             check_integer_text(name, text, integer=name == "limit")
+
+
+def _echo_app(max_body: int = 64 * 1024 * 1024) -> httpx.AsyncClient:
+    """A bare Litestar app behind the two guard middlewares, echoing what its handlers received."""
+
+    @post("/form")
+    async def form(request: Request[Any, Any, Any]) -> dict[str, Any]:
+        data = await request.form()
+        content = await data["file"].read()
+        return {"sha": hashlib.sha256(content).hexdigest(), "note": data["note"]}
+
+    @post("/json")
+    async def json_body(data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
+        return {"size": len(data["blob"])}
+
+    app = Litestar([form, json_body], middleware=[RequestGuard(), BodyReadAhead()], request_max_body_size=max_body)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
+async def test_a_body_read_ahead_reaches_the_handler_intact():
+    """Bodies beyond the in-memory spool go through a temporary file and arrive byte for byte."""
+    blob = os.urandom(3 * SPOOL_MEMORY)
+    async with _echo_app() as client:
+        response = await client.post(
+            "/form", files={"file": ("x.bin", blob, "application/octet-stream")}, data={"note": "Fièvre\tà 39°"}
+        )
+        assert response.status_code == 201, response.text
+        assert response.json() == {"sha": hashlib.sha256(blob).hexdigest(), "note": "Fièvre\tà 39°"}
+        response = await client.post("/json", json={"blob": "é" * (2 * SPOOL_MEMORY)})
+        assert response.status_code == 201 and response.json() == {"size": 2 * SPOOL_MEMORY}, response.text
+    async with _echo_app(max_body=SPOOL_MEMORY) as client:
+        response = await client.post("/form", files={"file": ("x.bin", blob, "application/octet-stream")})
+        assert response.status_code == 413, response.text
 
 
 # -- ids out of range ---------------------------------------------------------------------------
