@@ -56,6 +56,10 @@ ID_MAX: Final = INT_MAX
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _NAME_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+_ID_SUFFIXES = ("_id", "_ids")
+#: A JSON string holds a control character only through an escape: ``\u0000``…``\u001f``, ``\b`` or ``\f``
+#: (a raw one is invalid JSON); without such an escape in the body, its strings need no search.
+_ESCAPED_CONTROL = re.compile(rb"\\(?:u00[01]|[bf])")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _MULTIPART = "multipart/form-data"
 _URLENCODED = "application/x-www-form-urlencoded"
@@ -66,7 +70,7 @@ REPLAY_CHUNK: Final = 64 * 1024
 
 def is_id(name: str) -> bool:
     """Whether a parameter or key names a row id (``id``, ``…_id``, ``…_ids``)."""
-    return name == "id" or name.endswith(("_id", "_ids"))
+    return name == "id" or name.endswith(_ID_SUFFIXES)
 
 
 def check_text(field: str, value: str) -> None:
@@ -96,8 +100,55 @@ def check_integer_text(field: str, text: str, *, integer: bool = False) -> None:
             check_integer(field, value, ident=ident)
 
 
-def check_json(value: Any, root: str = "body") -> None:
-    """Walk a decoded JSON value without recursion: depth, strings (keys too) and integers (ids by key)."""
+def _json_ok(value: dict[str, Any] | list[Any], strings: bool) -> bool:
+    """Whether a decoded JSON object or array keeps every limit: the fast walk, without recursion or paths
+    (``strings`` false when the raw body shows that no string can hold a control character)."""
+    search = _CONTROL.search
+    seen: set[str] = set()
+    stack: list[tuple[Any, int, bool]] = [(value, 0, False)]
+    while stack:
+        item, depth, ident = stack.pop()
+        if depth >= MAX_DEPTH:
+            return False
+        if type(item) is list:
+            for child in item:
+                kind = type(child)
+                if kind is int:
+                    if not ((1 if ident else INT_MIN) <= child <= INT_MAX):
+                        return False
+                elif kind is str:
+                    if strings and search(child):
+                        return False
+                elif kind is dict or kind is list:
+                    stack.append((child, depth + 1, ident))
+            continue
+        for key, child in item.items():
+            if strings and key not in seen:
+                if search(key):
+                    return False
+                seen.add(key)
+            kind = type(child)
+            if kind is int:
+                if not 1 <= child <= INT_MAX and (child < INT_MIN or child > INT_MAX or is_id(key)):
+                    return False
+            elif kind is str:
+                if strings and search(child):
+                    return False
+            elif kind is dict or kind is list:
+                stack.append((child, depth + 1, is_id(key)))
+    return True
+
+
+def check_json(value: Any, root: str = "body", *, strings: bool = True) -> None:
+    """Check a decoded JSON value without recursion: depth, strings (keys too) and integers (ids by key). A fast
+    walk finds whether anything is wrong; only then a second one names the field."""
+    if type(value) in (dict, list) and _json_ok(value, strings):
+        return
+    name_problem(value, root)
+
+
+def name_problem(value: Any, root: str = "body") -> None:
+    """The slow walk of :func:`check_json`: 400 naming the first field found that breaks a limit."""
     stack: list[tuple[Any, str, int, bool]] = [(value, root, 0, False)]
     while stack:
         item, path, depth, ident = stack.pop()
@@ -128,7 +179,7 @@ def _decode_json(body: bytes) -> None:
         raise Invalid("body", "Nested deeper than {limit} levels.", code="too_deep", limit=MAX_DEPTH) from None
     except msgspec.MsgspecError:
         return
-    check_json(value)
+    check_json(value, strings=_ESCAPED_CONTROL.search(body) is not None)
 
 
 def _unquote(raw: bytes, field: str | None) -> str:

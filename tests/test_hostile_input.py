@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import re
 from collections.abc import AsyncIterator
 from datetime import date
@@ -29,9 +30,11 @@ from core.guard import (
     SPOOL_MEMORY,
     BodyReadAhead,
     RequestGuard,
+    _json_ok,
     check_integer_text,
     check_json,
     is_id,
+    name_problem,
 )
 from core.middleware import SESSION_COOKIE
 from core.problems import unstorable_value
@@ -120,6 +123,37 @@ def test_tab_cr_lf_pass_and_other_control_characters_are_refused():
     with pytest.raises(Invalid) as caught:
         check_json({"na\x00me": "x"})
     assert caught.value.field == "na\x00me"
+
+
+def test_the_fast_walk_agrees_with_the_one_that_names_the_field():
+    """Random bodies, hostile or not: the fast walk refuses exactly what the naming walk refuses."""
+    rng = random.Random(7)
+    leaves: list[Any] = [0, 1, -1, 5, ID_MAX, ID_MAX + 1, -(2**31), -(2**31) - 1, 2**63, True, None, 1.5]
+    leaves += ["ok", "a\tb", "a\x00", "\x1f"]
+    keys = ["id", "class_id", "student_ids", "minutes", "note", "x\x07", "valid"]
+
+    def build(depth: int) -> Any:
+        if depth > 3 and rng.random() < 0.02:
+            return _nested(MAX_DEPTH)  # one more level with what is around it
+        if depth > 6 or rng.random() < 0.3:
+            return rng.choice(leaves)
+        if rng.random() < 0.5:
+            return [build(depth + 1) for _ in range(rng.randrange(4))]
+        return {rng.choice(keys): build(depth + 1) for _ in range(rng.randrange(4))}
+
+    outcomes = set()
+    for _ in range(3000):
+        value = build(0)
+        if not isinstance(value, (dict, list)):
+            continue
+        try:
+            name_problem(value)
+            named = True
+        except Invalid:
+            named = False
+        assert _json_ok(value, strings=True) == named, value
+        outcomes.add(named)
+    assert outcomes == {True, False}
 
 
 def test_integer_bounds_by_name():
