@@ -44,7 +44,18 @@ from multipart import MultipartSegment, ParserError, ParserLimitReached, PushMul
 
 from core.errors import Invalid
 
-__all__ = ["ID_MAX", "INT_MAX", "INT_MIN", "MAX_DEPTH", "BodyReadAhead", "RequestGuard", "check_json", "check_text"]
+__all__ = [
+    "ID_MAX",
+    "INT_MAX",
+    "INT_MIN",
+    "MAX_DEPTH",
+    "BodyReadAhead",
+    "RequestGuard",
+    "check_json",
+    "check_text",
+    "name_problem",
+    "within_limits",
+]
 
 #: Deepest nesting of arrays and objects accepted in a JSON body.
 MAX_DEPTH: Final = 64
@@ -100,7 +111,7 @@ def check_integer_text(field: str, text: str, *, integer: bool = False) -> None:
             check_integer(field, value, ident=ident)
 
 
-def _json_ok(value: dict[str, Any] | list[Any], strings: bool) -> bool:
+def within_limits(value: dict[str, Any] | list[Any], strings: bool) -> bool:
     """Whether a decoded JSON object or array keeps every limit: the fast walk, without recursion or paths
     (``strings`` false when the raw body shows that no string can hold a control character)."""
     search = _CONTROL.search
@@ -142,7 +153,7 @@ def _json_ok(value: dict[str, Any] | list[Any], strings: bool) -> bool:
 def check_json(value: Any, root: str = "body", *, strings: bool = True) -> None:
     """Check a decoded JSON value without recursion: depth, strings (keys too) and integers (ids by key). A fast
     walk finds whether anything is wrong; only then a second one names the field."""
-    if type(value) in (dict, list) and _json_ok(value, strings):
+    if type(value) in (dict, list) and within_limits(value, strings):
         return
     name_problem(value, root)
 

@@ -30,11 +30,11 @@ from core.guard import (
     SPOOL_MEMORY,
     BodyReadAhead,
     RequestGuard,
-    _json_ok,
     check_integer_text,
     check_json,
     is_id,
     name_problem,
+    within_limits,
 )
 from core.middleware import SESSION_COOKIE
 from core.problems import unstorable_value
@@ -50,21 +50,10 @@ NUL = "x\x00y"
 BOUNDARY = "hostile-boundary"
 PDF = b"%PDF-1.4\n% hostile\n"
 #: Tables a successful write would touch; counted before and after the refusals.
-TABLES = [
-    "audit_log",
-    "login_attempt",
-    "person",
-    "room",
-    "school_class",
-    "student",
-    "teaching_assignment",
-    "timetable_slot",
-    "stored_file",
-    "attendance_session",
-    "attendance_mark",
-    "attendance_justification",
-    "grade_assessment",
-]
+TABLES = (
+    "audit_log login_attempt person room school_class student teaching_assignment timetable_slot stored_file "
+    "attendance_session attendance_mark attendance_justification grade_assessment"
+).split()
 
 
 def refused(response: Any, field: str) -> None:
@@ -151,7 +140,7 @@ def test_the_fast_walk_agrees_with_the_one_that_names_the_field():
             named = True
         except Invalid:
             named = False
-        assert _json_ok(value, strings=True) == named, value
+        assert within_limits(value, strings=True) == named, value
         outcomes.add(named)
     assert outcomes == {True, False}
 
@@ -253,22 +242,12 @@ async def test_out_of_range_ids_in_bodies_are_refused_and_write_nothing(world):
             json={"teacher_id": value, "class_id": home["class_id"], "subject_code": "PC"},
         )
         refused(response, "teacher_id")
-        response = await world.api(
-            "PUT",
-            f"/api/v1/attendance/sessions/{home['slot_id']}/2026-10-05",
-            as_=TEACHER,
-            tenant=HOME,
-            json={"entries": [{"student_id": home["student_id"], "status": "late", "minutes": value}]},
-        )
-        refused(response, "entries[0].minutes")
-        response = await world.api(
-            "PUT",
-            f"/api/v1/attendance/sessions/{home['slot_id']}/2026-10-05",
-            as_=TEACHER,
-            tenant=HOME,
-            json={"entries": [{"student_id": value, "status": "absent"}]},
-        )
-        refused(response, "entries[0].student_id")
+        register = f"/api/v1/attendance/sessions/{home['slot_id']}/2026-10-05"
+        for entry, where in (
+            ({"student_id": home["student_id"], "status": "late", "minutes": value}, "entries[0].minutes"),
+            ({"student_id": value, "status": "absent"}, "entries[0].student_id"),
+        ):
+            refused(await world.api("PUT", register, as_=TEACHER, tenant=HOME, json={"entries": [entry]}), where)
         # A portal form: the id field is bounded as well.
         response = await world.api(
             "POST",
