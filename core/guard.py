@@ -34,7 +34,7 @@ from typing import IO, Any, Final
 from urllib.parse import unquote_to_bytes
 
 import msgspec
-from litestar._multipart import parse_content_header
+from litestar import Request
 from litestar.enums import ParamType, ScopeType
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.middleware import ASGIMiddleware
@@ -493,6 +493,5 @@ def _header(scope: Scope, wanted: bytes) -> str | None:
 
 
 def _content_type(scope: Scope) -> tuple[str, dict[str, str]]:
-    """The request's media type, lower-cased, and its parameters."""
-    value = _header(scope, b"content-type")
-    return parse_content_header(value) if value is not None else ("", {})
+    """The request's media type, lower-cased, and its parameters (parsed as Litestar does, and kept for it)."""
+    return Request(scope).content_type
