@@ -106,7 +106,7 @@ def check_integer_text(field: str, text: str, *, integer: bool = False) -> None:
     for part in text.split(",") if ident else [text]:
         part = part.strip()
         if _INTEGER.fullmatch(part):
-            digits = part.lstrip("+-")
+            digits = part.lstrip("+-").lstrip("0")  # no int() of a 100,000-digit string
             value = int(part) if len(digits) <= 12 else (-1 if part.startswith("-") else 1) * 10**12
             check_integer(field, value, ident=ident)
 

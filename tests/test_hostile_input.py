@@ -159,6 +159,7 @@ def test_integer_bounds_by_name():
         assert caught.value.field == where and caught.value.code == "out_of_range"
     check_integer_text("absences", "99999999999999999999")  # not named as an id: the field's own rules apply
     check_integer_text("term_id", "T1")
+    check_integer_text("term_id", "0000000000000000042")
     for name, text in (("term_id", "2147483648"), ("student_ids", "1, 9" + "9" * 5000), ("limit", "-2147483649")):
         with pytest.raises(Invalid):
             check_integer_text(name, text, integer=name == "limit")
