@@ -25,6 +25,7 @@ from core.api.platform import CORE_API
 from core.clock import Clock
 from core.config import ConfigError, Settings, load_settings
 from core.db import Database
+from core.guard import BodyReadAhead, RequestGuard
 from core.i18n import register_catalogue_dirs
 from core.identity import IdentityService
 from core.jobs import JOB_ROUTES, JOB_TABLES, make_queue
@@ -203,7 +204,7 @@ def create_app(
             *_plugin_routers(services),
         ],
         dependencies={"ctx": Provide(get_ctx, sync_to_thread=False)},
-        middleware=[AccessMiddleware()],
+        middleware=[RequestGuard(), AccessMiddleware(), BodyReadAhead()],  # core/guard.py: hostile input, 400
         exception_handlers={HTTPException: http_exception_handler, Exception: http_exception_handler},
         lifespan=[lifespan],
         template_config=TemplateConfig(

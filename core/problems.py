@@ -60,12 +60,41 @@ def problem(
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+#: SQLSTATEs of a value the database cannot hold: a number beyond its column, a character its text cannot store.
+_UNSTORABLE_SQLSTATES = frozenset({"22003", "22021", "22P05"})
+#: What the drivers say when an integer does not fit the column type (asyncpg; the sqlite3 module).
+_OVERFLOW_MESSAGES = ("value out of int", "SQLite INTEGER")
+
+
+def unstorable_value(exc: BaseException) -> bool:
+    """Whether an error (or what caused it) is a request's value that the database cannot store: an integer
+    beyond the column (PostgreSQL, either when asyncpg encodes it or on the server; SQLite beyond 2⁶³) or a
+    character PostgreSQL text cannot hold. The request guard (:mod:`core.guard`) refuses most such values by
+    name; this catches the ones it cannot know (a header, a field of another name) as 400 instead of 500."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 4:
+        if getattr(current, "sqlstate", None) in _UNSTORABLE_SQLSTATES:
+            return True
+        if isinstance(current, OverflowError) and any(m in str(current) for m in _OVERFLOW_MESSAGES):
+            return True
+        current, seen = current.__cause__ or current.__context__, seen + 1
+    return False
+
+
 def http_exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Render an exception for its audience: problem JSON on ``/api/``, a page elsewhere."""
     if isinstance(exc, HTTPException):
         status = exc.status_code
         detail = exc.detail
         headers = dict(exc.headers or {})
+    elif unstorable_value(exc):
+        log.warning("a request value the database cannot store: %s", exc, extra={"path": request.url.path})
+        status, detail, headers = (
+            400,
+            "A value in the request is out of range or holds a character that cannot be stored.",
+            {},
+        )
     else:
         log.exception("unhandled error", extra={"path": request.url.path})
         status, detail, headers = 500, "Internal error; it has been logged.", {}

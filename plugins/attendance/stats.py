@@ -27,11 +27,12 @@ LEVELS: dict[str, tuple[SQL, SQL, SQL]] = {
 
 
 def _days_sql(db: Database, days: list[date]) -> SQL:
-    """A ``days(d, wd)`` relation of the school days, as the dialect likes it."""
-    if not days:
-        return SQL("SELECT NULL AS d, NULL AS wd WHERE 1=0")
+    """A ``days(d, wd)`` relation of the school days, as the dialect likes it (typed even when empty, so
+    PostgreSQL compares ``wd`` with the integer weekday of a slot)."""
     if db.dialect == "postgres":
         return SQL("SELECT x AS d, EXTRACT(ISODOW FROM x)::int AS wd FROM unnest({}::date[]) AS x", days)
+    if not days:
+        return SQL("SELECT NULL AS d, NULL AS wd WHERE 1=0")
     values = join(", ", [SQL("({}, {})", day.isoformat(), day.isoweekday()) for day in days])
     return SQL("SELECT column1 AS d, column2 AS wd FROM (VALUES {})", values)
 
