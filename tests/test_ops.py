@@ -133,6 +133,7 @@ async def test_portal_pages_are_branded_and_installable(world):
 async def test_language_switch_sets_rtl_for_arabic(world):
     response = await world.client.get("/t/lycee-ibn-batouta/lang/ar?next=/t/lycee-ibn-batouta/login")
     assert response.status_code == 302
+    world.client.cookies.delete("madrasa_lang")  # the world's client is shared: later tests expect French
     page = await world.client.get("/t/lycee-ibn-batouta/login", headers={"cookie": "madrasa_lang=ar"})
     assert 'dir="rtl"' in page.text and "تسجيل الدخول" in page.text
     page = await world.client.get("/t/lycee-ibn-batouta/login?lang=en")
