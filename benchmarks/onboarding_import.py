@@ -174,7 +174,7 @@ async def _child(pupils: int, data_dir: str) -> dict[str, Any]:
         if batch.status != "ready":
             raise SystemExit(f"upload refused: {batch.report.errors[:5]}")
         upload_wall = time.perf_counter() - wall
-        report = await run_commit(actor, batch.id, "http://bench.invalid")
+        report = await run_commit(actor, batch.id)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         if not report.ok:
             raise SystemExit(f"commit refused: {report.errors[:5]}")
