@@ -221,20 +221,9 @@ async def _queue_validation(
             now(),
             actor.region.id,
         )
-    try:
-        job_id = await actor.services.jobs.enqueue(
-            VALIDATE_JOB_KIND,
-            {"batch_id": batch_id},
-            scope_columns={"region_id": actor.region.id},
-            created_by=actor.person_id,
-        )
-    except Exception:
-        async with db.scoped(actor.scope):
-            await db.execute("DELETE FROM onboarding_batch WHERE id = {}", batch_id)
-        raise
-    async with db.scoped(actor.scope):
-        await db.execute("UPDATE onboarding_batch SET job_id = {} WHERE id = {}", job_id, batch_id)
-        return batch_out(await _batch_row(actor, batch_id))
+    return await _queue_batch_job(
+        actor, VALIDATE_JOB_KIND, batch_id, SQL("DELETE FROM onboarding_batch WHERE id = {}", batch_id)
+    )
 
 
 async def run_validation(actor: Actor, batch_id: str, progress: Progress | None = None) -> Report:
@@ -351,6 +340,22 @@ async def errors_csv(actor: Actor, batch_id: str, locale: str) -> AsyncIterator[
     return chunks()
 
 
+async def _queue_batch_job(actor: Actor, kind: str, batch_id: str, undo: SQL) -> BatchOut:
+    """Queue a batch's job and record its id; if the queue refuses, ``undo`` runs and the error goes on."""
+    db = actor.services.db
+    try:
+        job_id = await actor.services.jobs.enqueue(
+            kind, {"batch_id": batch_id}, scope_columns={"region_id": actor.region.id}, created_by=actor.person_id
+        )
+    except Exception:
+        async with db.scoped(actor.scope):
+            await db.execute(undo)
+        raise
+    async with db.scoped(actor.scope):
+        await db.execute("UPDATE onboarding_batch SET job_id = {} WHERE id = {}", job_id, batch_id)
+        return batch_out(await _batch_row(actor, batch_id))
+
+
 async def start_commit(actor: Actor, batch_id: str) -> tuple[BatchOut, bool]:
     """Commit a ready batch: inline when small (returns ``(batch, False)``), else as a job (``True``).
 
@@ -388,20 +393,8 @@ async def start_commit(actor: Actor, batch_id: str) -> tuple[BatchOut, bool]:
         if claimed is None:
             raise Conflict("This batch is being committed by someone else.", code="being_committed")
     if int(row["rows"] or 0) > INLINE_ROWS and actor.services.jobs is not None:
-        try:
-            job_id = await actor.services.jobs.enqueue(
-                JOB_KIND,
-                {"batch_id": batch_id},
-                scope_columns={"region_id": actor.region.id},
-                created_by=actor.person_id,
-            )
-        except Exception:
-            async with db.scoped(actor.scope):
-                await db.execute("UPDATE onboarding_batch SET status = 'ready' WHERE id = {}", batch_id)
-            raise
-        async with db.scoped(actor.scope):
-            await db.execute("UPDATE onboarding_batch SET job_id = {} WHERE id = {}", job_id, batch_id)
-            return batch_out(await _batch_row(actor, batch_id)), True
+        undo = SQL("UPDATE onboarding_batch SET status = 'ready' WHERE id = {}", batch_id)
+        return await _queue_batch_job(actor, JOB_KIND, batch_id, undo), True
     await run_commit(actor, batch_id)
     return await get_batch(actor, batch_id), False
 
