@@ -3,6 +3,7 @@ connection's address only, a NAT-sized per-address slowdown, and alerts on burst
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import UTC, timedelta
@@ -188,6 +189,18 @@ async def test_failures_of_one_pair_slow_that_pair_with_a_growing_retry_after(wo
     assert await world.services.db.fetchval("SELECT COUNT(*) FROM login_attempt WHERE email = {}", email) == 0
     await client.aclose()
     await elsewhere.aclose()
+
+
+async def test_concurrent_attempts_count_each_other(world, tune):
+    """Each attempt is stored before it is checked: a burst of parallel guesses gets the free failures only."""
+    tune(login_delay_seconds=60)
+    email = await account(world, "parallel")
+    clients = [new_client(world.app, ip="198.51.100.35") for _ in range(20)]
+    answers = await asyncio.gather(*(login(c, email, f"guess-{i}-p") for i, c in enumerate(clients)))
+    assert sorted(r.status_code for r in answers) == [401] * 5 + [429] * 15
+    assert await world.services.db.fetchval("SELECT COUNT(*) FROM login_attempt WHERE email = {}", email) == 5
+    for client in clients:
+        await client.aclose()
 
 
 async def test_an_address_past_its_ceiling_is_slowed_not_locked(world, tune):
