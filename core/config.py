@@ -63,8 +63,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     access_token_ttl: int = 900
     refresh_token_ttl: int = 30 * 24 * 3600
     session_ttl: int = 12 * 3600
+    #: Failed logins of one (account, address) pair, or of one account's known device, before each further
+    #: attempt of that pair waits (``core/identity.py``); no account is ever locked for everyone.
     login_max_failures: int = 5
-    login_window_seconds: int = 900
+    #: How long a failed login counts for the delays, the address ceiling and the alerts.
+    login_window_seconds: int = 3600
     smtp_host: str = ""
     smtp_port: int = 25
     mail_from: str = "no-reply@madrasa.localhost"
@@ -86,6 +89,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     public_url: str = ""
     #: Addresses or networks (CIDR) of the reverse proxies whose ``X-Forwarded-For``/``-Proto`` are believed (none).
     trusted_proxies: tuple[str, ...] = ()
+    #: First wait after ``login_max_failures`` failures of a pair; it doubles with each further failure.
+    login_delay_seconds: int = 1
+    #: The longest wait between two attempts of one pair.
+    login_max_delay_seconds: int = 900
+    #: Failed logins from one address (a school's NAT: all its accounts) within the window after which that
+    #: address's attempts from unknown devices are spaced, one per ``window / ceiling`` seconds (a slowdown).
+    login_address_ceiling: int = 500
+    #: Failed logins of one account within the window that raise an alert (an address alerts at its ceiling).
+    login_alert_failures: int = 20
 
     @property
     def dialect(self) -> Literal["sqlite", "postgres"]:

@@ -1,8 +1,13 @@
 """Identities, passwords, login throttling, browser sessions and API tokens.
 
 * Passwords: argon2id (``argon2-cffi``); hashes are upgraded on login when parameters change.
-* Throttling: failed logins are counted per account and per client address over a window;
-  past the limit a login answers 429 with ``Retry-After`` whatever the password.
+* Throttling (OWASP): failures count per (account, address) pair over a window; past ``login_max_failures``
+  each further attempt of the pair waits a doubling, capped delay (429, ``Retry-After``), whatever the password;
+  no account is locked for everyone. A login hands out a signed known-device token (HttpOnly cookie, or the
+  API's ``device``): the account's failures elsewhere do not slow that device, only its own do. An address past
+  ``login_address_ceiling`` (a school's NAT) has its unknown devices' attempts spaced to that average rate.
+  The address is the ASGI client's (uvicorn believes ``X-Forwarded-For`` only from trusted proxies). Bursts
+  (an address at its ceiling, an account at ``login_alert_failures``) log a warning and count in /metrics.
 * Browser sessions: a random cookie whose SHA-256 is stored; each session has a CSRF token.
 * API: a short-lived signed access token (JWT, HS256) naming the session, and a refresh token
   that rotates on every use; presenting an already-used refresh token revokes the family.
@@ -15,7 +20,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import hmac
+import logging
+import math
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -32,8 +42,21 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from core.cache import MISSING, TTLCache
 from core.config import Settings
 from core.db import Database
+from core.observability import LOGIN_BURSTS
+
+log = logging.getLogger("madrasa.identity")
 
 REVOCATION_CACHE_SECONDS = 5.0
+THROTTLED = "Too many failed logins; try again later."
+#: What the login form says while a login waits (``{seconds}``: the ``Retry-After`` value).
+THROTTLED_WAIT = "Too many failed logins; try again in {seconds} seconds."
+#: The portal's known-device cookie (the API hands the same value back as ``device``).
+DEVICE_COOKIE = "madrasa_device"
+DEVICE_TTL = 180 * 24 * 3600
+#: Known-device tokens one browser keeps (one per account logged in there), ``~``-separated.
+DEVICES_PER_CLIENT = 5
+_NO_ATTEMPT = 2**31 - 1  # above every attempt id: all stored attempts count
+_DEVICE_TOKEN = re.compile(r"[A-Za-z0-9_-]{16}\.[0-9]{1,12}\.[A-Za-z0-9_-]{24}")
 INVALID_RESET = "This reset link is invalid, expired or already used."
 _DUMMY_HASH_CACHE: dict[int, str] = {}
 
@@ -110,40 +133,163 @@ class IdentityService:
 
     # -- throttling --------------------------------------------------------------------------
 
-    async def check_throttle(self, email: str, ip: str) -> None:
-        """Raise 429 when the account or the address failed too often within the window."""
-        since = datetime.now(UTC) - timedelta(seconds=self.settings.login_window_seconds)
+    def device_token(self, email: str) -> str:
+        """A new known-device token for an account: ``<nonce>.<expiry>.<signature>`` (HMAC of the secret key)."""
+        nonce = secrets.token_urlsafe(12)
+        expiry = int(datetime.now(UTC).timestamp()) + DEVICE_TTL
+        return f"{nonce}.{expiry}.{self._device_signature(email, nonce, expiry)}"
+
+    def _device_signature(self, email: str, nonce: str, expiry: int) -> str:
+        message = f"known-device\0{normalise_email(email)}\0{nonce}\0{expiry}".encode()
+        digest = hmac.new(self.settings.secret_key.encode(), message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:18]).decode()
+
+    def known_device(self, email: str, presented: str | None) -> str:
+        """The nonce of an unexpired known-device token of ``email`` among those presented, else ``""``."""
+        now = datetime.now(UTC).timestamp()
+        for token in (presented or "")[:1000].split("~")[:DEVICES_PER_CLIENT]:
+            if not _DEVICE_TOKEN.fullmatch(token):
+                continue
+            nonce, expiry, signature = token.split(".")
+            expected = self._device_signature(email, nonce, int(expiry))
+            if int(expiry) > now and hmac.compare_digest(signature.encode(), expected.encode()):
+                return nonce
+        return ""
+
+    def remember_device(self, email: str, presented: str | None) -> str:
+        """The known-device value to hand back after a login: a fresh token of this account first, then
+        the other accounts' tokens this client already held (at most :data:`DEVICES_PER_CLIENT`)."""
+        others = [
+            token
+            for token in (presented or "")[:1000].split("~")
+            if _DEVICE_TOKEN.fullmatch(token) and not self.known_device(email, token)
+        ]
+        return "~".join([self.device_token(email), *others][:DEVICES_PER_CLIENT])
+
+    async def check_throttle(self, email: str, ip: str, device: str = "") -> None:
+        """Raise 429 (``retry_after``: the seconds to wait) while this client must wait before trying again.
+
+        ``device`` is the nonce of a verified known device of the account (see :meth:`known_device`): it waits
+        only after its own failures. Otherwise the (account, address) pair waits after its failures, and an
+        address past its ceiling spaces its attempts.
+        """
+        wait = await self.throttle_wait(normalise_email(email), ip, device)
+        if wait > 0:
+            raise AuthError(THROTTLED, status=429, retry_after=wait)
+
+    async def throttle_wait(self, email: str, ip: str, device: str = "", before: int = _NO_ATTEMPT) -> int:
+        """Whole seconds before this account may be tried again from this address or known device (0: now).
+
+        Only attempts stored before the attempt ``before`` count: a login stores its attempt first, so of
+        concurrent attempts each sees those that came earlier.
+        """
+        settings = self.settings
+        now = datetime.now(UTC)
+        since = now - timedelta(seconds=settings.login_window_seconds)
+        if device:
+            row = await self.db.fetchrow(
+                "SELECT COUNT(*) AS n, MAX(at) AS last FROM login_attempt WHERE email = {} AND device = {} AND at > {} "
+                "AND id < {}",
+                email,
+                device,
+                since,
+                before,
+            )
+            return self._backoff((row or {}).get("n"), (row or {}).get("last"), now)
+        row = await self.db.fetchrow(
+            "SELECT SUM(CASE WHEN email = {} AND device = '' THEN 1 ELSE 0 END) AS n, "
+            "MAX(CASE WHEN email = {} AND device = '' THEN at END) AS last, COUNT(*) AS by_ip, MAX(at) AS ip_last "
+            "FROM login_attempt WHERE ip = {} AND at > {} AND id < {}",
+            email,
+            email,
+            ip,
+            since,
+            before,
+        )
+        row = row or {}
+        wait = self._backoff(row.get("n"), row.get("last"), now)
+        ceiling = max(1, settings.login_address_ceiling)
+        if int(row.get("by_ip") or 0) >= ceiling and row.get("ip_last") is not None:
+            spacing = timedelta(seconds=settings.login_window_seconds / ceiling)
+            wait = max(wait, _seconds_until(_moment(row["ip_last"]) + spacing, now))
+        return wait
+
+    def _backoff(self, failures: int | None, last: Any, now: datetime) -> int:
+        """The wait of a pair (or device) with ``failures`` in the window, the last at ``last``."""
+        over = int(failures or 0) - self.settings.login_max_failures
+        if over < 0 or last is None:
+            return 0
+        delay = min(self.settings.login_delay_seconds * 2 ** min(over, 30), self.settings.login_max_delay_seconds)
+        return _seconds_until(_moment(last) + timedelta(seconds=delay), now)
+
+    async def _record_attempt(self, email: str, ip: str, device: str) -> int:
+        """Store an attempt as failed before anything is checked, so concurrent attempts count each other."""
+        return await self.db.fetchval(
+            "INSERT INTO login_attempt (email, ip, device, at) VALUES ({}, {}, {}, {}) RETURNING id",
+            email,
+            ip,
+            device,
+            datetime.now(UTC),
+        )
+
+    async def _alert_bursts(self, email: str, ip: str) -> None:
+        """After a failure: alert when its address reaches the ceiling or its account the alert threshold."""
+        settings = self.settings
+        now = datetime.now(UTC)
         row = await self.db.fetchrow(
             "SELECT SUM(CASE WHEN email = {} THEN 1 ELSE 0 END) AS by_account, "
             "SUM(CASE WHEN ip = {} THEN 1 ELSE 0 END) AS by_ip FROM login_attempt WHERE at > {} "
             "AND (email = {} OR ip = {})",
             email,
             ip,
-            since,
+            now - timedelta(seconds=settings.login_window_seconds),
             email,
             ip,
         )
-        by_account = int((row or {}).get("by_account") or 0)
-        by_ip = int((row or {}).get("by_ip") or 0)
-        limit = self.settings.login_max_failures
-        if by_account >= limit or by_ip >= limit * 10:
-            raise AuthError(
-                "Too many failed logins; try again later.",
-                status=429,
-                retry_after=self.settings.login_window_seconds,
-            )
-
-    async def _record_failure(self, email: str, ip: str) -> None:
-        await self.db.execute(
-            "INSERT INTO login_attempt (email, ip, at) VALUES ({}, {}, {})", email, ip, datetime.now(UTC)
+        row = row or {}
+        bursts = (
+            ("address", int(row.get("by_ip") or 0), max(1, settings.login_address_ceiling), {"ip": ip}),
+            ("account", int(row.get("by_account") or 0), settings.login_alert_failures, {"account": email}),
         )
+        for kind, count, threshold, subject in bursts:
+            if count == threshold:
+                LOGIN_BURSTS.labels(kind=kind).inc()
+                log.warning(
+                    "login burst: %d failed logins within %d s for one %s",
+                    count,
+                    settings.login_window_seconds,
+                    kind,
+                    extra={
+                        "event": "login_burst",
+                        "kind": kind,
+                        "failures": count,
+                        "window_seconds": settings.login_window_seconds,
+                        **subject,
+                    },
+                )
+
+    async def _forget_failures(self, email: str, ip: str, device: str) -> None:
+        """After a successful login: the failures of this pair (or this known device) no longer count."""
+        if device:
+            await self.db.execute("DELETE FROM login_attempt WHERE email = {} AND device = {}", email, device)
+        else:
+            await self.db.execute("DELETE FROM login_attempt WHERE email = {} AND ip = {} AND device = ''", email, ip)
 
     # -- login -------------------------------------------------------------------------------
 
-    async def authenticate(self, email: str, password: str, ip: str) -> Identity:
-        """Check a password; raises :class:`AuthError` (401, or 429 when throttled)."""
+    async def authenticate(self, email: str, password: str, ip: str, device: str | None = None) -> Identity:
+        """Check a password; raises :class:`AuthError` (401, or 429 while throttled).
+
+        ``ip`` is the ASGI client's address; ``device`` the known-device value the client holds, if any.
+        """
         email = normalise_email(email)
-        await self.check_throttle(email, ip)
+        ip = ip[:64]
+        known = self.known_device(email, device)
+        attempt = await self._record_attempt(email, ip, known)
+        wait = await self.throttle_wait(email, ip, known, before=attempt)
+        if wait > 0:
+            await self.db.execute("DELETE FROM login_attempt WHERE id = {}", attempt)
+            raise AuthError(THROTTLED, status=429, retry_after=wait)
         row = await self.db.fetchrow(
             "SELECT id, email, full_name, full_name_ar, locale, password_hash, active FROM person WHERE email = {}",
             email,
@@ -156,14 +302,15 @@ class IdentityService:
                 await asyncio.to_thread(self.hasher.verify, self._dummy_hash(), password + "x")
             await asyncio.to_thread(self.hasher.verify, stored or "", password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
-            await self._record_failure(email, ip)
+            await self._alert_bursts(email, ip)
             raise AuthError("Wrong e-mail or password.") from None
         assert row is not None
         if not row["active"]:
+            await self.db.execute("DELETE FROM login_attempt WHERE id = {}", attempt)
             raise AuthError("This account is disabled.")
         if self.hasher.check_needs_rehash(stored):
             await self.set_password(row["id"], password)
-        await self.db.execute("DELETE FROM login_attempt WHERE email = {}", email)
+        await self._forget_failures(email, ip, known)  # this attempt's row among them
         return Identity(row["id"], row["email"], row["full_name"], row["full_name_ar"], row["locale"])
 
     def _dummy_hash(self) -> str:
@@ -437,6 +584,15 @@ class IdentityService:
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _moment(value: datetime | str) -> datetime:
+    """A stored timestamp (SQLite may return an aggregate's as text) as an aware datetime."""
+    return _aware(datetime.fromisoformat(value) if isinstance(value, str) else value)
+
+
+def _seconds_until(moment: datetime, now: datetime) -> int:
+    return max(0, math.ceil((moment - now).total_seconds()))
 
 
 def check_password_strength(password: str) -> str | None:

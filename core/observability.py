@@ -9,6 +9,8 @@
   be created repeatedly in one process; :func:`metrics_payload` renders it.
 * :func:`count_handler_failure` counts event handlers that raised
   (``madrasa_event_handler_failures_total{event, plugin}``).
+* :data:`LOGIN_BURSTS` counts addresses and accounts whose failed logins reached the alert threshold
+  (``madrasa_login_bursts_total{kind}``; ``core/identity.py`` also logs a warning).
 
 Why not ``litestar.plugins.prometheus`` (checked against Litestar 2.25): its
 ``PrometheusMiddleware`` is route middleware, so it never sees requests that fail routing
@@ -48,6 +50,7 @@ __all__ = [
     "HTTP_IN_PROGRESS",
     "HTTP_LATENCY",
     "HTTP_REQUESTS",
+    "LOGIN_BURSTS",
     "REGISTRY",
     "JsonFormatter",
     "RequestContextMiddleware",
@@ -189,6 +192,14 @@ EVENT_HANDLER_FAILURES = Counter(
     "madrasa_event_handler_failures_total",
     "Event handlers that raised, by event name and plugin.",
     ["event", "plugin"],
+    registry=REGISTRY,
+)
+
+LOGIN_BURSTS = Counter(
+    "madrasa_login_bursts_total",
+    "Addresses (kind=address) or accounts (kind=account) whose failed logins reached the alert threshold "
+    "within the login window.",
+    ["kind"],
     registry=REGISTRY,
 )
 

@@ -19,7 +19,7 @@ from core.access import roles_at
 from core.api.auth import RESET_SENT, client_ip, request_password_reset
 from core.context import Ctx
 from core.i18n import LOCALES, gettext_, text_direction
-from core.identity import AuthError, check_password_strength
+from core.identity import DEVICE_COOKIE, DEVICE_TTL, THROTTLED_WAIT, AuthError, check_password_strength
 from core.middleware import LOCALE_COOKIE, SESSION_COOKIE
 from core.permissions import AUTHENTICATED, PUBLIC
 from core.plugins import DashboardCard, MenuItem
@@ -151,13 +151,17 @@ async def login(
             next=_safe_next(ctx, data.next),
             email=data.email,
         )
+    device = request.cookies.get(DEVICE_COOKIE)
     try:
-        identity = await svc.identity.authenticate(data.email, data.password, client_ip(request))
+        identity = await svc.identity.authenticate(data.email, data.password, client_ip(request), device)
     except AuthError as exc:
-        status = 429 if exc.status == 429 else 401
-        return _login_page(
-            ctx, request, status=status, error=gettext_(str(exc)), next=_safe_next(ctx, data.next), email=data.email
-        )
+        values = {"next": _safe_next(ctx, data.next), "email": data.email}
+        if exc.status != 429:
+            return _login_page(ctx, request, status=401, error=gettext_(str(exc)), **values)
+        wait = str(exc.retry_after or 60)
+        throttled = _login_page(ctx, request, status=429, error=gettext_(THROTTLED_WAIT, seconds=wait), **values)
+        throttled.headers["retry-after"] = wait
+        return throttled
     cookie = await svc.identity.start_web_session(
         identity, ctx.tenant.id if ctx.tenant else None, request.headers.get("user-agent", ""), client_ip(request)
     )
@@ -169,6 +173,15 @@ async def login(
         samesite="lax",
         secure=not svc.settings.debug,
         max_age=svc.settings.session_ttl,
+        path="/",
+    )
+    response.set_cookie(  # this browser is now a known device of the account (core/identity.py)
+        DEVICE_COOKIE,
+        svc.identity.remember_device(identity.email, device),
+        httponly=True,
+        samesite="lax",
+        secure=not svc.settings.debug,
+        max_age=DEVICE_TTL,
         path="/",
     )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")

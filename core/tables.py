@@ -117,12 +117,14 @@ class AuthSession(Table, tablename="auth_session"):
 
 
 class LoginAttempt(Table, tablename="login_attempt"):
-    """A failed login, counted per account and per address for throttling."""
+    """A failed login, counted per (account, address) pair or per known device for throttling."""
 
     id = Serial(primary_key=True)
     email = Varchar(length=254, index=True)
     ip = Varchar(length=64, index=True)
     at = Timestamptz(index=True)
+    #: The nonce of the account's known-device token the client presented, or ``""`` (an unknown device).
+    device = Varchar(length=64, default="")
 
 
 class PasswordReset(Table, tablename="password_reset"):

@@ -21,11 +21,16 @@ Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@
 
 
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """Log in with e-mail and password; ``tenant`` (a slug) sets the token's default tenant."""
+    """Log in with e-mail and password; ``tenant`` (a slug) sets the token's default tenant.
+
+    ``device`` is the known-device value an earlier login returned: failures of the account from other
+    clients do not slow a known device (only its own do).
+    """
 
     email: Email
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
     tenant: str | None = None
+    device: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
 
 
 class RefreshRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -34,13 +39,14 @@ class RefreshRequest(msgspec.Struct, forbid_unknown_fields=True):
     refresh_token: Annotated[str, msgspec.Meta(min_length=10, max_length=200)]
 
 
-class TokenResponse(msgspec.Struct):
-    """Bearer tokens."""
+class TokenResponse(msgspec.Struct, omit_defaults=True):
+    """Bearer tokens; a login also returns ``device``, to send back as the known-device value next time."""
 
     access_token: str
     refresh_token: str
     token_type: str
     expires_in: int
+    device: str | None = None
 
 
 class ResetRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -130,7 +136,7 @@ class AuthController(Controller):
         """Log in: returns a short-lived access token and a rotating refresh token."""
         svc = ctx.services
         try:
-            identity = await svc.identity.authenticate(data.email, data.password, client_ip(request))
+            identity = await svc.identity.authenticate(data.email, data.password, client_ip(request), data.device)
         except AuthError as exc:
             raise _auth_error(exc) from None
         tenant_id = None
@@ -145,7 +151,7 @@ class AuthController(Controller):
         tokens = await svc.identity.issue_tokens(
             identity, tenant_id, request.headers.get("user-agent", ""), client_ip(request)
         )
-        return TokenResponse(**tokens)
+        return TokenResponse(**tokens, device=svc.identity.remember_device(identity.email, data.device))
 
     @post("/refresh", opt={"permission": PUBLIC}, status_code=200)
     async def refresh(self, ctx: Ctx, data: JSONBody[RefreshRequest]) -> TokenResponse:
