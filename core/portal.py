@@ -233,7 +233,10 @@ async def forgot(
     try:
         await request_password_reset(ctx.services, email, client_ip(request), ctx.tenant)
     except AuthError as exc:
-        return _form_page(ctx, request, "password_forgot.html", status=exc.status, error=gettext_(str(exc)), **values)
+        page = _form_page(ctx, request, "password_forgot.html", status=exc.status, error=gettext_(str(exc)), **values)
+        if exc.status == 429:
+            page.headers["retry-after"] = str(exc.retry_after or 60)
+        return page
     return _form_page(ctx, request, "password_forgot.html", **{**values, "sent": True, "notice": gettext_(RESET_SENT)})
 
 

@@ -140,3 +140,18 @@ async def test_a_logged_in_visitor_can_use_the_reset_page(world):
     home = await client.get(f"/t/{SCHOOL}/")
     assert home.status_code == 302 and home.headers["location"].endswith("/login")
     await client.aclose()
+
+
+async def test_a_throttled_reset_request_says_when_to_retry(world):
+    """The request page's 429 carries ``Retry-After``, as the login form's and the API's do."""
+    address = await world.add_person(f"page.slow.{world.backend}@test.ma", "teacher", SCHOOL)
+    client = new_client(world.app, ip="10.2.0.9")
+    for _ in range(world.settings.login_max_failures + 1):
+        await client.post("/api/v1/auth/token", json={"email": address, "password": "wrong-password-1"})
+    form = await client.get(f"/t/{SCHOOL}/password-reset?lang=fr")
+    answer = await client.post(
+        f"/t/{SCHOOL}/password-reset?lang=fr", data={"email": address, "csrf_token": csrf_of(form.text)}
+    )
+    assert answer.status_code == 429, answer.status_code
+    assert int(answer.headers["retry-after"]) > 0
+    await client.aclose()
