@@ -184,6 +184,16 @@ def _complete(settings: Settings) -> Settings:
         raise ConfigError(f"{PREFIX}S3_ENDPOINT: required when MADRASA_STORAGE_BACKEND=s3")
     if not 1 <= settings.port <= 65535:
         raise ConfigError(f"{PREFIX}PORT: must be between 1 and 65535, got {settings.port}")
+    for name in (
+        "login_max_failures",
+        "login_window_seconds",
+        "login_delay_seconds",
+        "login_max_delay_seconds",
+        "login_address_ceiling",
+        "login_alert_failures",
+    ):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"{PREFIX}{name.upper()}: must be at least 1")
     if settings.job_concurrency < 1:
         raise ConfigError(f"{PREFIX}JOB_CONCURRENCY: must be at least 1")
     if settings.job_backend == "saq" and not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):

@@ -80,3 +80,9 @@ def test_an_unknown_backend_names_the_variable(tmp_path):
         settings = load_settings({variable: value, "MADRASA_DATA_DIR": str(tmp_path)})
         with pytest.raises(ConfigError, match=variable):
             build_services(settings)
+
+
+def test_login_limits_must_be_positive(tmp_path):
+    for variable in ("MADRASA_LOGIN_MAX_FAILURES", "MADRASA_LOGIN_DELAY_SECONDS", "MADRASA_LOGIN_ADDRESS_CEILING"):
+        with pytest.raises(ConfigError, match=variable):
+            load_settings({variable: "0", "MADRASA_DATA_DIR": str(tmp_path)})
