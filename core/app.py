@@ -33,7 +33,7 @@ from core.mail import Mailer, make_mailer
 from core.middleware import AccessMiddleware, TenantPrefix, get_ctx
 from core.migrate import MigrationSet
 from core.modules import ModuleSettings
-from core.observability import RequestContextMiddleware, configure_logging
+from core.observability import MetricsGate, RequestContextMiddleware, configure_logging, start_metrics_server
 from core.permissions import CORE_PERMISSIONS, PUBLIC, PermissionRegistry
 from core.plugins import PluginHost
 from core.portal import PORTAL_ROUTES
@@ -151,7 +151,7 @@ def create_app(
     services: Services | None = None,
     wrap: bool = True,
 ) -> Any:
-    """The ASGI application: Litestar wrapped in request-id/metrics and tenant-prefix layers.
+    """The ASGI application: Litestar wrapped in request-id/metrics, tenant-prefix and metrics-gate layers.
 
     With ``wrap=False`` the bare :class:`Litestar` app is returned (tests use it to list routes).
     """
@@ -165,9 +165,12 @@ def create_app(
         await services.storage.ensure_ready()
         if services.jobs is not None:
             await services.jobs.start()
+        stop_metrics = start_metrics_server(settings.host, settings.metrics_port) if settings.metrics_port else None
         try:
             yield
         finally:
+            if stop_metrics is not None:
+                stop_metrics()
             if services.jobs is not None:
                 await services.jobs.stop()
             await services.db.stop()
@@ -227,7 +230,8 @@ def create_app(
     app.state.services = services
     if not wrap:
         return app
-    asgi = RequestContextMiddleware(TenantPrefix(app))
+    gated = MetricsGate(app, token=settings.metrics_token, open_=settings.debug)
+    asgi = RequestContextMiddleware(TenantPrefix(gated))
     asgi.litestar = app  # type: ignore[attr-defined]
     asgi.services = services  # type: ignore[attr-defined]
     return asgi

@@ -98,6 +98,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     login_address_ceiling: int = 500
     #: Failed logins of one account within the window that raise an alert (an address alerts at its ceiling).
     login_alert_failures: int = 20
+    #: Bearer token that ``/metrics`` on the application port asks for; without it ``/metrics`` answers 404 there
+    #: (outside debug mode).
+    metrics_token: str = ""
+    #: A separate port on ``host`` where prometheus_client's own server publishes the metrics (0: none).
+    metrics_port: int = 0
 
     @property
     def dialect(self) -> Literal["sqlite", "postgres"]:
@@ -194,6 +199,10 @@ def _complete(settings: Settings) -> Settings:
     ):
         if getattr(settings, name) < 1:
             raise ConfigError(f"{PREFIX}{name.upper()}: must be at least 1")
+    if not 0 <= settings.metrics_port <= 65535 or (settings.metrics_port and settings.metrics_port == settings.port):
+        raise ConfigError(f"{PREFIX}METRICS_PORT: must be between 1 and 65535 and not MADRASA_PORT (0: none)")
+    if settings.metrics_token and len(settings.metrics_token) < 16:
+        raise ConfigError(f"{PREFIX}METRICS_TOKEN: must be at least 16 characters")
     if settings.job_concurrency < 1:
         raise ConfigError(f"{PREFIX}JOB_CONCURRENCY: must be at least 1")
     if settings.job_backend == "saq" and not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):

@@ -11,6 +11,9 @@
   (``madrasa_event_handler_failures_total{event, plugin}``).
 * :data:`LOGIN_BURSTS` counts addresses and accounts whose failed logins reached the alert threshold
   (``madrasa_login_bursts_total{kind}``; ``core/identity.py`` also logs a warning).
+* Exposure: ``/metrics`` on the application port answers only a bearer ``MADRASA_METRICS_TOKEN``
+  (:class:`MetricsGate`; 404 without a token configured, outside debug mode), and
+  ``MADRASA_METRICS_PORT`` serves the registry on a port of its own (:func:`start_metrics_server`).
 
 Why not ``litestar.plugins.prometheus`` (checked against Litestar 2.25): its
 ``PrometheusMiddleware`` is route middleware, so it never sees requests that fail routing
@@ -25,10 +28,12 @@ id and the access log in the same pass, so it stays; the metrics are plain prome
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import re
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
@@ -43,6 +48,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    start_http_server,
 )
 
 __all__ = [
@@ -53,11 +59,13 @@ __all__ = [
     "LOGIN_BURSTS",
     "REGISTRY",
     "JsonFormatter",
+    "MetricsGate",
     "RequestContextMiddleware",
     "configure_logging",
     "count_handler_failure",
     "metrics_payload",
     "request_id_var",
+    "start_metrics_server",
     "tenant_var",
 ]
 
@@ -212,6 +220,66 @@ def count_handler_failure(event: str, plugin: str) -> None:
 def metrics_payload() -> tuple[bytes, str]:
     """Return the Prometheus text exposition of :data:`REGISTRY` and its content type."""
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+# --------------------------------------------------------------------------- exposure
+
+METRICS_PATH = "/metrics"
+_SLASHES = re.compile(r"/{2,}")
+_log = logging.getLogger("madrasa.metrics")
+
+
+def start_metrics_server(host: str, port: int) -> Callable[[], None]:
+    """Serve :data:`REGISTRY` with prometheus_client's own HTTP server on ``host:port``; returns its stop."""
+    server, thread = start_http_server(port, addr=host, registry=REGISTRY)
+    _log.info("metrics served on %s:%s", host, port)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        if thread is not threading.current_thread():
+            thread.join(timeout=5)
+
+    return stop
+
+
+class MetricsGate:
+    """Pure ASGI: who may read ``/metrics`` on the application port.
+
+    With ``token`` the request must carry ``Authorization: Bearer <token>`` (401 otherwise); without
+    one ``/metrics`` answers 404 unless ``open_`` (debug mode). Place it inside
+    :class:`core.middleware.TenantPrefix` so ``/t/<slug>/metrics`` is gated the same way.
+    """
+
+    def __init__(self, app: ASGIApp, *, token: str = "", open_: bool = False) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode() if token else b""
+        self.open = open_ and not token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer 401/404 for a ``/metrics`` request that may not read it; pass everything else on."""
+        # Routing ignores a trailing slash (and so must this); repeated slashes are folded the same way.
+        path = _SLASHES.sub("/", scope.get("path") or "").rstrip("/") if scope["type"] == "http" else ""
+        if path != METRICS_PATH or self.open:
+            await self.app(scope, receive, send)
+            return
+        if self.expected:
+            given = next((v for k, v in scope.get("headers") or () if k == b"authorization"), b"")
+            if hmac.compare_digest(given, self.expected):
+                await self.app(scope, receive, send)
+                return
+            await _problem(send, 401, "Unauthorized", "Send the metrics token as a bearer.", bearer=True)
+            return
+        await _problem(send, 404, "Not Found", "Not Found")
+
+
+async def _problem(send: Send, status: int, title: str, detail: str, *, bearer: bool = False) -> None:
+    body = json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail}).encode()
+    headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
+    if bearer:
+        headers.append((b"www-authenticate", b'Bearer realm="metrics"'))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 # --------------------------------------------------------------------------- middleware

@@ -148,6 +148,7 @@ def make_settings(backend: str, tmp: Path, pg: PgServer | None, **overrides: Any
         "log_level": "WARNING",
         "db_pool_min": 1,
         "db_pool_max": 8,
+        "metrics_token": "metrics-token-of-the-test-world",  # /metrics on the app port asks for it
     }
     if backend == "postgres":
         assert pg is not None

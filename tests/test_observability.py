@@ -14,15 +14,18 @@ from litestar import Litestar, Request, get
 from litestar.params import FromPath
 from litestar.testing import AsyncTestClient
 
+from core.config import ConfigError, load_settings
 from core.observability import (
     HTTP_LATENCY,
     REGISTRY,
     JsonFormatter,
+    MetricsGate,
     RequestContextMiddleware,
     configure_logging,
     count_handler_failure,
     metrics_payload,
     request_id_var,
+    start_metrics_server,
     tenant_var,
 )
 
@@ -47,7 +50,12 @@ async def boom() -> None:
     raise RuntimeError("kaboom")
 
 
-HANDLERS = [get_item, whoami, boom]
+@get("/metrics")
+async def metrics_route() -> str:
+    return metrics_payload()[0].decode()
+
+
+HANDLERS = [get_item, whoami, boom, metrics_route]
 
 
 def _count(method: str, route: str, status: str) -> float:
@@ -306,3 +314,62 @@ def test_configure_logging_is_idempotent() -> None:
             if h not in saved_handlers:
                 root.removeHandler(h)
         root.setLevel(saved_level)
+
+
+TOKEN = "a-metrics-token-0123456789"
+
+
+async def _gated(token: str = "", open_: bool = False) -> AsyncIterator[AsyncTestClient[Any]]:
+    app = MetricsGate(Litestar(route_handlers=HANDLERS), token=token, open_=open_)
+    async with AsyncTestClient(app=app, raise_server_exceptions=False) as c:  # type: ignore[arg-type]
+        yield c
+
+
+async def test_metrics_hidden_without_a_token() -> None:
+    async for c in _gated():
+        resp = await c.get("/metrics")
+        assert resp.status_code == 404
+        assert resp.headers["content-type"] == "application/problem+json"
+        assert (await c.get("/metrics/")).status_code == 404
+        assert (await c.get("/items/1")).status_code == 200  # other routes pass
+
+
+async def test_metrics_open_in_debug_without_a_token() -> None:
+    async for c in _gated(open_=True):
+        resp = await c.get("/metrics")
+        assert resp.status_code == 200 and "madrasa_http_requests_total" in resp.text
+
+
+async def test_metrics_behind_a_bearer_token() -> None:
+    async for c in _gated(token=TOKEN, open_=True):  # debug does not open a token-protected /metrics
+        assert (await c.get("/metrics")).status_code == 401
+        assert (await c.get("/metrics/")).status_code == 401
+        wrong = await c.get("/metrics", headers={"authorization": "Bearer wrong"})
+        assert wrong.status_code == 401 and wrong.headers["www-authenticate"].startswith("Bearer")
+        resp = await c.get("/metrics", headers={"authorization": f"Bearer {TOKEN}"})
+        assert resp.status_code == 200 and "madrasa_http_requests_total" in resp.text
+
+
+def test_metrics_on_their_own_port() -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    stop = start_metrics_server("127.0.0.1", port)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            assert b"madrasa_http_requests_total" in resp.read()
+    finally:
+        stop()
+
+
+def test_metrics_settings_are_checked() -> None:
+    key = "k" * 48
+    settings = load_settings({"MADRASA_METRICS_PORT": "9100", "MADRASA_METRICS_TOKEN": TOKEN}, secret_key=key)
+    assert settings.metrics_port == 9100 and settings.metrics_token == TOKEN
+    with pytest.raises(ConfigError, match="MADRASA_METRICS_PORT"):
+        load_settings({"MADRASA_METRICS_PORT": "8000"}, secret_key=key)
+    with pytest.raises(ConfigError, match="MADRASA_METRICS_TOKEN"):
+        load_settings({"MADRASA_METRICS_TOKEN": "short"}, secret_key=key)

@@ -35,10 +35,25 @@ async def test_metrics_count_requests_by_route_template(world):
         as_="director.lycee-ibn-batouta@test.ma",
         tenant="lycee-ibn-batouta",
     )
-    text = (await world.client.get("/metrics")).text
+    bearer = {"authorization": f"Bearer {world.settings.metrics_token}"}
+    text = (await world.client.get("/metrics", headers=bearer)).text
     assert "madrasa_http_requests_total" in text
     assert 'route="/api/v1/files/{file_id}/info"' in text
     assert "/api/v1/files/1/info" not in text  # ids never become labels
+
+
+async def test_metrics_ask_for_the_token_on_the_app_port(world):
+    anonymous = await world.client.get("/metrics")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["content-type"].startswith("application/problem+json")
+    assert "madrasa_http" not in anonymous.text
+    wrong = await world.client.get("/metrics", headers={"authorization": "Bearer not-the-metrics-token"})
+    assert wrong.status_code == 401
+    under_tenant = await world.client.get("/t/lycee-ibn-batouta/metrics")
+    assert under_tenant.status_code == 401
+    # a person's access token is not the metrics token
+    token = await world.token("director.lycee-ibn-batouta@test.ma")
+    assert (await world.client.get("/metrics", headers={"authorization": f"Bearer {token}"})).status_code == 401
 
 
 async def test_openapi_lists_the_api(world):
