@@ -13,7 +13,6 @@ from litestar.config.response_cache import ResponseCacheConfig
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
@@ -26,6 +25,7 @@ from core.clock import Clock
 from core.config import ConfigError, Settings, load_settings
 from core.db import Database
 from core.guard import BodyReadAhead, RequestGuard
+from core.headers import SecurityHeaders
 from core.i18n import register_catalogue_dirs
 from core.identity import IdentityService
 from core.jobs import JOB_ROUTES, JOB_TABLES, make_queue
@@ -34,6 +34,7 @@ from core.middleware import AccessMiddleware, TenantPrefix, get_ctx
 from core.migrate import MigrationSet
 from core.modules import ModuleSettings
 from core.observability import MetricsGate, RequestContextMiddleware, configure_logging, start_metrics_server
+from core.openapi import NoncedSwagger
 from core.permissions import CORE_PERMISSIONS, PUBLIC, PermissionRegistry
 from core.plugins import PluginHost
 from core.portal import PORTAL_ROUTES
@@ -151,7 +152,8 @@ def create_app(
     services: Services | None = None,
     wrap: bool = True,
 ) -> Any:
-    """The ASGI application: Litestar wrapped in request-id/metrics, tenant-prefix and metrics-gate layers.
+    """The ASGI application: Litestar wrapped in request-id/metrics, tenant-prefix, security-header and
+    metrics-gate layers.
 
     With ``wrap=False`` the bare :class:`Litestar` app is returned (tests use it to list routes).
     """
@@ -217,7 +219,7 @@ def create_app(
             title="madrasa API",
             version="1",
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
+            render_plugins=[NoncedSwagger()],
             openapi_router=Router(
                 path="/schema", route_handlers=[], opt={"permission": PUBLIC}, include_in_schema=False
             ),
@@ -231,7 +233,7 @@ def create_app(
     if not wrap:
         return app
     gated = MetricsGate(app, token=settings.metrics_token, open_=settings.debug)
-    asgi = RequestContextMiddleware(TenantPrefix(gated))
+    asgi = RequestContextMiddleware(TenantPrefix(SecurityHeaders(gated)))  # core/headers.py: CSP, HSTS…
     asgi.litestar = app  # type: ignore[attr-defined]
     asgi.services = services  # type: ignore[attr-defined]
     return asgi
