@@ -34,7 +34,7 @@ from core.middleware import AccessMiddleware, TenantPrefix, get_ctx
 from core.migrate import MigrationSet
 from core.modules import ModuleSettings
 from core.observability import MetricsGate, RequestContextMiddleware, configure_logging, start_metrics_server
-from core.openapi import NoncedSwagger
+from core.openapi import NoncedSwagger, document_problems
 from core.permissions import CORE_PERMISSIONS, PUBLIC, PermissionRegistry
 from core.plugins import PluginHost
 from core.portal import PORTAL_ROUTES
@@ -230,6 +230,7 @@ def create_app(
         logging_config=None,
     )
     app.state.services = services
+    document_problems(app)  # core/openapi.py: the problem responses of every API operation
     if not wrap:
         return app
     gated = MetricsGate(app, token=settings.metrics_token, open_=settings.debug)
