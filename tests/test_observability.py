@@ -373,3 +373,33 @@ def test_metrics_settings_are_checked() -> None:
         load_settings({"MADRASA_METRICS_PORT": "8000"}, secret_key=key)
     with pytest.raises(ConfigError, match="MADRASA_METRICS_TOKEN"):
         load_settings({"MADRASA_METRICS_TOKEN": "short"}, secret_key=key)
+
+
+async def test_the_app_serves_metrics_on_their_port_while_it_runs(tmp_path: Any) -> None:
+    import asyncio
+    import socket
+    import urllib.error
+    import urllib.request
+
+    from core.app import build_services, create_app
+    from core.migrate import migrate
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = load_settings({}, data_dir=tmp_path, secret_key="k" * 48, metrics_port=port, log_level="WARNING")
+    services = build_services(settings)
+    await services.db.start()
+    await migrate(services.db, services.migration_sets)  # the lifespan starts the job queue, which reads its table
+    await services.db.stop()
+    app = create_app(settings, services=services, wrap=False)
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    def read() -> bytes:
+        with urllib.request.urlopen(url, timeout=5) as resp:  # the port of its own asks for no token
+            return bytes(resp.read())
+
+    async with AsyncTestClient(app=app):
+        assert b"madrasa_http_requests_total" in await asyncio.to_thread(read)
+    with pytest.raises(urllib.error.URLError):
+        await asyncio.to_thread(read)  # stopped with the app
