@@ -276,5 +276,6 @@ async def test_bursts_are_logged_and_counted(world, tune):
         ("WARNING", "address", 6),
     ]
     assert alerts[0]["account"] == target and alerts[1]["ip"] == "198.51.100.60"
-    metrics = await world.client.get("/metrics")
+    bearer = {"authorization": f"Bearer {world.settings.metrics_token}"}
+    metrics = await world.client.get("/metrics", headers=bearer)
     assert 'madrasa_login_bursts_total{kind="address"}' in metrics.text
