@@ -26,7 +26,7 @@ import logging
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -38,7 +38,7 @@ from litestar.params import FromPath
 from piccolo.columns import JSONB, Integer, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
-from core.access import scope_for
+from core.access import Grant, scope_for
 from core.context import Ctx
 from core.db import Database, scope_sql
 from core.permissions import STAFF_ROLES
@@ -164,6 +164,25 @@ def covers_row(scope: Scope, row: Mapping[str, Any]) -> bool:
     if scope.platform:
         return True
     return any(row.get(c) in scope.nodes for c in ("region_id", "province_id", "school_id") if row.get(c))
+
+
+def own_node(row: Mapping[str, Any]) -> int | None:
+    """A job's own tenant node: its most specific scope column (``None`` for a platform job)."""
+    for column in ("school_id", "province_id", "region_id"):
+        if row.get(column):
+            return int(row[column])
+    return None
+
+
+def grants_cover_node(grants: Iterable[Grant], roles: frozenset[str], path: tuple[int, ...] | None) -> bool:
+    """Whether a grant of one of ``roles`` lies at the node of ``path`` or above it; ``None`` (a platform job)
+    needs a platform grant. A grant below the node (a school's director, a programme's schools) does not count."""
+    for grant in grants:
+        if grant.role in roles:
+            for granted in grant.paths:
+                if len(granted) == 1 or (path is not None and granted[-1] in path):
+                    return True
+    return False
 
 
 async def _write(db: Database, scope: Scope, sql: str, *args: Any) -> None:
@@ -651,9 +670,18 @@ async def job_status(ctx: Ctx, job_id: FromPath[str]) -> JobOut:
     if info is None or ctx.person_id is None:
         raise NotFoundException("No such job.")
     if info.created_by != ctx.person_id:
+        # Someone else's job: the caller's grants must reach the job's own node (its most specific scope column),
+        # not merely a node below it: a region's job is not a school director's or a programme manager's.
         grants = await ctx.services.grants.grants(ctx.person_id)
         roles = ctx.services.permissions.roles_for(ctx.permission) & JOB_ADMIN_ROLES
-        if not covers_row(scope_for(grants, roles, ctx.tenant), msgspec.structs.asdict(info)):
+        row = msgspec.structs.asdict(info)
+        node = own_node(row)
+        tenant = await ctx.services.tenants.by_id(node) if node is not None else None
+        if node is not None and tenant is None:
+            raise NotFoundException("No such job.")
+        if not covers_row(scope_for(grants, roles, ctx.tenant), row) or not grants_cover_node(
+            grants, roles, tenant.path if tenant is not None else None
+        ):
             raise NotFoundException("No such job.")
     return job_out(info)
 

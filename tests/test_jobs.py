@@ -8,7 +8,18 @@ from typing import Any
 
 import pytest
 
-from core.jobs import JOBS, JobContext, SaqQueue, covers_row, get_job, register_job, scope_of
+from core.access import Grant
+from core.jobs import (
+    JOBS,
+    JobContext,
+    SaqQueue,
+    covers_row,
+    get_job,
+    grants_cover_node,
+    own_node,
+    register_job,
+    scope_of,
+)
 from core.scope import Scope
 from tests.conftest import World, missing_service
 from tests.job_helpers import REDIS_URL, call, started_queue
@@ -249,3 +260,63 @@ async def test_saq_queue_runs_the_same_job_to_done(world: World) -> None:
         if keys:
             await queue.queue.redis.delete(*keys)
         await queue.stop()
+
+
+async def test_a_region_job_is_seen_only_by_callers_covering_the_region(world: World) -> None:
+    """A region's job (its own node is the region) is not shown to a school's director or the programme manager."""
+    region = await world.services.tenants.by_slug("casablanca-settat")
+    assert region is not None
+    queue = await started_queue(world)
+    try:
+        job_id = await queue.enqueue(
+            "test.sum", {"numbers": [4]}, scope_columns=region.scope_columns(), created_by=None
+        )
+        await queue.wait(job_id)
+    finally:
+        await queue.stop()
+    seen = await call(world, "GET", f"/api/v1/jobs/{job_id}", as_="region.casa@madrasa.demo", tenant=region.slug)
+    assert seen.status_code == 200, seen.text
+    for who, tenant in (
+        (DIRECTOR, SCHOOL),
+        (DIRECTOR, region.slug),
+        (DIRECTOR, None),
+        ("programme@madrasa.demo", SCHOOL),
+        ("programme@madrasa.demo", region.slug),
+        ("programme@madrasa.demo", None),
+        ("province.anfa@madrasa.demo", "casablanca-anfa"),
+        ("province.anfa@madrasa.demo", region.slug),
+    ):
+        response = await call(world, "GET", f"/api/v1/jobs/{job_id}", as_=who, tenant=tenant)
+        assert response.status_code == 404, (who, tenant, response.status_code)
+
+
+def test_only_grants_at_or_above_a_jobs_own_node_reach_it() -> None:
+    """A grant below the job's node (a school's director, a programme's schools) does not reach a region's job."""
+    region_job, school_job = (0, 1), (0, 1, 2, 3)  # paths are root-first: platform 0, region 1, province 2
+    director = [Grant("school_director", ((0, 1, 2, 3),), 3)]
+    manager = [Grant("programme_manager", ((0, 1, 2, 3), (0, 5, 6, 7)), None, 9)]
+    region_admin = [Grant("region_admin", ((0, 1),), 1)]
+    platform = [Grant("platform_admin", ((0,),), 0)]
+    roles = frozenset({"school_director", "programme_manager", "region_admin", "platform_admin"})
+    assert own_node({"region_id": 1, "province_id": None, "school_id": None}) == 1
+    assert own_node({"region_id": 1, "province_id": 2, "school_id": 3}) == 3
+    assert own_node({"region_id": None, "province_id": None, "school_id": None}) is None
+    assert not grants_cover_node(director, roles, region_job) and grants_cover_node(director, roles, school_job)
+    assert not grants_cover_node(manager, roles, region_job) and grants_cover_node(manager, roles, school_job)
+    assert grants_cover_node(region_admin, roles, region_job) and grants_cover_node(region_admin, roles, school_job)
+    assert not grants_cover_node(region_admin, roles, None) and grants_cover_node(platform, roles, None)
+    assert not grants_cover_node(director, frozenset({"teacher"}), school_job)
+
+
+def test_covers_row_needs_the_rows_own_node() -> None:
+    """The rule: the scope must cover the job's most specific node, not merely a node below it."""
+    region_job = {"region_id": 1, "province_id": None, "school_id": None}
+    school_job = {"region_id": 1, "province_id": 2, "school_id": 3}
+    assert covers_row(Scope(frozenset({1})), region_job)
+    assert not covers_row(Scope(frozenset({3})), region_job)
+    assert not covers_row(Scope(frozenset({2})), region_job)
+    assert covers_row(Scope(frozenset({1})), school_job)
+    assert covers_row(Scope(frozenset({2})), school_job)
+    assert covers_row(Scope(frozenset({3})), school_job)
+    assert not covers_row(Scope(frozenset({4})), school_job)
+    assert covers_row(Scope.everything(), region_job)
