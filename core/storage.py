@@ -29,6 +29,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from core.errors import Invalid
+
 if TYPE_CHECKING:
     import urllib3
 
@@ -261,9 +263,10 @@ class ContentPolicy(msgspec.Struct, frozen=True):
     def check(self, size: int, content_type: str, data: bytes | None = None) -> str:
         """Validate an upload and return its normalised content type.
 
-        Raises :class:`ObjectTooLarge` above ``max_bytes`` and :class:`UnsupportedType`
-        for a type outside ``allowed_types``.  With ``data``, the sniffed type must
-        agree with the declared one: image/PDF types need their signature, zip
+        Raises :class:`ObjectTooLarge` above ``max_bytes``, :class:`UnsupportedType`
+        for a type outside ``allowed_types``, and :class:`core.errors.Invalid` (400, "the file is
+        empty") for zero bytes of a type that cannot be empty (an image, a PDF, a document).
+        With ``data``, the sniffed type must agree with the declared one: image/PDF types need their signature, zip
         documents a zip archive, text types UTF-8 text without NULs.
         """
         if data is not None:
@@ -274,9 +277,16 @@ class ContentPolicy(msgspec.Struct, frozen=True):
         allowed = {normalise_content_type(t) for t in self.allowed_types}
         if declared not in allowed:
             raise UnsupportedType(content_type)
+        if size == 0 and not _may_be_empty(declared):
+            raise Invalid("file", "The file is empty.", code="empty_file")
         if data is not None and not _matches(declared, data):
             raise UnsupportedType(content_type, "content does not match the declared type")
         return declared
+
+
+def _may_be_empty(declared: str) -> bool:
+    """Whether a file of this type can have no bytes at all (text can; images, PDFs and documents cannot)."""
+    return declared not in BINARY_TYPES and declared not in ZIP_TYPES
 
 
 def _matches(declared: str, data: bytes) -> bool:

@@ -11,6 +11,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from core.config import load_settings
+from core.errors import Invalid
 from core.storage import (
     ContentPolicy,
     FileSystemStorage,
@@ -27,6 +28,7 @@ from core.storage import (
     make_storage,
     sniff_content_type,
 )
+from tests.conftest import World
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(32)
 PDF_BYTES = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n"
@@ -364,6 +366,31 @@ def test_policy_unsupported_type(content_type: str) -> None:
 def test_policy_rejects_mismatched_content(data: bytes, declared: str) -> None:
     with pytest.raises(UnsupportedType):
         POLICY.check(len(data), declared, data)
+
+
+@pytest.mark.parametrize("declared", ["application/pdf", "image/png", XLSX])
+def test_policy_says_an_empty_file_is_empty(declared: str) -> None:
+    """Zero bytes of a PDF, an image or a document: refused as empty (400), not as a type not accepted."""
+    for data in (b"", None):
+        with pytest.raises(Invalid) as info:
+            POLICY.check(0, declared, data)
+        assert info.value.status_code == 400
+        assert info.value.code == "empty_file" and "empty" in info.value.detail
+    assert POLICY.check(0, "text/csv", b"") == "text/csv"  # an empty text file stays acceptable
+
+
+async def test_upload_of_an_empty_pdf_answers_that_it_is_empty(world: World) -> None:
+    response = await world.api(
+        "POST",
+        "/api/v1/files",
+        as_="director.lycee-ibn-batouta@test.ma",
+        tenant="lycee-ibn-batouta",
+        files={"file": ("empty.pdf", b"", "application/pdf")},
+        data={"category": "attachments"},
+    )
+    assert response.status_code == 400, response.text
+    assert "empty" in response.json()["detail"]
+    assert "not accepted" not in response.text
 
 
 @pytest.mark.parametrize(
