@@ -110,6 +110,7 @@ ACCOUNTS: list[tuple[str, str, str, str, str]] = [
     ("province.anfa@madrasa.demo", "province_admin", "casablanca-anfa", "Youssef Tazi", "يوسف التازي"),
     ("programme@madrasa.demo", "programme_manager", "nouveau-lycee", "Hind Berrada", "هند برادة"),
     ("director@madrasa.demo", "school_director", "lycee-ibn-batouta", "Mohammed Idrissi", "محمد الإدريسي"),
+    ("supervisor@madrasa.demo", "supervisor", "lycee-ibn-batouta", "Latifa Benjelloun", "لطيفة بنجلون"),
     ("teacher@madrasa.demo", "teacher", "lycee-ibn-batouta", "Fatima Zahra Amrani", "فاطمة الزهراء العمراني"),
     ("parent@madrasa.demo", "parent", "lycee-ibn-batouta", "Rachid El Fassi", "رشيد الفاسي"),
     ("student@madrasa.demo", "student", "lycee-ibn-batouta", "Amine El Fassi", "أمين الفاسي"),

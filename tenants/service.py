@@ -370,12 +370,20 @@ async def create_person(
     return int(row["id"])
 
 
+#: Roles ``POST /api/v1/people`` grants at a node (``platform_admin`` and ``programme_manager`` are granted otherwise).
+PEOPLE_ROLES = ("region_admin", "province_admin", "school_director", "supervisor", "teacher", "parent", "student")
+#: Roles that only make sense at a school: a supervisor watches one school's pupils.
+SCHOOL_ONLY_ROLES = frozenset({"supervisor"})
+
+
 async def add_membership(ctx: RequestContext, person_id: int, role: str, node: TenantInfo) -> None:
     """Grant a role at a node (idempotent); the caller may not grant above its own reach."""
     if role not in ROLES or role == "programme_manager":
         raise ClientException(f"role: not a node role: {role!r}", extra=[{"key": "role", "message": "unknown"}])
     if role == "platform_admin" and node.kind != "platform":
         raise ClientException("platform_admin is granted at the platform node only")
+    if role in SCHOOL_ONLY_ROLES and node.kind != "school":
+        raise Invalid("role", "{role} is granted at a school", role=role)
     svc = ctx.services
     exists = await svc.db.fetchval(
         "SELECT id FROM membership WHERE person_id = {} AND role = {} AND tenant_id = {}", person_id, role, node.id
