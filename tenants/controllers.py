@@ -113,7 +113,7 @@ class PersonCreate(msgspec.Struct, forbid_unknown_fields=True):
 
     email: Annotated[str, msgspec.Meta(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
     full_name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    role: Literal["region_admin", "province_admin", "school_director", "teacher", "parent", "student"]
+    role: Literal["region_admin", "province_admin", "school_director", "supervisor", "teacher", "parent", "student"]
     tenant: Slug
     full_name_ar: Name = ""
     locale: Literal["ar", "fr", "en"] = "fr"

@@ -33,6 +33,7 @@ def test_demo_loads_once_and_serves(tmp_path):
         "province_admin",
         "programme_manager",
         "school_director",
+        "supervisor",
         "teacher",
         "parent",
         "student",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from core.demo import ACCOUNTS
 from core.scope import Scope
 from tenants.service import PEOPLE_ROLES
@@ -33,10 +31,6 @@ async def test_the_demo_has_a_supervisor_who_can_log_in(world: World) -> None:
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tenants/controllers.py PersonCreate.role must list 'supervisor' (use tenants.service.PEOPLE_ROLES)",
-)
 async def test_a_supervisor_is_granted_through_the_people_api_at_a_school_only(world: World) -> None:
     body = {"email": "supervisor.new@test.ma", "full_name": "S", "role": "supervisor", "tenant": SCHOOL}
     response = await world.api("POST", "/api/v1/people", as_=REGION_ADMIN, json=body)
