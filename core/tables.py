@@ -201,6 +201,30 @@ class StoredFileReader(Table, tablename="stored_file_reader"):
     school_id = Integer(null=True, default=None, index=True)
 
 
+class GuardianInvitation(Table, tablename="guardian_invitation"):
+    """A pending guardian link: a one-time, expiring token (stored hashed) mailed to the guardian's address.
+
+    The guardianship and the parent role are granted only when the token is used (``used_at``, ``person_id``).
+    """
+
+    id = Serial(primary_key=True)
+    student_id = Integer(index=True)
+    email = Varchar(length=254)
+    full_name = Varchar(length=200)
+    full_name_ar = Varchar(length=100)
+    relation = Varchar(length=16)
+    locale = Varchar(length=8)
+    token_hash = Varchar(length=64, unique=True)
+    expires_at = Timestamptz()
+    used_at = Timestamptz(null=True, default=None)
+    person_id = Integer(null=True, default=None)
+    created_by = Integer(null=True, default=None)
+    created_at = Timestamptz()
+    region_id = Integer(null=True, default=None, index=True)
+    province_id = Integer(null=True, default=None)
+    school_id = Integer(null=True, default=None, index=True)
+
+
 CORE_TABLES: list[type[Table]] = [
     Tenant,
     TenantDomain,
@@ -215,4 +239,5 @@ CORE_TABLES: list[type[Table]] = [
     AuditLog,
     StoredFile,
     StoredFileReader,
+    GuardianInvitation,
 ]

@@ -305,6 +305,28 @@ async def build_world(backend: str, tmp: Path, pg: PgServer | None) -> World:
     return world
 
 
+async def link_guardian(
+    world: World, school: str, student_id: int, email: str, full_name: str, *, as_: str | None = None
+) -> int:
+    """Link a guardian as the school's director; an invitation (someone outside the school's reach) is accepted
+    with the mailed token, as the guardian would. Returns the guardian's person id."""
+    response = await world.api(
+        "POST",
+        f"/api/v1/school/students/{student_id}/guardians",
+        as_=as_ or f"director.{school}@test.ma",
+        tenant=school,
+        json={"email": email, "full_name": full_name},
+    )
+    assert response.status_code in (201, 202), response.text
+    if response.json()["status"] == "invited":
+        mail = next(m for m in reversed(world.services.mailer.sent) if m.to == email.strip().lower())  # type: ignore[attr-defined]
+        accepted = await world.api(
+            "POST", "/api/v1/guardian-invitations/accept", json={"token": mail.link.rsplit("/", 1)[-1]}
+        )
+        assert accepted.status_code == 200, accepted.text
+    return int(await world.sql("SELECT id FROM person WHERE email = {}", email.strip().lower()))
+
+
 async def seed_school(world: World, school: str, number: int) -> dict[str, int]:
     """A class, a room, a pupil with a guardian, a teacher's assignment and a lesson, through the API."""
     director = f"director.{school}@test.ma"
@@ -329,9 +351,7 @@ async def seed_school(world: World, school: str, number: int) -> dict[str, int]:
         },
     )
     guardian = f"guardian.{school}@test.ma"
-    guardian_id = await post(
-        f"/api/v1/school/students/{student_id}/guardians", {"email": guardian, "full_name": f"Guardian of {number}"}
-    )
+    guardian_id = await link_guardian(world, school, student_id, guardian, f"Guardian of {number}")
     await world.services.identity.set_password(guardian_id, PASSWORD)
     world.passwords[guardian] = PASSWORD
     await post("/api/v1/school/assignments", {"teacher_id": teacher, "class_id": class_id, "subject_code": "MATH"})

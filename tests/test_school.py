@@ -15,6 +15,7 @@ from core.school.rules import (
     normalise_pupil_code,
     occurrences,
 )
+from tests.conftest import link_guardian
 
 A, A2, B = "lycee-ibn-batouta", "college-al-khawarizmi", "lycee-moulay-youssef"  # A, A2: region 1; B: region 2
 
@@ -322,14 +323,8 @@ async def test_teacher_sees_only_classes_they_teach(world):
 
 async def test_parent_with_children_in_two_regions_sees_both_and_nothing_else(world):
     parent = f"two.regions.{world.backend}@test.ma"
-    for school in (A, B):
-        response = await post(
-            world,
-            school,
-            f"/api/v1/school/students/{world.objects[school]['student_id']}/guardians",
-            {"email": parent, "full_name": "Parent de deux", "relation": "mother"},
-        )
-        assert response.status_code == 201, response.text
+    for school in (A, B):  # in neither school's reach yet: each link is an invitation the parent accepts
+        await link_guardian(world, school, world.objects[school]["student_id"], parent, "Parent de deux")
     person = await world.services.db.fetchval("SELECT id FROM person WHERE email = {}", parent)
     await world.services.identity.set_password(person, "a-good-password-1")
     world.passwords[parent] = "a-good-password-1"
@@ -352,7 +347,7 @@ async def test_parent_with_children_in_two_regions_sees_both_and_nothing_else(wo
 async def test_transfer_keeps_the_record_and_moves_who_sees_new_data(world):
     pupil, pupil_code = await new_pupil(world, A, class_id=world.objects[A]["class_id"])
     guardian = f"transfer.parent.{world.backend}@test.ma"
-    await post(world, A, f"/api/v1/school/students/{pupil}/guardians", {"email": guardian, "full_name": "P"})
+    await link_guardian(world, A, pupil, guardian, "P")
     response = await post(world, A, f"/api/v1/school/students/{pupil}/transfer", {"to_school": B})
     assert response.status_code == 200, response.text
     # the origin no longer sees the pupil; the destination does, with the same code and record

@@ -6,12 +6,13 @@ from datetime import date, time
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, delete, get, post
+from litestar import Controller, Response, delete, get, post
 from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import FromPath, JSONBody
 
 from core.context import Ctx, RequestContext
-from core.school import reads, service, timetable
+from core.permissions import PUBLIC
+from core.school import guardians, reads, service, timetable
 from core.school.calendar import CALENDAR_ROUTES
 from core.tenancy import SLUG_RE
 
@@ -273,12 +274,21 @@ class SchoolController(Controller):
         return Created(student_id)
 
     @post("/students/{student_id:int}/guardians", opt={"permission": "school.manage"}, status_code=201)
-    async def add_guardian(self, ctx: Ctx, student_id: FromPath[int], data: JSONBody[GuardianIn]) -> Created:
-        """Link a guardian to a pupil; the guardian can then log in to see them."""
+    async def add_guardian(
+        self, ctx: Ctx, student_id: FromPath[int], data: JSONBody[GuardianIn]
+    ) -> Response[guardians.GuardianLink]:
+        """Link a guardian to a pupil.
+
+        Someone already within the school's reach (a member of the school, or a guardian of one of its pupils)
+        is linked at once: 201 ``{"status": "linked", "id": <person>}``. Anyone else — an address with no account
+        or an account elsewhere, indistinguishably — is mailed a one-time invitation: 202
+        ``{"status": "invited", "id": null, "invitation_id": …}``; the link and the parent role come when they
+        accept it.
+        """
         service.require_school(ctx)
         async with ctx.services.db.scoped(ctx.scope):
             student = await service.get_student(ctx, student_id)
-            person = await service.add_guardian(
+            result, pending = await guardians.link(
                 ctx,
                 student,
                 email=data.email,
@@ -287,7 +297,9 @@ class SchoolController(Controller):
                 relation=data.relation,
                 locale=data.locale,
             )
-        return Created(person)
+        if pending is not None:
+            await guardians.send(ctx.services, pending)
+        return Response(result, status_code=201 if result.status == "linked" else 202)
 
     @post("/students/{student_id:int}/enrolment", opt={"permission": "school.manage"}, status_code=200)
     async def enrol(self, ctx: Ctx, student_id: FromPath[int], data: JSONBody[EnrolIn]) -> Created:
@@ -501,4 +513,19 @@ def child_out(row: dict[str, Any], locale: str) -> ChildOut:
     )
 
 
-SCHOOL_ROUTES = [SchoolController, MeController, *CALENDAR_ROUTES]
+class InvitationIn(msgspec.Struct, forbid_unknown_fields=True):
+    """The one-time token of a guardian invitation (from the mailed link)."""
+
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+@post("/api/v1/guardian-invitations/accept", opt={"permission": PUBLIC}, tags=["school"], status_code=200)
+async def accept_guardian_invitation(ctx: Ctx, data: JSONBody[InvitationIn]) -> guardians.Accepted:
+    """Accept a guardian invitation with its mailed token: the pupil is linked and the parent role granted at their
+    school (once; a used, expired or unknown token answers 400). ``password_set`` false: choose one with the
+    password-reset link."""
+    _, accepted = await guardians.accept(ctx.services, data.token)
+    return accepted
+
+
+SCHOOL_ROUTES = [SchoolController, MeController, accept_guardian_invitation, *CALENDAR_ROUTES]

@@ -8,7 +8,9 @@ Pages live under the tenant prefix like every portal page (``/t/<school>/…``):
   under the child's own school prefix;
 * ``/children/{id}`` — one child's week with a switcher to the other children;
 * ``/timetable/classes`` and ``/timetable/classes/{id}`` — a school's classes and their weeks
-  (directors and teachers).
+  (directors and teachers);
+* ``/guardian-invitations/{token}`` — the mailed link of a guardian invitation: the pupil named, and a
+  button that accepts it (:mod:`core.school.guardians`).
 
 A person's own lessons and children may lie in several schools (one login across regions), so
 those reads use the union of the person's grants (``scope_for(…, None)``) rather than the
@@ -19,18 +21,22 @@ person, and PostgreSQL's row-level security sees exactly that union.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
-from litestar import get
+import msgspec
+from litestar import Request, get, post
+from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath
-from litestar.response import Redirect
+from litestar.params import Body, FromPath
+from litestar.response import Redirect, Template
 
 from core.access import roles_at, scope_for
 from core.context import Ctx, RequestContext
+from core.errors import Invalid
 from core.i18n import gettext_
+from core.permissions import PUBLIC
 from core.rendering import page
-from core.school import reads, service, timetable
+from core.school import guardians, reads, service, timetable
 from core.scope import Scope
 from core.sql import in_
 
@@ -235,6 +241,66 @@ async def class_timetable(ctx: Ctx, class_id: FromPath[int]) -> Any:
     return page(ctx, "school/class.html", klass=klass, days=week(entries))
 
 
+# -- accepting a guardian invitation (the mailed one-time link) ----------------------------------
+
+
+class AcceptForm(msgspec.Struct):
+    """The form accepting a guardian invitation."""
+
+    csrf_token: str = ""
+
+
+def _invitation_page(
+    ctx: RequestContext, request: Request[Any, Any, Any], token: str, *, status: int = 200, **values: Any
+) -> Template:
+    from core.portal import _form_page  # core.portal imports this module
+
+    values.setdefault("invitation", None)
+    values.setdefault("accepted", None)
+    template = _form_page(ctx, request, "school/guardian_invitation.html", status=status, token=token, **values)
+    template.headers["referrer-policy"] = "no-referrer"  # the token is in the address
+    template.headers["cache-control"] = "no-store"
+    return template
+
+
+def _invitation_view(ctx: RequestContext, row: dict[str, Any]) -> dict[str, Any]:
+    name, lang = _person_name(row, ctx.locale)
+    return {"pupil": name, "pupil_lang": lang}
+
+
+@get("/guardian-invitations/{token:str}", opt={"permission": PUBLIC}, include_in_schema=False)
+async def guardian_invitation(ctx: Ctx, request: Request[Any, Any, Any], token: FromPath[str]) -> Template:
+    """The mailed link: who invites the visitor to follow which pupil, and a button to accept."""
+    row = await guardians.invitation_for(ctx.services, token)
+    if row is None:
+        return _invitation_page(ctx, request, token, status=404)
+    return _invitation_page(ctx, request, token, invitation=_invitation_view(ctx, row))
+
+
+@post("/guardian-invitations/{token:str}", opt={"permission": PUBLIC}, include_in_schema=False, status_code=200)
+async def accept_guardian_invitation(
+    ctx: Ctx,
+    request: Request[Any, Any, Any],
+    token: FromPath[str],
+    data: Annotated[AcceptForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+) -> Template:
+    """Accept the invitation: the pupil is linked and the parent role granted (once)."""
+    from core.portal import FORM_EXPIRED, _form_token_ok  # core.portal imports this module
+
+    row = await guardians.invitation_for(ctx.services, token)
+    if row is None:
+        return _invitation_page(ctx, request, token, status=404)
+    if not _form_token_ok(ctx, request, data.csrf_token):
+        return _invitation_page(
+            ctx, request, token, status=403, invitation=_invitation_view(ctx, row), error=gettext_(FORM_EXPIRED)
+        )
+    try:
+        _, accepted = await guardians.accept(ctx.services, token)
+    except Invalid:
+        return _invitation_page(ctx, request, token, status=404)
+    return _invitation_page(ctx, request, token, accepted=accepted)
+
+
 # -- the home page's role-aware block -----------------------------------------------------------
 
 
@@ -281,4 +347,12 @@ async def home_sections(ctx: RequestContext) -> list[dict[str, Any]]:
     return sections
 
 
-SCHOOL_PORTAL_ROUTES: list[Any] = [my_timetable, my_children, child_timetable, school_classes, class_timetable]
+SCHOOL_PORTAL_ROUTES: list[Any] = [
+    my_timetable,
+    my_children,
+    child_timetable,
+    school_classes,
+    class_timetable,
+    guardian_invitation,
+    accept_guardian_invitation,
+]
