@@ -85,7 +85,9 @@ async def link(
     db = ctx.services.db
     email = normalise_email(email)
     person = await db.fetchval("SELECT id FROM person WHERE email = {}", email)
-    if person is not None and await in_reach(db, int(person), student["school_id"]):
+    # The same statements whether or not the address has an account (no id is 0): no timing tells them apart.
+    reach = await in_reach(db, int(person) if person is not None else 0, student["school_id"])
+    if person is not None and reach:
         await link_now(ctx, student, int(person), relation)
         return GuardianLink("linked", int(person), None), None
     token = secrets.token_urlsafe(32)
