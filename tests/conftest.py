@@ -309,17 +309,25 @@ async def link_guardian(
     world: World, school: str, student_id: int, email: str, full_name: str, *, as_: str | None = None
 ) -> int:
     """Link a guardian as the school's director; an invitation (someone outside the school's reach) is accepted
-    with the mailed token, as the guardian would. Returns the guardian's person id."""
-    response = await world.api(
-        "POST",
-        f"/api/v1/school/students/{student_id}/guardians",
-        as_=as_ or f"director.{school}@test.ma",
-        tenant=school,
-        json={"email": email, "full_name": full_name},
-    )
+    with the mailed token, as the guardian would. Returns the guardian's person id.
+
+    The invitation goes to an outbox of its own, whatever mailer the test has put in place (an SMTP inbox
+    counting a family's messages sees only what the test itself causes)."""
+    outbox, previous = OutboxMailer(), world.services.mailer
+    world.services.mailer = outbox
+    try:
+        response = await world.api(
+            "POST",
+            f"/api/v1/school/students/{student_id}/guardians",
+            as_=as_ or f"director.{school}@test.ma",
+            tenant=school,
+            json={"email": email, "full_name": full_name},
+        )
+    finally:
+        world.services.mailer = previous
     assert response.status_code in (201, 202), response.text
     if response.json()["status"] == "invited":
-        mail = next(m for m in reversed(world.services.mailer.sent) if m.to == email.strip().lower())  # type: ignore[attr-defined]
+        mail = next(m for m in reversed(outbox.sent) if m.to == email.strip().lower())
         accepted = await world.api(
             "POST", "/api/v1/guardian-invitations/accept", json={"token": mail.link.rsplit("/", 1)[-1]}
         )

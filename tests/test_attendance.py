@@ -20,7 +20,7 @@ from core.school.rules import occurrences
 from core.scope import Scope
 from plugins.attendance import common, service, stats
 from plugins.attendance.notify import DELIVERY_JOB
-from tests.conftest import Inbox
+from tests.conftest import Inbox, link_guardian
 from tests.doubles import EventRecorder, RecordingGateway, plugged
 
 A, A2, B = "lycee-ibn-batouta", "college-al-khawarizmi", "lycee-moulay-youssef"
@@ -116,10 +116,7 @@ class Setup:
         self.guardians = []
         for pupil in self.pupils[:2]:
             guardian = f"g{random.randrange(10**9)}@test.ma"
-            assert (
-                await self.post(f"/api/v1/school/students/{pupil}/guardians", {"email": guardian, "full_name": "P"})
-            ).status_code == 201
-            pid = await w.services.db.fetchval("SELECT id FROM person WHERE email = {}", guardian)
+            pid = await link_guardian(w, self.school, pupil, guardian, "P")
             await w.services.identity.set_password(pid, "a-good-password-1")
             w.passwords[guardian] = "a-good-password-1"
             self.guardians.append(guardian)

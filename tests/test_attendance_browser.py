@@ -123,6 +123,7 @@ def seed(base: str, accounts: list[dict[str, str]], database: Path) -> dict[str,
                 "class_id": class_id,
             },
         )
+        # The demo parent is already a parent at the school (within its reach): linked at once, 201 with an id.
         post(f"/api/v1/school/students/{pupil}/guardians", {"email": parent["email"], "full_name": "Parent"})
         # Enrolment starts on the real date; the register's day is earlier in the year.
         with sqlite3.connect(database) as connection:

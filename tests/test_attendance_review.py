@@ -15,6 +15,7 @@ import pytest
 from core.i18n import gettext_
 from plugins.attendance import service, stats
 from tests import test_attendance as base
+from tests.conftest import link_guardian
 from tests.test_attendance import (
     A2,
     DAY,
@@ -127,8 +128,7 @@ async def test_a_family_sees_nothing_of_a_school_where_the_module_is_off(world):
     t = await Setup(world, A2).build()
     parent = s.guardians[0]
     mine, theirs = s.pupils[0], t.pupils[0]
-    response = await t.post(f"/api/v1/school/students/{theirs}/guardians", {"email": parent, "full_name": "P"})
-    assert response.status_code == 201, response.text
+    await link_guardian(world, A2, theirs, parent, "P")  # outside A2's reach: an invitation the parent accepts
     assert (await s.take([{"student_id": mine, "status": "absent"}])).status_code == 200
     assert (await t.take([{"student_id": theirs, "status": "absent"}])).status_code == 200
     other_mark = await world.sql("SELECT id FROM attendance_mark WHERE student_id = {}", theirs)
@@ -446,10 +446,7 @@ async def test_a_pupil_who_is_also_a_parent_cannot_justify_their_own_absence(wor
     assert await count(world, "SELECT COUNT(*) FROM attendance_justification WHERE student_id = {}", pupil) == 0
     # Their guardians still may (the guardianship decides, not the role).
     guardian = unique("tuteur")
-    assert (
-        await s.post(f"/api/v1/school/students/{pupil}/guardians", {"email": guardian, "full_name": "T"})
-    ).status_code == 201
-    gid = await world.sql("SELECT id FROM person WHERE email = {}", guardian)
+    gid = await link_guardian(world, s.school, pupil, guardian, "T")
     await world.services.identity.set_password(gid, "a-good-password-1")
     world.passwords[guardian] = "a-good-password-1"
     assert (await justify(world, s, [mark], actor=guardian, pupil=pupil)).status_code == 201

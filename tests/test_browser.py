@@ -131,6 +131,7 @@ def seed_child(base: str, accounts: list[dict[str, str]]) -> dict[str, Any]:
                 "class_id": class_id,
             },
         )
+        # The demo parent is already a parent at the school (within its reach): linked at once, 201 with an id.
         post(f"/api/v1/school/students/{student_id}/guardians", {"email": parent["email"], "full_name": "Parent"})
         post("/api/v1/school/assignments", {"teacher_id": teacher_id, "class_id": class_id, "subject_code": "MATH"})
         post(

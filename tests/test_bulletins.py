@@ -24,7 +24,7 @@ from plugins.grades.bulletins import (
     render_bulletin,
 )
 from plugins.grades.bulletins import fonts as bulletin_fonts
-from tests.conftest import PASSWORD, World
+from tests.conftest import PASSWORD, World, link_guardian
 from tests.job_helpers import app_queue, call
 
 SCHOOL = "lycee-ibn-batouta"
@@ -228,9 +228,7 @@ async def seed_class(world: World) -> dict[str, Any]:
     guardians = []
     for i in range(2):
         email = f"bulletin-parent-{suffix}-{i}@test.ma"
-        person = await post_id(
-            world, f"/api/v1/school/students/{pupils[i]['id']}/guardians", {"email": email, "full_name": f"Parent {i}"}
-        )
+        person = await link_guardian(world, SCHOOL, pupils[i]["id"], email, f"Parent {i}")
         await world.services.identity.set_password(person, PASSWORD)
         world.passwords[email] = PASSWORD
         guardians.append(email)

@@ -8,6 +8,8 @@ from datetime import date
 
 import pytest
 
+from tests.conftest import link_guardian
+
 A, A2, B = "lycee-ibn-batouta", "college-al-khawarizmi", "lycee-moulay-youssef"
 
 
@@ -40,10 +42,7 @@ class Setup:
             )
             self.pupils.append(response.json()["id"])
         self.guardian = f"g{random.randrange(10**9)}@test.ma"
-        await self.post(
-            f"/api/v1/school/students/{self.pupils[0]}/guardians", {"email": self.guardian, "full_name": "Parent"}
-        )
-        pid = await w.services.db.fetchval("SELECT id FROM person WHERE email = {}", self.guardian)
+        pid = await link_guardian(w, self.school, self.pupils[0], self.guardian, "Parent")
         await w.services.identity.set_password(pid, "a-good-password-1")
         w.passwords[self.guardian] = "a-good-password-1"
         self.teacher_id = w.objects[self.school]["teacher_id"]

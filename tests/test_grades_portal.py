@@ -18,6 +18,7 @@ import pytest
 from babel.messages.pofile import read_po
 
 from plugins.grades import portal
+from tests.conftest import link_guardian
 
 A, A2 = "lycee-ibn-batouta", "college-al-khawarizmi"
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,13 +92,8 @@ class Class:
             assert response.status_code == 201, response.text
             self.pupils.append(response.json()["id"])
         self.guardian = f"pg{random.randrange(10**9)}@test.ma"
-        response = await self.api(
-            "POST",
-            f"/api/v1/school/students/{self.pupils[0]}/guardians",
-            json={"email": self.guardian, "full_name": "Parent Portail"},
-        )
-        assert response.status_code == 201, response.text
-        await w.services.identity.set_password(response.json()["id"], "a-good-password-1")
+        guardian_id = await link_guardian(w, self.school, self.pupils[0], self.guardian, "Parent Portail")
+        await w.services.identity.set_password(guardian_id, "a-good-password-1")
         w.passwords[self.guardian] = "a-good-password-1"
         self.teacher_id = w.objects[self.school]["teacher_id"]
         self.term_id = await first_term(w, self.school)

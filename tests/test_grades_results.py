@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+from tests.conftest import link_guardian
+
 SCHOOL = "ecole-al-amal"  # its term 2 is closed here and nowhere else in the suite
 
 
@@ -28,8 +30,7 @@ async def test_close_term_and_read_results(world):
         )
         pupils.append(created.json()["id"])
     guardian = f"res.{world.backend}@test.ma"
-    await call("POST", f"/api/v1/school/students/{pupils[0]}/guardians", {"email": guardian, "full_name": "P"})
-    person = await world.services.db.fetchval("SELECT id FROM person WHERE email = {}", guardian)
+    person = await link_guardian(world, SCHOOL, pupils[0], guardian, "P")
     await world.services.identity.set_password(person, "a-good-password-1")
     world.passwords[guardian] = "a-good-password-1"
     teacher_id = world.objects[SCHOOL]["teacher_id"]

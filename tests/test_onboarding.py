@@ -18,7 +18,7 @@ from openpyxl import Workbook
 from core.jobs import InProcessQueue
 from core.sql import SQL, ident
 from tenants import onboarding, onboarding_batches, onboarding_files
-from tests.conftest import new_client
+from tests.conftest import link_guardian, new_client
 
 FIXTURES = Path(__file__).parent / "fixtures" / "onboarding"
 REGION = "casablanca-settat"
@@ -97,7 +97,7 @@ async def own_nodes(world) -> None:
             "class_id": class_id,
         },
     )
-    await post(f"/api/v1/school/students/{student_id}/guardians", {"email": own_guardian(world), "full_name": "G"})
+    await link_guardian(world, HOME_SCHOOL, student_id, own_guardian(world), "G")
     world.objects[HOME_SCHOOL] = {"class_id": class_id, "student_id": student_id}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, link_guardian
 
 HOME = "lycee-ibn-batouta"  # region casablanca-settat
 OTHER = "lycee-moulay-youssef"  # region rabat-sale-kenitra
@@ -73,14 +73,7 @@ async def own_pupil_with_guardian(world, school: str, code: str, first_name: str
     )
     assert created.status_code == 201, created.text
     student_id = int(created.json()["id"])
-    linked = await world.api(
-        "POST",
-        f"/api/v1/school/students/{student_id}/guardians",
-        as_=director,
-        tenant=school,
-        json={"email": guardian, "full_name": "Guardian Twofold"},
-    )
-    assert linked.status_code == 201, linked.text
+    await link_guardian(world, school, student_id, guardian, "Guardian Twofold")
     return student_id
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.conftest import link_guardian
+
 HOME = "lycee-ibn-batouta"
 PASSWORD = "correct-horse-42"
 OTHER_FAMILY = f"guardian2.{HOME}@test.ma"
@@ -34,13 +36,11 @@ async def other_family(world: Any) -> str:
                 "class_id": objects["class_id"],
             },
         )
-        guardian = await _post(
-            world, f"/api/v1/school/students/{pupil['id']}/guardians", {"email": OTHER_FAMILY, "full_name": "Other"}
-        )
-        await world.services.identity.set_password(guardian["id"], PASSWORD)
+        guardian = await link_guardian(world, HOME, pupil["id"], OTHER_FAMILY, "Other")
+        await world.services.identity.set_password(guardian, PASSWORD)
         world.passwords[OTHER_FAMILY] = PASSWORD
         objects["other_student_id"] = pupil["id"]
-        objects["other_guardian_id"] = guardian["id"]
+        objects["other_guardian_id"] = guardian
     return OTHER_FAMILY
 
 
