@@ -127,7 +127,7 @@ async def link(
 async def link_now(ctx: RequestContext, student: dict[str, Any], person: int, relation: str) -> None:
     """The guardianship and the parent role at the pupil's school, audited (the caller checked the reach)."""
     db = ctx.services.db
-    await _guardianship(db, student, person, relation)
+    await service.link_guardianship(db, student, person, relation)
     ctx.services.grants.invalidate(person)
     await audit.record(
         db,
@@ -138,24 +138,6 @@ async def link_now(ctx: RequestContext, student: dict[str, Any], person: int, re
         tenant=await ctx.services.tenants.by_id(student["school_id"]),
         after={"guardian": person, "relation": relation},
     )
-
-
-async def _guardianship(db: Database, student: dict[str, Any], person: int, relation: str) -> None:
-    if (
-        await db.fetchval("SELECT id FROM guardianship WHERE student_id = {} AND person_id = {}", student["id"], person)
-        is None
-    ):
-        await db.execute(
-            "INSERT INTO guardianship (region_id, province_id, school_id, student_id, person_id, relation) "
-            "VALUES ({}, {}, {}, {}, {}, {})",
-            student["region_id"],
-            student["province_id"],
-            student["school_id"],
-            student["id"],
-            person,
-            relation,
-        )
-    await service.grant_parent(db, person, student["school_id"])
 
 
 INVITATION_TEXT = {
@@ -256,7 +238,7 @@ async def accept(services: Services, token: str) -> tuple[int, Accepted]:
             db, claimed["email"], claimed["full_name"], claimed["full_name_ar"], claimed["locale"]
         )
         await db.execute("UPDATE guardian_invitation SET person_id = {} WHERE id = {}", person, claimed["id"])
-        await _guardianship(db, student, person, claimed["relation"])
+        await service.link_guardianship(db, student, person, claimed["relation"])
         school: TenantInfo | None = await services.tenants.by_id(student["school_id"])
         assert school is not None
         await audit.record(

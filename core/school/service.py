@@ -366,6 +366,23 @@ async def add_guardian(
     db = ctx.services.db
     email = normalise_email(email)
     person = await ensure_person(db, email, full_name, full_name_ar, locale)
+    await link_guardianship(db, student, person, relation)
+    ctx.services.grants.invalidate(person)
+    school = await ctx.services.tenants.by_id(student["school_id"])
+    await audit.record(
+        db,
+        actor_id=ctx.person_id,
+        action="guardian.link",
+        object_type="student",
+        object_id=student["id"],
+        tenant=school,
+        after={"guardian": person, "relation": relation},
+    )
+    return int(person)
+
+
+async def link_guardianship(db: Database, student: dict[str, Any], person: int, relation: str) -> None:
+    """Make ``person`` a guardian of ``student`` (once) and grant them the parent role at the pupil's school."""
     if (
         await db.fetchval("SELECT id FROM guardianship WHERE student_id = {} AND person_id = {}", student["id"], person)
         is None
@@ -381,18 +398,6 @@ async def add_guardian(
             relation,
         )
     await grant_parent(db, person, student["school_id"])
-    ctx.services.grants.invalidate(person)
-    school = await ctx.services.tenants.by_id(student["school_id"])
-    await audit.record(
-        db,
-        actor_id=ctx.person_id,
-        action="guardian.link",
-        object_type="student",
-        object_id=student["id"],
-        tenant=school,
-        after={"guardian": person, "relation": relation},
-    )
-    return int(person)
 
 
 async def grant_parent(db: Database, person_id: int, school_id: int) -> None:
