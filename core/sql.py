@@ -95,11 +95,6 @@ class SQL:
             return NotImplemented
         return SQL("({}) OR ({})", self, other)
 
-    @property
-    def values(self) -> list[Any]:
-        """The bound values, in order."""
-        return [p.value for p in self._parts if isinstance(p, _Value)]
-
     def compile(self, dialect: str) -> tuple[str, list[Any]]:
         """The statement text for ``dialect`` (``postgres`` or ``sqlite``) and its argument list."""
         out: list[str] = []
@@ -116,15 +111,6 @@ class SQL:
     def __repr__(self) -> str:
         text, args = self.compile("postgres")
         return f"SQL({text!r}, {args!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SQL):
-            return NotImplemented
-        return self.compile("postgres") == other.compile("postgres")
-
-    def __hash__(self) -> int:
-        text, args = self.compile("postgres")
-        return hash((text, len(args)))
 
 
 def ident(name: str, *more: str) -> SQL:
