@@ -31,6 +31,7 @@ from core.errors import Conflict, Invalid, NotFound, TooLarge
 from core.i18n import locale_var
 from core.identity import Identity
 from core.jobs import JobContext, register_job
+from core.school import guardians
 from core.school.pupil_rows import FILE
 from core.sql import SQL
 from core.storage import build_key
@@ -454,6 +455,9 @@ async def run_commit(actor: Actor, batch_id: str, progress: Progress | None = No
         )
     if report.ok and actor.new_directors:
         await invite_directors(actor, actor.new_directors)
+    if report.ok:
+        for pending in actor.guardian_invitations:
+            await guardians.send(actor.services, pending)
     return report
 
 

@@ -18,6 +18,7 @@ from core.db import Database
 from core.errors import NotFound
 from core.identity import Identity
 from core.school import pupil_staging
+from core.school.guardians import PendingMail
 from core.school.pupil_rows import EMAIL_RE, FILE
 from core.scope import Scope
 from core.services import Services
@@ -118,6 +119,8 @@ class Actor:
     region: TenantInfo
     #: Directors a committed staff file made, to be invited once the commit is over.
     new_directors: list[int] = field(default_factory=list)
+    #: Guardian invitations a committed pupils file made, to be mailed once the commit is over.
+    guardian_invitations: list[PendingMail] = field(default_factory=list)
 
     @property
     def person_id(self) -> int | None:

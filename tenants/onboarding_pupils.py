@@ -11,8 +11,11 @@ already registered in the same school with the same details is ``unchanged``.
 from __future__ import annotations
 
 from datetime import date
-from typing import IO
+from typing import IO, Any
 
+from core.db import Database
+from core.school import guardians
+from core.school.guardians import PendingMail, known_to
 from core.school.pupil_staging import PupilChecks, check_staged_pupils, duplicate_codes, stage_pupil
 from core.school.service import current_year
 from core.sql import SQL
@@ -59,31 +62,39 @@ async def students(
     await stage.index()
     year = await current_year(db)
     await duplicate_codes(db, errors)
-    await check_staged_pupils(db, actor.scope, errors, year, ONBOARDING_CHECKS)
+    await check_staged_pupils(db, actor.scope, errors, year, ONBOARDING_CHECKS, actor.region)
     if progress:
         await progress(rows, rows, "checked")
+    known = known_to(actor.region, SQL("g.person_id"))
     counts = await db.fetchrow(
-        "SELECT (SELECT COUNT(*) FROM onb_student WHERE state IS NULL) AS new_students, "
-        "(SELECT COUNT(*) FROM onb_student WHERE state = 'unchanged') AS unchanged, "
-        "(SELECT COUNT(DISTINCT email) FROM onb_guardian WHERE person_id IS NULL) AS new_guardians, "
-        "(SELECT COUNT(*) FROM onb_student WHERE state IS NULL AND class_id IS NOT NULL) AS enrolments"
+        SQL(
+            "SELECT (SELECT COUNT(*) FROM onb_student WHERE state IS NULL) AS new_students, "
+            "(SELECT COUNT(*) FROM onb_student WHERE state = 'unchanged') AS unchanged, "
+            "(SELECT COUNT(DISTINCT email) FROM onb_guardian WHERE person_id IS NULL) AS new_guardians, "
+            "(SELECT COUNT(*) FROM onb_student WHERE state IS NULL AND class_id IS NOT NULL) AS enrolments",
+        )
     )
     assert counts is not None
-    # links to write: every guardian of a new pupil or new guardian, and missing links of existing pupils
+    # links to write: every guardian of a new pupil or new guardian, and missing links of existing pupils;
+    # a guardian with an account but unknown to the region is invited instead
     links = int(
         await db.fetchval(
-            "SELECT (SELECT COUNT(*) FROM onb_guardian g JOIN onb_student s ON s.line = g.line "
-            "WHERE s.student_id IS NULL OR g.person_id IS NULL) + (SELECT COUNT(*) FROM onb_guardian g "
-            "JOIN onb_student s ON s.line = g.line WHERE s.student_id IS NOT NULL AND g.person_id IS NOT NULL "
-            "AND NOT EXISTS (SELECT 1 FROM guardianship x WHERE x.student_id = s.student_id "
-            "AND x.person_id = g.person_id))"
+            SQL(
+                "SELECT COUNT(*) FROM onb_guardian g JOIN onb_student s ON s.line = g.line "
+                "WHERE (g.person_id IS NULL OR {}) AND (s.student_id IS NULL OR g.person_id IS NULL OR "
+                "NOT EXISTS (SELECT 1 FROM guardianship x WHERE x.student_id = s.student_id "
+                "AND x.person_id = g.person_id))",
+                known,
+            )
         )
         or 0
     )
+    invitations = await _invitations_due(db, known)
     created = {
         "students": int(counts["new_students"]),
         "guardians": int(counts["new_guardians"]),
         "guardian_links": links,
+        "guardian_invitations": len(invitations),
         "enrolments": int(counts["enrolments"]),
     }
     bad = errors.lines()
@@ -129,6 +140,7 @@ async def students(
             typed(db, today, "date"),
         )
     )
+    actor.guardian_invitations = await _invite(actor, known)
     await db.execute(
         SQL(
             "INSERT INTO person (email, password_hash, full_name, full_name_ar, locale, active, created_at) "
@@ -163,3 +175,54 @@ async def students(
     )
     actor.services.grants.invalidate()
     return make_report("students", errors, committed=True, **values)
+
+
+async def _invitations_due(db: Database, known: SQL) -> list[dict[str, Any]]:
+    """Guardians with an account the region does not know, on pupils they are not linked or invited to yet."""
+    return await db.fetch(
+        SQL(
+            "SELECT g.key, g.line, g.email, g.name, g.name_ar, g.relation, s.student_id, s.province_id, s.school_id "
+            "FROM onb_guardian g JOIN onb_student s ON s.line = g.line WHERE g.person_id IS NOT NULL AND NOT {} "
+            "AND (s.student_id IS NULL OR NOT EXISTS (SELECT 1 FROM guardian_invitation i "
+            "WHERE i.student_id = s.student_id AND i.email = g.email AND i.used_at IS NULL AND i.expires_at > {})) "
+            "ORDER BY g.key",
+            known,
+            typed(db, now(), "timestamptz"),
+        )
+    )
+
+
+async def _invite(actor: Actor, known: SQL) -> list[PendingMail]:
+    """Invite the guardians the region does not know (an account elsewhere) instead of linking them.
+
+    As a director's link does: a pending link per pupil, mailed once the commit is over, and the guardianship
+    and parent role only when the guardian accepts. Their staged rows are then dropped, so the set-based
+    writes that follow link only guardians the region knows and new addresses.
+    """
+    db = actor.db
+    mails: list[PendingMail] = []
+    for row in await _invitations_due(db, known):
+        student = {
+            "id": row["student_id"],
+            "region_id": actor.region.id,
+            "province_id": row["province_id"],
+            "school_id": row["school_id"],
+        }
+        _, pending = await guardians.invite(
+            actor.request_context(),
+            student,
+            email=row["email"],
+            full_name=row["name"],
+            full_name_ar=row["name_ar"],
+            relation=row["relation"],
+            locale="ar",
+        )
+        mails.append(pending)
+    await db.execute(
+        SQL(
+            "DELETE FROM onb_guardian WHERE key IN (SELECT g.key FROM onb_guardian g "
+            "WHERE g.person_id IS NOT NULL AND NOT {})",
+            known,
+        )
+    )
+    return mails

@@ -141,7 +141,7 @@ MESSAGES: dict[str, str] = {
     "enrolled_elsewhere": "already enrolled at another school ({school})",
     "pupil_differs": "already registered in this school with other details",
     "pupil_other_region": "already registered in another region",
-    "guardian_name_required": "required for a new guardian (no account uses this e-mail)",
+    "guardian_name_required": "required for a guardian not yet known to the region (a new one, or one from elsewhere)",
     "number_taken": "this staff number belongs to someone else",
     "other_number": "this person already has another staff number",
     "commit_failed": "nothing was written: the import failed unexpectedly; try again or contact support",

@@ -198,6 +198,7 @@ async def test_good_file_is_imported_into_the_class(world):
         "errors": [],
         "created": 3,
         "guardians_linked": 0,
+        "guardians_invited": 0,
         "dry_run": False,
     }
     class_id = world.objects[HOME]["class_id"]
@@ -283,7 +284,19 @@ async def test_a_teacher_cannot_import(world):
     assert await students(world) == before
 
 
+def mails_to(world, email: str) -> list:
+    return [m for m in world.services.mailer.sent if m.to == email]
+
+
+async def accept_all(world, email: str) -> None:
+    for mail in mails_to(world, email):
+        token = mail.link.rsplit("/", 1)[-1]
+        accepted = await world.api("POST", "/api/v1/guardian-invitations/accept", json={"token": token})
+        assert accepted.status_code == 200, accepted.text
+
+
 async def test_one_guardian_email_on_two_rows_is_one_person(world):
+    """A new address is invited (one mail per pupil, after the commit); accepting makes one person of it."""
     codes = [code(), code()]
     guardian = f"parent.{codes[0].lower()}@test.ma"
     data = csv_bytes(
@@ -292,7 +305,10 @@ async def test_one_guardian_email_on_two_rows_is_one_person(world):
     )
     response = await upload(world, data)
     assert response.status_code == 201, response.text
-    assert response.json()["guardians_linked"] == 2
+    assert (response.json()["guardians_linked"], response.json()["guardians_invited"]) == (0, 2)
+    assert await world.sql("SELECT COUNT(*) FROM person WHERE email = {}", guardian) == 0
+    assert len(mails_to(world, guardian)) == 2
+    await accept_all(world, guardian)
     assert await world.sql("SELECT COUNT(*) FROM person WHERE email = {}", guardian) == 1
     children = await world.sql(
         "SELECT COUNT(DISTINCT g.student_id) FROM guardianship g JOIN person p ON p.id = g.person_id "
@@ -302,6 +318,53 @@ async def test_one_guardian_email_on_two_rows_is_one_person(world):
     assert children == 2
 
 
+async def test_an_account_elsewhere_is_invited_not_linked(world):
+    """Another region's teacher named in the file gets an invitation, no parent role and no pupil until it accepts;
+    the report reads the same as for a new address."""
+    teacher = await world.add_person(f"csv.far.{secrets.token_hex(3)}@test.ma", "teacher", FOREIGN)
+    pupil = code()
+    data = csv_bytes(f"{pupil};Alaoui;Sara;{born()};F;TEST-1;{teacher};Mme Alaoui;mère")
+    response = await upload(world, data)
+    assert response.status_code == 201, response.text
+    assert (response.json()["guardians_linked"], response.json()["guardians_invited"]) == (0, 1)
+    assert "id" not in str(response.json()["errors"])
+    guardianships = "SELECT COUNT(*) FROM guardianship g JOIN person p ON p.id = g.person_id WHERE p.email = {}"
+    parent_roles = (
+        "SELECT COUNT(*) FROM membership m JOIN person p ON p.id = m.person_id WHERE p.email = {} AND m.role = 'parent'"
+    )
+    assert await world.sql(guardianships, teacher) == 0
+    assert await world.sql(parent_roles, teacher) == 0
+    await accept_all(world, teacher)
+    assert await world.sql(guardianships, teacher) == 1
+    assert await world.sql(parent_roles, teacher) == 1
+
+
+async def test_a_guardian_known_to_the_school_is_linked_at_once(world):
+    """A parent of another pupil of the school is within its reach: linked at once, no mail."""
+    first, second = code(), code()
+    guardian = f"known.{first.lower()}@test.ma"
+    await upload(world, csv_bytes(f"{first};Alaoui;Sara;{born()};F;TEST-1;{guardian};Mme Alaoui;mère"))
+    await accept_all(world, guardian)
+    sent = len(mails_to(world, guardian))
+    response = await upload(world, csv_bytes(f"{second};Alaoui;Adam;{born(12)};M;TEST-1;{guardian};;mère"))
+    assert response.status_code == 201, response.text
+    assert (response.json()["guardians_linked"], response.json()["guardians_invited"]) == (1, 0)
+    assert len(mails_to(world, guardian)) == sent
+    children = await world.sql(
+        "SELECT COUNT(*) FROM guardianship g JOIN person p ON p.id = g.person_id WHERE p.email = {}", guardian
+    )
+    assert children == 2
+
+
+async def test_a_refused_import_invites_nobody(world):
+    guardian = f"rolled.{secrets.token_hex(3)}@test.ma"
+    data = csv_bytes(f"{code()};Alaoui;Sara;{born()};F;TEST-1;{guardian};Mme Alaoui;mère", "12345;Bad;Code;;;TEST-1;;;")
+    response = await upload(world, data)
+    assert response.status_code == 422
+    assert mails_to(world, guardian) == []
+    assert await world.sql("SELECT COUNT(*) FROM guardian_invitation WHERE email = {}", guardian) == 0
+
+
 async def test_a_new_guardian_needs_a_name(world):
     data = csv_bytes(f"{code()};Nom;Prenom;;;TEST-1;nobody.{secrets.token_hex(4)}@test.ma;;")
     response = await upload(world, data)
@@ -309,13 +372,24 @@ async def test_a_new_guardian_needs_a_name(world):
     assert {(e["row"], e["column"]) for e in response.json()["errors"]} == {(2, "guardian_name")}
 
 
+async def test_a_nameless_guardian_reads_the_same_whether_or_not_the_address_has_an_account(world):
+    """An account elsewhere is "not yet known to the school" like a new address: the check tells nothing."""
+    teacher = await world.add_person(f"csv.nameless.{secrets.token_hex(3)}@test.ma", "teacher", FOREIGN)
+    answers = []
+    for email in (teacher, f"nobody.{secrets.token_hex(4)}@test.ma"):
+        response = await upload(world, csv_bytes(f"{code()};Nom;Prenom;;;TEST-1;{email};;"), dry_run="true")
+        assert response.status_code == 422
+        answers.append([(e["row"], e["column"], e["message"]) for e in response.json()["errors"]])
+    assert answers[0] == answers[1]
+
+
 async def test_a_failure_while_writing_rolls_everything_back(world, monkeypatch):
     """A code registered between the check and the insert (simulated): 409, and no row of the file stays."""
     fresh = code()
     checks = csv_import.check_staged_pupils
 
-    async def blind_to_taken_codes(db, scope, errors, year, how):
-        differs = await checks(db, scope, errors, year, how)
+    async def blind_to_taken_codes(db, scope, errors, year, how, reach):
+        differs = await checks(db, scope, errors, year, how, reach)
         errors.listed = [e for e in errors.listed if e.code != "code_taken"]
         return differs
 

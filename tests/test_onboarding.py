@@ -350,7 +350,13 @@ async def test_pupils_commit_then_rerun_creates_nothing(world):
     response = await upload(world, "students", "pupils.csv", data)
     assert response.status_code == 201, response.text
     report = response.json()["report"]
-    assert report["created"] == {"students": 3, "guardians": 2, "guardian_links": 4, "enrolments": 2}
+    assert report["created"] == {
+        "students": 3,
+        "guardians": 2,
+        "guardian_links": 4,
+        "guardian_invitations": 0,
+        "enrolments": 2,
+    }
     assert report["unchanged"] == 1
     assert [r["status"] for r in report["sample"]] == ["new", "new", "new", "unchanged"]
 
@@ -380,7 +386,13 @@ async def test_pupils_commit_then_rerun_creates_nothing(world):
     again = await upload(world, "students", "pupils.csv", data)
     assert again.status_code == 201
     assert again.json()["report"]["unchanged"] == 4
-    assert again.json()["report"]["created"] == {"students": 0, "guardians": 0, "guardian_links": 0, "enrolments": 0}
+    assert again.json()["report"]["created"] == {
+        "students": 0,
+        "guardians": 0,
+        "guardian_links": 0,
+        "guardian_invitations": 0,
+        "enrolments": 0,
+    }
     assert (await commit(world, again.json()["id"])).status_code == 200
     assert [
         await count(world, SQL("SELECT COUNT(*) FROM {}", ident(t)))
@@ -390,6 +402,48 @@ async def test_pupils_commit_then_rerun_creates_nothing(world):
     changed = await upload(world, "students", "pupils.csv", pupils_file([rows[0].replace(";Sara;", ";Sarah;")]))
     assert changed.status_code == 422
     assert "other details" in changed.json()["report"]["errors"][0]["message"]
+
+
+async def test_an_account_of_another_region_is_invited_not_linked(world):
+    """A guardian e-mail that has an account the region does not know: a mailed invitation, no link or role
+    until it is accepted; the file must name it like a new guardian, and a re-run invites nobody twice."""
+    tag = letter(world)
+    far = await world.add_person(f"far.onboarding.{tag.lower()}@test.ma", "teacher", "lycee-moulay-youssef")
+    nameless = pupils_file([f"{HOME_SCHOOL_CODE};{tag}870000001;Far;Kid;;;;F;TEST-1;{far};;père;;;"])
+    refused = await upload(world, "students", "pupils.csv", nameless)
+    assert refused.status_code == 422
+    assert errors_of(refused.json()) == {(2, "guardian1_name")}
+
+    data = pupils_file([f"{HOME_SCHOOL_CODE};{tag}870000001;Far;Kid;;;;F;TEST-1;{far};M. Far;père;;;"])
+    response = await upload(world, "students", "pupils.csv", data)
+    assert response.status_code == 201, response.text
+    assert response.json()["report"]["created"] == {
+        "students": 1,
+        "guardians": 0,
+        "guardian_links": 0,
+        "guardian_invitations": 1,
+        "enrolments": 1,
+    }
+    assert (await commit(world, response.json()["id"])).status_code == 200
+    kid = await world.sql("SELECT id FROM student WHERE national_code = {}", f"{tag}870000001")
+    parent_roles = (
+        "SELECT COUNT(*) FROM membership m JOIN person p ON p.id = m.person_id WHERE p.email = {} AND m.role = 'parent'"
+    )
+    assert await count(world, "SELECT COUNT(*) FROM guardianship WHERE student_id = {}", kid) == 0
+    assert await count(world, parent_roles, far) == 0
+    mails = [m for m in world.services.mailer.sent if m.to == far]
+    assert len(mails) == 1 and "/guardian-invitations/" in mails[0].link
+
+    again = await upload(world, "students", "pupils.csv", data)
+    assert again.json()["report"]["created"]["guardian_invitations"] == 0
+    assert (await commit(world, again.json()["id"])).status_code == 200
+    assert len([m for m in world.services.mailer.sent if m.to == far]) == 1
+
+    token = mails[0].link.rsplit("/", 1)[-1]
+    accepted = await world.api("POST", "/api/v1/guardian-invitations/accept", json={"token": token})
+    assert accepted.status_code == 200, accepted.text
+    assert await count(world, "SELECT COUNT(*) FROM guardianship WHERE student_id = {}", kid) == 1
+    assert await count(world, parent_roles, far) == 1
 
 
 async def test_pupils_from_xlsx(world):

@@ -31,7 +31,7 @@ from core.api.platform import PayloadTooLarge, UnsupportedMediaType
 from core.context import Ctx, RequestContext
 from core.db import INTEGRITY_ERRORS
 from core.errors import Conflict, Invalid
-from core.school import service
+from core.school import guardians, service
 from core.school.pupil_rows import (
     FILE,
     MAX_ROWS,
@@ -102,8 +102,12 @@ class ImportReport(msgspec.Struct, kw_only=True):
     rows: int
     errors: list[CellError] = []
     created: int = 0
-    #: Pupil–guardian links written (one guardian e-mail on two rows counts twice, one person).
+    #: Pupil–guardian links written at once: guardians already known to the school (a role there, or a
+    #: guardian of one of its pupils). One e-mail on two rows counts twice, one person.
     guardians_linked: int = 0
+    #: Invitations mailed: every other guardian (a new address or an account elsewhere, indistinguishably)
+    #: is linked when they accept the one-time link.
+    guardians_invited: int = 0
     dry_run: bool = False
 
 
@@ -274,7 +278,7 @@ async def check_rows(
     await stage.flush()
     await stage.index()
     errors = ErrorLog()
-    await check_staged_pupils(db, ctx.scope, errors, year, DIRECTOR_CHECKS)
+    await check_staged_pupils(db, ctx.scope, errors, year, DIRECTOR_CHECKS, school)
     class_of = {
         int(r["line"]): int(r["class_id"])
         for r in await db.fetch("SELECT line, class_id FROM onb_student WHERE class_id IS NOT NULL")
@@ -284,16 +288,19 @@ async def check_rows(
 
 async def write_rows(
     ctx: RequestContext, school: TenantInfo, rows: list[StudentRow], class_of: dict[int, int]
-) -> tuple[int, int]:
-    """Create, enrol and link every row; returns ``(pupils created, guardian links)``.
+) -> tuple[int, int, list[guardians.PendingMail]]:
+    """Create and enrol every row and link or invite its guardian; returns ``(pupils, links, mails to send)``.
 
-    One e-mail is one person: the first name given for it in the file names a new guardian.
+    A guardian goes through :func:`core.school.guardians.link`, as a director's single link does: linked at
+    once when already known to the school, else invited. The first name given for an e-mail in the file
+    names it.
     """
     names: dict[str, tuple[str, str]] = {}
     for row in rows:
         if row.guardian_email and row.guardian_name:
             names.setdefault(row.guardian_email, (row.guardian_name, row.guardian_name_ar))
     created = links = 0
+    mails: list[guardians.PendingMail] = []
     for row in rows:
         student_id = await service.create_student(
             ctx,
@@ -311,7 +318,7 @@ async def write_rows(
         created += 1
         if row.guardian_email:
             full_name, full_name_ar = names.get(row.guardian_email, ("", ""))
-            await service.add_guardian(
+            _, pending = await guardians.link(
                 ctx,
                 student,
                 email=row.guardian_email,
@@ -320,8 +327,11 @@ async def write_rows(
                 relation=row.guardian_relation or "guardian",
                 locale="ar",
             )
-            links += 1
-    return created, links
+            if pending is None:
+                links += 1
+            else:
+                mails.append(pending)
+    return created, links, mails
 
 
 #: Failures while writing that mean "someone else got there first" rather than a bug.
@@ -337,6 +347,7 @@ async def import_students(ctx: RequestContext, school: TenantInfo, data: bytes, 
     errors = list(parsed.errors)
     write = not dry_run and not errors
     created = links = 0
+    mails: list[guardians.PendingMail] = []
     class_of: dict[int, int] = {}
     db = ctx.services.db
     async with db.scoped(ctx.scope, write=write):
@@ -345,16 +356,19 @@ async def import_students(ctx: RequestContext, school: TenantInfo, data: bytes, 
             errors = sort_errors(errors + found)
         if write and not errors:
             try:
-                created, links = await write_rows(ctx, school, parsed.rows, class_of)
+                created, links, mails = await write_rows(ctx, school, parsed.rows, class_of)
             except WRITE_CONFLICTS as exc:
                 reason = exc.detail if isinstance(exc, HTTPException) else "a pupil code was registered meanwhile"
                 raise Conflict(f"Nothing was imported: {reason}") from None
+    for pending in mails:  # after the commit: an import rolled back invites nobody
+        await guardians.send(ctx.services, pending)
     return ImportReport(
         ok=not errors,
         rows=parsed.data_rows,
         errors=errors,
         created=created,
         guardians_linked=links,
+        guardians_invited=len(mails),
         dry_run=dry_run,
     )
 

@@ -30,6 +30,7 @@ from core.mail import Mail, public_link
 from core.school import service
 from core.scope import Scope
 from core.services import Services
+from core.sql import SQL, ident
 from core.tenancy import TenantInfo
 
 INVITATION_TTL = timedelta(days=14)
@@ -58,17 +59,28 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def in_reach(db: Database, person_id: int, school_id: int) -> bool:
-    """Whether a person is already within a school's reach: a role held at the school, or a guardian there."""
-    if (
-        await db.fetchval("SELECT id FROM membership WHERE person_id = {} AND tenant_id = {}", person_id, school_id)
-        is not None
-    ):
-        return True
-    return (
-        await db.fetchval("SELECT id FROM guardianship WHERE person_id = {} AND school_id = {}", person_id, school_id)
-        is not None
+def known_to(tenant: TenantInfo, person: SQL) -> SQL:
+    """SQL condition: the person (an id expression) is within a tenant's reach.
+
+    That is a role held at the tenant or below it, or being a guardian of one of its pupils. The same rule
+    decides a director's single link, a director's CSV import (the school) and region onboarding (the region).
+    """
+    level = {"school": "school_id", "province": "province_id"}.get(tenant.kind, "region_id")
+    prefix = "/".join(str(i) for i in tenant.path) + "/"
+    return SQL(
+        "(EXISTS (SELECT 1 FROM membership m JOIN tenant t ON t.id = m.tenant_id WHERE m.person_id = {} "
+        "AND t.path LIKE {}) OR EXISTS (SELECT 1 FROM guardianship x WHERE x.person_id = {} AND {} = {}))",
+        person,
+        prefix + "%",
+        person,
+        ident("x", level),
+        tenant.id,
     )
+
+
+async def in_reach(db: Database, person_id: int, school: TenantInfo) -> bool:
+    """Whether a person is already within a school's reach: a role held at the school, or a guardian there."""
+    return bool(await db.fetchval(SQL("SELECT 1 WHERE {}", known_to(school, SQL("{}", person_id)))))
 
 
 async def link(
@@ -86,10 +98,30 @@ async def link(
     email = normalise_email(email)
     person = await db.fetchval("SELECT id FROM person WHERE email = {}", email)
     # The same statements whether or not the address has an account (no id is 0): no timing tells them apart.
-    reach = await in_reach(db, int(person) if person is not None else 0, student["school_id"])
+    school = await ctx.services.tenants.by_id(student["school_id"])
+    assert school is not None
+    reach = await in_reach(db, int(person) if person is not None else 0, school)
     if person is not None and reach:
         await link_now(ctx, student, int(person), relation)
         return GuardianLink("linked", int(person), None), None
+    return await invite(
+        ctx, student, email=email, full_name=full_name, full_name_ar=full_name_ar, relation=relation, locale=locale
+    )
+
+
+async def invite(
+    ctx: RequestContext,
+    student: dict[str, Any],
+    *,
+    email: str,
+    full_name: str,
+    full_name_ar: str,
+    relation: str,
+    locale: str,
+) -> tuple[GuardianLink, PendingMail]:
+    """Record a pending link (audited) and return the mail to send once the transaction has committed."""
+    db = ctx.services.db
+    email = normalise_email(email)
     token = secrets.token_urlsafe(32)
     stamp = _now()
     row = await db.fetchrow(

@@ -144,7 +144,7 @@ SCHOOL_MESSAGES: dict[str, str] = {
     "beyond_header": "this cell is beyond the last column of the header",
     "class_unknown": "no class named {name} in this school for {year}",
     "code_taken": "already registered (in this or another school)",
-    "guardian_unknown": "required for a new guardian (no account uses this e-mail yet)",
+    "guardian_unknown": "required for a guardian not yet known to the school (a new one, or one from elsewhere)",
 }
 
 

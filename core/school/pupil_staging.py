@@ -14,9 +14,11 @@ from typing import IO, Any
 import msgspec
 
 from core.db import Database, scope_sql
+from core.school.guardians import known_to
 from core.school.pupil_rows import CellError, PupilRow, problem, problem_maker
 from core.scope import Scope
 from core.sql import SQL, ident, join
+from core.tenancy import TenantInfo
 
 # -- staging pupils: one set-based path for both importers -------------------------------------
 
@@ -235,12 +237,14 @@ class PupilChecks:
 
 
 async def check_staged_pupils(
-    db: Database, scope: Scope, errors: ErrorLog, year: dict[str, Any], how: PupilChecks
+    db: Database, scope: Scope, errors: ErrorLog, year: dict[str, Any], how: PupilChecks, reach: TenantInfo
 ) -> SQL:
     """What only the database can tell about staged pupils, set by set; returns the ``differs`` condition.
 
     Classes of this year (matched case-insensitively), pupil codes registered in scope or anywhere on
-    the platform, and guardians: a new e-mail needs a name somewhere in the file.
+    the platform, and guardians: an e-mail not yet known to ``reach`` (the importing school or region: no
+    role there, no pupil there) needs a name somewhere in the file. Whether the address has an account
+    elsewhere makes no difference, so the check tells nothing about accounts outside the reach.
     """
     make = problem_maker(how.messages)
 
@@ -328,8 +332,9 @@ async def check_staged_pupils(
         db,
         errors,
         SQL(
-            "SELECT g.line, g.position, g.email FROM onb_guardian g WHERE g.person_id IS NULL AND NOT EXISTS "
-            "(SELECT 1 FROM onb_guardian h WHERE h.email = g.email AND h.name <> '')"
+            "SELECT g.line, g.position, g.email FROM onb_guardian g WHERE NOT (g.person_id IS NOT NULL AND {}) "
+            "AND NOT EXISTS (SELECT 1 FROM onb_guardian h WHERE h.email = g.email AND h.name <> '')",
+            known_to(reach, SQL("g.person_id")),
         ),
         lambda r: make(r["line"], how.guardian_column(r["position"]), "", how.guardian_unknown),
     )
