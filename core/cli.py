@@ -12,6 +12,7 @@ import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from core.config import ConfigError, Settings, load_settings
 
@@ -52,8 +53,36 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     except MigrationError as exc:
         print(f"migration error: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        reason = database_failure(exc, settings)
+        if reason is None:
+            raise
+        print(f"migration error: {reason}", file=sys.stderr)
+        return 1
     print("\n".join(lines) or "nothing to apply")
     return 0
+
+
+def database_failure(exc: BaseException, settings: Settings) -> str | None:
+    """One line for an operator when migrating fails on the database's side (``None``: not such a failure)."""
+    import asyncpg
+
+    url = urlsplit(settings.migration_database_url or settings.database_url)
+    name = url.path.lstrip("/")
+    where = f"database {name!r} on {url.hostname}:{url.port or 5432} as {url.username!r}"
+    if isinstance(exc, asyncpg.InsufficientPrivilegeError):
+        return (
+            f"{exc} ({where}). Migrations run as the owner role and the database must belong to it: "
+            f"CREATE DATABASE {name} OWNER {url.username}; (or ALTER DATABASE {name} OWNER TO {url.username};), "
+            "with MADRASA_MIGRATION_DATABASE_URL naming that role"
+        )
+    if isinstance(exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError):
+        return f"the database refused the login ({where}): {exc}"
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        return f"no such database ({where}): create it with CREATE DATABASE … OWNER <owner role>"
+    if isinstance(exc, OSError | asyncpg.CannotConnectNowError):
+        return f"cannot reach the database ({where}): {exc}"
+    return None
 
 
 def proxy_options(settings: Settings) -> dict[str, Any]:
