@@ -138,8 +138,11 @@ class AccessMiddleware(ASGIMiddleware):
             if await services.tenants.effective_status(tenant) != "active":
                 raise TenantSuspended(f"{tenant.title()} is suspended. Its data is kept; contact your academy.")
 
-        # 3. module switch
+        # 3. module switch (after "who are you?": an anonymous call learns nothing of modules, and a browser
+        # calling the API with only its session cookie is told to use a token, not "not found")
         module = handler.opt.get("module")
+        if module is not None and ctx.identity is None and permission != PUBLIC:
+            raise NotAuthorizedException("Use an Authorization: Bearer token." if api else "Log in first.")
         if tenant is not None:
             ctx.disabled_modules = await services.disabled_for(tenant.path)
         if module is not None and (tenant is None or module in ctx.disabled_modules):

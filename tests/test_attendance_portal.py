@@ -212,6 +212,25 @@ async def test_statistics_page_for_a_director_and_a_region(world):
     assert "/attendance/review" in home.text  # the director's dashboard card
 
 
+async def test_the_statistics_csv_link_works_with_the_portal_session(world):
+    """The page's download link answers the logged-in browser (director, province and region admins)."""
+    s = await Setup(world).build()
+    for who, tenant in (
+        (s.director, A),
+        ("province.anfa@madrasa.demo", "casablanca-anfa"),
+        ("region.casa@madrasa.demo", "casablanca-settat"),
+    ):
+        page = await world.api("GET", "/attendance/stats", as_=who, tenant=tenant)
+        assert page.status_code == 200, (who, page.status_code)
+        link = re.search(r'href="([^"]*stats\.csv[^"]*)"', page.text)
+        assert link is not None and "/api/" not in link.group(1)
+        download = await world.api("GET", link.group(1).replace("&amp;", "&"), as_=who)
+        assert download.status_code == 200, (who, download.text)
+        assert download.headers["content-type"].startswith("text/csv")
+        assert "attachment" in download.headers["content-disposition"]
+    assert (await world.api("GET", "/attendance/stats.csv", as_=s.teacher, tenant=A)).status_code == 403
+
+
 async def test_director_lists_the_registers_of_a_day_and_opens_one(world):
     s = await Setup(world).build()
     home = await world.api("GET", "/attendance/", as_=s.director, tenant=A, params={"day": today().isoformat()})

@@ -202,6 +202,15 @@ async def test_api_ignores_session_cookies(world):
     assert response.status_code == 401
 
 
+async def test_a_module_api_url_with_only_a_session_cookie_is_401_not_404(world):
+    """A logged-in browser opening an API address of a module is told to use a token, not "not found"."""
+    cookie, _ = await world.web_session(TEACHER)
+    for path in ("/api/v1/grades/sheets/1/xlsx", "/api/v1/grades/bulletins", "/api/v1/attendance/stats.csv"):
+        response = await world.client.get(path, headers={"cookie": f"madrasa_session={cookie}"})
+        assert response.status_code == 401, (path, response.status_code)
+        assert response.headers["content-type"].startswith("application/problem+json")
+
+
 def test_password_strength_rules():
     assert check_password_strength("short1") is not None
     assert check_password_strength("onlyletterslong") is not None

@@ -216,6 +216,17 @@ async def period(
     return service.school_days(cal, start, min(end, today)), start, end
 
 
+async def stats_csv(ctx: RequestContext, level: str, start: date | None, end: date | None) -> Response[str]:
+    """The tenant's statistics as a CSV download (the API's and the portal's, which takes the session)."""
+    result = await tenant_stats(ctx, level, start, end)
+    name = f"attendance-{level}-{result['from']}-{result['to']}.csv"
+    return Response(
+        stats.to_csv(result["groups"]),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
 async def tenant_stats(ctx: RequestContext, level: str, start: date | None, end: date | None) -> dict[str, Any]:
     """Statistics of the request's tenant grouped by ``level`` (below or at the tenant)."""
     tenant = ctx.require_tenant()
@@ -585,13 +596,7 @@ class StatsController(Controller):
         to: FromQuery[date | None] = None,
     ) -> Response[str]:
         """The same statistics as CSV."""
-        result = await tenant_stats(ctx, level, from_, to)
-        name = f"attendance-{level}-{result['from']}-{result['to']}.csv"
-        return Response(
-            stats.to_csv(result["groups"]),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
-        )
+        return await stats_csv(ctx, level, from_, to)
 
     @get("/classes/{class_id:int}/stats", opt={"permission": "attendance.stats"})
     async def class_stats(

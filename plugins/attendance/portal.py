@@ -15,12 +15,12 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from litestar import Request, get, post
+from litestar import Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.exceptions import HTTPException, NotFoundException
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect
 from markupsafe import Markup, escape
 
@@ -581,8 +581,24 @@ async def stats_page(ctx: Ctx) -> Any:
         total=total,
         at_risk=at_risk,
         rule=risk["rule"],
-        csv_url=ctx.url(f"/api/v1/attendance/stats.csv?level={level}"),
+        csv_url=ctx.url(f"/attendance/stats.csv?level={level}"),
     )
+
+
+@get(
+    "/attendance/stats.csv",
+    opt={"permission": "attendance.stats"},
+    include_in_schema=False,
+    exception_handlers=PAGE_HANDLERS,
+)
+async def stats_csv(
+    ctx: Ctx,
+    level: FromQuery[str] = "school",
+    from_: Annotated[date | None, QueryParameter(name="from")] = None,
+    to: FromQuery[date | None] = None,
+) -> Response[str]:
+    """The statistics page's CSV download, with the portal session."""
+    return await api.stats_csv(ctx, level, from_, to)
 
 
 # -- contributions -----------------------------------------------------------------------------
@@ -658,4 +674,5 @@ ATTENDANCE_PORTAL: list[Any] = [
     review_page,
     review_form,
     stats_page,
+    stats_csv,
 ]
