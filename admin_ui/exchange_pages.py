@@ -46,7 +46,12 @@ def _index(ctx: RequestContext, status: int = 200, **values: Any) -> Any:
 
 @get("/admin/oneroster/", opt={"permission": PERMISSION}, include_in_schema=False)
 async def oneroster_page(ctx: Ctx) -> Any:
-    """Download this tenant's rosters, or upload a bundle to check or import."""
+    """Download this tenant's rosters, or upload a bundle to check or import (outside a tenant: choose one)."""
+    if ctx.tenant is None:
+        nodes = [await ctx.services.tenants.by_id(i) for i in sorted(ctx.scope.nodes)]
+        if ctx.scope.platform:
+            nodes.insert(0, await ctx.services.tenants.by_slug("platform"))
+        return page(ctx, "admin/oneroster_nodes.html", nodes=[n for n in nodes if n is not None])
     return _index(ctx)
 
 

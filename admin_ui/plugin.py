@@ -27,7 +27,11 @@ def madrasa_plugin_info() -> PluginInfo:
 @hookimpl
 def madrasa_menu_items(ctx: RequestContext) -> list[MenuItem]:
     """The administration console for administrators."""
-    return [MenuItem(label="Administration", url="/admin/", order=90, roles=ADMINS)]
+    return [
+        MenuItem(label="Administration", url="/admin/", order=90, roles=ADMINS),
+        # on the landing page: a programme manager has no portal of a tenant, only the console
+        MenuItem(label="Administration", url="/admin/", order=90, roles=ADMINS, kinds=frozenset({"landing"})),
+    ]
 
 
 @hookimpl

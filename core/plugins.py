@@ -49,6 +49,11 @@ class MenuItem(msgspec.Struct, frozen=True, kw_only=True):
     icon: str = ""
     order: int = 100
     roles: frozenset[str] | None = None
+    #: Shown only to people holding this permission at the tenant (the permission of the page it opens).
+    permission: str | None = None
+    #: Shown only at tenants of these kinds (``school``, ``province``, ``region``, ``platform``), or on the
+    #: platform's landing page outside any tenant (``landing``, where only entries naming it are shown).
+    kinds: frozenset[str] | None = None
 
 
 class DashboardCard(msgspec.Struct, frozen=True, kw_only=True):

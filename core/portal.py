@@ -33,8 +33,21 @@ STAFF_VIEWERS = frozenset({"school_director", "region_admin", "province_admin", 
 CORE_MENU = [
     MenuItem(label="My timetable", url="/timetable", order=5, roles=frozenset({"teacher", "student"})),
     MenuItem(label="My children", url="/children", order=6, roles=frozenset({"parent"})),
-    MenuItem(label="Class timetables", url="/timetable/classes", order=7, roles=STAFF_VIEWERS),
+    MenuItem(
+        label="Class timetables", url="/timetable/classes", order=7, roles=STAFF_VIEWERS, kinds=frozenset({"school"})
+    ),
 ]
+
+
+def shown(ctx: Ctx, item: MenuItem) -> bool:
+    """Whether a menu entry is for this person here: their roles, the page's permission, the tenant's kind."""
+    if item.roles is not None and not item.roles & ctx.roles:
+        return False
+    if item.permission is not None and not ctx.services.permissions.roles_for(item.permission) & ctx.roles:
+        return False
+    if ctx.tenant is None:
+        return item.kinds is not None and "landing" in item.kinds
+    return item.kinds is None or ctx.tenant.kind in item.kinds
 
 
 def _safe_next(ctx: Ctx, target: str | None) -> str:
@@ -110,7 +123,12 @@ async def home(ctx: Ctx, request: Request[Any, Any, Any]) -> Any:
                 "JOIN tenant t ON t.id = m.tenant_id WHERE m.person_id = {} ORDER BY t.slug",
                 ctx.identity.id,
             )
-        return page(ctx, "landing.html", portals=portals)
+        menu: list[MenuItem] = []
+        if ctx.identity is not None:
+            ctx.roles = roles_at(await svc.grants.grants(ctx.identity.id), None)
+            found = await svc.plugins.collect("madrasa_menu_items", frozenset(), ctx=ctx)
+            menu = sorted((m for m in found if shown(ctx, m)), key=lambda m: (m.order, m.label))
+        return page(ctx, "landing.html", portals=portals, menu=menu)
     if ctx.identity is None:
         return Redirect(ctx.url("/login"))
     scope = await ctx.scope_for("portal.view")
@@ -119,7 +137,7 @@ async def home(ctx: Ctx, request: Request[Any, Any, Any]) -> Any:
     # The home page is public (it redirects to the login), so the middleware set no roles: set them here.
     ctx.roles = roles_at(await svc.grants.grants(ctx.identity.id), ctx.tenant)
     menu: list[MenuItem] = [*CORE_MENU, *await svc.plugins.collect("madrasa_menu_items", ctx.disabled_modules, ctx=ctx)]
-    menu = sorted((m for m in menu if m.roles is None or m.roles & ctx.roles), key=lambda m: (m.order, m.label))
+    menu = sorted((m for m in menu if shown(ctx, m)), key=lambda m: (m.order, m.label))
     cards: list[DashboardCard] = await svc.plugins.collect("madrasa_dashboard_cards", ctx.disabled_modules, ctx=ctx)
     cards += [DashboardCard(**section) for section in await home_sections(ctx)]
     return page(ctx, "home.html", menu=menu, cards=sorted(cards, key=lambda c: c.order), no_role=False)

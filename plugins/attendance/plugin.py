@@ -85,7 +85,9 @@ def madrasa_migrations() -> MigrationSet:
 @hookimpl
 def madrasa_menu_items(ctx: RequestContext) -> list[MenuItem]:
     """Absences."""
-    return [MenuItem(label="Attendance", url="/attendance/", icon="calendar-check", order=20)]
+    return [
+        MenuItem(label="Attendance", url="/attendance/", icon="calendar-check", order=20, permission="attendance.view")
+    ]
 
 
 @hookimpl

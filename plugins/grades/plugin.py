@@ -58,7 +58,16 @@ def madrasa_migrations() -> MigrationSet:
 @hookimpl
 def madrasa_menu_items(ctx: RequestContext) -> list[MenuItem]:
     """Marks for everyone in a school."""
-    return [MenuItem(label="Grades", url="/grades/", icon="grade", order=10)]
+    return [
+        MenuItem(
+            label="Grades",
+            url="/grades/",
+            icon="grade",
+            order=10,
+            permission="grades.view",
+            kinds=frozenset({"school"}),
+        )
+    ]
 
 
 @hookimpl
