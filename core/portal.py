@@ -11,7 +11,7 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import MethodNotAllowedException, NotFoundException
 from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
@@ -28,6 +28,8 @@ from core.school.portal import home_sections
 from core.storage import StorageError, sniff_content_type
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
+#: A tenant prefix at the start of a portal path (the part `/t/<slug>`).
+TENANT_PREFIX = re.compile(r"^/t/[^/]+")
 STAFF_VIEWERS = frozenset({"school_director", "region_admin", "province_admin", "programme_manager", "platform_admin"})
 #: Menu entries of the school structure (core), next to those the plugins contribute.
 CORE_MENU = [
@@ -312,13 +314,33 @@ async def logout(ctx: Ctx) -> Response[Any]:
 
 
 @get("/lang/{code:str}", opt={"permission": PUBLIC}, include_in_schema=False)
-async def switch_language(ctx: Ctx, code: FromPath[str], next: FromQuery[str | None] = None) -> Response[Any]:
+async def switch_language(
+    ctx: Ctx, request: Request[Any, Any, Any], code: FromPath[str], next: FromQuery[str | None] = None
+) -> Response[Any]:
     """Remember the chosen language in a cookie and go back."""
     if code not in LOCALES:
         raise NotFoundException(f"Unknown language {code!r}; use one of {', '.join(LOCALES)}.")
-    response: Response[Any] = Redirect(_safe_next(ctx, next))
+    response: Response[Any] = Redirect(_page_to_return_to(ctx, request, _safe_next(ctx, next)))
     response.set_cookie(LOCALE_COOKIE, code, samesite="lax", max_age=365 * 24 * 3600, path="/")
     return response
+
+
+def _page_to_return_to(ctx: Ctx, request: Request[Any, Any, Any], target: str) -> str:
+    """``target`` if a page answers GET there, else its nearest parent that does (after a form was posted, the
+    address shown is the form's action, which has no page), else the tenant's home."""
+    path, sep, query = target.partition("?")
+    prefix = TENANT_PREFIX.match(path)
+    head, bare = (prefix.group(0), path[prefix.end() :] or "/") if prefix else ("", path)
+    router = request.app.asgi_router
+    first = True
+    while bare:
+        try:
+            router.handle_routing(bare.rstrip("/") or "/", "GET")
+            return head + bare + (sep + query if first else "")
+        except (NotFoundException, MethodNotAllowedException):
+            bare = bare.rstrip("/").rpartition("/")[0]
+            first = False
+    return ctx.url("/")
 
 
 @get("/manifest.webmanifest", opt={"permission": PUBLIC}, include_in_schema=False)

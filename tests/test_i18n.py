@@ -62,3 +62,19 @@ def test_every_portal_string_is_translated(locale, tmp_path):
 def test_arabic_is_really_arabic():
     messages = catalogue("ar")
     assert all(re.search(r"[\u0600-\u06FF]", text) for text in messages.values() if text)
+
+
+@pytest.mark.parametrize(
+    ("shown", "back_to"),
+    [
+        # after a posted form the address is the form's action, which has no page: back to the page it is on
+        ("/t/lycee-ibn-batouta/attendance/pupils/12/justify", "/t/lycee-ibn-batouta/attendance/pupils/12"),
+        ("/t/lycee-ibn-batouta/grades/?term_id=3", "/t/lycee-ibn-batouta/grades/?term_id=3"),
+        ("/t/lycee-ibn-batouta/no/such/page", "/t/lycee-ibn-batouta/"),
+        ("/login", "/login"),
+    ],
+)
+async def test_switching_language_returns_to_a_page_that_exists(world, shown, back_to):
+    response = await world.client.get("/t/lycee-ibn-batouta/lang/ar", params={"next": shown})
+    assert response.status_code in (302, 303)
+    assert response.headers["location"] == back_to
