@@ -234,7 +234,7 @@ def create_app(
     if not wrap:
         return app
     gated = MetricsGate(app, token=settings.metrics_token, open_=settings.debug)
-    asgi = RequestContextMiddleware(TenantPrefix(SecurityHeaders(gated)))  # core/headers.py: CSP, HSTS…
+    asgi = RequestContextMiddleware(TenantPrefix(SecurityHeaders(gated), services))  # core/headers.py: CSP, HSTS…
     asgi.litestar = app  # type: ignore[attr-defined]
     asgi.services = services  # type: ignore[attr-defined]
     return asgi

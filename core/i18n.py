@@ -56,8 +56,18 @@ def translations(locale: str, extra_dirs: tuple[Path, ...] = ()) -> gettext.Null
 
 def gettext_(message: str, **values: object) -> str:
     """Translate ``message`` into the current request's language, then format ``values`` in."""
-    text = translations(locale_var.get(), _catalogue_dirs).gettext(message)
-    return text.format(**values) if values else text
+    return gettext_in(locale_var.get(), message, **values)
+
+
+def gettext_in(locale: str, message: str, **values: object) -> str:
+    """Translate ``message`` into ``locale``, then format ``values`` in (left as is if they do not fit)."""
+    text = translations(locale if locale in LOCALES else "fr", _catalogue_dirs).gettext(message)
+    if not values:
+        return text
+    try:
+        return text.format(**values)
+    except (KeyError, IndexError, ValueError):
+        return message.format(**values)
 
 
 def text_direction(locale: str) -> str:

@@ -16,6 +16,7 @@ and builds the :class:`~core.context.RequestContext`:
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -39,8 +40,9 @@ from core.observability import tenant_var
 from core.permissions import AUTHENTICATED, PUBLIC
 from core.scope import Scope as DataScope
 from core.services import Services
-from core.tenancy import SLUG_RE
+from core.tenancy import SLUG_RE, TenantInfo
 
+log = logging.getLogger("madrasa.access")
 SESSION_COOKIE = "madrasa_session"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
@@ -65,8 +67,9 @@ class TooManyRequests(HTTPException):
 class TenantPrefix:
     """Pure ASGI: strip a ``/t/<slug>`` prefix before routing and remember the slug."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, services: Services | None = None) -> None:
         self.app = app
+        self.services = services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
@@ -76,10 +79,23 @@ class TenantPrefix:
                 state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
                 state["tenant_slug"] = slug
                 state["tenant_prefix"] = f"/t/{slug}"
+                state["prefix_tenant"] = await self._tenant(slug)
                 # Rewritten in place so outer layers (metrics) see what routing matched.
                 scope["path"] = rest
                 scope["raw_path"] = rest.encode()
         await self.app(scope, receive, send)
+
+    async def _tenant(self, slug: str) -> TenantInfo | None:
+        """The tenant the prefix names, for error pages raised before routing (an unknown address under it):
+        they keep its branding and language. Best effort: the database being unreachable leaves it unset, and the
+        access middleware reports that properly on a routed request."""
+        if self.services is None or not SLUG_RE.match(slug):
+            return None
+        try:
+            return await self.services.tenants.by_slug(slug)
+        except Exception:  # a page's decoration, never a reason to fail here
+            log.debug("tenant %r not resolved for the error page", slug, exc_info=True)
+            return None
 
 
 def is_api(path: str) -> bool:
@@ -108,6 +124,7 @@ class AccessMiddleware(ASGIMiddleware):
         ctx = RequestContext(services=services, permission=permission)
         ctx.request_id = state.get("request_id", "-")
         ctx.prefix = state.get("tenant_prefix", "")
+        ctx.locale = _locale(request, ctx)  # the reader's choice, for an error raised before the person is known
         state["ctx"] = ctx
 
         # 1. tenant named by the path or the host

@@ -11,7 +11,11 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Redirect, Template
 
-from core.middleware import is_api
+from core.context import RequestContext
+from core.errors import DomainError
+from core.i18n import LOCALES, gettext_in
+from core.middleware import LOCALE_COOKIE, is_api
+from core.permissions import PUBLIC
 
 log = logging.getLogger("madrasa.errors")
 
@@ -111,23 +115,73 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: Exception) -> R
     state = request.scope.get("state", {})
     if is_api(request.url.path) or "text/html" not in request.headers.get("accept", ""):
         return problem(status, detail, extra=extra, headers=headers, instance=state.get("request_id"))
-    ctx = state.get("ctx")
+    ctx = state.get("ctx") or _unrouted_context(request, state)
     if status == 401:
         prefix = getattr(ctx, "prefix", "") or state.get("tenant_prefix", "")
         return Redirect(f"{prefix}/login?next={quote(prefix + request.url.path)}")  # type: ignore[return-value]
     template = "error.html"
     if status == 403 and type(exc).__name__ == "TenantSuspended":
         template = "suspended.html"
+    locale = ctx.locale if ctx is not None else "fr"
     return Template(
         template_name=template,
         context={
             "status": status,
-            "title": HTTPStatus(status).phrase,
-            "detail": detail,
+            "title": gettext_in(locale, HTTPStatus(status).phrase),
+            "detail": page_detail(exc, detail, locale, status),
             "ctx": ctx,
             "tenant": getattr(ctx, "tenant", None),
+            "locale": locale,
         },
         status_code=status,
         media_type=MediaType.HTML,
         headers=headers,
     )  # type: ignore[return-value]
+
+
+#: Statuses an error page can show; their phrases (the page's title) are in the catalogues.
+PAGE_STATUSES = (400, 401, 403, 404, 405, 409, 413, 415, 422, 423, 428, 429, 500, 503)
+#: Messages the framework and core's access checks raise that error pages show as is (translated).
+CORE_MESSAGES = (
+    "Log in first.",
+    "Not found.",
+    "You have no access to this here.",
+    "Missing or wrong CSRF token; reload the page and try again.",
+    "Internal error; it has been logged.",
+    "The upload is too large.",
+    "A value in the request is out of range or holds a character that cannot be stored.",
+)
+#: What an error page says for framework errors whose own text names internals (an unknown tenant's slug…).
+_PAGE_DETAILS = {
+    404: "This page does not exist, or is not available to you here.",
+    405: "This address cannot be opened this way; go back and use the page's links or buttons.",
+}
+
+
+def page_detail(exc: Exception, detail: str, locale: str, status: int) -> str:
+    """The error's message in the page's language: a domain error's msgid with its values, another message as
+    is when the catalogue knows it, else a translated sentence for its status."""
+    if isinstance(exc, DomainError):
+        return gettext_in(locale, exc.msgid, **exc.values)
+    if status in _PAGE_DETAILS and detail in (HTTPStatus(status).phrase, ""):
+        return gettext_in(locale, _PAGE_DETAILS[status])  # the framework's bare "Not Found": say something useful
+    translated = gettext_in(locale, detail)
+    if translated != detail or locale == "en" or status not in _PAGE_DETAILS:
+        return translated
+    return gettext_in(locale, _PAGE_DETAILS[status])
+
+
+def _unrouted_context(request: Request[Any, Any, Any], state: dict[str, Any]) -> RequestContext | None:
+    """A context for an error page raised before the access middleware built one (no route matched): the
+    tenant named by the ``/t/<slug>`` prefix, for its branding, and the reader's language."""
+    services = getattr(request.app.state, "services", None)
+    if services is None:
+        return None
+    tenant = state.get("prefix_tenant")
+    ctx = RequestContext(services=services, permission=PUBLIC, tenant=tenant, prefix=state.get("tenant_prefix", ""))
+    chosen = request.query_params.get("lang") or request.cookies.get(LOCALE_COOKIE)
+    if chosen in LOCALES:
+        ctx.locale = chosen
+    elif tenant is not None and tenant.default_locale in LOCALES:
+        ctx.locale = tenant.default_locale
+    return ctx

@@ -4,18 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from jinja2 import Environment
+from jinja2 import Environment, pass_context
+from jinja2.runtime import Context
 from litestar import MediaType
 from litestar.response import Template
 
 from core.context import RequestContext
-from core.i18n import LOCALES, gettext_, text_direction
+from core.i18n import LOCALES, gettext_in, locale_var, text_direction
+
+
+@pass_context
+def translate(context: Context, message: str, **values: Any) -> str:
+    """Templates' ``_``: into the page's own language (its ``locale``), else the request's.
+
+    The page's language is known when the template is rendered, which for an error page is after the request's
+    middleware has finished, so the context variable alone would fall back to French."""
+    return gettext_in(context.get("locale") or locale_var.get(), message, **values)
 
 
 def configure_templates(engine: Any) -> None:
     """Jinja2 globals shared by every template (translation and text direction)."""
     env: Environment = engine.engine
-    env.globals["_"] = gettext_
+    env.globals["_"] = translate
     env.globals["text_direction"] = text_direction
     env.globals["LOCALES"] = LOCALES
     env.autoescape = True

@@ -78,3 +78,101 @@ async def test_switching_language_returns_to_a_page_that_exists(world, shown, ba
     response = await world.client.get("/t/lycee-ibn-batouta/lang/ar", params={"next": shown})
     assert response.status_code in (302, 303)
     assert response.headers["location"] == back_to
+
+
+@pytest.mark.parametrize("locale", ["ar", "fr"])
+def test_every_error_page_string_is_translated(locale):
+    from http import HTTPStatus
+
+    from core.problems import _PAGE_DETAILS, CORE_MESSAGES, PAGE_STATUSES
+
+    messages = catalogue(locale)
+    wanted = {HTTPStatus(s).phrase for s in PAGE_STATUSES} | set(_PAGE_DETAILS.values()) | set(CORE_MESSAGES)
+    missing = sorted(s for s in wanted if not messages.get(s))
+    assert not missing, f"missing {locale} translations:\n" + "\n".join(missing)
+
+
+SCHOOL = "lycee-ibn-batouta"
+
+
+async def error_page(world, path: str, locale: str, as_: str | None = None):
+    headers = {"cookie": f"madrasa_lang={locale}", "accept": "text/html"}
+    if as_ is not None:
+        cookie, _ = await world.web_session(as_)
+        headers["cookie"] += f"; madrasa_session={cookie}"
+    return await world.client.get(f"/t/{SCHOOL}{path}", headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("path", "as_", "status", "english", "arabic"),
+    [
+        ("/no/such/page", None, 404, "Not Found", "هذه الصفحة غير موجودة"),
+        ("/admin/tenants/", "teacher.lycee-ibn-batouta@test.ma", 403, "administration console", "وحدة الإدارة مخصصة"),
+        ("/attendance/stats", "teacher.lycee-ibn-batouta@test.ma", 403, "You have no access", "ليس لديك حق الولوج"),
+        ("/logout", "teacher.lycee-ibn-batouta@test.ma", 405, "Method Not Allowed", "لا يمكن فتح هذا العنوان"),
+        ("/grades/pupils/999999999", "parent@madrasa.demo", 404, "No such pupil", "التلميذ غير موجود"),
+    ],
+)
+async def test_error_pages_speak_the_readers_language_and_keep_the_school(world, path, as_, status, english, arabic):
+    page = await error_page(world, path, "ar", as_)
+    assert page.status_code == status, page.text[:300]
+    assert 'lang="ar"' in page.text and 'dir="rtl"' in page.text
+    main = page.text[page.text.index("<main>") :]
+    assert arabic in page.text and english not in page.text, main
+    assert "ثانوية ابن بطوطة" in page.text  # the school's name: its branding, not the platform's
+    assert "/lang/fr" in page.text  # the language links are there
+    french = await error_page(world, path, "fr", as_)
+    assert english not in french.text and "Lycée Ibn Batouta" in french.text
+
+
+#: Exceptions whose message an error page shows; ``Invalid``'s message is its second argument.
+REFUSALS = {
+    "PermissionDeniedException",
+    "NotFoundException",
+    "NotAuthorizedException",
+    "ClientException",
+    "Forbidden",
+    "NotFound",
+    "Conflict",
+    "TooLarge",
+    "UnsupportedMedia",
+    "Locked",
+    "PreconditionRequired",
+    "DomainError",
+    "PayloadTooLarge",
+    "UnsupportedMediaType",
+    "TooManyRequests",
+    "TenantSuspended",
+    "Invalid",
+}
+
+
+def refusal_messages() -> dict[str, str]:
+    """Every literal message of a refusal raised in core, the built-in plugins, tenants and the console."""
+    import ast
+
+    found: dict[str, str] = {}
+    for folder in ("core", "plugins", "tenants", "admin_ui"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.Call):
+                    continue
+                name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                if name not in REFUSALS:
+                    continue
+                position = 1 if name == "Invalid" else 0
+                if len(node.args) > position and isinstance(node.args[position], ast.Constant):
+                    value = node.args[position].value
+                    if isinstance(value, str) and value:
+                        found.setdefault(value, f"{path.relative_to(ROOT)}:{node.lineno}")
+    return found
+
+
+@pytest.mark.parametrize("locale", ["ar", "fr"])
+def test_every_refusal_message_is_translated(locale):
+    """What a refusal says reaches error pages and forms in the reader's language."""
+    messages = catalogue(locale)
+    found = refusal_messages()
+    assert len(found) > 50
+    missing = sorted(f"{where} {text!r}" for text, where in found.items() if not messages.get(text))
+    assert not missing, f"missing {locale} translations:\n" + "\n".join(missing)
