@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from pathlib import Path
 import secrets
 from typing import Annotated, Any
 
@@ -28,6 +29,8 @@ from core.school.portal import home_sections
 from core.storage import StorageError, sniff_content_type
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
+#: madrasa's own icon (the manifest's, and the tab's where the tenant has no logo).
+DEFAULT_ICON = Path(__file__).parent / "static" / "icon.svg"
 #: A tenant prefix at the start of a portal path (the part `/t/<slug>`).
 TENANT_PREFIX = re.compile(r"^/t/[^/]+")
 STAFF_VIEWERS = frozenset({"school_director", "region_admin", "province_admin", "programme_manager", "platform_admin"})
@@ -391,7 +394,18 @@ async def logo(ctx: Ctx) -> Response[bytes]:
     )
 
 
+@get("/favicon.ico", opt={"permission": PUBLIC}, include_in_schema=False)
+async def favicon(ctx: Ctx) -> Response[Any]:
+    """The tab's icon: the tenant's logo when it has one, else madrasa's."""
+    if ctx.tenant is not None and ctx.tenant.logo_key:
+        return Redirect(ctx.url("/logo"), status_code=302)
+    return Response(
+        DEFAULT_ICON.read_bytes(), media_type="image/svg+xml", headers={"cache-control": "public, max-age=86400"}
+    )
+
+
 PORTAL_ROUTES = [
+    favicon,
     home,
     login_form,
     login,

@@ -154,3 +154,14 @@ async def test_language_switch_sets_rtl_for_arabic(world):
     page = await world.client.get("/t/lycee-ibn-batouta/login?lang=en")
     assert 'dir="ltr"' in page.text and "Log in" in page.text
     assert (await world.client.get("/t/lycee-ibn-batouta/lang/xx")).status_code == 404
+
+
+async def test_favicon_is_the_tenant_logo_or_a_default_icon(world):
+    """No 404 in the browser's console: /favicon.ico answers everywhere, and pages name their icon."""
+    plain = await world.client.get("/favicon.ico")
+    assert plain.status_code == 200 and plain.headers["content-type"].startswith("image/svg+xml")
+    assert plain.content.lstrip().startswith(b"<svg") or b"<svg" in plain.content[:200]
+    school = await world.client.get("/t/lycee-ibn-batouta/favicon.ico")
+    assert school.status_code in (200, 302)
+    login = await world.client.get("/t/lycee-ibn-batouta/login")
+    assert '<link rel="icon"' in login.text
