@@ -42,7 +42,7 @@ from core.scope import Scope as DataScope
 from core.services import Services
 from core.tenancy import SLUG_RE, TenantInfo
 
-log = logging.getLogger("madrasa.access")
+log = logging.getLogger("madrasa.tenancy")
 SESSION_COOKIE = "madrasa_session"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"

@@ -145,7 +145,17 @@ class _PlainFormatter(logging.Formatter):
 
 
 _PLAIN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s %(tenant)s] %(message)s"
-_NOISY_LOGGERS = {"uvicorn.access": logging.WARNING, "httpx": logging.WARNING, "httpcore": logging.WARNING}
+#: Third-party loggers kept to warnings: access lines, HTTP clients, and the PDF stack (fontTools writes a line
+#: per glyph table when report cards subset their fonts).
+_NOISY_LOGGERS = {
+    "uvicorn.access": logging.WARNING,
+    "httpx": logging.WARNING,
+    "httpcore": logging.WARNING,
+    "urllib3": logging.WARNING,
+    "fontTools": logging.WARNING,
+    "fpdf": logging.WARNING,
+    "PIL": logging.WARNING,
+}
 
 
 class _MadrasaHandler(logging.StreamHandler):  # type: ignore[type-arg]

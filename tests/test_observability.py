@@ -403,3 +403,16 @@ async def test_the_app_serves_metrics_on_their_port_while_it_runs(tmp_path: Any)
         assert b"madrasa_http_requests_total" in await asyncio.to_thread(read)
     with pytest.raises(urllib.error.URLError):
         await asyncio.to_thread(read)  # stopped with the app
+
+
+def test_third_party_info_lines_are_quieted_by_default() -> None:
+    """Report cards subset fonts through fontTools, which logs a line per table at INFO: kept out of the log."""
+    from core.observability import configure_logging
+
+    try:
+        configure_logging("INFO", json_logs=True)
+        for name in ("fontTools.subset", "fontTools.ttLib", "fpdf.output", "urllib3.connectionpool"):
+            assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
+        assert logging.getLogger("madrasa.jobs").isEnabledFor(logging.INFO)
+    finally:
+        configure_logging("WARNING", json_logs=True)
