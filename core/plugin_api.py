@@ -21,7 +21,8 @@ Groups:
   :func:`queue_of`, :func:`covers_row`, :mod:`audit`;
 * **files, mail, SMS, clock** — :class:`ContentPolicy` and friends, :func:`build_key`,
   :class:`Mail`, :class:`Sms`, :data:`SYSTEM_CLOCK`;
-* **pages** — :func:`page`, :class:`Row`, :func:`module_home`, :func:`gettext_`,
+* **pages** — :func:`page`, :class:`Row`, :func:`module_home`, :func:`gettext_`, :func:`format_number`,
+  :func:`format_percent`, :func:`format_day` (also the templates' `number`, `percent` and `day` filters),
   :func:`problem`, :func:`csv_cell`.
 """
 
@@ -64,7 +65,7 @@ from core.exchange import (
     ResultIn,
 )
 from core.hookspecs import hookimpl, hookspec
-from core.i18n import LOCALES, gettext_, locale_var
+from core.i18n import LOCALES, format_day, format_number, format_percent, gettext_, locale_var
 from core.jobs import JobContext, JobQueueError, covers_row, queue_of
 from core.mail import Mail
 from core.migrate import MigrationSet, Migrator
@@ -184,6 +185,9 @@ __all__ = [
     "covers_row",
     "csv_cell",
     "current_scope",
+    "format_day",
+    "format_number",
+    "format_percent",
     "gettext_",
     "hookimpl",
     "hookspec",

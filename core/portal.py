@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hmac
 import re
-from pathlib import Path
 import secrets
+from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec

@@ -10,7 +10,7 @@ from litestar import MediaType
 from litestar.response import Template
 
 from core.context import RequestContext
-from core.i18n import LOCALES, gettext_in, locale_var, text_direction
+from core.i18n import LOCALES, format_day, format_number, format_percent, gettext_in, locale_var, text_direction
 
 
 @pass_context
@@ -22,12 +22,37 @@ def translate(context: Context, message: str, **values: Any) -> str:
     return gettext_in(context.get("locale") or locale_var.get(), message, **values)
 
 
+def _page_locale(context: Context) -> str:
+    return context.get("locale") or locale_var.get()
+
+
+@pass_context
+def number_filter(context: Context, value: Any, places: int | None = None) -> str:
+    """``{{ x | number }}`` / ``{{ x | number(1) }}``: a number in the page's language (``2,0`` in French)."""
+    return format_number(value, _page_locale(context), places)
+
+
+@pass_context
+def percent_filter(context: Context, value: Any, places: int = 1) -> str:
+    """``{{ share | percent }}``: a share (0–1) as a percentage in the page's language (``12,5 %``)."""
+    return format_percent(value, _page_locale(context), places)
+
+
+@pass_context
+def day_filter(context: Context, value: Any) -> str:
+    """``{{ day | day }}``: a date in the page's language (``07/12/2026``)."""
+    return format_day(value, _page_locale(context))
+
+
 def configure_templates(engine: Any) -> None:
     """Jinja2 globals shared by every template (translation and text direction)."""
     env: Environment = engine.engine
     env.globals["_"] = translate
     env.globals["text_direction"] = text_direction
     env.globals["LOCALES"] = LOCALES
+    env.filters["number"] = number_filter
+    env.filters["percent"] = percent_filter
+    env.filters["day"] = day_filter
     env.autoescape = True
 
 

@@ -176,3 +176,37 @@ def test_every_refusal_message_is_translated(locale):
     assert len(found) > 50
     missing = sorted(f"{where} {text!r}" for text, where in found.items() if not messages.get(text))
     assert not missing, f"missing {locale} translations:\n" + "\n".join(missing)
+
+
+@pytest.mark.parametrize(
+    ("locale", "hours", "share", "mark", "whole"),
+    [
+        ("fr", "2,0", "12,5\xa0%", "12,40", "20"),
+        ("ar", "2,0", "12,5%", "12,40", "20"),
+        ("en", "2.0", "12.5%", "12.40", "20"),
+    ],
+)
+def test_numbers_follow_the_readers_convention(locale, hours, share, mark, whole):
+    from core.i18n import format_number, format_percent
+
+    assert format_number(2, locale, 1) == hours
+    assert format_percent(0.125, locale) == share
+    assert format_number("12.4", locale, 2) == mark
+    assert format_number(20.0, locale) == whole
+    assert format_number(None, locale) == ""
+
+
+async def test_attendance_statistics_write_numbers_in_the_page_language(world):
+    cookie, _ = await world.web_session("director@madrasa.demo")
+    for locale, decimal in (("fr", ","), ("en", ".")):
+        page = await world.client.get(
+            f"/t/{SCHOOL}/attendance/stats",
+            headers={"cookie": f"madrasa_session={cookie}; madrasa_lang={locale}", "accept": "text/html"},
+        )
+        assert page.status_code == 200
+        table = page.text[page.text.index('id="stats-table"') :]
+        cells = re.findall(r"<td>([0-9][0-9.,\s\u00a0\u202f%]*)</td>", table)
+        assert cells, table[:500]
+        other = "." if decimal == "," else ","
+        assert not [c for c in cells if re.search(rf"\d\{other}\d", c)], cells
+        assert any(decimal in c for c in cells), cells

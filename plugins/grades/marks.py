@@ -9,7 +9,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from core.plugin_api import gettext_, locale_var
+from core.plugin_api import format_number, gettext_, locale_var
 from plugins.grades import calc
 from plugins.grades.policy import GradePolicy
 from plugins.grades.service import MarkEntry
@@ -28,20 +28,10 @@ def _dec(value: Any) -> Decimal | None:
 
 
 def fmt_number(value: Any, locale: str, places: int | None = None) -> str:
-    """A mark as people write it: ``12,5`` in French, ``12.5`` otherwise; ``""`` for none.
-
-    Without ``places`` trailing zeros go (``20``, ``12,5``); with it, exactly that many decimals.
+    """A mark as people write it, through the locale (``12,5`` in French and Arabic, ``12.5`` in English);
+    ``""`` for none. Without ``places`` trailing zeros go (``20``, ``12,5``); with it, exactly that many decimals.
     """
-    number = _dec(value)
-    if number is None:
-        return ""
-    if places is None:
-        text = f"{number.quantize(CENT):f}"
-        if "." in text:
-            text = text.rstrip("0").rstrip(".")
-    else:
-        text = f"{number.quantize(Decimal(1).scaleb(-places)):f}"
-    return text.replace(".", ",") if locale == "fr" else text
+    return format_number(_dec(value), locale, places)
 
 
 def fmt_average(value: float | None, locale: str) -> str:
