@@ -60,6 +60,18 @@ class RequestContext:
         grants = await self.services.grants.grants(self.identity.id)
         return scope_for(grants, self.services.permissions.roles_for(permission), self.tenant)
 
+    async def scope_everywhere(self, permission: str) -> Scope:
+        """The person's scope for a permission in every tenant they belong to, whatever tenant the address names.
+
+        For what follows the person rather than the tenant: a guardian's children in two regions, a teacher's
+        week across schools. Rows stay limited to where the person holds the permission's roles."""
+        from core.access import scope_for
+
+        if self.identity is None:
+            return Scope.nothing()
+        grants = await self.services.grants.grants(self.identity.id)
+        return scope_for(grants, self.services.permissions.roles_for(permission), None)
+
 
 #: Handler parameter type for the request context: ``async def handler(ctx: Ctx) -> …``.
 Ctx = NamedDependency[RequestContext]

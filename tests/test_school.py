@@ -448,3 +448,25 @@ async def test_teachers_join_with_a_national_staff_number(world):
         {"teacher_id": person, "class_id": world.objects[A]["class_id"], "subject_code": "ENG"},
     )
     assert assign.status_code == 201, assign.text
+
+
+async def test_a_parents_children_follow_the_person_not_the_tenant_of_the_token(world):
+    """The mobile app logs in at one school: /me/children still lists both children in two regions, each with
+    its school and region, and a child's own calls work under the other child's school too."""
+    parent = "parent@madrasa.demo"
+    everywhere = await world.api("GET", "/api/v1/me/children", as_=parent)
+    assert everywhere.status_code == 200 and len(everywhere.json()) == 2
+    for tenant in ("lycee-ibn-batouta", "ecole-al-amal"):
+        at_one = await world.api("GET", "/api/v1/me/children", as_=parent, tenant=tenant)
+        assert at_one.status_code == 200, at_one.text
+        children = at_one.json()
+        assert {c["school"] for c in children} == {"lycee-ibn-batouta", "ecole-al-amal"}
+        assert {c["region"] for c in children} == {"casablanca-settat", "rabat-sale-kenitra"}
+        assert all(c["region_name"] and c["school_name"] for c in children)
+        for child in children:
+            week = await world.api("GET", f"/api/v1/me/children/{child['id']}/timetable", as_=parent, tenant=tenant)
+            assert week.status_code == 200, week.text
+    # isolation holds: another pupil's week is not the parent's to read
+    stranger = world.objects["lycee-moulay-youssef"]["student_id"]
+    other = await world.api("GET", f"/api/v1/me/children/{stranger}/timetable", as_=parent, tenant="lycee-ibn-batouta")
+    assert other.status_code == 404

@@ -189,6 +189,9 @@ class ChildOut(msgspec.Struct):
     school_name: str
     class_id: int | None
     class_name: str | None
+    #: The region of the child's school (a family may have children in several regions).
+    region: str = ""
+    region_name: str = ""
 
 
 def slot_out(row: dict[str, Any], locale: str) -> SlotOut:
@@ -477,10 +480,11 @@ class MeController(Controller):
 
     @get("/children", opt={"permission": "family.view"})
     async def my_children(self, ctx: Ctx) -> list[ChildOut]:
-        """The caller's children, across schools and regions."""
+        """The caller's children, across schools and regions, whatever tenant the token or address names."""
         assert ctx.person_id is not None
-        async with ctx.services.db.scoped(ctx.scope, write=False):
-            rows = await reads.children(ctx.services.db, ctx.scope, ctx.person_id)
+        scope = await ctx.scope_everywhere("family.view")
+        async with ctx.services.db.scoped(scope, write=False):
+            rows = await reads.children(ctx.services.db, scope, ctx.person_id)
         return [child_out(r, ctx.locale) for r in rows]
 
     @get("/children/{student_id:int}/timetable", opt={"permission": "family.view"})
@@ -488,11 +492,12 @@ class MeController(Controller):
         """One child's week (404 for anyone who is not the caller's child)."""
         assert ctx.person_id is not None
         db = ctx.services.db
-        async with db.scoped(ctx.scope, write=False):
-            child = next((c for c in await reads.children(db, ctx.scope, ctx.person_id) if c["id"] == student_id), None)
+        scope = await ctx.scope_everywhere("family.view")
+        async with db.scoped(scope, write=False):
+            child = next((c for c in await reads.children(db, scope, ctx.person_id) if c["id"] == student_id), None)
             if child is None:
                 raise NotFoundException("No such child.")
-            rows = await reads.class_slots(db, ctx.scope, child["class_id"]) if child["class_id"] else []
+            rows = await reads.class_slots(db, scope, child["class_id"]) if child["class_id"] else []
         return [slot_out(r, ctx.locale) for r in rows]
 
 
@@ -510,6 +515,8 @@ def child_out(row: dict[str, Any], locale: str) -> ChildOut:
         school_name,
         row["class_id"],
         row["class_name"],
+        row["region"],
+        row["region_ar"] if locale == "ar" and row["region_ar"] else row["region_fr"],
     )
 
 

@@ -30,7 +30,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 
-from core.access import roles_at, scope_for
+from core.access import roles_at
 from core.context import Ctx, RequestContext
 from core.errors import Invalid
 from core.i18n import gettext_
@@ -50,9 +50,7 @@ DIRECTORS = frozenset({"school_director", "region_admin", "province_admin", "pro
 
 async def _wide_scope(ctx: RequestContext, permission: str) -> Scope:
     """The person's scope for ``permission`` in every school they belong to (not only this tenant)."""
-    assert ctx.identity is not None
-    grants = await ctx.services.grants.grants(ctx.identity.id)
-    return scope_for(grants, ctx.services.permissions.roles_for(permission), None)
+    return await ctx.scope_everywhere(permission)
 
 
 async def _reference_day(ctx: RequestContext) -> date:

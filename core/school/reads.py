@@ -86,8 +86,10 @@ async def children(db: Database, scope: Scope, person_id: int) -> list[dict[str,
     """A guardian's children, wherever they are, with their current class."""
     return await db.fetch(
         "SELECT s.id, s.national_code, s.first_name, s.last_name, s.first_name_ar, s.last_name_ar, s.school_id, "
-        "t.slug AS school, t.name_fr AS school_fr, t.name_ar AS school_ar, e.class_id, c.name AS class_name "
+        "t.slug AS school, t.name_fr AS school_fr, t.name_ar AS school_ar, e.class_id, c.name AS class_name, "
+        "r.slug AS region, r.name_fr AS region_fr, r.name_ar AS region_ar "
         "FROM guardianship g JOIN student s ON s.id = g.student_id JOIN tenant t ON t.id = s.school_id "
+        "JOIN tenant r ON r.id = s.region_id "
         "LEFT JOIN enrolment e ON e.student_id = s.id AND e.ends_on IS NULL "
         "LEFT JOIN school_class c ON c.id = e.class_id "
         "WHERE g.person_id = {} AND {} ORDER BY s.first_name",

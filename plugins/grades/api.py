@@ -10,7 +10,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from core.plugin_api import SQL, Ctx, NotFound, RequestContext, school, scope_for, scope_sql
+from core.plugin_api import SQL, Ctx, NotFound, RequestContext, school, scope_sql
 from plugins.grades import service
 
 
@@ -191,9 +191,7 @@ class GradesController(Controller):
 
 
 async def _family_scope(ctx: RequestContext) -> Any:
-    assert ctx.identity is not None
-    grants = await ctx.services.grants.grants(ctx.identity.id)
-    return scope_for(grants, ctx.services.permissions.roles_for("family.view"), None)
+    return await ctx.scope_everywhere("family.view")
 
 
 async def _child(ctx: RequestContext, scope: Any, student_id: int) -> dict[str, Any]:
