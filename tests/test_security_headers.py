@@ -31,7 +31,12 @@ UNFILLED = {
     "batch_id": "00000000-0000-4000-8000-000000000000",  # /admin/onboarding/batches/…: no onboarding batch
     "path": "nothing-here",  # /schema/{path}: the viewer's own 404
 }
-STATIC_FILES = {"core": "htmx.min.js", "attendance": "attendance.css", "example": "example.css"}
+STATIC_FILES = {
+    "core": "htmx.min.js",
+    "attendance": "attendance.css",
+    "example": "example.css",
+    "swagger": "swagger-ui.css",
+}
 
 _SCRIPT = re.compile(r"<script\b([^>]*)>", re.IGNORECASE)
 _TAG = re.compile(r"<[a-zA-Z][^>]*>")
@@ -222,3 +227,34 @@ async def test_mark_grid_works_under_the_policy_in_chromium(chromium, demo_serve
             await browser.close()
     violations = [m for m in messages if "Content Security Policy" in m or "pageerror" in m]
     assert not violations, violations
+
+
+async def test_swagger_loads_nothing_from_another_site(world):
+    """The API reader's page names only this site's files, and they are served (it works with no internet)."""
+    page = await world.client.get("/schema/swagger")
+    assert page.status_code == 200
+    urls = re.findall(r'(?:src|href)="([^"]+)"', page.text) + re.findall(r"url: ?['\"]([^'\"]+)", page.text)
+    assert urls
+    assert not [u for u in urls if u.startswith(("http:", "https:", "//"))], urls
+    for url in (u for u in urls if u.startswith("/static/")):
+        asset = await world.client.get(url)
+        assert asset.status_code == 200 and len(asset.content) > 100, url
+
+
+async def test_swagger_renders_the_operations_in_chromium_offline(chromium, demo_server):  # noqa: F811
+    """Swagger UI draws the API's operations from local files; nothing is asked of another host."""
+    from playwright.async_api import async_playwright, expect
+
+    base, _ = demo_server
+    foreign: list[str] = []
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page()
+            page.set_default_timeout(20_000)
+            page.on("request", lambda r: foreign.append(r.url) if not r.url.startswith(base) else None)
+            await page.goto(f"{base}/schema/swagger")
+            await expect(page.locator(".opblock").first).to_be_visible()
+        finally:
+            await browser.close()
+    assert not foreign, foreign
