@@ -40,7 +40,6 @@ import argparse
 import asyncio
 import os
 import resource
-import secrets
 import shutil
 import signal
 import sys
@@ -58,11 +57,18 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import (  # noqa: E402
+    app_settings,
+    fresh_pg,
+    identities,
+    migrate_and_generate,
+    open_sessions,
+    server_env,
+)
 from benchmarks.generate import DEFAULT_ADMIN_URL, PgWorld, create_pg, drop_pg  # noqa: E402
 from benchmarks.grades_load import Target, lua_script, run_wrk  # noqa: E402
 from benchmarks.request_overhead import Server, _raise_interrupt, free_port  # noqa: E402
 
-PUPILS_PER_SCHOOL = 500
 CLASS_SIZE = 45
 TARGET_SUBMISSIONS = 200.0
 TARGET_PAGE_RPS = 400.0
@@ -128,93 +134,87 @@ class Register:
         return f"/t/{self.slug}/attendance/sessions/{self.slot_id}/{self.day}"
 
 
+async def add_registers(
+    owner: asyncpg.Connection, today: date, count: int, class_size: int | None = CLASS_SIZE
+) -> list[Register]:
+    """Make ``today`` a school day and give ``count`` classes a lesson that day, each by a distinct teacher.
+
+    The largest classes first; with ``class_size``, those smaller are topped up with newcomers to that size.
+    ``owner``: the owner's connection with ``app.platform`` on.
+    """
+    # The benchmark's day is a school day here, whatever the reference calendar says.
+    await owner.execute(
+        "UPDATE school_year SET starts_on = LEAST(starts_on, $1), ends_on = GREATEST(ends_on, $1)", today
+    )
+    await owner.execute("UPDATE term SET starts_on = LEAST(starts_on, $1) WHERE number = 1", today)
+    await owner.execute(
+        "UPDATE term SET ends_on = GREATEST(ends_on, $1) WHERE number = (SELECT MAX(number) FROM term)", today
+    )
+    await owner.execute("DELETE FROM holiday WHERE starts_on <= $1 AND ends_on >= $1", today)
+    rows = await owner.fetch(CLASSES_SQL)
+    seen: set[int] = set()
+    chosen = []
+    for r in rows:
+        if r["person_id"] in seen:
+            continue
+        seen.add(r["person_id"])
+        chosen.append(r)
+        if len(chosen) == count:
+            break
+    registers: list[Register] = []
+    for number, r in enumerate(chosen):
+        missing = (class_size or 0) - int(r["pupils"])
+        if missing > 0:  # classes of 45: newcomers fill the smaller ones
+            await owner.execute(TOP_UP_SQL, r["class_id"], missing, f"Y{number:03d}")
+        slot = await owner.fetchval(
+            "INSERT INTO timetable_slot (region_id, province_id, school_id, class_id, subject_code, "
+            "teacher_id, room_id, weekday, starts_at, ends_at, valid_from, valid_to) "
+            "SELECT $1, $2, $3, $4, $5, $6, NULL, $7, '20:00', '21:00', LEAST(starts_on, $8), "
+            "GREATEST(ends_on, $8) FROM school_year WHERE id = $9 RETURNING id",
+            r["region_id"],
+            r["province_id"],
+            r["school_id"],
+            r["class_id"],
+            r["subject_code"],
+            r["person_id"],
+            today.isoweekday(),
+            today,
+            r["school_year_id"],
+        )
+        pupils = [
+            int(p["student_id"])
+            for p in await owner.fetch(
+                "SELECT student_id FROM enrolment WHERE class_id = $1 AND ends_on IS NULL ORDER BY student_id",
+                r["class_id"],
+            )
+        ]
+        registers.append(
+            Register(slot, r["class_id"], r["school_id"], r["slug"], r["person_id"], pupils, today.isoformat())
+        )
+    return registers
+
+
 async def build(pg: PgWorld, args: argparse.Namespace, settings_kw: dict[str, Any]) -> tuple[list[Register], dict]:
     """Migrate, generate, make today a school day, add today's lessons, open the teachers' sessions."""
     from core.app import build_services
     from core.config import load_settings
-    from core.identity import Identity
-    from core.migrate import migrate
-    from devtools.generator import generate
 
     settings = load_settings({}, **settings_kw, db_pool_min=1, db_pool_max=4)
     services = build_services(settings)
     db = services.db
     await db.start()
-    registers: list[Register] = []
     today = args.day
     try:
-        await migrate(db, services.migration_sets)
-        log(f"generating 1 region × {args.schools} schools × {PUPILS_PER_SCHOOL} pupils (devtools.generator) …")
-        stats = await generate(
-            db, regions=1, schools_per_region=args.schools, students_per_school=PUPILS_PER_SCHOOL, seed=args.seed
-        )
-        log(f"  {stats.rows:,} rows in {stats.seconds:.1f} s")
+        await migrate_and_generate(services, args.schools, args.seed)
         owner = await asyncpg.connect(pg.url(pg.owner))
         try:
             await owner.execute("SELECT set_config('app.platform', 'on', false)")
-            # The benchmark's day is a school day here, whatever the reference calendar says.
-            await owner.execute(
-                "UPDATE school_year SET starts_on = LEAST(starts_on, $1), ends_on = GREATEST(ends_on, $1)", today
-            )
-            await owner.execute("UPDATE term SET starts_on = LEAST(starts_on, $1) WHERE number = 1", today)
-            await owner.execute(
-                "UPDATE term SET ends_on = GREATEST(ends_on, $1) WHERE number = (SELECT MAX(number) FROM term)", today
-            )
-            await owner.execute("DELETE FROM holiday WHERE starts_on <= $1 AND ends_on >= $1", today)
-            rows = await owner.fetch(CLASSES_SQL)
-            seen: set[int] = set()
-            chosen = []
-            for r in rows:
-                if r["person_id"] in seen:
-                    continue
-                seen.add(r["person_id"])
-                chosen.append(r)
-                if len(chosen) == args.sessions:
-                    break
-            for number, r in enumerate(chosen):
-                missing = CLASS_SIZE - int(r["pupils"])
-                if missing > 0:  # classes of 45: newcomers fill the smaller ones
-                    await owner.execute(TOP_UP_SQL, r["class_id"], missing, f"Y{number:03d}")
-                slot = await owner.fetchval(
-                    "INSERT INTO timetable_slot (region_id, province_id, school_id, class_id, subject_code, "
-                    "teacher_id, room_id, weekday, starts_at, ends_at, valid_from, valid_to) "
-                    "SELECT $1, $2, $3, $4, $5, $6, NULL, $7, '20:00', '21:00', LEAST(starts_on, $8), "
-                    "GREATEST(ends_on, $8) FROM school_year WHERE id = $9 RETURNING id",
-                    r["region_id"],
-                    r["province_id"],
-                    r["school_id"],
-                    r["class_id"],
-                    r["subject_code"],
-                    r["person_id"],
-                    today.isoweekday(),
-                    today,
-                    r["school_year_id"],
-                )
-                pupils = [
-                    int(p["student_id"])
-                    for p in await owner.fetch(
-                        "SELECT student_id FROM enrolment WHERE class_id = $1 AND ends_on IS NULL ORDER BY student_id",
-                        r["class_id"],
-                    )
-                ]
-                registers.append(
-                    Register(slot, r["class_id"], r["school_id"], r["slug"], r["person_id"], pupils, today.isoformat())
-                )
+            registers = await add_registers(owner, today, args.sessions)
             await owner.execute("ANALYZE")
-            people = {
-                r["person_id"]: Identity(r["person_id"], r["email"], r["full_name"], r["full_name_ar"], r["locale"])
-                for r in chosen
-            }
+            people = await identities(owner, [r.person_id for r in registers])
         finally:
             await owner.close()
-        for reg in registers:
-            identity = people[reg.person_id]
-            reg.token = (await services.identity.issue_tokens(identity, reg.school_id, "attendance_load", "127.0.0.1"))[
-                "access_token"
-            ]
-            reg.cookie = await services.identity.start_web_session(
-                identity, reg.school_id, "attendance_load", "127.0.0.1"
-            )
+        await open_sessions(services, people, registers, "attendance_load")
     finally:
         await db.stop()
     sizes = [len(r.pupils) for r in registers]
@@ -310,48 +310,19 @@ def benchmark(args: argparse.Namespace) -> int:
 
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (apt-get install wrk)")
-    suffix = f"{os.getpid()}_{secrets.token_hex(3)}"
-    pg = PgWorld(
-        args.admin_url,
-        f"madrasa_attload_{suffix}",
-        f"madrasa_alown_{suffix}",
-        f"madrasa_alapp_{suffix}",
-        secrets.token_hex(12),
-    )
+    pg = fresh_pg(args.admin_url, "attload")
     tmp = Path(tempfile.mkdtemp(prefix="madrasa-attload-"))
     server: Server | None = None
     try:
         log(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
         asyncio.run(create_pg(pg))
-        secret = secrets.token_urlsafe(48)
-        ttl = 4 * 3600
-        data_dir = tmp / "data"
-        settings_kw = {
-            "data_dir": str(data_dir),
-            "database_url": pg.url(pg.app_role),
-            "migration_database_url": pg.url(pg.owner),
-            "secret_key": secret,
-            "log_level": "WARNING",
-            "access_token_ttl": ttl,
-        }
+        settings_kw = app_settings(pg, tmp / "data")
         registers, facts = asyncio.run(build(pg, args, settings_kw))
         log(
             f"{len(registers)} registers on {facts['today']}, class sizes {facts['min']}–{facts['max']} "
             f"(mean {facts['mean']:.1f}), one teacher each"
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MADRASA_")}
-        env.update(
-            {
-                "MADRASA_DATABASE_URL": pg.url(pg.app_role),
-                "MADRASA_MIGRATION_DATABASE_URL": pg.url(pg.owner),
-                "MADRASA_SECRET_KEY": secret,
-                "MADRASA_DATA_DIR": str(data_dir),
-                "MADRASA_LOG_LEVEL": "WARNING",
-                "MADRASA_DB_POOL_MIN": str(POOL_MIN),
-                "MADRASA_DB_POOL_MAX": str(POOL_MAX),
-                "MADRASA_ACCESS_TOKEN_TTL": str(ttl),
-            }
-        )
+        env = server_env(settings_kw, POOL_MIN, POOL_MAX)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         server = Server(

@@ -90,6 +90,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import app_settings, identities, open_sessions, server_env  # noqa: E402
 from benchmarks.generate import DEFAULT_ADMIN_URL, PgWorld, create_pg, drop_pg  # noqa: E402
 from benchmarks.request_overhead import (  # noqa: E402
     LoadResult,
@@ -447,19 +448,70 @@ JOIN student s ON s.id = g.student_id
 JOIN enrolment e ON e.student_id = s.id AND e.ends_on IS NULL
 JOIN tenant t ON t.id = s.school_id
 JOIN person p ON p.id = g.person_id
-WHERE p.active AND NOT EXISTS (SELECT 1 FROM grade_sheet h WHERE h.class_id = e.class_id AND h.state <> 'published')
+WHERE p.active
+  AND ($2 OR NOT EXISTS (SELECT 1 FROM grade_sheet h WHERE h.class_id = e.class_id AND h.state <> 'published'))
 ORDER BY md5(g.person_id::text || ':' || g.student_id::text)
 LIMIT $1
 """
 
 
+async def add_marks(owner: asyncpg.Connection, teachers: int) -> list[Teacher]:
+    """First-term sheets, assessments and marks (``semester_close.DATA_SQL``), all published but one draft each.
+
+    ``teachers`` distinct teachers (spread over the schools) keep one sheet in draft, so they may save its grids;
+    the entry deadline is moved ahead whatever the day; then ``ANALYZE``. ``owner``: the owner's connection with
+    ``app.platform`` on.
+    """
+    from benchmarks.semester_close import DATA_SQL
+
+    term_id = int(await owner.fetchval("SELECT id FROM term WHERE tenant_id IS NULL ORDER BY number LIMIT 1"))
+    for statement in DATA_SQL:
+        if "$1" in statement:
+            await owner.execute(statement, term_id)
+        else:
+            await owner.execute(statement)
+    teacher_rows = await owner.fetch(TEACHERS_SQL, term_id, teachers)
+    draft = [int(r["sheet_id"]) for r in teacher_rows]
+    # Everything published (families see it), but the picked teachers' sheets: draft, so they may save.
+    await owner.execute(
+        "UPDATE grade_sheet SET state = CASE WHEN id = ANY($1::int[]) THEN 'draft' ELSE 'published' END, "
+        "published_at = CASE WHEN id = ANY($1::int[]) THEN NULL ELSE now() END",
+        draft,
+    )
+    # Saves are refused after the entry deadline: keep it ahead whatever the day the benchmark runs.
+    await owner.execute(
+        "UPDATE grade_deadline SET entry_deadline = GREATEST(entry_deadline, current_date + 30) WHERE term_id = $1",
+        term_id,
+    )
+    await owner.execute("VACUUM ANALYZE grade_sheet")
+    await owner.execute("ANALYZE")
+    return [
+        Teacher(r["teacher_id"], r["assessment_id"], r["sheet_id"], r["school_id"], r["slug"], r["email"])
+        for r in teacher_rows
+    ]
+
+
+async def pick_guardians(owner: asyncpg.Connection, count: int, all_published: bool = True) -> list[Guardian]:
+    """Up to ``count`` distinct guardians, each with a distinct child (whose marks are all published, by default)."""
+    guardians: list[Guardian] = []
+    seen_people: set[int] = set()
+    seen_pupils: set[int] = set()
+    for r in await owner.fetch(GUARDIANS_SQL, count * 4, not all_published):
+        if r["person_id"] in seen_people or r["student_id"] in seen_pupils:
+            continue
+        seen_people.add(r["person_id"])
+        seen_pupils.add(r["student_id"])
+        guardians.append(Guardian(r["person_id"], r["student_id"], r["school_id"], r["slug"], r["email"]))
+        if len(guardians) == count:
+            break
+    return guardians
+
+
 async def build_world(pg: PgWorld, args: argparse.Namespace, settings_kw: dict[str, Any]) -> World:
     """Migrate, generate, add marks, publish, pick the people and open their sessions."""
-    from benchmarks.semester_close import DATA_SQL
     from core.access import scope_for
     from core.app import build_services
     from core.config import load_settings
-    from core.identity import Identity
     from core.migrate import migrate
     from devtools.generator import generate
 
@@ -482,30 +534,9 @@ async def build_world(pg: PgWorld, args: argparse.Namespace, settings_kw: dict[s
         owner = await asyncpg.connect(pg.url(pg.owner))
         try:
             await owner.execute("SELECT set_config('app.platform', 'on', false)")
-            term_id = int(await owner.fetchval("SELECT id FROM term WHERE tenant_id IS NULL ORDER BY number LIMIT 1"))
             log("sheets, assessments and marks (semester_close.DATA_SQL, set-based, owner) …")
             began = time.perf_counter()
-            for statement in DATA_SQL:
-                if "$1" in statement:
-                    await owner.execute(statement, term_id)
-                else:
-                    await owner.execute(statement)
-            teacher_rows = await owner.fetch(TEACHERS_SQL, term_id, args.teachers)
-            draft = [int(r["sheet_id"]) for r in teacher_rows]
-            # Everything published (families see it), but the picked teachers' sheets: draft, so they may save.
-            await owner.execute(
-                "UPDATE grade_sheet SET state = CASE WHEN id = ANY($1::int[]) THEN 'draft' ELSE 'published' END, "
-                "published_at = CASE WHEN id = ANY($1::int[]) THEN NULL ELSE now() END",
-                draft,
-            )
-            # Saves are refused after the entry deadline: keep it ahead whatever the day the benchmark runs.
-            await owner.execute(
-                "UPDATE grade_deadline SET entry_deadline = GREATEST(entry_deadline, current_date + 30) "
-                "WHERE term_id = $1",
-                term_id,
-            )
-            await owner.execute("VACUUM ANALYZE grade_sheet")
-            await owner.execute("ANALYZE")
+            teachers = await add_marks(owner, args.teachers)
             marks_seconds = time.perf_counter() - began
             facts = dict(
                 await owner.fetchrow(
@@ -519,22 +550,7 @@ async def build_world(pg: PgWorld, args: argparse.Namespace, settings_kw: dict[s
                 )
             )
             log(f"  {facts['marks']:,} marks in {marks_seconds:.1f} s")
-
-            guardians: list[Guardian] = []
-            seen_people: set[int] = set()
-            seen_pupils: set[int] = set()
-            for r in await owner.fetch(GUARDIANS_SQL, args.sessions * 4):
-                if r["person_id"] in seen_people or r["student_id"] in seen_pupils:
-                    continue
-                seen_people.add(r["person_id"])
-                seen_pupils.add(r["student_id"])
-                guardians.append(Guardian(r["person_id"], r["student_id"], r["school_id"], r["slug"], r["email"]))
-                if len(guardians) == args.sessions:
-                    break
-            teachers = [
-                Teacher(r["teacher_id"], r["assessment_id"], r["sheet_id"], r["school_id"], r["slug"], r["email"])
-                for r in teacher_rows
-            ]
+            guardians = await pick_guardians(owner, args.sessions)
             if not guardians or not teachers:
                 raise RuntimeError(f"nothing to load: {len(guardians)} guardians, {len(teachers)} teachers")
 
@@ -551,24 +567,12 @@ async def build_world(pg: PgWorld, args: argparse.Namespace, settings_kw: dict[s
                 [guardians[0].person_id, teachers[0].person_id],
             )
             guardians[0].real_login = teachers[0].real_login = True
-            people = {
-                r["id"]: Identity(r["id"], r["email"], r["full_name"], r["full_name_ar"], r["locale"])
-                for r in await owner.fetch(
-                    "SELECT id, email, full_name, full_name_ar, locale FROM person WHERE id = ANY($1::int[])",
-                    [g.person_id for g in guardians] + [t.person_id for t in teachers],
-                )
-            }
+            people = await identities(owner, [g.person_id for g in guardians] + [t.person_id for t in teachers])
         finally:
             await owner.close()
 
+        await open_sessions(services, people, [*guardians[1:], *teachers[1:]], "grades_load")
         family_roles = services.permissions.roles_for("family.view")
-        for person in [*guardians[1:], *teachers[1:]]:
-            identity = people[person.person_id]
-            tokens = await services.identity.issue_tokens(identity, person.school_id, "grades_load", "127.0.0.1")
-            person.token = tokens["access_token"]
-            person.cookie = await services.identity.start_web_session(
-                identity, person.school_id, "grades_load", "127.0.0.1"
-            )
         for g in guardians:
             scope = scope_for(await services.grants.grants(g.person_id), family_roles, None)
             if scope.platform or not scope.nodes:
@@ -941,32 +945,9 @@ def benchmark(args: argparse.Namespace) -> int:
         log(f"load average at start: {loadavg()}")
         pg_touched = True
         asyncio.run(create_pg(pg))
-        data_dir = tmp / "data"
-        secret = secrets.token_urlsafe(48)
-        token_ttl = 4 * 3600  # outlives every run (expiry would turn the load into 401s)
-        settings_kw = {
-            "data_dir": str(data_dir),
-            "database_url": pg.url(pg.app_role),
-            "migration_database_url": pg.url(pg.owner),
-            "secret_key": secret,
-            "log_level": "WARNING",
-            "access_token_ttl": token_ttl,
-        }
+        settings_kw = app_settings(pg, tmp / "data")
         world = asyncio.run(build_world(pg, args, settings_kw))
-
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MADRASA_")}
-        env.update(
-            {
-                "MADRASA_DATABASE_URL": pg.url(pg.app_role),
-                "MADRASA_MIGRATION_DATABASE_URL": pg.url(pg.owner),
-                "MADRASA_SECRET_KEY": secret,
-                "MADRASA_DATA_DIR": str(data_dir),
-                "MADRASA_LOG_LEVEL": "WARNING",
-                "MADRASA_DB_POOL_MIN": str(POOL_MIN),
-                "MADRASA_DB_POOL_MAX": str(POOL_MAX),
-                "MADRASA_ACCESS_TOKEN_TTL": str(token_ttl),
-            }
-        )
+        env = server_env(settings_kw, POOL_MIN, POOL_MAX)
         app_port = free_port()
         app_base = f"http://127.0.0.1:{app_port}"
         app = Server(
