@@ -34,6 +34,13 @@ CORE_MENU = [
     MenuItem(label="My timetable", url="/timetable", order=5, roles=frozenset({"teacher", "student"})),
     MenuItem(label="My children", url="/children", order=6, roles=frozenset({"parent"})),
     MenuItem(label="Class timetables", url="/timetable/classes", order=7, roles=STAFF_VIEWERS),
+    MenuItem(
+        label="Retention of personal data",
+        url="/privacy/retention",
+        order=98,
+        roles=frozenset({"region_admin", "platform_admin"}),
+    ),
+    MenuItem(label="My data", url="/my-data", order=99),  # the account area: every role
 ]
 
 

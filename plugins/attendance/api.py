@@ -576,7 +576,7 @@ class StatsController(Controller):
         result = await tenant_stats(ctx, level, from_, to)
         return _json_row(result)
 
-    @get("/stats.csv", opt={"permission": "attendance.stats"}, media_type="text/csv")
+    @get("/stats.csv", opt={"permission": "attendance.stats", "bulk_export": "attendance.stats"}, media_type="text/csv")
     async def get_csv(
         self,
         ctx: Ctx,
