@@ -4,10 +4,12 @@
 notices and messages (:mod:`core.privacy.retention`). It is a platform settings table like ``module_setting``:
 no scope columns, only core services touch it.
 
-The application role may only append to ``audit_log``. The daily purge removes entries past their period
-through ``madrasa_purge_audit(region, before)``, a ``SECURITY DEFINER`` function owned by the owner role: it
-deletes one region's entries (``NULL``: the platform's) older than ``before`` and refuses a ``before`` less
-than 365 days ago, so the application role still cannot erase recent traces.
+``audit_log`` stays append-only: no ``UPDATE`` ever, and the trigger that refused every ``DELETE`` now lets
+through only entries older than 365 days (the shortest retention period of the audit log). On PostgreSQL the
+application role still has no ``DELETE`` on the table: the daily purge goes through
+``madrasa_purge_audit(region, before)``, a ``SECURITY DEFINER`` function owned by the owner role that deletes
+one region's entries (``NULL``: the platform's) older than ``before`` and refuses a ``before`` less than 365
+days ago. So neither role can erase recent traces.
 """
 
 from core.migrate import Migrator
@@ -47,6 +49,24 @@ TABLES = {
     ),
 }
 
+#: The append-only triggers of ``audit_log``, now letting entries older than 365 days be deleted.
+AUDIT_GUARD = {
+    "postgres": (
+        "CREATE FUNCTION madrasa_audit_guard() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN IF TG_OP = 'DELETE' AND OLD.at < now() - interval '365 days' THEN RETURN OLD; END IF; "
+        "RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$",
+        'DROP TRIGGER audit_log_append_only ON "audit_log"',
+        'CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON "audit_log" '
+        "FOR EACH ROW EXECUTE FUNCTION madrasa_audit_guard()",
+    ),
+    "sqlite": (
+        "DROP TRIGGER audit_log_no_delete",
+        'CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON "audit_log" '
+        "WHEN julianday(old.at) > julianday('now') - 365 "
+        "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+    ),
+}
+
 PURGE_FUNCTION = """
 CREATE FUNCTION madrasa_purge_audit(p_region integer, p_before timestamptz) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
@@ -69,9 +89,11 @@ $$
 
 
 async def forwards(m: Migrator) -> None:
-    """Create the settings table (granted to the application) and, on PostgreSQL, the audit purge function."""
+    """Create the settings table (granted to the application), relax the audit trigger for old entries and,
+    on PostgreSQL, create the audit purge function."""
     await m.ddl(TABLES)
     await m.grant_app("retention_period")
+    await m.ddl(AUDIT_GUARD)
     if m.dialect != "postgres":
         return
     await m.sql(PURGE_FUNCTION)
