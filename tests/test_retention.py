@@ -124,8 +124,8 @@ async def old_rows(world: World, school: str, age: timedelta) -> dict[str, Any]:
             cols["school_id"],
         )
         await db.execute(
-            "INSERT INTO auth_session (id, person_id, kind, secret_hash, csrf_token, tenant_id, created_at, expires_at, "
-            "user_agent, ip) VALUES ({}, {}, 'web', {}, '', {}, {}, {}, 'test', '127.0.0.1')",
+            "INSERT INTO auth_session (id, person_id, kind, secret_hash, csrf_token, tenant_id, created_at, "
+            "expires_at, user_agent, ip) VALUES ({}, {}, 'web', {}, '', {}, {}, {}, 'test', '127.0.0.1')",
             marker,
             world.objects[school]["guardian_id"],
             secrets.token_hex(32),
@@ -221,7 +221,7 @@ async def test_the_application_role_still_cannot_erase_recent_audit_entries(worl
 async def test_recent_audit_entries_cannot_be_deleted_even_by_the_purge_path(world: World) -> None:
     recent = await old_rows(world, SCHOOL, timedelta(days=300))
     db = world.services.db
-    with pytest.raises(Exception, match="append-only|at least 365 days"):
+    with pytest.raises(Exception, match=r"append-only|at least 365 days"):
         async with db.scoped(Scope.everything()):
             await retention._purge_audit(db, world.ids[REGION], datetime.now(UTC))
     if db.dialect == "sqlite":  # one connection, no roles: the trigger is the guard
