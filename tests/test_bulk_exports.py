@@ -157,6 +157,7 @@ async def test_an_export_is_audited_and_a_failed_one_is_not(world: World) -> Non
     assert entries[-1]["school_id"] == world.ids[SCHOOL]
     assert entries[-1]["after"]["path"] == "/api/v1/attendance/stats.csv"
     assert entries[-1]["after"]["query"] == "level=class"
+    assert entries[-1]["after"]["rows"] == response.text.count("\n") - 1  # the CSV's lines but its header
     missing = await world.api("GET", "/api/v1/grades/sheets/99999999/xlsx", as_=director, tenant=SCHOOL)
     assert missing.status_code == 404
     assert len(await exports_of(world, director)) == before + 1

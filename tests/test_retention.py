@@ -77,6 +77,20 @@ async def test_a_region_admin_sets_the_regions_periods_audited(world: World) -> 
     assert (await set_periods(world, SCHOOL, {"messages": 500})).status_code == 403
     after = await world.api("GET", "/api/v1/privacy/retention", as_=OTHER_REGION_ADMIN, tenant=OTHER_REGION)
     assert after.json()["periods"]["messages"]["days"] == 400
+    # the platform's row is the default of every region that set none
+    platform = await world.api(
+        "PUT", "/api/v1/privacy/retention", as_="admin@madrasa.demo", tenant="platform", json={"messages": 500}
+    )
+    assert platform.status_code == 200, platform.text
+    region = await world.api("GET", "/api/v1/privacy/retention", as_=REGION_ADMIN, tenant=REGION)
+    assert region.json()["periods"]["messages"] == {
+        "days": 500,
+        "source": "platform",
+        "default": 365,
+        "minimum": 30,
+        "maximum": 1825,
+    }
+    assert (await set_periods(world, "platform", {"messages": 600})).status_code == 403
 
 
 async def test_the_retention_page_of_a_region(world: World) -> None:

@@ -586,6 +586,7 @@ class StatsController(Controller):
     ) -> Response[str]:
         """The same statistics as CSV."""
         result = await tenant_stats(ctx, level, from_, to)
+        ctx.extra["export_rows"] = len(result["groups"])  # recorded in the bulk-export audit entry
         name = f"attendance-{level}-{result['from']}-{result['to']}.csv"
         return Response(
             stats.to_csv(result["groups"]),
