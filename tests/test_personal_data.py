@@ -13,6 +13,7 @@ import zipfile
 from datetime import UTC, date, datetime
 from typing import Any
 
+from core import audit
 from core.middleware import SESSION_COOKIE
 from core.privacy.export import DataSubject, collect
 from core.scope import Scope
@@ -131,6 +132,32 @@ async def test_someone_elses_child_and_export_stay_out_of_reach(world: World) ->
 
 async def test_a_person_exports_account_logins_and_uploaded_files(world: World) -> None:
     director = f"director.{SCHOOL}@test.ma"
+    person = await world.sql("SELECT id FROM person WHERE email = {}", director)
+    tenant = await world.services.tenants.by_slug(SCHOOL)
+    db = world.services.db
+    async with db.scoped(Scope.everything()):
+        # what the director did to a pupil's record: listed without the pupil's values
+        await audit.record(
+            db,
+            actor_id=person,
+            action="test.pupil_change",
+            object_type="student",
+            object_id=world.objects[SCHOOL]["student_id"],
+            tenant=tenant,
+            before={"score": "9"},
+            after={"score": "12"},
+            reason="about the pupil",
+        )
+        # what someone did to the director's own record: listed in full
+        await audit.record(
+            db,
+            actor_id=None,
+            action="test.person_change",
+            object_type="person",
+            object_id=person,
+            tenant=tenant,
+            after={"full_name": "Director"},
+        )
     async with app_queue(world) as queue:
         job_id = await finished(world, queue, await world.api("POST", "/api/v1/me/data-export", as_=director, json={}))
     manifest, archive = archive_of(await world.api("GET", f"/api/v1/me/data-export/{job_id}/download", as_=director))
@@ -141,7 +168,10 @@ async def test_a_person_exports_account_logins_and_uploaded_files(world: World) 
     assert section(archive, "login_sessions"), "the logins that made the test's tokens are listed"
     uploaded = [f for f in manifest["files"] if f["section"] == "files"]
     assert len(uploaded) == 1 and archive.read(uploaded[0]["name"]) == b"%PDF-1.4\n% test\n"
-    assert any(entry["action"] == "privacy.export" for entry in section(archive, "audit"))
+    entries = {entry["action"]: entry for entry in section(archive, "audit")}
+    assert entries["privacy.export"]["after"]["person_id"] == person
+    assert entries["test.pupil_change"]["after"] is None and entries["test.pupil_change"]["reason"] == ""
+    assert entries["test.person_change"]["after"] == {"full_name": "Director"}
 
 
 async def test_a_guardian_with_children_in_two_regions_exports_each_from_the_portal(world: World) -> None:

@@ -164,8 +164,12 @@ async def person_sections(db: Database, person_id: int) -> list[DataSection]:
         ),
         DataSection(
             "failed_logins",
-            await _rows(db, "SELECT at, ip FROM login_attempt WHERE email = {} ORDER BY at", email),
-            "Failed login attempts on your address.",
+            await _rows(
+                db,
+                "SELECT at, ip, (device <> '') AS known_device FROM login_attempt WHERE email = {} ORDER BY at",
+                email,
+            ),
+            "Failed login attempts on your address (and whether they came from a device you had used).",
         ),
         DataSection(
             "password_resets",
@@ -236,9 +240,15 @@ async def student_sections(db: Database, student_ids: tuple[int, ...]) -> list[D
 
 
 async def audit_section(db: Database, subject: DataSubject) -> DataSection:
-    """Audit entries made by the person, or about the person or the pupils."""
-    about = [SQL("(object_type = 'student' AND object_id IN {})", in_([str(i) for i in subject.student_ids]))]
+    """Audit entries made by the person, or about the person or the pupils.
+
+    An entry the person made about someone else (a teacher's change of a pupil's mark) keeps when, what
+    and which object, not its before/after values nor its reason: those are the other person's data.
+    """
+    own = {("student", str(i)) for i in subject.student_ids}
+    about = [SQL("(object_type = 'student' AND object_id IN {})", in_(sorted(i for _, i in own)))]
     if subject.person_id is not None:
+        own.add(("person", str(subject.person_id)))
         about += [
             SQL("actor_id = {}", subject.person_id),
             SQL("(object_type = 'person' AND object_id = {})", str(subject.person_id)),
@@ -250,10 +260,22 @@ async def audit_section(db: Database, subject: DataSubject) -> DataSection:
         join(" OR ", about),
     )
     for row in rows:
+        if (row["object_type"], row["object_id"]) not in own and row["action"] not in SUBJECT_ACTIONS:
+            row["before"] = row["after"] = None
+            row["reason"] = ""
+            continue
         for key in ("before", "after"):
             if isinstance(row[key], str | bytes):
                 row[key] = msgspec.json.decode(row[key])
-    return DataSection("audit", rows, "Audit entries: changes you made, and changes made about you.")
+    return DataSection(
+        "audit",
+        rows,
+        "Audit entries: changes made about you, and what you did (without other people's data).",
+    )
+
+
+#: Audit actions whose details are the actor's own doing, whatever object they name.
+SUBJECT_ACTIONS = frozenset({"bulk_export", "privacy.export", "privacy.export_download"})
 
 
 # --------------------------------------------------------------------------- collecting and writing
@@ -354,6 +376,7 @@ async def export_job(job: JobContext, *, requested_by: int, student_id: int | No
     """Make ``<data dir>/personal-data/<job id>.zip`` for the requester or one of their children."""
     services = job.services
     subject = await subject_for(services.db, requested_by, student_id)  # the link may be gone since
+    await record(services, requested_by, subject, "privacy.export", job.id)  # the archive lists its own request
     folder = archives_dir(services.settings)
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
     await asyncio.to_thread(_prune, folder)
