@@ -39,7 +39,6 @@ from core.permissions import CORE_PERMISSIONS, PUBLIC, PermissionRegistry
 from core.plugins import PluginHost
 from core.portal import PORTAL_ROUTES
 from core.privacy.api import PRIVACY_ROUTES
-from core.privacy.retention import JOB as _PURGE_JOB  # noqa: F401 (registers the privacy.purge job)
 from core.problems import http_exception_handler
 from core.rendering import configure_templates
 from core.school.api import SCHOOL_ROUTES
