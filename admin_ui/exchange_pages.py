@@ -55,7 +55,7 @@ async def oneroster_page(ctx: Ctx) -> Any:
     return _index(ctx)
 
 
-@get("/admin/oneroster/export", opt={"permission": PERMISSION}, include_in_schema=False)
+@get("/admin/oneroster/export", opt={"permission": PERMISSION, "bulk_export": "oneroster"}, include_in_schema=False)
 async def oneroster_download(ctx: Ctx) -> Response[bytes]:
     """The OneRoster 1.2 CSV bundle of this tenant (what the caller may see)."""
     name, data = await service.export_zip(ctx)

@@ -171,7 +171,7 @@ async def batch_page(ctx: Ctx, batch_id: FromPath[str]) -> Any:
 
 @get(
     "/admin/onboarding/batches/{batch_id:str}/errors.csv",
-    opt={"permission": PERMISSION},
+    opt={"permission": PERMISSION, "bulk_export": "onboarding.errors"},
     include_in_schema=False,
     media_type="text/csv; charset=utf-8",
 )

@@ -39,6 +39,7 @@ from core.openapi import NoncedSwagger, document_problems
 from core.permissions import CORE_PERMISSIONS, PUBLIC, PermissionRegistry
 from core.plugins import PluginHost
 from core.portal import PORTAL_ROUTES
+from core.privacy.api import PRIVACY_ROUTES
 from core.problems import http_exception_handler
 from core.rendering import configure_templates
 from core.school.api import SCHOOL_ROUTES
@@ -212,6 +213,7 @@ def create_app(
             *ICAL_ROUTES,
             *SCHOOL_PORTAL_ROUTES,
             *PORTAL_ROUTES,
+            *PRIVACY_ROUTES,
             *static_routers,
             *_plugin_routers(services),
         ],

@@ -255,6 +255,9 @@ def build_parser(settings: Settings | None) -> argparse.ArgumentParser:
     p.add_argument("--name", default="Platform administrator")
     p.add_argument("--password", help="default: MADRASA_ADMIN_PASSWORD or a prompt")
     p.set_defaults(func=cmd_create_admin)
+    from core.privacy.retention import add_purge_command
+
+    add_purge_command(sub)
     if settings is not None:
         from core.app import build_plugin_host
 

@@ -103,6 +103,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     metrics_token: str = ""
     #: A separate port on ``host`` where prometheus_client's own server publishes the metrics (0: none).
     metrics_port: int = 0
+    #: Bulk exports of personal data (routes marked ``bulk_export``) one account may make per hour.
+    bulk_exports_per_hour: int = 20
 
     @property
     def dialect(self) -> Literal["sqlite", "postgres"]:
@@ -196,6 +198,7 @@ def _complete(settings: Settings) -> Settings:
         "login_max_delay_seconds",
         "login_address_ceiling",
         "login_alert_failures",
+        "bulk_exports_per_hour",
     ):
         if getattr(settings, name) < 1:
             raise ConfigError(f"{PREFIX}{name.upper()}: must be at least 1")

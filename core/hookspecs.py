@@ -9,6 +9,8 @@ Hooks are grouped by phase, as in pytest's hookspec module:
 * **exchange between modules** — one module reads or writes another's data through hooks the
   owning module answers with its own services (``firstresult``; call them through
   ``services.plugins.hook_for(name, disabled)`` so a module switched off for the tenant does not answer);
+* **personal data** — what a plugin holds about a person (the right of access) and how long it keeps
+  it (retention); called for every plugin, whatever the module switches: the law covers all data held;
 * **events** — domain events delivered after commit.
 
 pluggy is synchronous: a hook may return a value or an awaitable; the host awaits it
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from core.migrate import MigrationSet
     from core.permissions import Permission
     from core.plugins import Backend, MenuItem, PluginInfo
+    from core.privacy.export import DataSubject
 
 hookspec = pluggy.HookspecMarker("madrasa")
 hookimpl = pluggy.HookimplMarker("madrasa")
@@ -172,6 +175,28 @@ def madrasa_gradebook_write(ctx: RequestContext, write: GradebookWrite) -> Any:
     audited exactly as a grid save is, and a sheet that is closed or past draft is refused the same
     way. Runs inside the caller's ``db.scoped`` transaction (roll it back when problems are
     returned); may return an awaitable. ``None`` when the grades module is off for the tenant.
+    """
+
+
+# --- personal data (every plugin, whatever the module switches) ---------------------------
+
+
+@hookspec
+def madrasa_personal_data(db: Any, subject: DataSubject) -> Any:
+    """Return what the plugin holds about a person or pupils: ``list[DataSection]`` (or an awaitable of one).
+
+    ``subject.person_id`` (may be ``None``) and ``subject.student_ids`` name whom; read every table of the
+    plugin that mentions them, inside the caller's open read transaction on ``db`` (platform scope).
+    """
+
+
+@hookspec
+def madrasa_retention_purge(db: Any, region_id: int, cutoffs: dict[str, Any]) -> Any:
+    """Delete the region's rows older than their cutoff; return ``{kind: rows deleted}`` (or an awaitable).
+
+    ``cutoffs`` maps a retention kind (``notices``, ``messages``, …) to a timezone-aware datetime; purge only
+    the kinds the plugin holds. Runs inside the caller's write transaction on ``db`` (platform scope); the
+    caller audits the counts.
     """
 
 

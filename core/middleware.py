@@ -11,7 +11,9 @@ and builds the :class:`~core.context.RequestContext`:
 3. module: a route of a module switched off for the tenant answers 404;
 4. permission: every route declares ``opt["permission"]``; the person's grants give the scope;
 5. reach: a write (POST/PUT/PATCH/DELETE) under a tenant needs a scope covering that tenant
-   (:func:`check_reach`), so a school's member cannot write at its region's address.
+   (:func:`check_reach`), so a school's member cannot write at its region's address;
+6. bulk exports: a route with ``opt["bulk_export"]`` is limited per account and hour and audited
+   (:func:`core.privacy.bulk.gate`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from core.i18n import locale_var
 from core.identity import AuthError, SessionInfo
 from core.observability import tenant_var
 from core.permissions import AUTHENTICATED, PUBLIC
+from core.privacy.bulk import gate as bulk_export_gate
 from core.scope import Scope as DataScope
 from core.services import Services
 from core.tenancy import SLUG_RE, TenantInfo
@@ -190,7 +193,11 @@ class AccessMiddleware(ASGIMiddleware):
         tenant_token = tenant_var.set(tenant.slug if tenant else "-")
         locale_token = locale_var.set(ctx.locale)
         try:
-            await next_app(scope, receive, send)
+            export = handler.opt.get("bulk_export")
+            if export:
+                await bulk_export_gate(ctx, export, scope, receive, send, next_app)
+            else:
+                await next_app(scope, receive, send)
         finally:
             tenant_var.reset(tenant_token)
             locale_var.reset(locale_token)

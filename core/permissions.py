@@ -86,6 +86,11 @@ CORE_PERMISSIONS: list[Permission] = [
     ),
     Permission("timetable.view", "See one's own timetable, or one's children's", ALL_ROLES),
     Permission("family.view", "See one's children (guardians) or oneself (pupils)", frozenset({"parent", "student"})),
+    Permission(
+        "privacy.configure",
+        "Set a region's retention periods for personal data",
+        frozenset({"platform_admin", "region_admin"}),
+    ),
 ]
 
 

@@ -17,6 +17,8 @@ Groups:
   :func:`scope_sql`, constraint helpers, :class:`Migrator` and :class:`MigrationSet`;
 * **school structure** — :class:`school` (classes, pupils, teachers, timetables, the school year);
 * **exchange between modules** — the structs of the gradebook hooks (:class:`Gradebook`, …);
+* **personal data** — :class:`DataSection`, :class:`DataFile`, :class:`DataSubject` (the
+  ``madrasa_personal_data`` hook) and :data:`RETENTION_KINDS` (``madrasa_retention_purge``);
 * **events, jobs, audit** — :class:`Event` (``ctx.services.emit``), :class:`JobContext`,
   :func:`queue_of`, :func:`covers_row`, :mod:`audit`;
 * **files, mail, SMS, clock** — :class:`ContentPolicy` and friends, :func:`build_key`,
@@ -72,6 +74,8 @@ from core.migrate import MigrationSet, Migrator
 from core.permissions import AUTHENTICATED, PUBLIC, ROLES, Permission
 from core.plugin_kit import module_home
 from core.plugins import Backend, DashboardCard, MenuItem, PluginInfo
+from core.privacy.export import DataFile, DataSection, DataSubject
+from core.privacy.retention import KINDS as RETENTION_KINDS
 from core.problems import http_exception_handler, problem
 from core.rendering import Row, page
 from core.school import reads as _reads
@@ -128,6 +132,7 @@ __all__ = [
     "PDF",
     "PNG",
     "PUBLIC",
+    "RETENTION_KINDS",
     "ROLES",
     "SQL",
     "SYSTEM_CLOCK",
@@ -140,6 +145,9 @@ __all__ = [
     "ContentPolicy",
     "Ctx",
     "DashboardCard",
+    "DataFile",
+    "DataSection",
+    "DataSubject",
     "Database",
     "DomainError",
     "Event",

@@ -41,6 +41,14 @@ CORE_MENU = [
     MenuItem(
         label="Class timetables", url="/timetable/classes", order=7, roles=STAFF_VIEWERS, kinds=frozenset({"school"})
     ),
+    MenuItem(
+        label="Retention of personal data",
+        url="/privacy/retention",
+        order=98,
+        permission="privacy.configure",
+        kinds=frozenset({"platform", "region"}),
+    ),
+    MenuItem(label="My data", url="/my-data", order=99),  # the account area: every role
 ]
 
 

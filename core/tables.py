@@ -225,6 +225,20 @@ class GuardianInvitation(Table, tablename="guardian_invitation"):
     school_id = Integer(null=True, default=None, index=True)
 
 
+class RetentionPeriod(Table, tablename="retention_period"):
+    """How many days a region (or, as the default of every region, the platform) keeps a kind of record.
+
+    Kinds are those of :data:`core.privacy.retention.KINDS`; without a row the documented default applies.
+    """
+
+    id = Serial(primary_key=True)
+    tenant_id = Integer(index=True)
+    kind = Varchar(length=16)
+    days = Integer()
+    updated_by = Integer(null=True, default=None)
+    updated_at = Timestamptz()
+
+
 CORE_TABLES: list[type[Table]] = [
     Tenant,
     TenantDomain,
@@ -240,4 +254,5 @@ CORE_TABLES: list[type[Table]] = [
     StoredFile,
     StoredFileReader,
     GuardianInvitation,
+    RetentionPeriod,
 ]

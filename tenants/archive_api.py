@@ -96,7 +96,12 @@ def _file(path: Path, slug: str, *, remove: bool) -> File:
     )
 
 
-@get("/api/v1/archives/{slug:str}", opt={"permission": PERMISSION}, tags=["archives"], media_type="application/zip")
+@get(
+    "/api/v1/archives/{slug:str}",
+    opt={"permission": PERMISSION, "bulk_export": "archive"},
+    tags=["archives"],
+    media_type="application/zip",
+)
 async def download_archive(ctx: Ctx, slug: FromPath[str]) -> File:
     """The archive of a region, province or school: tables as JSON lines, stored files and a manifest."""
     node = await _node(ctx, slug)
@@ -192,7 +197,10 @@ async def export_job(job: JobContext, *, slug: str, password_hashes: bool = Fals
 
 
 @get(
-    "/api/v1/archive-jobs/{job_id:str}", opt={"permission": PERMISSION}, tags=["archives"], media_type="application/zip"
+    "/api/v1/archive-jobs/{job_id:str}",
+    opt={"permission": PERMISSION, "bulk_export": "archive"},
+    tags=["archives"],
+    media_type="application/zip",
 )
 async def download_export(ctx: Ctx, job_id: FromPath[str]) -> File:
     """The archive an export job made, once it is done (409 before; 403 for a platform administrator's export)."""

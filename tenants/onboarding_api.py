@@ -151,7 +151,7 @@ async def get_batch(ctx: Ctx, batch_id: FromPath[str]) -> BatchOut:
 
 @get(
     "/api/v1/onboarding/batches/{batch_id:str}/errors.csv",
-    opt={"permission": PERMISSION},
+    opt={"permission": PERMISSION, "bulk_export": "onboarding.errors"},
     tags=["onboarding"],
     media_type="text/csv; charset=utf-8",
 )

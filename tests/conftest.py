@@ -149,6 +149,7 @@ def make_settings(backend: str, tmp: Path, pg: PgServer | None, **overrides: Any
         "db_pool_min": 1,
         "db_pool_max": 8,
         "metrics_token": "metrics-token-of-the-test-world",  # /metrics on the app port asks for it
+        "bulk_exports_per_hour": 1000,  # a session's accounts export often; tests/test_bulk_exports.py lowers it
     }
     if backend == "postgres":
         assert pg is not None

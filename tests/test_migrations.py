@@ -373,6 +373,7 @@ async def test_upgrade_from_an_earlier_state_keeps_the_data(scratch: Scratch):
         "core.m0005_file_readers",
         "core.m0006_login_devices",
         "core.m0007_guardian_invitations",
+        "core.m0008_privacy",
         "attendance.m0002_notice_claims",
         "tenants.m0002_exchange",
         "tenants.m0003_console",
@@ -554,6 +555,7 @@ async def test_a_failed_dependency_check_applies_nothing(tmp_path: Path, monkeyp
         "core.m0005_file_readers",
         "core.m0006_login_devices",
         "core.m0007_guardian_invitations",
+        "core.m0008_privacy",
         "zz.m0001_a",
         "aa.m0001_a",
     ]

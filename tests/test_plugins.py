@@ -104,7 +104,18 @@ def test_public_routes_are_an_explicit_short_list(world):
         for h in getattr(route, "route_handlers", [])
         if h.opt.get("permission") == AUTHENTICATED
     }
-    assert authenticated == {"/api/v1/auth/logout", "/api/v1/me", "/api/v1/permissions", "/logout"}
+    assert authenticated == {
+        "/api/v1/auth/logout",
+        "/api/v1/me",
+        "/api/v1/permissions",
+        "/logout",
+        # one's own data (law 09-08): only ever the caller's or their children's (tests/test_personal_data.py)
+        "/api/v1/me/data-export",
+        "/api/v1/me/data-export/{job_id:str}",
+        "/api/v1/me/data-export/{job_id:str}/download",
+        "/my-data",
+        "/my-data/{job_id:str}/download",
+    }
 
 
 class Undeclared:

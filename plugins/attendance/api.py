@@ -219,6 +219,7 @@ async def period(
 async def stats_csv(ctx: RequestContext, level: str, start: date | None, end: date | None) -> Response[str]:
     """The tenant's statistics as a CSV download (the API's and the portal's, which takes the session)."""
     result = await tenant_stats(ctx, level, start, end)
+    ctx.extra["export_rows"] = len(result["groups"])  # recorded in the bulk-export audit entry
     name = f"attendance-{level}-{result['from']}-{result['to']}.csv"
     return Response(
         stats.to_csv(result["groups"]),
@@ -587,7 +588,7 @@ class StatsController(Controller):
         result = await tenant_stats(ctx, level, from_, to)
         return _json_row(result)
 
-    @get("/stats.csv", opt={"permission": "attendance.stats"}, media_type="text/csv")
+    @get("/stats.csv", opt={"permission": "attendance.stats", "bulk_export": "attendance.stats"}, media_type="text/csv")
     async def get_csv(
         self,
         ctx: Ctx,

@@ -145,6 +145,22 @@ def madrasa_demo_data(db: Any, tenants: dict[str, int]) -> Any:
 
 
 @hookimpl
+def madrasa_personal_data(db: Any, subject: Any) -> Any:
+    """A pupil's absences, justifications, notices and alerts; a person's number and submitted justifications."""
+    from plugins.attendance.privacy import personal_data
+
+    return personal_data(db, subject)
+
+
+@hookimpl
+def madrasa_retention_purge(db: Any, region_id: int, cutoffs: dict[str, Any]) -> Any:
+    """The region's family notices past the ``notices`` period."""
+    from plugins.attendance.privacy import retention_purge
+
+    return retention_purge(db, region_id, cutoffs)
+
+
+@hookimpl
 def madrasa_static_dirs() -> list[tuple[str, Path]]:
     """The module's style sheet, served at ``/static/attendance/…``."""
     return [("attendance", Path(__file__).parent / "static")]

@@ -587,7 +587,7 @@ async def stats_page(ctx: Ctx) -> Any:
 
 @get(
     "/attendance/stats.csv",
-    opt={"permission": "attendance.stats"},
+    opt={"permission": "attendance.stats", "bulk_export": "attendance.stats"},
     include_in_schema=False,
     exception_handlers=PAGE_HANDLERS,
 )

@@ -97,6 +97,14 @@ def madrasa_jobs() -> dict[str, Any]:
 
 
 @hookimpl
+def madrasa_personal_data(db: Any, subject: Any) -> Any:
+    """A pupil's marks, averages, ranks and report cards."""
+    from plugins.grades.privacy import personal_data
+
+    return personal_data(db, subject)
+
+
+@hookimpl
 def madrasa_template_dirs() -> list[Path]:
     """The portal pages' templates (``grades/…``)."""
     return [Path(__file__).parent / "templates"]

@@ -323,7 +323,7 @@ class SpreadsheetController(Controller):
     path = "/api/v1/grades/sheets"
     tags = ["grades"]
 
-    @get("/{sheet_id:int}/xlsx", opt={"permission": "grades.enter"}, media_type=XLSX)
+    @get("/{sheet_id:int}/xlsx", opt={"permission": "grades.enter", "bulk_export": "grades.xlsx"}, media_type=XLSX)
     async def download(self, ctx: Ctx, sheet_id: FromPath[int]) -> Response[bytes]:
         """The sheet's marks as a Massar-layout workbook (the subject's teacher or the director)."""
         async with ctx.services.db.scoped(ctx.scope, write=False):

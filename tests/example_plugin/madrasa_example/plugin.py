@@ -233,7 +233,11 @@ def madrasa_exports(ctx: Ctx) -> list[dict[str, str]]:
     return [{"name": "example.notes_csv", "label": "Notes (CSV)", "url": "/api/v1/example/notes.csv"}]
 
 
-@get("/api/v1/example/notes.csv", opt={"permission": "example.view"}, media_type="text/csv")
+@get(
+    "/api/v1/example/notes.csv",
+    opt={"permission": "example.view", "bulk_export": "example.notes"},
+    media_type="text/csv",
+)
 async def notes_csv(ctx: Ctx) -> str:
     """The school's notes as CSV (cells neutralised against formula injection)."""
     out = io.StringIO()
