@@ -62,7 +62,7 @@ def _preview(node: TenantInfo, values: dict[str, str], errors: dict[str, str], l
         "primary": node.primary_color if "primary_color" in errors else values["primary_color"],
         "secondary": node.secondary_color if "secondary_color" in errors else values["secondary_color"],
         "ratios": {
-            key: f"{tenant_branding.contrast_ratio(values[key], '#ffffff'):.2f}"
+            key: f"{tenant_branding.worst_contrast(values[key]):.2f}"  # the figure an error would quote
             for key in ("primary_color", "secondary_color")
             if key not in errors or tenant_branding.HEX_COLOUR.match(values[key])
         },

@@ -162,7 +162,7 @@ async def load_demo(services: Services) -> list[DemoAccount]:
             paths[slug] = f"{paths[parent]}{row['id']}/"
             await db.execute("UPDATE tenant SET path = {} WHERE id = {}", paths[slug], row["id"])
         await db.execute(
-            "UPDATE tenant SET primary_color = '#1d4e89', secondary_color = '#e0a100' "
+            "UPDATE tenant SET primary_color = '#1d4e89', secondary_color = '#8f6200' "
             "WHERE slug = 'rabat-sale-kenitra' OR path LIKE {}",
             paths["rabat-sale-kenitra"] + "%",
         )

@@ -47,6 +47,11 @@ def contrast_ratio(a: str, b: str) -> float:
     return (la + 0.05) / (lb + 0.05)
 
 
+def worst_contrast(colour: str) -> float:
+    """The lower of a brand colour's two contrasts: white text on it, and it as text on the page background."""
+    return min(contrast_ratio(colour, "#ffffff"), contrast_ratio(colour, PAGE_BACKGROUND))
+
+
 def colour_error(colour: str) -> tuple[str, dict[str, str]] | None:
     """Why a brand colour cannot be used (message id and values), or ``None``. Pure function.
 
@@ -55,7 +60,7 @@ def colour_error(colour: str) -> tuple[str, dict[str, str]] | None:
     """
     if not HEX_COLOUR.match(colour):
         return "Enter a colour as #rrggbb.", {}
-    worst = min(contrast_ratio(colour, "#ffffff"), contrast_ratio(colour, PAGE_BACKGROUND))
+    worst = worst_contrast(colour)
     if worst < MIN_CONTRAST:
         return (
             "Text would be unreadable on this colour (contrast {ratio}:1; at least 4.5:1 is needed).",

@@ -204,3 +204,25 @@ async def test_suspend_and_reactivate_a_school_and_a_region(world):
     assert (await world.api("GET", "/", as_=teacher, tenant=school)).status_code == 403
     await world.api("POST", f"/admin/tenants/{region}/status", as_=ADMIN, data={"status": "active", "reason": "Done"})
     assert (await world.api("GET", "/", as_=teacher, tenant=school)).status_code == 200
+
+
+async def test_one_colour_has_one_contrast_figure_in_the_preview_and_the_error(world):
+    """#ffd700 once read 1.40:1 in the preview (white text only) and 1.31:1 in the error (the worse of the two)."""
+    import re
+
+    from tenants.branding import worst_contrast
+
+    tree = await fresh_tree(world, "cf", schools=1)
+    url = f"/admin/tenants/{tree['school1']}/branding"
+    expected = f"{worst_contrast('#ffd700'):.2f}"
+    preview = await world.api("POST", f"{url}/preview", as_=ADMIN, data={**GOOD, "primary_color": "#ffd700"})
+    refused = await world.api(
+        "POST",
+        url,
+        as_=ADMIN,
+        data={**GOOD, "primary_color": "#ffd700", "version": await version(world, tree["school1"])},
+    )
+    figures = set(re.findall(r"(\d+\.\d+):1", preview.text)) | set(re.findall(r"(\d+\.\d+):1", refused.text))
+    figures.discard("4.5")
+    figures -= {f"{worst_contrast(GOOD['secondary_color']):.2f}"}
+    assert figures == {expected}, figures
