@@ -60,6 +60,7 @@ from plugins.grades.portal_common import (
     wide_scope,
 )
 from plugins.grades.portal_grid import GRID_ROUTES
+from plugins.grades.portal_workbook import WORKBOOK_ROUTES
 from plugins.grades.terms import pick_term, school_terms, subject_row
 
 #: Names the pages' tests and other modules read from here.
@@ -583,6 +584,7 @@ GRADES_PORTAL_ROUTES: list[Any] = [
     sheet_action,
     schedule,
     *GRID_ROUTES,
+    *WORKBOOK_ROUTES,
     pupil_page,
     missing_page,
 ]

@@ -1,0 +1,116 @@
+"""The Massar workbook in the portal: a teacher downloads it from the sheet and grid pages with the session,
+uploads it filled in through a multipart form, and reads the cell-by-cell report in the page."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from core.storage import XLSX
+from tests.test_spreadsheet import DIRECTOR, HOME, OTHER_TEACHER, TEACHER, Klass, edit, make_class, put, rows_by_code
+
+OTHER_SCHOOL = "college-al-khawarizmi"
+
+
+async def page(world: Any, method: str, path: str, as_: str = TEACHER, tenant: str = HOME, **kwargs: Any) -> Any:
+    separator = "&" if "?" in path else "?"
+    return await world.api(method, f"{path}{separator}lang=fr", as_=as_, tenant=tenant, **kwargs)
+
+
+async def upload(world: Any, klass: Klass, data: bytes, as_: str = TEACHER, **fields: str) -> Any:
+    cookie_csrf = (await world.web_session(as_))[1]
+    return await page(
+        world,
+        "POST",
+        f"/grades/sheets/{klass.sheet_id}/workbook",
+        as_=as_,
+        data={"csrf_token": cookie_csrf, **fields},
+        files={"file": ("notes.xlsx", data, XLSX)},
+    )
+
+
+async def grid(world: Any, assessment_id: int) -> dict[str, tuple[Any, str]]:
+    response = await world.api("GET", f"/api/v1/grades/assessments/{assessment_id}/marks", as_=TEACHER, tenant=HOME)
+    assert response.status_code == 200, response.text
+    return {m["national_code"]: (m["score"], m["status"]) for m in response.json()["marks"]}
+
+
+async def test_the_sheet_and_grid_pages_offer_the_workbook_to_download_with_the_session(world):
+    klass = await make_class(world)
+    sheet = await page(world, "GET", f"/grades/sheets/{klass.sheet_id}")
+    assert sheet.status_code == 200, sheet.text
+    link = f'href="/t/{HOME}/grades/sheets/{klass.sheet_id}/workbook"'
+    assert link in sheet.text and "Classeur Massar" in sheet.text
+    assert 'enctype="multipart/form-data"' in sheet.text and 'name="csrf_token"' in sheet.text
+    cc1 = await page(world, "GET", f"/grades/assessments/{klass.assessments[0]}")
+    assert cc1.status_code == 200 and link in cc1.text
+
+    download = await page(world, "GET", f"/grades/sheets/{klass.sheet_id}/workbook")
+    assert download.status_code == 200, download.text
+    assert download.headers["content-type"].startswith(XLSX)
+    assert download.headers["content-disposition"].startswith("attachment;")
+    assert set(rows_by_code(download.content)) == set(klass.codes)
+
+
+async def test_a_filled_workbook_is_saved_and_reported_in_the_page(world):
+    klass = await make_class(world)
+    blank = (await page(world, "GET", f"/grades/sheets/{klass.sheet_id}/workbook")).content
+    at = rows_by_code(blank)
+    a, b, c = (at[code] for code in klass.codes)
+    filled = edit(blank, put({f"G{a}": 14.5, f"G{b}": "9,25", f"G{c}": "غ", f"I{a}": 17}))
+    response = await upload(world, klass, filled)
+    assert response.status_code == 200, response.text
+    assert 'id="workbook-report"' in response.text and 'class="notice"' in response.text
+    assert "4 notes modifiées" in response.text
+    cc1 = await grid(world, klass.assessments[0])
+    assert cc1[klass.codes[0]] == (14.5, "present")
+    assert cc1[klass.codes[1]] == (9.25, "present")
+    assert cc1[klass.codes[2]] == (None, "absent")
+    assert (await grid(world, klass.assessments[1]))[klass.codes[0]] == (17, "present")
+
+
+async def test_bad_cells_are_listed_in_the_page_and_nothing_is_written(world):
+    klass = await make_class(world)
+    blank = (await page(world, "GET", f"/grades/sheets/{klass.sheet_id}/workbook")).content
+    at = rows_by_code(blank)
+    a, b = at[klass.codes[0]], at[klass.codes[1]]
+    bad = edit(blank, put({f"G{a}": 12, f"G{b}": 25, f"I{a}": "douze"}))
+    response = await upload(world, klass, bad)
+    assert response.status_code == 422, response.text
+    assert "2 problème(s) dans le fichier" in response.text
+    cells = re.findall(r'<tr class="cell-error" data-cell="([A-Z]+\d+)">', response.text)
+    assert sorted(cells) == sorted([f"G{b}", f"I{a}"])
+    # The form is offered again on the report page.
+    assert f'action="/t/{HOME}/grades/sheets/{klass.sheet_id}/workbook"' in response.text
+    assert all(score is None for score, _ in (await grid(world, klass.assessments[0])).values())
+
+
+async def test_an_upload_without_a_file_or_not_a_workbook_is_an_error_in_the_page(world):
+    klass = await make_class(world, ccs=1)
+    empty = await page(
+        world,
+        "POST",
+        f"/grades/sheets/{klass.sheet_id}/workbook",
+        data={"csrf_token": (await world.web_session(TEACHER))[1]},
+        files={"other": ("x.txt", b"x", "text/plain")},
+    )
+    assert empty.status_code == 400 and 'id="workbook-error"' in empty.text
+    assert "Choisissez le classeur rempli" in empty.text
+    not_xlsx = await upload(world, klass, b"%PDF-1.4 not a workbook")
+    assert not_xlsx.status_code == 415 and 'id="workbook-error"' in not_xlsx.text
+
+
+async def test_only_the_subjects_teacher_and_the_director_use_the_workbook(world):
+    klass = await make_class(world, ccs=1)
+    if OTHER_TEACHER not in world.passwords:
+        await world.add_person(OTHER_TEACHER, "teacher", HOME)
+    path = f"/grades/sheets/{klass.sheet_id}/workbook"
+    assert (await page(world, "GET", path, as_=DIRECTOR)).status_code == 200
+    assert (await page(world, "GET", path, as_=OTHER_TEACHER)).status_code == 403
+    blank = (await page(world, "GET", path)).content
+    refused = await upload(world, klass, blank, as_=OTHER_TEACHER)
+    assert refused.status_code == 403
+    assert (await page(world, "GET", path, as_=f"guardian.{HOME}@test.ma")).status_code == 403
+    # A sheet of another school, from that school's portal: not found.
+    foreign = await page(world, "GET", path, as_=f"director.{OTHER_SCHOOL}@test.ma", tenant=OTHER_SCHOOL)
+    assert foreign.status_code == 404
