@@ -1,0 +1,36 @@
+"""A teacher's registers of past days: a date picker on the attendance home lists that day's lessons, whose
+registers open read-only (corrections of another day are the director's)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.test_attendance import A, Setup, school_day, today  # noqa: F401 (fixture)
+
+
+async def test_teacher_picks_a_past_day_and_opens_its_register_read_only(world):
+    s = await Setup(world).build()
+    earlier = today() - timedelta(days=7)  # the same weekday a week before: a school day with these lessons
+    home = await world.api("GET", "/attendance/?lang=fr", as_=s.teacher, tenant=A)
+    assert home.status_code == 200, home.text
+    assert 'id="teacher-day"' in home.text and f'max="{today().isoformat()}"' in home.text
+    assert f'href="/t/{A}/attendance/sessions/{s.slots[0]}/{today().isoformat()}"' in home.text
+
+    past = await world.api("GET", "/attendance/?lang=fr", as_=s.teacher, tenant=A, params={"day": earlier.isoformat()})
+    assert past.status_code == 200, past.text
+    register_url = f"/t/{A}/attendance/sessions/{s.slots[0]}/{earlier.isoformat()}"
+    assert f'href="{register_url}"' in past.text and "Cours de ce jour-là" in past.text
+    assert f'value="{earlier.isoformat()}"' in past.text
+
+    register = await world.api("GET", register_url.removeprefix(f"/t/{A}") + "?lang=fr", as_=s.teacher, tenant=A)
+    assert register.status_code == 200, register.text
+    assert "est corrigé par le directeur" in register.text
+    assert 'id="save-register"' not in register.text
+
+    # A day in the future is brought back to today; another teacher's lessons never show.
+    future = today() + timedelta(days=7)
+    ahead = await world.api("GET", "/attendance/", as_=s.teacher, tenant=A, params={"day": future.isoformat()})
+    assert future.isoformat() not in ahead.text.replace(f'max="{today().isoformat()}"', "")
+    other = await Setup(world).build()
+    mine = await world.api("GET", "/attendance/", as_=other.teacher, tenant=A, params={"day": earlier.isoformat()})
+    assert f'data-slot="{s.slots[0]}"' not in mine.text and f'data-slot="{other.slots[0]}"' in mine.text
