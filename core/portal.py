@@ -34,6 +34,7 @@ CORE_MENU = [
     MenuItem(label="My timetable", url="/timetable", order=5, roles=frozenset({"teacher", "student"})),
     MenuItem(label="My children", url="/children", order=6, roles=frozenset({"parent"})),
     MenuItem(label="Class timetables", url="/timetable/classes", order=7, roles=STAFF_VIEWERS),
+    MenuItem(label="My classes", url="/classes", order=8, roles=frozenset({"teacher", "school_director"})),
 ]
 
 

@@ -28,6 +28,7 @@ DIRECTOR = f"director.{HOME}@test.ma"
 UNFILLED = {
     "token": "not-a-token",  # /calendar/{token}, /password-reset/{token}, /onboarding/invitations/{token}
     "justification_id": 1,  # /attendance/justifications/{id}/document: no justification in the world
+    "bulletin_id": 1,  # /grades/bulletins/{id}: no report card generated in the world
     "batch_id": "00000000-0000-4000-8000-000000000000",  # /admin/onboarding/batches/…: no onboarding batch
     "path": "nothing-here",  # /schema/{path}: the viewer's own 404
 }
