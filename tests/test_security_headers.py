@@ -28,7 +28,6 @@ DIRECTOR = f"director.{HOME}@test.ma"
 UNFILLED = {
     "token": "not-a-token",  # /calendar/{token}, /password-reset/{token}, /onboarding/invitations/{token}
     "justification_id": 1,  # /attendance/justifications/{id}/document: no justification in the world
-    "bulletin_id": 1,  # /grades/bulletins/{id}: no report card generated in the world
     "batch_id": "00000000-0000-4000-8000-000000000000",  # /admin/onboarding/batches/…: no onboarding batch
     "path": "nothing-here",  # /schema/{path}: the viewer's own 404
 }
@@ -69,7 +68,7 @@ def values(world: Any) -> dict[str, Any]:
     objects = world.objects[HOME]
     return {
         **UNFILLED,
-        **{k: objects[k] for k in ("student_id", "class_id", "sheet_id", "assessment_id", "slot_id")},
+        **{k: objects[k] for k in ("student_id", "class_id", "sheet_id", "assessment_id", "slot_id", "bulletin_id")},
         "on_date": "2026-10-05",  # a Monday: the seeded lesson's weekday
         "slug": HOME,
         "code": "fr",
