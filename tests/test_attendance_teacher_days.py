@@ -34,3 +34,29 @@ async def test_teacher_picks_a_past_day_and_opens_its_register_read_only(world):
     other = await Setup(world).build()
     mine = await world.api("GET", "/attendance/", as_=other.teacher, tenant=A, params={"day": earlier.isoformat()})
     assert f'data-slot="{s.slots[0]}"' not in mine.text and f'data-slot="{other.slots[0]}"' in mine.text
+
+
+async def test_the_week_of_lessons_leads_to_each_days_register(world):
+    s = await Setup(world).build()
+    home = await world.api("GET", "/attendance/?lang=fr", as_=s.teacher, tenant=A)
+    assert f'href="/t/{A}/attendance/week?day={today().isoformat()}"' in home.text
+
+    week = await world.api("GET", "/attendance/week?lang=fr", as_=s.teacher, tenant=A)
+    assert week.status_code == 200, week.text
+    assert "Mes registres de la semaine" in week.text
+    for slot in s.slots:
+        assert f'href="/t/{A}/attendance/sessions/{slot}/{today().isoformat()}"' in week.text
+    assert 'rel="next"' not in week.text  # no week after the current one
+
+    earlier = today() - timedelta(days=7)
+    before = await world.api("GET", "/attendance/week", as_=s.teacher, tenant=A, params={"day": earlier.isoformat()})
+    assert before.status_code == 200
+    assert f'href="/t/{A}/attendance/sessions/{s.slots[0]}/{earlier.isoformat()}"' in before.text
+    assert f"/attendance/sessions/{s.slots[0]}/{today().isoformat()}" not in before.text
+    assert 'rel="next"' in before.text
+
+    # Another teacher's week does not list these lessons; a family has no week of registers.
+    other = await Setup(world).build()
+    theirs = await world.api("GET", "/attendance/week", as_=other.teacher, tenant=A)
+    assert f'data-slot="{s.slots[0]}"' not in theirs.text and f'data-slot="{other.slots[0]}"' in theirs.text
+    assert (await world.api("GET", "/attendance/week", as_=s.guardians[0], tenant=A)).status_code == 403
