@@ -4,12 +4,32 @@ uploads it filled in through a multipart form, and reads the cell-by-cell report
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
+import pytest
+from babel.messages.pofile import read_po
+
+from core.i18n import locale_var
 from core.storage import XLSX
-from tests.test_spreadsheet import DIRECTOR, HOME, OTHER_TEACHER, TEACHER, Klass, edit, make_class, put, rows_by_code
+from plugins.grades.spreadsheet_book import parse_upload
+from plugins.grades.workbook_messages import TEMPLATES, translated
+from tests.test_spreadsheet import (
+    DIRECTOR,
+    HOME,
+    IDENTITY,
+    OTHER_TEACHER,
+    TEACHER,
+    Klass,
+    edit,
+    make_class,
+    put,
+    rows_by_code,
+    template,
+)
 
 OTHER_SCHOOL = "college-al-khawarizmi"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 async def page(world: Any, method: str, path: str, as_: str = TEACHER, tenant: str = HOME, **kwargs: Any) -> Any:
@@ -78,6 +98,9 @@ async def test_bad_cells_are_listed_in_the_page_and_nothing_is_written(world):
     response = await upload(world, klass, bad)
     assert response.status_code == 422, response.text
     assert "2 problème(s) dans le fichier" in response.text
+    # The problems read in the page's language.
+    assert "au-dessus du maximum : une note est comprise entre 0 et 20" in response.text
+    assert "pas une note : écrivez un nombre de 0 à 20" in response.text
     cells = re.findall(r'<tr class="cell-error" data-cell="([A-Z]+\d+)">', response.text)
     assert sorted(cells) == sorted([f"G{b}", f"I{a}"])
     # The form is offered again on the report page.
@@ -114,3 +137,34 @@ async def test_only_the_subjects_teacher_and_the_director_use_the_workbook(world
     # A sheet of another school, from that school's portal: not found.
     foreign = await page(world, "GET", path, as_=f"director.{OTHER_SCHOOL}@test.ma", tenant=OTHER_SCHOOL)
     assert foreign.status_code == 404
+
+
+@pytest.mark.parametrize("locale", ["ar", "fr"])
+def test_every_workbook_message_is_translated(locale):
+    messages: dict[str, str] = {}
+    for path in sorted((ROOT / "plugins" / "grades" / "locale" / locale / "LC_MESSAGES").glob("*.po")):
+        with path.open("rb") as handle:
+            messages.update({m.id: m.string for m in read_po(handle) if m.id and m.string})
+    missing = [t for t in TEMPLATES if not messages.get(t)]
+    assert not missing, missing
+    for template_ in TEMPLATES:  # every placeholder survives the translation
+        assert set(re.findall(r"\{(\w+)\}", template_)) == set(re.findall(r"\{(\w+)\}", messages[template_]))
+
+
+def test_the_parsers_messages_are_found_and_translated():
+    rows = {3: 18, 4: 19}
+    bad = edit(
+        template(),
+        put({f"G{rows[3]}": 25, f"I{rows[3]}": "douze", f"K{rows[3]}": "=1+1", f"G{rows[4]}": -2, "N18": "x"}),
+    )
+    _, errors = parse_upload(bad, IDENTITY)
+    assert len(errors) == 5
+    token = locale_var.set("fr")
+    try:
+        shown = [translated(e.message) for e in errors]
+    finally:
+        locale_var.reset(token)
+    assert all(text != e.message for text, e in zip(shown, errors, strict=True)), shown
+    assert "une formule : tapez la note elle-même" in shown
+    assert "négative : une note est comprise entre 0 et 20" in shown
+    assert translated("something no template knows") == "something no template knows"

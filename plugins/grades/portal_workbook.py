@@ -16,12 +16,13 @@ from litestar import Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.params import FromPath
 
-from core.plugin_api import Ctx, Invalid, RequestContext, TooLarge, UnsupportedMedia, gettext_, page, school
+from core.plugin_api import Ctx, Invalid, RequestContext, Row, TooLarge, UnsupportedMedia, gettext_, page, school
 from plugins.grades import service
 from plugins.grades.portal_common import form_field, read_form, subject_name, teaches_or_directs
 from plugins.grades.spreadsheet import upload_workbook, workbook, workbook_response
 from plugins.grades.spreadsheet_layout import UploadReport
 from plugins.grades.terms import subject_row
+from plugins.grades.workbook_messages import translated
 
 #: A grid of the sheet was saved after the file was made (catalogue message id).
 STALE = (
@@ -80,12 +81,14 @@ async def upload_workbook_form(ctx: Ctx, sheet_id: FromPath[int], request: Reque
             error, status = gettext_(exc.msgid, **exc.values), exc.status_code
         if report is not None and not report.ok:
             status = 422
+    problems = [Row(cell=e.cell, value=e.value, message=translated(e.message)) for e in report.errors] if report else []
     return page(
         ctx,
         "grades/workbook.html",
         status=status,
         **frame,
         report=report,
+        problems=problems,
         error=error,
         reason=reason,
         needs_reason=service.is_director(ctx),
