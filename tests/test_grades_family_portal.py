@@ -169,6 +169,19 @@ async def test_a_family_in_two_regions_reads_results_and_downloads_both_report_c
             assert pdf.headers["content-disposition"].startswith("attachment;")
             assert pdf.content == PDF_BYTES + locale.encode()
 
+    # The pupil with a login of their own reads their results and downloads their own report card.
+    pupil_login = await world.add_person(
+        f"pupil.bulletins.{world.backend}.{secrets.token_hex(2)}@test.ma", "student", HOME
+    )
+    async with world.services.db.scoped(Scope.everything()):
+        login_id = await world.services.db.fetchval("SELECT id FROM person WHERE email = {}", pupil_login)
+        await world.services.db.execute("UPDATE student SET person_id = {} WHERE id = {}", login_id, first["id"])
+    own = await world.api("GET", f"/grades/pupils/{first['id']}?lang=fr", as_=pupil_login, tenant=HOME)
+    assert own.status_code == 200 and "3 sur 28" in own.text
+    assert f'href="/t/{HOME}/grades/bulletins/{cards[first["id"]]["ar"]}"' in own.text
+    mine = await world.api("GET", f"/grades/bulletins/{cards[first['id']]['ar']}", as_=pupil_login, tenant=HOME)
+    assert mine.status_code == 200 and mine.content == PDF_BYTES + b"ar"
+
     arabic = await world.api("GET", f"/grades/pupils/{first['id']}?lang=ar", as_=guardian, tenant=HOME)
     assert 'dir="rtl"' in arabic.text and "معدل القسم" in arabic.text and "3 من 28" in arabic.text
 
