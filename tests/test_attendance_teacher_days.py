@@ -60,3 +60,12 @@ async def test_the_week_of_lessons_leads_to_each_days_register(world):
     theirs = await world.api("GET", "/attendance/week", as_=other.teacher, tenant=A)
     assert f'data-slot="{s.slots[0]}"' not in theirs.text and f'data-slot="{other.slots[0]}"' in theirs.text
     assert (await world.api("GET", "/attendance/week", as_=s.guardians[0], tenant=A)).status_code == 403
+
+
+async def test_the_teachers_home_page_leads_to_the_week_of_registers(world):
+    s = await Setup(world).build()
+    home = await world.api("GET", "/?lang=fr", as_=s.teacher, tenant=A)
+    assert home.status_code == 200
+    assert f'href="/t/{A}/attendance/week"' in home.text and "Mes registres de la semaine" in home.text
+    family = await world.api("GET", "/?lang=fr", as_=s.guardians[0], tenant=A)
+    assert "/attendance/week" not in family.text

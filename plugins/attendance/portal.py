@@ -590,7 +590,8 @@ async def stats_page(ctx: Ctx) -> Any:
 
 
 async def dashboard_cards(ctx: RequestContext) -> list[DashboardCard]:
-    """A director's or supervisor's pending justifications; an administrator's at-risk count."""
+    """A teacher's week of registers; a director's or supervisor's pending justifications; an administrator's
+    at-risk count."""
     tenant = ctx.tenant
     if tenant is None or ctx.identity is None:
         return []
@@ -606,6 +607,15 @@ async def dashboard_cards(ctx: RequestContext) -> list[DashboardCard]:
                 body=gettext_("{count} waiting", count=int(pending or 0)),
                 url="/attendance/review",
                 order=25,
+            )
+        )
+    if "teacher" in ctx.roles and tenant.kind == "school":
+        cards.append(
+            DashboardCard(
+                title="My week's registers",
+                body=gettext_("Each lesson of the week leads to its register."),
+                url="/attendance/week",
+                order=24,
             )
         )
     if ctx.roles & {"school_director", "region_admin", "province_admin"}:
