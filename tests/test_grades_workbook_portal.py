@@ -145,6 +145,8 @@ def test_every_workbook_message_is_translated(locale):
     for path in sorted((ROOT / "plugins" / "grades" / "locale" / locale / "LC_MESSAGES").glob("*.po")):
         with path.open("rb") as handle:
             messages.update({m.id: m.string for m in read_po(handle) if m.id and m.string})
+    with (ROOT / "core" / "locale" / locale / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        messages.update({m.id: m.string for m in read_po(handle) if m.id and m.string})
     missing = [t for t in TEMPLATES if not messages.get(t)]
     assert not missing, missing
     for template_ in TEMPLATES:  # every placeholder survives the translation
@@ -168,3 +170,15 @@ def test_the_parsers_messages_are_found_and_translated():
     assert "une formule : tapez la note elle-même" in shown
     assert "négative : une note est comprise entre 0 et 20" in shown
     assert translated("something no template knows") == "something no template knows"
+
+
+async def test_a_submitted_sheet_refuses_the_teachers_upload_in_the_pages_language(world):
+    klass = await make_class(world, ccs=1)
+    blank = (await page(world, "GET", f"/grades/sheets/{klass.sheet_id}/workbook")).content
+    at = rows_by_code(blank)
+    submitted = await world.api("POST", f"/api/v1/grades/sheets/{klass.sheet_id}/submit", as_=TEACHER, tenant=HOME)
+    assert submitted.status_code == 200, submitted.text
+    response = await upload(world, klass, edit(blank, put({f"G{at[klass.codes[0]]}": 12})))
+    assert response.status_code == 423, response.text
+    assert "Les notes sont soumises : demandez à la direction de les rouvrir." in response.text
+    assert all(score is None for score, _ in (await grid(world, klass.assessments[0])).values())

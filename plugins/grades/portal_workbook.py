@@ -78,7 +78,7 @@ async def upload_workbook_form(ctx: Ctx, sheet_id: FromPath[int], request: Reque
         except service.StaleVersion:
             error, status = gettext_(STALE), 409
         except (service.Closed, Invalid) as exc:
-            error, status = gettext_(exc.msgid, **exc.values), exc.status_code
+            error, status = translated(gettext_(exc.msgid, **exc.values)), exc.status_code
         if report is not None and not report.ok:
             status = 422
     problems = [Row(cell=e.cell, value=e.value, message=translated(e.message)) for e in report.errors] if report else []

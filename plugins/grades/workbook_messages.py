@@ -13,6 +13,7 @@ import re
 from functools import cache
 
 from core.plugin_api import gettext_
+from plugins.grades.portal_common import STATE_LABELS
 
 TEMPLATES: tuple[str, ...] = (
     # one cell (plugins/grades/spreadsheet_book.py: read_mark, _read_row)
@@ -48,6 +49,9 @@ TEMPLATES: tuple[str, ...] = (
     "{count} pupil(s) of {class_name} missing from the file: {named}; add their rows (their marks may stay empty)",
     "column {column} holds marks but CC{position} is not scheduled for {class_name} in {subject}: "
     "schedule CC{position} first (a file does not create assessments)",
+    # refusals of the marks service (plugins/grades/service.py) for a teacher
+    "The marks are {state}: ask the director to reopen them.",
+    "The entry deadline ({date}) has passed.",
 )
 
 _FIELD = re.compile(r"\{(\w+)\}")
@@ -74,5 +78,8 @@ def translated(message: str) -> str:
     for pattern, template in _patterns():
         match = pattern.match(message)
         if match:
-            return gettext_(template, **match.groupdict())
+            values = match.groupdict()
+            if "state" in values:  # a sheet's state reads in the page's language too
+                values["state"] = gettext_(STATE_LABELS.get(values["state"], values["state"])).lower()
+            return gettext_(template, **values)
     return message
