@@ -43,6 +43,7 @@ from core.privacy.api import PRIVACY_ROUTES
 from core.problems import http_exception_handler
 from core.rendering import configure_templates
 from core.school.api import SCHOOL_ROUTES
+from core.school.class_lists import CLASS_LIST_ROUTES
 from core.school.csv_import import IMPORT_ROUTES
 from core.school.ical import ICAL_ROUTES
 from core.school.portal import SCHOOL_PORTAL_ROUTES
@@ -212,6 +213,7 @@ def create_app(
             *IMPORT_ROUTES,
             *ICAL_ROUTES,
             *SCHOOL_PORTAL_ROUTES,
+            *CLASS_LIST_ROUTES,
             *PORTAL_ROUTES,
             *PRIVACY_ROUTES,
             *static_routers,

@@ -42,6 +42,13 @@ CORE_MENU = [
         label="Class timetables", url="/timetable/classes", order=7, roles=STAFF_VIEWERS, kinds=frozenset({"school"})
     ),
     MenuItem(
+        label="My classes",
+        url="/classes",
+        order=8,
+        roles=frozenset({"teacher", "school_director"}),
+        kinds=frozenset({"school"}),
+    ),
+    MenuItem(
         label="Retention of personal data",
         url="/privacy/retention",
         order=98,

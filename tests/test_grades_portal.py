@@ -537,8 +537,9 @@ def grades_strings() -> set[str]:
     found: set[str] = set()
     for path in (ROOT / "plugins" / "grades" / "templates").rglob("*.html"):
         found |= {m.group(2) for m in TEMPLATE_CALL.finditer(path.read_text())}
-    source = (ROOT / "plugins" / "grades" / "portal.py").read_text()
-    found |= {m.group(2) for m in PY_CALL.finditer(source)}
+    for name in ("portal.py", "portal_grid.py", "portal_workbook.py"):
+        source = (ROOT / "plugins" / "grades" / name).read_text()
+        found |= {m.group(2) for m in PY_CALL.finditer(source)}
     found |= set(portal.STATE_LABELS.values()) | set(portal.KIND_LABELS.values())
     found |= {label for pair in portal.ACTIONS.values() for label in pair} | set(portal.MESSAGES.values())
     return found
@@ -546,8 +547,12 @@ def grades_strings() -> set[str]:
 
 @pytest.mark.parametrize("locale", ["ar", "fr"])
 def test_every_grades_page_string_is_translated(locale):
-    with (ROOT / "core" / "locale" / locale / "LC_MESSAGES" / "messages.po").open("rb") as handle:
-        messages = {m.id: m.string for m in read_po(handle) if m.id}
+    messages: dict[str, str] = {}
+    catalogues = [ROOT / "core" / "locale" / locale / "LC_MESSAGES" / "messages.po"]
+    catalogues += sorted((ROOT / "plugins" / "grades" / "locale" / locale / "LC_MESSAGES").glob("*.po"))
+    for path in catalogues:
+        with path.open("rb") as handle:
+            messages.update({m.id: m.string for m in read_po(handle) if m.id and m.string})
     wanted = grades_strings()
     assert len(wanted) > 40
     missing = sorted(s for s in wanted if not messages.get(s))

@@ -73,7 +73,7 @@ def values(world: Any) -> dict[str, Any]:
     objects = world.objects[HOME]
     return {
         **UNFILLED,
-        **{k: objects[k] for k in ("student_id", "class_id", "sheet_id", "assessment_id", "slot_id")},
+        **{k: objects[k] for k in ("student_id", "class_id", "sheet_id", "assessment_id", "slot_id", "bulletin_id")},
         "on_date": "2026-10-05",  # a Monday: the seeded lesson's weekday
         "slug": HOME,
         "code": "fr",

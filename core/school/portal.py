@@ -177,10 +177,12 @@ async def my_timetable(ctx: Ctx) -> Any:
     async with db.scoped(scope, write=False):
         slots = await reads.teacher_slots(db, scope, ctx.person_id)
         duties = await reads.duties(db, scope, ctx.person_id)
+        entries = await _entries(ctx, slots, duties, show_school=True)
         me = await reads.own_student(db, scope, ctx.person_id)
         if me and me["class_id"]:
-            slots += await reads.class_slots(db, scope, me["class_id"])
-        entries = await _entries(ctx, slots, duties, show_school=True)
+            # A pupil's lessons name their teacher (a teacher's own lessons do not).
+            lessons = await _entries(ctx, await reads.class_slots(db, scope, me["class_id"]), [], show_school=True)
+            entries += [{**e, "show_teacher": True} for e in lessons]
     children: list[dict[str, Any]] = []
     if family:
         async with db.scoped(family, write=False):

@@ -95,8 +95,9 @@ def madrasa_routes() -> list[Any]:
     """The JSON API and the portal pages."""
     from plugins.attendance.api import ATTENDANCE_API
     from plugins.attendance.portal import ATTENDANCE_PORTAL
+    from plugins.attendance.week import WEEK_ROUTES
 
-    return [*ATTENDANCE_API, *ATTENDANCE_PORTAL]
+    return [*ATTENDANCE_API, *ATTENDANCE_PORTAL, *WEEK_ROUTES]
 
 
 @hookimpl

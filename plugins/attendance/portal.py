@@ -95,7 +95,8 @@ def _message(exc: HTTPException) -> str:
     exception_handlers=PAGE_HANDLERS,
 )
 async def home(ctx: Ctx, day: FromQuery[date | None] = None) -> Any:
-    """The module's home for the caller's roles (``day``: the director's registers of another day)."""
+    """The module's home for the caller's roles (``day``: the teacher's lessons or the director's registers of
+    another day; a teacher's past registers open read-only, corrections being the director's)."""
     db = ctx.services.db
     tenant = ctx.require_tenant()
     today = ctx.services.clock.today()
@@ -106,7 +107,7 @@ async def home(ctx: Ctx, day: FromQuery[date | None] = None) -> Any:
     pending = 0
     if "teacher" in ctx.roles and tenant.kind == "school":
         async with db.scoped(ctx.scope, write=False):
-            for r in await service.teacher_day(ctx, tenant.id, today):
+            for r in await service.teacher_day(ctx, tenant.id, shown):
                 lessons.append(
                     Row(
                         slot_id=r["slot_id"],
@@ -116,7 +117,7 @@ async def home(ctx: Ctx, day: FromQuery[date | None] = None) -> Any:
                         taken=r["session_id"] is not None,
                         absent=r["absent"],
                         late=r["late"],
-                        url=ctx.url(f"/attendance/sessions/{r['slot_id']}/{today.isoformat()}"),
+                        url=ctx.url(f"/attendance/sessions/{r['slot_id']}/{shown.isoformat()}"),
                     )
                 )
     if ctx.roles & {"parent", "student"}:
@@ -605,7 +606,8 @@ async def stats_csv(
 
 
 async def dashboard_cards(ctx: RequestContext) -> list[DashboardCard]:
-    """A director's or supervisor's pending justifications; an administrator's at-risk count."""
+    """A teacher's week of registers; a director's or supervisor's pending justifications; an administrator's
+    at-risk count."""
     tenant = ctx.tenant
     if tenant is None or ctx.identity is None:
         return []
@@ -621,6 +623,15 @@ async def dashboard_cards(ctx: RequestContext) -> list[DashboardCard]:
                 body=gettext_("{count} waiting", count=int(pending or 0)),
                 url="/attendance/review",
                 order=25,
+            )
+        )
+    if "teacher" in ctx.roles and tenant.kind == "school":
+        cards.append(
+            DashboardCard(
+                title="My week's registers",
+                body=gettext_("Each lesson of the week leads to its register."),
+                url="/attendance/week",
+                order=24,
             )
         )
     if ctx.roles & {"school_director", "region_admin", "province_admin"}:

@@ -59,7 +59,9 @@ from plugins.grades.portal_common import (
     teaches_or_directs,
     wide_scope,
 )
+from plugins.grades.portal_family import FAMILY_ROUTES, bulletins_view, results_view
 from plugins.grades.portal_grid import GRID_ROUTES
+from plugins.grades.portal_workbook import WORKBOOK_ROUTES
 from plugins.grades.terms import pick_term, school_terms, subject_row
 
 #: Names the pages' tests and other modules read from here.
@@ -474,6 +476,8 @@ async def pupil_page(ctx: Ctx, student_id: FromPath[int]) -> Any:
             return Redirect(child["url"])  # the pupil's pages live under the pupil's school
         rows, coming = await service.pupil_marks(db, scope, student_id, child["class_id"], date.today())
         rule = await policy.cached(db, tenant.region_id)
+        results = await results_view(ctx, scope, student_id)
+    bulletins = await bulletins_view(ctx, student_id)
     locale = ctx.locale
     labels = {"absent": escape(gettext_("Absent")), "excused": escape(gettext_("Excused"))}
     subjects: dict[tuple[int, str], dict[str, Any]] = {}
@@ -506,6 +510,10 @@ async def pupil_page(ctx: Ctx, student_id: FromPath[int]) -> Any:
         child=child,
         people=people,
         terms=[Row(number=n, subjects=by_term[n]) for n in sorted(by_term, reverse=True)],
+        closed=[
+            Row(number=n, results=results.get(n), bulletins=bulletins.get(n, []))
+            for n in sorted(set(results) | set(bulletins), reverse=True)
+        ],
         upcoming=upcoming,
         absent_rule=rule.absent_counts_as,
         excused_rule=rule.excused_counts_as,
@@ -583,6 +591,8 @@ GRADES_PORTAL_ROUTES: list[Any] = [
     sheet_action,
     schedule,
     *GRID_ROUTES,
+    *WORKBOOK_ROUTES,
     pupil_page,
+    *FAMILY_ROUTES,
     missing_page,
 ]

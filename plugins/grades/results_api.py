@@ -144,6 +144,46 @@ class ResultsController(Controller):
             return await _results(ctx, ctx.scope, class_id, term_id)
 
 
+async def pupil_results(ctx: RequestContext, scope: Any, student_id: int) -> dict[str, Any]:
+    """A pupil's results per closed term, with the class averages and the rank (as the bulletin shows them).
+
+    Inside ``db.scoped(scope)``; 404 for someone not the caller's child (or themselves) and before any close.
+    """
+    db = ctx.services.db
+    await _child(ctx, scope, student_id)
+    terms = await db.fetch(
+        "SELECT g.term_id, g.class_id, t.number FROM grade_general_result g JOIN term t ON t.id = g.term_id "
+        "JOIN grade_term_close k ON k.term_id = g.term_id AND k.school_id = g.school_id "
+        "WHERE g.student_id = {} AND {} ORDER BY t.number",
+        student_id,
+        scope_sql(scope, "g"),
+    )
+    if not terms:
+        raise NotFound("No closed term yet.")
+    out = []
+    for term in terms:
+        data = await _results(ctx, scope, term["class_id"], term["term_id"], [student_id])
+        pupil = data["pupils"][0] if data["pupils"] else None
+        means = {s["subject_code"]: s["mean"] for s in data["statistics"]}
+        out.append(
+            {
+                "term_id": term["term_id"],
+                "term": term["number"],
+                "class_id": term["class_id"],
+                "average": pupil and pupil["average"],
+                "class_average": means.get(None),
+                "rank": pupil and pupil["rank"],
+                "ranked": pupil and pupil["ranked"],
+                "subjects": [
+                    {**subject, "class_average": means.get(subject["subject_code"])}
+                    for subject in (pupil["subjects"] if pupil else [])
+                ],
+            }
+        )
+    annual = annual_average([t["average"] for t in out])
+    return {"student_id": student_id, "terms": out, "annual_average": _f(annual)}
+
+
 class FamilyResultsController(Controller):
     """``/api/v1/me/pupils/{id}/results``: a pupil's averages and rank, once the term is closed."""
 
@@ -152,37 +192,11 @@ class FamilyResultsController(Controller):
 
     @get("/pupils/{student_id:int}/results", opt={"permission": "family.view"})
     async def results(self, ctx: Ctx, student_id: FromPath[int]) -> dict[str, Any]:
-        """Per closed term: subject averages with coefficients, general average, rank; and the annual average."""
+        """Per closed term: subject averages with coefficients and class averages, general average and the
+        class's, rank; and the annual average."""
         scope = await _family_scope(ctx)
-        db = ctx.services.db
-        async with db.scoped(scope, write=False):
-            await _child(ctx, scope, student_id)
-            terms = await db.fetch(
-                "SELECT g.term_id, g.class_id, t.number FROM grade_general_result g JOIN term t ON t.id = g.term_id "
-                "JOIN grade_term_close k ON k.term_id = g.term_id AND k.school_id = g.school_id "
-                "WHERE g.student_id = {} AND {} ORDER BY t.number",
-                student_id,
-                scope_sql(scope, "g"),
-            )
-            if not terms:
-                raise NotFound("No closed term yet.")
-            out = []
-            for term in terms:
-                data = await _results(ctx, scope, term["class_id"], term["term_id"], [student_id])
-                pupil = data["pupils"][0] if data["pupils"] else None
-                out.append(
-                    {
-                        "term_id": term["term_id"],
-                        "term": term["number"],
-                        "class_id": term["class_id"],
-                        "average": pupil and pupil["average"],
-                        "rank": pupil and pupil["rank"],
-                        "ranked": pupil and pupil["ranked"],
-                        "subjects": pupil["subjects"] if pupil else [],
-                    }
-                )
-        annual = annual_average([t["average"] for t in out])
-        return {"student_id": student_id, "terms": out, "annual_average": _f(annual)}
+        async with ctx.services.db.scoped(scope, write=False):
+            return await pupil_results(ctx, scope, student_id)
 
 
 RESULTS_ROUTES = [ResultsController, FamilyResultsController]

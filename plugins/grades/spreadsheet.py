@@ -317,6 +317,48 @@ def _disposition(filename: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
+async def workbook(ctx: RequestContext, sheet_id: int) -> tuple[bytes, str]:
+    """A sheet's Massar workbook and its file name (the subject's teacher or the director; API and portal)."""
+    async with ctx.services.db.scoped(ctx.scope, write=False):
+        info, pupils, marks = await template_for(ctx, sheet_id)
+    content = await to_thread.run_sync(build_template, info, pupils, marks)
+    return content, info.filename()
+
+
+def workbook_response(content: bytes, filename: str) -> Response[bytes]:
+    """The workbook as a download."""
+    return Response(
+        content,
+        media_type=XLSX,
+        headers={"Content-Disposition": _disposition(filename), "Cache-Control": "no-store"},
+    )
+
+
+async def upload_workbook(ctx: RequestContext, sheet_id: int, content: bytes, reason: str | None) -> UploadReport:
+    """Check a filled-in workbook cell by cell and save its marks, all or nothing (API and portal).
+
+    A file that is too large (413) or not a workbook (415) raises; every other problem is in the
+    report (``ok`` false, nothing written).
+    """
+    db = ctx.services.db
+    async with db.scoped(ctx.scope, write=False):
+        _, info = await load_sheet(ctx, sheet_id)
+    policy = ContentPolicy.from_settings(ctx.services.settings)
+    try:
+        # Browsers declare spreadsheets inconsistently: the bytes decide (a zip archive).
+        policy.check(len(content), XLSX, content)
+    except ObjectTooLarge as exc:
+        raise TooLarge(f"The file is larger than {exc.limit} bytes.") from None
+    except UnsupportedType:
+        raise UnsupportedMedia("This is not an Excel workbook: save it as .xlsx and try again.") from None
+    maxima = {c.position: c.max_score for c in info.columns}
+    parsed = await to_thread.run_sync(read_upload, content, info.identity, maxima)
+    if parsed.fatal:
+        return UploadReport(ok=False, errors=parsed.errors)
+    async with db.scoped(ctx.scope, write=not parsed.errors):
+        return await apply_upload(ctx, sheet_id, parsed, reason)
+
+
 class SpreadsheetController(Controller):
     """``/api/v1/grades/sheets/{sheet_id}/xlsx``: the Massar workbook of a sheet, down and up."""
 
@@ -326,14 +368,7 @@ class SpreadsheetController(Controller):
     @get("/{sheet_id:int}/xlsx", opt={"permission": "grades.enter", "bulk_export": "grades.xlsx"}, media_type=XLSX)
     async def download(self, ctx: Ctx, sheet_id: FromPath[int]) -> Response[bytes]:
         """The sheet's marks as a Massar-layout workbook (the subject's teacher or the director)."""
-        async with ctx.services.db.scoped(ctx.scope, write=False):
-            info, pupils, marks = await template_for(ctx, sheet_id)
-        content = await to_thread.run_sync(build_template, info, pupils, marks)
-        return Response(
-            content,
-            media_type=XLSX,
-            headers={"Content-Disposition": _disposition(info.filename()), "Cache-Control": "no-store"},
-        )
+        return workbook_response(*(await workbook(ctx, sheet_id)))
 
     @post(
         "/{sheet_id:int}/xlsx",
@@ -355,25 +390,8 @@ class SpreadsheetController(Controller):
         or teacher, pupils missing from the file or not in the class, and marks for a CC not yet
         scheduled are reported (422); a grid saved since the file was made is a 409.
         """
-        db = ctx.services.db
-        async with db.scoped(ctx.scope, write=False):
-            _, info = await load_sheet(ctx, sheet_id)
         content = await data.file.read()
-        policy = ContentPolicy.from_settings(ctx.services.settings)
-        try:
-            # Browsers declare spreadsheets inconsistently: the bytes decide (a zip archive).
-            policy.check(len(content), XLSX, content)
-        except ObjectTooLarge as exc:
-            raise TooLarge(f"The file is larger than {exc.limit} bytes.") from None
-        except UnsupportedType:
-            raise UnsupportedMedia("This is not an Excel workbook: save it as .xlsx and try again.") from None
-        maxima = {c.position: c.max_score for c in info.columns}
-        parsed = await to_thread.run_sync(read_upload, content, info.identity, maxima)
-        if parsed.fatal:
-            report = UploadReport(ok=False, errors=parsed.errors)
-        else:
-            async with db.scoped(ctx.scope, write=not parsed.errors):
-                report = await apply_upload(ctx, sheet_id, parsed, (data.reason or "").strip() or None)
+        report = await upload_workbook(ctx, sheet_id, content, (data.reason or "").strip() or None)
         return Response(report, status_code=200 if report.ok else 422)
 
 

@@ -144,32 +144,24 @@ def _out(ctx: Any, row: dict[str, Any]) -> BulletinOut:
     )
 
 
-@get("/api/v1/grades/bulletins", opt={"permission": "grades.view"}, tags=["grades"])
-async def list_bulletins(
-    ctx: Ctx,
-    student_id: FromQuery[int | None] = None,
-    term_id: FromQuery[int | None] = None,
-    class_id: FromQuery[int | None] = None,
-) -> list[BulletinOut]:
-    """Bulletins the caller may read: a school's for its staff, their own or their children's for families."""
-    if ctx.person_id is None:
-        return []
-    db = ctx.services.db
-    where = scope_sql(ctx.scope, "b")
-    for column, value in (("student_id", student_id), ("term_id", term_id), ("class_id", class_id)):
-        if value is not None:
-            where = where & SQL("{} = {}", ident("b", column), value)
-    async with db.scoped(ctx.scope, write=False):
-        staff, family = await _access(ctx)
-        rows = await db.fetch(
-            "SELECT {} FROM grade_bulletin b WHERE {} ORDER BY b.id DESC LIMIT 2000", BULLETIN_COLUMNS, where
-        )
-    return [_out(ctx, row) for row in rows if _may_read(staff, family, row)]
+async def readable_bulletins(ctx: Any, where: SQL) -> list[dict[str, Any]]:
+    """The bulletins matching ``where`` (on ``b``) that the caller may read; inside ``db.scoped(ctx.scope)``."""
+    staff, family = await _access(ctx)
+    rows = await ctx.services.db.fetch(
+        "SELECT {}, t.number AS term_number FROM grade_bulletin b LEFT JOIN term t ON t.id = b.term_id "
+        "WHERE {} AND {} ORDER BY b.id DESC LIMIT 2000",
+        BULLETIN_COLUMNS,
+        where,
+        scope_sql(ctx.scope, "b"),
+    )
+    return [row for row in rows if _may_read(staff, family, row)]
 
 
-@get("/api/v1/grades/bulletins/{bulletin_id:int}", opt={"permission": "grades.view"}, tags=["grades"], media_type=PDF)
-async def download_bulletin(ctx: Ctx, bulletin_id: FromPath[int]) -> Response[bytes]:
-    """The bulletin PDF: for the school's staff, the pupil and the pupil's guardians; 404 for anyone else."""
+async def bulletin_file(ctx: Any, bulletin_id: int) -> tuple[bytes, str]:
+    """A bulletin's PDF and file name, for the school's staff, the pupil and the pupil's guardians (else 404).
+
+    The API and the portal both serve it this way (bearer token or session).
+    """
     if ctx.person_id is None:
         raise NotFound("No such bulletin.")
     svc = ctx.services
@@ -187,7 +179,11 @@ async def download_bulletin(ctx: Ctx, bulletin_id: FromPath[int]) -> Response[by
         data = await svc.storage.get(row["storage_key"], tenant_id=row["school_id"])
     except ObjectNotFound:
         raise NotFound("This bulletin's file is missing; generate it again.") from None
-    filename = row["storage_key"].rsplit("/", 1)[-1]
+    return data, row["storage_key"].rsplit("/", 1)[-1]
+
+
+def pdf_response(data: bytes, filename: str) -> Response[bytes]:
+    """A bulletin as a private download."""
     return Response(
         data,
         media_type=PDF,
@@ -197,6 +193,31 @@ async def download_bulletin(ctx: Ctx, bulletin_id: FromPath[int]) -> Response[by
             "Cache-Control": "private, no-store",
         },
     )
+
+
+@get("/api/v1/grades/bulletins", opt={"permission": "grades.view"}, tags=["grades"])
+async def list_bulletins(
+    ctx: Ctx,
+    student_id: FromQuery[int | None] = None,
+    term_id: FromQuery[int | None] = None,
+    class_id: FromQuery[int | None] = None,
+) -> list[BulletinOut]:
+    """Bulletins the caller may read: a school's for its staff, their own or their children's for families."""
+    if ctx.person_id is None:
+        return []
+    where = SQL("1 = 1")
+    for column, value in (("student_id", student_id), ("term_id", term_id), ("class_id", class_id)):
+        if value is not None:
+            where = where & SQL("{} = {}", ident("b", column), value)
+    async with ctx.services.db.scoped(ctx.scope, write=False):
+        rows = await readable_bulletins(ctx, where)
+    return [_out(ctx, row) for row in rows]
+
+
+@get("/api/v1/grades/bulletins/{bulletin_id:int}", opt={"permission": "grades.view"}, tags=["grades"], media_type=PDF)
+async def download_bulletin(ctx: Ctx, bulletin_id: FromPath[int]) -> Response[bytes]:
+    """The bulletin PDF: for the school's staff, the pupil and the pupil's guardians; 404 for anyone else."""
+    return pdf_response(*(await bulletin_file(ctx, bulletin_id)))
 
 
 BULLETIN_ROUTES = [generate_bulletins, list_bulletins, download_bulletin]
