@@ -29,6 +29,7 @@ UNFILLED = {
     "token": "not-a-token",  # /calendar/{token}, /password-reset/{token}, /onboarding/invitations/{token}
     "justification_id": 1,  # /attendance/justifications/{id}/document: no justification in the world
     "batch_id": "00000000-0000-4000-8000-000000000000",  # /admin/onboarding/batches/…: no onboarding batch
+    "job_id": "00000000-0000-4000-8000-000000000001",  # /my-data/{job_id}/download: no such export
     "path": "nothing-here",  # /schema/{path}: the viewer's own 404
 }
 STATIC_FILES = {
