@@ -18,7 +18,7 @@ Groups:
 * **school structure** — :class:`school` (classes, pupils, teachers, timetables, the school year);
 * **exchange between modules** — the structs of the gradebook hooks (:class:`Gradebook`, …);
 * **events, jobs, audit** — :class:`Event` (``ctx.services.emit``), :class:`JobContext`,
-  :func:`queue_of`, :func:`covers_row`, :mod:`audit`;
+  :func:`queue_of`, :func:`every`, :func:`covers_row`, :mod:`audit`;
 * **files, mail, SMS, clock** — :class:`ContentPolicy` and friends, :func:`build_key`,
   :class:`Mail`, :class:`Sms`, :data:`SYSTEM_CLOCK`;
 * **pages** — :func:`page`, :class:`Row`, :func:`module_home`, :func:`gettext_`,
@@ -73,6 +73,7 @@ from core.plugin_kit import module_home
 from core.plugins import Backend, DashboardCard, MenuItem, PluginInfo
 from core.problems import http_exception_handler, problem
 from core.rendering import Row, page
+from core.schedule import every
 from core.school import reads as _reads
 from core.school import service as _school
 from core.school.rules import normalise_pupil_code as _normalise_pupil_code
@@ -184,6 +185,7 @@ __all__ = [
     "covers_row",
     "csv_cell",
     "current_scope",
+    "every",
     "gettext_",
     "hookimpl",
     "hookspec",

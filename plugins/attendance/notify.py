@@ -37,6 +37,7 @@ from core.plugin_api import (
     queue_of,
     scope_sql,
 )
+from plugins.attendance import retries
 from plugins.attendance.common import name_of
 from plugins.attendance.plugin import DELIVERY_JOB
 
@@ -83,27 +84,38 @@ def absence_text(locale: str, pupil: str, day: str, school: str, lines: list[str
     return subject, body, sms[:MAX_SMS_CHARS]
 
 
-async def deliver_notices(services: Services, notice_ids: list[int], scope: Scope, school_id: int | None) -> int:
-    """Send the family notices (one per pupil and day) by e-mail and SMS; returns how many were sent.
+async def deliver_notices(
+    services: Services, notice_ids: list[int], scope: Scope, school_id: int | None, *, sweep: bool = False
+) -> int:
+    """Send the family notices (one per pupil and day) by e-mail and SMS; returns how many are now fully sent.
 
-    Set-based: one transaction claims the notices asked for (still ``pending``) and the school's notices of
-    the day left ``pending`` or ``sending`` for more than :data:`STALE_MINUTES`, and reads the pupils, their
-    day's marks and their guardians; the messages go out; a second transaction records the outcome.
+    Set-based: one transaction claims the notices asked for (still ``pending``), the school's notices of the day
+    left ``pending`` or ``sending`` for more than :data:`STALE_MINUTES` and its notices whose next try is due
+    (``sweep``: those of every school in ``scope``), and reads the pupils, their day's marks, their guardians and
+    the messages already sent; the messages not sent yet go out; a second transaction records the outcome
+    (:mod:`plugins.attendance.retries`).
     """
     db = services.db
     now = services.clock.utcnow()
+    stale = SQL(
+        "on_date = {} AND status IN ('pending', 'sending') AND COALESCE(claimed_at, created_at) < {}",
+        services.clock.today(),
+        now - timedelta(minutes=STALE_MINUTES),
+    )
+    due = SQL("status = 'retrying' AND next_attempt_at <= {}", now)
+    if not sweep:
+        school = SQL("school_id = {}", school_id if school_id is not None else -1)
+        stale, due = school & stale, school & due
     async with db.scoped(scope):
         claimed = await db.fetch(
             SQL(
                 "UPDATE attendance_notice SET status = 'sending', claimed_at = {} "
-                "WHERE ((id IN {} AND status = 'pending') OR (school_id = {} AND on_date = {} "
-                "AND status IN ('pending', 'sending') AND COALESCE(claimed_at, created_at) < {})) "
-                "AND {} RETURNING id, student_id, on_date, school_id",
+                "WHERE ((id IN {} AND status = 'pending') OR ({}) OR ({})) AND {} "
+                "RETURNING id, student_id, on_date, region_id, province_id, school_id",
                 now,
                 in_(notice_ids),
-                school_id if school_id is not None else -1,
-                services.clock.today(),
-                now - timedelta(minutes=STALE_MINUTES),
+                stale,
+                due,
                 scope_sql(scope),
             )
         )
@@ -142,57 +154,84 @@ async def deliver_notices(services: Services, notice_ids: list[int], scope: Scop
             )
         ):
             guardians.setdefault(g["student_id"], []).append(g)
-    outcome: dict[int, tuple[str, str]] = {}
+        deliveries = await retries.known_deliveries(db, [c["id"] for c in claimed])
+    void: list[int] = []
     for notice in claimed:
-        school = await services.tenants.by_id(notice["school_id"])
         day_marks = marks.get((notice["student_id"], notice["on_date"]), [])
         if not day_marks:
-            outcome[notice["id"]] = ("void", "")
+            void.append(notice["id"])
             continue
-        channels: set[str] = {"app"}
-        failed = False
-        for guardian in guardians.get(notice["student_id"], []):
-            locale = guardian["locale"] if guardian["locale"] in LOCALES else "fr"
-            day = notice["on_date"].strftime("%d/%m/%Y")
-            subject, body, sms = absence_text(
-                locale,
-                name_of(pupils.get(notice["student_id"]) or {}, locale),
-                day,
-                school.title(locale) if school else "",
-                [mark_line(locale, m) for m in day_marks],
-            )
-            try:
-                await services.mailer.send(Mail(to=guardian["email"], subject=subject, body=body))
-                channels.add("email")
-                if guardian["phone"] and services.sms is not None:
-                    await services.sms.send(Sms(to=guardian["phone"], text=sms))
-                    channels.add("sms")
-            except Exception:
-                failed = True
-                log.exception("attendance notice not delivered", extra={"notice": notice["id"]})
-        outcome[notice["id"]] = ("failed" if failed else "sent", ",".join(sorted(channels)))
+        await _send(services, notice, day_marks, pupils, guardians, deliveries[notice["id"]])
     now = services.clock.utcnow()
+    sent = 0
     async with db.scoped(scope):
-        for (status, channels), group in _grouped(outcome).items():
-            # Only the run's own claim is recorded: a void notice marked again meanwhile stays pending.
-            await db.execute(
-                SQL(
-                    "UPDATE attendance_notice SET status = {}, sent_at = {}, channels = {} "
-                    "WHERE id IN {} AND status = 'sending'",
-                    status,
-                    now if status != "void" else None,
-                    channels,
-                    in_(group),
-                )
+        # Only the run's own claim is recorded: a void notice marked again meanwhile stays pending.
+        await db.execute(
+            SQL(
+                "UPDATE attendance_notice SET status = 'void', sent_at = NULL, channels = '' "
+                "WHERE id IN {} AND status = 'sending'",
+                in_(void),
             )
-    return sum(1 for status, _ in outcome.values() if status == "sent")
+        )
+        for notice in claimed:
+            if notice["id"] in void:
+                continue
+            state = deliveries[notice["id"]]
+            await retries.record(db, notice, state, now)
+            summary = state.summary(now)
+            sent += summary["status"] == "sent"
+            await db.execute(
+                "UPDATE attendance_notice SET status = {}, channels = {}, attempts = {}, next_attempt_at = {}, "
+                "last_error = {}, sent_at = COALESCE(sent_at, {}) WHERE id = {} AND status = 'sending'",
+                summary["status"],
+                summary["channels"],
+                summary["attempts"],
+                summary["next"],
+                summary["error"],
+                now if summary["delivered"] or summary["status"] == "sent" else None,
+                notice["id"],
+            )
+    return sent
 
 
-def _grouped(outcome: dict[int, tuple[str, str]]) -> dict[tuple[str, str], list[int]]:
-    groups: dict[tuple[str, str], list[int]] = {}
-    for notice_id, key in outcome.items():
-        groups.setdefault(key, []).append(notice_id)
-    return groups
+async def _send(
+    services: Services,
+    notice: dict[str, Any],
+    day_marks: list[dict[str, Any]],
+    pupils: dict[int, dict[str, Any]],
+    guardians: dict[int, list[dict[str, Any]]],
+    state: retries.NoticeDeliveries,
+) -> None:
+    """Send one notice's messages that have not gone out yet; each outcome goes into ``state.tried``."""
+    school = await services.tenants.by_id(notice["school_id"])
+    for guardian in guardians.get(notice["student_id"], []):
+        locale = guardian["locale"] if guardian["locale"] in LOCALES else "fr"
+        subject, body, sms = absence_text(
+            locale,
+            name_of(pupils.get(notice["student_id"]) or {}, locale),
+            notice["on_date"].strftime("%d/%m/%Y"),
+            school.title(locale) if school else "",
+            [mark_line(locale, m) for m in day_marks],
+        )
+        messages: list[tuple[str, Mail | Sms]] = [("email", Mail(to=guardian["email"], subject=subject, body=body))]
+        if guardian["phone"] and services.sms is not None:
+            messages.append(("sms", Sms(to=guardian["phone"], text=sms)))
+        for channel, message in messages:
+            key = (guardian["id"], channel)
+            if not state.to_send(key):
+                continue
+            try:
+                if isinstance(message, Mail):
+                    await services.mailer.send(message)
+                else:
+                    await services.sms.send(message)
+                state.tried[key] = None
+            except Exception as exc:
+                state.tried[key] = retries.describe(exc)
+                log.warning(
+                    "attendance notice not delivered",
+                    extra={"notice": notice["id"], "channel": channel, "error": state.tried[key]},
+                )
 
 
 def mark_line(locale: str, mark: dict[str, Any]) -> str:
@@ -257,6 +296,12 @@ async def deliver_alerts(services: Services, alert_ids: list[int], scope: Scope)
             except Exception:
                 log.exception("attendance alert not delivered", extra={"alert": a["id"]})
     return count
+
+
+async def retry_job(job: JobContext) -> dict[str, int]:
+    """The periodic ``attendance.retry`` job: claim and send every notice whose next try is due (and the day's
+    notices a lost queue left ``pending``), in every school of the job's scope."""
+    return {"notices": await deliver_notices(job.services, [], job.scope, None, sweep=True)}
 
 
 async def deliver_job(job: JobContext, notices: list[int], alerts: list[int]) -> dict[str, int]:

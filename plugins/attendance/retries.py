@@ -1,0 +1,139 @@
+"""Retrying family notices: each guardian's message on each channel is sent once, failures wait and try again.
+
+A delivery run (:func:`plugins.attendance.notify.deliver_notices`) tries every message of a notice that has not
+gone out yet: the e-mail and the SMS to each guardian. Each (notice, guardian, channel) has an
+``attendance_delivery`` row once tried: ``sent`` (never sent again: when the mail went out and the SMS failed, the
+next run sends the SMS only), ``retrying`` (the next attempt waits :func:`backoff`, doubling from
+:data:`FIRST_WAIT` up to :data:`LONGEST_WAIT`), or ``failed`` after :data:`MAX_ATTEMPTS` tries, with the last error.
+
+The notice sums its messages up: ``sent`` when all went out, ``retrying`` (with ``next_attempt_at``, ``attempts``
+and ``last_error``) while one waits for another try, ``failed`` with the reason once one has run out of tries.
+The periodic job ``attendance.retry`` (every minute, :mod:`core.schedule`) claims the notices whose next attempt is
+due, so a mail server or SMS gateway that comes back is used without anyone asking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from core.plugin_api import SQL, Database, in_
+
+#: Tries of one message (the first one included) before it is given up as ``failed``.
+MAX_ATTEMPTS = 6
+#: The wait after the first failure; it doubles with each further failure.
+FIRST_WAIT = timedelta(minutes=2)
+#: The longest wait between two tries.
+LONGEST_WAIT = timedelta(hours=1)
+MAX_ERROR_CHARS = 500
+
+
+def backoff(attempts: int) -> timedelta:
+    """The wait after ``attempts`` failed tries: 2, 4, 8, 16, 32 minutes… at most an hour."""
+    return min(FIRST_WAIT * (2 ** max(attempts - 1, 0)), LONGEST_WAIT)
+
+
+def describe(exc: BaseException) -> str:
+    """A short reason for a failed send (the exception's type and message)."""
+    text = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+    return text[:MAX_ERROR_CHARS]
+
+
+Key = tuple[int, str]  # (person id, channel)
+
+
+@dataclass
+class NoticeDeliveries:
+    """What is known of one notice's messages: before the run (``known``) and what the run did (``tried``)."""
+
+    known: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    tried: dict[Key, str | None] = field(default_factory=dict)  # None: sent; text: the error
+
+    def to_send(self, key: Key) -> bool:
+        """Whether the message still has to go out (never tried, or waiting for another try)."""
+        row = self.known.get(key)
+        return row is None or row["status"] == "retrying"
+
+    def outcome(self, now: datetime) -> dict[Key, dict[str, Any]]:
+        """The new state of each message the run tried."""
+        states: dict[Key, dict[str, Any]] = {}
+        for key, error in self.tried.items():
+            attempts = int((self.known.get(key) or {}).get("attempts") or 0) + 1
+            if error is None:
+                states[key] = {"status": "sent", "attempts": attempts, "next": None, "error": "", "sent_at": now}
+            elif attempts >= MAX_ATTEMPTS:
+                states[key] = {"status": "failed", "attempts": attempts, "next": None, "error": error, "sent_at": None}
+            else:
+                states[key] = {
+                    "status": "retrying",
+                    "attempts": attempts,
+                    "next": now + backoff(attempts),
+                    "error": error,
+                    "sent_at": None,
+                }
+        return states
+
+    def summary(self, now: datetime) -> dict[str, Any]:
+        """The notice's state: status, channels that delivered, attempts, next attempt and last error."""
+        states = {
+            key: {"status": r["status"], "attempts": r["attempts"], "next": r["next_attempt_at"]}
+            | {"error": r["last_error"]}
+            for key, r in self.known.items()
+        }
+        states.update(self.outcome(now))
+        statuses = {s["status"] for s in states.values()}
+        waiting = [s for s in states.values() if s["status"] == "retrying"]
+        given_up = [s for s in states.values() if s["status"] == "failed"]
+        channels = {"app"} | {key[1] for key, s in states.items() if s["status"] == "sent"}
+        errors = [s["error"] for s in (*waiting, *given_up) if s["error"]]
+        return {
+            "status": "retrying" if waiting else "failed" if given_up else "sent",
+            "channels": ",".join(sorted(channels)),
+            "attempts": max((int(s["attempts"]) for s in states.values()), default=0),
+            "next": min(s["next"] for s in waiting) if waiting else None,
+            "error": "; ".join(dict.fromkeys(errors))[:MAX_ERROR_CHARS],
+            "delivered": "sent" in statuses,
+        }
+
+
+async def known_deliveries(db: Database, notice_ids: list[int]) -> dict[int, NoticeDeliveries]:
+    """The recorded messages of the claimed notices (inside the claiming transaction)."""
+    found: dict[int, NoticeDeliveries] = {n: NoticeDeliveries() for n in notice_ids}
+    for row in await db.fetch(
+        SQL(
+            "SELECT notice_id, person_id, channel, status, attempts, next_attempt_at, last_error "
+            "FROM attendance_delivery WHERE notice_id IN {}",
+            in_(notice_ids),
+        )
+    ):
+        found[row["notice_id"]].known[(row["person_id"], row["channel"])] = row
+    return found
+
+
+async def record(db: Database, notice: dict[str, Any], deliveries: NoticeDeliveries, now: datetime) -> None:
+    """Store what the run did with one notice's messages (inside the recording transaction)."""
+    for (person_id, channel), state in deliveries.outcome(now).items():
+        values = (state["status"], state["attempts"], state["next"], state["error"], state["sent_at"])
+        if (person_id, channel) in deliveries.known:
+            await db.execute(
+                "UPDATE attendance_delivery SET status = {}, attempts = {}, next_attempt_at = {}, last_error = {}, "
+                "sent_at = {} WHERE notice_id = {} AND person_id = {} AND channel = {}",
+                *values,
+                notice["id"],
+                person_id,
+                channel,
+            )
+        else:
+            await db.execute(
+                "INSERT INTO attendance_delivery (region_id, province_id, school_id, notice_id, person_id, channel, "
+                "status, attempts, next_attempt_at, last_error, sent_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, "
+                "{}, {})",
+                notice["region_id"],
+                notice["province_id"],
+                notice["school_id"],
+                notice["id"],
+                person_id,
+                channel,
+                *values,
+            )
