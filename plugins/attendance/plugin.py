@@ -112,9 +112,10 @@ def madrasa_menu_items(ctx: RequestContext) -> list[MenuItem]:
 def madrasa_routes() -> list[Any]:
     """The JSON API and the portal pages."""
     from plugins.attendance.api import ATTENDANCE_API
+    from plugins.attendance.notices_api import UndeliveredController
     from plugins.attendance.portal import ATTENDANCE_PORTAL
 
-    return [*ATTENDANCE_API, *ATTENDANCE_PORTAL]
+    return [*ATTENDANCE_API, UndeliveredController, *ATTENDANCE_PORTAL]
 
 
 @hookimpl

@@ -137,3 +137,25 @@ async def record(db: Database, notice: dict[str, Any], deliveries: NoticeDeliver
                 channel,
                 *values,
             )
+
+
+#: The states of a notice whose messages have not all gone out.
+UNDELIVERED = ("retrying", "failed")
+
+
+async def undelivered(
+    db: Database, where: SQL, statuses: tuple[str, ...] = UNDELIVERED, limit: int = 100
+) -> list[dict[str, Any]]:
+    """The notices in ``where`` (a scope filter on alias ``n``) still retrying or failed, newest day first, with
+    their pupil, tries, next try and last error (inside an open transaction)."""
+    return await db.fetch(
+        SQL(
+            "SELECT n.id, n.student_id, n.on_date, n.status, n.attempts, n.next_attempt_at, n.last_error, n.channels, "
+            "n.school_id, st.first_name, st.last_name, st.first_name_ar, st.last_name_ar FROM attendance_notice n "
+            "JOIN student st ON st.id = n.student_id WHERE n.status IN {} AND {} "
+            "ORDER BY n.on_date DESC, n.id DESC LIMIT {}",
+            in_(statuses),
+            where,
+            limit,
+        )
+    )
