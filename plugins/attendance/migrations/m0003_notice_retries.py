@@ -4,30 +4,45 @@ from core.plugin_api import Migrator
 
 DEPENDS_ON = [("attendance", "m0002_notice_claims")]
 
-_DELIVERY_COLUMNS = (
-    '"region_id" INTEGER NOT NULL DEFAULT 0, '
-    '"province_id" INTEGER NOT NULL DEFAULT 0, '
-    '"school_id" INTEGER NOT NULL DEFAULT 0, '
-    "{id}, "
-    '"notice_id" INTEGER NOT NULL DEFAULT 0, '
-    '"person_id" INTEGER NOT NULL DEFAULT 0, '
-    "\"channel\" VARCHAR(8) NOT NULL DEFAULT '', "
-    "\"status\" VARCHAR(8) NOT NULL DEFAULT 'retrying', "
-    '"attempts" INTEGER NOT NULL DEFAULT 0, '
-    '"next_attempt_at" TIMESTAMPTZ DEFAULT null, '
-    "\"last_error\" TEXT NOT NULL DEFAULT '', "
-    '"sent_at" TIMESTAMPTZ DEFAULT null'
-)
-
 #: Frozen DDL, per dialect (generated once by Piccolo from the table classes of the time).
 TABLES = {
     "postgres": (
-        'CREATE TABLE "attendance_delivery" (' + _DELIVERY_COLUMNS.format(id='"id" SERIAL PRIMARY KEY NOT NULL') + ")",
+        (
+            'CREATE TABLE "attendance_delivery" ('
+            '"region_id" INTEGER NOT NULL DEFAULT 0, '
+            '"province_id" INTEGER NOT NULL DEFAULT 0, '
+            '"school_id" INTEGER NOT NULL DEFAULT 0, '
+            '"id" SERIAL PRIMARY KEY NOT NULL, '
+            '"notice_id" INTEGER NOT NULL DEFAULT 0, '
+            '"person_id" INTEGER NOT NULL DEFAULT 0, '
+            "\"channel\" VARCHAR(8) NOT NULL DEFAULT '', "
+            "\"status\" VARCHAR(8) NOT NULL DEFAULT 'retrying', "
+            '"attempts" INTEGER NOT NULL DEFAULT 0, '
+            '"next_attempt_at" TIMESTAMPTZ DEFAULT null, '
+            "\"last_error\" TEXT NOT NULL DEFAULT '', "
+            '"sent_at" TIMESTAMPTZ DEFAULT null'
+            ")"
+        ),
         'CREATE INDEX attendance_delivery_region_id ON "attendance_delivery" USING btree ("region_id")',
         'CREATE INDEX attendance_delivery_school_id ON "attendance_delivery" USING btree ("school_id")',
     ),
     "sqlite": (
-        'CREATE TABLE "attendance_delivery" (' + _DELIVERY_COLUMNS.format(id='"id" INTEGER PRIMARY KEY NOT NULL') + ")",
+        (
+            'CREATE TABLE "attendance_delivery" ('
+            '"region_id" INTEGER NOT NULL DEFAULT 0, '
+            '"province_id" INTEGER NOT NULL DEFAULT 0, '
+            '"school_id" INTEGER NOT NULL DEFAULT 0, '
+            '"id" INTEGER PRIMARY KEY NOT NULL, '
+            '"notice_id" INTEGER NOT NULL DEFAULT 0, '
+            '"person_id" INTEGER NOT NULL DEFAULT 0, '
+            "\"channel\" VARCHAR(8) NOT NULL DEFAULT '', "
+            "\"status\" VARCHAR(8) NOT NULL DEFAULT 'retrying', "
+            '"attempts" INTEGER NOT NULL DEFAULT 0, '
+            '"next_attempt_at" TIMESTAMPTZ DEFAULT null, '
+            "\"last_error\" TEXT NOT NULL DEFAULT '', "
+            '"sent_at" TIMESTAMPTZ DEFAULT null'
+            ")"
+        ),
         'CREATE INDEX attendance_delivery_region_id ON "attendance_delivery" ("region_id")',
         'CREATE INDEX attendance_delivery_school_id ON "attendance_delivery" ("school_id")',
     ),
