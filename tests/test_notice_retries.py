@@ -159,13 +159,13 @@ async def test_mail_down_and_sms_failing_then_back_each_message_goes_out_once(wo
 
     # Before the next try is due the sweep sends nothing.
     clock.set(clock.now() + timedelta(minutes=1))
-    assert await sweeps.run() == {"notices": 0}
+    assert (await sweeps.run())["notices"] == 0
     assert gateway.calls == 2 and [(await notice(world, p))["attempts"] for p in s.pupils[:2]] == [1, 1]
 
     # Due, mail still down: the e-mails fail again and wait twice as long; the SMS that failed goes out, the one
     # that went out is not sent again.
     clock.set(clock.now() + timedelta(minutes=1))
-    assert await sweeps.run() == {"notices": 0}
+    assert (await sweeps.run())["notices"] == 0
     for pupil in s.pupils[:2]:
         n = await notice(world, pupil)
         assert (n["status"], n["attempts"]) == ("retrying", 2)
@@ -178,7 +178,7 @@ async def test_mail_down_and_sms_failing_then_back_each_message_goes_out_once(wo
     # The mail server is back: the next sweep sends each guardian's e-mail, and only that.
     smtp.start()
     clock.set(clock.now() + 2 * FIRST_WAIT)
-    assert await sweeps.run() == {"notices": 2}
+    assert (await sweeps.run())["notices"] == 2
     for pupil, guardian in zip(s.pupils[:2], s.guardians, strict=True):
         n = await notice(world, pupil)
         assert (n["status"], n["channels"], n["next_attempt_at"]) == ("sent", "app,email,sms", None)
@@ -250,8 +250,8 @@ async def test_after_the_last_try_the_notice_fails_with_the_reason_shown_to_the_
     director = f"director.{A}@test.ma"
     response = await world.api("GET", "/api/v1/attendance/undelivered?status=failed", as_=director, tenant=A)
     assert response.status_code == 200, response.text
-    [listed] = [r for r in response.json() if r["id"] == n["id"]]
-    assert listed["status"] == "failed" and listed["attempts"] == MAX_ATTEMPTS
+    [listed] = [r for r in response.json() if r["kind"] == "notice" and r["id"] == n["id"]]
+    assert (listed["kind"], listed["status"], listed["attempts"]) == ("notice", "failed", MAX_ATTEMPTS)
     assert listed["reason"].startswith("ConnectionRefusedError") and listed["channels"] == ["app"]
     page = await world.api("GET", "/attendance/", as_=director, tenant=A)
     assert page.status_code == 200
@@ -263,6 +263,57 @@ async def test_after_the_last_try_the_notice_fails_with_the_reason_shown_to_the_
     assert other.status_code == 200 and n["id"] not in {r["id"] for r in other.json()}
     denied = await world.api("GET", "/api/v1/attendance/undelivered", as_=s.guardians[0], tenant=A)
     assert denied.status_code == 403
+
+
+async def test_an_alert_mailed_while_the_mail_server_is_down_reaches_each_recipient_once(world, smtp, outlets):
+    world.services.sms = FlakyGateway()
+    region = "region.rabat@madrasa.demo"
+    response = await world.api(
+        "PUT", "/api/v1/attendance/rules", as_=region, tenant="rabat-sale-kenitra", json={"unjustified_hours": 3}
+    )
+    assert response.status_code == 200, response.text
+    s = await Setup(world, base.B).build()
+    clock = world.services.clock
+    sweeps = Sweeps(world)
+    # Three hours absent today: the threshold is crossed and the alert is mailed, the mail server being down.
+    for slot in s.slots:
+        assert (await s.take([{"student_id": s.pupils[0], "status": "absent"}], slot=slot)).status_code == 200
+    await delivered(world)
+    [alert] = await rows(world, "SELECT id FROM attendance_alert WHERE student_id = {}", s.pupils[0])
+    tries = await rows(
+        world,
+        "SELECT person_id, status, attempts, next_attempt_at FROM attendance_delivery WHERE alert_id = {}",
+        alert["id"],
+    )
+    people = await rows(
+        world,
+        "SELECT p.email FROM person p JOIN attendance_delivery d ON d.person_id = p.id WHERE d.alert_id = {}",
+        alert["id"],
+    )
+    recipients = {r["email"] for r in people}
+    assert {s.guardians[0], s.teacher, f"director.{base.B}@test.ma"} <= recipients
+    assert {(r["status"], r["attempts"]) for r in tries} == {("retrying", 1)}
+    assert {utc(r["next_attempt_at"]) for r in tries} == {clock.utcnow() + FIRST_WAIT}
+
+    # The school sees the alert waiting for another try.
+    director = f"director.{base.B}@test.ma"
+    response = await world.api("GET", "/api/v1/attendance/undelivered", as_=director, tenant=base.B)
+    [listed] = [r for r in response.json() if r["kind"] == "alert" and r["id"] == alert["id"]]
+    assert listed["status"] == "retrying" and listed["attempts"] == 1 and "ConnectionRefusedError" in listed["reason"]
+
+    # The server is back: the next sweep mails each recipient once; later sweeps send nothing again.
+    smtp.start()
+    clock.set(clock.now() + FIRST_WAIT)
+    assert (await sweeps.run())["alerts"] >= len(recipients)
+    clock.set(clock.now() + timedelta(hours=1))
+    await sweeps.run()
+    # One alert each; the guardian also has the day's notice (retried alike), nobody has anything twice.
+    for address in recipients:
+        assert len(to(smtp.inbox, address)) == (2 if address == s.guardians[0] else 1), address
+    states = await rows(world, "SELECT status FROM attendance_delivery WHERE alert_id = {}", alert["id"])
+    assert {r["status"] for r in states} == {"sent"}
+    response = await world.api("GET", "/api/v1/attendance/undelivered", as_=director, tenant=base.B)
+    assert alert["id"] not in {r["id"] for r in response.json() if r["kind"] == "alert"}
 
 
 async def test_a_periodic_job_is_queued_once_per_period_whatever_the_number_of_schedulers(world):

@@ -25,8 +25,9 @@ from litestar.response import Redirect
 from markupsafe import Markup, escape
 
 from core.plugin_api import SQL, Ctx, DashboardCard, NotFound, RequestContext, Row, gettext_, page, school, scope_sql
-from plugins.attendance import alerts, api, common, justifications, notify, retries, service, stats
+from plugins.attendance import alerts, api, common, justifications, notify, service, stats
 from plugins.attendance.errors import PAGE_HANDLERS, AttendanceError, error
+from plugins.attendance.notices_api import undelivered_items
 
 #: An absence still to justify (SQL on ``m``): not justified, and no justification waiting or accepted (none, or
 #: only a rejected one).
@@ -153,13 +154,12 @@ async def home(ctx: Ctx, day: FromQuery[date | None] = None) -> Any:
     undelivered: list[Row] = []
     if "school_director" in ctx.roles and tenant.kind == "school":
         async with db.scoped(ctx.scope, write=False):
-            for n in await retries.undelivered(
-                db, SQL("n.school_id = {}", tenant.id) & scope_sql(ctx.scope, "n"), limit=20
-            ):
+            for n in (await undelivered_items(db, ctx.scope, tenant.id))[:20]:
                 name, lang = _name(n, ctx.locale)
                 later = n["next_attempt_at"]
                 undelivered.append(
                     Row(
+                        kind=n["kind"],
                         id=n["id"],
                         name=name,
                         lang=lang,

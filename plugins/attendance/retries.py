@@ -1,4 +1,5 @@
-"""Retrying family notices: each guardian's message on each channel is sent once, failures wait and try again.
+"""Retrying family notices and alerts: each person's message on each channel is sent once; failures wait and
+try again.
 
 A delivery run (:func:`plugins.attendance.notify.deliver_notices`) tries every message of a notice that has not
 gone out yet: the e-mail and the SMS to each guardian. Each (notice, guardian, channel) has an
@@ -8,8 +9,9 @@ next run sends the SMS only), ``retrying`` (the next attempt waits :func:`backof
 
 The notice sums its messages up: ``sent`` when all went out, ``retrying`` (with ``next_attempt_at``, ``attempts``
 and ``last_error``) while one waits for another try, ``failed`` with the reason once one has run out of tries.
-The periodic job ``attendance.retry`` (every minute, :mod:`core.schedule`) claims the notices whose next attempt is
-due, so a mail server or SMS gateway that comes back is used without anyone asking.
+An alert's e-mails (to the guardians, the homeroom teacher and the directors) have the same rows, keyed by
+``alert_id``. The periodic job ``attendance.retry`` (every minute, :mod:`core.schedule`) claims the notices and
+alert e-mails whose next try is due, so a mail server or SMS gateway that comes back is used without anyone asking.
 """
 
 from __future__ import annotations
@@ -40,6 +42,23 @@ def describe(exc: BaseException) -> str:
     return text[:MAX_ERROR_CHARS]
 
 
+def after_try(attempts: int, error: str | None, now: datetime) -> dict[str, Any]:
+    """A message's state after one more try (``attempts``: the tries before it; ``error``: ``None`` if it went out):
+    ``sent``, ``retrying`` with the time of the next try, or ``failed`` after :data:`MAX_ATTEMPTS` tries."""
+    attempts += 1
+    if error is None:
+        return {"status": "sent", "attempts": attempts, "next": None, "error": "", "sent_at": now}
+    if attempts >= MAX_ATTEMPTS:
+        return {"status": "failed", "attempts": attempts, "next": None, "error": error, "sent_at": None}
+    return {
+        "status": "retrying",
+        "attempts": attempts,
+        "next": now + backoff(attempts),
+        "error": error,
+        "sent_at": None,
+    }
+
+
 Key = tuple[int, str]  # (person id, channel)
 
 
@@ -57,22 +76,10 @@ class NoticeDeliveries:
 
     def outcome(self, now: datetime) -> dict[Key, dict[str, Any]]:
         """The new state of each message the run tried."""
-        states: dict[Key, dict[str, Any]] = {}
-        for key, error in self.tried.items():
-            attempts = int((self.known.get(key) or {}).get("attempts") or 0) + 1
-            if error is None:
-                states[key] = {"status": "sent", "attempts": attempts, "next": None, "error": "", "sent_at": now}
-            elif attempts >= MAX_ATTEMPTS:
-                states[key] = {"status": "failed", "attempts": attempts, "next": None, "error": error, "sent_at": None}
-            else:
-                states[key] = {
-                    "status": "retrying",
-                    "attempts": attempts,
-                    "next": now + backoff(attempts),
-                    "error": error,
-                    "sent_at": None,
-                }
-        return states
+        return {
+            key: after_try(int((self.known.get(key) or {}).get("attempts") or 0), error, now)
+            for key, error in self.tried.items()
+        }
 
     def summary(self, now: datetime) -> dict[str, Any]:
         """The notice's state: status, channels that delivered, attempts, next attempt and last error."""
@@ -159,3 +166,43 @@ async def undelivered(
             limit,
         )
     )
+
+
+async def undelivered_alerts(db: Database, where: SQL, statuses: tuple[str, ...] = UNDELIVERED) -> list[dict[str, Any]]:
+    """The alerts in ``where`` (a scope filter on alias ``d``) with an e-mail still retrying or given up, newest
+    first: the alert's pupil, ``retrying`` while one of its e-mails waits (else ``failed``), the most tries, the
+    next try and the errors (inside an open transaction)."""
+    rows = await db.fetch(
+        SQL(
+            "SELECT a.id, a.student_id, a.created_at, a.school_id, st.first_name, st.last_name, st.first_name_ar, "
+            "st.last_name_ar, d.status, d.attempts, d.next_attempt_at, d.last_error FROM attendance_delivery d "
+            "JOIN attendance_alert a ON a.id = d.alert_id JOIN student st ON st.id = a.student_id "
+            "WHERE d.alert_id IS NOT NULL AND d.status IN {} AND {} ORDER BY a.created_at DESC, a.id DESC, d.id",
+            in_(UNDELIVERED),
+            where,
+        )
+    )
+    grouped: dict[int, list[dict[str, Any]]] = {}
+    for r in rows:
+        grouped.setdefault(r["id"], []).append(r)
+    out = []
+    for group in grouped.values():
+        first = group[0]
+        waiting = [d for d in group if d["status"] == "retrying"]
+        status = "retrying" if waiting else "failed"
+        if status not in statuses:
+            continue
+        names = ("first_name", "last_name", "first_name_ar", "last_name_ar")
+        out.append(
+            {name: first[name] for name in ("id", "student_id", "school_id", *names)}
+            | {
+                "on_date": first["created_at"],
+                "status": status,
+                "attempts": max(int(d["attempts"]) for d in group),
+                "next_attempt_at": min((d["next_attempt_at"] for d in waiting), default=None),
+                "last_error": "; ".join(dict.fromkeys(d["last_error"] for d in group if d["last_error"]))[
+                    :MAX_ERROR_CHARS
+                ],
+            }
+        )
+    return out

@@ -70,10 +70,12 @@ class AttendanceNotice(_Scoped, tablename="attendance_notice"):
 
 
 class AttendanceDelivery(_Scoped, tablename="attendance_delivery"):
-    """One notice to one guardian on one channel (``email``, ``sms``): sent once, retried with backoff (m0003)."""
+    """One message to one person on one channel (``email``, ``sms``): a notice's to a guardian, or an alert's
+    e-mail to a guardian, the homeroom teacher or a director. Sent once, retried with backoff (m0003)."""
 
     id = Serial(primary_key=True)
-    notice_id = Integer()
+    notice_id = Integer(null=True, default=None)
+    alert_id = Integer(null=True, default=None)
     person_id = Integer()
     channel = Varchar(length=8)
     status = Varchar(length=8, default="retrying")  # retrying, sent, failed

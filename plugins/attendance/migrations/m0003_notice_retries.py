@@ -1,4 +1,4 @@
-"""Attendance: notices retried with backoff, and each guardian's message per channel recorded once sent."""
+"""Attendance: notices and alerts retried with backoff, each message per person and channel recorded once sent."""
 
 from core.plugin_api import Migrator
 
@@ -13,7 +13,8 @@ TABLES = {
             '"province_id" INTEGER NOT NULL DEFAULT 0, '
             '"school_id" INTEGER NOT NULL DEFAULT 0, '
             '"id" SERIAL PRIMARY KEY NOT NULL, '
-            '"notice_id" INTEGER NOT NULL DEFAULT 0, '
+            '"notice_id" INTEGER DEFAULT null, '
+            '"alert_id" INTEGER DEFAULT null, '
             '"person_id" INTEGER NOT NULL DEFAULT 0, '
             "\"channel\" VARCHAR(8) NOT NULL DEFAULT '', "
             "\"status\" VARCHAR(8) NOT NULL DEFAULT 'retrying', "
@@ -33,7 +34,8 @@ TABLES = {
             '"province_id" INTEGER NOT NULL DEFAULT 0, '
             '"school_id" INTEGER NOT NULL DEFAULT 0, '
             '"id" INTEGER PRIMARY KEY NOT NULL, '
-            '"notice_id" INTEGER NOT NULL DEFAULT 0, '
+            '"notice_id" INTEGER DEFAULT null, '
+            '"alert_id" INTEGER DEFAULT null, '
             '"person_id" INTEGER NOT NULL DEFAULT 0, '
             "\"channel\" VARCHAR(8) NOT NULL DEFAULT '', "
             "\"status\" VARCHAR(8) NOT NULL DEFAULT 'retrying', "
@@ -50,7 +52,8 @@ TABLES = {
 
 
 async def forwards(m: Migrator) -> None:
-    """Attempts, next attempt and last error on ``attendance_notice``; the ``attendance_delivery`` table."""
+    """Attempts, next attempt and last error on ``attendance_notice``; the ``attendance_delivery`` table (one row
+    per message of a notice or an alert, unique per person and channel)."""
     await m.sql('ALTER TABLE "attendance_notice" ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0')
     await m.sql('ALTER TABLE "attendance_notice" ADD COLUMN next_attempt_at TIMESTAMPTZ DEFAULT null')
     await m.sql("ALTER TABLE \"attendance_notice\" ADD COLUMN last_error TEXT NOT NULL DEFAULT ''")
@@ -59,5 +62,7 @@ async def forwards(m: Migrator) -> None:
     await m.sql(
         'CREATE UNIQUE INDEX attendance_delivery_unique ON "attendance_delivery" (notice_id, person_id, channel)'
     )
+    await m.sql('CREATE UNIQUE INDEX attendance_delivery_alert ON "attendance_delivery" (alert_id, person_id, channel)')
+    await m.sql('CREATE INDEX attendance_delivery_retry ON "attendance_delivery" (status, next_attempt_at)')
     await m.enable_rls("attendance_delivery")
     await m.grant_app("attendance_delivery")
