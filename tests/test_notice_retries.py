@@ -7,6 +7,7 @@ The mail server is a real aiosmtpd server of the test's own, stopped and started
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -331,6 +332,26 @@ async def test_a_periodic_job_is_queued_once_per_period_whatever_the_number_of_s
     assert later and job_id not in later
     for other in later:
         await world.services.jobs.wait(other, seconds=60)
+
+
+async def test_a_started_scheduler_queues_the_retry_job_by_itself(world):
+    """Nobody calls anything: the scheduler's own loop records and runs the period's retry job."""
+    since = datetime.now(UTC)
+    scheduler = Scheduler(world.services, tick=0.05)
+    await scheduler.start()
+    try:
+        queued: list[dict[str, Any]] = []
+        for _ in range(600):  # the loop's first tick comes at once; wait for it (30 s at most)
+            queued = await rows(world, "SELECT id FROM job WHERE kind = {} AND created_at >= {}", RETRY_JOB, since)
+            if queued:
+                break
+            await asyncio.sleep(0.05)
+        assert queued, "the scheduler queued no retry job"
+        for row in queued:
+            assert (await world.services.jobs.wait(row["id"], seconds=60)).status == "done"
+    finally:
+        await scheduler.stop()
+    assert scheduler._task is None
 
 
 class FlakySmsPlugin:
