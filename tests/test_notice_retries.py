@@ -223,6 +223,29 @@ async def test_an_sms_failing_n_times_is_retried_alone_and_sent_once(world, smtp
     assert texts(gateway, phones[guardian]) == 1 and gateway.calls == 4
 
 
+async def test_a_message_the_notice_no_longer_has_is_dropped_not_retried(world, smtp, outlets):
+    s = await Setup(world).build()
+    phones = await with_phones(world, s)
+    gateway = world.services.sms = FlakyGateway(failures=100)
+    smtp.start()
+    clock = world.services.clock
+    assert (await s.take([{"student_id": s.pupils[0], "status": "absent"}])).status_code == 200
+    await delivered(world)
+    n = await notice(world, s.pupils[0])
+    assert (n["status"], n["channels"], gateway.calls) == ("retrying", "app,email", 1)
+    # The guardian stops SMS notices before the next try: that SMS is dropped, the notice is sent (by e-mail).
+    guardian = s.guardians[0]
+    response = await world.api("PUT", "/api/v1/attendance/me/phone", as_=guardian, tenant=A, json={"phone": None})
+    assert response.status_code == 200, response.text
+    clock.set(n["next_attempt_at"])
+    await Sweeps(world).run()
+    n = await notice(world, s.pupils[0])
+    assert (n["status"], n["channels"], n["next_attempt_at"]) == ("sent", "app,email", None)
+    person = await world.sql("SELECT id FROM person WHERE email = {}", guardian)
+    assert await deliveries(world, n["id"]) == {(person, "email"): ("sent", 1), (person, "sms"): ("dropped", 1)}
+    assert gateway.calls == 1 and texts(gateway, phones[guardian]) == 0 and len(to(smtp.inbox, guardian)) == 1
+
+
 async def test_after_the_last_try_the_notice_fails_with_the_reason_shown_to_the_school(world, smtp, outlets):
     s = await Setup(world).build()
     world.services.sms = FlakyGateway()

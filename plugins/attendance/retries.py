@@ -5,7 +5,8 @@ A delivery run (:func:`plugins.attendance.notify.deliver_notices`) tries every m
 gone out yet: the e-mail and the SMS to each guardian. Each (notice, guardian, channel) has an
 ``attendance_delivery`` row once tried: ``sent`` (never sent again: when the mail went out and the SMS failed, the
 next run sends the SMS only), ``retrying`` (the next attempt waits :func:`backoff`, doubling from
-:data:`FIRST_WAIT` up to :data:`LONGEST_WAIT`), or ``failed`` after :data:`MAX_ATTEMPTS` tries, with the last error.
+:data:`FIRST_WAIT` up to :data:`LONGEST_WAIT`), ``failed`` after :data:`MAX_ATTEMPTS` tries, with the last error,
+or ``dropped`` when the notice no longer has that message (the guardian unlinked, the phone number removed).
 
 The notice sums its messages up: ``sent`` when all went out, ``retrying`` (with ``next_attempt_at``, ``attempts``
 and ``last_error``) while one waits for another try, ``failed`` with the reason once one has run out of tries.
@@ -68,18 +69,27 @@ class NoticeDeliveries:
 
     known: dict[Key, dict[str, Any]] = field(default_factory=dict)
     tried: dict[Key, str | None] = field(default_factory=dict)  # None: sent; text: the error
+    #: The messages the notice has now (its pupil's active guardians, their phone numbers).
+    wanted: set[Key] = field(default_factory=set)
 
     def to_send(self, key: Key) -> bool:
-        """Whether the message still has to go out (never tried, or waiting for another try)."""
+        """Whether the message still has to go out (never tried, or waiting for another try); notes it as wanted."""
+        self.wanted.add(key)
         row = self.known.get(key)
         return row is None or row["status"] == "retrying"
 
     def outcome(self, now: datetime) -> dict[Key, dict[str, Any]]:
-        """The new state of each message the run tried."""
-        return {
+        """The new state of each message the run tried, and ``dropped`` for a message waiting for another try that
+        the notice no longer has (the guardian was unlinked, the phone number removed)."""
+        states = {
             key: after_try(int((self.known.get(key) or {}).get("attempts") or 0), error, now)
             for key, error in self.tried.items()
         }
+        for key, row in self.known.items():
+            if row["status"] == "retrying" and key not in self.wanted:
+                states[key] = {"status": "dropped", "attempts": row["attempts"], "next": None}
+                states[key] |= {"error": row["last_error"], "sent_at": None}
+        return states
 
     def summary(self, now: datetime) -> dict[str, Any]:
         """The notice's state: status, channels that delivered, attempts, next attempt and last error."""
@@ -89,6 +99,7 @@ class NoticeDeliveries:
             for key, r in self.known.items()
         }
         states.update(self.outcome(now))
+        states = {key: state for key, state in states.items() if state["status"] != "dropped"}
         statuses = {s["status"] for s in states.values()}
         waiting = [s for s in states.values() if s["status"] == "retrying"]
         given_up = [s for s in states.values() if s["status"] == "failed"]

@@ -78,7 +78,7 @@ class AttendanceDelivery(_Scoped, tablename="attendance_delivery"):
     alert_id = Integer(null=True, default=None)
     person_id = Integer()
     channel = Varchar(length=8)
-    status = Varchar(length=8, default="retrying")  # retrying, sent, failed
+    status = Varchar(length=8, default="retrying")  # sending (alerts), retrying, sent, failed, dropped
     attempts = Integer(default=0)
     next_attempt_at = Timestamptz(null=True, default=None)
     last_error = Text(default="")
