@@ -140,7 +140,7 @@ async def applied_migrations(services: Services) -> list[str]:
 @contextlib.contextmanager
 def _folder_of(path: Path, *, reading: bool) -> Iterator[Path]:
     """The archive's folder: ``path`` itself, or a temporary one for a ``.tar`` file (packed or unpacked)."""
-    if path.suffix != ".tar" and not (reading and path.is_file()):
+    if (reading and not path.is_file()) or (not reading and path.suffix != ".tar"):
         yield path
         return
     with tempfile.TemporaryDirectory(prefix="madrasa-backup-") as tmp:
@@ -250,7 +250,7 @@ async def restore(services: Services, source: Path, *, force: bool = False) -> d
         manifest = _read_manifest(folder)
         if manifest["dialect"] != services.db.dialect:
             raise BackupError(f"the backup is of a {manifest['dialect']} database; the target is {services.db.dialect}")
-        blobs = await asyncio.to_thread(_verified_files, folder, manifest)
+        files = await asyncio.to_thread(_verified_files, folder, manifest)
         tables = await tables_and_counts(services)
         keys = await services.storage.keys()
         if (tables or keys) and not force:
@@ -261,8 +261,9 @@ async def restore(services: Services, source: Path, *, force: bool = False) -> d
         await _restore_database(services, folder, manifest, replace=bool(tables))
         for entry in manifest["files"]:
             key = entry["key"]
-            await services.storage.put(key, blobs[key], entry["content_type"], tenant_id=tenant_of(key))
-        for key in sorted(set(keys) - set(blobs)):
+            data = await asyncio.to_thread(files[key].read_bytes)
+            await services.storage.put(key, data, entry["content_type"], tenant_id=tenant_of(key))
+        for key in sorted(set(keys) - set(files)):
             await services.storage.delete(key, tenant_id=tenant_of(key))
     counts = await tables_and_counts(services)
     differences = {
@@ -275,8 +276,8 @@ async def restore(services: Services, source: Path, *, force: bool = False) -> d
         "madrasa_version": manifest["madrasa_version"],
         "migrations": await applied_migrations(services),
         "tables": counts,
-        "files": len(blobs),
-        "bytes": sum(len(b) for b in blobs.values()),
+        "files": len(files),
+        "bytes": sum(int(entry["size"]) for entry in manifest["files"]),
         "differences": differences,
     }
 
@@ -296,33 +297,32 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
-def _verified_files(folder: Path, manifest: dict[str, Any]) -> dict[str, bytes]:
-    """Check the database file and every stored file against the manifest; returns the files' bytes."""
+def _verified_files(folder: Path, manifest: dict[str, Any]) -> dict[str, Path]:
+    """Check the database file and every stored file against the manifest (read in chunks); returns the path of
+    each stored file of the archive by key."""
     problems = []
     database = folder / Path(manifest["database"]["file"]).name
     if not database.is_file():
         problems.append(f"{database.name} is missing")
     elif sha256_of(database) != manifest["database"]["sha256"]:
         problems.append(f"{database.name}: checksum mismatch")
-    blobs: dict[str, bytes] = {}
+    found: dict[str, Path] = {}
     for entry in manifest["files"]:
         key = str(entry["key"])
+        path = folder / FILES / key
         try:
             check_key(key, tenant_of(key))
-            data = (folder / FILES / key).read_bytes()
+            if path.stat().st_size != entry["size"] or sha256_of(path) != entry["sha256"]:
+                problems.append(f"{key}: checksum mismatch")
         except FileNotFoundError:
             problems.append(f"{key} is missing")
-            continue
         except Exception as exc:
             problems.append(f"{key}: {exc}")
-            continue
-        if hashlib.sha256(data).hexdigest() != entry["sha256"] or len(data) != entry["size"]:
-            problems.append(f"{key}: checksum mismatch")
-        blobs[key] = data
+        found[key] = path
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise BackupError(f"the backup is damaged, nothing was restored: {shown}")
-    return blobs
+    return found
 
 
 async def _restore_database(services: Services, folder: Path, manifest: dict[str, Any], *, replace: bool) -> None:
