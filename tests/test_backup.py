@@ -21,13 +21,13 @@ import asyncpg
 import pytest
 
 from core.app import build_plugin_host, build_services
-from core.backup import FILES, MANIFEST, BackupError, backup, describe, restore, tables_and_counts
+from core.backup import FILES, BackupError, backup, describe, restore, tables_and_counts
 from core.cli import main
 from core.scope import Scope
 from core.services import Services
 from core.storage import tenant_of
 from tests import test_attendance as base
-from tests.conftest import make_settings
+from tests.conftest import PgServer, make_settings, run_sync
 from tests.doubles import OutboxMailer
 from tests.test_attendance import A, Setup, delivered
 from tests.test_storage import moto_endpoint  # noqa: F401 - the session's moto server
@@ -107,17 +107,7 @@ async def fresh(world, tmp_path: Path, moto_endpoint: str) -> AsyncIterator[Call
         pg = world.pg
         if world.backend == "postgres":
             name = f"madrasa_restore_{secrets.token_hex(6)}"
-            admin = await asyncpg.connect(pg.admin_url)
-            try:
-                await admin.execute(f"CREATE DATABASE {name} OWNER {pg.owner}")
-            finally:
-                await admin.close()
-            conn = await asyncpg.connect(pg.admin_url.rsplit("/", 1)[0] + f"/{name}")
-            try:
-                await conn.execute(f"ALTER SCHEMA public OWNER TO {pg.owner}")
-            finally:
-                await conn.close()
-            pg = dataclasses.replace(pg, database=name)
+            pg = await create_database(world.pg, name)
         settings = make_settings(world.backend, folder, pg, **overrides)
         services = build_services(settings, plugins=build_plugin_host(settings), mailer=OutboxMailer())
         await services.db.start()
@@ -131,14 +121,31 @@ async def fresh(world, tmp_path: Path, moto_endpoint: str) -> AsyncIterator[Call
         for services, name in made:
             await services.db.stop()
             if name is not None:
-                admin = await asyncpg.connect(world.pg.admin_url)
-                try:
-                    await admin.execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
-                    )
-                    await admin.execute(f"DROP DATABASE IF EXISTS {name}")
-                finally:
-                    await admin.close()
+                await drop_database(world.pg, name)
+
+
+async def create_database(pg: PgServer, name: str) -> PgServer:
+    """An empty database on the shared server, owned by the world's owner role (as for a new installation)."""
+    admin = await asyncpg.connect(pg.admin_url)
+    try:
+        await admin.execute(f"CREATE DATABASE {name} OWNER {pg.owner}")
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(pg.admin_url.rsplit("/", 1)[0] + f"/{name}")
+    try:
+        await conn.execute(f"ALTER SCHEMA public OWNER TO {pg.owner}")
+    finally:
+        await conn.close()
+    return dataclasses.replace(pg, database=name)
+
+
+async def drop_database(pg: PgServer, name: str) -> None:
+    admin = await asyncpg.connect(pg.admin_url)
+    try:
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+        await admin.execute(f"DROP DATABASE IF EXISTS {name}")
+    finally:
+        await admin.close()
 
 
 async def seed(world) -> None:
@@ -264,18 +271,18 @@ async def test_a_damaged_archive_is_refused_before_anything_is_written(world, fr
 
 
 def test_the_backup_and_restore_commands(world, tmp_path, monkeypatch, capsys):
-    """``madrasa backup`` and ``madrasa restore`` through the command line (SQLite and file-system storage)."""
-    if world.backend != "sqlite":
-        pytest.skip("the command is the same on PostgreSQL; the round trip above covers it")
+    """``madrasa backup`` and ``madrasa restore`` through the command line (a ``.tar`` file, file-system storage)."""
     settings = world.settings
-    for name, value in {
+    env = {
         "DATA_DIR": str(settings.data_dir),
         "DATABASE_URL": settings.database_url,
+        "MIGRATION_DATABASE_URL": settings.migration_database_url,
         "SECRET_KEY": settings.secret_key,
         "STORAGE_ROOT": str(settings.storage_path),
         "ALLOWED_PLUGINS": "example",
         "LOG_LEVEL": "WARNING",
-    }.items():
+    }
+    for name, value in env.items():
         monkeypatch.setenv(f"MADRASA_{name}", value)
     archive = tmp_path / "cli.tar"
     assert main(["backup", str(archive)]) == 0
@@ -285,11 +292,24 @@ def test_the_backup_and_restore_commands(world, tmp_path, monkeypatch, capsys):
     assert "exists already" in capsys.readouterr().err
     assert main(["restore", str(archive)]) == 1  # the world itself is not empty
     assert "--force" in capsys.readouterr().err
+
     target = tmp_path / "target"
     monkeypatch.setenv("MADRASA_DATA_DIR", str(target))
-    monkeypatch.setenv("MADRASA_DATABASE_URL", f"sqlite:///{target / 'madrasa.sqlite3'}")
     monkeypatch.setenv("MADRASA_STORAGE_ROOT", str(target / "files"))
-    assert main(["restore", str(archive)]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("restored the backup of") and "  attendance_mark: " in out
-    assert (target / "madrasa.sqlite3").exists() and not (tmp_path / MANIFEST).exists()
+    name = None
+    if world.backend == "postgres":
+        name = f"madrasa_restore_{secrets.token_hex(6)}"
+        pg = run_sync(create_database(world.pg, name))
+        monkeypatch.setenv("MADRASA_DATABASE_URL", pg.url(pg.app_role))
+        monkeypatch.setenv("MADRASA_MIGRATION_DATABASE_URL", pg.url(pg.owner))
+    else:
+        monkeypatch.setenv("MADRASA_DATABASE_URL", f"sqlite:///{target / 'madrasa.sqlite3'}")
+    try:
+        assert main(["restore", str(archive)]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("restored the backup of") and "  attendance_mark: " in out
+        assert "warning" not in out
+    finally:
+        if name is not None:
+            run_sync(drop_database(world.pg, name))
+    assert len(list((target / "files").rglob("*.pdf"))) >= 4
