@@ -188,7 +188,17 @@ async def backup(services: Services, target: Path) -> dict[str, Any]:
             "files": files,
         }
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
+        _owner_only(folder)
+    if target.is_file():
+        target.chmod(0o600)
     return manifest
+
+
+def _owner_only(folder: Path) -> None:
+    """A backup holds every person's data and password hashes: readable by its owner only."""
+    folder.chmod(0o700)
+    for path in folder.rglob("*"):
+        path.chmod(0o700 if path.is_dir() else 0o600)
 
 
 async def _dump_database(services: Services, folder: Path) -> dict[str, Any]:

@@ -191,6 +191,8 @@ async def test_a_seeded_region_survives_backup_and_restore_table_by_table_and_fi
     assert any(data == PNG for data in source_files.values()) and len(source_files) >= 5
 
     manifest = await backup(world.services, tmp_path / "first")
+    modes = {p.stat().st_mode & 0o777 for p in (tmp_path / "first").rglob("*") if p.is_file()}
+    assert modes == {0o600} and (tmp_path / "first").stat().st_mode & 0o777 == 0o700
     assert manifest["dialect"] == world.backend and len(manifest["files"]) == len(source_files)
     assert "attendance.m0003_notice_retries" in manifest["migrations"]
     assert {name: count for name, (count, _) in source_tables.items()} == manifest["tables"]
