@@ -29,7 +29,7 @@ from core.guard import BodyReadAhead, RequestGuard
 from core.headers import SecurityHeaders
 from core.i18n import register_catalogue_dirs
 from core.identity import IdentityService
-from core.jobs import JOB_ROUTES, JOB_TABLES, make_queue
+from core.jobs import JOB_ROUTES, JOB_TABLES, InProcessQueue, make_queue
 from core.mail import Mailer, make_mailer
 from core.middleware import AccessMiddleware, TenantPrefix, get_ctx
 from core.migrate import MigrationSet
@@ -42,6 +42,7 @@ from core.portal import PORTAL_ROUTES
 from core.privacy.api import PRIVACY_ROUTES
 from core.problems import http_exception_handler
 from core.rendering import configure_templates
+from core.schedule import Scheduler
 from core.school.api import SCHOOL_ROUTES
 from core.school.class_lists import CLASS_LIST_ROUTES
 from core.school.csv_import import IMPORT_ROUTES
@@ -168,14 +169,19 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await services.db.start()
         await services.storage.ensure_ready()
+        scheduler = Scheduler(services) if isinstance(services.jobs, InProcessQueue) else None
         if services.jobs is not None:
             await services.jobs.start()
+        if scheduler is not None:  # with SAQ, ``madrasa worker`` schedules the periodic jobs
+            await scheduler.start()
         stop_metrics = start_metrics_server(settings.host, settings.metrics_port) if settings.metrics_port else None
         try:
             yield
         finally:
             if stop_metrics is not None:
                 stop_metrics()
+            if scheduler is not None:
+                await scheduler.stop()
             if services.jobs is not None:
                 await services.jobs.stop()
             await services.db.stop()

@@ -226,6 +226,20 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    """Back up the database and every stored file, with a manifest (``core/backup.py``, ``docs/backup.md``)."""
+    from core.backup import run_backup
+
+    return run_backup(settings, args.target)
+
+
+def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    """Restore a backup into an empty database and storage (``--force``: replace what is there)."""
+    from core.backup import run_restore
+
+    return run_restore(settings, args.source, force=args.force)
+
+
 def build_parser(settings: Settings | None) -> argparse.ArgumentParser:
     """The argument parser, with plugin commands when settings are valid."""
     parser = argparse.ArgumentParser(prog="madrasa", description="madrasa school information system")
@@ -258,6 +272,13 @@ def build_parser(settings: Settings | None) -> argparse.ArgumentParser:
     from core.privacy.retention import add_purge_command
 
     add_purge_command(sub)
+    p = sub.add_parser("backup", help="back up the database and the stored files")
+    p.add_argument("target", help="a new or empty folder, or a new .tar file")
+    p.set_defaults(func=cmd_backup)
+    p = sub.add_parser("restore", help="restore a backup into an empty database and storage")
+    p.add_argument("source", help="a backup folder or .tar file")
+    p.add_argument("--force", action="store_true", help="replace the tables and files the target already holds")
+    p.set_defaults(func=cmd_restore)
     if settings is not None:
         from core.app import build_plugin_host
 

@@ -387,11 +387,13 @@ class JobQueue(ABC):
         *,
         scope_columns: Mapping[str, int | None],
         created_by: int | None,
+        job_id: str | None = None,
     ) -> str:
         """Record a queued job and hand it to the runner; returns its id.
 
         Call it outside any transaction: the row commits before a worker can look for it.
-        ``params`` must be JSON-serialisable keyword arguments of the job function.
+        ``params`` must be JSON-serialisable keyword arguments of the job function. A given ``job_id`` that is
+        already recorded queues nothing (how :mod:`core.schedule` runs a periodic job once per period).
         """
         if job_function(self.services, kind) is None:
             raise LookupError(f"no job function registered as {kind!r}")
@@ -399,11 +401,12 @@ class JobQueue(ABC):
         if db.in_transaction():
             raise RuntimeError("enqueue() must be called outside a transaction (the job row commits first)")
         columns = _columns(scope_columns)
-        job_id = str(uuid.uuid4())
+        job_id = job_id or str(uuid.uuid4())
         async with db.scoped(scope_of(columns)):
-            await db.execute(
+            inserted = await db.fetch(
                 "INSERT INTO job (id, kind, params, status, done, total, message, created_by, created_at, "
-                "region_id, province_id, school_id) VALUES ({}, {}, {}, 'queued', 0, 0, '', {}, {}, {}, {}, {})",
+                "region_id, province_id, school_id) VALUES ({}, {}, {}, 'queued', 0, 0, '', {}, {}, {}, {}, {}) "
+                "ON CONFLICT (id) DO NOTHING RETURNING id",
                 job_id,
                 kind,
                 _json(dict(params or {})),
@@ -413,6 +416,8 @@ class JobQueue(ABC):
                 columns["province_id"],
                 columns["school_id"],
             )
+        if not inserted:
+            return job_id
         try:
             await self._dispatch(job_id)
         except Exception as exc:
@@ -609,16 +614,22 @@ def queue_of(services: Services) -> JobQueue:
 
 
 async def run_worker(services: Services) -> None:
-    """``madrasa worker``: run SAQ jobs until SIGINT/SIGTERM."""
+    """``madrasa worker``: run SAQ jobs, and enqueue the periodic ones (:mod:`core.schedule`), until SIGINT/SIGTERM."""
     queue = make_queue(services)
     if not isinstance(queue, SaqQueue):
         raise RuntimeError("madrasa worker needs MADRASA_JOB_BACKEND=saq")
+    from core.schedule import Scheduler
+
+    services.jobs = queue
+    scheduler = Scheduler(services)
     await services.db.start()
     await services.storage.ensure_ready()
     await queue.start()
+    await scheduler.start()
     try:
         await queue.worker().start()
     finally:
+        await scheduler.stop()
         await queue.stop()
         await services.db.stop()
 

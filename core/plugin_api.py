@@ -20,7 +20,7 @@ Groups:
 * **personal data** — :class:`DataSection`, :class:`DataFile`, :class:`DataSubject` (the
   ``madrasa_personal_data`` hook) and :data:`RETENTION_KINDS` (``madrasa_retention_purge``);
 * **events, jobs, audit** — :class:`Event` (``ctx.services.emit``), :class:`JobContext`,
-  :func:`queue_of`, :func:`covers_row`, :mod:`audit`;
+  :func:`queue_of`, :func:`every`, :func:`covers_row`, :mod:`audit`;
 * **files, mail, SMS, clock** — :class:`ContentPolicy` and friends, :func:`build_key`,
   :class:`Mail`, :class:`Sms`, :data:`SYSTEM_CLOCK`;
 * **pages** — :func:`page`, :class:`Row`, :func:`module_home`, :func:`gettext_`, :func:`format_number`,
@@ -78,6 +78,7 @@ from core.privacy.export import DataFile, DataSection, DataSubject
 from core.privacy.retention import KINDS as RETENTION_KINDS
 from core.problems import http_exception_handler, problem
 from core.rendering import Row, page
+from core.schedule import every
 from core.school import reads as _reads
 from core.school import service as _school
 from core.school.rules import normalise_pupil_code as _normalise_pupil_code
@@ -193,6 +194,7 @@ __all__ = [
     "covers_row",
     "csv_cell",
     "current_scope",
+    "every",
     "format_day",
     "format_number",
     "format_percent",

@@ -53,6 +53,7 @@ __all__ = [
     "make_storage",
     "normalise_content_type",
     "sniff_content_type",
+    "tenant_of",
 ]
 
 T = TypeVar("T")
@@ -345,6 +346,23 @@ class Storage(ABC):
     async def ensure_ready(self) -> None:
         """Create the bucket or root folder if needed (idempotent)."""
 
+    async def keys(self) -> list[str]:
+        """Every stored key (``t/<tenant>/…``), sorted: what a backup copies (``core/backup.py``).
+
+        A backend that cannot list its objects raises :class:`StorageError`.
+        """
+        raise StorageError(f"{type(self).__name__} cannot list its objects")
+
+
+def tenant_of(key: str) -> int:
+    """The tenant id a key belongs to (``t/<tenant_id>/…``); :class:`InvalidKey` when it has none."""
+    parts = key.split("/", 2)
+    if len(parts) < 3 or parts[0] != "t" or not parts[1].isdigit():
+        raise InvalidKey(f"key is not under a tenant: {key!r}")
+    tenant_id = int(parts[1])
+    check_key(key, tenant_id)
+    return tenant_id
+
 
 # --------------------------------------------------------------------------- file system
 
@@ -437,6 +455,17 @@ class FileSystemStorage(Storage):
         with contextlib.suppress(OSError, ValueError, AttributeError):
             content_type = str(json.loads(self._meta(path).read_bytes())["content_type"])
         return ObjectInfo(key=key, size=size, content_type=content_type)
+
+    async def keys(self) -> list[str]:
+        def walk() -> list[str]:
+            found = []
+            for path in self.root.rglob("*"):
+                key = path.relative_to(self.root).as_posix()
+                if path.is_file() and not key.endswith(META_SUFFIX) and not path.name.startswith("."):
+                    found.append(key)
+            return sorted(found)
+
+        return await asyncio.to_thread(walk)
 
     async def ping(self) -> None:
         def check() -> None:
@@ -578,6 +607,12 @@ class S3Storage(Storage):
             size=int(obj.size or 0),
             content_type=obj.content_type or DEFAULT_CONTENT_TYPE,
         )
+
+    async def keys(self) -> list[str]:
+        def listing() -> list[str]:
+            return sorted(o.object_name or "" for o in self.client.list_objects(self.bucket, recursive=True))
+
+        return [key for key in await self._call(None, listing) if key]
 
     async def ping(self) -> None:
         if not await self._call(None, self.client.bucket_exists, self.bucket):

@@ -8,6 +8,7 @@ in, through the same surfaces a real plugin or backend uses:
   world of its own can get it from a test plugin's ``madrasa_backends``:
   ``Backend(kind="sms", name="record", factory=lambda settings: RecordingGateway())`` with
   ``sms_backend="record"``);
+* :class:`FlakyGateway` — a :class:`RecordingGateway` that fails its first sends (a gateway that is down);
 * :class:`OutboxMailer` — a mailer (``services.mailer``) that keeps the messages instead of sending them;
 * :class:`EventRecorder` — a plugin implementing ``madrasa_handle_event`` that keeps the events delivered
   after commit; :func:`plugged` registers it with a running plugin host for the duration of a test.
@@ -46,6 +47,23 @@ class RecordingGateway:
     async def send(self, sms: Sms) -> None:
         """Keep the message."""
         self.sent.append(sms)
+
+
+class FlakyGateway(RecordingGateway):
+    """An SMS gateway that fails its first ``failures`` sends (a gateway down), then keeps the messages."""
+
+    def __init__(self, failures: int = 0) -> None:
+        super().__init__()
+        self.failures = failures
+        self.calls = 0
+
+    async def send(self, sms: Sms) -> None:
+        """Fail while failures are left, else keep the message."""
+        self.calls += 1
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("SMS gateway unavailable")
+        await super().send(sms)
 
 
 class EventRecorder:

@@ -375,6 +375,7 @@ async def test_upgrade_from_an_earlier_state_keeps_the_data(scratch: Scratch):
         "core.m0007_guardian_invitations",
         "core.m0008_privacy",
         "attendance.m0002_notice_claims",
+        "attendance.m0003_notice_retries",
         "tenants.m0002_exchange",
         "tenants.m0003_console",
     ]
@@ -386,6 +387,7 @@ async def test_upgrade_from_an_earlier_state_keeps_the_data(scratch: Scratch):
         for old, new in zip(rows, after[table], strict=True):
             if table == "attendance_notice":
                 assert new.pop("claimed_at") is None
+                assert (new.pop("attempts"), new.pop("next_attempt_at"), new.pop("last_error")) == (0, None, "")
             assert new == old, table
     await assert_no_drift(db, scratch, declared_tables(db.settings))
     # the upgraded schema is usable: the new column takes values, the new key refuses a second code

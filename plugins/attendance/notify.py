@@ -13,18 +13,23 @@ day (the register was corrected before delivery) sends nothing and becomes ``voi
 again if the pupil is marked absent or late later that day. Marks recorded after the message went out send no
 second e-mail or SMS (one message per child and day): the in-app notice always shows the day's marks as they
 are, and says that it changed since the message (``updated``).
+
+A mail server or SMS gateway that fails does not lose a message: each e-mail and SMS of a notice, and each e-mail
+of an alert, is recorded per person and channel, sent once, and tried again with a growing wait by the periodic
+``attendance.retry`` job until it goes out or runs out of tries (:mod:`plugins.attendance.retries`).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from core.plugin_api import (
     LOCALES,
     MAX_SMS_CHARS,
     SQL,
+    Database,
     JobContext,
     JobQueueError,
     Mail,
@@ -37,6 +42,7 @@ from core.plugin_api import (
     queue_of,
     scope_sql,
 )
+from plugins.attendance import retries
 from plugins.attendance.common import name_of
 from plugins.attendance.plugin import DELIVERY_JOB
 
@@ -83,27 +89,38 @@ def absence_text(locale: str, pupil: str, day: str, school: str, lines: list[str
     return subject, body, sms[:MAX_SMS_CHARS]
 
 
-async def deliver_notices(services: Services, notice_ids: list[int], scope: Scope, school_id: int | None) -> int:
-    """Send the family notices (one per pupil and day) by e-mail and SMS; returns how many were sent.
+async def deliver_notices(
+    services: Services, notice_ids: list[int], scope: Scope, school_id: int | None, *, sweep: bool = False
+) -> int:
+    """Send the family notices (one per pupil and day) by e-mail and SMS; returns how many are now fully sent.
 
-    Set-based: one transaction claims the notices asked for (still ``pending``) and the school's notices of
-    the day left ``pending`` or ``sending`` for more than :data:`STALE_MINUTES`, and reads the pupils, their
-    day's marks and their guardians; the messages go out; a second transaction records the outcome.
+    Set-based: one transaction claims the notices asked for (still ``pending``), the school's notices of the day
+    left ``pending`` or ``sending`` for more than :data:`STALE_MINUTES` and its notices whose next try is due
+    (``sweep``: those of every school in ``scope``), and reads the pupils, their day's marks, their guardians and
+    the messages already sent; the messages not sent yet go out; a second transaction records the outcome
+    (:mod:`plugins.attendance.retries`).
     """
     db = services.db
     now = services.clock.utcnow()
+    stale = SQL(
+        "on_date = {} AND status IN ('pending', 'sending') AND COALESCE(claimed_at, created_at) < {}",
+        services.clock.today(),
+        now - timedelta(minutes=STALE_MINUTES),
+    )
+    due = SQL("status = 'retrying' AND next_attempt_at <= {}", now)
+    if not sweep:
+        school = SQL("school_id = {}", school_id if school_id is not None else -1)
+        stale, due = school & stale, school & due
     async with db.scoped(scope):
         claimed = await db.fetch(
             SQL(
                 "UPDATE attendance_notice SET status = 'sending', claimed_at = {} "
-                "WHERE ((id IN {} AND status = 'pending') OR (school_id = {} AND on_date = {} "
-                "AND status IN ('pending', 'sending') AND COALESCE(claimed_at, created_at) < {})) "
-                "AND {} RETURNING id, student_id, on_date, school_id",
+                "WHERE ((id IN {} AND status = 'pending') OR ({}) OR ({})) AND {} "
+                "RETURNING id, student_id, on_date, region_id, province_id, school_id",
                 now,
                 in_(notice_ids),
-                school_id if school_id is not None else -1,
-                services.clock.today(),
-                now - timedelta(minutes=STALE_MINUTES),
+                stale,
+                due,
                 scope_sql(scope),
             )
         )
@@ -142,57 +159,84 @@ async def deliver_notices(services: Services, notice_ids: list[int], scope: Scop
             )
         ):
             guardians.setdefault(g["student_id"], []).append(g)
-    outcome: dict[int, tuple[str, str]] = {}
+        deliveries = await retries.known_deliveries(db, [c["id"] for c in claimed])
+    void: list[int] = []
     for notice in claimed:
-        school = await services.tenants.by_id(notice["school_id"])
         day_marks = marks.get((notice["student_id"], notice["on_date"]), [])
         if not day_marks:
-            outcome[notice["id"]] = ("void", "")
+            void.append(notice["id"])
             continue
-        channels: set[str] = {"app"}
-        failed = False
-        for guardian in guardians.get(notice["student_id"], []):
-            locale = guardian["locale"] if guardian["locale"] in LOCALES else "fr"
-            day = notice["on_date"].strftime("%d/%m/%Y")
-            subject, body, sms = absence_text(
-                locale,
-                name_of(pupils.get(notice["student_id"]) or {}, locale),
-                day,
-                school.title(locale) if school else "",
-                [mark_line(locale, m) for m in day_marks],
-            )
-            try:
-                await services.mailer.send(Mail(to=guardian["email"], subject=subject, body=body))
-                channels.add("email")
-                if guardian["phone"] and services.sms is not None:
-                    await services.sms.send(Sms(to=guardian["phone"], text=sms))
-                    channels.add("sms")
-            except Exception:
-                failed = True
-                log.exception("attendance notice not delivered", extra={"notice": notice["id"]})
-        outcome[notice["id"]] = ("failed" if failed else "sent", ",".join(sorted(channels)))
+        await _send(services, notice, day_marks, pupils, guardians, deliveries[notice["id"]])
     now = services.clock.utcnow()
+    sent = 0
     async with db.scoped(scope):
-        for (status, channels), group in _grouped(outcome).items():
-            # Only the run's own claim is recorded: a void notice marked again meanwhile stays pending.
-            await db.execute(
-                SQL(
-                    "UPDATE attendance_notice SET status = {}, sent_at = {}, channels = {} "
-                    "WHERE id IN {} AND status = 'sending'",
-                    status,
-                    now if status != "void" else None,
-                    channels,
-                    in_(group),
-                )
+        # Only the run's own claim is recorded: a void notice marked again meanwhile stays pending.
+        await db.execute(
+            SQL(
+                "UPDATE attendance_notice SET status = 'void', sent_at = NULL, channels = '' "
+                "WHERE id IN {} AND status = 'sending'",
+                in_(void),
             )
-    return sum(1 for status, _ in outcome.values() if status == "sent")
+        )
+        for notice in claimed:
+            if notice["id"] in void:
+                continue
+            state = deliveries[notice["id"]]
+            await retries.record(db, notice, state, now)
+            summary = state.summary(now)
+            sent += summary["status"] == "sent"
+            await db.execute(
+                "UPDATE attendance_notice SET status = {}, channels = {}, attempts = {}, next_attempt_at = {}, "
+                "last_error = {}, sent_at = COALESCE(sent_at, {}) WHERE id = {} AND status = 'sending'",
+                summary["status"],
+                summary["channels"],
+                summary["attempts"],
+                summary["next"],
+                summary["error"],
+                now if summary["delivered"] or summary["status"] == "sent" else None,
+                notice["id"],
+            )
+    return sent
 
 
-def _grouped(outcome: dict[int, tuple[str, str]]) -> dict[tuple[str, str], list[int]]:
-    groups: dict[tuple[str, str], list[int]] = {}
-    for notice_id, key in outcome.items():
-        groups.setdefault(key, []).append(notice_id)
-    return groups
+async def _send(
+    services: Services,
+    notice: dict[str, Any],
+    day_marks: list[dict[str, Any]],
+    pupils: dict[int, dict[str, Any]],
+    guardians: dict[int, list[dict[str, Any]]],
+    state: retries.NoticeDeliveries,
+) -> None:
+    """Send one notice's messages that have not gone out yet; each outcome goes into ``state.tried``."""
+    school = await services.tenants.by_id(notice["school_id"])
+    for guardian in guardians.get(notice["student_id"], []):
+        locale = guardian["locale"] if guardian["locale"] in LOCALES else "fr"
+        subject, body, sms = absence_text(
+            locale,
+            name_of(pupils.get(notice["student_id"]) or {}, locale),
+            notice["on_date"].strftime("%d/%m/%Y"),
+            school.title(locale) if school else "",
+            [mark_line(locale, m) for m in day_marks],
+        )
+        messages: list[tuple[str, Mail | Sms]] = [("email", Mail(to=guardian["email"], subject=subject, body=body))]
+        if guardian["phone"] and services.sms is not None:
+            messages.append(("sms", Sms(to=guardian["phone"], text=sms)))
+        for channel, message in messages:
+            key = (guardian["id"], channel)
+            if not state.to_send(key):
+                continue
+            try:
+                if isinstance(message, Mail):
+                    await services.mailer.send(message)
+                else:
+                    await services.sms.send(message)
+                state.tried[key] = None
+            except Exception as exc:
+                state.tried[key] = retries.describe(exc)
+                log.warning(
+                    "attendance notice not delivered",
+                    extra={"notice": notice["id"], "channel": channel, "error": state.tried[key]},
+                )
 
 
 def mark_line(locale: str, mark: dict[str, Any]) -> str:
@@ -206,64 +250,156 @@ def mark_line(locale: str, mark: dict[str, Any]) -> str:
     )
 
 
-async def deliver_alerts(services: Services, alert_ids: list[int], scope: Scope) -> int:
-    """E-mail a raised alert to the pupil's guardians, homeroom teacher and the school's directors."""
-    if not alert_ids:
-        return 0
+async def deliver_alerts(
+    services: Services, alert_ids: list[int], scope: Scope, school_id: int | None = None, *, sweep: bool = False
+) -> int:
+    """E-mail raised alerts to the pupil's guardians, homeroom teacher and the school's directors; returns how many
+    e-mails went out.
+
+    Each e-mail is an ``attendance_delivery`` row. A run claims the new alerts' e-mails by inserting their rows
+    (``sending``; a second run for the same alert inserts nothing, so sends nothing), and the e-mails of the school
+    (``sweep``: of every school in ``scope``) whose next try is due or whose claim went stale; each outcome is
+    recorded as for notices (:func:`plugins.attendance.retries.after_try`).
+    """
     db = services.db
-    async with db.scoped(scope, write=False):
-        alerts = await db.fetch(
+    now = services.clock.utcnow()
+    lease = now + timedelta(minutes=STALE_MINUTES)
+    async with db.scoped(scope):
+        claimed = await _claim_new_alert_mail(db, alert_ids, scope, lease)
+        due = SQL("alert_id IS NOT NULL AND status IN ('retrying', 'sending') AND next_attempt_at <= {}", now)
+        if not sweep:
+            due = SQL("school_id = {}", school_id if school_id is not None else -1) & due
+        claimed += await db.fetch(
             SQL(
-                "SELECT a.id, a.student_id, a.minutes, a.school_id, st.first_name, st.last_name, st.first_name_ar, "
-                "st.last_name_ar, c.homeroom_teacher_id FROM attendance_alert a "
-                "JOIN student st ON st.id = a.student_id JOIN school_class c ON c.id = a.class_id WHERE a.id IN {}",
-                in_(alert_ids),
+                "UPDATE attendance_delivery SET status = 'sending', next_attempt_at = {} WHERE {} AND {} "
+                "RETURNING id, alert_id, person_id, attempts",
+                lease,
+                due,
+                scope_sql(scope),
             )
         )
-        recipients: dict[int, list[dict[str, Any]]] = {}
-        for a in alerts:
-            people = await db.fetch(
-                "SELECT DISTINCT p.id, p.email, p.locale FROM person p WHERE p.active AND (p.id IN "
-                "(SELECT person_id FROM guardianship WHERE student_id = {}) OR p.id = {} OR p.id IN "
-                "(SELECT person_id FROM membership WHERE role = 'school_director' AND tenant_id = {}))",
-                a["student_id"],
-                a["homeroom_teacher_id"] or -1,
-                a["school_id"],
-            )
-            recipients[a["id"]] = people
-    count = 0
-    for a in alerts:
-        school = await services.tenants.by_id(a["school_id"])
-        for person in recipients[a["id"]]:
-            locale = person["locale"] if person["locale"] in LOCALES else "fr"
-            pupil = name_of(a, locale)
-            hours = round(a["minutes"] / 60, 1)
-            try:
-                await services.mailer.send(
-                    Mail(
-                        to=person["email"],
-                        subject=translated(locale, "Attendance alert: {name}", name=pupil),
-                        body=translated(
-                            locale,
-                            "{name} ({school}) has {hours} hours of unjustified absence in the last days. "
-                            "Please get in touch with the school.",
-                            name=pupil,
-                            school=school.title(locale) if school else "",
-                            hours=hours,
-                        ),
-                    )
+        if not claimed:
+            return 0
+        alerts = {
+            a["id"]: a
+            for a in await db.fetch(
+                SQL(
+                    "SELECT a.id, a.minutes, a.school_id, st.first_name, st.last_name, st.first_name_ar, "
+                    "st.last_name_ar FROM attendance_alert a JOIN student st ON st.id = a.student_id WHERE a.id IN {}",
+                    in_(sorted({c["alert_id"] for c in claimed})),
                 )
-                count += 1
-            except Exception:
-                log.exception("attendance alert not delivered", extra={"alert": a["id"]})
-    return count
+            )
+        }
+        people = {
+            p["id"]: p
+            for p in await db.fetch(
+                SQL(
+                    "SELECT id, email, locale FROM person WHERE id IN {}",
+                    in_(sorted({c["person_id"] for c in claimed})),
+                )
+            )
+        }
+    tried: dict[int, tuple[int, str | None]] = {}
+    for row in claimed:
+        alert, person = alerts.get(row["alert_id"]), people.get(row["person_id"])
+        if alert is None or person is None:
+            tried[row["id"]] = (retries.MAX_ATTEMPTS, "the alert or its recipient no longer exists")
+            continue
+        try:
+            await services.mailer.send(await _alert_mail(services, alert, person))
+            tried[row["id"]] = (row["attempts"], None)
+        except Exception as exc:
+            tried[row["id"]] = (row["attempts"], retries.describe(exc))
+            log.warning("attendance alert not delivered", extra={"alert": alert["id"], "error": tried[row["id"]][1]})
+    now = services.clock.utcnow()
+    async with db.scoped(scope):
+        for delivery_id, (attempts, error) in tried.items():
+            state = retries.after_try(attempts, error, now)
+            await db.execute(
+                "UPDATE attendance_delivery SET status = {}, attempts = {}, next_attempt_at = {}, last_error = {}, "
+                "sent_at = {} WHERE id = {} AND status = 'sending'",
+                state["status"],
+                state["attempts"],
+                state["next"],
+                state["error"],
+                state["sent_at"],
+                delivery_id,
+            )
+    return sum(1 for _, error in tried.values() if error is None)
+
+
+async def _claim_new_alert_mail(
+    db: Database, alert_ids: list[int], scope: Scope, lease: datetime
+) -> list[dict[str, Any]]:
+    """Insert a ``sending`` row per recipient of each new alert (inside the open transaction); the rows another run
+    inserted first are left to it."""
+    if not alert_ids:
+        return []
+    claimed = []
+    for a in await db.fetch(
+        SQL(
+            "SELECT a.id, a.student_id, a.region_id, a.province_id, a.school_id, c.homeroom_teacher_id "
+            "FROM attendance_alert a JOIN school_class c ON c.id = a.class_id WHERE a.id IN {} AND {}",
+            in_(alert_ids),
+            scope_sql(scope, "a"),
+        )
+    ):
+        people = await db.fetch(
+            "SELECT DISTINCT p.id FROM person p WHERE p.active AND (p.id IN "
+            "(SELECT person_id FROM guardianship WHERE student_id = {}) OR p.id = {} OR p.id IN "
+            "(SELECT person_id FROM membership WHERE role = 'school_director' AND tenant_id = {})) ORDER BY p.id",
+            a["student_id"],
+            a["homeroom_teacher_id"] or -1,
+            a["school_id"],
+        )
+        for person in people:
+            row = await db.fetchrow(
+                "INSERT INTO attendance_delivery (region_id, province_id, school_id, alert_id, person_id, channel, "
+                "status, attempts, next_attempt_at, last_error) VALUES ({}, {}, {}, {}, {}, 'email', 'sending', 0, "
+                "{}, '') ON CONFLICT DO NOTHING RETURNING id, alert_id, person_id, attempts",
+                a["region_id"],
+                a["province_id"],
+                a["school_id"],
+                a["id"],
+                person["id"],
+                lease,
+            )
+            if row is not None:
+                claimed.append(row)
+    return claimed
+
+
+async def _alert_mail(services: Services, alert: dict[str, Any], person: dict[str, Any]) -> Mail:
+    """The alert's e-mail to one person, in their language."""
+    school = await services.tenants.by_id(alert["school_id"])
+    locale = person["locale"] if person["locale"] in LOCALES else "fr"
+    pupil = name_of(alert, locale)
+    return Mail(
+        to=person["email"],
+        subject=translated(locale, "Attendance alert: {name}", name=pupil),
+        body=translated(
+            locale,
+            "{name} ({school}) has {hours} hours of unjustified absence in the last days. "
+            "Please get in touch with the school.",
+            name=pupil,
+            school=school.title(locale) if school else "",
+            hours=round(alert["minutes"] / 60, 1),
+        ),
+    )
+
+
+async def retry_job(job: JobContext) -> dict[str, int]:
+    """The periodic ``attendance.retry`` job: claim and send every notice and alert e-mail whose next try is due (and
+    the day's notices a lost queue left ``pending``), in every school of the job's scope."""
+    notices = await deliver_notices(job.services, [], job.scope, None, sweep=True)
+    return {"notices": notices, "alerts": await deliver_alerts(job.services, [], job.scope, None, sweep=True)}
 
 
 async def deliver_job(job: JobContext, notices: list[int], alerts: list[int]) -> dict[str, int]:
     """The ``attendance.deliver`` job: send a register's notices and alerts (and the school's stale notices)."""
     school_id = job.scope_columns.get("school_id")
     sent = await deliver_notices(job.services, [int(n) for n in notices], job.scope, school_id)
-    alerted = await deliver_alerts(job.services, [int(a) for a in alerts], job.scope)
+    alerted = await deliver_alerts(job.services, [int(a) for a in alerts], job.scope, school_id)
     return {"notices": sent, "alerts": alerted}
 
 

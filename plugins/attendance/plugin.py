@@ -5,11 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core.plugin_api import JobContext, MenuItem, MigrationSet, Permission, PluginInfo, RequestContext, hookimpl
+from core.plugin_api import (
+    JobContext,
+    MenuItem,
+    MigrationSet,
+    Permission,
+    PluginInfo,
+    RequestContext,
+    every,
+    hookimpl,
+)
 
 ADMINS = frozenset({"region_admin", "province_admin", "programme_manager", "platform_admin"})
 #: The background job that delivers a register's family notices and alerts (``plugins.attendance.notify``).
 DELIVERY_JOB = "attendance.deliver"
+#: The periodic job that sends the notices whose next try is due (``plugins.attendance.retries``).
+RETRY_JOB = "attendance.retry"
+#: How often it runs, in seconds.
+RETRY_EVERY_SECONDS = 60
 
 
 async def _deliver(job: JobContext, **params: Any) -> Any:
@@ -18,10 +31,17 @@ async def _deliver(job: JobContext, **params: Any) -> Any:
     return await deliver_job(job, **params)
 
 
+@every(RETRY_EVERY_SECONDS)
+async def _retry(job: JobContext) -> Any:
+    from plugins.attendance.notify import retry_job
+
+    return await retry_job(job)
+
+
 @hookimpl
 def madrasa_jobs() -> dict[str, Any]:
-    """The notice-delivery job (queued after a register is taken)."""
-    return {DELIVERY_JOB: _deliver}
+    """The notice-delivery job (queued after a register is taken) and the periodic retry of failed notices."""
+    return {DELIVERY_JOB: _deliver, RETRY_JOB: _retry}
 
 
 @hookimpl
@@ -94,10 +114,11 @@ def madrasa_menu_items(ctx: RequestContext) -> list[MenuItem]:
 def madrasa_routes() -> list[Any]:
     """The JSON API and the portal pages."""
     from plugins.attendance.api import ATTENDANCE_API
+    from plugins.attendance.notices_api import UndeliveredController
     from plugins.attendance.portal import ATTENDANCE_PORTAL
     from plugins.attendance.week import WEEK_ROUTES
 
-    return [*ATTENDANCE_API, *ATTENDANCE_PORTAL, *WEEK_ROUTES]
+    return [*ATTENDANCE_API, UndeliveredController, *ATTENDANCE_PORTAL, *WEEK_ROUTES]
 
 
 @hookimpl

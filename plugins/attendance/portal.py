@@ -27,6 +27,7 @@ from markupsafe import Markup, escape
 from core.plugin_api import SQL, Ctx, DashboardCard, NotFound, RequestContext, Row, gettext_, page, school, scope_sql
 from plugins.attendance import alerts, api, common, justifications, notify, service, stats
 from plugins.attendance.errors import PAGE_HANDLERS, AttendanceError, error
+from plugins.attendance.notices_api import undelivered_items
 
 #: An absence still to justify (SQL on ``m``): not justified, and no justification waiting or accepted (none, or
 #: only a rejected one).
@@ -151,8 +152,26 @@ async def home(ctx: Ctx, day: FromQuery[date | None] = None) -> Any:
     if reviewer:
         async with db.scoped(ctx.scope, write=False):
             pending = int(await db.fetchval(pending_count(tenant.id, scope_sql(ctx.scope, "j"))) or 0)
+    undelivered: list[Row] = []
     if "school_director" in ctx.roles and tenant.kind == "school":
         async with db.scoped(ctx.scope, write=False):
+            for n in (await undelivered_items(db, ctx.scope, tenant.id))[:20]:
+                name, lang = _name(n, ctx.locale)
+                later = n["next_attempt_at"]
+                undelivered.append(
+                    Row(
+                        kind=n["kind"],
+                        id=n["id"],
+                        name=name,
+                        lang=lang,
+                        day=n["on_date"],
+                        status=n["status"],
+                        attempts=n["attempts"],
+                        next=later.astimezone(ctx.services.clock.tz).strftime("%H:%M") if later else "",
+                        reason=n["last_error"],
+                        student_id=n["student_id"],
+                    )
+                )
             for r in await service.teacher_day(ctx, tenant.id, shown, whole_school=True):
                 registers.append(
                     Row(
@@ -191,6 +210,7 @@ async def home(ctx: Ctx, day: FromQuery[date | None] = None) -> Any:
         registers=registers,
         children=children,
         notices=notice_rows,
+        undelivered=undelivered,
         pending=pending,
         reviewer=reviewer,
         director="school_director" in ctx.roles,

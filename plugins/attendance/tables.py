@@ -5,8 +5,9 @@ one timetable slot on one date, and **mark** rows exist only for the pupils abse
 Expected hours come from the timetable × the school days (terms minus holidays) × enrolments.
 A **notice** is the one message per pupil and day sent to the family (unique per pupil and day);
 a **justification** is a family's excuse for some absences, reviewed by the director; an **alert**
-records a threshold crossed. Tenant-owned tables carry the scope columns of their school; reasons
-and rules are regional settings (national when ``tenant_id`` is NULL).
+records a threshold crossed; a **delivery** is a notice's message to one guardian on one channel.
+Tenant-owned tables carry the scope columns of their school; reasons and rules are regional settings
+(national when ``tenant_id`` is NULL).
 """
 
 from __future__ import annotations
@@ -58,10 +59,30 @@ class AttendanceNotice(_Scoped, tablename="attendance_notice"):
     on_date = Date()
     kind = Varchar(length=8, default="absence")  # absence, alert
     created_at = Timestamptz()
-    status = Varchar(length=8, default="pending")  # pending, sending, sent, failed
+    status = Varchar(length=8, default="pending")  # pending, sending, retrying, sent, failed, void
     sent_at = Timestamptz(null=True, default=None)
     channels = Varchar(length=40, default="")
     claimed_at = Timestamptz(null=True, default=None)  # when delivery started (added by migration m0002)
+    # Delivery runs that met a failure, when the next one is due, and why the last one failed (m0003).
+    attempts = Integer(default=0)
+    next_attempt_at = Timestamptz(null=True, default=None)
+    last_error = Text(default="")
+
+
+class AttendanceDelivery(_Scoped, tablename="attendance_delivery"):
+    """One message to one person on one channel (``email``, ``sms``): a notice's to a guardian, or an alert's
+    e-mail to a guardian, the homeroom teacher or a director. Sent once, retried with backoff (m0003)."""
+
+    id = Serial(primary_key=True)
+    notice_id = Integer(null=True, default=None)
+    alert_id = Integer(null=True, default=None)
+    person_id = Integer()
+    channel = Varchar(length=8)
+    status = Varchar(length=8, default="retrying")  # sending (alerts), retrying, sent, failed, dropped
+    attempts = Integer(default=0)
+    next_attempt_at = Timestamptz(null=True, default=None)
+    last_error = Text(default="")
+    sent_at = Timestamptz(null=True, default=None)
 
 
 class AttendanceJustification(_Scoped, tablename="attendance_justification"):
@@ -129,5 +150,6 @@ SCOPED_TABLES: list[type[Table]] = [
     AttendanceNotice,
     AttendanceJustification,
     AttendanceAlert,
+    AttendanceDelivery,
 ]
 ATTENDANCE_TABLES: list[type[Table]] = [*SCOPED_TABLES, AttendanceReason, AttendanceRule, AttendanceContact]
