@@ -243,3 +243,12 @@ async def test_recent_audit_entries_cannot_be_deleted_even_by_the_purge_path(wor
             async with db.scoped(Scope.everything()):
                 await db.execute("DELETE FROM audit_log WHERE object_id = {}", recent["marker"])
     assert (await still_there(world, recent))["audit"] is True
+
+
+def test_the_purge_is_scheduled_daily():
+    """Nobody has to remember cron: the purge is a periodic job of the scheduler every process that runs jobs has."""
+    from core.jobs import JOBS
+    from core.privacy.retention import JOB
+    from core.schedule import PERIOD_ATTR
+
+    assert getattr(JOBS[JOB], PERIOD_ATTR, None) == 24 * 3600

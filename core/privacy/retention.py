@@ -8,9 +8,9 @@ only purge them through ``madrasa_purge_audit``, see ``core/migrations/m0008_pri
 The purge (job ``privacy.purge``, command ``madrasa purge``) deletes, region by region, what is older than
 the region's periods — audit entries and login records in core, notices and messages in the plugins that
 hold them (``madrasa_retention_purge``) — and writes one audit entry per region with the counts. Records of
-no region (platform audit entries, failed logins, reset links) follow the platform's periods. No scheduler
-runs it yet: run ``madrasa purge`` daily (cron, a Kubernetes CronJob) or queue the ``privacy.purge`` job
-from the periodic-job mechanism once it exists.
+no region (platform audit entries, failed logins, reset links) follow the platform's periods. The job runs
+once a day on its own (:func:`core.schedule.every`, in whichever process runs jobs); ``madrasa purge`` runs it
+at once.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from core.db import Database
 from core.errors import Forbidden, Invalid
 from core.jobs import JobContext, register_job
 from core.plugins import resolve
+from core.schedule import every
 from core.scope import Scope
 from core.sql import SQL, ident, in_
 from core.tenancy import TenantInfo
@@ -217,6 +218,7 @@ async def purge(services: Any, now: datetime | None = None) -> list[dict[str, An
 
 
 @register_job(JOB)
+@every(24 * 3600)
 async def purge_job(job: JobContext) -> dict[str, Any]:
     """The daily purge as a background job (platform scope)."""
     return {"purged": await purge(job.services)}
