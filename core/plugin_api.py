@@ -65,7 +65,7 @@ from core.exchange import (
 )
 from core.hookspecs import hookimpl, hookspec
 from core.i18n import LOCALES, gettext_, locale_var
-from core.jobs import JobContext, JobQueueError, covers_row, queue_of
+from core.jobs import JobContext, JobInfo, JobQueueError, covers_row, queue_of, visible_job
 from core.mail import Mail
 from core.migrate import MigrationSet, Migrator
 from core.permissions import AUTHENTICATED, PUBLIC, ROLES, Permission
@@ -152,6 +152,7 @@ __all__ = [
     "GradebookWritten",
     "Invalid",
     "JobContext",
+    "JobInfo",
     "JobQueueError",
     "LineItemIn",
     "Locked",
@@ -201,4 +202,5 @@ __all__ = [
     "scope_for",
     "scope_sql",
     "unique_violation",
+    "visible_job",
 ]
