@@ -42,6 +42,7 @@ from core.problems import http_exception_handler
 from core.rendering import configure_templates
 from core.school.api import SCHOOL_ROUTES
 from core.school.csv_import import IMPORT_ROUTES
+from core.school.directory_portal import DIRECTORY_ROUTES
 from core.school.ical import ICAL_ROUTES
 from core.school.portal import SCHOOL_PORTAL_ROUTES
 from core.school.tables import SCHOOL_TABLES
@@ -204,6 +205,7 @@ def create_app(
             *IMPORT_ROUTES,
             *ICAL_ROUTES,
             *SCHOOL_PORTAL_ROUTES,
+            *DIRECTORY_ROUTES,
             *PORTAL_ROUTES,
             *static_routers,
             *_plugin_routers(services),

@@ -29,11 +29,14 @@ from core.storage import StorageError, sniff_content_type
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 STAFF_VIEWERS = frozenset({"school_director", "region_admin", "province_admin", "programme_manager", "platform_admin"})
+SCHOOL_MANAGERS = frozenset({"school_director", "region_admin", "province_admin", "platform_admin"})
 #: Menu entries of the school structure (core), next to those the plugins contribute.
 CORE_MENU = [
     MenuItem(label="My timetable", url="/timetable", order=5, roles=frozenset({"teacher", "student"})),
     MenuItem(label="My children", url="/children", order=6, roles=frozenset({"parent"})),
     MenuItem(label="Class timetables", url="/timetable/classes", order=7, roles=STAFF_VIEWERS),
+    MenuItem(label="Pupils", url="/school/pupils", order=8, roles=SCHOOL_MANAGERS),
+    MenuItem(label="Staff", url="/school/staff", order=9, roles=SCHOOL_MANAGERS),
 ]
 
 
