@@ -63,3 +63,27 @@ def gettext_(message: str, **values: object) -> str:
 def text_direction(locale: str) -> str:
     """``rtl`` for Arabic, else ``ltr``."""
     return "rtl" if locale in RTL else "ltr"
+
+
+#: Babel locales for numbers: Moroccan French (``12,5``, ``1 234``); Arabic and English with Latin digits.
+NUMBER_LOCALES = {"ar": "ar", "fr": "fr_MA", "en": "en"}
+
+
+def format_number(value: float | int | None, places: int | None = None) -> str:
+    """A number in the current request's language (``""`` for none); ``places`` fixes the decimals."""
+    from babel.numbers import format_decimal
+
+    if value is None:
+        return ""
+    pattern = None if places is None else "#,##0" + ("." + "0" * places if places else "")
+    return format_decimal(value, format=pattern, locale=NUMBER_LOCALES.get(locale_var.get(), "fr_MA"))
+
+
+def format_percent(ratio: float | int | None, places: int = 1) -> str:
+    """A ratio (0.123) as a percentage in the current request's language (``12,3 %``), at most ``places`` decimals."""
+    from babel.numbers import format_percent as babel_percent
+
+    if ratio is None:
+        return ""
+    locale = NUMBER_LOCALES.get(locale_var.get(), "fr_MA")
+    return babel_percent(round(float(ratio), places + 2), locale=locale, decimal_quantization=False)

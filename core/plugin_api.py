@@ -64,10 +64,11 @@ from core.exchange import (
     ResultIn,
 )
 from core.hookspecs import hookimpl, hookspec
-from core.i18n import LOCALES, gettext_, locale_var
+from core.i18n import LOCALES, format_number, format_percent, gettext_, locale_var
 from core.jobs import JobContext, JobInfo, JobQueueError, covers_row, queue_of, visible_job
 from core.mail import Mail
 from core.migrate import MigrationSet, Migrator
+from core.paging import Paged, paginate
 from core.permissions import AUTHENTICATED, PUBLIC, ROLES, Permission
 from core.plugin_kit import module_home
 from core.plugins import Backend, DashboardCard, MenuItem, PluginInfo
@@ -163,6 +164,7 @@ __all__ = [
     "NotFound",
     "ObjectNotFound",
     "ObjectTooLarge",
+    "Paged",
     "Permission",
     "PluginInfo",
     "PreconditionRequired",
@@ -185,6 +187,8 @@ __all__ = [
     "covers_row",
     "csv_cell",
     "current_scope",
+    "format_number",
+    "format_percent",
     "gettext_",
     "hookimpl",
     "hookspec",
@@ -195,6 +199,7 @@ __all__ = [
     "locale_var",
     "module_home",
     "page",
+    "paginate",
     "parse_path",
     "problem",
     "queue_of",

@@ -9,15 +9,17 @@ from litestar import MediaType
 from litestar.response import Template
 
 from core.context import RequestContext
-from core.i18n import LOCALES, gettext_, text_direction
+from core.i18n import LOCALES, format_number, format_percent, gettext_, text_direction
 
 
 def configure_templates(engine: Any) -> None:
-    """Jinja2 globals shared by every template (translation and text direction)."""
+    """Jinja2 globals shared by every template (translation, text direction, numbers in the page's language)."""
     env: Environment = engine.engine
     env.globals["_"] = gettext_
     env.globals["text_direction"] = text_direction
     env.globals["LOCALES"] = LOCALES
+    env.filters["number"] = format_number
+    env.filters["percent"] = format_percent
     env.autoescape = True
 
 
