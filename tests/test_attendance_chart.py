@@ -58,7 +58,8 @@ def test_bars_are_proportional_to_the_largest_rate(french):
 def test_bars_grow_from_the_right_in_arabic(french):
     svg = str(absence_chart(GROUPS[:1], title="T", description="D", rtl=True))
     assert bars(svg) == [("justified", WIDTH - WIDTH / 2, WIDTH / 2), ("unjustified", 0.0, WIDTH / 2)]
-    assert 'text-anchor="end" direction="rtl"' in svg
+    assert f'<text x="{WIDTH}" y="17" text-anchor="start" direction="rtl"' in svg  # names from the right edge
+    assert 'direction="ltr"' in svg.split(">", 1)[0]  # the geometry is not mirrored again by the page
 
 
 async def test_the_statistics_page_shows_the_chart_beside_the_table(world):

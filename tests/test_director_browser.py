@@ -5,7 +5,8 @@ SQLite (its in-process job queue renders the report cards) and Debian's Chromium
 by Playwright at 390×844. The class, its marks and their publication are set up through the HTTP
 API; then the demo director closes term 1 from the grades pages, generates the class's report
 cards, watches the progress bar until they are ready and downloads them with the portal session:
-the class's zip and one pupil's PDF.
+the class's zip and one pupil's PDF. The pupil search, the staff page and the attendance chart
+are then opened from the same phone and must not scroll sideways.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ async def test_director_closes_the_term_and_downloads_the_report_cards(chromium,
             await row.get_by_role("button", name="Produire les bulletins").click()
             await expect(page.get_by_role("heading", level=1)).to_have_text("Production des bulletins")
             ready = page.locator('[data-status="done"]')
-            await expect(ready).to_contain_text("3 élèves", timeout=120_000)  # HTMX polled the progress
+            await expect(ready).to_contain_text("(élèves : 3)", timeout=120_000)  # HTMX polled the progress
 
             async with page.expect_download() as download_info:
                 await page.locator("#download-zip").click()
@@ -105,6 +106,25 @@ async def test_director_closes_the_term_and_downloads_the_report_cards(chromium,
             pdf = await asyncio.to_thread(Path(await (await download_info.value).path()).read_bytes)
             assert pdf.startswith(b"%PDF")
             await page.screenshot(path=str(tmp_path / "report-cards.png"), full_page=True)
+
+            # The director's other pages fit a phone too: the menu's pupil search, the staff, the chart.
+            await page.goto(f"{base}/t/{SCHOOL}/?lang=fr")
+            await page.locator("nav.menu").get_by_role("link", name="Élèves").click()
+            await page.locator("#pupil-q").fill("alaoui AMINA")
+            await page.locator("#pupil-q").press("Enter")
+            await expect(page.locator("#pupil-results tbody tr")).to_have_count(1)
+            await expect(page.locator("#pupil-results")).to_contain_text(seeded["class_name"])
+            for path, ready in (
+                (None, "#pupil-results"),
+                ("/school/staff", "#staff"),
+                ("/attendance/stats", "#stats-chart svg"),
+            ):
+                if path:
+                    await page.goto(f"{base}/t/{SCHOOL}{path}?lang=ar")
+                await expect(page.locator(ready)).to_be_visible()
+                width = await page.evaluate("document.documentElement.scrollWidth")
+                assert width <= 390, f"{path or 'the search'} scrolls sideways at 390 px ({width})"
+                await page.screenshot(path=str(tmp_path / f"{ready.strip('#').split()[0]}.png"), full_page=True)
         finally:
             await context.close()
             await browser.close()

@@ -151,7 +151,7 @@ async def test_director_closes_a_term_and_downloads_the_report_cards(world):
     assert job_page.status_code == 200 and "hx-get" in job_page.text
     progress = await s.page("GET", f"/grades/jobs/{job_id}/progress")
     assert progress.status_code == 286 and 'data-status="done"' in progress.text  # 286: HTMX stops polling
-    assert "2 élèves" in progress.text and 'id="download-zip"' in progress.text
+    assert "Les bulletins sont prêts (élèves : 2)." in progress.text and 'id="download-zip"' in progress.text
     # Another school's director does not see the job.
     assert (
         await world.api("GET", f"/grades/jobs/{job_id}", as_=f"director.{OTHER}@test.ma", tenant=OTHER)

@@ -50,11 +50,13 @@ def absence_chart(groups: Sequence[dict[str, Any]], *, title: str, description: 
     out = [
         f'<svg class="att-chart" role="img" aria-labelledby="att-chart-title att-chart-desc" '
         f'viewBox="0 0 {WIDTH} {height}" width="100%" preserveAspectRatio="xMinYMin meet" '
-        f'xmlns="http://www.w3.org/2000/svg" font-family="inherit" font-size="12">',
+        f'xmlns="http://www.w3.org/2000/svg" direction="ltr" font-size="12">',
         f'<title id="att-chart-title">{escape(title)}</title>',
         f'<desc id="att-chart-desc">{escape(description)}</desc>',
     ]
-    anchor, label_x = ("end", WIDTH) if rtl else ("start", 0)
+    # The root is left-to-right so the geometry below means what it says inside an Arabic page; a name
+    # in Arabic is laid out right to left from the right edge ("start" in its own direction).
+    anchor, label_x = ("start", WIDTH) if rtl else ("start", 0)
     value_anchor, value_x = ("start", 0) if rtl else ("end", WIDTH)
     direction = ' direction="rtl"' if rtl else ""
     for index, (group, (justified, unjustified)) in enumerate(zip(groups, shares, strict=True)):
