@@ -135,8 +135,9 @@ async def test_director_closes_a_term_and_downloads_the_report_cards(world):
     async with app_queue(world) as queue:
         refused = await s.page("POST", "/grades/bulletins", s.teacher, data={"term_id": s.term, "class_id": s.class_id})
         assert refused.status_code == 403
-        bad = await s.page("POST", "/grades/bulletins", data={"term_id": "x", "class_id": s.class_id})
-        assert bad.status_code == 400 and "Choisissez un trimestre et une classe." in bad.text
+        for term in ("x", "999999"):  # not a number, not a term of this school
+            bad = await s.page("POST", "/grades/bulletins", data={"term_id": term, "class_id": s.class_id})
+            assert bad.status_code == 400 and "Choisissez un trimestre et une classe." in bad.text
         other_class = world.objects[OTHER]["class_id"]
         foreign = await s.page("POST", "/grades/bulletins", data={"term_id": s.term, "class_id": other_class})
         assert foreign.status_code == 404

@@ -20,7 +20,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
-from core.plugin_api import Ctx, NotFound, RequestContext, Row, page, school, visible_job
+from core.plugin_api import Ctx, Invalid, NotFound, RequestContext, Row, page, school, visible_job
 from plugins.grades import service
 from plugins.grades.bulletins import service as bulletins
 from plugins.grades.bulletins.api import pdf_response
@@ -75,10 +75,17 @@ async def generate(ctx: Ctx, request: Request[Any, Any, Any]) -> Any:
     tenant = school.require_school(ctx)
     form = await read_form(request)
     raw_term, raw_class = form_field(form, "term_id").strip(), form_field(form, "class_id").strip()
-    if not raw_term.isdigit() or (raw_class and not raw_class.isdigit()):
+    job_id = None
+    if raw_term.isdigit() and (not raw_class or raw_class.isdigit()):
+        try:
+            job_id = await bulletins.request_bulletins(
+                ctx, tenant, int(raw_term), int(raw_class) if raw_class else None
+            )
+        except Invalid:
+            job_id = None  # a term that is not this school's
+    if job_id is None:
         view = await _close_view(ctx, None)
         return page(ctx, "grades/close.html", status=400, **view, notice=None, error="Choose a term and a class.")
-    job_id = await bulletins.request_bulletins(ctx, tenant, int(raw_term), int(raw_class) if raw_class else None)
     return Redirect(ctx.url(f"/grades/jobs/{job_id}"), status_code=303)
 
 
