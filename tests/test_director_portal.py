@@ -1,6 +1,6 @@
 """The director's portal pages: closing a term and the report cards (job, progress, downloads with the session).
 
-Each test works in a school of its own, created here under the Anfa province, so closing a term
+Each test works in a school of its own, created here in a province of its own, so closing a term
 locks nothing the rest of the suite writes to.
 """
 
@@ -22,14 +22,35 @@ def code() -> str:
     return "D" + "".join(random.choice("0123456789") for _ in range(9))
 
 
+async def own_province(world: Any) -> str:
+    """A province of casablanca-settat for these tests' schools (so the demo provinces keep theirs)."""
+    slug = f"directors-{world.backend}"
+    if slug not in world.ids:
+        response = await world.api(
+            "POST",
+            "/api/v1/tenants/",
+            as_=REGION_ADMIN,
+            json={"parent": "casablanca-settat", "kind": "province", "slug": slug, "name_fr": "Province des tests"},
+        )
+        assert response.status_code == 201, response.text
+        world.ids[slug] = response.json()["id"]
+    return slug
+
+
 async def fresh_school(world: Any, prefix: str) -> str:
-    """A new school under casablanca-anfa with a director and a teacher (``director.<slug>@test.ma``…)."""
+    """A new school of :func:`own_province` with a director and a teacher (``director.<slug>@test.ma``…)."""
     slug = f"{prefix}-{world.backend}-{random.randrange(10**6)}"
     response = await world.api(
         "POST",
         "/api/v1/tenants/",
         as_=REGION_ADMIN,
-        json={"parent": "casablanca-anfa", "kind": "school", "slug": slug, "name_fr": f"École {slug}", "code": slug},
+        json={
+            "parent": await own_province(world),
+            "kind": "school",
+            "slug": slug,
+            "name_fr": f"École {slug}",
+            "code": slug,
+        },
     )
     assert response.status_code == 201, response.text
     world.ids[slug] = response.json()["id"]
