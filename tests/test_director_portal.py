@@ -12,6 +12,9 @@ import re
 import zipfile
 from typing import Any
 
+import pytest
+
+from plugins.grades import portal_results
 from tests.job_helpers import app_queue
 
 REGION_ADMIN = "region.casa@madrasa.demo"
@@ -198,3 +201,12 @@ async def test_director_closes_a_term_and_downloads_the_report_cards(world):
     outsider = f"director.{OTHER}@test.ma"
     for path in (f"/grades/bulletins/{ids[0]}/download", f"/grades/classes/{s.class_id}/bulletins?term_id={s.term}"):
         assert (await world.api("GET", path, as_=outsider, tenant=OTHER)).status_code == 404, path
+
+
+@pytest.mark.parametrize("locale", ["ar", "fr"])
+def test_the_pages_messages_are_translated(locale):
+    from tests.test_i18n import catalogue
+
+    messages = catalogue(locale)
+    missing = [m for m in portal_results.MESSAGES if not messages.get(m)]
+    assert len(portal_results.MESSAGES) == 3 and not missing, missing
