@@ -7,8 +7,8 @@ accents and Arabic harakat, shadda, sukun, superscript alef and tatweel are drop
 and Persian ya ی become ي; then case-folded, punctuation turned to spaces and spaces collapsed.
 
 The search reads the school's pupils (ids, names, codes: one scoped query, a few thousand rows at
-most) and matches in Python. An indexed search key would need a stored column (a migration); a
-school's roll is small enough that this stays well under a millisecond per hundred pupils.
+most) and matches in Python: about 30 ms for a roll of 3,000 pupils on one core. An indexed search
+key would need a stored, normalised column (a migration) kept up to date on every write of a name.
 """
 
 from __future__ import annotations
