@@ -80,6 +80,7 @@ async def test_director_closes_the_term_and_downloads_the_report_cards(chromium,
             await page.goto(f"{base}/t/{SCHOOL}/grades/?term_id={term}")
             await page.locator("#term-close-link").click()
             await expect(page.get_by_role("heading", level=1)).to_have_text("Clôture du trimestre et bulletins")
+            await page.locator("#close-confirm").check()
             await page.locator("#close-term").click()
             await expect(page.get_by_role("status")).to_contain_text("Le trimestre a été clôturé")
             await expect(page.locator("section[data-closed]")).to_have_attribute("data-closed", "yes")

@@ -140,8 +140,13 @@ async def test_director_closes_a_term_and_downloads_the_report_cards(world):
     assert "data-generate=" not in before.text  # no report cards before the close
 
     # A teacher may not close; the director closes once, a second time is refused in the page.
-    assert (await s.page("POST", f"/grades/terms/{s.term}/close", s.teacher)).status_code == 403
-    closed = await s.page("POST", f"/grades/terms/{s.term}/close")
+    confirm = {"confirm": "yes"}
+    assert (await s.page("POST", f"/grades/terms/{s.term}/close", s.teacher, data=confirm)).status_code == 403
+    unconfirmed = await s.page("POST", f"/grades/terms/{s.term}/close", data={})
+    assert unconfirmed.status_code == 400 and 'id="close-confirm-error"' in unconfirmed.text
+    assert "Cochez la case pour confirmer" in unconfirmed.text
+    assert await world.sql("SELECT COUNT(*) FROM grade_term_close WHERE school_id = {}", world.ids[s.slug]) == 0
+    closed = await s.page("POST", f"/grades/terms/{s.term}/close", data=confirm)
     assert closed.status_code == 303, closed.text
     assert (
         await world.sql(
@@ -149,7 +154,7 @@ async def test_director_closes_a_term_and_downloads_the_report_cards(world):
         )
         == 1
     )
-    again = await s.page("POST", f"/grades/terms/{s.term}/close")
+    again = await s.page("POST", f"/grades/terms/{s.term}/close", data=confirm)
     assert again.status_code == 409 and "Ce trimestre est déjà clôturé." in again.text
     after = await s.page("GET", f"/grades/close?term_id={s.term}&done=closed")
     assert 'data-closed="yes"' in after.text and 'role="status"' in after.text
@@ -209,4 +214,4 @@ def test_the_pages_messages_are_translated(locale):
 
     messages = catalogue(locale)
     missing = [m for m in portal_results.MESSAGES if not messages.get(m)]
-    assert len(portal_results.MESSAGES) == 3 and not missing, missing
+    assert len(portal_results.MESSAGES) == 4 and not missing, missing

@@ -29,6 +29,7 @@ from plugins.grades.close import TermAlreadyClosed, close_school_term
 from plugins.grades.portal_common import form_field, person_name, read_form
 from plugins.grades.terms import pick_term, school_terms
 
+CONFIRM = "Tick the box to confirm: closing locks the term's marks."
 NOTICES = {
     "closed": "The term was closed: averages and ranks are computed and the marks are locked.",
 }
@@ -59,8 +60,11 @@ async def close_page(ctx: Ctx, term_id: FromQuery[int | None] = None, done: From
     include_in_schema=False,
     status_code=200,
 )
-async def close_action(ctx: Ctx, term_id: FromPath[int]) -> Any:
-    """Close the term for the school (averages, ranks, statistics; the marks are locked)."""
+async def close_action(ctx: Ctx, term_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
+    """Close the term for the school (averages, ranks, statistics; the marks are locked), once confirmed."""
+    if form_field(await read_form(request), "confirm") != "yes":
+        view = await _close_view(ctx, term_id)
+        return page(ctx, "grades/close.html", status=400, **view, notice=None, error=CONFIRM, confirm_error=True)
     try:
         await close_school_term(ctx, term_id)
     except TermAlreadyClosed:
@@ -166,7 +170,7 @@ async def class_zip(ctx: Ctx, class_id: FromPath[int], term_id: FromQuery[int]) 
 
 
 #: Messages of these pages (for the catalogue test).
-MESSAGES = [*NOTICES.values(), "This term is already closed.", "Choose a term and a class."]
+MESSAGES = [*NOTICES.values(), CONFIRM, "This term is already closed.", "Choose a term and a class."]
 
 RESULTS_PORTAL_ROUTES: list[Any] = [
     close_page,

@@ -12,7 +12,7 @@ from typing import Any
 FOREIGN = "lycee-moulay-youssef"
 
 BODIES: dict[tuple[str, str], Any] = {
-    ("POST", "/grades/terms/{term_id:int}/close"): {"csrf_token": "sent-in-header"},
+    ("POST", "/grades/terms/{term_id:int}/close"): {"csrf_token": "sent-in-header", "confirm": "yes"},
     ("POST", "/grades/bulletins"): {"term_id": "1", "class_id": "1"},
     ("POST", "/admin/tenants/{slug:str}/modules"): {
         "target": FOREIGN,
