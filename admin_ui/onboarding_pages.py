@@ -6,17 +6,18 @@ CSRF token; a failed form re-renders with its errors next to the fields (status 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.exceptions import HTTPException
-from litestar.params import FromPath
+from litestar.params import FromPath, Parameter
 from litestar.response import Redirect
 
 from core.context import Ctx, RequestContext
 from core.errors import Invalid, NotFound
 from core.i18n import gettext_
+from core.paging import paginate
 from core.permissions import PUBLIC
 from core.rendering import page
 from tenants import onboarding
@@ -40,12 +41,16 @@ WEAK_PASSWORD = "Choose a stronger password: at least 10 characters, mixing lett
 INVALID_LINK = "This invitation link is invalid, expired or already used."
 
 
-def _batch_page(ctx: RequestContext, batch: onboarding.BatchOut, status: int = 200, problem: str = "") -> Any:
+def _batch_page(
+    ctx: RequestContext, batch: onboarding.BatchOut, status: int = 200, problem: str = "", number: Any = None
+) -> Any:
+    errors = paginate(batch.report.errors, number, ctx.url(f"/admin/onboarding/batches/{batch.id}"))
     return page(
         ctx,
         "admin/onboarding_batch.html",
         status=status,
         batch=batch,
+        errors=errors,
         kinds=KIND_LABELS,
         problem=problem,
         error_text=translated,
@@ -163,10 +168,12 @@ async def upload_file(ctx: Ctx, request: Request[Any, Any, Any]) -> Any:
 
 
 @get("/admin/onboarding/batches/{batch_id:str}", opt={"permission": PERMISSION}, include_in_schema=False)
-async def batch_page(ctx: Ctx, batch_id: FromPath[str]) -> Any:
-    """The preview: counts, every error by row and column, the first rows and what will happen to them."""
+async def batch_page(
+    ctx: Ctx, batch_id: FromPath[str], number: Annotated[str | None, Parameter(query="page")] = None
+) -> Any:
+    """The preview: counts, every error by row and column (paged), the first rows and what will happen to them."""
     batch = await onboarding.get_batch(onboarding.actor_of(ctx), batch_id)
-    return _batch_page(ctx, batch)
+    return _batch_page(ctx, batch, number=number)
 
 
 @get(

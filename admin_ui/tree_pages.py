@@ -145,15 +145,18 @@ async def tree(ctx: Ctx, done: FromQuery[str | None] = None) -> Template:
 async def node_page(ctx: Ctx, slug: FromPath[str], done: FromQuery[str | None] = None) -> Template:
     """One node: its details, children, module states with their source, and its actions."""
     node = await service.node_in_reach(ctx, slug, "tenants.view")
-    return await _node_page(ctx, node, form={}, errors={}, done=done)
+    return await node_page_for(ctx, node, form={}, errors={}, done=done)
 
 
-async def _node_page(
+async def node_page_for(
     ctx: RequestContext, node: TenantInfo, *, form: dict[str, Any], errors: dict[str, str], status: int = 200, **kw: Any
 ) -> Template:
+    """A node's page (also re-rendered with a form's errors by the console's other pages)."""
     svc = ctx.services
     kids = await service.children(ctx, node)
-    matrix = await service.module_matrix(ctx, [node] + (kids if node.kind == "province" else []))
+    rows = [node] + (kids if node.kind == "province" else [])
+    matrix = await service.module_matrix(ctx, rows)
+    switch = await service.console_scope(ctx, "modules.manage")
     manage = await service.console_scope(ctx, "tenants.manage")
     suspend = await service.console_scope(ctx, "tenants.suspend")
     child_kind = {"platform": "region", "region": "province"}.get(node.kind)
@@ -169,6 +172,8 @@ async def _node_page(
         modules=svc.plugins.toggleable(),
         module_labels={n: svc.plugins.infos[n].label for n in svc.plugins.toggleable()},
         matrix=matrix,
+        reasons=await service.node_settings(ctx, rows),
+        switch_targets=[n for n in rows if switch.covers(n.path)],
         can_manage=manage.covers(node.path),
         can_suspend=suspend.covers(node.path),
         parent=node if child_kind and manage.covers(node.path) else None,
@@ -233,7 +238,7 @@ async def create_node(ctx: Ctx, request: Request[Any, Any, Any]) -> Any:
                 form=values,
                 errors=errors,
             )
-        return await _node_page(ctx, parent, form=values, errors=errors, status=400)
+        return await node_page_for(ctx, parent, form=values, errors=errors, status=400)
     return Redirect(ctx.url(f"/admin/tenants/{node.slug}?done=created"), status_code=303)
 
 

@@ -46,6 +46,7 @@ from core.schedule import Scheduler
 from core.school.api import SCHOOL_ROUTES
 from core.school.class_lists import CLASS_LIST_ROUTES
 from core.school.csv_import import IMPORT_ROUTES
+from core.school.directory_portal import DIRECTORY_ROUTES
 from core.school.ical import ICAL_ROUTES
 from core.school.portal import SCHOOL_PORTAL_ROUTES
 from core.school.tables import SCHOOL_TABLES
@@ -220,6 +221,7 @@ def create_app(
             *ICAL_ROUTES,
             *SCHOOL_PORTAL_ROUTES,
             *CLASS_LIST_ROUTES,
+            *DIRECTORY_ROUTES,
             *PORTAL_ROUTES,
             *PRIVACY_ROUTES,
             *static_routers,

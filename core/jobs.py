@@ -39,7 +39,7 @@ from piccolo.columns import JSONB, Integer, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
 from core.access import Grant, scope_for
-from core.context import Ctx
+from core.context import Ctx, RequestContext
 from core.db import Database, scope_sql
 from core.permissions import STAFF_ROLES
 from core.scope import Scope
@@ -672,9 +672,11 @@ def job_out(info: JobInfo) -> JobOut:
     )
 
 
-@get("/api/v1/jobs/{job_id:str}", opt={"permission": "jobs.view"}, tags=["jobs"])
-async def job_status(ctx: Ctx, job_id: FromPath[str]) -> JobOut:
-    """A background job's status and progress: every job in scope for managers, one's own for others."""
+async def visible_job(ctx: RequestContext, job_id: str) -> JobInfo:
+    """A job the caller may follow (404 otherwise): every job in scope for managers, one's own for others.
+
+    The API's job status and the portal's progress bars read jobs through this one check.
+    """
     if len(job_id) > 64:
         raise NotFoundException("No such job.")
     info = await get_job(ctx.services.db, ctx.scope, job_id)
@@ -694,7 +696,13 @@ async def job_status(ctx: Ctx, job_id: FromPath[str]) -> JobOut:
             grants, roles, tenant.path if tenant is not None else None
         ):
             raise NotFoundException("No such job.")
-    return job_out(info)
+    return info
+
+
+@get("/api/v1/jobs/{job_id:str}", opt={"permission": "jobs.view"}, tags=["jobs"])
+async def job_status(ctx: Ctx, job_id: FromPath[str]) -> JobOut:
+    """A background job's status and progress: every job in scope for managers, one's own for others."""
+    return job_out(await visible_job(ctx, job_id))
 
 
 JOB_ROUTES = [job_status]

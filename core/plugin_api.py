@@ -68,9 +68,10 @@ from core.exchange import (
 )
 from core.hookspecs import hookimpl, hookspec
 from core.i18n import LOCALES, format_day, format_number, format_percent, gettext_, locale_var
-from core.jobs import JobContext, JobQueueError, covers_row, queue_of
+from core.jobs import JobContext, JobInfo, JobQueueError, covers_row, queue_of, visible_job
 from core.mail import Mail
 from core.migrate import MigrationSet, Migrator
+from core.paging import Paged, paginate
 from core.permissions import AUTHENTICATED, PUBLIC, ROLES, Permission
 from core.plugin_kit import module_home
 from core.plugins import Backend, DashboardCard, MenuItem, PluginInfo
@@ -162,6 +163,7 @@ __all__ = [
     "GradebookWritten",
     "Invalid",
     "JobContext",
+    "JobInfo",
     "JobQueueError",
     "LineItemIn",
     "Locked",
@@ -172,6 +174,7 @@ __all__ = [
     "NotFound",
     "ObjectNotFound",
     "ObjectTooLarge",
+    "Paged",
     "Permission",
     "PluginInfo",
     "PreconditionRequired",
@@ -208,6 +211,7 @@ __all__ = [
     "locale_var",
     "module_home",
     "page",
+    "paginate",
     "parse_path",
     "problem",
     "queue_of",
@@ -215,4 +219,5 @@ __all__ = [
     "scope_for",
     "scope_sql",
     "unique_violation",
+    "visible_job",
 ]

@@ -34,6 +34,7 @@ DEFAULT_ICON = Path(__file__).parent / "static" / "icon.svg"
 #: A tenant prefix at the start of a portal path (the part `/t/<slug>`).
 TENANT_PREFIX = re.compile(r"^/t/[^/]+")
 STAFF_VIEWERS = frozenset({"school_director", "region_admin", "province_admin", "programme_manager", "platform_admin"})
+SCHOOL_MANAGERS = frozenset({"school_director", "region_admin", "province_admin", "platform_admin"})
 #: Menu entries of the school structure (core), next to those the plugins contribute.
 CORE_MENU = [
     MenuItem(label="My timetable", url="/timetable", order=5, roles=frozenset({"teacher", "student"})),
@@ -48,6 +49,8 @@ CORE_MENU = [
         roles=frozenset({"teacher", "school_director"}),
         kinds=frozenset({"school"}),
     ),
+    MenuItem(label="Pupils", url="/school/pupils", order=8, roles=SCHOOL_MANAGERS, kinds=frozenset({"school"})),
+    MenuItem(label="Staff", url="/school/staff", order=9, roles=SCHOOL_MANAGERS, kinds=frozenset({"school"})),
     MenuItem(
         label="Retention of personal data",
         url="/privacy/retention",

@@ -45,7 +45,7 @@ def day_filter(context: Context, value: Any) -> str:
 
 
 def configure_templates(engine: Any) -> None:
-    """Jinja2 globals shared by every template (translation and text direction)."""
+    """Jinja2 globals shared by every template (translation, text direction, numbers in the page's language)."""
     env: Environment = engine.engine
     env.globals["_"] = translate
     env.globals["text_direction"] = text_direction

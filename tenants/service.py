@@ -24,7 +24,7 @@ from core.errors import Conflict, Invalid
 from core.identity import check_password_strength, normalise_email
 from core.permissions import ROLES
 from core.scope import Scope
-from core.sql import SQL, ident, join
+from core.sql import SQL, ident, in_, join
 from core.tenancy import KINDS, SLUG_RE, TenantInfo, parse_path
 
 #: What the database raises when a unique index refuses a row (PostgreSQL, SQLite).
@@ -546,6 +546,17 @@ async def programme_settings(ctx: RequestContext, programme: dict[str, Any]) -> 
         programme["id"],
     )
     return {r["module"]: {**r, "enabled": bool(r["enabled"])} for r in rows}
+
+
+async def node_settings(ctx: RequestContext, nodes: list[TenantInfo]) -> dict[tuple[int, str], dict[str, Any]]:
+    """The nodes' own module settings: ``(node id, module)`` → ``{enabled, reason, updated_at}``."""
+    if not nodes:
+        return {}
+    rows = await ctx.services.db.fetch(
+        "SELECT tenant_id, module, enabled, reason, updated_at FROM module_setting WHERE tenant_id IN {}",
+        in_([n.id for n in nodes]),
+    )
+    return {(r["tenant_id"], r["module"]): {**r, "enabled": bool(r["enabled"])} for r in rows}
 
 
 async def module_matrix(ctx: RequestContext, schools: list[TenantInfo]) -> list[dict[str, Any]]:

@@ -20,12 +20,25 @@ from typing import Annotated, Any
 from litestar import Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.exceptions import HTTPException, NotFoundException
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, Parameter, QueryParameter
 from litestar.response import Redirect
 from markupsafe import Markup, escape
 
-from core.plugin_api import SQL, Ctx, DashboardCard, NotFound, RequestContext, Row, gettext_, page, school, scope_sql
+from core.plugin_api import (
+    SQL,
+    Ctx,
+    DashboardCard,
+    NotFound,
+    RequestContext,
+    Row,
+    gettext_,
+    page,
+    paginate,
+    school,
+    scope_sql,
+)
 from plugins.attendance import alerts, api, common, justifications, notify, service, stats
+from plugins.attendance.chart import absence_chart
 from plugins.attendance.errors import PAGE_HANDLERS, AttendanceError, error
 from plugins.attendance.notices_api import undelivered_items
 
@@ -559,7 +572,7 @@ async def review_form(ctx: Ctx, justification_id: FromPath[int], request: Reques
     include_in_schema=False,
     exception_handlers=PAGE_HANDLERS,
 )
-async def stats_page(ctx: Ctx) -> Any:
+async def stats_page(ctx: Ctx, number: Annotated[str | None, Parameter(query="page")] = None) -> Any:
     """Statistics below the tenant (classes of a school, schools of a province or region) and the at-risk list."""
     tenant = ctx.require_tenant()
     level = "class" if tenant.kind == "school" else "school"
@@ -590,17 +603,27 @@ async def stats_page(ctx: Ctx) -> Any:
                 days=r["days"],
             )
         )
+    groups = [
+        Row(g, name=(g.get(f"name_{ctx.locale}") or g["name_fr"]) if level != "class" else g["name_fr"])
+        for g in result["groups"]
+    ]
+    chart = absence_chart(
+        groups,
+        title=gettext_("Absence rate by class") if level == "class" else gettext_("Absence rate by school"),
+        description=gettext_(
+            "Justified and unjustified absences as a share of the expected hours; the table below gives the figures."
+        ),
+        rtl=ctx.locale == "ar",
+    )
     return page(
         ctx,
         "attendance/stats.html",
         level=level,
         result=result,
-        groups=[
-            Row(g, name=(g.get(f"name_{ctx.locale}") or g["name_fr"]) if level != "class" else g["name_fr"])
-            for g in result["groups"]
-        ],
+        groups=groups,
+        chart=chart,
         total=total,
-        at_risk=at_risk,
+        at_risk=paginate(at_risk, number, ctx.url("/attendance/stats")),
         rule=risk["rule"],
         csv_url=ctx.url(f"/attendance/stats.csv?level={level}"),
     )

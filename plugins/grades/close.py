@@ -52,7 +52,7 @@ from typing import Any
 
 import msgspec
 
-from core.plugin_api import SQL, Conflict, Database, current_scope, ident, join, parse_path
+from core.plugin_api import SQL, Conflict, Database, RequestContext, current_scope, ident, join, parse_path, school
 from plugins.grades.close_sql import (
     AGG_TABLE,
     DROP_PG_TEMPORARY,
@@ -275,3 +275,15 @@ async def close_term(db: Database, *, school_ids: Sequence[int], term_id: int, a
             raise TermAlreadyClosed(term_id, [r["id"] for r in rows]) from exc
         raise
     return await compute_results(db, school_ids=[r["id"] for r in rows], term_id=term_id)
+
+
+async def close_school_term(ctx: RequestContext, term_id: int) -> CloseStats:
+    """Close the caller's school's term (the API's and the director's page): 400 for a term that is not
+    the school's, 409 when it is already closed."""
+    from plugins.grades.terms import school_term
+
+    tenant = school.require_school(ctx)
+    db = ctx.services.db
+    async with db.scoped(ctx.scope):
+        await school_term(db, tenant.region_id, term_id)
+        return await close_term(db, school_ids=[tenant.id], term_id=term_id, actor_id=ctx.person_id)

@@ -76,6 +76,7 @@ def madrasa_routes() -> list[Any]:
     from plugins.grades.api import GRADES_ROUTES
     from plugins.grades.bulletins import BULLETIN_ROUTES
     from plugins.grades.portal import GRADES_PORTAL_ROUTES
+    from plugins.grades.portal_results import RESULTS_PORTAL_ROUTES
     from plugins.grades.results_api import RESULTS_ROUTES
     from plugins.grades.spreadsheet import SPREADSHEET_ROUTES
 
@@ -85,6 +86,7 @@ def madrasa_routes() -> list[Any]:
         *RESULTS_ROUTES,
         *SPREADSHEET_ROUTES,
         *GRADES_PORTAL_ROUTES,
+        *RESULTS_PORTAL_ROUTES,
     ]
 
 

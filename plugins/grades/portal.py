@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, get, post
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, Parameter
 from litestar.response import Redirect
 from markupsafe import Markup, escape
 
@@ -40,6 +40,7 @@ from core.plugin_api import (
     gettext_,
     in_,
     page,
+    paginate,
     school,
     scope_sql,
 )
@@ -524,7 +525,9 @@ async def pupil_page(ctx: Ctx, student_id: FromPath[int]) -> Any:
 
 
 @get("/grades/missing", opt={"permission": "grades.validate"}, include_in_schema=False)
-async def missing_page(ctx: Ctx, term_id: FromQuery[int | None] = None) -> Any:
+async def missing_page(
+    ctx: Ctx, term_id: FromQuery[int | None] = None, number: Annotated[str | None, Parameter(query="page")] = None
+) -> Any:
     """Which teacher has not entered which marks (per class and subject), against the deadline."""
     tenant = school.require_school(ctx)
     db = ctx.services.db
@@ -572,10 +575,13 @@ async def missing_page(ctx: Ctx, term_id: FromQuery[int | None] = None) -> Any:
             }
         )
     out.sort(key=lambda r: (r["complete"], r["teacher"], r["class_name"], r["subject_code"]))
+    paged = paginate(out, number, ctx.url("/grades/missing"), {"term_id": term["id"]})
     return page(
         ctx,
         "grades/missing.html",
-        rows=out,
+        rows=paged.items,
+        paged=paged,
+        total=len(out),
         term=term,
         terms=terms,
         deadline=limit,

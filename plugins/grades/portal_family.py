@@ -4,7 +4,7 @@
   and per subject the pupil's average beside the class's (:func:`plugins.grades.results_api.pupil_results`,
   the function the API's ``/api/v1/me/pupils/{id}/results`` calls);
 * :func:`bulletins_view` — the report cards the caller may read, per term, in Arabic and French
-  (:func:`plugins.grades.bulletins.api.readable_bulletins`, as the API's list);
+  (:func:`plugins.grades.bulletins.service.readable_bulletins`, as the API's list);
 * ``/grades/bulletins/{id}`` — a report card's PDF with the portal session, checked as the API's download
   (the pupil, a guardian, the school's staff; 404 for anyone else).
 """
@@ -16,8 +16,9 @@ from typing import Any
 from litestar import get
 from litestar.params import FromPath
 
-from core.plugin_api import SQL, Ctx, NotFound, RequestContext, Row, Scope
-from plugins.grades.bulletins.api import bulletin_file, pdf_response, readable_bulletins
+from core.plugin_api import Ctx, NotFound, RequestContext, Row, Scope
+from plugins.grades.bulletins.api import pdf_response
+from plugins.grades.bulletins.service import bulletin_file, readable_bulletins
 from plugins.grades.marks import fmt_average
 from plugins.grades.portal_common import subject_name
 from plugins.grades.results_api import pupil_results
@@ -56,8 +57,7 @@ async def results_view(ctx: RequestContext, scope: Scope, student_id: int) -> di
 
 async def bulletins_view(ctx: RequestContext, student_id: int) -> dict[int, list[Row]]:
     """The newest report card per term and language that the caller may read, by term number."""
-    async with ctx.services.db.scoped(ctx.scope, write=False):
-        rows = await readable_bulletins(ctx, SQL("b.student_id = {}", student_id))
+    rows = await readable_bulletins(ctx, student_id=student_id)
     newest: dict[tuple[int, str], dict[str, Any]] = {}
     for row in rows:  # newest first
         newest.setdefault((int(row["term_number"] or 0), row["locale"]), row)
@@ -74,7 +74,8 @@ async def bulletins_view(ctx: RequestContext, student_id: int) -> dict[int, list
 @get("/grades/bulletins/{bulletin_id:int}", opt={"permission": "grades.view"}, include_in_schema=False)
 async def bulletin_download(ctx: Ctx, bulletin_id: FromPath[int]) -> Any:
     """A report card's PDF with the portal session (the pupil, a guardian, the school's staff)."""
-    return pdf_response(*(await bulletin_file(ctx, bulletin_id)))
+    filename, data = await bulletin_file(ctx, bulletin_id)
+    return pdf_response(filename, data)
 
 
 FAMILY_ROUTES: list[Any] = [bulletin_download]

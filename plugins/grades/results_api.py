@@ -11,7 +11,7 @@ from core.plugin_api import Ctx, Forbidden, NotFound, RequestContext, school, sc
 from plugins.grades import service
 from plugins.grades.api import _child, _family_scope
 from plugins.grades.calc import annual_average
-from plugins.grades.close import close_term, compute_results
+from plugins.grades.close import close_school_term, compute_results
 
 
 def _f(value: Any) -> float | None:
@@ -106,11 +106,7 @@ class ResultsController(Controller):
     @post("/terms/{term_id:int}/close", opt={"permission": "grades.validate"}, status_code=200)
     async def close(self, ctx: Ctx, term_id: FromPath[int]) -> dict[str, Any]:
         """Close the school's term: compute averages, ranks and statistics, and lock the marks."""
-        tenant = school.require_school(ctx)
-        db = ctx.services.db
-        async with db.scoped(ctx.scope):
-            await service.school_term(db, tenant.region_id, term_id)
-            stats = await close_term(db, school_ids=[tenant.id], term_id=term_id, actor_id=ctx.person_id)
+        stats = await close_school_term(ctx, term_id)
         return {
             "term_id": term_id,
             "pupils": stats.general_results,

@@ -20,7 +20,8 @@ fast enough for a school (see ``benchmarks/bulletins.py``).
 
 The package: :mod:`.model` (the data and its formatting), :mod:`.fonts` (preparing the font),
 :mod:`.pdf` (rendering), :mod:`.data` (reading a class's results), :mod:`.jobs` (the job),
-:mod:`.api` (the routes).
+:mod:`.service` (asking for, reading and zipping bulletins: shared by the API and the portal's
+pages in :mod:`plugins.grades.portal_results`), :mod:`.api` (the routes).
 """
 
 from __future__ import annotations

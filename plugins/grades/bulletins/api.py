@@ -10,29 +10,10 @@ from typing import Any
 
 import msgspec
 from litestar import Response, get, post
-from litestar.exceptions import ServiceUnavailableException
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from core.plugin_api import (
-    PDF,
-    SQL,
-    Ctx,
-    Invalid,
-    JobQueueError,
-    NotFound,
-    ObjectNotFound,
-    Scope,
-    audit,
-    covers_row,
-    ident,
-    queue_of,
-    school,
-    scope_for,
-    scope_sql,
-)
-from plugins.grades.bulletins.jobs import BULLETIN_JOB
-
-FAMILY_ROLES = frozenset({"parent", "student"})
+from core.plugin_api import PDF, Ctx, school
+from plugins.grades.bulletins import service
 
 # =========================================================================== API
 
@@ -67,69 +48,8 @@ class BulletinOut(msgspec.Struct):
 async def generate_bulletins(ctx: Ctx, data: JSONBody[BulletinRequest]) -> JobAccepted:
     """Generate the bulletins of a class (or of the whole school) in the background."""
     tenant = school.require_school(ctx)
-    svc = ctx.services
-    db = svc.db
-    async with db.scoped(ctx.scope, write=False):
-        term = await db.fetchval(
-            "SELECT id FROM term WHERE id = {} AND (tenant_id IS NULL OR tenant_id = {})",
-            data.term_id,
-            tenant.region_id,
-        )
-        if term is None:
-            raise Invalid("term_id", f"no term {data.term_id} for this school")
-        if data.class_id is not None:
-            found = await db.fetchval(
-                "SELECT id FROM school_class WHERE id = {} AND school_id = {} AND {}",
-                data.class_id,
-                tenant.id,
-                scope_sql(ctx.scope),
-            )
-            if found is None:
-                raise NotFound(f"No class {data.class_id} here.")
-    params = {"school_id": tenant.id, "term_id": data.term_id, "class_id": data.class_id}
-    try:
-        job_id = await queue_of(svc).enqueue(
-            BULLETIN_JOB, params, scope_columns=tenant.scope_columns(), created_by=ctx.person_id
-        )
-    except JobQueueError:
-        raise ServiceUnavailableException("The job queue is unavailable; try again shortly.") from None
-    async with db.scoped(ctx.scope):
-        await audit.record(
-            db,
-            actor_id=ctx.person_id,
-            action="grades.bulletins.generate",
-            object_type="job",
-            object_id=job_id,
-            tenant=tenant,
-            after=params,
-        )
+    job_id = await service.request_bulletins(ctx, tenant, data.term_id, data.class_id)
     return JobAccepted(job_id, ctx.url(f"/api/v1/jobs/{job_id}"))
-
-
-async def _access(ctx: Any) -> tuple[Scope, set[int]]:
-    """The scope where the caller sees every bulletin (staff), and the pupils they see as family."""
-    svc = ctx.services
-    assert ctx.person_id is not None
-    grants = await svc.grants.grants(ctx.person_id)
-    staff = scope_for(grants, svc.permissions.roles_for(ctx.permission) - FAMILY_ROLES, ctx.tenant)
-    rows = await svc.db.fetch(
-        "SELECT s.id FROM student s WHERE (s.person_id = {} OR EXISTS (SELECT 1 FROM guardianship g "
-        "WHERE g.student_id = s.id AND g.person_id = {})) AND {}",
-        ctx.person_id,
-        ctx.person_id,
-        scope_sql(ctx.scope, "s"),
-    )
-    return staff, {int(r["id"]) for r in rows}
-
-
-def _may_read(staff: Scope, family: set[int], row: dict[str, Any]) -> bool:
-    return covers_row(staff, row) or row["student_id"] in family
-
-
-BULLETIN_COLUMNS = SQL(
-    "b.id, b.student_id, b.class_id, b.term_id, b.locale, b.storage_key, b.created_at, b.region_id, "
-    "b.province_id, b.school_id"
-)
 
 
 def _out(ctx: Any, row: dict[str, Any]) -> BulletinOut:
@@ -144,46 +64,27 @@ def _out(ctx: Any, row: dict[str, Any]) -> BulletinOut:
     )
 
 
-async def readable_bulletins(ctx: Any, where: SQL) -> list[dict[str, Any]]:
-    """The bulletins matching ``where`` (on ``b``) that the caller may read; inside ``db.scoped(ctx.scope)``."""
-    staff, family = await _access(ctx)
-    rows = await ctx.services.db.fetch(
-        "SELECT {}, t.number AS term_number FROM grade_bulletin b LEFT JOIN term t ON t.id = b.term_id "
-        "WHERE {} AND {} ORDER BY b.id DESC LIMIT 2000",
-        BULLETIN_COLUMNS,
-        where,
-        scope_sql(ctx.scope, "b"),
-    )
-    return [row for row in rows if _may_read(staff, family, row)]
+@get("/api/v1/grades/bulletins", opt={"permission": "grades.view"}, tags=["grades"])
+async def list_bulletins(
+    ctx: Ctx,
+    student_id: FromQuery[int | None] = None,
+    term_id: FromQuery[int | None] = None,
+    class_id: FromQuery[int | None] = None,
+) -> list[BulletinOut]:
+    """Bulletins the caller may read: a school's for its staff, their own or their children's for families."""
+    rows = await service.readable_bulletins(ctx, student_id=student_id, term_id=term_id, class_id=class_id)
+    return [_out(ctx, row) for row in rows]
 
 
-async def bulletin_file(ctx: Any, bulletin_id: int) -> tuple[bytes, str]:
-    """A bulletin's PDF and file name, for the school's staff, the pupil and the pupil's guardians (else 404).
-
-    The API and the portal both serve it this way (bearer token or session).
-    """
-    if ctx.person_id is None:
-        raise NotFound("No such bulletin.")
-    svc = ctx.services
-    async with svc.db.scoped(ctx.scope, write=False):
-        row = await svc.db.fetchrow(
-            "SELECT {} FROM grade_bulletin b WHERE b.id = {} AND {}",
-            BULLETIN_COLUMNS,
-            bulletin_id,
-            scope_sql(ctx.scope, "b"),
-        )
-        allowed = row is not None and _may_read(*(await _access(ctx)), row)
-    if row is None or not allowed:
-        raise NotFound("No such bulletin.")
-    try:
-        data = await svc.storage.get(row["storage_key"], tenant_id=row["school_id"])
-    except ObjectNotFound:
-        raise NotFound("This bulletin's file is missing; generate it again.") from None
-    return data, row["storage_key"].rsplit("/", 1)[-1]
+@get("/api/v1/grades/bulletins/{bulletin_id:int}", opt={"permission": "grades.view"}, tags=["grades"], media_type=PDF)
+async def download_bulletin(ctx: Ctx, bulletin_id: FromPath[int]) -> Response[bytes]:
+    """The bulletin PDF: for the school's staff, the pupil and the pupil's guardians; 404 for anyone else."""
+    filename, data = await service.bulletin_file(ctx, bulletin_id)
+    return pdf_response(filename, data)
 
 
-def pdf_response(data: bytes, filename: str) -> Response[bytes]:
-    """A bulletin as a private download."""
+def pdf_response(filename: str, data: bytes) -> Response[bytes]:
+    """A bulletin as an attachment, never cached (the API's and the portal's downloads)."""
     return Response(
         data,
         media_type=PDF,
@@ -193,31 +94,6 @@ def pdf_response(data: bytes, filename: str) -> Response[bytes]:
             "Cache-Control": "private, no-store",
         },
     )
-
-
-@get("/api/v1/grades/bulletins", opt={"permission": "grades.view"}, tags=["grades"])
-async def list_bulletins(
-    ctx: Ctx,
-    student_id: FromQuery[int | None] = None,
-    term_id: FromQuery[int | None] = None,
-    class_id: FromQuery[int | None] = None,
-) -> list[BulletinOut]:
-    """Bulletins the caller may read: a school's for its staff, their own or their children's for families."""
-    if ctx.person_id is None:
-        return []
-    where = SQL("1 = 1")
-    for column, value in (("student_id", student_id), ("term_id", term_id), ("class_id", class_id)):
-        if value is not None:
-            where = where & SQL("{} = {}", ident("b", column), value)
-    async with ctx.services.db.scoped(ctx.scope, write=False):
-        rows = await readable_bulletins(ctx, where)
-    return [_out(ctx, row) for row in rows]
-
-
-@get("/api/v1/grades/bulletins/{bulletin_id:int}", opt={"permission": "grades.view"}, tags=["grades"], media_type=PDF)
-async def download_bulletin(ctx: Ctx, bulletin_id: FromPath[int]) -> Response[bytes]:
-    """The bulletin PDF: for the school's staff, the pupil and the pupil's guardians; 404 for anyone else."""
-    return pdf_response(*(await bulletin_file(ctx, bulletin_id)))
 
 
 BULLETIN_ROUTES = [generate_bulletins, list_bulletins, download_bulletin]

@@ -1,0 +1,70 @@
+"""The director's school directory in the portal: pupil search (``/school/pupils``) and the staff
+(``/school/staff``: who teaches what, to which classes, in which rooms, how many hours a week).
+
+Thin controllers over :mod:`core.school.directory`; both pages need ``school.manage`` (directors
+and the school's administrators), and read only the school of the URL.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import get
+from litestar.params import FromQuery, Parameter
+
+from core.context import Ctx
+from core.paging import paginate
+from core.rendering import Row, page
+from core.school import directory, service
+
+
+def _subject(row: dict[str, Any], locale: str) -> str:
+    return row.get(f"subject_{locale}") or row.get("subject_fr") or row["subject_code"]
+
+
+@get("/school/pupils", opt={"permission": "school.manage"}, include_in_schema=False)
+async def pupil_search(
+    ctx: Ctx, q: FromQuery[str | None] = None, number: Annotated[str | None, Parameter(query="page")] = None
+) -> Any:
+    """Search the school's pupils by name (Latin or Arabic) or Massar code."""
+    school = service.require_school(ctx)
+    query = (q or "").strip()[: directory.MAX_QUERY]
+    rows: list[dict[str, Any]] = []
+    if query:
+        async with ctx.services.db.scoped(ctx.scope, write=False):
+            rows = await directory.search_pupils(ctx, school, query)
+    results = paginate([Row(r) for r in rows], number, ctx.url("/school/pupils"), {"q": query})
+    return page(ctx, "school/pupil_search.html", query=query, results=results, searched=bool(query))
+
+
+@get("/school/staff", opt={"permission": "school.manage"}, include_in_schema=False)
+async def staff_page(ctx: Ctx) -> Any:
+    """The school's teachers: subjects and classes, rooms, weekly hours."""
+    school = service.require_school(ctx)
+    db = ctx.services.db
+    async with db.scoped(ctx.scope, write=False):
+        year = await service.current_year(db)
+        people = await directory.staff(ctx, school, year["id"])
+    locale = ctx.locale
+    rows = []
+    for p in people:
+        name = (p["full_name_ar"] if locale == "ar" and p["full_name_ar"] else None) or p["full_name"]
+        subjects: dict[str, list[Row]] = {}
+        for t in p["teaching"]:
+            subjects.setdefault(_subject(t, locale), []).append(Row(id=t["class_id"], name=t["class_name"]))
+        rows.append(
+            Row(
+                id=p["id"],
+                name=name,
+                email=p["email"],
+                staff_number=p["staff_number"],
+                subjects=[Row(name=s, classes=c) for s, c in subjects.items()],
+                rooms=p["rooms"],
+                hours=f"{p['minutes'] // 60}:{p['minutes'] % 60:02d}",
+                lessons=p["lessons"],
+            )
+        )
+    return page(ctx, "school/staff.html", staff=rows)
+
+
+DIRECTORY_ROUTES: list[Any] = [pupil_search, staff_page]
