@@ -52,6 +52,17 @@ async def test_region_admin_switches_attendance_off_for_one_school(chromium, dem
             await expect(cell).to_have_attribute("data-state", "on")
 
             form = page.locator("#node-switch-form")
+            # each radio sits beside its own label, and none is chosen for the admin
+            radios = form.locator("input[type=radio]")
+            assert await radios.count() == 3
+            for i in range(3):
+                radio = radios.nth(i)
+                assert not await radio.is_checked()
+                box = await radio.bounding_box()
+                text = await radio.locator("xpath=..").bounding_box()
+                assert box and text and box["width"] < 40, box
+                assert abs((box["y"] + box["height"] / 2) - (text["y"] + text["height"] / 2)) < 12, (box, text)
+            await expect(page.locator(".scroll-hint").first).to_be_visible()  # the wide matrix says it scrolls
             await form.get_by_label("School", exact=True).select_option(SCHOOL)
             await form.get_by_label("Module", exact=True).select_option(label="Attendance")
             await form.get_by_label("Off", exact=True).check()
