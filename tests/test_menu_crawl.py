@@ -12,11 +12,12 @@ from collections import deque
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
+import httpx
 import pytest
 
 from core.demo import ACCOUNTS
 from core.middleware import SESSION_COOKIE
-from tests.conftest import World
+from tests.conftest import World, new_client
 
 MAX_DEPTH = 3
 #: Roles whose console also opens at ``/admin/``, outside any tenant.
@@ -63,10 +64,22 @@ async def crawl(world: World, email: str) -> tuple[dict[str, tuple[int, str]], i
     seen: set[str] = set(starts)
     queue: deque[tuple[str, int, str]] = deque((start, 0, "-") for start in starts)
     failures: dict[str, tuple[int, str]] = {}
+    # A client of its own: following the language links sets a cookie that must not reach other tests.
+    async with new_client(world.app) as client:
+        return await _walk(client, headers, seen, queue, failures)
+
+
+async def _walk(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    seen: set[str],
+    queue: deque[tuple[str, int, str]],
+    failures: dict[str, tuple[int, str]],
+) -> tuple[dict[str, tuple[int, str]], int]:
     pages = 0
     while queue and pages < MAX_PAGES:
         url, depth, source = queue.popleft()
-        response = await world.client.get(url, headers=headers)
+        response = await client.get(url, headers=headers)
         pages += 1
         if response.status_code in (301, 302, 303, 307, 308):
             target = same_site("http://testserver" + url, response.headers.get("location", ""))
