@@ -11,6 +11,8 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Redirect, Template
 
+from core.faults import MESSAGES, RETRY_AFTER_SECONDS, dependency_down
+from core.i18n import translations
 from core.middleware import is_api
 
 log = logging.getLogger("madrasa.errors")
@@ -88,6 +90,9 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: Exception) -> R
         status = exc.status_code
         detail = exc.detail
         headers = dict(exc.headers or {})
+    elif (down := dependency_down(exc)) is not None:
+        log.warning("%s unavailable: %s: %s", down, type(exc).__name__, exc, extra={"path": request.url.path})
+        status, detail, headers = 503, MESSAGES[down], {"Retry-After": str(RETRY_AFTER_SECONDS)}
     elif unstorable_value(exc):
         log.warning("a request value the database cannot store: %s", exc, extra={"path": request.url.path})
         status, detail, headers = (
@@ -112,6 +117,8 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: Exception) -> R
     if is_api(request.url.path) or "text/html" not in request.headers.get("accept", ""):
         return problem(status, detail, extra=extra, headers=headers, instance=state.get("request_id"))
     ctx = state.get("ctx")
+    if status == 503 and detail in MESSAGES.values():  # pages speak the reader's language
+        detail = translations(getattr(ctx, "locale", None) or "fr").gettext(detail)
     if status == 401:
         prefix = getattr(ctx, "prefix", "") or state.get("tenant_prefix", "")
         return Redirect(f"{prefix}/login?next={quote(prefix + request.url.path)}")  # type: ignore[return-value]
