@@ -20,7 +20,6 @@ import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +27,12 @@ import httpx
 import pytest
 import uvicorn
 
+from core.clock import FixedClock
 from core.middleware import SESSION_COOKIE
 from core.scope import Scope
 from tests.conftest import PgServer, World, build_world, free_port, missing_service, run_sync
 from tests.conftest import _create_pg as create_pg
+from tests.test_attendance import DAY
 
 pytestmark = pytest.mark.postgres_only
 
@@ -129,6 +130,7 @@ async def pg_world(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -
     world = await build_world(
         "postgres", tmp_path_factory.mktemp("faults-db"), server, db_pool_max=14, db_acquire_timeout=4.0
     )
+    world.services.clock = FixedClock(DAY)  # a school day with lessons (see tests/test_attendance.py)
     try:
         yield world
     finally:
@@ -214,7 +216,7 @@ async def attendance_client(
 ) -> Outcome:
     """Correct today's register of a lesson, a pupil late by a different number of minutes each time."""
     outcome = Outcome()
-    url = f"/t/{SCHOOL}/api/v1/attendance/sessions/{slot_id}/{date.today().isoformat()}"
+    url = f"/t/{SCHOOL}/api/v1/attendance/sessions/{slot_id}/{DAY.isoformat()}"
     auth = {"authorization": f"Bearer {token}"}
     for n in range(1, MAX_WRITES + 1):
         if stop.is_set():
@@ -246,7 +248,7 @@ async def readyz_until(http: httpx.AsyncClient, status: int, seconds: float = 30
 
 
 async def seed(world: World) -> tuple[list[int], list[int], list[int]]:
-    """A class of three pupils, ten assessments and five lessons today (each client writes its own)."""
+    """A class of three pupils, five assessments and five lessons on DAY (each client writes its own)."""
 
     async def post(path: str, body: dict[str, Any], actor: str = DIRECTOR) -> int:
         response = await world.api("POST", path, as_=actor, tenant=SCHOOL, json=body)
@@ -267,6 +269,12 @@ async def seed(world: World) -> tuple[list[int], list[int], list[int]]:
     for first in ("Amal", "Badr", "Chaimae"):
         body = {"national_code": f"F{random.randrange(10**9):09d}", "first_name": first, "last_name": "Test"}
         pupils.append(await post("/api/v1/school/students", body | {"class_id": class_id}))
+    async with world.services.db.scoped(Scope.everything()):  # enrolled since the start of the year, as of DAY
+        await world.services.db.execute(
+            "UPDATE enrolment SET starts_on = "
+            "(SELECT starts_on FROM school_year WHERE id = enrolment.school_year_id) WHERE class_id = {}",
+            class_id,
+        )
     for subject in ("PC", "MATH"):
         await post(
             "/api/v1/school/assignments", {"teacher_id": teacher_id, "class_id": class_id, "subject_code": subject}
@@ -284,7 +292,7 @@ async def seed(world: World) -> tuple[list[int], list[int], list[int]]:
             },
             actor=TEACHER,
         )
-        for i in range(GRADE_CLIENTS + ATTENDANCE_CLIENTS)  # the spare ones serve on a day without lessons
+        for i in range(GRADE_CLIENTS)
     ]
     slots = []
     for hour in range(12, 12 + ATTENDANCE_CLIENTS):
@@ -292,7 +300,7 @@ async def seed(world: World) -> tuple[list[int], list[int], list[int]]:
             "class_id": class_id,
             "subject_code": "MATH",
             "teacher_id": teacher_id,
-            "weekday": date.today().isoweekday(),
+            "weekday": DAY.isoweekday(),
             "starts_at": f"{hour:02d}:00",
             "ends_at": f"{hour + 1:02d}:00",
         }
@@ -308,20 +316,11 @@ async def test_writes_survive_a_restart_and_an_outage(pg_world: World, cluster: 
     pupils, assessments, slots = await seed(world)
     token = await world.token(TEACHER)
     auth = {"authorization": f"Bearer {token}"}
-    # Each register is taken once before the load, so every write of the load is an audited correction; on a
-    # day without lessons (a holiday, a weekend) all ten clients save grids instead.
-    registers = []
+    # Each register is taken once before the load, so every write of the load is an audited correction.
     for slot in slots:
-        first = await http.put(
-            f"/t/{SCHOOL}/api/v1/attendance/sessions/{slot}/{date.today().isoformat()}",
-            headers=auth,
-            json={"entries": []},
-        )
-        if first.status_code == 200:
-            registers.append(slot)
-        else:
-            assert first.status_code in (400, 404, 409, 423), first.text
-    assessments = assessments[: 10 - len(registers)]
+        url = f"/t/{SCHOOL}/api/v1/attendance/sessions/{slot}/{DAY.isoformat()}"
+        first = await http.put(url, headers=auth, json={"entries": []})
+        assert first.status_code == 200, first.text
     for assessment_id in assessments:  # likewise the grids: a first save of a mark is not audited
         url = f"/t/{SCHOOL}/api/v1/grades/assessments/{assessment_id}/marks"
         etag = (await http.get(url, headers=auth)).headers["etag"]
@@ -334,7 +333,7 @@ async def test_writes_survive_a_restart_and_an_outage(pg_world: World, cluster: 
     stop = asyncio.Event()
     clients = [
         asyncio.create_task(grade_client(http, token, a, pupils, f"g{i}", stop)) for i, a in enumerate(assessments)
-    ] + [asyncio.create_task(attendance_client(http, token, s, pupils, f"a{i}", stop)) for i, s in enumerate(registers)]
+    ] + [asyncio.create_task(attendance_client(http, token, s, pupils, f"a{i}", stop)) for i, s in enumerate(slots)]
     assert len(clients) == 10
     await asyncio.sleep(0.8)
     # 1. A fast restart under load: the server ends every session; the pool must reconnect on its own.
