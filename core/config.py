@@ -84,6 +84,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     job_queue_name: str = "madrasa"
     job_concurrency: int = 2
     job_timeout: int = 3600
+    #: How often ``madrasa worker`` hands jobs still ``queued`` in the table to Redis again (a Redis that
+    #: restarted empty forgot them).
+    job_requeue_seconds: int = 60
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
     #: Public base URL of the deployment (``https://madrasa.example.ma``): links in mail are built from it (or a
@@ -208,6 +211,8 @@ def _complete(settings: Settings) -> Settings:
         raise ConfigError(f"{PREFIX}METRICS_TOKEN: must be at least 16 characters")
     if settings.job_concurrency < 1:
         raise ConfigError(f"{PREFIX}JOB_CONCURRENCY: must be at least 1")
+    if settings.job_requeue_seconds < 1:
+        raise ConfigError(f"{PREFIX}JOB_REQUEUE_SECONDS: must be at least 1")
     if settings.job_backend == "saq" and not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"{PREFIX}REDIS_URL: expected redis://…, got {settings.redis_url!r}")
     if settings.db_pool_min < 1 or settings.db_pool_max < settings.db_pool_min:

@@ -10,7 +10,6 @@ from typing import Any
 
 import msgspec
 from litestar import Response, get, post
-from litestar.exceptions import ServiceUnavailableException
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from core.plugin_api import (
@@ -18,7 +17,6 @@ from core.plugin_api import (
     SQL,
     Ctx,
     Invalid,
-    JobQueueError,
     NotFound,
     ObjectNotFound,
     Scope,
@@ -87,12 +85,10 @@ async def generate_bulletins(ctx: Ctx, data: JSONBody[BulletinRequest]) -> JobAc
             if found is None:
                 raise NotFound(f"No class {data.class_id} here.")
     params = {"school_id": tenant.id, "term_id": data.term_id, "class_id": data.class_id}
-    try:
-        job_id = await queue_of(svc).enqueue(
-            BULLETIN_JOB, params, scope_columns=tenant.scope_columns(), created_by=ctx.person_id
-        )
-    except JobQueueError:
-        raise ServiceUnavailableException("The job queue is unavailable; try again shortly.") from None
+    # A queue that refuses the job raises JobQueueError: a 503 with Retry-After (core.problems).
+    job_id = await queue_of(svc).enqueue(
+        BULLETIN_JOB, params, scope_columns=tenant.scope_columns(), created_by=ctx.person_id
+    )
     async with db.scoped(ctx.scope):
         await audit.record(
             db,
