@@ -15,6 +15,7 @@ from typing import Literal
 import asyncpg
 
 from core.errors import Unavailable
+from core.storage import StorageError
 
 Dependency = Literal["database", "storage", "queue"]
 
@@ -72,6 +73,9 @@ def dependency_down(exc: BaseException) -> Dependency | None:
     seen = 0
     current: BaseException | None = exc
     while current is not None and seen < 6:
+        if isinstance(current, StorageError) and not isinstance(current, Unavailable):
+            # A storage refusal (a missing object, a bad key) is not an outage; a folder that cannot be written is.
+            return "storage" if isinstance(current.__cause__, OSError) else None
         found = _classify(current)
         if found is not None:
             return found
