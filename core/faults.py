@@ -9,6 +9,8 @@ again shortly. :func:`dependency_down` recognises them anywhere in an exception'
 
 from __future__ import annotations
 
+import errno
+import socket
 import sqlite3
 from typing import Literal
 
@@ -63,9 +65,35 @@ def _classify(exc: BaseException) -> Dependency | None:
         return "database"
     if _redis_down(exc):
         return "queue"
-    if isinstance(exc, OSError):  # refused, reset, unreachable, and TimeoutError (a pool acquire that timed out)
+    if _network_error(exc):  # the database's address: the other dependencies' errors are recognised above
         return "database"
     return None
+
+
+#: ``errno`` values of a peer that cannot be reached or went away.
+_NETWORK_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.EPIPE,
+        errno.ETIMEDOUT,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+        errno.EHOSTDOWN,
+    }
+)
+
+
+def _network_error(exc: BaseException) -> bool:
+    """Refused, reset, unreachable, timed out (a pool acquire too); not a missing file or a full disk."""
+    if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror):
+        return True
+    if not isinstance(exc, OSError):
+        return False
+    # asyncio's connect to several addresses (``localhost``: ::1 and 127.0.0.1) raises a plain OSError.
+    return exc.errno in _NETWORK_ERRNOS or str(exc).startswith(("Multiple exceptions", "Connect call failed"))
 
 
 def dependency_down(exc: BaseException) -> Dependency | None:

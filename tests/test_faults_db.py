@@ -23,13 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import uvicorn
 
 from core.clock import FixedClock
+from core.faults import dependency_down
+from core.jobs import JobQueueError
 from core.middleware import SESSION_COOKIE
 from core.scope import Scope
+from core.storage import ObjectNotFound, StorageError, StorageUnavailable
 from tests.conftest import PgServer, World, build_world, free_port, missing_service, run_sync
 from tests.conftest import _create_pg as create_pg
 from tests.test_attendance import DAY
@@ -409,3 +413,27 @@ async def test_readyz_and_pages_answer_503_while_the_database_is_down(
 async def _column(world: World, query: str, *args: Any) -> list[Any]:
     async with world.services.db.scoped(Scope.everything(), write=False):
         return [next(iter(r.values())) for r in await world.services.db.fetch(query, *args)]
+
+
+def test_which_errors_mean_a_dependency_is_down():
+    def caused(outer: Exception, inner: Exception) -> Exception:
+        try:
+            try:
+                raise inner
+            except Exception as exc:
+                raise outer from exc
+        except Exception as chained:
+            return chained
+
+    assert dependency_down(ConnectionRefusedError(111, "Connect call failed")) == "database"
+    assert dependency_down(TimeoutError()) == "database"  # a pool acquire that timed out
+    assert dependency_down(asyncpg.CannotConnectNowError("the database system is starting up")) == "database"
+    assert dependency_down(caused(RuntimeError("wrapped"), asyncpg.AdminShutdownError("terminating"))) == "database"
+    assert dependency_down(StorageUnavailable("S3 request failed")) == "storage"
+    assert dependency_down(JobQueueError("the job queue is unavailable")) == "queue"
+    assert dependency_down(caused(StorageError("cannot write"), OSError(28, "No space left on device"))) == "storage"
+    # Not outages: a bug, a missing file, a refused key, a constraint.
+    assert dependency_down(ValueError("bug")) is None
+    assert dependency_down(FileNotFoundError(2, "No such file")) is None
+    assert dependency_down(ObjectNotFound("t/1/x")) is None
+    assert dependency_down(asyncpg.UniqueViolationError("duplicate key")) is None
