@@ -91,6 +91,7 @@ from core.storage import (
     ObjectTooLarge,
     Storage,
     StorageError,
+    StorageUnavailable,
     UnsupportedType,
     build_key,
 )
@@ -174,6 +175,7 @@ __all__ = [
     "SmsGateway",
     "Storage",
     "StorageError",
+    "StorageUnavailable",
     "TTLCache",
     "TenantInfo",
     "TooLarge",
