@@ -29,6 +29,7 @@ from core.guard import BodyReadAhead, RequestGuard
 from core.headers import SecurityHeaders
 from core.i18n import register_catalogue_dirs
 from core.identity import IdentityService
+from core.job_pages import JOB_PAGES
 from core.jobs import JOB_ROUTES, JOB_TABLES, InProcessQueue, make_queue
 from core.mail import Mailer, make_mailer
 from core.middleware import AccessMiddleware, TenantPrefix, get_ctx
@@ -216,6 +217,7 @@ def create_app(
             me,
             *CORE_API,
             *JOB_ROUTES,
+            *JOB_PAGES,
             *SCHOOL_ROUTES,
             *IMPORT_ROUTES,
             *ICAL_ROUTES,

@@ -36,6 +36,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     replica_urls: tuple[str, ...] = ()
     db_pool_min: int = 2
     db_pool_max: int = 10
+    #: Seconds a request waits for a database connection (a free one, or a new one to connect) before it is
+    #: answered 503: with the database down or every connection busy, nothing hangs.
+    db_acquire_timeout: float = 10.0
     secret_key: str = ""
     debug: bool = False
     host: str = "127.0.0.1"
@@ -81,6 +84,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     job_queue_name: str = "madrasa"
     job_concurrency: int = 2
     job_timeout: int = 3600
+    #: How often ``madrasa worker`` hands jobs still ``queued`` in the table to Redis again (a Redis that
+    #: restarted empty forgot them).
+    job_requeue_seconds: int = 60
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
     #: Public base URL of the deployment (``https://madrasa.example.ma``): links in mail are built from it (or a
@@ -208,10 +214,14 @@ def _complete(settings: Settings) -> Settings:
         raise ConfigError(f"{PREFIX}METRICS_TOKEN: must be at least 16 characters")
     if settings.job_concurrency < 1:
         raise ConfigError(f"{PREFIX}JOB_CONCURRENCY: must be at least 1")
+    if settings.job_requeue_seconds < 1:
+        raise ConfigError(f"{PREFIX}JOB_REQUEUE_SECONDS: must be at least 1")
     if settings.job_backend == "saq" and not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"{PREFIX}REDIS_URL: expected redis://…, got {settings.redis_url!r}")
     if settings.db_pool_min < 1 or settings.db_pool_max < settings.db_pool_min:
         raise ConfigError(f"{PREFIX}DB_POOL_MAX: must be ≥ MADRASA_DB_POOL_MIN ≥ 1")
+    if not 0 < settings.db_acquire_timeout <= 300:
+        raise ConfigError(f"{PREFIX}DB_ACQUIRE_TIMEOUT: must be between 0 and 300 seconds")
     changes["public_url"] = _public_url(settings, url)
     for proxy in settings.trusted_proxies:
         try:

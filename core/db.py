@@ -12,6 +12,8 @@ in SQL (:func:`scope_sql`), which is the only layer on SQLite.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import logging
 import re
@@ -24,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 
 import asyncpg
 from piccolo.engine.base import Engine
-from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from piccolo.querystring import QueryString
 from piccolo.table import Table
@@ -68,6 +70,122 @@ class PooledConnection(asyncpg.Connection):  # type: ignore[misc]
         return ""
 
 
+class ReleasingTransaction(PostgresTransaction):
+    """Piccolo's transaction, which gives its connection back to the pool even when the connection died.
+
+    Piccolo releases the connection only after a rollback or commit that succeeded: a server restart in the
+    middle of a transaction (the rollback fails on the closed connection) would leak it, and the pool would
+    run dry. Here the connection always goes back, a rollback that fails on a live connection terminates it
+    (the pool opens a fresh one), and the error the block raised is the one that propagates.
+    """
+
+    async def __aenter__(self) -> PostgresTransaction:
+        for attempt in range(2):
+            try:
+                return await super().__aenter__()
+            except BaseException as exc:
+                connection = getattr(self, "connection", None)
+                if connection is None:  # no connection to be had
+                    raise
+                # Acquired, but BEGIN failed: a connection the server dropped while it sat in the pool. Nothing
+                # was done yet, so one more connection is tried.
+                await self._give_back(connection, broken=True)
+                del self.connection
+                if attempt or isinstance(exc, asyncio.CancelledError) or not isinstance(exc, _SUSPECT_ERRORS):
+                    raise
+        raise AssertionError("unreachable")
+
+    async def __aexit__(self, exception_type: Any, exception: Any, traceback: Any) -> bool:
+        if self._parent is not None:
+            return exception is None
+        broken = isinstance(exception, _SUSPECT_ERRORS)  # terminating the connection rolls its transaction back
+        try:
+            if exception is None:
+                if not self._committed and not self._rolled_back:
+                    await self.commit()
+            elif not broken and not self._rolled_back:
+                try:
+                    await self.rollback()
+                except Exception as failure:  # the block's own error says what went wrong
+                    log.warning("rollback failed: %s: %s", type(failure).__name__, failure)
+                    broken = True
+        except BaseException as failure:  # the commit failed
+            broken = broken or isinstance(failure, _SUSPECT_ERRORS)
+            raise
+        finally:
+            await self._give_back(self.connection, broken=broken)
+            self.engine.current_transaction.reset(self.context)
+        return exception is None
+
+    async def _give_back(self, connection: Any, *, broken: bool) -> None:
+        if broken:
+            _terminate(connection)
+        if self.engine.pool:
+            with contextlib.suppress(Exception):
+                await self.engine.pool.release(connection)
+        else:
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+
+#: Errors after which a connection's state is unknown (the server said FATAL, the socket broke, the operation
+#: was cancelled half way): the connection is terminated rather than handed to the next request.
+_SUSPECT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.CancelledError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
+
+def _terminate(connection: Any) -> None:
+    """Close a pooled connection at once (a proxy the pool already took back is left alone)."""
+    with contextlib.suppress(Exception):
+        connection.terminate()
+
+
+class _BoundedAcquire:
+    """asyncpg's acquire context, which terminates the connection when the block ends on a suspect error."""
+
+    def __init__(self, context: Any) -> None:
+        self._context = context
+
+    def __await__(self) -> Any:
+        return self._context.__await__()
+
+    async def __aenter__(self) -> Any:
+        return await self._context.__aenter__()
+
+    async def __aexit__(self, exception_type: Any, exception: Any, traceback: Any) -> Any:
+        if isinstance(exception, _SUSPECT_ERRORS) and self._context.connection is not None:
+            _terminate(self._context.connection)
+        return await self._context.__aexit__(exception_type, exception, traceback)
+
+
+class BoundedPool:
+    """An asyncpg pool whose ``acquire()`` gives up after ``timeout`` seconds (:class:`TimeoutError`).
+
+    Piccolo acquires without a timeout; with the database down or every connection busy a request would
+    wait as long as the client does. The timeout covers waiting for a free connection and opening a new
+    one. A connection the server closed (a restart) is replaced by the pool on the next acquire; one that
+    failed half way through an operation is terminated first (:class:`PooledConnection` skips the reset
+    that would otherwise notice).
+    """
+
+    def __init__(self, pool: asyncpg.Pool, timeout: float) -> None:
+        self._pool = pool
+        self.timeout = timeout
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        """A connection, within ``timeout`` (the pool's bound by default)."""
+        return _BoundedAcquire(self._pool.acquire(timeout=self.timeout if timeout is None else timeout))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+
 def make_engine(url: str) -> Engine:
     """A Piccolo engine for a database URL."""
     if url.startswith("sqlite:///"):
@@ -105,7 +223,9 @@ class Database:
                 max_size=self.settings.db_pool_max,
                 max_inactive_connection_lifetime=300,
                 connection_class=PooledConnection,
+                timeout=self.settings.db_acquire_timeout,  # connecting, per attempt
             )
+            self.engine.pool = BoundedPool(self.engine.pool, self.settings.db_acquire_timeout)
         else:
             await self.engine.run_ddl("PRAGMA journal_mode=WAL")
         self._started = True
@@ -113,7 +233,12 @@ class Database:
     async def stop(self) -> None:
         """Close the pool."""
         if self._started and isinstance(self.engine, PostgresEngine) and self.engine.pool:
-            await self.engine.close_connection_pool()
+            pool, self.engine.pool = self.engine.pool, None
+            try:
+                await asyncio.wait_for(pool.close(), timeout=10)
+            except TimeoutError:  # a connection still out (a request stuck): close them all the hard way
+                log.warning("the connection pool did not close in 10 s; terminating its connections")
+                pool.terminate()
         self._started = False
 
     # -- raw SQL -----------------------------------------------------------------------------
@@ -172,7 +297,7 @@ class Database:
             async with self.engine.transaction(transaction_type=kind, allow_nested=False) as tx:
                 yield tx
         else:
-            async with self.engine.transaction(allow_nested=False) as tx:
+            async with ReleasingTransaction(self.engine, allow_nested=False) as tx:
                 yield tx
 
     @asynccontextmanager

@@ -10,7 +10,7 @@ relevant the form ``field`` it is about and a machine-readable ``code``::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from litestar.exceptions import HTTPException
 
@@ -23,6 +23,7 @@ __all__ = [
     "NotFound",
     "PreconditionRequired",
     "TooLarge",
+    "Unavailable",
     "UnsupportedMedia",
 ]
 
@@ -96,3 +97,13 @@ class PreconditionRequired(DomainError):
     """428: an ``If-Match`` is needed."""
 
     status_code = 428
+
+
+class Unavailable(Exception):
+    """A dependency that cannot be reached just now; :mod:`core.problems` answers 503 with ``Retry-After``.
+
+    Not a :class:`DomainError`: its text is for the log (it may name hosts); the reader gets a plain
+    message chosen by ``dependency`` (:data:`core.faults.MESSAGES`).
+    """
+
+    dependency: Literal["database", "storage", "queue"] = "database"

@@ -41,6 +41,7 @@ from piccolo.table import Table
 from core.access import Grant, scope_for
 from core.context import Ctx, RequestContext
 from core.db import Database, scope_sql
+from core.errors import Unavailable
 from core.permissions import STAFF_ROLES
 from core.scope import Scope
 from core.sql import SQL
@@ -371,8 +372,10 @@ async def _finish(
 # --------------------------------------------------------------------------- queues
 
 
-class JobQueueError(Exception):
-    """The queue could not accept a job (the job row is marked failed)."""
+class JobQueueError(Unavailable):
+    """The queue could not accept a job (the job row is marked failed); a 503 for the client unless caught."""
+
+    dependency = "queue"
 
 
 class JobQueue(ABC):
@@ -424,7 +427,8 @@ class JobQueue(ABC):
             log.exception("could not dispatch job", extra={"job_id": job_id, "kind": kind})
             async with db.scoped(scope_of(columns)):
                 await db.execute(
-                    "UPDATE job SET status = 'failed', error = {}, finished_at = {} WHERE id = {}",
+                    "UPDATE job SET status = 'failed', error = {}, finished_at = {} "
+                    "WHERE id = {} AND status = 'queued'",
                     f"queue unavailable: {type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS],
                     now(),
                     job_id,
@@ -539,6 +543,8 @@ class SaqQueue(JobQueue):
         name: str = "madrasa",
         concurrency: int = 2,
         timeout: int = 3600,
+        requeue_interval: float = 60.0,
+        dispatch_timeout: float = 5.0,
     ) -> None:
         from saq import Queue
 
@@ -547,6 +553,8 @@ class SaqQueue(JobQueue):
         self.name = name
         self.concurrency = concurrency
         self.timeout = timeout
+        self.requeue_interval = requeue_interval
+        self.dispatch_timeout = dispatch_timeout
         self.queue = Queue.from_url(redis_url, name=name)
         self._connected = False
 
@@ -561,24 +569,65 @@ class SaqQueue(JobQueue):
             self._connected = False
 
     async def _dispatch(self, job_id: str) -> None:
-        await self.start()
-        await self.queue.enqueue(SAQ_FUNCTION, job_id=job_id, key=job_id, timeout=self.timeout, retries=1)
+        # Bounded: a Redis that is gone must not hold the request (redis-py retries a lost connection).
+        async with asyncio.timeout(self.dispatch_timeout):
+            await self.start()
+            await self.queue.enqueue(SAQ_FUNCTION, job_id=job_id, key=job_id, timeout=self.timeout, retries=1)
 
-    def worker(self, *, concurrency: int | None = None) -> Worker:
-        """A SAQ worker running madrasa jobs with this queue's services (start it with ``await w.start()``)."""
+    async def requeue_lost(self) -> int:
+        """Hand every job still ``queued`` in the table to Redis again; returns how many were handed.
+
+        Redis keeps the queue, the table keeps the truth: a Redis that restarted empty (or lost its data)
+        forgot jobs the table still calls queued. SAQ ignores a job whose key it still holds, and
+        :func:`run_job` claims a job once, so handing one twice runs it once. Stops at the first refusal
+        (Redis still down) and tries again at the next round.
+        """
+        async with self.services.db.scoped(Scope.everything(), write=False):
+            rows = await self.services.db.fetch("SELECT id FROM job WHERE status = 'queued' ORDER BY created_at")
+        handed = 0
+        for row in rows:
+            try:
+                await self._dispatch(row["id"])
+            except Exception as exc:
+                log.warning("queued jobs not handed to Redis yet: %s: %s", type(exc).__name__, exc)
+                break
+            handed += 1
+        return handed
+
+    async def _requeue_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.requeue_interval)
+            try:
+                await self.requeue_lost()
+            except Exception:  # the database is down too: next round
+                log.exception("requeueing queued jobs failed")
+
+    def worker(self, *, concurrency: int | None = None, grace: int = 30) -> Worker:
+        """A SAQ worker running madrasa jobs with this queue's services (start it with ``await w.start()``);
+        ``grace``: seconds a stopping worker waits for its tasks before cancelling them."""
         from saq import Worker
 
         services = self.services
 
         async def startup(ctx: dict[str, Any]) -> None:
             ctx["services"] = services
+            with contextlib.suppress(Exception):  # logged inside; the loop tries again
+                await self.requeue_lost()
+            ctx["requeue"] = asyncio.create_task(self._requeue_forever(), name="madrasa-job-requeue")
+
+        async def shutdown(ctx: dict[str, Any]) -> None:
+            task = ctx.pop("requeue", None)
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
         return Worker(
             self.queue,
             functions=[(SAQ_FUNCTION, _saq_run)],
             concurrency=concurrency or self.concurrency,
             startup=startup,
-            shutdown_grace_period_s=30,
+            shutdown=shutdown,
+            shutdown_grace_period_s=grace,
         )
 
 
@@ -599,6 +648,7 @@ def make_queue(services: Services) -> JobQueue:
             name=getattr(settings, "job_queue_name", "madrasa"),
             concurrency=concurrency,
             timeout=int(getattr(settings, "job_timeout", 3600)),
+            requeue_interval=float(getattr(settings, "job_requeue_seconds", 60)),
         )
     if backend == "inprocess":
         return InProcessQueue(services, concurrency=min(max(concurrency, 1), 2))

@@ -98,6 +98,7 @@ from core.storage import (
     ObjectTooLarge,
     Storage,
     StorageError,
+    StorageUnavailable,
     UnsupportedType,
     build_key,
 )
@@ -187,6 +188,7 @@ __all__ = [
     "SmsGateway",
     "Storage",
     "StorageError",
+    "StorageUnavailable",
     "TTLCache",
     "TenantInfo",
     "TooLarge",

@@ -13,6 +13,7 @@ from litestar.response import Redirect, Template
 
 from core.context import RequestContext
 from core.errors import DomainError
+from core.faults import MESSAGES, RETRY_AFTER_SECONDS, dependency_down
 from core.i18n import LOCALES, gettext_in
 from core.middleware import LOCALE_COOKIE, is_api
 from core.permissions import PUBLIC
@@ -92,6 +93,9 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: Exception) -> R
         status = exc.status_code
         detail = exc.detail
         headers = dict(exc.headers or {})
+    elif (down := dependency_down(exc)) is not None:
+        log.warning("%s unavailable: %s: %s", down, type(exc).__name__, exc, extra={"path": request.url.path})
+        status, detail, headers = 503, MESSAGES[down], {"Retry-After": str(RETRY_AFTER_SECONDS)}
     elif unstorable_value(exc):
         log.warning("a request value the database cannot store: %s", exc, extra={"path": request.url.path})
         status, detail, headers = (

@@ -16,20 +16,21 @@ import codecs
 import contextlib
 import io
 import json
+import logging
 import os
 import re
 import tempfile
 import unicodedata
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
 
-from core.errors import Invalid
+from core.errors import Invalid, Unavailable
 
 if TYPE_CHECKING:
     import urllib3
@@ -47,6 +48,7 @@ __all__ = [
     "S3Storage",
     "Storage",
     "StorageError",
+    "StorageUnavailable",
     "UnsupportedType",
     "build_key",
     "check_key",
@@ -57,6 +59,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+log = logging.getLogger("madrasa.storage")
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 #: Suffix of the file-system backend's sidecar files; no key may end with it.
@@ -70,6 +73,12 @@ MAX_FILENAME_BYTES = 200  # keeps "<name>.meta" under the usual 255-byte NAME_MA
 
 class StorageError(Exception):
     """Base class of every storage failure."""
+
+
+class StorageUnavailable(StorageError, Unavailable):
+    """The backend cannot be reached or failed on its side (a 503 for the client, who may try again)."""
+
+    dependency = "storage"
 
 
 class InvalidKey(StorageError):
@@ -363,6 +372,26 @@ def tenant_of(key: str) -> int:
     check_key(key, tenant_id)
     return tenant_id
 
+    @contextlib.asynccontextmanager
+    async def removed_on_error(self, key: str, *, tenant_id: int) -> AsyncIterator[None]:
+        """Remove the object under ``key`` if the block fails, e.g. the transaction that records it.
+
+        Write the object last inside the transaction and wrap the transaction in this block: a failed write
+        rolls the row back, and a failed commit (or a write whose answer was lost) removes the object.
+        """
+        try:
+            yield
+        except BaseException:
+            await self.discard(key, tenant_id=tenant_id)
+            raise
+
+    async def discard(self, key: str, *, tenant_id: int) -> None:
+        """Remove an object nothing refers to, never raising: a backend still down leaves it logged for an operator."""
+        try:
+            await asyncio.shield(self.delete(key, tenant_id=tenant_id))
+        except Exception as exc:
+            log.error("object left behind by a failed upload: %s (%s)", key, exc, extra={"key": key})
+
 
 # --------------------------------------------------------------------------- file system
 
@@ -505,6 +534,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchObject", "ResourceNotFound"})
+#: S3 error codes of a service that is failing or overloaded (the client may try again).
+_UNAVAILABLE_CODES = frozenset({"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout"})
 
 
 class S3Storage(Storage):
@@ -548,7 +579,7 @@ class S3Storage(Storage):
 
     async def _call(self, key: str | None, func: Callable[..., T], *args: object, **kwargs: object) -> T:
         """Run a client call in a thread and translate its errors."""
-        from minio.error import MinioException, S3Error
+        from minio.error import MinioException, S3Error, ServerError
         from urllib3.exceptions import HTTPError
 
         try:
@@ -556,10 +587,14 @@ class S3Storage(Storage):
         except S3Error as exc:
             if key is not None and exc.code in _NOT_FOUND_CODES:
                 raise ObjectNotFound(key) from None
+            if exc.code in _UNAVAILABLE_CODES:
+                raise StorageUnavailable(f"S3 {exc.code}: {exc.message}") from exc
             raise StorageError(f"S3 {exc.code}: {exc.message}") from exc
         except StorageError:
             raise
-        except (MinioException, HTTPError, OSError, ValueError) as exc:
+        except (ServerError, HTTPError, OSError) as exc:  # unreachable, reset, timed out, a 5xx
+            raise StorageUnavailable(f"S3 request failed: {exc}") from exc
+        except (MinioException, ValueError) as exc:
             raise StorageError(f"S3 request failed: {exc}") from exc
 
     async def put(self, key: str, data: bytes, content_type: str, *, tenant_id: int) -> None:

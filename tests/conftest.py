@@ -67,10 +67,11 @@ class PgServer:
     owner: str
     app_role: str
     password: str
+    port: int = 5432
 
     def url(self, role: str) -> str:
         """Connection URL for a role."""
-        return f"postgresql://{role}:{self.password}@127.0.0.1:5432/{self.database}"
+        return f"postgresql://{role}:{self.password}@127.0.0.1:{self.port}/{self.database}"
 
 
 def run_sync(coro: Any) -> Any:
@@ -276,9 +277,9 @@ def new_client(app: Any, ip: str = "127.0.0.1") -> httpx.AsyncClient:
     )
 
 
-async def build_world(backend: str, tmp: Path, pg: PgServer | None) -> World:
-    """Migrate, load the demo, add staff and a file per school."""
-    settings = make_settings(backend, tmp, pg)
+async def build_world(backend: str, tmp: Path, pg: PgServer | None, **overrides: Any) -> World:
+    """Migrate, load the demo, add staff and a file per school (``overrides``: settings of this world)."""
+    settings = make_settings(backend, tmp, pg, **overrides)
     services = build_services(settings, plugins=build_plugin_host(settings), mailer=OutboxMailer())
     await services.db.start()
     await services.storage.ensure_ready()

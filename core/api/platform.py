@@ -179,7 +179,9 @@ async def upload_file(
     except StorageError as exc:
         raise ClientException(str(exc)) from None
     cols = tenant.scope_columns()
-    async with svc.db.scoped(ctx.scope):
+    # The object is written last inside the transaction: a failed write rolls the rows back; a failed commit
+    # (or a write whose answer was lost) removes the object again. Storage or database down: 503.
+    async with svc.storage.removed_on_error(key, tenant_id=tenant.id), svc.db.scoped(ctx.scope):
         row = await svc.db.fetchrow(
             "INSERT INTO stored_file (key, tenant_id, region_id, province_id, school_id, category, filename, "
             "content_type, size, owner_id, created_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, "
@@ -215,7 +217,6 @@ async def upload_file(
             tenant=tenant,
             after={"key": key, "size": len(content), "readers": readers},
         )
-        # Written last: if storage fails the row rolls back; an orphan object is harmless.
         await svc.storage.put(key, content, content_type, tenant_id=tenant.id)
     return FileOut(
         row["id"],

@@ -175,19 +175,28 @@ async def justify(
     scope = await family_scope(ctx)
     if len(note) > 2000:
         raise error("note_too_long", "note")
-    async with db.scoped(scope):
-        pupil = await justifications.family_pupil(ctx, scope_sql(scope, "s"), student_id, guardian_only=True)
-        key = content_type = None
-        size = None
-        if attachment is not None:
-            content, content_type, filename = attachment
-            key = build_key(pupil["school_id"], "justifications", filename)
-            size = len(content)
-        created = await justifications.create_justification(
-            ctx, pupil, mark_ids, reason_code, note.strip(), key, content_type, size
-        )
-        if attachment is not None and key is not None:
-            await ctx.services.storage.put(key, attachment[0], attachment[1], tenant_id=pupil["school_id"])
+    storage = ctx.services.storage
+    written: list[tuple[str, int]] = []
+    try:
+        async with db.scoped(scope):
+            pupil = await justifications.family_pupil(ctx, scope_sql(scope, "s"), student_id, guardian_only=True)
+            key = content_type = None
+            size = None
+            if attachment is not None:
+                content, content_type, filename = attachment
+                key = build_key(pupil["school_id"], "justifications", filename)
+                size = len(content)
+            created = await justifications.create_justification(
+                ctx, pupil, mark_ids, reason_code, note.strip(), key, content_type, size
+            )
+            if attachment is not None and key is not None:
+                written.append((key, pupil["school_id"]))
+                await storage.put(key, attachment[0], attachment[1], tenant_id=pupil["school_id"])
+    except BaseException:
+        # The transaction did not commit: a document written (or half written) for it must not stay behind.
+        for key, school_id in written:
+            await storage.discard(key, tenant_id=school_id)
+        raise
     return created
 
 

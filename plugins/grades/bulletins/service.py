@@ -10,12 +10,9 @@ import io
 import zipfile
 from typing import Any
 
-from litestar.exceptions import ServiceUnavailableException
-
 from core.plugin_api import (
     SQL,
     Invalid,
-    JobQueueError,
     NotFound,
     ObjectNotFound,
     RequestContext,
@@ -60,12 +57,10 @@ async def request_bulletins(ctx: RequestContext, tenant: TenantInfo, term_id: in
             if found is None:
                 raise NotFound(f"No class {class_id} here.")
     params = {"school_id": tenant.id, "term_id": term_id, "class_id": class_id}
-    try:
-        job_id = await queue_of(svc).enqueue(
-            BULLETIN_JOB, params, scope_columns=tenant.scope_columns(), created_by=ctx.person_id
-        )
-    except JobQueueError:
-        raise ServiceUnavailableException("The job queue is unavailable; try again shortly.") from None
+    # A queue that refuses the job raises JobQueueError: a 503 with Retry-After (core.problems).
+    job_id = await queue_of(svc).enqueue(
+        BULLETIN_JOB, params, scope_columns=tenant.scope_columns(), created_by=ctx.person_id
+    )
     async with db.scoped(ctx.scope):
         await audit.record(
             db,
