@@ -355,23 +355,6 @@ class Storage(ABC):
     async def ensure_ready(self) -> None:
         """Create the bucket or root folder if needed (idempotent)."""
 
-    async def keys(self) -> list[str]:
-        """Every stored key (``t/<tenant>/…``), sorted: what a backup copies (``core/backup.py``).
-
-        A backend that cannot list its objects raises :class:`StorageError`.
-        """
-        raise StorageError(f"{type(self).__name__} cannot list its objects")
-
-
-def tenant_of(key: str) -> int:
-    """The tenant id a key belongs to (``t/<tenant_id>/…``); :class:`InvalidKey` when it has none."""
-    parts = key.split("/", 2)
-    if len(parts) < 3 or parts[0] != "t" or not parts[1].isdigit():
-        raise InvalidKey(f"key is not under a tenant: {key!r}")
-    tenant_id = int(parts[1])
-    check_key(key, tenant_id)
-    return tenant_id
-
     @contextlib.asynccontextmanager
     async def removed_on_error(self, key: str, *, tenant_id: int) -> AsyncIterator[None]:
         """Remove the object under ``key`` if the block fails, e.g. the transaction that records it.
@@ -391,6 +374,23 @@ def tenant_of(key: str) -> int:
             await asyncio.shield(self.delete(key, tenant_id=tenant_id))
         except Exception as exc:
             log.error("object left behind by a failed upload: %s (%s)", key, exc, extra={"key": key})
+
+    async def keys(self) -> list[str]:
+        """Every stored key (``t/<tenant>/…``), sorted: what a backup copies (``core/backup.py``).
+
+        A backend that cannot list its objects raises :class:`StorageError`.
+        """
+        raise StorageError(f"{type(self).__name__} cannot list its objects")
+
+
+def tenant_of(key: str) -> int:
+    """The tenant id a key belongs to (``t/<tenant_id>/…``); :class:`InvalidKey` when it has none."""
+    parts = key.split("/", 2)
+    if len(parts) < 3 or parts[0] != "t" or not parts[1].isdigit():
+        raise InvalidKey(f"key is not under a tenant: {key!r}")
+    tenant_id = int(parts[1])
+    check_key(key, tenant_id)
+    return tenant_id
 
 
 # --------------------------------------------------------------------------- file system
