@@ -50,7 +50,7 @@ def test_bars_are_proportional_to_the_largest_rate(french):
         ("unjustified", WIDTH / 4, WIDTH / 4),
         ("unjustified", 0.0, WIDTH),
     ]
-    assert "10 %" in svg.replace("\u00a0", " ").replace("\u202f", " ")
+    assert "10,0 %" in svg.replace("\u00a0", " ").replace("\u202f", " ")
     assert "<b>" not in svg and "&lt;b&gt;" in svg  # names are escaped
     assert absence_chart([], title="T", description="D", rtl=False) == ""
 

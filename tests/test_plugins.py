@@ -77,6 +77,7 @@ def test_public_routes_are_an_explicit_short_list(world):
             "/api/v1/auth/token",
             "/api/v1/guardian-invitations/accept",
             "/calendar/{token:str}",
+            "/favicon.ico",
             "/guardian-invitations/{token:str}",
             "/healthz",
             "/lang/{code:str}",
@@ -96,6 +97,7 @@ def test_public_routes_are_an_explicit_short_list(world):
             "/static/attendance/{file_path:path}",
             "/static/core/{file_path:path}",
             "/static/example/{file_path:path}",
+            "/static/swagger/{file_path:path}",
         ]
     )
     authenticated = {

@@ -22,6 +22,7 @@ from core.plugin_api import (
     WEBP,
     ContentPolicy,
     Ctx,
+    ObjectNotFound,
     ObjectTooLarge,
     RequestContext,
     Scope,
@@ -459,7 +460,10 @@ async def document(ctx: RequestContext, justification_id: int) -> Response[bytes
             raise error("no_justification", justification_id=justification_id)
     if not row["file_key"]:
         raise error("no_document")
-    data = await ctx.services.storage.get(row["file_key"], tenant_id=row["school_id"])
+    try:
+        data = await ctx.services.storage.get(row["file_key"], tenant_id=row["school_id"])
+    except ObjectNotFound:
+        raise error("document_missing") from None
     return Response(
         data,
         media_type=row["file_type"],

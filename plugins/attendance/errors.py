@@ -36,6 +36,7 @@ MESSAGES: dict[str, tuple[int, str]] = {
     "no_pupil": (404, "No such pupil."),
     "no_justification": (404, "No justification {justification_id} here."),
     "no_document": (404, "This justification has no document."),
+    "document_missing": (404, "This justification's document is no longer stored; ask the family to send it again."),
     "not_your_lesson": (403, "This lesson is not in your timetable."),
     "teacher_same_day_only": (
         403,

@@ -134,7 +134,7 @@ async def class_page(ctx: Ctx, class_id: FromPath[int], term_id: FromQuery[int |
 
 @get(
     "/grades/classes/{class_id:int}/bulletins.zip",
-    opt={"permission": "grades.validate"},
+    opt={"permission": "grades.validate", "bulk_export": "grades.bulletins"},
     include_in_schema=False,
     media_type="application/zip",
 )
