@@ -32,7 +32,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
 
 ## fuzz: tests/test_fuzz.py alone with many more examples per operation and account (schemathesis, PostgreSQL)
-MADRASA_FUZZ_EXAMPLES ?= 300
+MADRASA_FUZZ_EXAMPLES ?= 200
 fuzz: $(VENV)/.installed-test
 	@eval "$$(scripts/ensure-services.sh)" && \
 	MADRASA_FUZZ_EXAMPLES=$(MADRASA_FUZZ_EXAMPLES) $(BIN)/python -m pytest -n 0 -p no:cacheprovider tests/test_fuzz.py

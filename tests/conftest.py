@@ -283,9 +283,9 @@ def new_client(app: Any, ip: str = "127.0.0.1") -> httpx.AsyncClient:
     )
 
 
-async def build_world(backend: str, tmp: Path, pg: PgServer | None) -> World:
-    """Migrate, load the demo, add staff and a file per school."""
-    settings = make_settings(backend, tmp, pg)
+async def build_world(backend: str, tmp: Path, pg: PgServer | None, **overrides: Any) -> World:
+    """Migrate, load the demo, add staff and a file per school (``overrides`` go to the settings)."""
+    settings = make_settings(backend, tmp, pg, **overrides)
     services = build_services(settings, plugins=build_plugin_host(settings), mailer=OutboxMailer())
     await services.db.start()
     await services.storage.ensure_ready()
