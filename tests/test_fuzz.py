@@ -20,6 +20,7 @@ import threading
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -38,7 +39,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from core.guard import INT_MAX, INT_MIN
-from tests.conftest import World, build_world, pg_database
+from tests.conftest import PgServer, World, build_world, pg_database
 
 T = TypeVar("T")
 
@@ -97,27 +98,32 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     """A seeded PostgreSQL world of the module's own (the fuzzer writes), on a loop in a thread."""
     with pg_database() as pg:
         loop = LoopThread()
-        # Access tokens outlive the longest run (make fuzz): an expired one would turn every later request into a 401.
-        world = loop.run(build_world("postgres", tmp_path_factory.mktemp("world-fuzz"), pg, access_token_ttl=24 * 3600))
         try:
-            document = loop.run(world.client.get("/schema/openapi.json")).json()
-            for email in ACCOUNTS.values():
-                loop.run(world.token(email))
-            objects = world.objects[HOME]
-            known = {name: objects[name] for name in objects}
-            known |= {"file_id": world.files[HOME], "slug": HOME, "action": "submit", **HINTS}
-            # The seeded lesson is on Mondays: the Monday of last week, for its attendance.
-            today = date.today()
-            known["on_date"] = (today - timedelta(days=today.weekday() + 7)).isoformat()
-            tidy_config = schemathesis.Config()
-            tidy_config.projects.default.generation.update(allow_x00=False, allow_extra_parameters=False)
-            schema = schemathesis.openapi.from_dict(document, config=schemathesis.Config())
-            tidy_schema = schemathesis.openapi.from_dict(copy.deepcopy(document), config=tidy_config)
-            yield Fuzzed(world, loop, schema, tidy_schema, known)
+            yield from _fuzzed(loop, pg, tmp_path_factory.mktemp("world-fuzz"))
         finally:
-            loop.run(world.client.aclose())
-            loop.run(world.services.db.stop())
             loop.close()
+
+
+def _fuzzed(loop: LoopThread, pg: PgServer, tmp: Path) -> Iterator[Fuzzed]:
+    """Build the world on the loop, parse its document twice (as drawn, and for tidy cases); stop it afterwards."""
+    # Access tokens outlive the longest run (make fuzz): an expired one would turn every later request into a 401.
+    world = loop.run(build_world("postgres", tmp, pg, access_token_ttl=24 * 3600))
+    try:
+        document = loop.run(world.client.get("/schema/openapi.json")).json()
+        for email in ACCOUNTS.values():
+            loop.run(world.token(email))
+        known = dict(world.objects[HOME]) | {"file_id": world.files[HOME], "slug": HOME, "action": "submit", **HINTS}
+        # The seeded lesson is on Mondays: the Monday of last week, for its attendance.
+        today = date.today()
+        known["on_date"] = (today - timedelta(days=today.weekday() + 7)).isoformat()
+        tidy_config = schemathesis.Config()
+        tidy_config.projects.default.generation.update(allow_x00=False, allow_extra_parameters=False)
+        schema = schemathesis.openapi.from_dict(document, config=schemathesis.Config())
+        tidy_schema = schemathesis.openapi.from_dict(copy.deepcopy(document), config=tidy_config)
+        yield Fuzzed(world, loop, schema, tidy_schema, known)
+    finally:
+        loop.run(world.client.aclose())
+        loop.run(world.services.db.stop())
 
 
 def operations(schema: Any) -> list[Any]:
