@@ -39,6 +39,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from core.guard import INT_MAX, INT_MIN
+from core.scope import Scope
+from core.storage import build_key
 from tests.conftest import PgServer, World, build_world, pg_database
 
 T = TypeVar("T")
@@ -60,6 +62,7 @@ EXCLUDED = {
 #: Values of the seeded school that tidy cases put in fields of these names (codes the school knows, a day of the
 #: first term); the seeded objects' ids are added to them.
 HINTS = {"level_code": "TC", "track_code": "TCS", "subject_code": "MATH", "scheduled_on": "2026-10-05"}
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
@@ -112,7 +115,9 @@ def _fuzzed(loop: LoopThread, pg: PgServer, tmp: Path) -> Iterator[Fuzzed]:
         document = loop.run(world.client.get("/schema/openapi.json")).json()
         for email in ACCOUNTS.values():
             loop.run(world.token(email))
-        known = dict(world.objects[HOME]) | {"file_id": world.files[HOME], "slug": HOME, "action": "submit", **HINTS}
+        justification_id = loop.run(seed_justification(world))
+        known = dict(world.objects[HOME]) | {"justification_id": justification_id, "file_id": world.files[HOME]}
+        known |= {"slug": HOME, "action": "submit", **HINTS}
         # The seeded lesson is on Mondays: the Monday of last week, for its attendance.
         today = date.today()
         known["on_date"] = (today - timedelta(days=today.weekday() + 7)).isoformat()
@@ -124,6 +129,31 @@ def _fuzzed(loop: LoopThread, pg: PgServer, tmp: Path) -> Iterator[Fuzzed]:
     finally:
         loop.run(world.client.aclose())
         loop.run(world.services.db.stop())
+
+
+async def seed_justification(world: World) -> int:
+    """A pending justification of the seeded pupil with a photo (a PNG), so its reads and review have an object."""
+    school = await world.services.tenants.by_slug(HOME)
+    cols = school.scope_columns()
+    key = build_key(school.id, "justifications", "photo.png")
+    await world.services.storage.put(key, PNG, "image/png", tenant_id=school.id)
+    db = world.services.db
+    async with db.scoped(Scope.everything()):
+        row = await db.fetchrow(
+            "INSERT INTO attendance_justification (region_id, province_id, school_id, student_id, submitted_by, "
+            "reason_code, note, file_key, file_type, file_size, state, created_at, review_note) "
+            "VALUES ({}, {}, {}, {}, {}, 'illness', '', {}, 'image/png', {}, 'pending', CURRENT_TIMESTAMP, '') "
+            "RETURNING id",
+            cols["region_id"],
+            cols["province_id"],
+            cols["school_id"],
+            world.objects[HOME]["student_id"],
+            world.objects[HOME]["guardian_id"],
+            key,
+            len(PNG),
+        )
+    assert row is not None
+    return int(row["id"])
 
 
 def operations(schema: Any) -> list[Any]:
