@@ -62,6 +62,8 @@ EXCLUDED = {
 #: Values of the seeded school that tidy cases put in fields of these names (codes the school knows, a day of the
 #: first term); the seeded objects' ids are added to them.
 HINTS = {"level_code": "TC", "track_code": "TCS", "subject_code": "MATH", "scheduled_on": "2026-10-05"}
+#: Stands for the ETag of the resource in a tidy case's ``If-Match``: :func:`send` reads it just before.
+CURRENT = "fuzz-current-etag"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
@@ -185,7 +187,11 @@ def send(fuzzed: Fuzzed, case: Any, token: str) -> httpx.Response:
     ).prepare()
     body = prepared.body.encode() if isinstance(prepared.body, str) else prepared.body
     client = fuzzed.world.client
-    request = client.build_request(prepared.method or "GET", prepared.url or "", headers=prepared.headers, content=body)
+    headers = dict(prepared.headers)
+    if headers.get("If-Match") == CURRENT:  # a tidy case of a conditional write: the ETag a GET reads now
+        read = fuzzed.loop.run(client.get(prepared.url or "", headers={"Authorization": f"Bearer {token}"}))
+        headers["If-Match"] = read.headers.get("etag", "")
+    request = client.build_request(prepared.method or "GET", prepared.url or "", headers=headers, content=body)
     return fuzzed.loop.run(client.send(request))
 
 
@@ -215,11 +221,14 @@ def tidy(value: Any, known: dict[str, Any], key: str = "") -> Any:
 
 
 def tidied(case: Any, known: dict[str, Any]) -> Any:
-    """A valid case brought past the request guard, naming the home school's objects, so handlers go deeper."""
+    """A valid case brought past the request guard, naming the home school's objects, with the current ETag for a
+    conditional write, so handlers go deeper."""
     if isinstance(case.body, (dict, list, str)):
         case.body = tidy(case.body, known)
     if case.query:
         case.query = tidy(case.query, known)
+    if "428" in case.operation.responses.status_codes:
+        case.headers = {**(case.headers or {}), "If-Match": CURRENT}
     return case
 
 
