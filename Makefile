@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test fuzz install lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ test: $(VENV)/.installed-test
 	@eval "$$(scripts/ensure-services.sh)" && \
 	$(BIN)/ruff check . && \
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
+
+## fuzz: tests/test_fuzz.py alone with many more examples per operation and account (schemathesis, PostgreSQL)
+MADRASA_FUZZ_EXAMPLES ?= 200
+fuzz: $(VENV)/.installed-test
+	@eval "$$(scripts/ensure-services.sh)" && \
+	MADRASA_FUZZ_EXAMPLES=$(MADRASA_FUZZ_EXAMPLES) $(BIN)/python -m pytest -n 0 -p no:cacheprovider tests/test_fuzz.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

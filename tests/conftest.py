@@ -16,6 +16,7 @@ import secrets
 import socket
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,9 +118,9 @@ async def _pg_reachable() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    """Create roles and a database for this test process; drop them afterwards."""
+@contextmanager
+def pg_database() -> Iterator[PgServer]:
+    """A throw-away database and its roles on the shared server (skipped, or failed on CI, when unreachable)."""
     problem = run_sync(_pg_reachable())
     if problem:
         missing_service(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {problem}")
@@ -136,6 +137,13 @@ def pg_server() -> Iterator[PgServer]:
         yield server
     finally:
         run_sync(_drop_pg(server))
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """Create roles and a database for this test process; drop them afterwards."""
+    with pg_database() as server:
+        yield server
 
 
 def make_settings(backend: str, tmp: Path, pg: PgServer | None, **overrides: Any) -> Settings:

@@ -620,6 +620,24 @@ async def justify(
     )
 
 
+async def test_a_photo_document_is_served_as_the_document_declares(world):
+    """A justification's photo comes back as ``image/png``, a type the OpenAPI document allows (it said PDF only)."""
+    s = await Setup(world).build()
+    assert (await s.take([{"student_id": s.pupils[0], "status": "absent"}])).status_code == 200
+    mark = await _absence(world, s, s.pupils[0])
+    photo = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+    response = await justify(world, s, [mark], files={"file": ("certificat.png", photo, "image/png")})
+    assert response.status_code == 201, response.text
+    path = f"/api/v1/attendance/justifications/{response.json()['id']}/document"
+    document = await world.api("GET", path, as_=s.director, tenant=A)
+    assert document.status_code == 200 and document.content == photo
+    assert document.headers["content-type"].startswith("image/png")
+    schema = (await world.client.get("/schema/openapi.json")).json()
+    content = schema["paths"]["/api/v1/attendance/justifications/{justification_id}/document"]["get"]["responses"]
+    declared = set(content["200"]["content"])
+    assert declared & {"*/*", "image/*", "image/png"}, declared
+
+
 async def test_justification_workflow(world):
     s = await Setup(world).build()
     assert (await s.take([{"student_id": s.pupils[0], "status": "absent"}])).status_code == 200

@@ -77,3 +77,41 @@ async def test_the_log_in_documents_its_refusals(world):
     token = schema["paths"]["/api/v1/auth/token"]["post"]["responses"]
     assert {"400", "401", "429"} <= set(token)  # malformed, wrong credentials, throttled
     assert "403" not in token  # public: no permission to lack
+
+
+def _media_matches(documented: str, received: str) -> bool:
+    """Whether a received media type falls under a documented one (``*/*``, ``type/*`` or exact)."""
+    main, _, sub = documented.partition("/")
+    got_main, _, got_sub = received.split(";", 1)[0].strip().partition("/")
+    return main in ("*", got_main) and sub in ("*", got_sub)
+
+
+async def test_a_download_documents_the_files_own_media_type(world):
+    """A stored PDF comes back as ``application/pdf``, which the document allows (it once said octet-stream)."""
+    school = "lycee-ibn-batouta"
+    schema = (await world.client.get("/schema/openapi.json")).json()
+    response = await world.api(
+        "GET", f"/api/v1/files/{world.files[school]}", as_=f"director.{school}@test.ma", tenant=school
+    )
+    assert response.status_code == 200, response.text
+    received = response.headers["content-type"]
+    assert received.startswith("application/pdf")
+    documented = schema["paths"]["/api/v1/files/{file_id}"]["get"]["responses"]["200"]["content"]
+    assert any(_media_matches(media, received) for media in documented), (received, list(documented))
+
+
+async def test_a_guardian_invitation_is_a_documented_status(world):
+    """Linking someone outside the school's reach answers 202 (an invitation), which the document lists."""
+    school = "college-al-khawarizmi"
+    schema = (await world.client.get("/schema/openapi.json")).json()
+    response = await world.api(
+        "POST",
+        f"/api/v1/school/students/{world.objects[school]['student_id']}/guardians",
+        as_=f"director.{school}@test.ma",
+        tenant=school,
+        json={"email": "outsider.openapi@elsewhere.test", "full_name": "Outsider"},
+    )
+    assert response.status_code == 202, response.text
+    documented = schema["paths"]["/api/v1/school/students/{student_id}/guardians"]["post"]["responses"]
+    assert {"201", "202"} <= set(documented)
+    assert documented["202"]["content"]["application/json"]["schema"], documented["202"]

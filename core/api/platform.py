@@ -291,7 +291,7 @@ async def file_info(ctx: Ctx, file_id: FromPath[int]) -> FileOut:
     "/api/v1/files/{file_id:int}",
     opt={"permission": "files.read"},
     tags=["files"],
-    media_type="application/octet-stream",
+    media_type="*/*",  # the file's own type, as accepted on upload (core.storage.ContentPolicy)
 )
 async def download_file(ctx: Ctx, file_id: FromPath[int], request: Request[Any, Any, Any]) -> Response[bytes]:
     """Download a file, for its uploader, its addressees and the managers of its tenant."""

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Response, delete, get, post
 from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from core.context import Ctx, RequestContext
@@ -276,7 +277,16 @@ class SchoolController(Controller):
                 await service.enrol(ctx, await service.get_student(ctx, student_id), data.class_id)
         return Created(student_id)
 
-    @post("/students/{student_id:int}/guardians", opt={"permission": "school.manage"}, status_code=201)
+    @post(
+        "/students/{student_id:int}/guardians",
+        opt={"permission": "school.manage"},
+        status_code=201,
+        responses={
+            202: ResponseSpec(
+                guardians.GuardianLink, description="Someone outside the school's reach: an invitation was mailed."
+            )
+        },
+    )
     async def add_guardian(
         self, ctx: Ctx, student_id: FromPath[int], data: JSONBody[GuardianIn]
     ) -> Response[guardians.GuardianLink]:

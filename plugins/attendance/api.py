@@ -510,7 +510,8 @@ class ReviewController(Controller):
             row = await justifications.get_justification(db, scope_sql(ctx.scope, "j"), justification_id, tenant.id)
             return justification_out(row, await justifications.justification_marks(db, row["id"]))
 
-    @get("/{justification_id:int}/document", opt={"permission": "attendance.view"}, media_type="application/pdf")
+    # The document as sent: a PDF or a photo (ATTACHMENT_TYPES), served with its own type.
+    @get("/{justification_id:int}/document", opt={"permission": "attendance.view"}, media_type="*/*")
     async def get_document(self, ctx: Ctx, justification_id: FromPath[int]) -> Response[bytes]:
         """The document attached to a justification (its family, or the school's reviewers)."""
         return await document(ctx, justification_id)
