@@ -1,0 +1,131 @@
+"""The director's school management in the portal: the pupils' CSV import (more pages below it).
+
+Each test works in a school of its own (:func:`tests.test_director_portal.fresh_school`), with the
+session of its director (``school.manage``) and of its teacher (who may not manage).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+import pytest
+
+from core.school import manage_pages
+from tests.test_director_portal import OTHER, fresh_school
+
+HEADER = "code_massar;nom;prenom;classe;tuteur_email;tuteur_nom;lien"
+
+
+def code() -> str:
+    """A pupil code unlikely to collide with any other test's."""
+    return f"M{secrets.randbelow(10**9):09d}"
+
+
+class Director:
+    """A fresh school with one class, seen through its director's and teacher's sessions."""
+
+    def __init__(self, world: Any, slug: str) -> None:
+        self.world, self.slug = world, slug
+        self.director, self.teacher = f"director.{slug}@test.ma", f"teacher.{slug}@test.ma"
+        self.school_id = world.ids[slug]
+
+    async def page(self, method: str, path: str, actor: str | None = None, **kw: Any) -> Any:
+        separator = "&" if "?" in path else "?"
+        url = f"{path}{separator}lang=fr"
+        return await self.world.api(method, url, as_=actor or self.director, tenant=self.slug, **kw)
+
+    async def api(self, method: str, path: str, **kw: Any) -> Any:
+        return await self.world.api(method, path, as_=self.director, tenant=self.slug, **kw)
+
+    async def setup(self) -> Director:
+        made = await self.api(
+            "POST", "/api/v1/school/classes", json={"name": "TC-M1", "level_code": "TC", "track_code": "TCS"}
+        )
+        assert made.status_code == 201, made.text
+        self.class_id = made.json()["id"]
+        return self
+
+    async def pupils(self) -> int:
+        return int(await self.world.sql("SELECT COUNT(*) FROM student WHERE school_id = {}", self.school_id))
+
+
+def csv_file(*lines: str) -> dict[str, Any]:
+    return {"file": ("eleves.csv", ("\r\n".join([HEADER, *lines]) + "\r\n").encode(), "text/csv")}
+
+
+async def test_the_director_imports_pupils_all_or_nothing(world, inbox):
+    d = await Director(world, await fresh_school(world, "import")).setup()
+
+    search = await d.page("GET", "/school/pupils")
+    assert search.status_code == 200 and f'href="/t/{d.slug}/school/import"' in search.text
+    form = await d.page("GET", "/school/import")
+    assert form.status_code == 200 and 'enctype="multipart/form-data"' in form.text
+    assert 'name="csrf_token"' in form.text and 'value="check"' in form.text
+    assert (await d.page("GET", "/school/import", d.teacher)).status_code == 403
+
+    good, bad = code(), "X12"
+    parent = f"parent.{secrets.token_hex(4)}@example.ma"
+    # A bad code and an unknown class: the report names both cells in French; nothing is written.
+    wrong = await d.page(
+        "POST",
+        "/school/import",
+        data={"action": "import"},
+        files=csv_file(f"{good};Alaoui;Sara;TC-M1;{parent};Mme Alaoui;mère", f"{bad};Bennani;Omar;TC-9;;;"),
+    )
+    assert wrong.status_code == 422 and 'data-ok="no"' in wrong.text
+    assert re.search(r'<tr data-row="3" data-column="national_code">.*?Code Massar.*?</tr>', wrong.text, re.S)
+    assert "aucune classe nommée &#39;TC-9&#39; dans cet établissement" in wrong.text
+    assert await d.pupils() == 0 and not inbox.messages
+
+    # Fixed: a check writes nothing, then the import creates both and invites the new guardian.
+    fixed = csv_file(f"{good};Alaoui;Sara;TC-M1;{parent};Mme Alaoui;mère", f"{code()};Bennani;Omar;TC-M1;;;")
+    checked = await d.page("POST", "/school/import", data={"action": "check"}, files=fixed)
+    assert checked.status_code == 200 and 'data-dry-run="yes"' in checked.text and 'data-ok="yes"' in checked.text
+    assert "Toutes les lignes sont valides (2 élèves)" in checked.text
+    assert await d.pupils() == 0
+    done = await d.page("POST", "/school/import", data={"action": "import"}, files=fixed)
+    assert done.status_code == 200 and 'data-dry-run="no"' in done.text, done.text
+    counts = dict(re.findall(r'data-count="(\w+)">(\d+)<', done.text))
+    assert counts == {"created": "2", "linked": "0", "invited": "1"}
+    assert await d.pupils() == 2
+    assert [m["To"] for m in inbox.messages] == [parent]
+
+    # The same file again: both codes are taken now; nothing more is written.
+    again = await d.page("POST", "/school/import", data={"action": "import"}, files=fixed)
+    assert again.status_code == 422 and "déjà inscrit" in again.text
+    assert await d.pupils() == 2
+
+    # The teacher may not import.
+    refused = await d.page("POST", "/school/import", d.teacher, data={"action": "import"}, files=fixed)
+    assert refused.status_code == 403
+
+
+async def test_the_import_form_shows_a_missing_or_refused_file_beside_the_field(world):
+    d = await Director(world, await fresh_school(world, "importfile")).setup()
+    empty = await d.page("POST", "/school/import", data={"action": "check"})
+    assert empty.status_code == 400 and 'id="import-file-error"' in empty.text
+    assert "Choisissez un fichier CSV." in empty.text
+    binary = {"file": ("photo.csv", b"\x89PNG\r\n\x1a\n" + b"\x00" * 32, "text/csv")}
+    refused = await d.page("POST", "/school/import", data={"action": "import"}, files=binary)
+    assert refused.status_code == 400 and "Ce n&#39;est pas un fichier texte CSV en UTF-8" in refused.text
+    arabic = await world.api("POST", "/school/import?lang=ar", as_=d.director, tenant=d.slug, data={"action": "check"})
+    assert arabic.status_code == 400 and "اختر ملف CSV." in arabic.text and 'dir="rtl"' in arabic.text
+    assert await d.pupils() == 0
+    # Another school's director cannot post to this school's page.
+    outsider = await world.api(
+        "POST", "/school/import", as_=f"director.{OTHER}@test.ma", tenant=d.slug, files=csv_file()
+    )
+    assert outsider.status_code in (403, 404)
+
+
+@pytest.mark.parametrize("locale", ["ar", "fr"])
+def test_the_pages_messages_are_translated(locale):
+    from core.school.pupil_rows import SCHOOL_MESSAGES
+    from tests.test_i18n import catalogue
+
+    messages = catalogue(locale)
+    wanted = [*manage_pages.PAGE_MESSAGES, *SCHOOL_MESSAGES.values()]
+    missing = [m for m in wanted if not messages.get(m)]
+    assert not missing, missing
