@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from core.school import manage_pages
+from core.school import manage_pages, pupil_pages
 from tests.test_director_portal import OTHER, fresh_school
 
 HEADER = "code_massar;nom;prenom;classe;tuteur_email;tuteur_nom;lien"
@@ -126,6 +126,97 @@ def test_the_pages_messages_are_translated(locale):
     from tests.test_i18n import catalogue
 
     messages = catalogue(locale)
-    wanted = [*manage_pages.PAGE_MESSAGES, *SCHOOL_MESSAGES.values()]
+    wanted = [*manage_pages.PAGE_MESSAGES, *pupil_pages.PAGE_MESSAGES, *SCHOOL_MESSAGES.values()]
     missing = [m for m in wanted if not messages.get(m)]
     assert not missing, missing
+
+
+async def test_the_director_registers_a_pupil_and_manages_them_from_their_page(world, inbox):
+    d = await Director(world, await fresh_school(world, "pupil")).setup()
+    search = await d.page("GET", "/school/pupils")
+    assert f'href="/t/{d.slug}/school/pupils/new"' in search.text
+    assert (await d.page("GET", "/school/pupils/new")).status_code == 200
+    assert (await d.page("GET", "/school/pupils/new", d.teacher)).status_code == 403
+
+    # Errors beside the fields, nothing written.
+    empty = await d.page("POST", "/school/pupils/new", data={"national_code": "", "first_name": "Sara"})
+    assert empty.status_code == 400 and 'id="pupil-code-error"' in empty.text and 'id="pupil-last-error"' in empty.text
+    assert "obligatoire" in empty.text and 'value="Sara"' in empty.text
+    bad = await d.page("POST", "/school/pupils/new", data={"national_code": "X1", "first_name": "S", "last_name": "A"})
+    assert bad.status_code == 400 and "ce n&#39;est pas un code élève" in bad.text
+    foreign_class = world.objects[OTHER]["class_id"]
+    pupil = {"national_code": code(), "first_name": "Sara", "last_name": "Alaoui", "birth_date": "2011-03-14"}
+    wrong_class = await d.page("POST", "/school/pupils/new", data={**pupil, "class_id": foreign_class})
+    assert wrong_class.status_code == 400 and 'id="pupil-class-error"' in wrong_class.text
+    assert await d.pupils() == 0  # the pupil is not written without their class
+
+    made = await d.page("POST", "/school/pupils/new", data={**pupil, "class_id": d.class_id, "gender": "F"})
+    assert made.status_code == 303, made.text
+    student_id = int(made.headers["location"].split("/school/pupils/")[1].split("?")[0])
+    assert made.headers["location"] == f"/t/{d.slug}/school/pupils/{student_id}?done=created"
+    taken = await d.page("POST", "/school/pupils/new", data=pupil)
+    assert taken.status_code == 409 and "déjà inscrit" in taken.text
+    assert await d.pupils() == 1
+
+    path = f"/school/pupils/{student_id}"
+    shown = await d.page("GET", f"{path}?done=created")
+    assert shown.status_code == 200 and "L&#39;élève a été inscrit." in shown.text
+    assert re.search(r'id="pupil-class"><a href="[^"]+">\s*<bdi>TC-M1</bdi>', shown.text)
+    assert (await d.page("GET", path, d.teacher)).status_code == 403
+    assert (await d.page("GET", f"/school/pupils/{world.objects[OTHER]['student_id']}")).status_code == 404
+    outsider = await world.api("GET", path, as_=f"director.{OTHER}@test.ma", tenant=OTHER)
+    assert outsider.status_code == 404
+
+    # Enrol: another school's class is refused beside the field; a class of the school moves the pupil.
+    other = await d.api("POST", "/api/v1/school/classes", json={"name": "TC-M2", "level_code": "TC"})
+    refused = await d.page("POST", f"{path}/enrol", data={"class_id": foreign_class})
+    assert refused.status_code == 400 and 'id="enrol-class-error"' in refused.text
+    assert "Choisissez une classe de cet établissement." in refused.text
+    moved = await d.page("POST", f"{path}/enrol", data={"class_id": other.json()["id"]})
+    assert moved.status_code == 303 and moved.headers["location"].endswith("?done=enrolled")
+    assert "<bdi>TC-M2</bdi>" in (await d.page("GET", path)).text
+    assert (await d.page("POST", f"{path}/enrol", d.teacher, data={"class_id": d.class_id})).status_code == 403
+
+    # Guardians: a bad address is refused; a new address is invited, a member of the school linked at once.
+    invalid = await d.page("POST", f"{path}/guardians", data={"email": "nope", "full_name": "Mme Alaoui"})
+    assert invalid.status_code == 400 and 'id="guardian-email-error"' in invalid.text
+    assert "ce n&#39;est pas une adresse e-mail" in invalid.text and not inbox.messages
+    parent = f"parent.{secrets.token_hex(4)}@example.ma"
+    invited = await d.page(
+        "POST", f"{path}/guardians", data={"email": parent, "full_name": "Mme Alaoui", "relation": "mother"}
+    )
+    assert invited.status_code == 303 and invited.headers["location"].endswith("?done=invited")
+    assert [m["To"] for m in inbox.messages] == [parent]
+    linked = await d.page("POST", f"{path}/guardians", data={"email": d.teacher, "full_name": "M. Alaoui"})
+    assert linked.status_code == 303 and linked.headers["location"].endswith("?done=linked")
+    page = await d.page("GET", path)
+    assert len(re.findall(r"data-invitation=", page.text)) == 1 and len(re.findall(r"data-guardian=", page.text)) == 1
+    assert parent in page.text and d.teacher in page.text
+
+    # Transfer: an unknown code and this school are refused beside the field; another school takes the pupil.
+    unknown = await d.page("POST", f"{path}/transfer", data={"to_school": "no-such-school"})
+    assert unknown.status_code == 400 and "Aucun établissement n&#39;a ce code." in unknown.text
+    same = await d.page("POST", f"{path}/transfer", data={"to_school": d.slug})
+    assert same.status_code == 400 and 'id="transfer-school-error"' in same.text
+    assert await world.sql("SELECT school_id FROM student WHERE id = {}", student_id) == d.school_id
+    destination = await fresh_school(world, "pupilto")
+    done = await d.page("POST", f"{path}/transfer", data={"to_school": destination})
+    assert done.status_code == 200 and 'id="transfer-done"' in done.text
+    assert await world.sql("SELECT school_id FROM student WHERE id = {}", student_id) == world.ids[destination]
+    assert (await d.page("GET", path)).status_code == 404
+
+
+async def test_the_pupil_page_speaks_arabic(world):
+    d = await Director(world, await fresh_school(world, "pupilar")).setup()
+    made = await d.api(
+        "POST",
+        "/api/v1/school/students",
+        json={"national_code": code(), "first_name": "Sara", "last_name": "Alaoui", "last_name_ar": "العلوي"},
+    )
+    path = f"/t/{d.slug}/school/pupils/{made.json()['id']}"
+    shown = await world.api("GET", f"/school/pupils/{made.json()['id']}?lang=ar", as_=d.director, tenant=d.slug)
+    assert shown.status_code == 200 and 'dir="rtl"' in shown.text and "ربط ولي أمر" in shown.text, path
+    refused = await world.api(
+        "POST", f"/school/pupils/{made.json()['id']}/guardians?lang=ar", as_=d.director, tenant=d.slug, data={}
+    )
+    assert refused.status_code == 400 and "إلزامي" in refused.text
