@@ -220,3 +220,48 @@ async def test_the_pupil_page_speaks_arabic(world):
         "POST", f"/school/pupils/{made.json()['id']}/guardians?lang=ar", as_=d.director, tenant=d.slug, data={}
     )
     assert refused.status_code == 400 and "إلزامي" in refused.text
+
+
+async def test_the_director_opens_a_class_from_the_classes_page(world):
+    d = await Director(world, await fresh_school(world, "classes")).setup()
+    home = await d.page("GET", "/")
+    assert f'href="/t/{d.slug}/school/classes"' in home.text
+    teacher_home = await d.page("GET", "/", d.teacher)
+    assert f'href="/t/{d.slug}/school/classes"' not in teacher_home.text
+    assert (await d.page("GET", "/school/classes", d.teacher)).status_code == 403
+    assert (
+        await d.page("POST", "/school/classes", d.teacher, data={"name": "X", "level_code": "TC"})
+    ).status_code == 403
+
+    listed = await d.page("GET", "/school/classes")
+    assert listed.status_code == 200 and f'<tr data-class="{d.class_id}">' in listed.text
+    assert "Tronc commun scientifique" in listed.text
+
+    def count() -> Any:
+        return world.sql("SELECT COUNT(*) FROM school_class WHERE school_id = {}", d.school_id)
+
+    # Errors beside the fields; nothing is written.
+    empty = await d.page("POST", "/school/classes", data={"name": "", "level_code": "", "capacity": "99"})
+    assert empty.status_code == 400
+    for field in ("class-name", "class-level", "class-capacity"):
+        assert f'id="{field}-error"' in empty.text, field
+    wrong_track = await d.page(
+        "POST", "/school/classes", data={"name": "1BAC-9", "level_code": "1BAC", "track_code": "TCS"}
+    )
+    assert wrong_track.status_code == 400 and "Cette filière n&#39;existe pas à ce niveau." in wrong_track.text
+    assert 'value="1BAC-9"' in wrong_track.text
+    taken = await d.page("POST", "/school/classes", data={"name": "TC-M1", "level_code": "TC"})
+    assert taken.status_code == 409 and "Une classe porte déjà ce nom cette année." in taken.text
+    assert await count() == 1
+
+    made = await d.page(
+        "POST", "/school/classes", data={"name": "1BAC-SM1", "level_code": "1BAC", "track_code": "SM", "capacity": "32"}
+    )
+    assert made.status_code == 303 and made.headers["location"] == f"/t/{d.slug}/school/classes?done=created"
+    assert await count() == 2
+    after = await d.page("GET", "/school/classes?done=created")
+    assert (
+        "La classe a été ouverte." in after.text and "1BAC-SM1" in after.text and "Sciences mathématiques" in after.text
+    )
+    arabic = await world.api("GET", "/school/classes?lang=ar", as_=d.director, tenant=d.slug)
+    assert "الجذع المشترك" in arabic.text and "فتح القسم" in arabic.text
