@@ -51,6 +51,7 @@ from core.school.ical import ICAL_ROUTES
 from core.school.manage_pages import MANAGE_ROUTES
 from core.school.portal import SCHOOL_PORTAL_ROUTES
 from core.school.pupil_pages import PUPIL_ROUTES
+from core.school.slot_pages import SLOT_ROUTES
 from core.school.tables import SCHOOL_TABLES
 from core.services import Services
 from core.sms import make_sms_gateway
@@ -226,6 +227,7 @@ def create_app(
             *DIRECTORY_ROUTES,
             *MANAGE_ROUTES,
             *PUPIL_ROUTES,
+            *SLOT_ROUTES,
             *PORTAL_ROUTES,
             *PRIVACY_ROUTES,
             *static_routers,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from core.school import manage_pages, pupil_pages
+from core.school import manage_pages, pupil_pages, slot_pages, timetable
 from tests.test_director_portal import OTHER, fresh_school
 
 HEADER = "code_massar;nom;prenom;classe;tuteur_email;tuteur_nom;lien"
@@ -126,7 +126,8 @@ def test_the_pages_messages_are_translated(locale):
     from tests.test_i18n import catalogue
 
     messages = catalogue(locale)
-    wanted = [*manage_pages.PAGE_MESSAGES, *pupil_pages.PAGE_MESSAGES, *SCHOOL_MESSAGES.values()]
+    wanted = [*manage_pages.PAGE_MESSAGES, *pupil_pages.PAGE_MESSAGES, *slot_pages.PAGE_MESSAGES]
+    wanted += [*SCHOOL_MESSAGES.values(), *timetable.CLASH_MESSAGES]
     missing = [m for m in wanted if not messages.get(m)]
     assert not missing, missing
 
@@ -265,3 +266,80 @@ async def test_the_director_opens_a_class_from_the_classes_page(world):
     )
     arabic = await world.api("GET", "/school/classes?lang=ar", as_=d.director, tenant=d.slug)
     assert "الجذع المشترك" in arabic.text and "فتح القسم" in arabic.text
+
+
+async def test_the_director_adds_and_removes_lessons_on_the_class_week(world):
+    d = await Director(world, await fresh_school(world, "slots")).setup()
+    teacher_id = await world.sql("SELECT id FROM person WHERE email = {}", d.teacher)
+    second = (
+        await d.api("POST", "/api/v1/school/classes", json={"name": "TC-M2", "level_code": "TC", "track_code": "TCS"})
+    ).json()["id"]
+    for class_id in (d.class_id, second):
+        assigned = await d.api(
+            "POST",
+            "/api/v1/school/assignments",
+            json={"teacher_id": teacher_id, "class_id": class_id, "subject_code": "MATH"},
+        )
+        assert assigned.status_code == 201, assigned.text
+    room = (await d.api("POST", "/api/v1/school/rooms", json={"name": "Salle 12"})).json()["id"]
+    path = f"/timetable/classes/{d.class_id}"
+
+    def lessons() -> Any:
+        return world.sql("SELECT COUNT(*) FROM timetable_slot WHERE school_id = {}", d.school_id)
+
+    week = await d.page("GET", path)
+    assert week.status_code == 200 and 'id="slot-form"' in week.text and 'value="MATH"' in week.text
+    as_teacher = await d.page("GET", path, d.teacher)
+    assert as_teacher.status_code == 200 and 'id="slot-form"' not in as_teacher.text
+    lesson = {
+        "weekday": "1",
+        "starts_at": "08:00",
+        "ends_at": "10:00",
+        "subject_code": "MATH",
+        "teacher_id": str(teacher_id),
+        "room_id": str(room),
+    }
+    assert (await d.page("POST", f"{path}/slots", d.teacher, data=lesson)).status_code == 403
+
+    # Errors beside the fields; nothing written.
+    empty = await d.page("POST", f"{path}/slots", data={"starts_at": "8h"})
+    assert empty.status_code == 400
+    for field in ("slot-day", "slot-start", "slot-end", "slot-subject", "slot-teacher"):
+        assert f'id="{field}-error"' in empty.text, field
+    assert "Une heure au format HH:MM." in empty.text
+    inverted = await d.page("POST", f"{path}/slots", data={**lesson, "ends_at": "07:00"})
+    assert inverted.status_code == 400 and "La séance doit finir après son début." in inverted.text
+    unassigned = await d.page("POST", f"{path}/slots", data={**lesson, "subject_code": "FR"})
+    assert unassigned.status_code == 400 and 'id="slot-teacher-error"' in unassigned.text
+    assert await lessons() == 0
+
+    added = await d.page("POST", f"{path}/slots", data=lesson)
+    assert added.status_code == 303 and added.headers["location"] == f"/t/{d.slug}{path}?done=added"
+    assert await lessons() == 1
+    shown = await d.page("GET", f"{path}?done=added")
+    assert "La séance a été ajoutée." in shown.text and "Salle 12" in shown.text
+    slot_id = int(re.findall(r'data-slot="(\d+)"', shown.text)[0])
+
+    # The same teacher at an overlapping hour in the other class: the clash is named in the page.
+    clash = await d.page(
+        "POST", f"/timetable/classes/{second}/slots", data={**lesson, "starts_at": "09:00", "ends_at": "11:00"}
+    )
+    assert clash.status_code == 409
+    named = re.search(r'id="slot-clash">(.*?)</p>', clash.text, re.S)
+    assert named and "Conflit" in named.group(1) and "TC-M1" in named.group(1) and "08:00–10:00" in named.group(1)
+    assert await lessons() == 1
+    api = await d.api(
+        "POST",
+        "/api/v1/school/timetable",
+        json={**lesson, "class_id": second, "teacher_id": teacher_id, "weekday": 1, "room_id": None},
+    )
+    assert api.status_code == 409 and "Clash: the teacher already teaches TC-M1 on Monday 08:00–10:00." in api.text
+
+    # Another school's class is a 404; removing: teacher 403, the wrong class 404, the director removes it.
+    foreign = world.objects[OTHER]["class_id"]
+    assert (await d.page("POST", f"/timetable/classes/{foreign}/slots", data=lesson)).status_code == 404
+    assert (await d.page("POST", f"{path}/slots/{slot_id}/delete", d.teacher)).status_code == 403
+    assert (await d.page("POST", f"/timetable/classes/{second}/slots/{slot_id}/delete")).status_code == 404
+    removed = await d.page("POST", f"{path}/slots/{slot_id}/delete")
+    assert removed.status_code == 303 and removed.headers["location"].endswith("?done=removed")
+    assert await lessons() == 0
