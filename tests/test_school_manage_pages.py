@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from core.middleware import SESSION_COOKIE
 from core.school import manage_pages, pupil_pages, slot_pages, timetable
 from tests.test_director_portal import OTHER, fresh_school
 
@@ -251,6 +252,14 @@ async def test_the_director_opens_a_class_from_the_classes_page(world):
     )
     assert wrong_track.status_code == 400 and "Cette filière n&#39;existe pas à ce niveau." in wrong_track.text
     assert 'value="1BAC-9"' in wrong_track.text
+    # Without the session's CSRF token the form is refused.
+    cookie, _ = await world.web_session(d.director)
+    forged = await world.client.post(
+        f"/t/{d.slug}/school/classes",
+        headers={"cookie": f"{SESSION_COOKIE}={cookie}", "accept": "text/html"},
+        data={"name": "FORGED", "level_code": "TC"},
+    )
+    assert forged.status_code == 403
     taken = await d.page("POST", "/school/classes", data={"name": "TC-M1", "level_code": "TC"})
     assert taken.status_code == 409 and "Une classe porte déjà ce nom cette année." in taken.text
     assert await count() == 1
