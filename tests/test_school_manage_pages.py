@@ -185,10 +185,13 @@ async def test_the_director_registers_a_pupil_and_manages_them_from_their_page(w
     assert "ce n&#39;est pas une adresse e-mail" in invalid.text and not inbox.messages
     parent = f"parent.{secrets.token_hex(4)}@example.ma"
     invited = await d.page(
-        "POST", f"{path}/guardians", data={"email": parent, "full_name": "Mme Alaoui", "relation": "mother"}
+        "POST",
+        f"{path}/guardians",
+        data={"email": parent, "full_name": "Mme Alaoui", "relation": "mother", "locale": "fr"},
     )
     assert invited.status_code == 303 and invited.headers["location"].endswith("?done=invited")
     assert [m["To"] for m in inbox.messages] == [parent]
+    assert await world.sql("SELECT locale FROM guardian_invitation WHERE email = {}", parent) == "fr"
     linked = await d.page("POST", f"{path}/guardians", data={"email": d.teacher, "full_name": "M. Alaoui"})
     assert linked.status_code == 303 and linked.headers["location"].endswith("?done=linked")
     page = await d.page("GET", path)

@@ -173,7 +173,13 @@ async def link_guardian(ctx: Ctx, student_id: FromPath[int], request: Request[An
         errors["relation"] = (MESSAGES["relation"], {})
     locale = form_text(form, "locale", 2) or "ar"
     locale = locale if locale in LOCALES else "ar"
-    values = {"email": email, "full_name": full_name, "full_name_ar": full_name_ar, "relation": relation}
+    values = {
+        "email": email,
+        "full_name": full_name,
+        "full_name_ar": full_name_ar,
+        "relation": relation,
+        "locale": locale,
+    }
     if errors:
         return await _pupil_page(ctx, school, student_id, 400, form="guardian", errors=errors, values=values)
     async with ctx.services.db.scoped(ctx.scope):
