@@ -49,7 +49,10 @@ from core.school.class_lists import CLASS_LIST_ROUTES
 from core.school.csv_import import IMPORT_ROUTES
 from core.school.directory_portal import DIRECTORY_ROUTES
 from core.school.ical import ICAL_ROUTES
+from core.school.manage_pages import MANAGE_ROUTES
 from core.school.portal import SCHOOL_PORTAL_ROUTES
+from core.school.pupil_pages import PUPIL_ROUTES
+from core.school.slot_pages import SLOT_ROUTES
 from core.school.tables import SCHOOL_TABLES
 from core.services import Services
 from core.sms import make_sms_gateway
@@ -224,6 +227,9 @@ def create_app(
             *SCHOOL_PORTAL_ROUTES,
             *CLASS_LIST_ROUTES,
             *DIRECTORY_ROUTES,
+            *MANAGE_ROUTES,
+            *PUPIL_ROUTES,
+            *SLOT_ROUTES,
             *PORTAL_ROUTES,
             *PRIVACY_ROUTES,
             *static_routers,

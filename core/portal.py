@@ -51,6 +51,7 @@ CORE_MENU = [
     ),
     MenuItem(label="Pupils", url="/school/pupils", order=8, roles=SCHOOL_MANAGERS, kinds=frozenset({"school"})),
     MenuItem(label="Staff", url="/school/staff", order=9, roles=SCHOOL_MANAGERS, kinds=frozenset({"school"})),
+    MenuItem(label="Classes", url="/school/classes", order=9, permission="school.manage", kinds=frozenset({"school"})),
     MenuItem(
         label="Retention of personal data",
         url="/privacy/retention",

@@ -15,7 +15,6 @@ from core.context import Ctx, RequestContext
 from core.permissions import PUBLIC
 from core.school import guardians, reads, service, timetable
 from core.school.calendar import CALENDAR_ROUTES
-from core.tenancy import SLUG_RE
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 #: A time of day as ``HH:MM`` (seconds optional).
@@ -326,16 +325,7 @@ class SchoolController(Controller):
     async def transfer(self, ctx: Ctx, student_id: FromPath[int], data: JSONBody[TransferIn]) -> dict[str, str]:
         """Transfer a pupil to another school; their record follows, the old school keeps the history."""
         service.require_school(ctx)
-        if not SLUG_RE.match(data.to_school):
-            raise NotFoundException(f"No school {data.to_school!r}.")
-        destination = await ctx.services.tenants.by_slug(data.to_school)
-        if destination is None or destination.kind != "school":
-            raise NotFoundException(f"No school {data.to_school!r}.")
-        # The move writes rows into the destination school: widen the scope to it, and nothing else.
-        widened = type(ctx.scope)(ctx.scope.nodes | {destination.id}, ctx.scope.platform)
-        async with ctx.services.db.scoped(widened):
-            student = await service.get_student(ctx, student_id)
-            await service.transfer(ctx, student, destination)
+        destination = await service.transfer_to(ctx, student_id, data.to_school)
         return {"student": str(student_id), "school": destination.slug}
 
     @post("/teachers", opt={"permission": "school.manage"}, status_code=201)

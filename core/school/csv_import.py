@@ -373,6 +373,26 @@ async def import_students(ctx: RequestContext, school: TenantInfo, data: bytes, 
     )
 
 
+#: Why an uploaded file is refused before it is read (message ids; ``{limit}`` in bytes).
+TOO_LARGE = "The file is larger than {limit} bytes."
+NOT_CSV = "This is not a UTF-8 CSV text file: save it as “CSV UTF-8” and try again."
+
+
+def upload_problem(ctx: RequestContext, content: bytes) -> tuple[str, dict[str, Any]] | None:
+    """Why the upload policy refuses ``content`` (a message id and its values), or ``None``.
+
+    Browsers declare CSV files inconsistently: the bytes decide (UTF-8 text, no NUL).
+    """
+    policy = ContentPolicy.from_settings(ctx.services.settings)
+    try:
+        policy.check(len(content), "text/csv", content)
+    except ObjectTooLarge as exc:
+        return TOO_LARGE, {"limit": exc.limit}
+    except UnsupportedType:
+        return NOT_CSV, {}
+    return None
+
+
 def _flag(value: str) -> bool:
     folded = value.strip().lower()
     if folded in ("true", "1", "yes", "on"):
@@ -407,14 +427,11 @@ async def import_students_csv(
     school = service.require_school(ctx)
     dry_run = _flag(data.dry_run)
     content = await data.file.read()
-    policy = ContentPolicy.from_settings(ctx.services.settings)
-    try:
-        # Browsers declare CSV files inconsistently: the bytes decide (UTF-8 text, no NUL).
-        policy.check(len(content), "text/csv", content)
-    except ObjectTooLarge as exc:
-        raise PayloadTooLarge(f"The file is larger than {exc.limit} bytes.") from None
-    except UnsupportedType:
-        raise UnsupportedMediaType("This is not a UTF-8 CSV text file: save it as “CSV UTF-8” and try again.") from None
+    refused = upload_problem(ctx, content)
+    if refused is not None:
+        message, params = refused
+        error = PayloadTooLarge if "limit" in params else UnsupportedMediaType
+        raise error(message.format(**params))
     report = await import_students(ctx, school, content, dry_run=dry_run)
     status = 422 if not report.ok else 200 if dry_run else 201
     return Response(report, status_code=status)

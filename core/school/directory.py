@@ -137,3 +137,27 @@ async def staff(ctx: RequestContext, school: TenantInfo, year_id: int) -> list[d
         if row["room"]:
             entry["rooms"].add(row["room"])
     return [{**e, "rooms": sorted(e["rooms"])} for e in out.values()]
+
+
+async def pupil_record(ctx: RequestContext, student: dict[str, Any]) -> dict[str, Any]:
+    """A pupil's current class, guardians and pending guardian invitations (inside the caller's scope)."""
+    db = ctx.services.db
+    klass = await db.fetchrow(
+        "SELECT c.id, c.name FROM enrolment e JOIN school_class c ON c.id = e.class_id "
+        "WHERE e.student_id = {} AND e.ends_on IS NULL AND {}",
+        student["id"],
+        scope_sql(ctx.scope, "e"),
+    )
+    guardians = await db.fetch(
+        "SELECT p.id, p.full_name, p.full_name_ar, p.email, g.relation FROM guardianship g "
+        "JOIN person p ON p.id = g.person_id WHERE g.student_id = {} AND {} ORDER BY p.full_name, p.id",
+        student["id"],
+        scope_sql(ctx.scope, "g"),
+    )
+    invitations = await db.fetch(
+        "SELECT i.id, i.email, i.full_name, i.relation, i.expires_at FROM guardian_invitation i "
+        "WHERE i.student_id = {} AND i.used_at IS NULL AND {} ORDER BY i.created_at, i.id",
+        student["id"],
+        scope_sql(ctx.scope, "i"),
+    )
+    return {"class": klass, "guardians": guardians, "invitations": invitations}

@@ -27,7 +27,7 @@ import msgspec
 from litestar import Request, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
-from litestar.params import Body, FromPath
+from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from core.access import roles_at
@@ -227,9 +227,10 @@ async def school_classes(ctx: Ctx) -> Any:
     return page(ctx, "school/classes.html", classes=classes)
 
 
-@get("/timetable/classes/{class_id:int}", opt={"permission": "school.view"}, include_in_schema=False)
-async def class_timetable(ctx: Ctx, class_id: FromPath[int]) -> Any:
-    """A class's week."""
+async def class_page(ctx: RequestContext, class_id: int, status: int = 200, **values: Any) -> Template:
+    """A class's week; for those who manage the school, its lessons with the forms that add and remove them."""
+    from core.school.slot_pages import manage_view  # it renders this page again on a form error
+
     school = service.require_school(ctx)
     db = ctx.services.db
     async with db.scoped(ctx.scope, write=False):
@@ -238,7 +239,19 @@ async def class_timetable(ctx: Ctx, class_id: FromPath[int]) -> Any:
             raise NotFoundException(f"No class {class_id} here.")
         slots = await reads.class_slots(db, ctx.scope, class_id)
         entries = await _entries(ctx, slots, [], show_school=False)
-    return page(ctx, "school/class.html", klass=klass, days=week(entries))
+        manage = await manage_view(ctx, school, class_id, slots) if can_manage(ctx) else None
+    return page(ctx, "school/class.html", status=status, klass=klass, days=week(entries), manage=manage, **values)
+
+
+def can_manage(ctx: RequestContext) -> bool:
+    """Whether the caller may change the school's structure here (``school.manage``)."""
+    return bool(ctx.services.permissions.roles_for("school.manage") & ctx.roles)
+
+
+@get("/timetable/classes/{class_id:int}", opt={"permission": "school.view"}, include_in_schema=False)
+async def class_timetable(ctx: Ctx, class_id: FromPath[int], done: FromQuery[str | None] = None) -> Any:
+    """A class's week (with the lesson forms for those who manage the school)."""
+    return await class_page(ctx, class_id, done=done)
 
 
 # -- accepting a guardian invitation (the mailed one-time link) ----------------------------------

@@ -21,7 +21,7 @@ from core.errors import Conflict, Invalid, NotFound
 from core.identity import normalise_email
 from core.school.rules import STAFF_NUMBER_RE, normalise_pupil_code
 from core.sql import SQL
-from core.tenancy import TenantInfo
+from core.tenancy import SLUG_RE, TenantInfo
 
 WEEKDAYS = ("", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -506,3 +506,24 @@ async def transfer(
             before={"school": origin.slug if origin else None},
             after={"school": destination.slug},
         )
+
+
+class NoSuchSchool(NotFoundException):
+    """A transfer names no school of the platform."""
+
+
+async def transfer_to(ctx: RequestContext, student_id: int, slug: str) -> TenantInfo:
+    """Transfer a pupil of the request's scope to the school ``slug`` (:class:`NoSuchSchool` when there is none).
+
+    The move writes rows into the destination school: the scope is widened to it, and nothing else.
+    """
+    if not SLUG_RE.match(slug):
+        raise NoSuchSchool(f"No school {slug!r}.")
+    destination = await ctx.services.tenants.by_slug(slug)
+    if destination is None or destination.kind != "school":
+        raise NoSuchSchool(f"No school {slug!r}.")
+    widened = type(ctx.scope)(ctx.scope.nodes | {destination.id}, ctx.scope.platform)
+    async with ctx.services.db.scoped(widened):
+        student = await get_student(ctx, student_id)
+        await transfer(ctx, student, destination)
+    return destination

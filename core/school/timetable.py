@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, time
 from typing import Any
 
+import msgspec
 from litestar.exceptions import NotFoundException
 
 from core import audit
@@ -78,13 +79,37 @@ async def assign(ctx: RequestContext, school: TenantInfo, person_id: int, class_
     return int(row["id"])
 
 
-def _describe(kind: str, row: dict[str, Any]) -> str:
-    times = f"{WEEKDAYS[row['weekday']]} {hm(row['starts_at'])}–{hm(row['ends_at'])}"
+#: A clash named as the API says it (catalogue message ids; ``{day}`` is an English weekday name).
+CLASH_TEACHER = "Clash: the teacher already teaches {class_name} on {day} {starts}–{ends}."
+CLASH_ELSEWHERE = "Clash: the teacher already teaches in another school on {day} {starts}–{ends}."
+CLASH_ROOM = "Clash: room {room} is taken by {class_name} on {day} {starts}–{ends}."
+CLASH_CLASS = "Clash: class {class_name} already has {subject} on {day} {starts}–{ends}."
+CLASH_MESSAGES = [CLASH_TEACHER, CLASH_ELSEWHERE, CLASH_ROOM, CLASH_CLASS]
+
+
+class Clash(msgspec.Struct, frozen=True):
+    """A clash: its message id and the values formatted into it."""
+
+    msgid: str
+    values: dict[str, str]
+
+    def __str__(self) -> str:
+        return self.msgid.format(**self.values)
+
+
+def _when(weekday: int, starts: time, ends: time) -> dict[str, str]:
+    return {"day": WEEKDAYS[weekday], "starts": hm(starts), "ends": hm(ends)}
+
+
+def _describe(kind: str, row: dict[str, Any]) -> Clash:
+    when = _when(row["weekday"], row["starts_at"], row["ends_at"])
     if kind == "teacher":
-        return f"the teacher already teaches {row.get('class_name') or 'in another school'} on {times}"
+        if not row.get("class_name"):
+            return Clash(CLASH_ELSEWHERE, when)
+        return Clash(CLASH_TEACHER, {"class_name": row["class_name"], **when})
     if kind == "room":
-        return f"room {row['room_name']} is taken by {row['class_name']} on {times}"
-    return f"class {row['class_name']} already has {row['subject_code']} on {times}"
+        return Clash(CLASH_ROOM, {"room": row["room_name"], "class_name": row["class_name"], **when})
+    return Clash(CLASH_CLASS, {"class_name": row["class_name"], "subject": row["subject_code"], **when})
 
 
 def hm(value: time) -> str:
@@ -92,7 +117,7 @@ def hm(value: time) -> str:
     return value.strftime("%H:%M")
 
 
-async def find_clash(ctx: RequestContext, school: TenantInfo, slot: Slot) -> str | None:
+async def find_clash(ctx: RequestContext, school: TenantInfo, slot: Slot) -> Clash | None:
     """The first clash of a slot with the school's timetable or the teacher's other schools, described."""
     db = ctx.services.db
     rows = await db.fetch(
@@ -147,10 +172,7 @@ async def find_clash(ctx: RequestContext, school: TenantInfo, slot: Slot) -> str
         )
     if elsewhere:
         row = elsewhere[0]
-        return (
-            f"the teacher already teaches in another school on {WEEKDAYS[slot.weekday]} "
-            f"{hm(row['starts_at'])}–{hm(row['ends_at'])}"
-        )
+        return Clash(CLASH_ELSEWHERE, _when(slot.weekday, row["starts_at"], row["ends_at"]))
     return None
 
 
@@ -203,7 +225,7 @@ async def add_slot(
         raise Invalid("slot", str(exc)) from None
     clash = await find_clash(ctx, school, slot)
     if clash:
-        raise Conflict(f"Clash: {clash}.")
+        raise Conflict(clash.msgid, **clash.values)
     row = await db.fetchrow(
         "INSERT INTO timetable_slot (region_id, province_id, school_id, class_id, subject_code, teacher_id, room_id, "
         "weekday, starts_at, ends_at, valid_from, valid_to) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) "
@@ -255,7 +277,7 @@ async def add_duty(
     )
     clash = await find_clash(ctx, school, probe)
     if clash:
-        raise Conflict(f"Clash: {clash}.")
+        raise Conflict(clash.msgid, **clash.values)
     busy = await db.fetchval(
         "SELECT label FROM duty_slot WHERE person_id = {} AND weekday = {} AND starts_at < {} AND {} < ends_at",
         person_id,
@@ -279,3 +301,22 @@ async def add_duty(
     )
     assert row is not None
     return int(row["id"])
+
+
+async def class_assignments(ctx: RequestContext, class_id: int) -> list[dict[str, Any]]:
+    """Who teaches what to a class: subject (code and names) and teacher (id and names), by subject."""
+    return await ctx.services.db.fetch(
+        "SELECT a.subject_code, sub.name_fr AS subject_fr, sub.name_ar AS subject_ar, sub.name_en AS subject_en, "
+        "a.person_id AS teacher_id, p.full_name AS teacher_name, p.full_name_ar AS teacher_name_ar "
+        "FROM teaching_assignment a JOIN subject sub ON sub.code = a.subject_code JOIN person p ON p.id = a.person_id "
+        "WHERE a.class_id = {} AND {} ORDER BY a.subject_code, p.full_name",
+        class_id,
+        _scope(ctx, "a"),
+    )
+
+
+async def school_rooms(ctx: RequestContext, school: TenantInfo) -> list[dict[str, Any]]:
+    """The rooms of a school, by name."""
+    return await ctx.services.db.fetch(
+        "SELECT id, name FROM room WHERE school_id = {} AND {} ORDER BY name, id", school.id, _scope(ctx)
+    )
