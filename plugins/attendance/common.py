@@ -36,3 +36,10 @@ def name_of(row: dict[str, Any], locale: str) -> str:
     if locale == "ar" and (row.get("first_name_ar") or row.get("last_name_ar")):
         return f"{row.get('last_name_ar') or ''} {row.get('first_name_ar') or ''}".strip()
     return f"{row.get('last_name') or ''} {row.get('first_name') or ''}".strip()
+
+
+def person_name(row: dict[str, Any], locale: str) -> tuple[str, str | None]:
+    """A pupil's name for a page in ``locale``, and the ``lang`` to mark it with (Latin names on an Arabic page)."""
+    name = name_of(row, locale)
+    arabic = locale == "ar" and bool(row.get("first_name_ar") or row.get("last_name_ar"))
+    return name, ("fr" if locale == "ar" and not arabic else None)

@@ -9,18 +9,18 @@
   justification, and the form to justify absences (reason, note, document);
 * ``/attendance/review`` — the director's pending justifications, accepted or rejected;
 * ``/attendance/stats`` — statistics per class (school) or per school (province, region), the
-  at-risk list, the CSV export.
+  at-risk list, the CSV export (:mod:`plugins.attendance.portal_stats`).
 """
 
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from litestar import Request, Response, get, post
+from litestar import Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.exceptions import HTTPException, NotFoundException
-from litestar.params import FromPath, FromQuery, Parameter, QueryParameter
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 from markupsafe import Markup, escape
 
@@ -33,14 +33,13 @@ from core.plugin_api import (
     Row,
     gettext_,
     page,
-    paginate,
     school,
     scope_sql,
 )
-from plugins.attendance import alerts, api, common, justifications, notify, service, stats
-from plugins.attendance.chart import absence_chart
+from plugins.attendance import api, common, justifications, notify, service
 from plugins.attendance.errors import PAGE_HANDLERS, AttendanceError, error
 from plugins.attendance.notices_api import undelivered_items
+from plugins.attendance.portal_stats import STATS_PAGES
 
 #: An absence still to justify (SQL on ``m``): not justified, and no justification waiting or accepted (none, or
 #: only a rejected one).
@@ -69,12 +68,6 @@ STATE_LABELS = {
 
 def _hm(value: Any) -> str:
     return value.strftime("%H:%M")
-
-
-def _name(row: dict[str, Any], locale: str) -> tuple[str, str | None]:
-    name = common.name_of(row, locale)
-    arabic = locale == "ar" and bool(row.get("first_name_ar") or row.get("last_name_ar"))
-    return name, ("fr" if locale == "ar" and not arabic else None)
 
 
 async def _form(request: Request[Any, Any, Any]) -> Any:
@@ -157,7 +150,7 @@ async def home(ctx: Ctx, day: FromQuery[date | None] = None) -> Any:
             )
             notices = await api.family_notices(ctx, scope, limit=10)
         for r in rows:
-            name, lang = _name(r, ctx.locale)
+            name, lang = common.person_name(r, ctx.locale)
             children.append(Row(id=r["id"], name=name, lang=lang, absent=r["absent"], unjustified=r["unjustified"]))
     else:
         notices = []
@@ -169,7 +162,7 @@ async def home(ctx: Ctx, day: FromQuery[date | None] = None) -> Any:
     if "school_director" in ctx.roles and tenant.kind == "school":
         async with db.scoped(ctx.scope, write=False):
             for n in (await undelivered_items(db, ctx.scope, tenant.id))[:20]:
-                name, lang = _name(n, ctx.locale)
+                name, lang = common.person_name(n, ctx.locale)
                 later = n["next_attempt_at"]
                 undelivered.append(
                     Row(
@@ -200,7 +193,7 @@ async def home(ctx: Ctx, day: FromQuery[date | None] = None) -> Any:
                 )
     notice_rows = []
     for n in notices:
-        name, lang = _name(n, ctx.locale)
+        name, lang = common.person_name(n, ctx.locale)
         notice_rows.append(
             Row(
                 kind=n["kind"],
@@ -252,7 +245,7 @@ def register_html(
         status, minutes = p["status"], p["minutes"]
         if posted is not None:
             status, minutes = posted.get(sid, ("present", ""))
-        name, lang = _name(p, locale)
+        name, lang = common.person_name(p, locale)
         lang_attr = f" lang={lang}" if lang else ""
         value = f' value="{escape(minutes)}"' if minutes else ""
         out.append(
@@ -395,7 +388,7 @@ async def _pupil_page(
                 scope_sql(scope, "j"),
             )
         )
-    name, lang = _name(pupil, ctx.locale)
+    name, lang = common.person_name(pupil, ctx.locale)
     rows = []
     for m in marks:
         state = "accepted" if m["justified"] else m["justification"]
@@ -517,7 +510,7 @@ async def review_page(ctx: Ctx, done: FromQuery[str | None] = None) -> Any:
         reasons = {r["code"]: r for r in await justifications.reasons(db, tenant.region_id)}
         items = []
         for r in rows:
-            name, lang = _name(r, ctx.locale)
+            name, lang = common.person_name(r, ctx.locale)
             reason = reasons.get(r["reason_code"], {})
             items.append(
                 Row(
@@ -561,88 +554,6 @@ async def review_form(ctx: Ctx, justification_id: FromPath[int], request: Reques
         row = await justifications.get_justification(db, scope_sql(ctx.scope, "j"), justification_id, tenant.id)
         await justifications.review(ctx, row, decision, _field(form, "note").strip()[:2000])
     return Redirect(ctx.url(f"/attendance/review?done={decision}"), status_code=303)
-
-
-# -- statistics --------------------------------------------------------------------------------
-
-
-@get(
-    "/attendance/stats",
-    opt={"permission": "attendance.stats"},
-    include_in_schema=False,
-    exception_handlers=PAGE_HANDLERS,
-)
-async def stats_page(ctx: Ctx, number: Annotated[str | None, Parameter(query="page")] = None) -> Any:
-    """Statistics below the tenant (classes of a school, schools of a province or region) and the at-risk list."""
-    tenant = ctx.require_tenant()
-    level = "class" if tenant.kind == "school" else "school"
-    result = await api.tenant_stats(ctx, level, None, None)
-    async with ctx.services.db.scoped(ctx.scope, write=False):
-        today = ctx.services.clock.today()
-        risk = await alerts.at_risk(ctx.services.db, tenant, today, scope_sql(ctx.scope, "m"))
-    total = stats.finish(
-        {
-            "expected": sum(g["expected_hours"] * 60 for g in result["groups"]),
-            "absent": sum(g["absent_hours"] * 60 for g in result["groups"]),
-            "justified": sum(g["justified_hours"] * 60 for g in result["groups"]),
-            "late": sum(g["late_minutes"] for g in result["groups"]),
-            "pupils": sum(g["pupils"] for g in result["groups"]),
-        }
-    )
-    at_risk = []
-    for r in risk["pupils"]:
-        name, lang = _name(r, ctx.locale)
-        at_risk.append(
-            Row(
-                name=name,
-                lang=lang,
-                code=r["national_code"],
-                class_name=r["class_name"],
-                school=r.get(f"school_name_{ctx.locale}") or r["school_name_fr"],
-                hours=round(r["minutes"] / 60, 1),
-                days=r["days"],
-            )
-        )
-    groups = [
-        Row(g, name=(g.get(f"name_{ctx.locale}") or g["name_fr"]) if level != "class" else g["name_fr"])
-        for g in result["groups"]
-    ]
-    chart = absence_chart(
-        groups,
-        title=gettext_("Absence rate by class") if level == "class" else gettext_("Absence rate by school"),
-        description=gettext_(
-            "Justified and unjustified absences as a share of the expected hours; the table below gives the figures."
-        ),
-        rtl=ctx.locale == "ar",
-    )
-    return page(
-        ctx,
-        "attendance/stats.html",
-        level=level,
-        result=result,
-        groups=groups,
-        chart=chart,
-        total=total,
-        at_risk=paginate(at_risk, number, ctx.url("/attendance/stats")),
-        rule=risk["rule"],
-        csv_url=ctx.url(f"/attendance/stats.csv?level={level}"),
-    )
-
-
-@get(
-    "/attendance/stats.csv",
-    opt={"permission": "attendance.stats", "bulk_export": "attendance.stats"},
-    include_in_schema=False,
-    exception_handlers=PAGE_HANDLERS,
-)
-async def stats_csv(
-    ctx: Ctx,
-    level: FromQuery[str] = "school",
-    from_: Annotated[date | None, QueryParameter(name="from")] = None,
-    to: FromQuery[date | None] = None,
-) -> Response[str]:
-    """The statistics page's CSV download, with the portal session."""
-    return await api.stats_csv(ctx, level, from_, to)
 
 
 # -- contributions -----------------------------------------------------------------------------
@@ -727,6 +638,5 @@ ATTENDANCE_PORTAL: list[Any] = [
     document_page,
     review_page,
     review_form,
-    stats_page,
-    stats_csv,
+    *STATS_PAGES,
 ]
