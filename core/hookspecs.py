@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from core.exchange import GradebookWrite
     from core.migrate import MigrationSet
     from core.permissions import Permission
-    from core.plugins import Backend, MenuItem, PluginInfo
+    from core.plugins import Backend, LessonOfWeek, MenuItem, PluginInfo
     from core.privacy.export import DataSubject
 
 hookspec = pluggy.HookspecMarker("madrasa")
@@ -147,6 +147,11 @@ def madrasa_dashboard_cards(ctx: RequestContext) -> Any:
 @hookspec
 def madrasa_child_overview(ctx: RequestContext, child_id: int) -> Any:
     """Return sections (``list[dict]``, or an awaitable) describing a child, for a guardian's overview."""
+
+
+@hookspec
+def madrasa_lesson_links(ctx: RequestContext, lessons: list[LessonOfWeek]) -> Any:
+    """Return links (``list[LessonLink]``, or an awaitable) to put on lessons of the person's week."""
 
 
 @hookspec

@@ -9,7 +9,7 @@ Groups:
 * **hooks** — :data:`hookimpl` to implement madrasa's hooks, :data:`hookspec` to declare a
   plugin's own (through ``madrasa_addhooks``);
 * **describing a plugin** — :class:`PluginInfo`, :class:`Permission`, :class:`MenuItem`,
-  :class:`DashboardCard`, :class:`Backend`;
+  :class:`DashboardCard`, :class:`LessonOfWeek`, :class:`LessonLink`, :class:`Backend`;
 * **requests** — :data:`Ctx`, :class:`RequestContext`, :class:`TenantInfo`, :class:`Scope`,
   :func:`scope_for`, :func:`parse_path`;
 * **errors** — :class:`DomainError` and its kinds (:class:`Invalid`, :class:`Conflict`, …);
@@ -74,7 +74,7 @@ from core.migrate import MigrationSet, Migrator
 from core.paging import Paged, paginate
 from core.permissions import AUTHENTICATED, PUBLIC, ROLES, Permission
 from core.plugin_kit import module_home
-from core.plugins import Backend, DashboardCard, MenuItem, PluginInfo
+from core.plugins import Backend, DashboardCard, LessonLink, LessonOfWeek, MenuItem, PluginInfo
 from core.privacy.export import DataFile, DataSection, DataSubject
 from core.privacy.retention import KINDS as RETENTION_KINDS
 from core.problems import http_exception_handler, problem
@@ -166,6 +166,8 @@ __all__ = [
     "JobContext",
     "JobInfo",
     "JobQueueError",
+    "LessonLink",
+    "LessonOfWeek",
     "LineItemIn",
     "Locked",
     "Mail",

@@ -12,6 +12,7 @@ import inspect
 import logging
 import sys
 from collections.abc import Iterable
+from datetime import date
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,24 @@ class MenuItem(msgspec.Struct, frozen=True, kw_only=True):
     #: Shown only at tenants of these kinds (``school``, ``province``, ``region``, ``platform``), or on the
     #: platform's landing page outside any tenant (``landing``, where only entries naming it are shown).
     kinds: frozenset[str] | None = None
+
+
+class LessonOfWeek(msgspec.Struct, frozen=True, kw_only=True):
+    """A lesson of the current week on a person's timetable: the slot, its school and the day it falls on."""
+
+    slot_id: int
+    school_id: int
+    school_slug: str
+    on_date: date
+    teacher_id: int | None
+
+
+class LessonLink(msgspec.Struct, frozen=True, kw_only=True):
+    """A link a module puts on a lesson of the timetable; ``label`` goes through the catalogue."""
+
+    slot_id: int
+    label: str
+    url: str
 
 
 class DashboardCard(msgspec.Struct, frozen=True, kw_only=True):

@@ -165,3 +165,29 @@ async def test_home_sections_follow_the_roles(world):
     assert await urls(f"teacher.{HOME}@test.ma") == ["/timetable"]
     assert await urls(f"guardian.{HOME}@test.ma") == ["/children"]
     assert await urls(f"director.{HOME}@test.ma") == ["/timetable/classes"]
+
+
+async def test_a_teachers_lessons_lead_to_their_registers(world):
+    """On /timetable each of the teacher's lessons of the week, up to today, links to its register
+    (attendance's ``madrasa_lesson_links``), which opens."""
+    from core.clock import FixedClock
+    from tests.test_attendance import DAY  # a Monday of the term, when the seeded lesson is taught
+
+    previous = world.services.clock
+    world.services.clock = FixedClock(DAY)
+    try:
+        teacher = f"teacher.{HOME}@test.ma"
+        page = await world.api("GET", "/timetable", as_=teacher, tenant=HOME)
+        assert page.status_code == 200, page.text
+        slot = world.objects[HOME]["slot_id"]
+        register = f"/t/{HOME}/attendance/sessions/{slot}/{DAY.isoformat()}"
+        assert f'href="{register}"' in page.text
+        opened = await world.client.get(
+            register, headers={"cookie": f"madrasa_session={(await world.web_session(teacher))[0]}"}
+        )
+        assert opened.status_code == 200, opened.text[:300]
+        # a pupil's or a parent's timetable carries no register link
+        family = await world.api("GET", "/timetable", as_="student@madrasa.demo", tenant="lycee-ibn-batouta")
+        assert "/attendance/sessions/" not in family.text
+    finally:
+        world.services.clock = previous

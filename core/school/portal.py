@@ -20,7 +20,7 @@ person, and PostgreSQL's row-level security sees exactly that union.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 import msgspec
@@ -35,6 +35,7 @@ from core.context import Ctx, RequestContext
 from core.errors import Invalid
 from core.i18n import gettext_
 from core.permissions import PUBLIC
+from core.plugins import LessonLink, LessonOfWeek
 from core.rendering import page
 from core.school import guardians, reads, service, timetable
 from core.scope import Scope
@@ -94,6 +95,7 @@ async def _teacher_names(ctx: RequestContext, ids: set[int]) -> dict[int, str]:
 def _lesson(row: dict[str, Any], locale: str, schools: dict[int, str], names: dict[int, str]) -> dict[str, Any]:
     return {
         "kind": "lesson",
+        "slot_id": int(row["id"]),
         "weekday": int(row["weekday"]),
         "starts": timetable.hm(row["starts_at"]),
         "ends": timetable.hm(row["ends_at"]),
@@ -140,6 +142,34 @@ async def _entries(
     return [_lesson(r, ctx.locale, titles, names) for r in slots] + [_duty(r, titles) for r in duties]
 
 
+async def _add_lesson_links(ctx: RequestContext, slots: list[dict[str, Any]], entries: list[dict[str, Any]]) -> None:
+    """The links modules put on this week's lessons (``madrasa_lesson_links``: a register to take…), by slot."""
+    if not slots:
+        return
+    today = ctx.services.clock.today()
+    monday = today - timedelta(days=today.isoweekday() - 1)
+    slugs = {r["school_id"]: (await ctx.services.tenants.by_id(r["school_id"])) for r in slots}
+    lessons = [
+        LessonOfWeek(
+            slot_id=int(r["id"]),
+            school_id=int(r["school_id"]),
+            school_slug=slugs[r["school_id"]].slug if slugs[r["school_id"]] else "",
+            on_date=monday + timedelta(days=int(r["weekday"]) - 1),
+            teacher_id=r["teacher_id"],
+        )
+        for r in slots
+    ]
+    found: list[LessonLink] = await ctx.services.plugins.collect(
+        "madrasa_lesson_links", ctx.disabled_modules, ctx=ctx, lessons=lessons
+    )
+    by_slot: dict[int, list[LessonLink]] = {}
+    for link in found:
+        by_slot.setdefault(link.slot_id, []).append(link)
+    for entry in entries:
+        if entry.get("slot_id") in by_slot:
+            entry["links"] = by_slot[entry["slot_id"]]
+
+
 async def _children(ctx: RequestContext, scope: Scope) -> list[dict[str, Any]]:
     """The caller's children (wherever they are) as the pages show them."""
     assert ctx.person_id is not None
@@ -178,6 +208,7 @@ async def my_timetable(ctx: Ctx) -> Any:
         slots = await reads.teacher_slots(db, scope, ctx.person_id)
         duties = await reads.duties(db, scope, ctx.person_id)
         entries = await _entries(ctx, slots, duties, show_school=True)
+        await _add_lesson_links(ctx, slots, entries)
         me = await reads.own_student(db, scope, ctx.person_id)
         if me and me["class_id"]:
             # A pupil's lessons name their teacher (a teacher's own lessons do not).

@@ -7,6 +7,8 @@ from typing import Any
 
 from core.plugin_api import (
     JobContext,
+    LessonLink,
+    LessonOfWeek,
     MenuItem,
     MigrationSet,
     Permission,
@@ -141,6 +143,23 @@ def madrasa_child_overview(ctx: RequestContext, child_id: int) -> Any:
     from plugins.attendance.portal import child_overview
 
     return child_overview(ctx, child_id)
+
+
+@hookimpl
+async def madrasa_lesson_links(ctx: RequestContext, lessons: list[LessonOfWeek]) -> list[LessonLink]:
+    """The register of each of the teacher's own lessons of this week, up to today, in schools where attendance
+    is on (the timetable leads to the register; a past day's opens read-only for the teacher)."""
+    today = ctx.services.clock.today()
+    links = []
+    for lesson in lessons:
+        if lesson.teacher_id != ctx.person_id or lesson.on_date > today:
+            continue
+        school = await ctx.services.tenants.by_id(lesson.school_id)
+        if school is None or "attendance" in await ctx.services.disabled_for(school.path):
+            continue
+        url = f"/t/{lesson.school_slug}/attendance/sessions/{lesson.slot_id}/{lesson.on_date.isoformat()}"
+        links.append(LessonLink(slot_id=lesson.slot_id, label="Register", url=url))
+    return links
 
 
 @hookimpl

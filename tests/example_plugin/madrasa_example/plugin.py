@@ -29,6 +29,8 @@ from core.plugin_api import (
     Event,
     Invalid,
     JobContext,
+    LessonLink,
+    LessonOfWeek,
     MenuItem,
     MigrationSet,
     Permission,
@@ -251,6 +253,16 @@ async def notes_csv(ctx: Ctx) -> str:
 async def madrasa_child_overview(ctx: Ctx, child_id: int) -> list[dict[str, Any]]:
     """A section for a guardian's overview of a child: a link to the child's school notes."""
     return [{"title": "Example", "value": "", "url": "/example/notes"}]
+
+
+@hookimpl
+def madrasa_lesson_links(ctx: Ctx, lessons: list[LessonOfWeek]) -> list[LessonLink]:
+    """A link to the school's notes on each of the teacher's own lessons."""
+    return [
+        LessonLink(slot_id=lesson.slot_id, label="Notes", url=f"/t/{lesson.school_slug}/example/notes")
+        for lesson in lessons
+        if lesson.teacher_id == ctx.person_id
+    ]
 
 
 @hookimpl
