@@ -318,5 +318,5 @@ async def class_assignments(ctx: RequestContext, class_id: int) -> list[dict[str
 async def school_rooms(ctx: RequestContext, school: TenantInfo) -> list[dict[str, Any]]:
     """The rooms of a school, by name."""
     return await ctx.services.db.fetch(
-        "SELECT id, name FROM room WHERE school_id = {} AND {} ORDER BY name, id", school.id, _scope(ctx)
+        "SELECT id, name, capacity FROM room WHERE school_id = {} AND {} ORDER BY name, id", school.id, _scope(ctx)
     )

@@ -1,0 +1,31 @@
+"""Isolation samples for the director's rooms and staff pages.
+
+Adding a room or a teacher acts on the caller's own school: at home they are creations, tested in
+``tests/test_staff_admin_pages.py``; under a foreign prefix, or naming another school's teacher, they must
+answer 403 or 404 like every route.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+FOREIGN = "lycee-moulay-youssef"
+
+BODIES: dict[tuple[str, str], Any] = {
+    ("POST", "/school/rooms"): {"name": "ISOLATION-ROOM", "capacity": "30"},
+    ("POST", "/school/staff/teachers"): {
+        "email": "isolation.teacher@test.ma",
+        "full_name": "Isolation Teacher",
+        "staff_number": "99887766",
+    },
+    ("POST", "/school/staff/{teacher_id:int}/assignments"): {"class_id": "1", "subject_code": "MATH"},
+}
+CREATES_AT_HOME = {
+    ("POST", "/school/rooms"),
+    ("POST", "/school/staff/teachers"),
+}
+
+
+def foreign_values(world: Any) -> dict[str, Any]:
+    """A teacher of the foreign school (seeded by the world)."""
+    return {"teacher_id": world.objects[FOREIGN]["teacher_id"]}
