@@ -1,4 +1,4 @@
-"""The director's rooms and staff in the portal: rooms (list and new room).
+"""The director's rooms and staff in the portal: rooms, teachers joining, teaching assignments, duties.
 
 Each test works in a school of its own (:func:`tests.test_director_portal.fresh_school`), with the
 session of its director (``school.manage``) and of its teacher (who may not manage).
@@ -120,6 +120,52 @@ async def test_the_director_adds_a_teacher_and_their_teaching_from_the_staff_pag
     elsewhere = await d.page("POST", path, data={"class_id": str(other_class), "subject_code": "PC"})
     assert elsewhere.status_code == 400 and f'id="assign-{person}-class-error"' in elsewhere.text
     assert await world.sql(assigned, person) == 1
+
+
+async def test_the_director_puts_a_teacher_on_the_duty_roster(world):
+    d = await Director(world, await fresh_school(world, "duties")).setup()
+    teacher = await world.sql("SELECT id FROM person WHERE email = {}", d.teacher)
+    staff = await d.page("GET", "/school/staff")
+    assert 'id="duty-form"' in staff.text and "Aucune permanence" in staff.text
+    count = "SELECT COUNT(*) FROM duty_slot WHERE school_id = {}"
+
+    # Errors beside the fields, nothing written.
+    bad = await d.page("POST", "/school/staff/duties", data={"teacher_id": "", "label": "", "weekday": "9"})
+    assert bad.status_code == 400
+    for field in ("duty-teacher", "duty-label", "duty-day", "duty-start", "duty-end"):
+        assert f'id="{field}-error"' in bad.text
+    body = {"teacher_id": str(teacher), "label": "Surveillance cour", "weekday": "2", "starts_at": "10:00"}
+    backwards = await d.page("POST", "/school/staff/duties", data={**body, "ends_at": "09:00"})
+    assert backwards.status_code == 400 and "La permanence doit finir après son début." in backwards.text
+    arabic = await world.api(
+        "POST", "/school/staff/duties?lang=ar", as_=d.director, tenant=d.slug, data={**body, "ends_at": "09:00"}
+    )
+    assert arabic.status_code == 400 and "يجب أن تنتهي الحراسة بعد بدايتها." in arabic.text
+    foreign = await world.sql("SELECT id FROM person WHERE email = {}", f"teacher.{OTHER}@test.ma")
+    elsewhere = await d.page(
+        "POST", "/school/staff/duties", data={**body, "teacher_id": str(foreign), "ends_at": "11:00"}
+    )
+    assert elsewhere.status_code == 400 and 'id="duty-teacher-error"' in elsewhere.text
+    assert await world.sql(count, d.school_id) == 0
+
+    made = await d.page("POST", "/school/staff/duties", data={**body, "ends_at": "11:00"})
+    assert made.status_code == 303 and made.headers["location"].endswith("/school/staff?done=duty")
+    listed = await d.page("GET", "/school/staff?done=duty")
+    assert re.search(r'<tr data-duty="\d+">.*?Surveillance cour.*?Mardi.*?10:00–11:00', listed.text, re.S)
+    assert "La permanence a été ajoutée." in listed.text
+    # The same hour again: the clash is named above the form, nothing more written.
+    clash = await d.page("POST", "/school/staff/duties", data={**body, "starts_at": "10:30", "ends_at": "11:30"})
+    assert clash.status_code == 409 and 'id="duty-clash"' in clash.text
+    assert "L&#39;enseignant a déjà une permanence à ce moment." in clash.text
+    assert await world.sql(count, d.school_id) == 1
+
+    # The teacher may not add one; another school's director cannot post here.
+    assert (await d.page("POST", "/school/staff/duties", d.teacher, data=body)).status_code == 403
+    outsider = await world.api(
+        "POST", "/school/staff/duties", as_=f"director.{OTHER}@test.ma", tenant=d.slug, data=body
+    )
+    assert outsider.status_code in (403, 404)
+    assert await world.sql(count, d.school_id) == 1
 
 
 @pytest.mark.parametrize("locale", ["ar", "fr"])

@@ -3,7 +3,8 @@
 * ``/school/rooms`` — the school's rooms and the form adding one (:func:`core.school.service.create_room`,
   as the API calls it);
 * ``/school/staff/teachers`` — a teacher joins the staff (:func:`core.school.service.add_teacher`);
-* ``/school/staff/{id}/assignments`` — a teacher's class and subject (:func:`core.school.timetable.assign`).
+* ``/school/staff/{id}/assignments`` — a teacher's class and subject (:func:`core.school.timetable.assign`);
+* ``/school/staff/duties`` — a teacher's weekly duty (:func:`core.school.timetable.add_duty`).
 
 Every page needs ``school.manage`` and reads only the school of the URL; the forms carry the session's
 CSRF token (checked by the access middleware) and show their errors beside the fields, translated.
@@ -12,6 +13,7 @@ CSRF token (checked by the access middleware) and show their errors beside the f
 from __future__ import annotations
 
 import re
+from datetime import time
 from typing import Any
 
 from litestar import Request, get, post
@@ -21,12 +23,14 @@ from litestar.response import Redirect
 
 from core.context import Ctx, RequestContext
 from core.errors import Conflict, Invalid, NotFound
+from core.i18n import gettext_
 from core.rendering import page
 from core.school import service, timetable
-from core.school.directory_portal import ASSIGNED, TEACHER_ADDED, staff_view
+from core.school.directory_portal import ASSIGNED, DUTY_ADDED, TEACHER_ADDED, staff_view
 from core.school.manage_pages import form_text, read_form
 from core.school.pupil_rows import MESSAGES
 from core.school.rules import STAFF_NUMBER_RE
+from core.school.slot_pages import CHOOSE_DAY, CLOCK
 
 ROOM_CAPACITY = "A whole number from 1 to 500."
 ROOM_TAKEN = "A room with this name exists."
@@ -162,4 +166,62 @@ async def add_assignment(ctx: Ctx, teacher_id: FromPath[int], request: Request[A
     return Redirect(ctx.url("/school/staff?done=assigned"), status_code=303)
 
 
-STAFF_ROUTES: list[Any] = [rooms_page, create_room, add_teacher, add_assignment]
+# -- duties ----------------------------------------------------------------------------------------
+
+CHOOSE_TEACHER = "Choose a teacher of this school."
+DUTY_BUSY = "The teacher already has a duty then."
+END_AFTER_START = "The duty must end after it starts."
+_CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+PAGE_MESSAGES += [CHOOSE_TEACHER, DUTY_BUSY, END_AFTER_START, DUTY_ADDED, CHOOSE_DAY, CLOCK]
+
+
+@post("/school/staff/duties", opt={"permission": "school.manage"}, include_in_schema=False)
+async def add_duty(ctx: Ctx, request: Request[Any, Any, Any]) -> Any:
+    """Put a teacher on the duty roster (as the API's ``/duties``); a clash with a lesson or duty is named."""
+    school = service.require_school(ctx)
+    form = await read_form(request)
+    values = {name: form_text(form, name, 16) for name in ("teacher_id", "weekday", "starts_at", "ends_at")}
+    values["label"] = form_text(form, "label", 200)
+    errors: dict[str, tuple[str, dict[str, Any]]] = {}
+    if not values["teacher_id"].isdigit():
+        errors["teacher_id"] = (CHOOSE_TEACHER, {})
+    if not values["label"]:
+        errors["label"] = (MESSAGES["required"], {})
+    elif len(values["label"]) > 100:
+        errors["label"] = (MESSAGES["too_long"], {"limit": 100})
+    if values["weekday"] not in {str(n) for n in range(1, 8)}:
+        errors["weekday"] = (CHOOSE_DAY, {})
+    for name in ("starts_at", "ends_at"):
+        if not _CLOCK.match(values[name]):
+            errors[name] = (CLOCK, {})
+    if not errors and values["starts_at"] >= values["ends_at"]:
+        errors["ends_at"] = (END_AFTER_START, {})
+    clash: tuple[str, dict[str, str]] | None = None
+    if not errors:
+        try:
+            async with ctx.services.db.scoped(ctx.scope):
+                await timetable.add_duty(
+                    ctx,
+                    school,
+                    person_id=int(values["teacher_id"]),
+                    label=values["label"],
+                    weekday=int(values["weekday"]),
+                    starts_at=time.fromisoformat(values["starts_at"]),
+                    ends_at=time.fromisoformat(values["ends_at"]),
+                )
+        except Invalid as exc:
+            field, message = (
+                ("teacher_id", CHOOSE_TEACHER) if exc.field == "teacher_id" else ("ends_at", END_AFTER_START)
+            )
+            errors[field] = (message, {})
+        except Conflict as exc:
+            if exc.msgid in timetable.CLASH_MESSAGES:
+                clash = (exc.msgid, {**exc.params, "day": gettext_(exc.params.get("day", ""))})
+            else:
+                clash = (DUTY_BUSY, {})
+    if errors or clash:
+        return await staff_view(ctx, 409 if clash else 400, errors=errors, values=values, target="duty", clash=clash)
+    return Redirect(ctx.url("/school/staff?done=duty"), status_code=303)
+
+
+STAFF_ROUTES: list[Any] = [rooms_page, create_room, add_teacher, add_assignment, add_duty]

@@ -1,6 +1,6 @@
 """Isolation samples for the director's rooms and staff pages.
 
-Adding a room or a teacher acts on the caller's own school: at home they are creations, tested in
+Adding a room, a teacher or a duty acts on the caller's own school: at home they are creations, tested in
 ``tests/test_staff_admin_pages.py``; under a foreign prefix, or naming another school's teacher, they must
 answer 403 or 404 like every route.
 """
@@ -18,11 +18,19 @@ BODIES: dict[tuple[str, str], Any] = {
         "full_name": "Isolation Teacher",
         "staff_number": "99887766",
     },
+    ("POST", "/school/staff/duties"): {
+        "teacher_id": "1",
+        "label": "Isolation duty",
+        "weekday": "6",
+        "starts_at": "18:00",
+        "ends_at": "19:00",
+    },
     ("POST", "/school/staff/{teacher_id:int}/assignments"): {"class_id": "1", "subject_code": "MATH"},
 }
 CREATES_AT_HOME = {
     ("POST", "/school/rooms"),
     ("POST", "/school/staff/teachers"),
+    ("POST", "/school/staff/duties"),  # a foreign teacher in the body: see tests/test_staff_admin_pages.py
 }
 
 
