@@ -1,4 +1,5 @@
-"""The director's rooms and staff in the portal: rooms, teachers joining, teaching assignments, duties.
+"""The director's rooms and staff in the portal: rooms, teachers joining, teaching assignments, duties,
+supervisors.
 
 Each test works in a school of its own (:func:`tests.test_director_portal.fresh_school`), with the
 session of its director (``school.manage``) and of its teacher (who may not manage).
@@ -12,6 +13,7 @@ import secrets
 import pytest
 
 from core.school import staff_pages
+from tenants import supervisor_pages
 from tests.test_director_portal import OTHER, fresh_school
 from tests.test_school_manage_pages import Director
 
@@ -168,10 +170,54 @@ async def test_the_director_puts_a_teacher_on_the_duty_roster(world):
     assert await world.sql(count, d.school_id) == 1
 
 
+async def test_the_director_grants_the_supervisor_role_from_the_menu(world):
+    d = await Director(world, await fresh_school(world, "supervisors")).setup()
+    home = await d.page("GET", "/")
+    assert f'href="/t/{d.slug}/school/supervisors"' in home.text
+    teacher_home = await d.page("GET", "/", d.teacher)
+    assert "/school/supervisors" not in teacher_home.text
+    empty = await d.page("GET", "/school/supervisors")
+    assert empty.status_code == 200 and "Aucun surveillant général" in empty.text
+    assert (await d.page("GET", "/school/supervisors", d.teacher)).status_code == 403
+    email = f"supervisor.{secrets.token_hex(4)}@test.ma"
+    granted = (
+        "SELECT COUNT(*) FROM membership m JOIN person p ON p.id = m.person_id "
+        "WHERE p.email = {} AND m.role = 'supervisor' AND m.tenant_id = {}"
+    )
+
+    bad = await d.page("POST", "/school/supervisors", data={"email": "not-an-address", "full_name": ""})
+    assert (
+        bad.status_code == 400
+        and 'id="supervisor-email-error"' in bad.text
+        and 'id="supervisor-name-error"' in bad.text
+    )
+    arabic = await world.api(
+        "POST", "/school/supervisors?lang=ar", as_=d.director, tenant=d.slug, data={"email": email}
+    )
+    assert arabic.status_code == 400 and 'dir="rtl"' in arabic.text and 'id="supervisor-name-error"' in arabic.text
+    assert await world.sql("SELECT COUNT(*) FROM person WHERE email = {}", email) == 0
+
+    made = await d.page("POST", "/school/supervisors", data={"email": email, "full_name": "Karim Idrissi"})
+    assert made.status_code == 303 and made.headers["location"].endswith("/school/supervisors?done=added")
+    assert await world.sql(granted, email, d.school_id) == 1
+    listed = await d.page("GET", "/school/supervisors?done=added")
+    assert "Karim Idrissi" in listed.text and "Le surveillant général a été ajouté." in listed.text
+    # Granting twice changes nothing.
+    again = await d.page("POST", "/school/supervisors", data={"email": email, "full_name": "Karim Idrissi"})
+    assert again.status_code == 303 and await world.sql(granted, email, d.school_id) == 1
+
+    # The teacher may not grant it; another school's director cannot grant it here.
+    body = {"email": f"x.{email}", "full_name": "X"}
+    assert (await d.page("POST", "/school/supervisors", d.teacher, data=body)).status_code == 403
+    outsider = await world.api("POST", "/school/supervisors", as_=f"director.{OTHER}@test.ma", tenant=d.slug, data=body)
+    assert outsider.status_code in (403, 404)
+    assert await world.sql("SELECT COUNT(*) FROM person WHERE email = {}", f"x.{email}") == 0
+
+
 @pytest.mark.parametrize("locale", ["ar", "fr"])
 def test_the_pages_messages_are_translated(locale):
     from tests.test_i18n import catalogue
 
     messages = catalogue(locale)
-    missing = [m for m in staff_pages.PAGE_MESSAGES if not messages.get(m)]
+    missing = [m for m in [*staff_pages.PAGE_MESSAGES, *supervisor_pages.PAGE_MESSAGES] if not messages.get(m)]
     assert not missing, missing

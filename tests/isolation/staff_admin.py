@@ -1,6 +1,6 @@
 """Isolation samples for the director's rooms and staff pages.
 
-Adding a room, a teacher or a duty acts on the caller's own school: at home they are creations, tested in
+Adding a room, a teacher, a duty or a supervisor acts on the caller's own school: at home they are creations, tested in
 ``tests/test_staff_admin_pages.py``; under a foreign prefix, or naming another school's teacher, they must
 answer 403 or 404 like every route.
 """
@@ -12,6 +12,7 @@ from typing import Any
 FOREIGN = "lycee-moulay-youssef"
 
 BODIES: dict[tuple[str, str], Any] = {
+    ("POST", "/school/supervisors"): {"email": "isolation.supervisor@test.ma", "full_name": "Isolation Supervisor"},
     ("POST", "/school/rooms"): {"name": "ISOLATION-ROOM", "capacity": "30"},
     ("POST", "/school/staff/teachers"): {
         "email": "isolation.teacher@test.ma",
@@ -30,6 +31,7 @@ BODIES: dict[tuple[str, str], Any] = {
 CREATES_AT_HOME = {
     ("POST", "/school/rooms"),
     ("POST", "/school/staff/teachers"),
+    ("POST", "/school/supervisors"),
     ("POST", "/school/staff/duties"),  # a foreign teacher in the body: see tests/test_staff_admin_pages.py
 }
 
