@@ -53,6 +53,7 @@ from core.school.manage_pages import MANAGE_ROUTES
 from core.school.portal import SCHOOL_PORTAL_ROUTES
 from core.school.pupil_pages import PUPIL_ROUTES
 from core.school.slot_pages import SLOT_ROUTES
+from core.school.staff_pages import STAFF_ROUTES
 from core.school.tables import SCHOOL_TABLES
 from core.services import Services
 from core.sms import make_sms_gateway
@@ -228,6 +229,7 @@ def create_app(
             *CLASS_LIST_ROUTES,
             *DIRECTORY_ROUTES,
             *MANAGE_ROUTES,
+            *STAFF_ROUTES,
             *PUPIL_ROUTES,
             *SLOT_ROUTES,
             *PORTAL_ROUTES,

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import tenants.onboarding  # noqa: F401  (importing registers the onboarding.commit job)
 from core.hookspecs import hookimpl
 from core.migrate import MigrationSet
-from core.plugins import PluginInfo
+from core.plugins import MenuItem, PluginInfo
 
 if TYPE_CHECKING:
     import argparse
+
+    from core.context import RequestContext
 
 
 @hookimpl
@@ -46,8 +49,29 @@ def madrasa_routes() -> list[Any]:
     from tenants.controllers import ROUTES
     from tenants.exchange_api import ROUTES as EXCHANGE
     from tenants.onboarding_api import ROUTES as ONBOARDING
+    from tenants.supervisor_pages import SUPERVISOR_ROUTES
 
-    return [*ROUTES, *ONBOARDING, *EXCHANGE, *ARCHIVE]
+    return [*ROUTES, *ONBOARDING, *EXCHANGE, *ARCHIVE, *SUPERVISOR_ROUTES]
+
+
+@hookimpl
+def madrasa_template_dirs() -> list[Path]:
+    """The supervisors page."""
+    return [Path(__file__).parent / "templates"]
+
+
+@hookimpl
+def madrasa_menu_items(ctx: RequestContext) -> list[MenuItem]:
+    """A school's supervisors, for those who may grant the role."""
+    return [
+        MenuItem(
+            label="Supervisors",
+            url="/school/supervisors",
+            order=9,
+            permission="people.manage",
+            kinds=frozenset({"school"}),
+        )
+    ]
 
 
 @hookimpl

@@ -96,6 +96,12 @@ async def test_director_imports_pupils_through_the_page_on_a_phone(chromium, dem
                 await expect(page.locator("#pupil-class")).to_contain_text(class_name)
                 widths = {"pupil": await page.evaluate("document.documentElement.scrollWidth")}
 
+                # The staff page with its forms, the rooms and the supervisors fit the phone.
+                for name in ("staff", "rooms", "supervisors"):
+                    await page.goto(f"{base}/t/{SCHOOL}/school/{name}")
+                    await expect(page.locator("main form.card").last).to_be_visible()
+                    widths[name] = await page.evaluate("document.documentElement.scrollWidth")
+
                 # The classes page and the class's week with its lesson form fit the phone too.
                 await page.goto(f"{base}/t/{SCHOOL}/school/classes")
                 widths["classes"] = await page.evaluate("document.documentElement.scrollWidth")

@@ -315,8 +315,22 @@ async def class_assignments(ctx: RequestContext, class_id: int) -> list[dict[str
     )
 
 
+async def school_duties(ctx: RequestContext, school: TenantInfo) -> list[dict[str, Any]]:
+    """The school's duty roster this year: each duty with its teacher, by day and start."""
+    year = await current_year(ctx.services.db)
+    return await ctx.services.db.fetch(
+        "SELECT d.id, d.person_id, p.full_name, p.full_name_ar, d.label, d.weekday, d.starts_at, d.ends_at "
+        "FROM duty_slot d JOIN person p ON p.id = d.person_id WHERE d.school_id = {} AND d.valid_from <= {} "
+        "AND {} <= d.valid_to AND {} ORDER BY d.weekday, d.starts_at, p.full_name, d.id",
+        school.id,
+        year["ends_on"],
+        year["starts_on"],
+        _scope(ctx, "d"),
+    )
+
+
 async def school_rooms(ctx: RequestContext, school: TenantInfo) -> list[dict[str, Any]]:
     """The rooms of a school, by name."""
     return await ctx.services.db.fetch(
-        "SELECT id, name FROM room WHERE school_id = {} AND {} ORDER BY name, id", school.id, _scope(ctx)
+        "SELECT id, name, capacity FROM room WHERE school_id = {} AND {} ORDER BY name, id", school.id, _scope(ctx)
     )
