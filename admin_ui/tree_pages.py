@@ -159,6 +159,7 @@ async def node_page_for(
     switch = await service.console_scope(ctx, "modules.manage")
     manage = await service.console_scope(ctx, "tenants.manage")
     suspend = await service.console_scope(ctx, "tenants.suspend")
+    people = await service.console_scope(ctx, "people.manage")
     child_kind = {"platform": "region", "region": "province"}.get(node.kind)
     return await admin_page(
         ctx,
@@ -176,6 +177,7 @@ async def node_page_for(
         switch_targets=[n for n in rows if switch.covers(n.path)],
         can_manage=manage.covers(node.path),
         can_suspend=suspend.covers(node.path),
+        can_people=people.covers(node.path),
         parent=node if child_kind and manage.covers(node.path) else None,
         child_kind=child_kind,
         form=form,

@@ -338,3 +338,41 @@ async def test_translations_render_in_arabic(world):
         },
     )
     assert bad.status_code == 400 and "لن يكون النص مقروءا" in bad.text
+
+
+async def test_a_region_admin_grants_a_school_role_from_the_console(world):
+    """The console's people page does what POST /api/v1/people does: a role of the node's kind, for an identity
+    found or created by e-mail; wrong input is shown beside its field and grants nothing."""
+    import secrets
+
+    region_admin, school = "region.casa@madrasa.demo", "lycee-ibn-batouta"
+    url = f"/admin/tenants/{school}/people"
+    page = await world.api("GET", url, as_=region_admin)
+    assert page.status_code == 200 and 'id="grant-form"' in page.text and 'value="supervisor"' in page.text
+    node = await world.api("GET", f"/admin/tenants/{school}", as_=region_admin)
+    assert f"/admin/tenants/{school}/people" in node.text  # linked from the school's page
+
+    email = f"granted.{secrets.token_hex(3)}@test.ma"
+    form = {"email": email, "full_name": "Granted Person", "role": "region_admin", "locale": "fr"}
+    refused = await world.api("POST", url, as_=region_admin, data=form)  # not a role of a school
+    assert refused.status_code == 400 and 'id="grant-role-error"' in refused.text
+    bad = await world.api("POST", url, as_=region_admin, data={**form, "email": "not-an-address", "role": "supervisor"})
+    assert bad.status_code == 400 and 'id="grant-email-error"' in bad.text
+    assert await world.sql("SELECT COUNT(*) FROM person WHERE email = {}", email) == 0
+
+    granted = await world.api("POST", url, as_=region_admin, data={**form, "role": "supervisor"})
+    assert granted.status_code == 303, granted.text
+    roles = await world.sql(
+        "SELECT COUNT(*) FROM membership m JOIN person p ON p.id = m.person_id JOIN tenant t ON t.id = m.tenant_id "
+        "WHERE p.email = {} AND m.role = 'supervisor' AND t.slug = {}",
+        email,
+        school,
+    )
+    assert roles == 1
+    listed = await world.api("GET", url, as_=region_admin)
+    assert email in listed.text
+
+    # another region's school is not this admin's; a teacher has no console
+    assert (await world.api("GET", "/admin/tenants/lycee-moulay-youssef/people", as_=region_admin)).status_code == 404
+    teacher = await world.api("GET", url, as_=f"teacher.{school}@test.ma")
+    assert teacher.status_code == 403

@@ -17,6 +17,12 @@ PNG = (
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/admin/tenants"): {"parent": FOREIGN_REGION, "slug": "intruder-province", "name_fr": "Intrus"},
     ("POST", "/admin/tenants/{slug:str}/status"): {"status": "suspended", "reason": "isolation test"},
+    ("POST", "/admin/tenants/{slug:str}/people"): {
+        "email": "intruder@test.ma",
+        "full_name": "Intruder",
+        "role": "supervisor",
+        "locale": "fr",
+    },
     ("POST", "/admin/tenants/{slug:str}/branding"): {
         "display_name": "Intrus",
         "primary_color": "#000000",
