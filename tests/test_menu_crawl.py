@@ -8,6 +8,7 @@ the page that showed them.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
@@ -20,6 +21,7 @@ from core.middleware import SESSION_COOKIE
 from tests.conftest import World, new_client
 
 MAX_DEPTH = 3
+TITLE = re.compile(r"<title>(.*?)</title>", re.S)
 #: Roles whose console also opens at ``/admin/``, outside any tenant.
 ADMIN_ROLES = {"platform_admin", "region_admin", "province_admin", "programme_manager"}
 MAX_PAGES = 250
@@ -90,7 +92,12 @@ async def _walk(
         if response.status_code >= 400:
             failures[url] = (response.status_code, source)
             continue
-        if depth >= MAX_DEPTH or not response.headers.get("content-type", "").startswith("text/html"):
+        if not response.headers.get("content-type", "").startswith("text/html"):
+            continue
+        title = TITLE.search(response.text)
+        if title is None or "<" in title.group(1):  # a page's markup pasted into its title block
+            failures[url] = (response.status_code, "malformed <title>")
+        if depth >= MAX_DEPTH:
             continue
         parser = Links()
         parser.feed(response.text)
