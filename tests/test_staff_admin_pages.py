@@ -158,8 +158,17 @@ async def test_the_director_puts_a_teacher_on_the_duty_roster(world):
     # The same hour again: the clash is named above the form, nothing more written.
     clash = await d.page("POST", "/school/staff/duties", data={**body, "starts_at": "10:30", "ends_at": "11:30"})
     assert clash.status_code == 409 and 'id="duty-clash"' in clash.text
-    assert "L&#39;enseignant a déjà une permanence à ce moment." in clash.text
+    assert "Conflit : l&#39;enseignant est déjà de service « Surveillance cour » à ce moment." in clash.text
     assert await world.sql(count, d.school_id) == 1
+    # The API names it in the reader's language too.
+    arabic_clash = await world.api(
+        "POST",
+        "/school/staff/duties?lang=ar",
+        as_=d.director,
+        tenant=d.slug,
+        data={**body, "starts_at": "10:30", "ends_at": "11:30"},
+    )
+    assert arabic_clash.status_code == 409 and "الأستاذ مكلّف بالمهمة «Surveillance cour»" in arabic_clash.text
 
     # The teacher may not add one; another school's director cannot post here.
     assert (await d.page("POST", "/school/staff/duties", d.teacher, data=body)).status_code == 403

@@ -216,7 +216,10 @@ async def add_duty(ctx: Ctx, request: Request[Any, Any, Any]) -> Any:
             errors[field] = (message, {})
         except Conflict as exc:
             if exc.msgid in timetable.CLASH_MESSAGES:
-                clash = (exc.msgid, {**exc.params, "day": gettext_(exc.params.get("day", ""))})
+                params = dict(exc.params)
+                if "day" in params:
+                    params["day"] = gettext_(params["day"])
+                clash = (exc.msgid, params)
             else:
                 clash = (DUTY_BUSY, {})
     if errors or clash:

@@ -56,7 +56,7 @@ async def assign(ctx: RequestContext, school: TenantInfo, person_id: int, class_
     if existing is not None:
         if existing["person_id"] == person_id:
             return int(existing["id"])
-        raise Conflict(f"{subject_code} in {klass['name']} is already taught by teacher {existing['person_id']}.")
+        raise Conflict(TAUGHT_BY_ANOTHER, subject=subject_code, class_name=klass["name"])
     row = await db.fetchrow(
         "INSERT INTO teaching_assignment (region_id, province_id, school_id, person_id, class_id, subject_code, "
         "school_year_id) VALUES ({}, {}, {}, {}, {}, {}, {}) RETURNING id",
@@ -84,7 +84,10 @@ CLASH_TEACHER = "Clash: the teacher already teaches {class_name} on {day} {start
 CLASH_ELSEWHERE = "Clash: the teacher already teaches in another school on {day} {starts}–{ends}."
 CLASH_ROOM = "Clash: room {room} is taken by {class_name} on {day} {starts}–{ends}."
 CLASH_CLASS = "Clash: class {class_name} already has {subject} on {day} {starts}–{ends}."
-CLASH_MESSAGES = [CLASH_TEACHER, CLASH_ELSEWHERE, CLASH_ROOM, CLASH_CLASS]
+CLASH_DUTY = "Clash: the teacher already has the duty “{duty}” then."
+CLASH_MESSAGES = [CLASH_TEACHER, CLASH_ELSEWHERE, CLASH_ROOM, CLASH_CLASS, CLASH_DUTY]
+#: Another teacher already holds the class's subject this year.
+TAUGHT_BY_ANOTHER = "{subject} in {class_name} is already taught by another teacher."
 
 
 class Clash(msgspec.Struct, frozen=True):
@@ -286,7 +289,7 @@ async def add_duty(
         starts_at,
     )
     if busy is not None:
-        raise Conflict(f"Clash: the teacher already has the duty {busy!r} then.")
+        raise Conflict(CLASH_DUTY, duty=busy)
     row = await db.fetchrow(
         "INSERT INTO duty_slot (region_id, province_id, school_id, person_id, label, weekday, starts_at, ends_at, "
         "valid_from, valid_to) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}) RETURNING id",
