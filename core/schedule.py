@@ -13,6 +13,11 @@ narrows what it touches). The job's id is derived from its kind and the period (
 so several processes scheduling the same period record and run it once; a period whose enqueue failed
 (the database or Redis away) is tried again at the next tick. A periodic run is an ordinary job row:
 its status, result and error are read like any other's.
+
+A job running every minute leaves 1,440 rows a day: the daily ``jobs.prune`` (itself periodic) deletes
+the finished runs of periodic jobs (rows nobody queued) after :data:`KEEP_DONE_DAYS` days, and the failed
+ones after :data:`KEEP_FAILED_DAYS` days, so an operator still finds last week's failures. Jobs that people
+queued are left alone.
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from core.jobs import JOBS, JobFn, queue_of
+from core.jobs import JOBS, JobContext, JobFn, queue_of, register_job
+from core.scope import Scope
+from core.sql import in_
 
 if TYPE_CHECKING:
     from core.services import Services
@@ -35,6 +42,10 @@ log = logging.getLogger("madrasa.schedule")
 #: Attribute :func:`every` sets on a job function: its period in seconds.
 PERIOD_ATTR = "madrasa_every_seconds"
 _NAMESPACE = uuid.UUID("5d1c6a8e-4b0f-4c55-9a37-6f3f1f0c2b61")
+#: Days a periodic run that ended ``done`` is kept; a ``failed`` one is kept longer.
+KEEP_DONE_DAYS = 2
+KEEP_FAILED_DAYS = 30
+PRUNE_JOB = "jobs.prune"
 
 
 def every(seconds: int) -> Callable[[JobFn], JobFn]:
@@ -114,3 +125,31 @@ class Scheduler:
             except Exception:  # run_due logs per job; this is anything else
                 log.exception("scheduler error")
             await asyncio.sleep(self.tick)
+
+
+async def prune_runs(services: Services, at: datetime | None = None) -> dict[str, int]:
+    """Delete the finished runs of periodic jobs (no ``created_by``) past their keeping time; returns counts."""
+    at = at or datetime.now(UTC)
+    kinds = list(periodic_jobs(services))
+    counts = {"done": 0, "failed": 0}
+    if not kinds:
+        return counts
+    db = services.db
+    async with db.scoped(Scope.everything()):
+        for status, days in (("done", KEEP_DONE_DAYS), ("failed", KEEP_FAILED_DAYS)):
+            rows = await db.fetch(
+                "DELETE FROM job WHERE status = {} AND created_by IS NULL AND finished_at < {} AND kind IN {} "
+                "RETURNING id",
+                status,
+                at - timedelta(days=days),
+                in_(kinds),
+            )
+            counts[status] = len(rows)
+    return counts
+
+
+@register_job(PRUNE_JOB)
+@every(24 * 3600)
+async def prune_job(job: JobContext) -> dict[str, int]:
+    """The daily pruning of periodic runs, as a job."""
+    return await prune_runs(job.services)
