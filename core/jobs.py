@@ -28,7 +28,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
@@ -60,6 +60,8 @@ JOB_ADMIN_ROLES = STAFF_ROLES
 #: Name under which the SAQ worker knows the one function that runs any madrasa job.
 SAQ_FUNCTION = "madrasa.run_job"
 MAX_ERROR_CHARS = 2000
+#: Seconds past the job timeout after which a ``running`` job of the SAQ queue is taken for interrupted.
+OVERDUE_MARGIN = 120
 
 # --------------------------------------------------------------------------- table
 
@@ -594,11 +596,30 @@ class SaqQueue(JobQueue):
             handed += 1
         return handed
 
+    async def fail_overdue(self, at: datetime | None = None) -> int:
+        """Mark failed the jobs ``running`` for longer than the queue's timeout plus :data:`OVERDUE_MARGIN`
+        seconds; returns how many. SAQ cancels a job at its timeout (and :func:`run_job` then records it
+        failed), so a row still running after that belongs to a worker that died: several workers share the
+        queue, and none can tell whether another is alive, but the clock can."""
+        at = at or now()
+        async with self.services.db.scoped(Scope.everything()):
+            rows = await self.services.db.fetch(
+                "UPDATE job SET status = 'failed', error = {}, finished_at = {} "
+                "WHERE status = 'running' AND started_at < {} RETURNING id",
+                "interrupted: the worker running it stopped",
+                at,
+                at - timedelta(seconds=self.timeout + OVERDUE_MARGIN),
+            )
+        if rows:
+            log.warning("jobs of a stopped worker marked failed", extra={"count": len(rows)})
+        return len(rows)
+
     async def _requeue_forever(self) -> None:
         while True:
             await asyncio.sleep(self.requeue_interval)
             try:
                 await self.requeue_lost()
+                await self.fail_overdue()
             except Exception:  # the database is down too: next round
                 log.exception("requeueing queued jobs failed")
 
@@ -613,6 +634,7 @@ class SaqQueue(JobQueue):
             ctx["services"] = services
             with contextlib.suppress(Exception):  # logged inside; the loop tries again
                 await self.requeue_lost()
+                await self.fail_overdue()
             ctx["requeue"] = asyncio.create_task(self._requeue_forever(), name="madrasa-job-requeue")
 
         async def shutdown(ctx: dict[str, Any]) -> None:

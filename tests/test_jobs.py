@@ -320,3 +320,40 @@ def test_covers_row_needs_the_rows_own_node() -> None:
     assert covers_row(Scope(frozenset({3})), school_job)
     assert not covers_row(Scope(frozenset({4})), school_job)
     assert covers_row(Scope.everything(), region_job)
+
+
+async def test_the_saq_worker_fails_the_jobs_of_a_worker_that_died(world: World) -> None:
+    """A row left ``running`` past the timeout (its worker died) is marked failed; a younger one is not."""
+    from datetime import UTC, datetime, timedelta
+
+    from core.jobs import OVERDUE_MARGIN
+
+    await _redis_or_skip()
+    queue = SaqQueue(world.services, redis_url=REDIS_URL, name=f"madrasa-test-{uuid.uuid4().hex}", timeout=60)
+    db = world.services.db
+    at = datetime.now(UTC)
+    ids = {"dead": str(uuid.uuid4()), "alive": str(uuid.uuid4())}
+    started = {"dead": at - timedelta(seconds=60 + OVERDUE_MARGIN + 5), "alive": at - timedelta(seconds=30)}
+    async with db.scoped(Scope.everything()):
+        for name, job_id in ids.items():
+            await db.execute(
+                "INSERT INTO job (id, kind, params, status, done, total, message, created_at, started_at) "
+                "VALUES ({}, 'test.slow', {}, 'running', 0, 0, '', {}, {})",
+                job_id,
+                "{}",
+                started[name],
+                started[name],
+            )
+    try:
+        assert await queue.fail_overdue(at) >= 1
+        dead = await get_job(db, Scope.everything(), ids["dead"])
+        alive = await get_job(db, Scope.everything(), ids["alive"])
+        assert dead is not None and (dead.status, dead.error) == (
+            "failed",
+            "interrupted: the worker running it stopped",
+        )
+        assert alive is not None and alive.status == "running"
+    finally:
+        async with db.scoped(Scope.everything()):
+            await db.execute("DELETE FROM job WHERE id IN ({}, {})", ids["dead"], ids["alive"])
+        await queue.stop()
