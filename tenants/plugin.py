@@ -48,21 +48,22 @@ def madrasa_routes() -> list[Any]:
     from tenants.archive_api import ROUTES as ARCHIVE
     from tenants.controllers import ROUTES
     from tenants.exchange_api import ROUTES as EXCHANGE
+    from tenants.module_school_pages import MODULE_ROUTES
     from tenants.onboarding_api import ROUTES as ONBOARDING
     from tenants.supervisor_pages import SUPERVISOR_ROUTES
 
-    return [*ROUTES, *ONBOARDING, *EXCHANGE, *ARCHIVE, *SUPERVISOR_ROUTES]
+    return [*ROUTES, *ONBOARDING, *EXCHANGE, *ARCHIVE, *SUPERVISOR_ROUTES, *MODULE_ROUTES]
 
 
 @hookimpl
 def madrasa_template_dirs() -> list[Path]:
-    """The supervisors page."""
+    """The supervisors and modules pages."""
     return [Path(__file__).parent / "templates"]
 
 
 @hookimpl
 def madrasa_menu_items(ctx: RequestContext) -> list[MenuItem]:
-    """A school's supervisors, for those who may grant the role."""
+    """A school's supervisors, for those who may grant the role; its modules, for those who switch them."""
     return [
         MenuItem(
             label="Supervisors",
@@ -70,7 +71,14 @@ def madrasa_menu_items(ctx: RequestContext) -> list[MenuItem]:
             order=9,
             permission="people.manage",
             kinds=frozenset({"school"}),
-        )
+        ),
+        MenuItem(
+            label="Modules",
+            url="/school/modules",
+            order=95,
+            permission="modules.manage",
+            kinds=frozenset({"school"}),
+        ),
     ]
 
 
