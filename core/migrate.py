@@ -258,8 +258,13 @@ def check_dependencies(sets: Sequence[MigrationSet], done: set[tuple[str, str]])
 
 
 async def pending(db: Database, sets: Iterable[MigrationSet]) -> list[tuple[str, str]]:
-    """Migrations not yet applied, as ``(app, module)`` pairs."""
-    done = await _applied(db.owner_engine, db.dialect)
+    """Migrations not yet applied, as ``(app, module)`` pairs.
+
+    Read only: ``/readyz`` asks this as the application role, which may read the tracking table but may not
+    create anything (PostgreSQL refuses even ``CREATE TABLE IF NOT EXISTS`` on an existing table to a role
+    without ``CREATE`` on the schema).
+    """
+    done = await _applied(db.owner_engine, db.dialect, create=False)
     return [(s.app, name) for s in sets for name in s.modules() if (s.app, name) not in done]
 
 
