@@ -243,3 +243,41 @@ async def test_report_card_rendered_on_first_download_then_served_from_storage(w
     new_rows = await bulletin_rows(world, child["id"], term_id)
     assert len(new_rows) == 1 and new_rows[0]["storage_key"] != key
     assert not await storage.exists(key, tenant_id=rows[0]["school_id"])
+
+
+async def test_a_card_rendered_while_the_school_publishes_again_is_served_but_not_kept(world: Any) -> None:
+    from core.context import RequestContext
+    from core.identity import Identity
+    from plugins.grades.bulletins.cards import card_bytes, locate_card
+
+    child, guardian = await pupil_with_guardian(world, "Rayan")
+    term_id = await past_term(world)
+    await close_with_results(world, child, term_id, rank=6)
+    async with world.services.db.scoped(Scope.everything()):
+        await world.services.db.execute(
+            "DELETE FROM grade_bulletin WHERE student_id = {} AND term_id = {}", child["id"], term_id
+        )
+    person = await world.services.db.fetchrow(
+        "SELECT id, email, full_name, full_name_ar, locale FROM person WHERE email = {}", guardian
+    )
+    ctx = RequestContext(
+        services=world.services,
+        permission="family.view",
+        identity=Identity(person["id"], person["email"], person["full_name"], person["full_name_ar"], "fr"),
+        tenant=await world.services.tenants.by_slug(HOME),
+    )
+    scope = await ctx.scope_everywhere("family.view")
+    db = world.services.db
+    async with db.scoped(scope, write=False):
+        card = await locate_card(ctx, scope, child["id"], term_id, "ar")
+    assert not card.stored
+    async with db.scoped(Scope.everything()):  # a publication lands while the card is being rendered
+        await publication.bump(db, [card.school_id])
+    pdf = await card_bytes(ctx, scope, card)
+    assert pdf.startswith(b"%PDF")
+    assert await bulletin_rows(world, child["id"], term_id) == []  # nothing recorded for the old version
+    assert not await world.services.storage.exists(card.key, tenant_id=card.school_id)
+    fresh = await world.api("GET", f"/grades/pupils/{child['id']}/bulletins/{term_id}/ar", as_=guardian, tenant=HOME)
+    assert fresh.status_code == 200
+    [row] = await bulletin_rows(world, child["id"], term_id)
+    assert row["storage_key"] != card.key and f"/bulletins/v{card.version + 1}/" in row["storage_key"]

@@ -44,17 +44,17 @@ async def bump(db: Database, school_ids: Iterable[int]) -> None:
         return
     rows = await db.fetch("SELECT id, path FROM tenant WHERE id IN {} AND kind = 'school' ORDER BY id", in_(ids))
     now = datetime.now(UTC)
+    values = []
     for row in rows:  # in id order: two transactions bumping the same schools take their locks in one order
         path = parse_path(row["path"])
-        await db.execute(
-            "INSERT INTO grade_publication (region_id, province_id, school_id, version, changed_at) "
-            "VALUES ({}, {}, {}, 1, {}) ON CONFLICT (school_id) DO UPDATE "
-            "SET version = grade_publication.version + 1, changed_at = excluded.changed_at",
-            path[1] if len(path) > 1 else 0,
-            path[2] if len(path) > 2 else 0,
-            row["id"],
-            now,
-        )
+        values.append((path[1] if len(path) > 1 else 0, path[2] if len(path) > 2 else 0, row["id"], now))
+    # One statement for every school (a region's close bumps its schools in one round of executemany).
+    await db.executemany(
+        "INSERT INTO grade_publication (region_id, province_id, school_id, version, changed_at) "
+        "VALUES ({}, {}, {}, 1, {}) ON CONFLICT (school_id) DO UPDATE "
+        "SET version = grade_publication.version + 1, changed_at = excluded.changed_at",
+        values,
+    )
 
 
 async def school_version(db: Database, scope: Scope, school_id: int) -> int:

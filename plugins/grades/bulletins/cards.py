@@ -53,6 +53,7 @@ class Card:
     locale: str
     school_id: int
     class_id: int
+    version: int
     key: str
     etag: str
     stored: bool
@@ -97,6 +98,7 @@ async def locate_card(ctx: RequestContext, scope: Scope, student_id: int, term_i
         locale=locale,
         school_id=int(row["school_id"]),
         class_id=int(row["class_id"]),
+        version=version,
         key=key,
         etag=tag("card", key),
         stored=stored is not None,
@@ -138,10 +140,14 @@ async def _render_and_store(ctx: RequestContext, scope: Scope, card: Card) -> by
             card.school_id,
             scope_sql(scope, "b"),
         )
-        old = [r for r in rows if r["storage_key"] != card.key]
+        recorded = {r["storage_key"] for r in rows}
+        stale = await school_version(db, scope, card.school_id) != card.version
+        # Published again while this card was rendered: serve it this once and change no row (the next
+        # download renders the new version's card).
+        old = [] if stale else [r for r in rows if r["storage_key"] != card.key]
         if old:
             await db.execute("DELETE FROM grade_bulletin WHERE id IN {}", in_(r["id"] for r in old))
-        if len(old) == len(rows):  # no row holds this key yet
+        if not stale and card.key not in recorded:
             await db.execute(
                 "INSERT INTO grade_bulletin (region_id, province_id, school_id, term_id, student_id, class_id, "
                 "storage_key, locale, created_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {})",
@@ -155,7 +161,9 @@ async def _render_and_store(ctx: RequestContext, scope: Scope, card: Card) -> by
                 card.locale,
                 datetime.now(UTC),
             )
-    for row in old:  # the earlier versions' files, once nothing points at them
+    if stale and card.key not in recorded:  # the object just written, which no row points at
+        old = [{"storage_key": card.key}]
+    for row in old:  # the earlier versions' files, once nothing points at them (or this stale one)
         try:
             await svc.storage.delete(row["storage_key"], tenant_id=card.school_id)
         except StorageError:
