@@ -3,7 +3,8 @@
 ``MADRASA_CACHE_URL`` chooses the backend: empty (the default) keeps entries in the process
 (:class:`MemorySharedCache`, over :class:`core.cache.TTLCache`); ``redis://…`` (or ``rediss://``,
 ``unix://``) shares them between every web process through Redis (:class:`RedisSharedCache`),
-each key under ``MADRASA_CACHE_PREFIX``.
+each key under ``MADRASA_CACHE_PREFIX``; ``none`` keeps nothing (:class:`NoSharedCache`: every
+read misses; for measuring what the cache saves).
 
 The cache is never the source of truth: a caller builds its keys from a version it reads from the
 database (so a new version is a new key and the old entries are simply never read again) and
@@ -18,7 +19,7 @@ from typing import Any
 
 from core.cache import MISSING, TTLCache
 
-__all__ = ["MemorySharedCache", "RedisSharedCache", "SharedCache", "make_shared_cache"]
+__all__ = ["MemorySharedCache", "NoSharedCache", "RedisSharedCache", "SharedCache", "make_shared_cache"]
 
 log = logging.getLogger("madrasa.cache")
 
@@ -29,7 +30,7 @@ REDIS_TIMEOUT = 0.5
 class SharedCache:
     """Bytes under string keys, each with a time to live; what :attr:`Services.shared_cache` holds."""
 
-    #: ``memory`` or ``redis`` (shown in the docs and the logs).
+    #: ``memory``, ``redis`` or ``none``.
     backend = "abstract"
 
     async def get(self, key: str) -> bytes | None:
@@ -53,6 +54,22 @@ def _check(key: str, ttl: float | None = None) -> None:
         raise ValueError("a shared cache key is a non-empty string")
     if ttl is not None and not ttl > 0:
         raise ValueError(f"a shared cache entry needs a positive time to live, got {ttl!r}")
+
+
+class NoSharedCache(SharedCache):
+    """Keeps nothing: every read misses (``MADRASA_CACHE_URL=none``)."""
+
+    backend = "none"
+
+    async def get(self, key: str) -> bytes | None:
+        _check(key)
+        return None
+
+    async def set(self, key: str, value: bytes, ttl: float) -> None:
+        _check(key, ttl)
+
+    async def delete(self, key: str) -> None:
+        _check(key)
 
 
 class MemorySharedCache(SharedCache):
@@ -116,9 +133,11 @@ class RedisSharedCache(SharedCache):
 
 
 def make_shared_cache(url: str, prefix: str = "madrasa:cache:") -> SharedCache:
-    """The backend ``MADRASA_CACHE_URL`` names: in-process when empty, else Redis; ``ValueError`` otherwise."""
+    """The backend ``MADRASA_CACHE_URL`` names: in-process when empty, none, or Redis; ``ValueError`` otherwise."""
     if not url:
         return MemorySharedCache()
+    if url == "none":
+        return NoSharedCache()
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisSharedCache(url, prefix)
-    raise ValueError(f"expected empty (in-process) or redis://…, got {url!r}")
+    raise ValueError(f"expected empty (in-process), none or redis://…, got {url!r}")

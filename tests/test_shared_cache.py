@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from core.config import ConfigError, load_settings
-from core.shared_cache import MemorySharedCache, RedisSharedCache, SharedCache, make_shared_cache
+from core.shared_cache import MemorySharedCache, NoSharedCache, RedisSharedCache, SharedCache, make_shared_cache
 
 REDIS_URL = os.environ.get("MADRASA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -72,6 +72,14 @@ async def test_redis_entries_live_under_the_prefix_and_expire() -> None:
         await second.close()
 
 
+async def test_none_keeps_nothing() -> None:
+    cache = NoSharedCache()
+    await cache.set("k", b"v", 60)
+    assert await cache.get("k") is None
+    with pytest.raises(ValueError):
+        await cache.set("k", b"v", 0)
+
+
 async def test_an_unreachable_redis_is_a_miss_not_an_error() -> None:
     cache = RedisSharedCache("redis://127.0.0.1:1/0", "madrasa-test:")
     try:
@@ -84,6 +92,7 @@ async def test_an_unreachable_redis_is_a_miss_not_an_error() -> None:
 
 def test_the_backend_follows_the_setting(tmp_path) -> None:
     assert isinstance(make_shared_cache(""), MemorySharedCache)
+    assert isinstance(make_shared_cache("none"), NoSharedCache)
     redis_cache = make_shared_cache(REDIS_URL, "p:")
     assert isinstance(redis_cache, RedisSharedCache) and redis_cache.prefix == "p:"
     with pytest.raises(ValueError, match="redis://"):
