@@ -56,6 +56,7 @@ from core.school.slot_pages import SLOT_ROUTES
 from core.school.staff_pages import STAFF_ROUTES
 from core.school.tables import SCHOOL_TABLES
 from core.services import Services
+from core.shared_cache import make_shared_cache
 from core.sms import make_sms_gateway
 from core.storage import Storage, make_storage
 from core.tables import CORE_TABLES
@@ -129,6 +130,7 @@ def build_services(
     except ValueError as exc:
         raise ConfigError(f"MADRASA_SMS_BACKEND: {exc}") from None
     services.clock = Clock()
+    services.shared_cache = make_shared_cache(settings.cache_url, settings.cache_prefix)
     return services
 
 
@@ -190,6 +192,7 @@ def create_app(
                 await scheduler.stop()
             if services.jobs is not None:
                 await services.jobs.stop()
+            await services.shared_cache.close()
             await services.db.stop()
 
     register_catalogue_dirs(services.plugins.locale_dirs())

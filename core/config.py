@@ -82,6 +82,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     job_backend: Literal["inprocess", "saq"] = "inprocess"
     redis_url: str = "redis://127.0.0.1:6379/0"
     job_queue_name: str = "madrasa"
+    #: The shared cache (``core/shared_cache.py``): empty keeps entries in each process; ``redis://…`` shares them;
+    #: ``none`` keeps nothing.
+    cache_url: str = ""
+    #: Prefix of every shared-cache key in Redis (deployments sharing one Redis pick different ones).
+    cache_prefix: str = "madrasa:cache:"
     job_concurrency: int = 2
     job_timeout: int = 3600
     #: How often ``madrasa worker`` hands jobs still ``queued`` in the table to Redis again (a Redis that
@@ -218,6 +223,12 @@ def _complete(settings: Settings) -> Settings:
         raise ConfigError(f"{PREFIX}JOB_REQUEUE_SECONDS: must be at least 1")
     if settings.job_backend == "saq" and not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"{PREFIX}REDIS_URL: expected redis://…, got {settings.redis_url!r}")
+    if settings.cache_url not in ("", "none") and not settings.cache_url.startswith(
+        ("redis://", "rediss://", "unix://")
+    ):
+        raise ConfigError(
+            f"{PREFIX}CACHE_URL: expected empty (in-process), none or redis://…, got {settings.cache_url!r}"
+        )
     if settings.db_pool_min < 1 or settings.db_pool_max < settings.db_pool_min:
         raise ConfigError(f"{PREFIX}DB_POOL_MAX: must be ≥ MADRASA_DB_POOL_MIN ≥ 1")
     if not 0 < settings.db_acquire_timeout <= 300:

@@ -23,6 +23,8 @@ Groups:
   :func:`queue_of`, :func:`every`, :func:`covers_row`, :mod:`audit`;
 * **files, mail, SMS, clock** — :class:`ContentPolicy` and friends, :func:`build_key`,
   :class:`Mail`, :class:`Sms`, :data:`SYSTEM_CLOCK`;
+* **caches** — :class:`TTLCache` (this process), :class:`SharedCache` (``ctx.services.shared_cache``:
+  Redis when ``MADRASA_CACHE_URL`` is set, else this process);
 * **pages** — :func:`page`, :class:`Row`, :func:`module_home`, :func:`gettext_`, :func:`format_number`,
   :func:`format_percent`, :func:`format_day` (also the templates' `number`, `percent` and `day` filters),
   :func:`problem`, :func:`csv_cell`.
@@ -85,6 +87,7 @@ from core.school import service as _school
 from core.school.rules import normalise_pupil_code as _normalise_pupil_code
 from core.scope import Scope
 from core.services import Services
+from core.shared_cache import SharedCache
 from core.sms import MAX_SMS_CHARS, Sms, SmsGateway
 from core.sql import SQL, ident, in_, join
 from core.storage import (
@@ -186,6 +189,7 @@ __all__ = [
     "Row",
     "Scope",
     "Services",
+    "SharedCache",
     "Sms",
     "SmsGateway",
     "Storage",

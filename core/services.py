@@ -18,6 +18,7 @@ from core.modules import ModuleSettings
 from core.observability import count_handler_failure
 from core.permissions import PermissionRegistry
 from core.plugins import PluginHost, resolve
+from core.shared_cache import MemorySharedCache, SharedCache
 from core.storage import Storage
 from core.tenancy import TenantDirectory
 
@@ -47,6 +48,8 @@ class Services:
     clock: Clock = SYSTEM_CLOCK
     #: Job functions plugins declare through ``madrasa_jobs`` (core's own are in ``core.jobs.JOBS``).
     job_functions: dict[str, Any] = field(default_factory=dict)
+    #: Bytes shared by the web processes (Redis when ``MADRASA_CACHE_URL`` is set), never the source of truth.
+    shared_cache: SharedCache = field(default_factory=MemorySharedCache)
 
     async def disabled_for(self, tenant_path: tuple[int, ...]) -> frozenset[str]:
         """Modules switched off at a tenant node."""

@@ -13,6 +13,7 @@ import pytest
 from pypdf import PdfReader
 
 from core.scope import Scope
+from plugins.grades import publication
 from plugins.grades.bulletins import (
     BulletinData,
     FontsMissing,
@@ -412,27 +413,33 @@ async def test_bulletin_job_stores_two_files_per_pupil_and_families_get_only_the
     assert len(staff.json()) == 6
 
 
-async def test_whole_school_run_regenerates_and_replaces_files(world: World) -> None:
+async def test_whole_school_run_renders_the_missing_and_replaces_files_after_a_publication(world: World) -> None:
     seeded = await seed_class(world)
-    async with app_queue(world) as queue:
-        first = await call(
-            world,
-            "POST",
-            "/api/v1/grades/bulletins",
-            as_=DIRECTOR,
-            tenant=SCHOOL,
-            json={"class_id": seeded["class_id"], "term_id": seeded["term_id"]},
-        )
-        assert (await queue.wait(first.json()["job_id"], seconds=120)).status == "done"
-        before = await bulletin_rows(world, seeded["class_id"])
-        response = await call(
-            world, "POST", "/api/v1/grades/bulletins", as_=DIRECTOR, tenant=SCHOOL, json={"term_id": seeded["term_id"]}
-        )
-        assert response.status_code == 202
+
+    async def run(queue: Any, body: dict[str, Any]) -> Any:
+        response = await call(world, "POST", "/api/v1/grades/bulletins", as_=DIRECTOR, tenant=SCHOOL, json=body)
+        assert response.status_code == 202, response.text
         info = await queue.wait(response.json()["job_id"], seconds=300)
-    assert info.status == "done", info.error
+        assert info.status == "done", info.error
+        return info
+
+    whole = {"term_id": seeded["term_id"]}
+    async with app_queue(world) as queue:
+        await run(queue, {"class_id": seeded["class_id"], "term_id": seeded["term_id"]})
+        before = await bulletin_rows(world, seeded["class_id"])
+        # Same publication version: the class's cards are there already; nothing of theirs is rendered again.
+        again = await run(queue, whole)
+        kept = await bulletin_rows(world, seeded["class_id"])
+        # A new publication (here: the results computed again) makes the next run render new cards.
+        async with world.services.db.scoped(Scope.everything()):
+            await publication.bump(world.services.db, [seeded["school_id"]])
+        info = await run(queue, whole)
+    assert kept == before
+    assert again.result["pupils"] >= 3 and again.total == again.done == again.result["pupils"]
     assert info.result["pupils"] >= 3 and info.result["classes"] >= 1
     assert info.total == info.done == info.result["pupils"]
+    assert info.result["files"] >= 6
+    version = await world.sql("SELECT version FROM grade_publication WHERE school_id = {}", seeded["school_id"])
     after = await bulletin_rows(world, seeded["class_id"])
     assert len(after) == 6 and {r["id"] for r in after}.isdisjoint({r["id"] for r in before})
     storage = world.services.storage
@@ -440,6 +447,8 @@ async def test_whole_school_run_regenerates_and_replaces_files(world: World) -> 
         assert not await storage.exists(row["storage_key"], tenant_id=seeded["school_id"])
     for row in after:
         assert await storage.exists(row["storage_key"], tenant_id=seeded["school_id"])
+        assert row["storage_key"].startswith(f"t/{seeded['school_id']}/bulletins/v{version}/{row['student_id']}/")
+    assert all(f"/bulletins/v{version - 1}/" in row["storage_key"] for row in before)
 
 
 async def bulletin_rows(world: World, class_id: int) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from openpyxl import load_workbook
 
 from core.config import load_settings
 from core.storage import make_storage
+from plugins.grades.bulletins.cards import card_key
 from tests.test_browser import CHROMIUM_ARGS, SCHOOL, account, chromium, demo_server  # noqa: F401 (fixtures)
 from tests.test_grades_browser import seed_class, stored_marks, term_id
 
@@ -113,18 +114,24 @@ async def test_teacher_round_trips_the_massar_workbook_from_the_grid_page(chromi
 
 
 def place_report_cards(data_dir: Path) -> list[dict[str, Any]]:
-    """The demo parent's children, each with a closed first term's results and two report-card rows."""
+    """The demo parent's children, each with a closed first term's results and two report cards recorded at the
+    storage keys of their school's publication version (as a first download or the class job stores them)."""
     now = datetime.now(UTC).isoformat()
     with sqlite3.connect(data_dir / "madrasa.sqlite3") as db:
         db.row_factory = sqlite3.Row
         parent = db.execute("SELECT id FROM person WHERE email = 'parent@madrasa.demo'").fetchone()["id"]
         children = db.execute(
-            "SELECT s.id, s.school_id, t.slug, s.region_id, s.province_id, e.class_id FROM guardianship g "
+            "SELECT s.id, s.school_id, t.slug, s.region_id, s.province_id, s.national_code, e.class_id, "
+            "COALESCE((SELECT p.version FROM grade_publication p WHERE p.school_id = s.school_id), 0) AS version "
+            "FROM guardianship g "
             "JOIN student s ON s.id = g.student_id JOIN tenant t ON t.id = s.school_id "
             "JOIN enrolment e ON e.student_id = s.id AND e.ends_on IS NULL WHERE g.person_id = ? ORDER BY s.id",
             (parent,),
         ).fetchall()
-        term = db.execute("SELECT id FROM term WHERE tenant_id IS NULL ORDER BY number LIMIT 1").fetchone()["id"]
+        first_term = db.execute(
+            "SELECT id, number FROM term WHERE tenant_id IS NULL ORDER BY number LIMIT 1"
+        ).fetchone()
+        term = first_term["id"]
         out = []
         for child in children:
             cols = (child["region_id"], child["province_id"], child["school_id"])
@@ -144,7 +151,8 @@ def place_report_cards(data_dir: Path) -> list[dict[str, Any]]:
             )
             cards = {}
             for locale in ("ar", "fr"):
-                key = f"t/{child['school_id']}/bulletins/browser/{child['id']}-S1-{locale}.pdf"
+                filename = f"{child['national_code']}-S{first_term['number']}-{locale}.pdf"
+                key = card_key(child["school_id"], child["version"], child["id"], filename)
                 cards[locale] = (
                     db.execute(
                         "INSERT INTO grade_bulletin (region_id, province_id, school_id, term_id, student_id, "
@@ -153,7 +161,15 @@ def place_report_cards(data_dir: Path) -> list[dict[str, Any]]:
                     ).fetchone()["id"],
                     key,
                 )
-            out.append({"id": child["id"], "school_id": child["school_id"], "slug": child["slug"], "cards": cards})
+            out.append(
+                {
+                    "id": child["id"],
+                    "school_id": child["school_id"],
+                    "slug": child["slug"],
+                    "cards": cards,
+                    "term": term,
+                }
+            )
     return out
 
 
@@ -194,10 +210,10 @@ async def test_parent_downloads_both_childrens_report_cards(chromium, demo_serve
                     await page.wait_for_url(f"**/t/{child['slug']}/grades/pupils/{child['id']}")
                     await expect(page.locator("#results-title")).to_have_text("Résultats et bulletins")
                     await expect(page.locator("dd.rank").first).to_contain_text("4 sur 30")
-                    for locale, (bulletin_id, _) in child["cards"].items():
+                    for locale in child["cards"]:
                         link = page.locator(f'a.bulletin[data-locale="{locale}"]')
                         await expect(link).to_have_attribute(
-                            "href", f"/t/{child['slug']}/grades/bulletins/{bulletin_id}"
+                            "href", f"/t/{child['slug']}/grades/pupils/{child['id']}/bulletins/{child['term']}/{locale}"
                         )
                         async with page.expect_download() as info:
                             await link.tap()

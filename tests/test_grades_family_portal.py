@@ -9,6 +9,8 @@ from decimal import Decimal
 from typing import Any
 
 from core.scope import Scope
+from plugins.grades import publication
+from plugins.grades.bulletins.cards import card_key
 from tests.conftest import PASSWORD, link_guardian
 
 HOME = "lycee-ibn-batouta"  # region casablanca-settat
@@ -70,7 +72,8 @@ async def pupil(world: Any, school: str, first_name: str, guardian: str) -> dict
 
 
 async def close_with_results(world: Any, child: dict[str, Any], term_id: int, rank: int) -> dict[str, int]:
-    """The child's results of a closed term (as the close computes them) and two stored report cards."""
+    """The child's results of a closed term (as the close computes them) and two stored report cards, at the
+    storage keys of the school's current publication version (as a first download or the class job stores them)."""
     db = world.services.db
     school = await world.services.tenants.by_slug(child["school"])
     cols = [school.region_id, school.province_id, school.id]
@@ -116,8 +119,11 @@ async def close_with_results(world: Any, child: dict[str, Any], term_id: int, ra
                 subject,
                 mean,
             )
+        version = await publication.school_version(db, Scope.everything(), school.id)
+        code = await db.fetchval("SELECT national_code FROM student WHERE id = {}", child["id"])
+        number = await db.fetchval("SELECT number FROM term WHERE id = {}", term_id)
         for locale in ("ar", "fr"):
-            key = f"t/{school.id}/bulletins/{term_id}/{child['id']}-S1-{locale}.pdf"
+            key = card_key(school.id, version, child["id"], f"{code}-S{number}-{locale}.pdf")
             await world.services.storage.put(key, PDF_BYTES + locale.encode(), "application/pdf", tenant_id=school.id)
             ids[locale] = await db.fetchval(
                 "INSERT INTO grade_bulletin (region_id, province_id, school_id, term_id, student_id, class_id, "
@@ -161,13 +167,17 @@ async def test_a_family_in_two_regions_reads_results_and_downloads_both_report_c
         assert "15,50" in html and "10,50" in html  # MATH: own beside the class's
         assert f"{rank} sur 28" in html
         for locale, bulletin_id in cards[child["id"]].items():
-            link = f'href="/t/{child["school"]}/grades/bulletins/{bulletin_id}"'
-            assert link in html and f'data-locale="{locale}"' in html
-            pdf = await world.api("GET", f"/grades/bulletins/{bulletin_id}", as_=guardian, tenant=child["school"])
+            # The page links to the card of the term and language; the stored card is served as is.
+            url = f"/grades/pupils/{child['id']}/bulletins/{term_id}/{locale}"
+            assert f'href="/t/{child["school"]}{url}"' in html and f'data-locale="{locale}"' in html
+            pdf = await world.api("GET", url, as_=guardian, tenant=child["school"])
             assert pdf.status_code == 200, pdf.text
             assert pdf.headers["content-type"] == "application/pdf"
             assert pdf.headers["content-disposition"].startswith("attachment;")
             assert pdf.content == PDF_BYTES + locale.encode()
+            # The recorded card is also readable by its id (the staff's lists link there).
+            by_id = await world.api("GET", f"/grades/bulletins/{bulletin_id}", as_=guardian, tenant=child["school"])
+            assert by_id.status_code == 200 and by_id.content == PDF_BYTES + locale.encode()
 
     # The pupil with a login of their own reads their results and downloads their own report card.
     pupil_login = await world.add_person(
@@ -178,8 +188,9 @@ async def test_a_family_in_two_regions_reads_results_and_downloads_both_report_c
         await world.services.db.execute("UPDATE student SET person_id = {} WHERE id = {}", login_id, first["id"])
     own = await world.api("GET", f"/grades/pupils/{first['id']}?lang=fr", as_=pupil_login, tenant=HOME)
     assert own.status_code == 200 and "3 sur 28" in own.text
-    assert f'href="/t/{HOME}/grades/bulletins/{cards[first["id"]]["ar"]}"' in own.text
-    mine = await world.api("GET", f"/grades/bulletins/{cards[first['id']]['ar']}", as_=pupil_login, tenant=HOME)
+    own_card = f"/grades/pupils/{first['id']}/bulletins/{term_id}/ar"
+    assert f'href="/t/{HOME}{own_card}"' in own.text
+    mine = await world.api("GET", own_card, as_=pupil_login, tenant=HOME)
     assert mine.status_code == 200 and mine.content == PDF_BYTES + b"ar"
 
     arabic = await world.api("GET", f"/grades/pupils/{first['id']}?lang=ar", as_=guardian, tenant=HOME)
@@ -194,6 +205,8 @@ async def test_a_family_in_two_regions_reads_results_and_downloads_both_report_c
     ):
         refused = await world.api("GET", f"/grades/bulletins/{card}", as_=who, tenant=tenant)
         assert refused.status_code == 404, (who, refused.status_code)
+        by_term = await world.api("GET", f"/grades/pupils/{first['id']}/bulletins/{term_id}/fr", as_=who, tenant=tenant)
+        assert by_term.status_code in (403, 404), (who, by_term.status_code)
     # The other child's card, asked under the wrong school's prefix: not found there.
     wrong = await world.api("GET", f"/grades/bulletins/{cards[second['id']]['fr']}", as_=guardian, tenant=HOME)
     assert wrong.status_code == 404

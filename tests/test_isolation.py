@@ -32,6 +32,7 @@ def foreign_values(world: Any) -> dict[str, Any]:
         "file_id": world.files[FOREIGN],
         "module": "grades",
         "code": "ar",
+        "locale": "ar",
         "class_id": objects["class_id"],
         "student_id": objects["student_id"],
         "slot_id": objects["slot_id"],

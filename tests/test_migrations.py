@@ -376,6 +376,7 @@ async def test_upgrade_from_an_earlier_state_keeps_the_data(scratch: Scratch):
         "core.m0008_privacy",
         "attendance.m0002_notice_claims",
         "attendance.m0003_notice_retries",
+        "grades.m0002_publication",
         "tenants.m0002_exchange",
         "tenants.m0003_console",
     ]

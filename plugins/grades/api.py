@@ -11,7 +11,7 @@ from litestar import Controller, Request, Response, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from core.plugin_api import SQL, Ctx, NotFound, RequestContext, school, scope_sql
-from plugins.grades import service
+from plugins.grades import publication, results_cache, service
 
 
 class AssessmentIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -212,29 +212,41 @@ async def _child(ctx: RequestContext, scope: Any, student_id: int) -> dict[str, 
     return row
 
 
+async def family_marks(db: Any, scope: Any, student_id: int) -> list[dict[str, Any]]:
+    """A pupil's published marks as the API gives them (numbers as floats)."""
+    rows = await service.published_marks(db, scope, [student_id])
+    return [
+        {
+            **r,
+            "score": None if r["score"] is None else float(r["score"]),
+            "max_score": float(r["max_score"]),
+            "weight": float(r["weight"]),
+        }
+        for r in rows
+    ]
+
+
 class FamilyGradesController(Controller):
     """``/api/v1/me/…/marks``: published marks and upcoming assessments for pupils and their guardians."""
 
     path = "/api/v1/me"
     tags = ["grades"]
 
-    @get("/pupils/{student_id:int}/marks", opt={"permission": "family.view"})
-    async def marks(self, ctx: Ctx, student_id: FromPath[int]) -> list[dict[str, Any]]:
-        """Published marks of one's child (or oneself), by subject."""
+    @get("/pupils/{student_id:int}/marks", opt={"permission": "family.view"}, media_type="application/json")
+    async def marks(self, ctx: Ctx, student_id: FromPath[int], request: Request[Any, Any, Any]) -> Response[bytes]:
+        """Published marks of one's child (or oneself), by subject; ``ETag`` of the publication (304 when held)."""
         scope = await _family_scope(ctx)
         db = ctx.services.db
         async with db.scoped(scope, write=False):
             await _child(ctx, scope, student_id)
-            rows = await service.published_marks(db, scope, [student_id])
-        return [
-            {
-                **r,
-                "score": None if r["score"] is None else float(r["score"]),
-                "max_score": float(r["max_score"]),
-                "weight": float(r["weight"]),
-            }
-            for r in rows
-        ]
+            versions = await publication.pupil_versions(db, scope, student_id)
+            etag = publication.tag("marks", student_id, ctx.person_id, publication.version_token(versions))
+            if publication.not_modified(request.headers, etag):
+                return results_cache.not_modified_response(etag)
+            body = await results_cache.payload(
+                ctx, "marks", student_id, versions, lambda: family_marks(db, scope, student_id)
+            )
+        return results_cache.json_response(body, etag)
 
     @get("/pupils/{student_id:int}/assessments", opt={"permission": "family.view"})
     async def coming(self, ctx: Ctx, student_id: FromPath[int]) -> list[dict[str, Any]]:

@@ -53,6 +53,7 @@ from typing import Any
 import msgspec
 
 from core.plugin_api import SQL, Conflict, Database, RequestContext, current_scope, ident, join, parse_path, school
+from plugins.grades import publication
 from plugins.grades.close_sql import (
     AGG_TABLE,
     DROP_PG_TEMPORARY,
@@ -159,6 +160,7 @@ async def compute_results(db: Database, *, school_ids: Sequence[int], term_id: i
             await db.execute(statement)
         row = await _sqlite_compute(db, schools, term_id)
     assert row is not None
+    await publication.bump(db, school_ids)  # new results: new ETags, cache keys and report cards
     return CloseStats(
         term_id=term_id,
         schools=len(schools_rows),

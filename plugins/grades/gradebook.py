@@ -32,7 +32,7 @@ from core.plugin_api import (
     in_,
     scope_sql,
 )
-from plugins.grades import service
+from plugins.grades import publication, service
 
 _CENTS = Decimal("0.01")
 
@@ -133,6 +133,8 @@ class _Writer:
         for item in self.write.line_items:
             await self.line_item(item)
         await self.results()
+        if self.write.line_items:  # assessments announced to families may have changed
+            await publication.bump(self.db, [self.write.school_id])
         self.out.counts = {k: dict(v) for k, v in self.counts.items()}
         return self.out
 

@@ -60,9 +60,11 @@ from plugins.grades.portal_common import (
     teaches_or_directs,
     wide_scope,
 )
-from plugins.grades.portal_family import FAMILY_ROUTES, bulletins_view, results_view
+from plugins.grades.portal_family import FAMILY_ROUTES, bulletins_view, page_tag, results_view
 from plugins.grades.portal_grid import GRID_ROUTES
 from plugins.grades.portal_workbook import WORKBOOK_ROUTES
+from plugins.grades.publication import not_modified, validator_headers
+from plugins.grades.results_cache import not_modified_response
 from plugins.grades.terms import pick_term, school_terms, subject_row
 
 #: Names the pages' tests and other modules read from here.
@@ -463,11 +465,13 @@ def _mark_row(r: dict[str, Any], locale: str, labels: dict[str, str]) -> str:
 
 
 @get("/grades/pupils/{student_id:int}", opt={"permission": "family.view"}, include_in_schema=False)
-async def pupil_page(ctx: Ctx, student_id: FromPath[int]) -> Any:
-    """Published marks of one's child (or oneself) by subject with the averages, and what is coming."""
+async def pupil_page(ctx: Ctx, student_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
+    """Published marks of one's child (or oneself) by subject with the averages, and what is coming;
+    ``ETag`` of the publication and of everything else the page shows (304 when the browser holds it)."""
     tenant = ctx.require_tenant()
     db = ctx.services.db
     scope = await wide_scope(ctx, "family.view")
+    today = date.today()
     async with db.scoped(scope, write=False):
         people = await _family_members(ctx, scope)
         child = next((p for p in people if p["id"] == student_id), None)
@@ -475,10 +479,13 @@ async def pupil_page(ctx: Ctx, student_id: FromPath[int]) -> Any:
             raise NotFound("No such pupil.")
         if child["school_id"] != tenant.id:
             return Redirect(child["url"])  # the pupil's pages live under the pupil's school
-        rows, coming = await service.pupil_marks(db, scope, student_id, child["class_id"], date.today())
         rule = await policy.cached(db, tenant.region_id)
+        etag = await page_tag(ctx, scope, student_id, people, rule, today)
+        if not_modified(request.headers, etag):
+            return not_modified_response(etag)
+        rows, coming = await service.pupil_marks(db, scope, student_id, child["class_id"], today)
         results = await results_view(ctx, scope, student_id)
-    bulletins = await bulletins_view(ctx, student_id)
+    bulletins = bulletins_view(ctx, student_id, results)
     locale = ctx.locale
     labels = {"absent": escape(gettext_("Absent")), "excused": escape(gettext_("Excused"))}
     subjects: dict[tuple[int, str], dict[str, Any]] = {}
@@ -505,7 +512,7 @@ async def pupil_page(ctx: Ctx, student_id: FromPath[int]) -> Any:
         )
         for a in coming
     ]
-    return page(
+    response = page(
         ctx,
         "grades/pupil.html",
         child=child,
@@ -519,6 +526,9 @@ async def pupil_page(ctx: Ctx, student_id: FromPath[int]) -> Any:
         absent_rule=rule.absent_counts_as,
         excused_rule=rule.excused_counts_as,
     )
+    for name, value in validator_headers(etag).items():
+        response.headers[name] = value
+    return response
 
 
 # -- the director's dashboard ----------------------------------------------------------------------

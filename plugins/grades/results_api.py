@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 
 from core.plugin_api import Ctx, Forbidden, NotFound, RequestContext, school, scope_sql
-from plugins.grades import service
+from plugins.grades import publication, results_cache, service
 from plugins.grades.api import _child, _family_scope
 from plugins.grades.calc import annual_average
 from plugins.grades.close import close_school_term, compute_results
@@ -186,13 +186,22 @@ class FamilyResultsController(Controller):
     path = "/api/v1/me"
     tags = ["grades"]
 
-    @get("/pupils/{student_id:int}/results", opt={"permission": "family.view"})
-    async def results(self, ctx: Ctx, student_id: FromPath[int]) -> dict[str, Any]:
+    @get("/pupils/{student_id:int}/results", opt={"permission": "family.view"}, media_type="application/json")
+    async def results(self, ctx: Ctx, student_id: FromPath[int], request: Request[Any, Any, Any]) -> Response[bytes]:
         """Per closed term: subject averages with coefficients and class averages, general average and the
-        class's, rank; and the annual average."""
+        class's, rank; and the annual average. ``ETag`` of the publication (304 when held)."""
         scope = await _family_scope(ctx)
-        async with ctx.services.db.scoped(scope, write=False):
-            return await pupil_results(ctx, scope, student_id)
+        db = ctx.services.db
+        async with db.scoped(scope, write=False):
+            await _child(ctx, scope, student_id)
+            versions = await publication.pupil_versions(db, scope, student_id)
+            etag = publication.tag("results", student_id, ctx.person_id, publication.version_token(versions))
+            if publication.not_modified(request.headers, etag):
+                return results_cache.not_modified_response(etag)
+            body = await results_cache.payload(
+                ctx, "results", student_id, versions, lambda: pupil_results(ctx, scope, student_id)
+            )
+        return results_cache.json_response(body, etag)
 
 
 RESULTS_ROUTES = [ResultsController, FamilyResultsController]

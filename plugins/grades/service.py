@@ -28,7 +28,7 @@ from core.plugin_api import (
     school,
     scope_sql,
 )
-from plugins.grades import policy
+from plugins.grades import policy, publication
 from plugins.grades.terms import deadline, is_closed, school_term
 
 STATES = ("draft", "submitted", "validated", "published")
@@ -191,6 +191,7 @@ async def create_assessment(
         datetime.now(UTC),
     )
     assert row is not None
+    await publication.bump(db, [klass["school_id"]])  # families see the assessment announced
     return int(row["id"])
 
 
@@ -454,6 +455,8 @@ async def save_grid(
             "FROM grade_assessment WHERE id = {}",
             [(e.student_id, e.score, e.status, now, ctx.person_id, assessment["id"]) for e in inserts],
         )
+    if closed or assessment["state"] != "draft":  # a correction families (or the report cards) may see
+        await publication.bump(db, [assessment["school_id"]])
     if after:
         school = await ctx.services.tenants.by_id(assessment["school_id"])
         await audit.record(
@@ -566,6 +569,7 @@ async def transition(ctx: RequestContext, sheet: dict[str, Any], action: str) ->
     )
     events = []
     if target == "published":
+        await publication.bump(db, [sheet["school_id"]])
         events.append(
             Event(
                 name="grades.marks_published",

@@ -3,8 +3,9 @@
 A **sheet** is one class × subject × term: its workflow state (draft → submitted → validated →
 published) decides who sees its marks. An **assessment** belongs to a sheet; each carries a
 ``version`` that the mark grid's ``ETag`` reflects. Results (subject and general averages, ranks,
-class statistics) are written by the semester close, set-based. Every table carries the scope
-columns of its school.
+class statistics) are written by the semester close, set-based. A school's **publication
+version** (``grade_publication``) counts the changes families can see. Every table carries the
+scope columns of its school.
 """
 
 from __future__ import annotations
@@ -147,6 +148,19 @@ class GradeBulletin(_Scoped, tablename="grade_bulletin"):
     created_at = Timestamptz()
 
 
+class GradePublication(_Scoped, tablename="grade_publication"):
+    """A school's publication version: bumped by every change families can see (one row per school).
+
+    Publishing a sheet, correcting marks past draft, scheduling an assessment, computing or
+    closing a term's results all add one, in the writing transaction; the results-day caches
+    (``ETag``, the shared cache, stored report cards) are keyed by it.
+    """
+
+    id = Serial(primary_key=True)
+    version = Integer(default=0)
+    changed_at = Timestamptz()
+
+
 SCOPED_TABLES: list[type[Table]] = [
     GradeSheet,
     GradeAssessment,
@@ -156,5 +170,6 @@ SCOPED_TABLES: list[type[Table]] = [
     GradeGeneralResult,
     GradeClassStats,
     GradeBulletin,
+    GradePublication,
 ]
 GRADES_TABLES: list[type[Table]] = [*SCOPED_TABLES, GradePolicy, GradeDeadline]

@@ -9,11 +9,11 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from litestar import Response, get, post
+from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from core.plugin_api import PDF, Ctx, school
-from plugins.grades.bulletins import service
+from plugins.grades.bulletins import cards, service
 
 # =========================================================================== API
 
@@ -83,6 +83,20 @@ async def download_bulletin(ctx: Ctx, bulletin_id: FromPath[int]) -> Response[by
     return pdf_response(filename, data)
 
 
+@get(
+    "/api/v1/me/pupils/{student_id:int}/bulletins/{term_id:int}/{locale:str}",
+    opt={"permission": "family.view"},
+    tags=["grades"],
+    media_type=PDF,
+)
+async def family_bulletin(
+    ctx: Ctx, student_id: FromPath[int], term_id: FromPath[int], locale: FromPath[str], request: Request[Any, Any, Any]
+) -> Response[bytes]:
+    """One's child's (or one's own) report card for a closed term, in ``ar`` or ``fr``: rendered on the first
+    download at the school's publication version, then served from storage; ``ETag`` (304 when held)."""
+    return await cards.card_response(ctx, request.headers, student_id, term_id, locale)
+
+
 def pdf_response(filename: str, data: bytes) -> Response[bytes]:
     """A bulletin as an attachment, never cached (the API's and the portal's downloads)."""
     return Response(
@@ -96,4 +110,4 @@ def pdf_response(filename: str, data: bytes) -> Response[bytes]:
     )
 
 
-BULLETIN_ROUTES = [generate_bulletins, list_bulletins, download_bulletin]
+BULLETIN_ROUTES = [generate_bulletins, list_bulletins, download_bulletin, family_bulletin]

@@ -6,12 +6,19 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from core.plugin_api import Database, Scope, scope_sql
+from core.plugin_api import SQL, Database, Scope, ident, scope_sql
 from plugins.grades.bulletins.model import BulletinData, Mark, SubjectLine, decimal_or_none
 
 
-async def gather_bulletins(db: Database, scope: Scope, class_id: int, term_id: int) -> list[BulletinData]:
-    """The bulletins of a class for a term, from the results computed at the term's close.
+def _only(student_id: int | None, alias: str) -> SQL:
+    """``<alias>.student_id = …`` for one pupil, else a condition that holds."""
+    return SQL("1 = 1") if student_id is None else SQL("{} = {}", ident(alias, "student_id"), student_id)
+
+
+async def gather_bulletins(
+    db: Database, scope: Scope, class_id: int, term_id: int, *, student_id: int | None = None
+) -> list[BulletinData]:
+    """The bulletins of a class for a term (or of one of its pupils), from the results computed at the term's close.
 
     Set-based: five queries for the class whatever its size. Pupils are those with a general
     result for the class and term, ordered by name. Run inside ``db.scoped(scope)``.
@@ -34,21 +41,23 @@ async def gather_bulletins(db: Database, scope: Scope, class_id: int, term_id: i
     pupils = await db.fetch(
         "SELECT g.student_id, g.average, g.rank, g.ranked, st.national_code, st.first_name, st.last_name, "
         "st.first_name_ar, st.last_name_ar FROM grade_general_result g JOIN student st ON st.id = g.student_id "
-        "WHERE g.class_id = {} AND g.term_id = {} AND {} "
+        "WHERE g.class_id = {} AND g.term_id = {} AND {} AND {} "
         "ORDER BY st.last_name, st.first_name, st.id",
         class_id,
         term_id,
         scope_sql(scope, "g"),
+        _only(student_id, "g"),
     )
     if not pupils:
         return []
     results = await db.fetch(
         "SELECT r.student_id, r.subject_code, r.average, r.coefficient, sub.name_ar, sub.name_fr, sub.id AS position "
         "FROM grade_subject_result r LEFT JOIN subject sub ON sub.code = r.subject_code "
-        "WHERE r.class_id = {} AND r.term_id = {} AND {}",
+        "WHERE r.class_id = {} AND r.term_id = {} AND {} AND {}",
         class_id,
         term_id,
         scope_sql(scope, "r"),
+        _only(student_id, "r"),
     )
     stats = await db.fetch(
         "SELECT k.subject_code, k.mean FROM grade_class_stats k WHERE k.class_id = {} AND k.term_id = {} AND {}",
@@ -60,10 +69,11 @@ async def gather_bulletins(db: Database, scope: Scope, class_id: int, term_id: i
         "SELECT a.subject_code, a.position, m.student_id, m.score, m.status FROM grade_assessment a "
         "JOIN grade_sheet sh ON sh.id = a.sheet_id JOIN grade_mark m ON m.assessment_id = a.id "
         "WHERE a.class_id = {} AND a.term_id = {} AND a.kind = 'cc' AND sh.state IN ('validated', 'published') "
-        "AND {}",
+        "AND {} AND {}",
         class_id,
         term_id,
         scope_sql(scope, "a"),
+        _only(student_id, "m"),
     )
     class_means = {row["subject_code"] or "": decimal_or_none(row["mean"]) for row in stats}
     by_pupil: dict[int, list[dict[str, Any]]] = defaultdict(list)

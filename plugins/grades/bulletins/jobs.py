@@ -10,11 +10,13 @@ from typing import Any
 
 import msgspec
 
-from core.plugin_api import PDF, Database, JobContext, Scope, StorageError, build_key, in_, scope_sql
+from core.plugin_api import PDF, Database, JobContext, Scope, StorageError, in_, scope_sql
 from plugins.grades.bulletins import fonts
+from plugins.grades.bulletins.cards import card_key
 from plugins.grades.bulletins.data import gather_bulletins
 from plugins.grades.bulletins.model import LOCALES, BulletinData, Locale
 from plugins.grades.bulletins.pdf import render_pair
+from plugins.grades.publication import school_version
 
 log = logging.getLogger("madrasa.grades.bulletins")
 
@@ -51,10 +53,18 @@ async def _count_pupils(db: Database, scope: Scope, school_id: int, term_id: int
     )
 
 
-async def _store(job: JobContext, data: BulletinData, pdfs: dict[Locale, bytes]) -> int:
+def _keys(data: BulletinData, version: int, locales: Sequence[Locale]) -> dict[Locale, str]:
+    """A pupil's card keys at a publication version (those :mod:`.cards` serves to families)."""
+    return {
+        locale: card_key(data.school_id, version, data.student_id, bulletin_filename(data, locale))
+        for locale in locales
+    }
+
+
+async def _store(job: JobContext, data: BulletinData, pdfs: dict[Locale, bytes], version: int) -> int:
     """Store one pupil's files and replace their ``grade_bulletin`` rows; returns files written."""
     db, storage = job.db, job.services.storage
-    keys = {locale: build_key(data.school_id, "bulletins", bulletin_filename(data, locale)) for locale in pdfs}
+    keys = _keys(data, version, list(pdfs))
     # Objects first: a failure below leaves an orphan object, never a row without its file.
     for locale, pdf in pdfs.items():
         await storage.put(keys[locale], pdf, PDF, tenant_id=data.school_id)
@@ -84,12 +94,25 @@ async def _store(job: JobContext, data: BulletinData, pdfs: dict[Locale, bytes])
                 locale,
                 now,
             )
-    for row in old:  # the previous files, once nothing points at them
+    for row in old:  # the previous files, once nothing points at them (a key written again stays)
+        if row["storage_key"] in keys.values():
+            continue
         try:
             await storage.delete(row["storage_key"], tenant_id=data.school_id)
         except StorageError:
             log.warning("old bulletin not deleted", extra={"key": row["storage_key"]})
     return len(pdfs)
+
+
+async def _recorded_keys(db: Database, scope: Scope, class_id: int, term_id: int) -> set[str]:
+    """The storage keys of a class's recorded cards for a term."""
+    rows = await db.fetch(
+        "SELECT b.storage_key FROM grade_bulletin b WHERE b.class_id = {} AND b.term_id = {} AND {}",
+        class_id,
+        term_id,
+        scope_sql(scope, "b"),
+    )
+    return {r["storage_key"] for r in rows}
 
 
 async def _logo(job: JobContext, school_id: int) -> bytes | None:
@@ -105,8 +128,10 @@ async def _logo(job: JobContext, school_id: int) -> bytes | None:
 async def bulletins_job(
     job: JobContext, *, school_id: int, term_id: int, class_id: int | None = None, locales: Sequence[str] = LOCALES
 ) -> dict[str, Any]:
-    """Render and store the bulletins of a class (or every class of the school with results).
+    """Render and store the bulletins of a class (or every class of the school with results) that are missing.
 
+    A pupil whose cards at the school's publication version are recorded already (the job ran, or the
+    family downloaded them) is counted and left alone; ``files`` counts the files written.
     Progress counts pupils; each pupil's files and rows commit together. Rendering runs in a
     thread, overlapped with storing the previous pupil, so the event loop stays free.
     """
@@ -119,6 +144,7 @@ async def bulletins_job(
             [class_id] if class_id is not None else await _classes_with_results(db, job.scope, school_id, term_id)
         )
         total = await _count_pupils(db, job.scope, school_id, term_id, class_ids)
+        version = await school_version(db, job.scope, school_id)
     await job.progress(0, total, "starting")
     logo = await _logo(job, school_id)
     issued = datetime.now(UTC).date()
@@ -126,9 +152,14 @@ async def bulletins_job(
     for cid in class_ids:
         async with db.scoped(job.scope, write=False):
             items = await gather_bulletins(db, job.scope, cid, term_id)
+            recorded = await _recorded_keys(db, job.scope, cid, term_id)
         items = [
             msgspec.structs.replace(item, logo=logo, issued_on=issued) for item in items if item.school_id == school_id
         ]
+        for data in [d for d in items if set(_keys(d, version, chosen).values()) <= recorded]:
+            items.remove(data)
+            done += 1
+            await job.progress(done, total, f"{data.class_name}: {data.national_code}")
         pending: asyncio.Task[dict[Locale, bytes]] | None = None
         try:
             for index, data in enumerate(items):
@@ -140,7 +171,7 @@ async def bulletins_job(
                     if index + 1 < len(items)
                     else None
                 )
-                files += await _store(job, data, pdfs)
+                files += await _store(job, data, pdfs, version)
                 done += 1
                 await job.progress(done, total, f"{data.class_name}: {data.national_code}")
         finally:
