@@ -218,7 +218,7 @@ class FamilyGradesController(Controller):
     path = "/api/v1/me"
     tags = ["grades"]
 
-    @get("/pupils/{student_id:int}/marks", opt={"permission": "family.view"})
+    @get("/pupils/{student_id:int}/marks", opt={"permission": "family.view", "replica": True})
     async def marks(self, ctx: Ctx, student_id: FromPath[int]) -> list[dict[str, Any]]:
         """Published marks of one's child (or oneself), by subject."""
         scope = await _family_scope(ctx)
@@ -236,7 +236,7 @@ class FamilyGradesController(Controller):
             for r in rows
         ]
 
-    @get("/pupils/{student_id:int}/assessments", opt={"permission": "family.view"})
+    @get("/pupils/{student_id:int}/assessments", opt={"permission": "family.view", "replica": True})
     async def coming(self, ctx: Ctx, student_id: FromPath[int]) -> list[dict[str, Any]]:
         """Assessments coming for one's child (or oneself)."""
         scope = await _family_scope(ctx)
