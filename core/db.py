@@ -370,6 +370,8 @@ class Database:
         exact). Without a replica fit to serve, the primary serves it.
         """
         wanted = self._wants_replica(write, replica)
+        if wanted and self.in_transaction():
+            raise RuntimeError("a transaction is already open: use Database.savepoint() to nest")
         target = await self.replicas.pick() if wanted else None
         tx = await self._open_replica(target, scope) if target is not None else None
         if wanted:
@@ -389,17 +391,25 @@ class Database:
         try:
             yield tx
         except BaseException as exc:
-            if isinstance(exc, REPLICA_ERRORS) and not isinstance(exc, asyncio.CancelledError):
-                self.replicas.mark_down(target, exc)
-                routing = read_routing.get()
-                if routing is not None:
-                    routing.failed = True  # the request is answered again from the primary
+            self._replica_failed(target, exc)
             await tx.__aexit__(type(exc), exc, exc.__traceback__)
             raise
         else:
-            await tx.__aexit__(None, None, None)
+            try:
+                await tx.__aexit__(None, None, None)
+            except BaseException as exc:  # the connection was lost at the commit
+                self._replica_failed(target, exc)
+                raise
         finally:
             current_scope.reset(token)
+
+    def _replica_failed(self, replica: Replica, exc: BaseException) -> None:
+        """A replica's connection broke under a read: mark it down, and have the request answered again."""
+        if isinstance(exc, REPLICA_ERRORS) and not isinstance(exc, asyncio.CancelledError):
+            self.replicas.mark_down(replica, exc)
+            routing = read_routing.get()
+            if routing is not None:
+                routing.failed = True  # the request is answered again from the primary (core/read_routing.py)
 
     def _wants_replica(self, write: bool, replica: bool | None) -> bool:
         """Whether a transaction may run on a replica (the request's routing, else the caller's ``replica``)."""
@@ -411,8 +421,6 @@ class Database:
     async def _open_replica(self, replica: Replica, scope: Scope) -> ReplicaTransaction | None:
         """A transaction on ``replica`` with ``scope`` set, or ``None`` (the replica is then marked down)."""
         assert isinstance(self.engine, PostgresEngine)
-        if self.engine.current_transaction.get() is not None:
-            raise RuntimeError("a transaction is already open: use Database.savepoint() to nest")
         try:  # any failure to open (refused, lost, timed out, the server starting up) sends the read to the primary
             tx = ReplicaTransaction(self.engine, await self.replicas.pool(replica))
             await tx.__aenter__()
