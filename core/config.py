@@ -32,8 +32,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     database_url: str = ""
     #: Owner role URL used to run migrations on PostgreSQL (defaults to ``database_url``).
     migration_database_url: str = ""
-    #: Read replicas for heavy reads, comma separated (PostgreSQL only).
+    #: Streaming replicas (``postgresql://`` URLs of the app role, comma separated) that serve the reads routes mark
+    #: ``opt={"replica": True}``: families' and pupils' pages and heavy reports (``core/replicas.py``).
     replica_urls: tuple[str, ...] = ()
+    #: A replica whose replay lags the primary by more than this many seconds is skipped until it catches up.
+    replica_max_lag_seconds: float = 5.0
+    #: After a request that wrote (a non-GET that committed), the same browser or client reads from the primary
+    #: for this many seconds (a signed cookie), so it sees its own change.
+    replica_read_your_writes_seconds: int = 5
+    #: A replica that failed (refused, lost, timed out) is left alone for this many seconds, then tried again.
+    replica_retry_seconds: int = 30
     db_pool_min: int = 2
     db_pool_max: int = 10
     #: Seconds a request waits for a database connection (a free one, or a new one to connect) before it is
@@ -233,6 +241,7 @@ def _complete(settings: Settings) -> Settings:
         raise ConfigError(f"{PREFIX}DB_POOL_MAX: must be ≥ MADRASA_DB_POOL_MIN ≥ 1")
     if not 0 < settings.db_acquire_timeout <= 300:
         raise ConfigError(f"{PREFIX}DB_ACQUIRE_TIMEOUT: must be between 0 and 300 seconds")
+    _check_replicas(settings, url)
     changes["public_url"] = _public_url(settings, url)
     for proxy in settings.trusted_proxies:
         try:
@@ -240,6 +249,21 @@ def _complete(settings: Settings) -> Settings:
         except ValueError:
             raise ConfigError(f"{PREFIX}TRUSTED_PROXIES: expected addresses or networks, got {proxy!r}") from None
     return msgspec.structs.replace(settings, **changes) if changes else settings
+
+
+def _check_replicas(settings: Settings, database_url: str) -> None:
+    """Replica URLs need PostgreSQL as the primary, and the timings positive values."""
+    for replica in settings.replica_urls:
+        if not replica.startswith(("postgresql://", "postgres://")):
+            raise ConfigError(f"{PREFIX}REPLICA_URLS: expected postgresql://… URLs, got {replica!r}")
+    if settings.replica_urls and not database_url.startswith("postgres"):
+        raise ConfigError(f"{PREFIX}REPLICA_URLS: read replicas need MADRASA_DATABASE_URL on PostgreSQL")
+    if not settings.replica_max_lag_seconds > 0:
+        raise ConfigError(f"{PREFIX}REPLICA_MAX_LAG_SECONDS: must be more than 0")
+    if settings.replica_read_your_writes_seconds < 0:
+        raise ConfigError(f"{PREFIX}REPLICA_READ_YOUR_WRITES_SECONDS: must be 0 or more")
+    if settings.replica_retry_seconds < 1:
+        raise ConfigError(f"{PREFIX}REPLICA_RETRY_SECONDS: must be at least 1")
 
 
 def _public_url(settings: Settings, database_url: str) -> str:

@@ -8,6 +8,10 @@ Row-level security: :meth:`Database.scoped` opens a transaction and, on PostgreS
 ``app.scope`` (comma-separated tenant node ids) and ``app.platform`` with
 ``set_config(…, true)`` so they vanish at commit. Services also filter by the same scope
 in SQL (:func:`scope_sql`), which is the only layer on SQLite.
+
+Read replicas (``MADRASA_REPLICA_URLS``): a read-only ``scoped(…, write=False)`` transaction of a route marked
+``opt={"replica": True}`` (or one asked with ``replica=True`` outside requests) runs on a replica's connection, with
+the same role and the same scope settings; :mod:`core.replicas` picks the replica or says "the primary".
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from piccolo.querystring import QueryString
 from piccolo.table import Table
 
 from core.config import Settings
+from core.observability import REPLICA_READS
+from core.replicas import Replica, ReplicaSet, note_write, read_routing
 from core.scope import Scope
 from core.sql import SQL, as_sql, ident, in_, join, many_text
 
@@ -146,6 +152,37 @@ def _terminate(connection: Any) -> None:
         connection.terminate()
 
 
+class ReplicaTransaction(ReleasingTransaction):
+    """A transaction on a replica's connection, registered as the engine's current transaction.
+
+    Piccolo runs a query on the engine's current transaction when there is one, so every query of the block
+    (Piccolo tables and :meth:`Database.fetch` alike) reads from the replica.
+    """
+
+    def __init__(self, engine: PostgresEngine, pool: Any) -> None:
+        super().__init__(engine, allow_nested=False)
+        self.replica_pool = pool
+
+    async def get_connection(self) -> Any:
+        """A connection of the replica's pool."""
+        return await self.replica_pool.acquire()
+
+    async def begin(self) -> None:
+        """``BEGIN READ ONLY``: a stray write fails as it would on the standby, whatever the server."""
+        self.transaction = self.connection.transaction(readonly=True)
+        await self.transaction.start()
+
+    async def _give_back(self, connection: Any, *, broken: bool) -> None:
+        if broken:
+            _terminate(connection)
+        with contextlib.suppress(Exception):
+            await self.replica_pool.release(connection)
+
+
+#: What a replica's failure looks like: the errors of a broken connection, and a pool that timed out.
+REPLICA_ERRORS: tuple[type[BaseException], ...] = (*_SUSPECT_ERRORS, TimeoutError)
+
+
 class _BoundedAcquire:
     """asyncpg's acquire context, which terminates the connection when the block ends on a suspect error."""
 
@@ -204,6 +241,13 @@ class Database:
         self.engine: Engine = make_engine(settings.database_url)
         owner_url = settings.migration_database_url or settings.database_url
         self.owner_engine: Engine = self.engine if owner_url == settings.database_url else make_engine(owner_url)
+        #: Streaming replicas that serve the reads allowed to go to one (``MADRASA_REPLICA_URLS``).
+        self.replicas = ReplicaSet(
+            [postgres_config(url) for url in settings.replica_urls] if self.dialect == "postgres" else [],
+            max_lag=settings.replica_max_lag_seconds,
+            retry_seconds=settings.replica_retry_seconds,
+            open_pool=self._open_replica_pool,
+        )
         self._started = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -230,8 +274,22 @@ class Database:
             await self.engine.run_ddl("PRAGMA journal_mode=WAL")
         self._started = True
 
+    async def _open_replica_pool(self, config: dict[str, Any]) -> BoundedPool:
+        """A replica's pool: like the primary's, but opening no connection until one is needed (``min_size=0``),
+        so a replica that is down at start-up stops nothing."""
+        pool = await asyncpg.create_pool(
+            **config,
+            min_size=0,
+            max_size=self.settings.db_pool_max,
+            max_inactive_connection_lifetime=300,
+            connection_class=PooledConnection,
+            timeout=self.settings.db_acquire_timeout,
+        )
+        return BoundedPool(pool, self.settings.db_acquire_timeout)
+
     async def stop(self) -> None:
-        """Close the pool."""
+        """Close the pools."""
+        await self.replicas.stop()
         if self._started and isinstance(self.engine, PostgresEngine) and self.engine.pool:
             pool, self.engine.pool = self.engine.pool, None
             try:
@@ -299,22 +357,86 @@ class Database:
         else:
             async with ReleasingTransaction(self.engine, allow_nested=False) as tx:
                 yield tx
+        if write:
+            note_write()  # committed: the request's author reads from the primary for a while (read-your-writes)
 
     @asynccontextmanager
-    async def scoped(self, scope: Scope, *, write: bool = True) -> AsyncIterator[Any]:
-        """A transaction restricted to ``scope``; PostgreSQL enforces it with RLS as well."""
-        async with self.transaction(write=write) as tx:
-            if self.dialect == "postgres":
-                await tx.connection.execute(
-                    "SELECT set_config('app.scope', $1, true), set_config('app.platform', $2, true)",
-                    ",".join(str(n) for n in sorted(scope.nodes)),
-                    "on" if scope.platform else "",
-                )
-            token = current_scope.set(scope)
+    async def scoped(self, scope: Scope, *, write: bool = True, replica: bool | None = None) -> AsyncIterator[Any]:
+        """A transaction restricted to ``scope``; PostgreSQL enforces it with RLS as well.
+
+        A read (``write=False``) may run on a read replica: in a request, when its route is marked
+        ``opt={"replica": True}`` (and the request may read from one, see :mod:`core.read_routing`); outside
+        requests, when ``replica=True``. ``replica=False`` keeps a read on the primary (a count that must be
+        exact). Without a replica fit to serve, the primary serves it.
+        """
+        wanted = self._wants_replica(write, replica)
+        if wanted and self.in_transaction():
+            raise RuntimeError("a transaction is already open: use Database.savepoint() to nest")
+        target = await self.replicas.pick() if wanted else None
+        tx = await self._open_replica(target, scope) if target is not None else None
+        if wanted:
+            REPLICA_READS.labels("replica" if tx is not None else "primary").inc()
+        if tx is None:
+            async with self.transaction(write=write) as tx:
+                if self.dialect == "postgres":
+                    await _set_scope(tx.connection, scope)
+                token = current_scope.set(scope)
+                try:
+                    yield tx
+                finally:
+                    current_scope.reset(token)
+            return
+        assert target is not None
+        token = current_scope.set(scope)
+        try:
+            yield tx
+        except BaseException as exc:
+            self._replica_failed(target, exc)
+            await tx.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        else:
             try:
-                yield tx
-            finally:
-                current_scope.reset(token)
+                await tx.__aexit__(None, None, None)
+            except BaseException as exc:  # the connection was lost at the commit
+                self._replica_failed(target, exc)
+                raise
+        finally:
+            current_scope.reset(token)
+
+    def _replica_failed(self, replica: Replica, exc: BaseException) -> None:
+        """A replica's connection broke under a read: mark it down, and have the request answered again."""
+        if isinstance(exc, REPLICA_ERRORS) and not isinstance(exc, asyncio.CancelledError):
+            self.replicas.mark_down(replica, exc)
+            routing = read_routing.get()
+            if routing is not None:
+                routing.failed = True  # the request is answered again from the primary (core/read_routing.py)
+
+    def _wants_replica(self, write: bool, replica: bool | None) -> bool:
+        """Whether a transaction may run on a replica (the request's routing, else the caller's ``replica``)."""
+        if write or replica is False or not self.replicas:
+            return False
+        routing = read_routing.get()
+        return routing.replica if routing is not None else bool(replica)
+
+    async def _open_replica(self, replica: Replica, scope: Scope) -> ReplicaTransaction | None:
+        """A transaction on ``replica`` with ``scope`` set, or ``None`` (the replica is then marked down)."""
+        assert isinstance(self.engine, PostgresEngine)
+        try:  # any failure to open (refused, lost, timed out, the server starting up) sends the read to the primary
+            tx = ReplicaTransaction(self.engine, await self.replicas.pool(replica))
+            await tx.__aenter__()
+        except Exception as exc:
+            self.replicas.mark_down(replica, exc)
+            return None
+        try:
+            await _set_scope(tx.connection, scope)
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await tx.__aexit__(type(exc), exc, exc.__traceback__)
+            if not isinstance(exc, Exception):
+                raise
+            self.replicas.mark_down(replica, exc)
+            return None
+        return tx
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
@@ -334,6 +456,15 @@ class Database:
     def in_transaction(self) -> bool:
         """Whether a transaction is open in this task."""
         return self.engine.current_transaction.get() is not None
+
+
+async def _set_scope(connection: Any, scope: Scope) -> None:
+    """Set the RLS scope of the open transaction (``set_config(…, true)``: it ends with the transaction)."""
+    await connection.execute(
+        "SELECT set_config('app.scope', $1, true), set_config('app.platform', $2, true)",
+        ",".join(str(n) for n in sorted(scope.nodes)),
+        "on" if scope.platform else "",
+    )
 
 
 #: Constraint failures (a unique key, a check, a foreign key) on either backend.

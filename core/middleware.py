@@ -13,7 +13,9 @@ and builds the :class:`~core.context.RequestContext`:
 5. reach: a write (POST/PUT/PATCH/DELETE) under a tenant needs a scope covering that tenant
    (:func:`check_reach`), so a school's member cannot write at its region's address;
 6. bulk exports: a route with ``opt["bulk_export"]`` is limited per account and hour and audited
-   (:func:`core.privacy.bulk.gate`).
+   (:func:`core.privacy.bulk.gate`);
+7. read routing: a GET of a route with ``opt["replica"]`` reads from a read replica, and a write sends its
+   author's next reads to the primary for a while (:func:`core.read_routing.run_routed`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from core.identity import AuthError, SessionInfo
 from core.observability import tenant_var
 from core.permissions import AUTHENTICATED, PUBLIC
 from core.privacy.bulk import gate as bulk_export_gate
+from core.read_routing import run_routed
 from core.scope import Scope as DataScope
 from core.services import Services
 from core.tenancy import SLUG_RE, TenantInfo
@@ -192,12 +195,17 @@ class AccessMiddleware(ASGIMiddleware):
         check_reach(scope["method"], ctx)
         tenant_token = tenant_var.set(tenant.slug if tenant else "-")
         locale_token = locale_var.set(ctx.locale)
-        try:
-            export = handler.opt.get("bulk_export")
+        export = handler.opt.get("bulk_export")
+
+        async def call(reply: Send) -> None:
             if export:
-                await bulk_export_gate(ctx, export, scope, receive, send, next_app)
+                await bulk_export_gate(ctx, export, scope, receive, reply, next_app)
             else:
-                await next_app(scope, receive, send)
+                await next_app(scope, receive, reply)
+
+        try:
+            # 7. reads of a route marked ``replica`` may go to a read replica; a write starts read-your-writes
+            await run_routed(services, handler.opt, scope, request.cookies, send, call)
         finally:
             tenant_var.reset(tenant_token)
             locale_var.reset(locale_token)

@@ -194,6 +194,14 @@ HTTP_REQUESTS = Counter(
     ["method", "route", "status"],
     registry=REGISTRY,
 )
+REPLICA_READS = Counter(
+    "madrasa_replica_reads_total",
+    "Read transactions allowed on a read replica, by where they ran: replica, or primary (none fit: down, "
+    "lagging, or failing to open).",
+    ["served_by"],
+    registry=REGISTRY,
+)
+
 HTTP_LATENCY = Histogram(
     "madrasa_http_request_duration_seconds",
     "Time to serve an HTTP request, by method and route template.",

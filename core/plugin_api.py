@@ -14,7 +14,8 @@ Groups:
   :func:`scope_for`, :func:`parse_path`;
 * **errors** — :class:`DomainError` and its kinds (:class:`Invalid`, :class:`Conflict`, …);
 * **database** — :class:`Database`, :class:`SQL`, :func:`ident`, :func:`in_`, :func:`join`,
-  :func:`scope_sql`, constraint helpers, :class:`Migrator` and :class:`MigrationSet`;
+  :func:`scope_sql`, constraint helpers, :class:`Migrator` and :class:`MigrationSet`; a route's
+  ``opt={"replica": True}`` (and ``Database.scoped(…, replica=…)``) lets its reads go to a read replica;
 * **school structure** — :class:`school` (classes, pupils, teachers, timetables, the school year);
 * **exchange between modules** — the structs of the gradebook hooks (:class:`Gradebook`, …);
 * **personal data** — :class:`DataSection`, :class:`DataFile`, :class:`DataSubject` (the

@@ -25,7 +25,7 @@ class ImportForm(msgspec.Struct):
 
 @get(
     "/api/v1/oneroster/export",
-    opt={"permission": "school.manage", "bulk_export": "oneroster"},
+    opt={"permission": "school.manage", "bulk_export": "oneroster", "replica": True},
     tags=["oneroster"],
     responses={200: ResponseSpec(None, description="A OneRoster 1.2 CSV bundle (zip)", media_type="application/zip")},
 )

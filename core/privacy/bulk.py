@@ -40,7 +40,7 @@ class TooManyExports(HTTPException):
 async def recent(ctx: RequestContext, now: datetime) -> tuple[int, datetime | None]:
     """The account's bulk exports in the last hour, and when the oldest of them was made."""
     db = ctx.services.db
-    async with db.scoped(DataScope.everything(), write=False):
+    async with db.scoped(DataScope.everything(), write=False, replica=False):  # an exact count: the primary
         row = await db.fetchrow(
             "SELECT COUNT(*) AS n, MIN(at) AS oldest FROM audit_log WHERE action = {} AND actor_id = {} AND at > {}",
             ACTION,

@@ -447,7 +447,7 @@ class MeController(Controller):
             for r in rows
         ]
 
-    @get("/timetable", opt={"permission": "timetable.view"})
+    @get("/timetable", opt={"permission": "timetable.view", "replica": True})
     async def my_timetable(self, ctx: Ctx) -> list[SlotOut]:
         """The caller's week: lessons taught, or (pupils) their class's lessons."""
         assert ctx.person_id is not None
@@ -478,7 +478,7 @@ class MeController(Controller):
             for r in rows
         ]
 
-    @get("/children", opt={"permission": "family.view"})
+    @get("/children", opt={"permission": "family.view", "replica": True})
     async def my_children(self, ctx: Ctx) -> list[ChildOut]:
         """The caller's children, across schools and regions, whatever tenant the token or address names."""
         assert ctx.person_id is not None
@@ -487,7 +487,7 @@ class MeController(Controller):
             rows = await reads.children(ctx.services.db, scope, ctx.person_id)
         return [child_out(r, ctx.locale) for r in rows]
 
-    @get("/children/{student_id:int}/timetable", opt={"permission": "family.view"})
+    @get("/children/{student_id:int}/timetable", opt={"permission": "family.view", "replica": True})
     async def child_timetable(self, ctx: Ctx, student_id: FromPath[int]) -> list[SlotOut]:
         """One child's week (404 for anyone who is not the caller's child)."""
         assert ctx.person_id is not None

@@ -148,7 +148,7 @@ class CalendarController(Controller):
     path = "/api/v1"
     tags = ["calendar"]
 
-    @get("/calendar", opt={"permission": "timetable.view"})
+    @get("/calendar", opt={"permission": "timetable.view", "replica": True})
     async def calendar(self, ctx: Ctx) -> CalendarOut:
         """The current year's terms and holidays where the request is."""
         return await calendar_for(ctx, ctx.require_tenant())

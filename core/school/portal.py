@@ -197,7 +197,7 @@ async def _children(ctx: RequestContext, scope: Scope) -> list[dict[str, Any]]:
 # -- pages ---------------------------------------------------------------------------------------
 
 
-@get("/timetable", opt={"permission": "timetable.view"}, include_in_schema=False)
+@get("/timetable", opt={"permission": "timetable.view", "replica": True}, include_in_schema=False)
 async def my_timetable(ctx: Ctx) -> Any:
     """The caller's week, in every school: lessons taught and duties, or (pupils) their class's lessons."""
     assert ctx.person_id is not None
@@ -221,7 +221,7 @@ async def my_timetable(ctx: Ctx) -> Any:
     return page(ctx, "school/timetable.html", days=week(entries), children=children, teaching=bool(duties or slots))
 
 
-@get("/children", opt={"permission": "family.view"}, include_in_schema=False)
+@get("/children", opt={"permission": "family.view", "replica": True}, include_in_schema=False)
 async def my_children(ctx: Ctx) -> Any:
     """A guardian's children across all their schools and regions, each with school and class."""
     scope = await _wide_scope(ctx, "family.view")
@@ -230,7 +230,7 @@ async def my_children(ctx: Ctx) -> Any:
     return page(ctx, "school/children.html", children=children)
 
 
-@get("/children/{student_id:int}", opt={"permission": "family.view"}, include_in_schema=False)
+@get("/children/{student_id:int}", opt={"permission": "family.view", "replica": True}, include_in_schema=False)
 async def child_timetable(ctx: Ctx, student_id: FromPath[int]) -> Any:
     """One child's week with a switcher to the others (404 for anyone who is not the caller's child)."""
     db = ctx.services.db

@@ -330,7 +330,7 @@ class FamilyController(Controller):
     tags = ["attendance"]
     exception_handlers = API_HANDLERS
 
-    @get("/pupils/{student_id:int}/absences", opt={"permission": "attendance.view"})
+    @get("/pupils/{student_id:int}/absences", opt={"permission": "attendance.view", "replica": True})
     async def absences(self, ctx: Ctx, student_id: FromPath[int]) -> dict[str, Any]:
         """One's child's (or one's own) absences and lateness, with the state of their justification."""
         scope = await family_scope(ctx)
@@ -348,7 +348,7 @@ class FamilyController(Controller):
             ],
         }
 
-    @get("/pupils/{student_id:int}/justifications", opt={"permission": "attendance.view"})
+    @get("/pupils/{student_id:int}/justifications", opt={"permission": "attendance.view", "replica": True})
     async def family_justifications(self, ctx: Ctx, student_id: FromPath[int]) -> list[dict[str, Any]]:
         """The justifications sent for one's child (or oneself) and their state."""
         scope = await family_scope(ctx)
@@ -590,7 +590,7 @@ class StatsController(Controller):
     tags = ["attendance"]
     exception_handlers = API_HANDLERS
 
-    @get("/stats", opt={"permission": "attendance.stats"})
+    @get("/stats", opt={"permission": "attendance.stats", "replica": True})
     async def get_stats(
         self,
         ctx: Ctx,
@@ -602,7 +602,11 @@ class StatsController(Controller):
         result = await tenant_stats(ctx, level, from_, to)
         return _json_row(result)
 
-    @get("/stats.csv", opt={"permission": "attendance.stats", "bulk_export": "attendance.stats"}, media_type="text/csv")
+    @get(
+        "/stats.csv",
+        opt={"permission": "attendance.stats", "bulk_export": "attendance.stats", "replica": True},
+        media_type="text/csv",
+    )
     async def get_csv(
         self,
         ctx: Ctx,
@@ -613,7 +617,7 @@ class StatsController(Controller):
         """The same statistics as CSV."""
         return await stats_csv(ctx, level, from_, to)
 
-    @get("/classes/{class_id:int}/stats", opt={"permission": "attendance.stats"})
+    @get("/classes/{class_id:int}/stats", opt={"permission": "attendance.stats", "replica": True})
     async def class_stats(
         self,
         ctx: Ctx,
@@ -645,7 +649,7 @@ class StatsController(Controller):
             "pupils": rows,
         }
 
-    @get("/at-risk", opt={"permission": "attendance.stats"})
+    @get("/at-risk", opt={"permission": "attendance.stats", "replica": True})
     async def get_at_risk(self, ctx: Ctx) -> dict[str, Any]:
         """Pupils at risk of dropping out in this school, province or region: unjustified hours over the threshold."""
         tenant = ctx.require_tenant()

@@ -435,7 +435,7 @@ async def _pupil_page(
 
 @get(
     "/attendance/pupils/{student_id:int}",
-    opt={"permission": "attendance.view"},
+    opt={"permission": "attendance.view", "replica": True},
     include_in_schema=False,
     exception_handlers=PAGE_HANDLERS,
 )

@@ -18,7 +18,7 @@ from plugins.attendance.errors import PAGE_HANDLERS
 
 @get(
     "/attendance/stats",
-    opt={"permission": "attendance.stats"},
+    opt={"permission": "attendance.stats", "replica": True},
     include_in_schema=False,
     exception_handlers=PAGE_HANDLERS,
 )
@@ -81,7 +81,7 @@ async def stats_page(ctx: Ctx, number: Annotated[str | None, Parameter(query="pa
 
 @get(
     "/attendance/stats.csv",
-    opt={"permission": "attendance.stats", "bulk_export": "attendance.stats"},
+    opt={"permission": "attendance.stats", "bulk_export": "attendance.stats", "replica": True},
     include_in_schema=False,
     exception_handlers=PAGE_HANDLERS,
 )

@@ -232,7 +232,11 @@ class FamilyGradesController(Controller):
     path = "/api/v1/me"
     tags = ["grades"]
 
-    @get("/pupils/{student_id:int}/marks", opt={"permission": "family.view"}, media_type="application/json")
+    @get(
+        "/pupils/{student_id:int}/marks",
+        opt={"permission": "family.view", "replica": True},
+        media_type="application/json",
+    )
     async def marks(self, ctx: Ctx, student_id: FromPath[int], request: Request[Any, Any, Any]) -> Response[bytes]:
         """Published marks of one's child (or oneself), by subject; ``ETag`` of the publication (304 when held)."""
         scope = await _family_scope(ctx)
@@ -248,7 +252,7 @@ class FamilyGradesController(Controller):
             )
         return results_cache.json_response(body, etag)
 
-    @get("/pupils/{student_id:int}/assessments", opt={"permission": "family.view"})
+    @get("/pupils/{student_id:int}/assessments", opt={"permission": "family.view", "replica": True})
     async def coming(self, ctx: Ctx, student_id: FromPath[int]) -> list[dict[str, Any]]:
         """Assessments coming for one's child (or oneself)."""
         scope = await _family_scope(ctx)

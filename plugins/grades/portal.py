@@ -464,7 +464,7 @@ def _mark_row(r: dict[str, Any], locale: str, labels: dict[str, str]) -> str:
     return f'\n          <tr><td>{label}</td><td>{_day_html(r["scheduled_on"])}</td><td class="score">{score}</td></tr>'
 
 
-@get("/grades/pupils/{student_id:int}", opt={"permission": "family.view"}, include_in_schema=False)
+@get("/grades/pupils/{student_id:int}", opt={"permission": "family.view", "replica": True}, include_in_schema=False)
 async def pupil_page(ctx: Ctx, student_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
     """Published marks of one's child (or oneself) by subject with the averages, and what is coming;
     ``ETag`` of the publication and of everything else the page shows (304 when the browser holds it)."""

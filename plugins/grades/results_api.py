@@ -127,7 +127,7 @@ class ResultsController(Controller):
             stats = await compute_results(db, school_ids=[tenant.id], term_id=term_id)
         return {"term_id": term_id, "pupils": stats.general_results, "seconds": round(stats.seconds, 3)}
 
-    @get("/classes/{class_id:int}/results", opt={"permission": "grades.view"})
+    @get("/classes/{class_id:int}/results", opt={"permission": "grades.view", "replica": True})
     async def class_results(self, ctx: Ctx, class_id: FromPath[int], term_id: FromQuery[int]) -> dict[str, Any]:
         """A class's averages, ranks and statistics (its teachers and the school's management)."""
         async with ctx.services.db.scoped(ctx.scope, write=False):
@@ -186,7 +186,11 @@ class FamilyResultsController(Controller):
     path = "/api/v1/me"
     tags = ["grades"]
 
-    @get("/pupils/{student_id:int}/results", opt={"permission": "family.view"}, media_type="application/json")
+    @get(
+        "/pupils/{student_id:int}/results",
+        opt={"permission": "family.view", "replica": True},
+        media_type="application/json",
+    )
     async def results(self, ctx: Ctx, student_id: FromPath[int], request: Request[Any, Any, Any]) -> Response[bytes]:
         """Per closed term: subject averages with coefficients and class averages, general average and the
         class's, rank; and the annual average. ``ETag`` of the publication (304 when held)."""

@@ -64,7 +64,7 @@ def _out(ctx: Any, row: dict[str, Any]) -> BulletinOut:
     )
 
 
-@get("/api/v1/grades/bulletins", opt={"permission": "grades.view"}, tags=["grades"])
+@get("/api/v1/grades/bulletins", opt={"permission": "grades.view", "replica": True}, tags=["grades"])
 async def list_bulletins(
     ctx: Ctx,
     student_id: FromQuery[int | None] = None,
