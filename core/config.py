@@ -82,6 +82,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     job_backend: Literal["inprocess", "saq"] = "inprocess"
     redis_url: str = "redis://127.0.0.1:6379/0"
     job_queue_name: str = "madrasa"
+    #: How processes tell each other to drop cached tenants, grants, module switches and sessions:
+    #: ``auto`` (Redis pub/sub with ``job_backend=saq``, else PostgreSQL ``LISTEN/NOTIFY`` on PostgreSQL, else
+    #: ``local``: one process), or one of ``local``, ``postgres``, ``redis``.
+    invalidation_backend: Literal["auto", "local", "postgres", "redis"] = "auto"
     job_concurrency: int = 2
     job_timeout: int = 3600
     #: How often ``madrasa worker`` hands jobs still ``queued`` in the table to Redis again (a Redis that
@@ -217,6 +221,12 @@ def _complete(settings: Settings) -> Settings:
     if settings.job_requeue_seconds < 1:
         raise ConfigError(f"{PREFIX}JOB_REQUEUE_SECONDS: must be at least 1")
     if settings.job_backend == "saq" and not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"{PREFIX}REDIS_URL: expected redis://…, got {settings.redis_url!r}")
+    if settings.invalidation_backend == "postgres" and not url.startswith("postgres"):
+        raise ConfigError(f"{PREFIX}INVALIDATION_BACKEND: postgres needs a PostgreSQL MADRASA_DATABASE_URL")
+    if settings.invalidation_backend == "redis" and not settings.redis_url.startswith(
+        ("redis://", "rediss://", "unix://")
+    ):
         raise ConfigError(f"{PREFIX}REDIS_URL: expected redis://…, got {settings.redis_url!r}")
     if settings.db_pool_min < 1 or settings.db_pool_max < settings.db_pool_min:
         raise ConfigError(f"{PREFIX}DB_POOL_MAX: must be ≥ MADRASA_DB_POOL_MIN ≥ 1")

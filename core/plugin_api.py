@@ -23,6 +23,8 @@ Groups:
   :func:`queue_of`, :func:`every`, :func:`covers_row`, :mod:`audit`;
 * **files, mail, SMS, clock** — :class:`ContentPolicy` and friends, :func:`build_key`,
   :class:`Mail`, :class:`Sms`, :data:`SYSTEM_CLOCK`;
+* **caches across processes** — :class:`SharedCache`, :func:`on_invalidate`, :class:`InvalidationBus`
+  (``ctx.services.invalidation.publish``) and core's topics (:data:`CALENDAR_TOPIC`);
 * **pages** — :func:`page`, :class:`Row`, :func:`module_home`, :func:`gettext_`, :func:`format_number`,
   :func:`format_percent`, :func:`format_day` (also the templates' `number`, `percent` and `day` filters),
   :func:`problem`, :func:`csv_cell`.
@@ -68,6 +70,8 @@ from core.exchange import (
 )
 from core.hookspecs import hookimpl, hookspec
 from core.i18n import LOCALES, format_day, format_number, format_percent, gettext_, locale_var
+from core.invalidation import CALENDAR as CALENDAR_TOPIC
+from core.invalidation import InvalidationBus, SharedCache, on_invalidate
 from core.jobs import JobContext, JobInfo, JobQueueError, covers_row, queue_of, visible_job
 from core.mail import Mail
 from core.migrate import MigrationSet, Migrator
@@ -128,6 +132,7 @@ class school:  # a namespace, read as ``school.get_class(…)``
 
 __all__ = [
     "AUTHENTICATED",
+    "CALENDAR_TOPIC",
     "INTEGRITY_ERRORS",
     "JPEG",
     "LOCALES",
@@ -163,6 +168,7 @@ __all__ = [
     "GradebookWrite",
     "GradebookWritten",
     "Invalid",
+    "InvalidationBus",
     "JobContext",
     "JobInfo",
     "JobQueueError",
@@ -186,6 +192,7 @@ __all__ = [
     "Row",
     "Scope",
     "Services",
+    "SharedCache",
     "Sms",
     "SmsGateway",
     "Storage",
@@ -214,6 +221,7 @@ __all__ = [
     "join",
     "locale_var",
     "module_home",
+    "on_invalidate",
     "page",
     "paginate",
     "parse_path",
