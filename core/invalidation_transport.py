@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -27,7 +28,8 @@ log = logging.getLogger("madrasa.invalidation")
 
 #: PostgreSQL's channel (channels belong to one database, so no name of the database is needed).
 PG_CHANNEL = "madrasa_invalidate"
-#: ``application_name`` of the listening connection (operators find it in ``pg_stat_activity``).
+#: ``application_name`` of the listening connection, followed by the process id (operators find it in
+#: ``pg_stat_activity``).
 PG_APPLICATION = "madrasa-invalidation"
 #: How often an idle connection is checked.
 KEEPALIVE_SECONDS = 5.0
@@ -113,7 +115,9 @@ class PostgresListener(Listener):
     async def _connect(self) -> None:
         config = postgres_config(self.bus.settings.database_url)
         self._lost = asyncio.Event()
-        self._conn = await asyncpg.connect(**config, timeout=10, server_settings={"application_name": PG_APPLICATION})
+        self._conn = await asyncpg.connect(
+            **config, timeout=10, server_settings={"application_name": f"{PG_APPLICATION}-{os.getpid()}"}
+        )
         self._conn.add_termination_listener(lambda _conn: self._lost.set())
         await self._conn.add_listener(PG_CHANNEL, self._heard)
 
