@@ -53,6 +53,8 @@ class Listener:
         #: Set while connected and subscribed (tests wait on it).
         self.connected = asyncio.Event()
         self.outage = False
+        #: Connections lost or refused since the process started.
+        self.failures = 0
 
     async def run(self) -> None:
         """Listen until cancelled, reconnecting after every loss."""
@@ -72,6 +74,7 @@ class Listener:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self.failures += 1
                 if not self.outage:
                     log.warning(
                         "cache invalidation listener lost (%s: %s); caches fall back to their TTL until it is back",
