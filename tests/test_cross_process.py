@@ -99,7 +99,6 @@ class Cluster:
             "MADRASA_METRICS_TOKEN": METRICS_TOKEN,
             "MADRASA_LOGIN_MAX_FAILURES": "3",
             "MADRASA_BULK_EXPORTS_PER_HOUR": "2",
-            "MADRASA_INVALIDATION_BACKEND": "local",
         }
         import json
 
@@ -237,6 +236,42 @@ def test_a_session_logged_out_through_one_process_is_refused_by_the_other(
     refused_within(lambda: b.get("/api/v1/me", token), {401})
 
 
+def _cookies(answer: httpx.Response, jar: dict[str, str]) -> dict[str, str]:
+    """Keep the cookies an answer sets (by hand: they are ``Secure`` and the test speaks plain HTTP)."""
+    for header in answer.headers.get_list("set-cookie"):
+        name, value = header.split(";", 1)[0].split("=", 1)
+        jar[name.strip()] = value.strip()
+    return jar
+
+
+def _cookie_header(jar: dict[str, str]) -> dict[str, str]:
+    return {"cookie": "; ".join(f"{k}={v}" for k, v in jar.items()), "accept": "text/html"}
+
+
+def test_a_browser_session_logged_out_through_one_process_is_refused_by_the_other(
+    cluster: Cluster, pair: tuple[Server, Server]
+) -> None:
+    a, b = pair
+    email = "supervisor@madrasa.demo"
+    jar: dict[str, str] = {}
+    form = httpx.get(f"{b.base}/t/{SCHOOL}/login", headers={"accept": "text/html"})
+    csrf = form.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    _cookies(form, jar)
+    answer = httpx.post(
+        f"{b.base}/t/{SCHOOL}/login",
+        data={"email": email, "password": cluster.passwords[email], "csrf_token": csrf},
+        headers=_cookie_header(jar),
+    )
+    assert answer.status_code in (302, 303), answer.text[:300]
+    _cookies(answer, jar)
+    home = httpx.get(f"{b.base}/t/{SCHOOL}/", headers=_cookie_header(jar))
+    assert home.status_code == 200  # B has the live browser session cached now
+    session_csrf = home.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    out = httpx.post(f"{a.base}/t/{SCHOOL}/logout", headers={**_cookie_header(jar), "x-csrf-token": session_csrf})
+    assert out.status_code in (302, 303), out.text[:300]
+    refused_within(lambda: httpx.get(f"{b.base}/t/{SCHOOL}/", headers=_cookie_header(jar)), {302, 303, 401})
+
+
 def _listener(cluster: Cluster, server: Server) -> int | None:
     rows = cluster.sql(
         "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = $2",
@@ -280,7 +315,7 @@ def test_a_lost_listener_reconnects_empties_the_caches_and_hears_later_changes(
 
 def test_login_throttling_counts_failures_made_on_either_process(cluster: Cluster, pair: tuple[Server, Server]) -> None:
     a, b = pair
-    wrong = {"email": "supervisor@madrasa.demo", "password": "not-the-password-1"}
+    wrong = {"email": "region.casa@madrasa.demo", "password": "not-the-password-1"}
     for server in (a, b, a):  # MADRASA_LOGIN_MAX_FAILURES=3, spread over both processes
         assert server.post("/api/v1/auth/token", wrong).status_code == 401
     throttled = b.post("/api/v1/auth/token", wrong)
