@@ -356,3 +356,38 @@ def test_redis_pub_sub_carries_invalidations_between_processes(cluster: Cluster)
             b.stop()
     finally:
         a.stop()
+
+
+def test_the_worker_listens_for_invalidations_from_start_up(cluster: Cluster) -> None:
+    redis = pytest.importorskip("redis")
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        missing_service(f"Redis not reachable at {REDIS_URL}: {exc}")
+    from core.invalidation_transport import redis_channel
+
+    channel = redis_channel(cluster.deployment.app_url)
+    env = {
+        **cluster.env,
+        "MADRASA_JOB_BACKEND": "saq",  # the worker then hears invalidations over Redis (the auto rule)
+        "MADRASA_REDIS_URL": REDIS_URL,
+        "MADRASA_JOB_QUEUE_NAME": f"xproc-{secrets.token_hex(4)}",
+    }
+    with (cluster.deployment.tmp / "worker.log").open("w") as out:
+        worker = subprocess.Popen([MADRASA, "worker"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(300):
+            if dict(client.pubsub_numsub(channel)).get(channel.encode(), 0) >= 1 or worker.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert worker.poll() is None, (cluster.deployment.tmp / "worker.log").read_text()[-2000:]
+        assert dict(client.pubsub_numsub(channel))[channel.encode()] == 1
+    finally:
+        worker.terminate()  # the worker may take half a minute to wind SAQ down
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(timeout=10)
+        client.close()
