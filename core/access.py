@@ -8,6 +8,7 @@ import msgspec
 
 from core.cache import TTLCache
 from core.db import Database
+from core.invalidation import GRANTS, InvalidationBus
 from core.scope import Scope
 from core.tenancy import TenantInfo, parse_path
 
@@ -61,15 +62,27 @@ def roles_at(grants: Iterable[Grant], tenant: TenantInfo | None) -> frozenset[st
 class GrantStore:
     """Loads a person's grants, cached briefly; membership writers call :meth:`invalidate`."""
 
-    def __init__(self, db: Database, cache_seconds: float = GRANTS_CACHE_SECONDS) -> None:
+    def __init__(
+        self, db: Database, cache_seconds: float = GRANTS_CACHE_SECONDS, bus: InvalidationBus | None = None
+    ) -> None:
         self.db = db
+        self.bus = bus
         self._cache: TTLCache[int, tuple[Grant, ...]] = TTLCache(cache_seconds)
+        if bus is not None:
+            bus.subscribe(GRANTS, self.forget)
 
     def invalidate(self, person_id: int | None = None) -> None:
-        """Forget one person's grants, or everyone's."""
+        """Forget one person's grants, or everyone's, in every process (once the open transaction commits)."""
+        if self.bus is None:
+            self.forget(person_id)
+        else:
+            self.bus.publish(GRANTS, person_id)
+
+    def forget(self, person_id: object = None) -> None:
+        """Forget one person's grants, or everyone's, in this process."""
         if person_id is None:
             self._cache.clear()
-        else:
+        elif isinstance(person_id, int):
             self._cache.pop(person_id)
 
     async def grants(self, person_id: int) -> tuple[Grant, ...]:

@@ -29,6 +29,7 @@ from core.guard import BodyReadAhead, RequestGuard
 from core.headers import SecurityHeaders
 from core.i18n import register_catalogue_dirs
 from core.identity import IdentityService
+from core.invalidation import InvalidationBus
 from core.job_pages import JOB_PAGES
 from core.jobs import JOB_ROUTES, JOB_TABLES, InProcessQueue, make_queue
 from core.mail import Mailer, make_mailer
@@ -110,15 +111,17 @@ def build_services(
     for _, perms in host.each("madrasa_permissions"):
         registry.register(perms)
     defaults = {name: info.default_enabled for name, info in host.infos.items() if info.toggleable}
+    bus = InvalidationBus(db, settings)
     services = Services(
         settings=settings,
         db=db,
         plugins=host,
         permissions=registry,
-        tenants=TenantDirectory(db, settings.base_domain),
-        modules=ModuleSettings(db, defaults),
-        grants=GrantStore(db),
-        identity=IdentityService(db, settings),
+        tenants=TenantDirectory(db, settings.base_domain, bus=bus),
+        modules=ModuleSettings(db, defaults, bus=bus),
+        grants=GrantStore(db, bus=bus),
+        identity=IdentityService(db, settings, bus=bus),
+        invalidation=bus,
         storage=storage or _storage(settings, host),
         mailer=mailer or make_mailer(settings),
         migration_sets=migration_sets(host),
@@ -176,6 +179,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await services.db.start()
+        await services.invalidation.start()
         await services.storage.ensure_ready()
         scheduler = Scheduler(services) if isinstance(services.jobs, InProcessQueue) else None
         if services.jobs is not None:
@@ -193,6 +197,7 @@ def create_app(
             if services.jobs is not None:
                 await services.jobs.stop()
             await services.shared_cache.close()
+            await services.invalidation.stop()
             await services.db.stop()
 
     register_catalogue_dirs(services.plugins.locale_dirs())

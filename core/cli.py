@@ -130,6 +130,7 @@ async def _create_admin(settings: Settings, email: str, password: str, name: str
     services = _services(settings)
     db = services.db
     await db.start()
+    await services.invalidation.start()  # running processes hear of the new grant
     try:
         await migrate(db, services.migration_sets)
         email = normalise_email(email)
@@ -162,7 +163,9 @@ async def _create_admin(settings: Settings, email: str, password: str, name: str
                     root,
                     now,
                 )
+            services.grants.invalidate(person)
     finally:
+        await services.invalidation.stop()
         await db.stop()
     print(f"platform administrator {email} is ready")
     return 0
@@ -180,6 +183,7 @@ async def _demo(settings: Settings) -> None:
 
     services = _services(settings)
     await services.db.start()
+    await services.invalidation.start()  # running processes forget what the demo replaces
     try:
         await migrate(services.db, services.migration_sets)
         path = settings.data_dir / "demo-accounts.json"
@@ -197,6 +201,7 @@ async def _demo(settings: Settings) -> None:
                     f"  {account['role']:<18} {account['email']:<28} {account['password']:<14} /t/{account['tenant']}/"
                 )
     finally:
+        await services.invalidation.stop()
         await services.db.stop()
 
 

@@ -95,6 +95,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     cache_url: str = ""
     #: Prefix of every shared-cache key in Redis (deployments sharing one Redis pick different ones).
     cache_prefix: str = "madrasa:cache:"
+    #: How processes tell each other to drop cached tenants, grants, module switches and sessions:
+    #: ``auto`` (Redis pub/sub with ``job_backend=saq``, else PostgreSQL ``LISTEN/NOTIFY`` on PostgreSQL, else
+    #: ``local``: one process), or one of ``local``, ``postgres``, ``redis``.
+    invalidation_backend: Literal["auto", "local", "postgres", "redis"] = "auto"
     job_concurrency: int = 2
     job_timeout: int = 3600
     #: How often ``madrasa worker`` hands jobs still ``queued`` in the table to Redis again (a Redis that
@@ -237,6 +241,12 @@ def _complete(settings: Settings) -> Settings:
         raise ConfigError(
             f"{PREFIX}CACHE_URL: expected empty (in-process), none or redis://…, got {settings.cache_url!r}"
         )
+    if settings.invalidation_backend == "postgres" and not url.startswith("postgres"):
+        raise ConfigError(f"{PREFIX}INVALIDATION_BACKEND: postgres needs a PostgreSQL MADRASA_DATABASE_URL")
+    if settings.invalidation_backend == "redis" and not settings.redis_url.startswith(
+        ("redis://", "rediss://", "unix://")
+    ):
+        raise ConfigError(f"{PREFIX}REDIS_URL: expected redis://…, got {settings.redis_url!r}")
     if settings.db_pool_min < 1 or settings.db_pool_max < settings.db_pool_min:
         raise ConfigError(f"{PREFIX}DB_POOL_MAX: must be ≥ MADRASA_DB_POOL_MIN ≥ 1")
     if not 0 < settings.db_acquire_timeout <= 300:

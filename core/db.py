@@ -22,7 +22,7 @@ import contextvars
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import date, datetime, time
 from typing import Any, Literal
@@ -47,6 +47,10 @@ Dialect = Literal["sqlite", "postgres"]
 
 #: Scope in force for the current transaction, for code that needs to know it (audit, storage).
 current_scope: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("madrasa_scope", default=None)
+#: What runs once the transaction open in this task has committed (:meth:`Database.after_commit`).
+_after_commit: contextvars.ContextVar[list[Callable[[], None]] | None] = contextvars.ContextVar(
+    "madrasa_after_commit", default=None
+)
 
 
 def postgres_config(url: str) -> dict[str, Any]:
@@ -350,15 +354,25 @@ class Database:
         """A transaction; fails if one is already open (use :meth:`savepoint` to nest)."""
         if self.engine.current_transaction.get() is not None:
             raise RuntimeError("a transaction is already open: use Database.savepoint() to nest")
-        if isinstance(self.engine, SQLiteEngine):
-            kind = TransactionType.immediate if write else TransactionType.deferred
-            async with self.engine.transaction(transaction_type=kind, allow_nested=False) as tx:
-                yield tx
-        else:
-            async with ReleasingTransaction(self.engine, allow_nested=False) as tx:
-                yield tx
+        callbacks: list[Callable[[], None]] = []
+        token = _after_commit.set(callbacks)
+        try:
+            if isinstance(self.engine, SQLiteEngine):
+                kind = TransactionType.immediate if write else TransactionType.deferred
+                async with self.engine.transaction(transaction_type=kind, allow_nested=False) as tx:
+                    yield tx
+            else:
+                async with ReleasingTransaction(self.engine, allow_nested=False) as tx:
+                    yield tx
+        finally:
+            _after_commit.reset(token)
         if write:
             note_write()  # committed: the request's author reads from the primary for a while (read-your-writes)
+        for callback in callbacks:  # reached only when the block and its commit succeeded
+            try:
+                callback()
+            except Exception:
+                log.exception("an after-commit callback failed")
 
     @asynccontextmanager
     async def scoped(self, scope: Scope, *, write: bool = True, replica: bool | None = None) -> AsyncIterator[Any]:
@@ -452,6 +466,18 @@ class Database:
             raise
         else:
             await point.release()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the transaction open in this task commits (never if it rolls back); now when none is.
+
+        A transaction opened on the engine directly (not through :meth:`transaction`) is not followed: the
+        callback runs at once.
+        """
+        pending = _after_commit.get()
+        if pending is None:
+            callback()
+        else:
+            pending.append(callback)
 
     def in_transaction(self) -> bool:
         """Whether a transaction is open in this task."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from core import audit
 from core.db import Database
+from core.invalidation import ALL
 from core.plugins import resolve
 from core.scope import Scope
 from core.services import Services
@@ -227,9 +228,7 @@ async def load_demo(services: Services) -> list[DemoAccount]:
         )
     for _, result in services.plugins.each("madrasa_demo_data", db=db, tenants=ids):
         await resolve(result)
-    services.tenants.invalidate()
-    services.grants.invalidate()
-    services.modules.invalidate()
+    services.invalidation.publish(ALL)
     return accounts
 
 

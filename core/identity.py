@@ -11,8 +11,8 @@
 * Browser sessions: a random cookie whose SHA-256 is stored; each session has a CSRF token.
 * API: a short-lived signed access token (JWT, HS256) naming the session, and a refresh token
   that rotates on every use; presenting an already-used refresh token revokes the family.
-  Revocation is checked against the session row (cached for a few seconds per process, and
-  dropped from the local cache at once on logout).
+  Revocation is checked against the session row (cached for a few seconds per process; a logout or
+  revocation is published on the ``sessions`` topic, which drops it from every process's cache).
 * One-time secrets (a refresh token, a password-reset token) are consumed by a single conditional
   ``UPDATE … RETURNING``: of concurrent uses exactly one matches the row, on both backends.
 """
@@ -42,6 +42,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from core.cache import MISSING, TTLCache
 from core.config import Settings
 from core.db import Database
+from core.invalidation import SESSIONS, InvalidationBus
 from core.observability import LOGIN_BURSTS
 
 log = logging.getLogger("madrasa.identity")
@@ -111,14 +112,38 @@ def normalise_email(email: str) -> str:
 class IdentityService:
     """Logins, sessions and tokens for one database and secret."""
 
-    def __init__(self, db: Database, settings: Settings, hasher: PasswordHasher | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        hasher: PasswordHasher | None = None,
+        bus: InvalidationBus | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings
         self.hasher = hasher or make_hasher(settings)
+        self.bus = bus
         self._session_cache: TTLCache[str, SessionInfo | None] = TTLCache(REVOCATION_CACHE_SECONDS, 50_000)
         #: Verified claims per token, each kept until the token expires.
         self._claims_cache: TTLCache[str, dict[str, Any]] = TTLCache(0, 50_000)
         self._web_keys: dict[str, str] = {}
+        if bus is not None:
+            bus.subscribe(SESSIONS, self.forget_session)
+
+    def forget_session(self, session_id: object = None) -> None:
+        """Drop a session (every session, for ``None``) from this process's cache."""
+        if session_id is None:
+            self._session_cache.clear()
+            self._web_keys.clear()
+        elif isinstance(session_id, str):
+            self._session_cache.pop(session_id)
+            self._session_cache.pop(self._web_keys.pop(session_id, ""))
+
+    def _session_ended(self, session_id: str) -> None:
+        if self.bus is None:
+            self.forget_session(session_id)
+        else:
+            self.bus.publish(SESSIONS, session_id)
 
     # -- passwords ---------------------------------------------------------------------------
 
@@ -382,20 +407,17 @@ class IdentityService:
             datetime.now(UTC),
             session_id,
         )
-        self._session_cache.pop(session_id)
-        self._session_cache.pop(self._web_keys.pop(session_id, ""))
+        self._session_ended(session_id)
 
     async def revoke_all(self, person_id: int) -> None:
         """End every session of a person (after a password change)."""
-        rows = await self.db.fetch("SELECT id FROM auth_session WHERE person_id = {}", person_id)
-        await self.db.execute(
-            "UPDATE auth_session SET revoked_at = {} WHERE person_id = {} AND revoked_at IS NULL",
+        rows = await self.db.fetch(
+            "UPDATE auth_session SET revoked_at = {} WHERE person_id = {} AND revoked_at IS NULL RETURNING id",
             datetime.now(UTC),
             person_id,
         )
         for r in rows:
-            self._session_cache.pop(r["id"])
-            self._session_cache.pop(self._web_keys.pop(r["id"], ""))
+            self._session_ended(r["id"])
 
     # -- API tokens --------------------------------------------------------------------------
 

@@ -695,6 +695,7 @@ async def run_worker(services: Services) -> None:
     services.jobs = queue
     scheduler = Scheduler(services)
     await services.db.start()
+    await services.invalidation.start()
     await services.storage.ensure_ready()
     await queue.start()
     await scheduler.start()
@@ -703,6 +704,7 @@ async def run_worker(services: Services) -> None:
     finally:
         await scheduler.stop()
         await queue.stop()
+        await services.invalidation.stop()
         await services.db.stop()
 
 

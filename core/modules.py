@@ -15,6 +15,7 @@ import msgspec
 
 from core.cache import TTLCache
 from core.db import Database
+from core.invalidation import MODULES, InvalidationBus
 from core.sql import SQL
 
 CACHE_SECONDS = 5.0
@@ -79,13 +80,29 @@ class _Settings:
 class ModuleSettings:
     """Cached explicit settings, with writes that audit and invalidate."""
 
-    def __init__(self, db: Database, defaults: Mapping[str, bool], cache_seconds: float = CACHE_SECONDS) -> None:
+    def __init__(
+        self,
+        db: Database,
+        defaults: Mapping[str, bool],
+        cache_seconds: float = CACHE_SECONDS,
+        bus: InvalidationBus | None = None,
+    ) -> None:
         self.db = db
         self.defaults = dict(defaults)
+        self.bus = bus
         self._cache: TTLCache[str, _Settings] = TTLCache(cache_seconds)
+        if bus is not None:
+            bus.subscribe(MODULES, self.forget)
 
     def invalidate(self) -> None:
-        """Forget cached settings."""
+        """Forget cached settings in every process (once the open transaction commits)."""
+        if self.bus is None:
+            self.forget()
+        else:
+            self.bus.publish(MODULES)
+
+    def forget(self, _key: object = None) -> None:
+        """Forget cached settings in this process."""
         self._cache.clear()
 
     async def _load(self) -> _Settings:

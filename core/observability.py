@@ -229,6 +229,17 @@ LOGIN_BURSTS = Counter(
     registry=REGISTRY,
 )
 
+INVALIDATION_FLUSHES = Counter(
+    "madrasa_cache_flushes_total",
+    "Times this process emptied every cache because its invalidation listener (re)connected.",
+    registry=REGISTRY,
+)
+INVALIDATION_LISTENER_UP = Gauge(
+    "madrasa_invalidation_listener_up",
+    "1 while this process hears other processes' cache invalidations (0: caches live out their TTL).",
+    registry=REGISTRY,
+)
+
 
 def count_handler_failure(event: str, plugin: str) -> None:
     """Count an event handler that raised (the failure itself is logged by the caller)."""

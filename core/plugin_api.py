@@ -26,6 +26,8 @@ Groups:
   :class:`Mail`, :class:`Sms`, :data:`SYSTEM_CLOCK`;
 * **caches** — :class:`TTLCache` (this process), :class:`SharedCache` (``ctx.services.shared_cache``:
   Redis when ``MADRASA_CACHE_URL`` is set, else this process);
+* **caches across processes** — :class:`InvalidatedCache`, :func:`on_invalidate`, :class:`InvalidationBus`
+  (``ctx.services.invalidation.publish``) and core's topics (:data:`CALENDAR_TOPIC`);
 * **pages** — :func:`page`, :class:`Row`, :func:`module_home`, :func:`gettext_`, :func:`format_number`,
   :func:`format_percent`, :func:`format_day` (also the templates' `number`, `percent` and `day` filters),
   :func:`problem`, :func:`csv_cell`.
@@ -71,6 +73,8 @@ from core.exchange import (
 )
 from core.hookspecs import hookimpl, hookspec
 from core.i18n import LOCALES, format_day, format_number, format_percent, gettext_, locale_var
+from core.invalidation import CALENDAR as CALENDAR_TOPIC
+from core.invalidation import InvalidatedCache, InvalidationBus, on_invalidate
 from core.jobs import JobContext, JobInfo, JobQueueError, covers_row, queue_of, visible_job
 from core.mail import Mail
 from core.migrate import MigrationSet, Migrator
@@ -132,6 +136,7 @@ class school:  # a namespace, read as ``school.get_class(…)``
 
 __all__ = [
     "AUTHENTICATED",
+    "CALENDAR_TOPIC",
     "INTEGRITY_ERRORS",
     "JPEG",
     "LOCALES",
@@ -167,6 +172,8 @@ __all__ = [
     "GradebookWrite",
     "GradebookWritten",
     "Invalid",
+    "InvalidatedCache",
+    "InvalidationBus",
     "JobContext",
     "JobInfo",
     "JobQueueError",
@@ -219,6 +226,7 @@ __all__ = [
     "join",
     "locale_var",
     "module_home",
+    "on_invalidate",
     "page",
     "paginate",
     "parse_path",

@@ -12,6 +12,7 @@ from core.config import Settings
 from core.db import Database
 from core.events import Event
 from core.identity import IdentityService
+from core.invalidation import InvalidationBus
 from core.mail import Mailer
 from core.migrate import MigrationSet
 from core.modules import ModuleSettings
@@ -39,6 +40,8 @@ class Services:
     identity: IdentityService
     storage: Storage
     mailer: Mailer
+    #: Cache invalidation across processes (:mod:`core.invalidation`).
+    invalidation: InvalidationBus
     migration_sets: list[MigrationSet] = field(default_factory=list)
     #: The background job queue (``core.jobs.JobQueue``; typed loosely: core.jobs imports this module).
     jobs: Any = None

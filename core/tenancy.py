@@ -14,6 +14,7 @@ import msgspec
 
 from core.cache import TTLCache
 from core.db import Database
+from core.invalidation import TENANTS, InvalidationBus
 from core.sql import SQL, ident, join
 
 KINDS = ("platform", "region", "province", "school")
@@ -115,13 +116,25 @@ def _row_to_info(row: dict[str, Any]) -> TenantInfo:
 class TenantDirectory:
     """Cached reads of the tenant tree; writers call :meth:`invalidate`."""
 
-    def __init__(self, db: Database, base_domain: str, cache_seconds: float = CACHE_SECONDS) -> None:
+    def __init__(
+        self, db: Database, base_domain: str, cache_seconds: float = CACHE_SECONDS, bus: InvalidationBus | None = None
+    ) -> None:
         self.db = db
         self.base_domain = base_domain.lower().strip(".")
+        self.bus = bus
         self._cache: TTLCache[Any, Any] = TTLCache(cache_seconds)
+        if bus is not None:
+            bus.subscribe(TENANTS, self.forget)
 
     def invalidate(self) -> None:
-        """Forget cached nodes (after a change to the tree, a status or branding)."""
+        """Forget cached nodes (after a change to the tree, a status, branding or domains), in every process."""
+        if self.bus is None:
+            self.forget()
+        else:
+            self.bus.publish(TENANTS)
+
+    def forget(self, _key: object = None) -> None:
+        """Forget cached nodes in this process."""
         self._cache.clear()
 
     async def by_id(self, tenant_id: int) -> TenantInfo | None:

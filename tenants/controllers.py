@@ -13,6 +13,7 @@ from core.context import Ctx
 from core.sql import SQL
 from core.tenancy import TenantInfo
 from tenants import service
+from tenants.memberships import remove_membership
 
 Slug = Annotated[str, msgspec.Meta(min_length=1, max_length=80, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")]
 Name = Annotated[str, msgspec.Meta(max_length=200)]
@@ -118,6 +119,14 @@ class PersonCreate(msgspec.Struct, forbid_unknown_fields=True):
     full_name_ar: Name = ""
     locale: Literal["ar", "fr", "en"] = "fr"
     password: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
+
+
+class RoleRemoval(msgspec.Struct, forbid_unknown_fields=True):
+    """A role at a node taken away, and why (kept in the audit log)."""
+
+    role: Literal["region_admin", "province_admin", "school_director", "supervisor", "teacher", "parent", "student"]
+    tenant: Slug
+    reason: Reason
 
 
 class PersonOut(msgspec.Struct):
@@ -292,6 +301,13 @@ class PeopleController(Controller):
             )
             await service.add_membership(ctx, person_id, data.role, node)
         return PersonOut(person_id, data.email.strip().lower())
+
+    @post("/{person_id:int}/roles/remove", opt={"permission": "people.manage"}, status_code=204)
+    async def remove_role(self, ctx: Ctx, person_id: FromPath[int], data: JSONBody[RoleRemoval]) -> None:
+        """Take a role at a node inside the caller's scope away from a person (audited; 404 if not held there)."""
+        async with service.tenant_change(ctx, ctx.scope):
+            node = await service.visible_node(ctx, data.tenant)
+            await remove_membership(ctx, person_id, data.role, node, data.reason)
 
 
 ROUTES = [TenantController, ProgrammeController, PeopleController]

@@ -44,3 +44,24 @@ async def test_a_supervisor_is_granted_through_the_people_api_at_a_school_only(w
     body = {**body, "email": "supervisor.region@test.ma", "tenant": "casablanca-settat"}
     response = await world.api("POST", "/api/v1/people", as_=REGION_ADMIN, json=body)
     assert response.status_code == 400, response.text
+
+
+async def test_a_role_is_taken_away_with_a_reason_inside_the_callers_scope_only(world: World) -> None:
+    body = {"email": "leaving.teacher@test.ma", "full_name": "L", "role": "teacher", "tenant": SCHOOL}
+    created = await world.api("POST", "/api/v1/people", as_=REGION_ADMIN, json=body)
+    assert created.status_code == 201, created.text
+    person = created.json()["id"]
+    path = f"/api/v1/people/{person}/roles/remove"
+    removal = {"role": "teacher", "tenant": SCHOOL, "reason": "Moved to another academy"}
+    short = await world.api("POST", path, as_=REGION_ADMIN, json={**removal, "reason": "  x "})
+    assert short.status_code in (400, 422) and "reason" in short.text
+    unknown = await world.api("POST", path, as_=REGION_ADMIN, json={**removal, "role": "platform_admin"})
+    assert unknown.status_code == 400, unknown.text
+    elsewhere = await world.api("POST", path, as_=REGION_ADMIN, json={**removal, "tenant": "lycee-moulay-youssef"})
+    assert elsewhere.status_code == 404, elsewhere.text  # a school of another region is not the caller's
+    removed = await world.api("POST", path, as_=REGION_ADMIN, json=removal)
+    assert removed.status_code == 204, removed.text
+    left = await world.sql("SELECT COUNT(*) FROM membership WHERE person_id = {}", person)
+    assert left == 0
+    again = await world.api("POST", path, as_=REGION_ADMIN, json=removal)
+    assert again.status_code == 404

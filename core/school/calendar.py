@@ -14,6 +14,7 @@ from litestar.params import FromQuery, JSONBody
 from core import audit
 from core.context import Ctx, RequestContext
 from core.errors import Invalid
+from core.invalidation import CALENDAR
 from core.school.rules import CoefficientRow, effective_coefficients
 from core.school.service import current_year
 from core.tenancy import TenantInfo
@@ -187,6 +188,7 @@ class CalendarController(Controller):
                 tenant=region,
                 after={"terms": [[s.isoformat(), e.isoformat()] for s, e in data.terms]},
             )
+            ctx.services.invalidation.publish(CALENDAR)
         return await calendar_for(ctx, region)
 
     @post("/calendar/holidays", opt={"permission": "calendar.manage"}, status_code=201)
@@ -217,6 +219,7 @@ class CalendarController(Controller):
                 tenant=region,
                 after={"holiday": data.name_fr},
             )
+            ctx.services.invalidation.publish(CALENDAR)
         return await calendar_for(ctx, region)
 
     @get("/coefficients", opt={"permission": "timetable.view"})

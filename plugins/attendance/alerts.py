@@ -12,16 +12,20 @@ from typing import Any
 from core.plugin_api import (
     SQL,
     Database,
+    InvalidatedCache,
     RequestContext,
     TenantInfo,
-    TTLCache,
     audit,
     ident,
     in_,
 )
 from plugins.attendance.common import CACHE_SECONDS, window_number
 
-_rules: TTLCache[tuple[int, int | None], dict[str, int]] = TTLCache(CACHE_SECONDS, max_entries=1000)
+#: The topic :func:`set_rule` publishes: every process drops its cached thresholds.
+RULES_TOPIC = "attendance.rules"
+_rules: InvalidatedCache[tuple[int, int | None], dict[str, int]] = InvalidatedCache(
+    RULES_TOPIC, CACHE_SECONDS, max_entries=1000
+)
 
 
 async def rule_for(db: Database, region_id: int | None) -> dict[str, int]:
@@ -47,7 +51,7 @@ async def set_rule(ctx: RequestContext, region: TenantInfo, hours: int, window_d
     """Set a region's threshold (audited)."""
     db = ctx.services.db
     before = await _rule_for(db, region.id)
-    _rules.clear()
+    ctx.services.invalidation.publish(RULES_TOPIC)  # here now, everywhere once the transaction commits
     existing = await db.fetchval("SELECT id FROM attendance_rule WHERE tenant_id = {}", region.id)
     if existing is None:
         await db.execute(

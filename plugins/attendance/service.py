@@ -16,11 +16,12 @@ from typing import Any, Literal, NamedTuple
 import msgspec
 
 from core.plugin_api import (
+    CALENDAR_TOPIC,
     SQL,
     Database,
     Event,
+    InvalidatedCache,
     RequestContext,
-    TTLCache,
     audit,
     in_,
     join,
@@ -57,12 +58,10 @@ class Taken(NamedTuple):
 # -- the calendar ------------------------------------------------------------------------------
 
 
-_calendars: TTLCache[tuple[int, int | None, date], dict[str, Any]] = TTLCache(CACHE_SECONDS, max_entries=1000)
-
-
-def forget_cached() -> None:
-    """Drop the cached calendars (after a change in this process)."""
-    _calendars.clear()
+#: Emptied in every process when core publishes a calendar change (terms, holidays, school years).
+_calendars: InvalidatedCache[tuple[int, int | None, date], dict[str, Any]] = InvalidatedCache(
+    CALENDAR_TOPIC, CACHE_SECONDS, max_entries=1000
+)
 
 
 async def calendar(db: Database, region_id: int | None, on: date) -> dict[str, Any]:

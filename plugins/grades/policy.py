@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import msgspec
 
-from core.plugin_api import SQL, Database, TTLCache
+from core.plugin_api import SQL, Database, InvalidatedCache
 
 #: Assessments (CC) a subject needs in a term, when no row says otherwise.
 DEFAULT_REQUIRED_CC = 3
@@ -70,9 +70,13 @@ async def resolve(db: Database, region_id: int | None) -> GradePolicy:
     return GradePolicy(int(row["required_cc"]), str(row["absent_counts_as"]), str(row["excused_counts_as"]))
 
 
-#: How long a process keeps a region's rules (:func:`cached`).
+#: How long a process keeps a region's rules (:func:`cached`) when no change is published.
 CACHE_SECONDS = 5.0
-_cache: TTLCache[tuple[int, int | None], GradePolicy] = TTLCache(CACHE_SECONDS, max_entries=10_000)
+#: What a writer of ``grade_policy`` publishes (``ctx.services.invalidation.publish(POLICY_TOPIC)``).
+POLICY_TOPIC = "grades.policy"
+_cache: InvalidatedCache[tuple[int, int | None], GradePolicy] = InvalidatedCache(
+    POLICY_TOPIC, CACHE_SECONDS, max_entries=10_000
+)
 
 
 async def cached(db: Database, region_id: int | None) -> GradePolicy:

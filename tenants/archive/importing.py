@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from core import audit
 from core.db import querystring
+from core.invalidation import ALL
 from core.scope import Scope
 from core.sql import SQL, ident, slots
 from core.storage import StorageError
@@ -271,9 +272,7 @@ async def import_archive(
             )
         await _advance_sequences(services, plan)
         expected = await _write(services, zf, plan, actor_id)
-    services.tenants.invalidate()
-    services.grants.invalidate()
-    services.modules.invalidate()
+    services.invalidation.publish(ALL)
     report = await compare(services, manifest, expected)
     report.merged_persons = plan.merged
     report.remapped_persons = plan.remapped

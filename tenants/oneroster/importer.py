@@ -46,6 +46,7 @@ from litestar.exceptions import HTTPException
 
 from core import audit
 from core.context import RequestContext
+from core.invalidation import CALENDAR
 from core.school.csv_import import WRITE_CONFLICTS
 from core.tenancy import TenantInfo
 from tenants.oneroster.bundle import MAX_ISSUES, Bundle, Issue, tr
@@ -145,6 +146,7 @@ async def import_bundle(
         pass
     finally:
         ctx.services.tenants.invalidate()
+        ctx.services.invalidation.publish(CALENDAR)  # academic sessions become school years and terms
         for person in importer.touched_people:
             ctx.services.grants.invalidate(person)
         if ctx.person_id is not None:
