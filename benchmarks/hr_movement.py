@@ -155,6 +155,24 @@ def check_stability(applicants: list[Applicant], posts: list[Post], allocation: 
     return problems
 
 
+def chains(applicants: list[Applicant], posts: list[Post], allocation: Allocation) -> tuple[int, int, int]:
+    """Vacancy chains: (how many start from a vacant post, the longest in moves, movers in cycles of swaps)."""
+    mover_into = {o.post: o.applicant for o in allocation.outcomes() if o.status == "moved"}
+    old_post = {a.id: a.current_post for a in applicants}
+    count = longest = in_chains = 0
+    for post in posts:
+        if not post.vacant or post.id not in mover_into:
+            continue
+        count += 1
+        length, here = 0, post.id
+        while here in mover_into:
+            length += 1
+            here = old_post[mover_into[here]]
+        longest = max(longest, length)
+        in_chains += length
+    return count, longest, len(mover_into) - in_chains
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--applicants", type=int, default=100_000)
@@ -186,6 +204,8 @@ def main() -> int:
         f"moved {moved:,} ({first:,} to their first wish), {freed_taken:,} of them into a post freed by another "
         f"mover (chains); stayed {sum(o.status == 'stayed' for o in outcomes):,}"
     )
+    count, longest, cycling = chains(applicants, posts, allocation)
+    print(f"vacancy chains: {count:,} from vacant posts, the longest {longest} moves; {cycling:,} movers in cycles")
     print(f"allocation: {seconds:.2f} s (target ≤ {TARGET_SECONDS:.0f} s: ratio {seconds / TARGET_SECONDS:.2f})")
     print(
         f"  CPU time of this process: {cpu:.2f} s (ratio {cpu / TARGET_SECONDS:.2f}); "

@@ -439,3 +439,20 @@ def test_a_cycle_is_carried_out():
     o = Applicant(3, "O", "MATH", "col", 2, 0, (), 1, [Wish("post", 3)])
     outcomes = allocate([a, b, o], posts).outcomes()
     assert [(x.status, x.post, x.wish) for x in outcomes] == [("moved", 1, 0), ("moved", 2, 0), ("moved", 3, 0)]
+
+
+def test_the_benchmarks_independent_checker_sees_an_unstable_result():
+    """The benchmark's stability checker (its own code path) accepts the engine's result and refuses a spoilt one."""
+    from benchmarks.hr_movement import check_stability, generate
+
+    applicants, posts = generate(2000, 600, 15, seed=3)
+    allocation = allocate(applicants, posts)
+    assert check_stability(applicants, posts, allocation) == []
+    # Send one mover back to their old post: the post they obtained is left vacant although they wished it.
+    mover = next(o for o in allocation.outcomes() if o.status == "moved")
+    rank = allocation.rank[mover.applicant]
+    obtained = allocation.placed[rank]
+    allocation.holder[obtained] = -1
+    allocation.placed[rank] = allocation.pool_index[applicants[mover.applicant - 1].current_post]
+    problems = check_stability(applicants, posts, allocation)
+    assert problems and any(f"applicant {mover.applicant}" in p for p in problems)

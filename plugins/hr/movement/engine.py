@@ -23,9 +23,11 @@ its holder or went to someone ranked above them.
 
 **The result** is the applicant-optimal stable outcome: among all stable outcomes, each applicant gets the post they
 prefer most (such an outcome exists and is unique: the lattice theorem of stable matchings, posts' priorities
-being strict). It is what "each in rank order takes their best wish still available, freed posts re-enter, repeat
-until stable" converges to, including for an applicant ranked above who wanted a post freed later, and cycles
-(A takes B's post while B takes A's) are carried out when they make everyone involved better off.
+being strict). Rounds of "in rank order, take the best post free now; repeat until nothing changes" are not enough:
+a post freed late in a round goes to whoever comes next, possibly below someone ranked higher who wanted it. Here a
+freed post is still open to everyone ranked above its new holder, who may take it back, and the displaced holder
+moves on down their list, until no one can improve: that is deferred acceptance. Cycles (A takes B's post while B
+takes A's) are carried out when everyone in them gains.
 
 **Algorithm.** Deferred acceptance with applicants proposing (Gale–Shapley), in rank order (McVitie–Wilson): the
 next applicant takes the first post in their list that is vacant or held by someone of lower priority there; the
@@ -34,16 +36,18 @@ better and better ranks, then its own holder, for good), so a refusal is final a
 someone ranked above the applicant without visiting them one by one (per-group block maxima of the holders'
 ranks).
 
-**Termination.** Each applicant's place in their list, ``(wish, position in the wish)``, only moves forward, and
-every step either places someone on a post further down their list or ends a chain (an empty post, a post given up
-by nobody, the applicant's own post, or an exhausted list with no post). Steps are thus at most the total length of
-the lists; each costs O(group size / 16 + 16) at worst and usually far less.
+**Termination.** Each step places one applicant on a post strictly further down their own list than any place
+they held before (their place, ``(wish, position in the wish)``, only moves forward; a displaced applicant resumes
+after the post they lost), and a placement on one's own post is final. A chain of displacements ends when someone
+takes a post nobody held, or is left with no post at all. Steps are thus at most the total length of the
+lists plus one per applicant; each costs O(group size / 16 + 16) at worst, usually far less.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from functools import cached_property
 from typing import Literal
 
 import msgspec
@@ -144,7 +148,11 @@ class Allocation:
         self.placed = placed  # rank → pool index, or -1
         self.wish_of = wish_of  # rank → wish index obtained, or -1
         self.pseudonym_key = pseudonym_key
-        self.existing_keys = {key for post in posts.values() for key in post_keys(post)}
+
+    @cached_property
+    def existing_keys(self) -> frozenset[tuple[str, int, str, str]]:
+        """The keys of every post, offered or not (to tell "no such post" from "never vacant")."""
+        return frozenset(key for post in self.posts.values() for key in post_keys(post))
 
     def outcome(self, applicant_id: int) -> Outcome:
         """Where one applicant ends."""
@@ -220,9 +228,8 @@ def allocate(applicants: Iterable[Applicant], posts: Iterable[Post], pseudonym_k
             groups.setdefault(key, []).append(i)
 
     # Groups by number, with block maxima of the holders' ranks for the large ones.
-    keys = list(groups)
-    gid = {key: g for g, key in enumerate(keys)}
-    members = [groups[key] for key in keys]
+    gid = {key: g for g, key in enumerate(groups)}
+    members = list(groups.values())
     value = [EMPTY] * len(pool)
     block_max: list[list[int] | None] = [
         [EMPTY] * ((len(m) + BLOCK - 1) // BLOCK) if len(m) > BLOCK else None for m in members
@@ -239,10 +246,10 @@ def allocate(applicants: Iterable[Applicant], posts: Iterable[Post], pseudonym_k
     own_groups: list[frozenset[int]] = []
     for a in people:
         subject, cycle = a.subject, a.cycle
-        keys = [(w.kind, w.place, w.subject or subject, w.cycle or cycle) for w in a.wishes]
-        if len(set(keys)) != len(keys) or not KINDS.issuperset({key[0] for key in keys}):
-            _refuse_wishes(a, keys)
-        lists.append([gid.get(key, -1) for key in keys])
+        wanted = [(w.kind, w.place, w.subject or subject, w.cycle or cycle) for w in a.wishes]
+        if len(set(wanted)) != len(wanted) or not KINDS.issuperset({key[0] for key in wanted}):
+            _refuse_wishes(a, wanted)
+        lists.append([gid.get(key, -1) for key in wanted])
         mine = pool_index[a.current_post] if a.current_post is not None else -1
         own.append(mine)
         own_groups.append(frozenset(gid[key] for key in post_keys(by_id[a.current_post])) if mine >= 0 else frozenset())
