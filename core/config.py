@@ -85,6 +85,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     argon2_parallelism: int = 1
     #: Password hashes computed at once, in worker threads; further logins wait (0: the CPU count).
     password_hash_workers: int = 0
+    #: Lifetime of a session opened with "remember this device" (browser), or of an app's refresh token
+    #: family asked with ``remember``; revocable from the devices page.
+    remembered_session_ttl: int = 90 * 24 * 3600
     #: Background jobs: ``inprocess`` (the embedded default) or ``saq`` (Redis and ``madrasa worker``).
     job_backend: Literal["inprocess", "saq"] = "inprocess"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -226,6 +229,8 @@ def _complete(settings: Settings) -> Settings:
     if settings.job_backend == "saq" and not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"{PREFIX}REDIS_URL: expected redis://…, got {settings.redis_url!r}")
     _check_password_cost(settings)
+    if settings.remembered_session_ttl < settings.session_ttl:
+        raise ConfigError(f"{PREFIX}REMEMBERED_SESSION_TTL: must be at least MADRASA_SESSION_TTL")
     if settings.db_pool_min < 1 or settings.db_pool_max < settings.db_pool_min:
         raise ConfigError(f"{PREFIX}DB_POOL_MAX: must be ≥ MADRASA_DB_POOL_MIN ≥ 1")
     if not 0 < settings.db_acquire_timeout <= 300:

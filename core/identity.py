@@ -338,12 +338,19 @@ class IdentityService:
         )
         return session_id, csrf
 
+    def session_ttl(self, kind: str, remember: bool) -> int:
+        """Seconds a new session lives: a remembered device's, else a browser session's or a refresh family's."""
+        if remember:
+            return self.settings.remembered_session_ttl
+        return self.settings.session_ttl if kind == "web" else self.settings.refresh_token_ttl
+
     async def start_web_session(
-        self, identity: Identity, tenant_id: int | None, user_agent: str = "", ip: str = ""
+        self, identity: Identity, tenant_id: int | None, user_agent: str = "", ip: str = "", remember: bool = False
     ) -> str:
-        """Create a browser session; returns the cookie value."""
+        """Create a browser session (``remember``: a long-lived one, "remember this device"); returns the cookie."""
         cookie = secrets.token_urlsafe(32)
-        await self._create_session(identity, "web", cookie, self.settings.session_ttl, tenant_id, user_agent, ip)
+        ttl = self.session_ttl("web", remember)
+        await self._create_session(identity, "web", cookie, ttl, tenant_id, user_agent, ip)
         return cookie
 
     async def web_session(self, cookie: str) -> SessionInfo | None:
@@ -408,13 +415,12 @@ class IdentityService:
         return jwt.encode(claims, self.settings.secret_key, algorithm="HS256")
 
     async def issue_tokens(
-        self, identity: Identity, tenant_id: int | None, user_agent: str = "", ip: str = ""
+        self, identity: Identity, tenant_id: int | None, user_agent: str = "", ip: str = "", remember: bool = False
     ) -> dict[str, Any]:
-        """A new API session: access and refresh tokens."""
+        """A new API session: access and refresh tokens (``remember``: a long-lived refresh family)."""
         secret = secrets.token_urlsafe(32)
-        session_id, _ = await self._create_session(
-            identity, "api", secret, self.settings.refresh_token_ttl, tenant_id, user_agent, ip
-        )
+        ttl = self.session_ttl("api", remember)
+        session_id, _ = await self._create_session(identity, "api", secret, ttl, tenant_id, user_agent, ip)
         return self._token_response(identity, session_id, secret, tenant_id)
 
     def _token_response(
