@@ -11,8 +11,9 @@ warm-up:
 
 * logins: that many connections in a closed loop, each ``POST /t/<school>/api/v1/auth/token`` with the next
   account's e-mail and password (200 expected);
-* a page: one more connection, in a closed loop, ``GET /t/<school>/`` (the parent's home page) with the
-  session cookie (200 expected).
+* a page: one more connection, ``GET /t/<school>/`` (the parent's home page) with the session cookie
+  (200 expected), a request every 1/``--page-rate`` seconds (20/s by default; 0: a closed loop), or as soon
+  as the previous answer is in when it took longer.
 
 Costs: the configured default (OWASP's argon2id guidance, 19 MiB, t=2, p=1) and, as the baseline, the
 library's former default (RFC 9106's second profile, 64 MiB, t=3, p=4), measured in the same run. The
@@ -23,7 +24,7 @@ load average is printed first: other work on the machine slows every figure. Eve
 removed at the end, also on error or Ctrl-C. Exit status 0 unless something broke.
 
     .venv/bin/python benchmarks/login.py [--accounts 200] [--duration 15] [--warmup 3] [--connections 10,50]
-        [--hash-workers N] [--seed 1]
+        [--hash-workers N] [--page-rate 20] [--seed 1]
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else None
 
 
-async def _client(host: str, port: int, requests: Any, deadline: float, record: Any) -> int:
-    """One keep-alive connection sending ``next(requests)`` until ``deadline``; returns its errors."""
+async def _client(host: str, port: int, requests: Any, deadline: float, record: Any, interval: float = 0.0) -> int:
+    """One keep-alive connection sending ``next(requests)`` until ``deadline``, a request every ``interval``
+    seconds at most (0: as soon as the previous answer is in); returns its errors."""
     loop = asyncio.get_running_loop()
     errors = 0
     while loop.time() < deadline:
@@ -89,9 +91,12 @@ async def _client(host: str, port: int, requests: Any, deadline: float, record: 
                 started = time.perf_counter()
                 writer.write(next(requests))
                 status, close = await _read_response(reader)
-                record(status, time.perf_counter() - started)
+                elapsed = time.perf_counter() - started
+                record(status, elapsed)
                 if close:
                     break
+                if interval > elapsed:
+                    await asyncio.sleep(interval - elapsed)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError):
             errors += 1
         finally:
@@ -112,8 +117,11 @@ def _login_requests(host: str, port: int, school: str, emails: list[str]) -> Any
         yield head.encode("latin-1") + body
 
 
-async def run_load(base: str, spec: dict[str, Any], duration: float, warmup: float, connections: int) -> dict:
-    """Logins on ``connections`` connections and one page connection at once; figures of the measured part."""
+async def run_load(
+    base: str, spec: dict[str, Any], duration: float, warmup: float, connections: int, page_rate: float
+) -> dict:
+    """Logins on ``connections`` connections and one page connection (``page_rate`` requests/s at most) at once;
+    the figures of the measured part."""
     host, port = base.removeprefix("http://").split(":")
     page = (
         f"GET /t/{spec['school']}/ HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/html\r\n"
@@ -144,7 +152,8 @@ async def run_load(base: str, spec: dict[str, Any], duration: float, warmup: flo
 
     requests = _login_requests(host, int(port), spec["school"], spec["emails"])
     tasks = [_client(host, int(port), requests, deadline, recorder("login", logins)) for _ in range(connections)]
-    tasks.append(_client(host, int(port), pages_forever(), deadline, recorder("page", pages)))
+    interval = 1 / page_rate if page_rate > 0 else 0.0
+    tasks.append(_client(host, int(port), pages_forever(), deadline, recorder("page", pages), interval))
     errors = await asyncio.gather(*tasks)
     return {
         "logins_per_s": len(logins) / duration,
@@ -165,7 +174,13 @@ async def run_load(base: str, spec: dict[str, Any], duration: float, warmup: flo
 def load_client(args: argparse.Namespace) -> int:
     """Entry point of the ``--load-client`` subprocess: print the run's figures as JSON."""
     spec = json.loads(Path(args.spec).read_text())
-    print(json.dumps(asyncio.run(run_load(args.load_client, spec, args.duration, args.warmup, int(args.connections)))))
+    print(
+        json.dumps(
+            asyncio.run(
+                run_load(args.load_client, spec, args.duration, args.warmup, int(args.connections), args.page_rate)
+            )
+        )
+    )
     return 0
 
 
@@ -329,6 +344,8 @@ def benchmark(args: argparse.Namespace) -> int:
                     str(args.warmup),
                     "--connections",
                     str(connections),
+                    "--page-rate",
+                    str(args.page_rate),
                 ]
                 cpu_before = server.cpu_seconds()
                 out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 300)
@@ -389,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--connections", default="10,50")
     parser.add_argument("--hash-workers", type=int, default=None)
+    parser.add_argument("--page-rate", type=float, default=20.0, help="page requests per second at most (0: no pause)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--load-client", metavar="BASE_URL", help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
