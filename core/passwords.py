@@ -8,7 +8,8 @@
 * At most ``MADRASA_PASSWORD_HASH_WORKERS`` hashes (default: the CPU count) run at once, in anyio worker
   threads under a :class:`anyio.CapacityLimiter` of their own; argon2-cffi releases the GIL while it hashes.
   Further logins wait their turn, so a burst of logins queues instead of taking every thread and core
-  from page requests, and the memory argon2 needs stays bounded (workers × memory cost).
+  from page requests, and the memory argon2 needs stays bounded (workers × memory cost). ``/metrics``
+  shows both (``madrasa_password_hashes{state="running"|"waiting"}``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from core.config import Settings
+from core.observability import PASSWORD_HASHES
+
+_RUNNING = PASSWORD_HASHES.labels(state="running")
+_WAITING = PASSWORD_HASHES.labels(state="waiting")
 
 #: The library's default before madrasa chose its own (RFC 9106's second profile): the benchmark's baseline.
 RFC9106_LOW_MEMORY = (65536, 3, 4)
@@ -81,25 +86,44 @@ class PasswordPool:
         return PoolStatistics(self._active, waiting, self._peak, self.workers)
 
     def _run(self, func: Callable[..., object], *args: str) -> object:
+        """In a worker thread: the hash itself, counted as running (no longer waiting)."""
         with self._lock:
             self._active += 1
             self._peak = max(self._peak, self._active)
+        _WAITING.dec()
+        _RUNNING.inc()
         try:
             return func(*args)
         finally:
+            _RUNNING.dec()
             with self._lock:
                 self._active -= 1
 
+    async def _in_pool(self, func: Callable[..., object], *args: str) -> object:
+        _WAITING.inc()
+        started = False
+
+        def run() -> object:
+            nonlocal started
+            started = True
+            return self._run(func, *args)
+
+        try:
+            return await to_thread.run_sync(run, limiter=self.limiter)
+        finally:
+            if not started:  # cancelled while waiting for a worker
+                _WAITING.dec()
+
     async def hash(self, password: str) -> str:
         """An argon2id hash of ``password``."""
-        result = await to_thread.run_sync(self._run, self.hasher.hash, password, limiter=self.limiter)
+        result = await self._in_pool(self.hasher.hash, password)
         assert isinstance(result, str)
         return result
 
     async def verify(self, stored: str, password: str) -> bool:
         """Whether ``password`` matches the stored hash (``False`` for a malformed or empty hash)."""
         try:
-            await to_thread.run_sync(self._run, self.hasher.verify, stored, password, limiter=self.limiter)
+            await self._in_pool(self.hasher.verify, stored, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
         return True

@@ -12,6 +12,7 @@ from argon2 import PasswordHasher
 
 from core.config import ConfigError, load_settings
 from core.identity import IdentityService
+from core.observability import metrics_payload
 from core.passwords import RFC9106_LOW_MEMORY, PasswordPool, hash_workers, make_hasher
 from tests.conftest import PASSWORD, SCHOOLS, new_client
 
@@ -98,6 +99,16 @@ class GatedHasher(PasswordHasher):
         return super().verify(hash, password)
 
 
+def _gauges() -> dict[str, float]:
+    """``madrasa_password_hashes{state}`` as ``/metrics`` renders it."""
+    body = metrics_payload()[0].decode()
+    values = {"running": 0.0, "waiting": 0.0}
+    for state in values:
+        line = next(x for x in body.splitlines() if x.startswith(f'madrasa_password_hashes{{state="{state}"}}'))
+        values[state] = float(line.rsplit(" ", 1)[1])
+    return values
+
+
 async def _until(condition, what: str) -> None:
     for _ in range(500):
         if condition():
@@ -110,14 +121,18 @@ async def test_the_pool_runs_at_most_its_workers_at_once():
     gate = threading.Event()
     pool = PasswordPool(GatedHasher(gate, memory_cost=1024, time_cost=1, parallelism=1), workers=2)
     stored = PasswordHasher(memory_cost=1024, time_cost=1, parallelism=1).hash("secret-password-1")
+    before = _gauges()
     tasks = [asyncio.create_task(pool.verify(stored, "secret-password-1")) for _ in range(6)]
     await _until(lambda: pool.statistics().running == 2 and pool.statistics().waiting == 4, "2 running, 4 waiting")
     await asyncio.sleep(0.05)  # nothing more starts while the gate is shut
     assert pool.statistics().running == 2
+    now = _gauges()  # what /metrics shows
+    assert (now["running"] - before["running"], now["waiting"] - before["waiting"]) == (2, 4)
     gate.set()
     assert await asyncio.gather(*tasks) == [True] * 6
     stats = pool.statistics()
     assert (stats.running, stats.waiting, stats.peak_running, stats.workers) == (0, 0, 2, 2)
+    assert _gauges() == before
 
 
 async def test_a_page_is_answered_while_logins_wait_for_the_pool(world, monkeypatch):
