@@ -25,6 +25,7 @@ from core.api.platform import CORE_API
 from core.clock import Clock
 from core.config import ConfigError, Settings, load_settings
 from core.db import Database
+from core.devices import DEVICE_ROUTES
 from core.guard import BodyReadAhead, RequestGuard
 from core.headers import SecurityHeaders
 from core.i18n import register_catalogue_dirs
@@ -242,6 +243,7 @@ def create_app(
             *SLOT_ROUTES,
             *PORTAL_ROUTES,
             *PRIVACY_ROUTES,
+            *DEVICE_ROUTES,
             *static_routers,
             *_plugin_routers(services),
         ],

@@ -86,6 +86,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     sms_backend: str = "log"
     #: ``test`` lowers argon2id's cost so a test suite can log in thousands of times; never in production.
     password_hash_profile: Literal["standard", "test"] = "standard"
+    #: argon2id cost of new password hashes (``core/passwords.py``); OWASP's guidance by default. Hashes made
+    #: with other parameters are upgraded at the next login. ``docs/security.md`` gives the measured times.
+    argon2_memory_kib: int = 19456
+    argon2_time_cost: int = 2
+    argon2_parallelism: int = 1
+    #: Password hashes computed at once, in worker threads; further logins wait (0: the CPU count).
+    password_hash_workers: int = 0
+    #: Lifetime of a session opened with "remember this device" (browser), or of an app's refresh token
+    #: family asked with ``remember``; revocable from the devices page.
+    remembered_session_ttl: int = 90 * 24 * 3600
     #: Background jobs: ``inprocess`` (the embedded default) or ``saq`` (Redis and ``madrasa worker``).
     job_backend: Literal["inprocess", "saq"] = "inprocess"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -247,6 +257,9 @@ def _complete(settings: Settings) -> Settings:
         ("redis://", "rediss://", "unix://")
     ):
         raise ConfigError(f"{PREFIX}REDIS_URL: expected redis://…, got {settings.redis_url!r}")
+    _check_password_cost(settings)
+    if settings.remembered_session_ttl < settings.session_ttl:
+        raise ConfigError(f"{PREFIX}REMEMBERED_SESSION_TTL: must be at least MADRASA_SESSION_TTL")
     if settings.db_pool_min < 1 or settings.db_pool_max < settings.db_pool_min:
         raise ConfigError(f"{PREFIX}DB_POOL_MAX: must be ≥ MADRASA_DB_POOL_MIN ≥ 1")
     if not 0 < settings.db_acquire_timeout <= 300:
@@ -274,6 +287,29 @@ def _check_replicas(settings: Settings, database_url: str) -> None:
         raise ConfigError(f"{PREFIX}REPLICA_READ_YOUR_WRITES_SECONDS: must be 0 or more")
     if settings.replica_retry_seconds < 1:
         raise ConfigError(f"{PREFIX}REPLICA_RETRY_SECONDS: must be at least 1")
+
+
+#: OWASP's weakest argon2id equivalent (7 MiB with 5 passes): memory × passes may not fall below it.
+ARGON2_MIN_MEMORY_KIB = 7168
+ARGON2_MIN_WORK = 7168 * 5
+
+
+def _check_password_cost(settings: Settings) -> None:
+    """Refuse an argon2id cost below OWASP's guidance, or one the library cannot run."""
+    memory, passes, lanes = settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism
+    if not 1 <= lanes <= 64:
+        raise ConfigError(f"{PREFIX}ARGON2_PARALLELISM: must be between 1 and 64, got {lanes}")
+    if not 1 <= passes <= 50:
+        raise ConfigError(f"{PREFIX}ARGON2_TIME_COST: must be between 1 and 50, got {passes}")
+    if not ARGON2_MIN_MEMORY_KIB <= memory <= 4 * 1024 * 1024:
+        raise ConfigError(f"{PREFIX}ARGON2_MEMORY_KIB: must be between 7168 (7 MiB) and 4194304 (4 GiB), got {memory}")
+    if memory * passes < ARGON2_MIN_WORK:
+        raise ConfigError(
+            f"{PREFIX}ARGON2_TIME_COST: {passes} passes over {memory} KiB is below OWASP's minimum "
+            f"(memory KiB × passes ≥ {ARGON2_MIN_WORK}, e.g. 19456 × 2)"
+        )
+    if not 0 <= settings.password_hash_workers <= 256:
+        raise ConfigError(f"{PREFIX}PASSWORD_HASH_WORKERS: must be between 0 (the CPU count) and 256")
 
 
 def _public_url(settings: Settings, database_url: str) -> str:

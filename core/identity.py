@@ -1,6 +1,7 @@
 """Identities, passwords, login throttling, browser sessions and API tokens.
 
-* Passwords: argon2id (``argon2-cffi``); hashes are upgraded on login when parameters change.
+* Passwords: argon2id at the configured cost, hashed in a bounded thread pool (:mod:`core.passwords`);
+  a hash made with other parameters is upgraded at the next successful login.
 * Throttling (OWASP): failures count per (account, address) pair over a window; past ``login_max_failures``
   each further attempt of the pair waits a doubling, capped delay (429, ``Retry-After``), whatever the password;
   no account is locked for everyone. A login hands out a signed known-device token (HttpOnly cookie, or the
@@ -19,7 +20,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -37,13 +37,13 @@ from typing import Any, NoReturn
 import jwt
 import msgspec
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from core.cache import MISSING, TTLCache
 from core.config import Settings
 from core.db import Database
 from core.invalidation import SESSIONS, InvalidationBus
 from core.observability import LOGIN_BURSTS
+from core.passwords import PasswordPool, hash_workers, make_hasher
 
 log = logging.getLogger("madrasa.identity")
 
@@ -97,13 +97,6 @@ def sha256(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def make_hasher(settings: Settings) -> PasswordHasher:
-    """argon2id with RFC 9106's second recommended profile (64 MiB, t=3, p=4)."""
-    if settings.password_hash_profile == "test":
-        return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    return PasswordHasher()
-
-
 def normalise_email(email: str) -> str:
     """Lower-cased, trimmed e-mail used as the login name."""
     return email.strip().lower()
@@ -123,6 +116,8 @@ class IdentityService:
         self.settings = settings
         self.hasher = hasher or make_hasher(settings)
         self.bus = bus
+        #: Every hash and verification runs here: off the event loop, a bounded number at a time.
+        self.passwords = PasswordPool(self.hasher, hash_workers(settings))
         self._session_cache: TTLCache[str, SessionInfo | None] = TTLCache(REVOCATION_CACHE_SECONDS, 50_000)
         #: Verified claims per token, each kept until the token expires.
         self._claims_cache: TTLCache[str, dict[str, Any]] = TTLCache(0, 50_000)
@@ -148,12 +143,16 @@ class IdentityService:
     # -- passwords ---------------------------------------------------------------------------
 
     def hash_password(self, password: str) -> str:
-        """An argon2id hash of ``password``."""
+        """An argon2id hash of ``password``, in this thread (set-up and scripts; requests use the pool)."""
         return self.hasher.hash(password)
+
+    async def new_password_hash(self, password: str) -> str:
+        """An argon2id hash of ``password``, computed in the bounded pool."""
+        return await self.passwords.hash(password)
 
     async def set_password(self, person_id: int, password: str) -> None:
         """Replace a password (caller checks strength and authority)."""
-        hashed = await asyncio.to_thread(self.hash_password, password)
+        hashed = await self.passwords.hash(password)
         await self.db.execute("UPDATE person SET password_hash = {} WHERE id = {}", hashed, person_id)
 
     # -- throttling --------------------------------------------------------------------------
@@ -320,28 +319,24 @@ class IdentityService:
             email,
         )
         stored = row["password_hash"] if row else None
-        try:
-            # argon2id costs tens of milliseconds of CPU (and releases the GIL): keep it off the event loop.
-            if not stored:
-                # Spend the same time as a real check so unknown accounts are not revealed.
-                await asyncio.to_thread(self.hasher.verify, self._dummy_hash(), password + "x")
-            await asyncio.to_thread(self.hasher.verify, stored or "", password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
+        # argon2id costs tens of milliseconds of CPU (and releases the GIL): it runs in the bounded pool. An
+        # unknown account spends the same time on a dummy hash, so it is not revealed.
+        if not await self.passwords.verify(stored or await self._dummy_hash(), password) or not stored:
             await self._alert_bursts(email, ip)
-            raise AuthError("Wrong e-mail or password.") from None
-        assert row is not None
+            raise AuthError("Wrong e-mail or password.")
+        assert row is not None and stored
         if not row["active"]:
             await self.db.execute("DELETE FROM login_attempt WHERE id = {}", attempt)
             raise AuthError("This account is disabled.")
-        if self.hasher.check_needs_rehash(stored):
+        if self.passwords.needs_rehash(stored):  # made with older parameters: store it at today's cost
             await self.set_password(row["id"], password)
         await self._forget_failures(email, ip, known)  # this attempt's row among them
         return Identity(row["id"], row["email"], row["full_name"], row["full_name_ar"], row["locale"])
 
-    def _dummy_hash(self) -> str:
+    async def _dummy_hash(self) -> str:
         key = id(self.hasher)
         if key not in _DUMMY_HASH_CACHE:
-            _DUMMY_HASH_CACHE[key] = self.hasher.hash(secrets.token_hex(8))
+            _DUMMY_HASH_CACHE[key] = await self.passwords.hash(secrets.token_hex(8))
         return _DUMMY_HASH_CACHE[key]
 
     # -- sessions ----------------------------------------------------------------------------
@@ -368,12 +363,19 @@ class IdentityService:
         )
         return session_id, csrf
 
+    def session_ttl(self, kind: str, remember: bool) -> int:
+        """Seconds a new session lives: a remembered device's, else a browser session's or a refresh family's."""
+        if remember:
+            return self.settings.remembered_session_ttl
+        return self.settings.session_ttl if kind == "web" else self.settings.refresh_token_ttl
+
     async def start_web_session(
-        self, identity: Identity, tenant_id: int | None, user_agent: str = "", ip: str = ""
+        self, identity: Identity, tenant_id: int | None, user_agent: str = "", ip: str = "", remember: bool = False
     ) -> str:
-        """Create a browser session; returns the cookie value."""
+        """Create a browser session (``remember``: a long-lived one, "remember this device"); returns the cookie."""
         cookie = secrets.token_urlsafe(32)
-        await self._create_session(identity, "web", cookie, self.settings.session_ttl, tenant_id, user_agent, ip)
+        ttl = self.session_ttl("web", remember)
+        await self._create_session(identity, "web", cookie, ttl, tenant_id, user_agent, ip)
         return cookie
 
     async def web_session(self, cookie: str) -> SessionInfo | None:
@@ -435,13 +437,12 @@ class IdentityService:
         return jwt.encode(claims, self.settings.secret_key, algorithm="HS256")
 
     async def issue_tokens(
-        self, identity: Identity, tenant_id: int | None, user_agent: str = "", ip: str = ""
+        self, identity: Identity, tenant_id: int | None, user_agent: str = "", ip: str = "", remember: bool = False
     ) -> dict[str, Any]:
-        """A new API session: access and refresh tokens."""
+        """A new API session: access and refresh tokens (``remember``: a long-lived refresh family)."""
         secret = secrets.token_urlsafe(32)
-        session_id, _ = await self._create_session(
-            identity, "api", secret, self.settings.refresh_token_ttl, tenant_id, user_agent, ip
-        )
+        ttl = self.session_ttl("api", remember)
+        session_id, _ = await self._create_session(identity, "api", secret, ttl, tenant_id, user_agent, ip)
         return self._token_response(identity, session_id, secret, tenant_id)
 
     def _token_response(
@@ -574,7 +575,7 @@ class IdentityService:
         """
         if not await self.reset_token_is_live(token):  # before hashing: a forged token costs no argon2 time
             raise AuthError(INVALID_RESET, status=400)
-        hashed = await asyncio.to_thread(self.hash_password, new_password)
+        hashed = await self.passwords.hash(new_password)
         now = datetime.now(UTC)
         async with self._atomic():
             claimed = await self.db.fetchrow(

@@ -9,6 +9,8 @@
   be created repeatedly in one process; :func:`metrics_payload` renders it.
 * :func:`count_handler_failure` counts event handlers that raised
   (``madrasa_event_handler_failures_total{event, plugin}``).
+* :data:`PASSWORD_HASHES` gauges the password hashes running in the pool and the logins waiting for it
+  (``madrasa_password_hashes{state}``, ``core/passwords.py``).
 * :data:`LOGIN_BURSTS` counts addresses and accounts whose failed logins reached the alert threshold
   (``madrasa_login_bursts_total{kind}``; ``core/identity.py`` also logs a warning).
 * Exposure: ``/metrics`` on the application port answers only a bearer ``MADRASA_METRICS_TOKEN``
@@ -57,6 +59,7 @@ __all__ = [
     "HTTP_LATENCY",
     "HTTP_REQUESTS",
     "LOGIN_BURSTS",
+    "PASSWORD_HASHES",
     "REGISTRY",
     "JsonFormatter",
     "MetricsGate",
@@ -237,6 +240,12 @@ INVALIDATION_FLUSHES = Counter(
 INVALIDATION_LISTENER_UP = Gauge(
     "madrasa_invalidation_listener_up",
     "1 while this process hears other processes' cache invalidations (0: caches live out their TTL).",
+    registry=REGISTRY,
+)
+PASSWORD_HASHES = Gauge(
+    "madrasa_password_hashes",
+    "Password hashes and verifications running in the bounded pool (state=running) or waiting for it (state=waiting).",
+    ["state"],
     registry=REGISTRY,
 )
 

@@ -60,6 +60,7 @@ CORE_MENU = [
         kinds=frozenset({"platform", "region"}),
     ),
     MenuItem(label="My data", url="/my-data", order=99),  # the account area: every role
+    MenuItem(label="My devices", url="/my-devices", order=99),
 ]
 
 
@@ -87,6 +88,8 @@ class LoginForm(msgspec.Struct):
     password: str = ""
     next: str = ""
     csrf_token: str = ""
+    #: The "remember this device" box (``on`` when ticked): a long-lived session, revocable on /my-devices.
+    remember: str = ""
 
 
 #: The CSRF token of the forms shown before any session (login, password reset): a random value in this
@@ -132,6 +135,8 @@ def _login_page(
 ) -> Template:
     """The login form with its CSRF token."""
     values.setdefault("notice", None)
+    values.setdefault("remember", False)
+    values["remember_days"] = ctx.services.settings.remembered_session_ttl // 86400
     return _form_page(ctx, request, "login.html", status=status, error=error, **values)
 
 
@@ -197,15 +202,20 @@ async def login(
     try:
         identity = await svc.identity.authenticate(data.email, data.password, client_ip(request), device)
     except AuthError as exc:
-        values = {"next": _safe_next(ctx, data.next), "email": data.email}
+        values = {"next": _safe_next(ctx, data.next), "email": data.email, "remember": bool(data.remember)}
         if exc.status != 429:
             return _login_page(ctx, request, status=401, error=gettext_(str(exc)), **values)
         wait = str(exc.retry_after or 60)
         throttled = _login_page(ctx, request, status=429, error=gettext_(THROTTLED_WAIT, seconds=wait), **values)
         throttled.headers["retry-after"] = wait
         return throttled
+    remember = bool(data.remember)
     cookie = await svc.identity.start_web_session(
-        identity, ctx.tenant.id if ctx.tenant else None, request.headers.get("user-agent", ""), client_ip(request)
+        identity,
+        ctx.tenant.id if ctx.tenant else None,
+        request.headers.get("user-agent", ""),
+        client_ip(request),
+        remember=remember,
     )
     response: Response[Any] = Redirect(_safe_next(ctx, data.next))
     response.set_cookie(
@@ -214,7 +224,7 @@ async def login(
         httponly=True,
         samesite="lax",
         secure=not svc.settings.debug,
-        max_age=svc.settings.session_ttl,
+        max_age=svc.identity.session_ttl("web", remember),
         path="/",
     )
     response.set_cookie(  # this browser is now a known device of the account (core/identity.py)

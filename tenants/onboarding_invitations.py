@@ -10,7 +10,6 @@ the inviting request's headers.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from typing import Any
 
@@ -158,7 +157,7 @@ async def accept_invitation(services: Services, token: str, password: str) -> in
         raise Invalid("password", weak)
     if await invitation_for(services, token) is None:  # before hashing: a forged token costs no argon2 time
         raise Invalid("token", INVALID_TOKEN)
-    hashed = await asyncio.to_thread(services.identity.hash_password, password)
+    hashed = await services.identity.new_password_hash(password)
     stamp = now()
     db = services.db
     async with db.scoped(Scope.everything()):

@@ -359,7 +359,7 @@ async def create_person(
         "INSERT INTO person (email, password_hash, full_name, full_name_ar, locale, active, created_at) "
         "VALUES ({}, {}, {}, {}, {}, {}, {}) RETURNING id",
         email,
-        svc.identity.hash_password(password) if password else None,
+        await svc.identity.new_password_hash(password) if password else None,
         full_name,
         full_name_ar,
         locale,

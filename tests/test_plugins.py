@@ -117,6 +117,10 @@ def test_public_routes_are_an_explicit_short_list(world):
         "/api/v1/me/data-export/{job_id:str}/download",
         "/my-data",
         "/my-data/{job_id:str}/download",
+        # one's own sessions: listed and ended only by their owner (tests/test_devices.py)
+        "/api/v1/me/sessions",
+        "/api/v1/me/sessions/{session_id:str}",
+        "/my-devices",
     }
 
 

@@ -24,13 +24,16 @@ class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
     """Log in with e-mail and password; ``tenant`` (a slug) sets the token's default tenant.
 
     ``device`` is the known-device value an earlier login returned: failures of the account from other
-    clients do not slow a known device (only its own do).
+    clients do not slow a known device (only its own do). ``remember`` ("remember this device") makes the
+    refresh token family last ``MADRASA_REMEMBERED_SESSION_TTL`` (90 days by default) instead of
+    ``MADRASA_REFRESH_TOKEN_TTL``; it is listed, and revocable, under ``/api/v1/me/sessions``.
     """
 
     email: Email
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
     tenant: str | None = None
     device: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+    remember: bool = False
 
 
 class RefreshRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -149,7 +152,7 @@ class AuthController(Controller):
                 raise NotAuthorizedException("You have no membership in that tenant.")
             tenant_id = tenant.id
         tokens = await svc.identity.issue_tokens(
-            identity, tenant_id, request.headers.get("user-agent", ""), client_ip(request)
+            identity, tenant_id, request.headers.get("user-agent", ""), client_ip(request), remember=data.remember
         )
         return TokenResponse(**tokens, device=svc.identity.remember_device(identity.email, data.device))
 
