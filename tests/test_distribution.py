@@ -77,6 +77,7 @@ PRIMARY_KEY_ON_ID = frozenset(
         "grade_class_stats",
         "grade_general_result",
         "grade_mark",
+        "grade_publication",
         "grade_sheet",
         "grade_subject_result",
         "grade_term_close",

@@ -51,7 +51,7 @@ async def bump(db: Database, school_ids: Iterable[int]) -> None:
     # One statement for every school (a region's close bumps its schools in one round of executemany).
     await db.executemany(
         "INSERT INTO grade_publication (region_id, province_id, school_id, version, changed_at) "
-        "VALUES ({}, {}, {}, 1, {}) ON CONFLICT (school_id) DO UPDATE "
+        "VALUES ({}, {}, {}, 1, {}) ON CONFLICT (region_id, school_id) DO UPDATE "
         "SET version = grade_publication.version + 1, changed_at = excluded.changed_at",
         values,
     )

@@ -40,6 +40,6 @@ TABLES = {
 async def forwards(m: Migrator) -> None:
     """The table (one row per school, made by the first change), row-level security and the grant."""
     await m.ddl(TABLES)
-    await m.sql('CREATE UNIQUE INDEX grade_publication_unique ON "grade_publication" (school_id)')
+    await m.sql('CREATE UNIQUE INDEX grade_publication_unique ON "grade_publication" (region_id, school_id)')
     await m.enable_rls("grade_publication")
     await m.grant_app("grade_publication")
