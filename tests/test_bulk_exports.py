@@ -37,6 +37,10 @@ NOT_BULK = {
     "/api/v1/me/data-export/{job_id:str}/download": "one's own data, or one's child's (audited download)",
     "/my-data/{job_id:str}/download": "one's own data, or one's child's (audited download)",
     "/calendar/{token:str}": "one's own timetable as an iCalendar feed",
+    "/api/v1/me/pupils/{student_id:int}/bulletins/{term_id:int}/{locale:str}": "one's child's (or one's own) report "
+    "card for a term",
+    "/api/v1/me/pupils/{student_id:int}/marks": "one's child's (or one's own) published marks, as JSON with an ETag",
+    "/api/v1/me/pupils/{student_id:int}/results": "one's child's (or one's own) averages, as JSON with an ETag",
     "/logo": "the tenant's logo",
     "/metrics": "operational metrics, no personal data",
 }

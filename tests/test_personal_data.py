@@ -239,3 +239,33 @@ async def test_core_and_every_plugin_contribute_sections(world: World) -> None:
     names = [s.name for s in sections]
     assert names.index("pupil") < names.index("grades.marks")
     assert {"attendance.absences", "attendance.justifications", "grades.bulletins"} <= set(names)
+
+
+async def test_the_archive_is_in_storage_and_goes_after_the_keeping_time(world: World) -> None:
+    """Any web process finds the zip a worker made (it is in core storage, not on one machine's disk); a week after
+    the export it is deleted and the download answers 410."""
+    from datetime import timedelta
+
+    from core.privacy.export import KEEP_SECONDS, archive_key, prune_archives
+
+    guardian = f"guardian.{SCHOOL}@test.ma"
+    async with app_queue(world) as queue:
+        job_id = await finished(world, queue, await world.api("POST", "/api/v1/me/data-export", as_=guardian, json={}))
+    platform = (await world.services.tenants.root()).id
+    key = archive_key(platform, job_id)
+    assert await world.services.storage.exists(key, tenant_id=platform)
+    stored = await world.services.storage.get(key, tenant_id=platform)
+    download = await world.api("GET", f"/api/v1/me/data-export/{job_id}/download", as_=guardian)
+    assert download.status_code == 200 and download.content == stored
+
+    db = world.services.db
+    async with db.scoped(Scope.everything()):
+        await db.execute(
+            "UPDATE job SET finished_at = {} WHERE id = {}",
+            datetime.now(UTC) - timedelta(seconds=KEEP_SECONDS + 60),
+            job_id,
+        )
+    assert await prune_archives(world.services) >= 1
+    assert not await world.services.storage.exists(key, tenant_id=platform)
+    gone = await world.api("GET", f"/api/v1/me/data-export/{job_id}/download", as_=guardian)
+    assert gone.status_code == 410

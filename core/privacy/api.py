@@ -12,7 +12,6 @@ Only the person who asked may follow or download an export; requests and downloa
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
@@ -20,7 +19,7 @@ from litestar import Request, get, post, put
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException
 from litestar.params import Body, FromPath, JSONBody
-from litestar.response import File, Redirect, Template
+from litestar.response import Redirect, Response, Template
 
 from core.context import Ctx, RequestContext
 from core.db import Database
@@ -31,6 +30,7 @@ from core.permissions import AUTHENTICATED
 from core.privacy import export, retention
 from core.rendering import page
 from core.scope import Scope
+from core.storage import ObjectNotFound
 
 PERMISSION = "privacy.configure"
 
@@ -144,25 +144,31 @@ async def own_export(ctx: RequestContext, job_id: str) -> JobInfo:
     return info
 
 
-async def archive(ctx: RequestContext, job_id: str) -> File:
+async def archive(ctx: RequestContext, job_id: str) -> Response[bytes]:
     """The zip of a finished export, audited (409 before it is done, 410 once removed)."""
     info = await own_export(ctx, job_id)
     if info.status != "done":
         raise Conflict("The export is {status}; try again when it is done.", code="not_done", status=info.status)
-    path = export.archives_dir(ctx.services.settings) / f"{info.id}.zip"
-    if not path.is_file():
-        raise HTTPException(status_code=410, detail=gettext_("This archive is no longer available; ask for a new one."))
+    platform = (await ctx.services.tenants.root()).id
+    try:
+        data = await ctx.services.storage.get(export.archive_key(platform, info.id), tenant_id=platform)
+    except ObjectNotFound:
+        raise HTTPException(
+            status_code=410, detail=gettext_("This archive is no longer available; ask for a new one.")
+        ) from None
     assert ctx.person_id is not None
     subject = export.DataSubject(person_id=ctx.person_id, student_ids=())
     if info.params.get("student_id") is not None:
         subject = export.DataSubject(person_id=None, student_ids=(int(info.params["student_id"]),))
     await export.record(ctx.services, ctx.person_id, subject, "privacy.export_download", info.id)
     name = "my-data" if info.params.get("student_id") is None else f"pupil-{info.params['student_id']}-data"
-    return File(
-        path=Path(path),
-        filename=f"{name}-{info.id[:8]}.zip",
+    return Response(
+        content=data,
         media_type="application/zip",
-        headers={"cache-control": "no-store"},
+        headers={
+            "content-disposition": f'attachment; filename="{name}-{info.id[:8]}.zip"',
+            "cache-control": "no-store",
+        },
     )
 
 
@@ -193,7 +199,7 @@ async def api_export_status(ctx: Ctx, job_id: FromPath[str]) -> ExportOut:
     tags=["me"],
     media_type="application/zip",
 )
-async def api_download(ctx: Ctx, job_id: FromPath[str]) -> File:
+async def api_download(ctx: Ctx, job_id: FromPath[str]) -> Response[bytes]:
     """The zip of a finished export."""
     return await archive(ctx, job_id)
 
@@ -237,7 +243,7 @@ async def my_data_start(ctx: Ctx, data: Annotated[ExportForm, Body(media_type=Re
 
 
 @get("/my-data/{job_id:str}/download", opt={"permission": AUTHENTICATED}, include_in_schema=False)
-async def my_data_download(ctx: Ctx, job_id: FromPath[str]) -> File:
+async def my_data_download(ctx: Ctx, job_id: FromPath[str]) -> Response[bytes]:
     """The zip of a finished export, with the portal session."""
     return await archive(ctx, job_id)
 

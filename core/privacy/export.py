@@ -17,10 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import time
+import io
 import zipfile
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -32,7 +31,7 @@ from core.jobs import JobContext, register_job
 from core.plugins import resolve
 from core.scope import Scope
 from core.sql import SQL, in_, join
-from core.storage import StorageError, sanitise_filename
+from core.storage import StorageError, check_key, sanitise_filename, tenant_of
 
 KIND = "privacy.export"
 #: Archives are removed this many seconds after they were made (at the next export).
@@ -315,21 +314,33 @@ def _encode(value: Any) -> bytes:
     return msgspec.json.format(msgspec.json.encode(value, enc_hook=str), indent=1)
 
 
-def _prune(folder: Path) -> None:
-    limit = time.time() - KEEP_SECONDS
-    for old in folder.glob("*.zip*"):
-        with contextlib.suppress(OSError):
-            if old.stat().st_mtime < limit:
-                old.unlink()
+def archive_key(platform_id: int, job_id: str) -> str:
+    """The storage key of an export's zip: under the platform's prefix (a subject may span regions), so every
+    web and worker process finds it whichever of them made it."""
+    return check_key(f"t/{platform_id}/personal-data/{job_id}.zip", platform_id)
 
 
-def archives_dir(settings: Any) -> Path:
-    """Where the export job leaves its archives (shared with the web process when workers run elsewhere)."""
-    return Path(settings.data_dir) / "personal-data"
+async def prune_archives(services: Any, now: datetime | None = None) -> int:
+    """Delete the zips of exports finished more than :data:`KEEP_SECONDS` ago (and less than a month before that,
+    so each is looked at a bounded number of times); returns how many jobs were looked at."""
+    now = now or datetime.now(UTC)
+    db = services.db
+    async with db.scoped(Scope.everything(), write=False):
+        rows = await db.fetch(
+            "SELECT id FROM job WHERE kind = {} AND status = 'done' AND finished_at < {} AND finished_at >= {}",
+            KIND,
+            now - timedelta(seconds=KEEP_SECONDS),
+            now - timedelta(seconds=KEEP_SECONDS, days=30),
+        )
+    platform = (await services.tenants.root()).id
+    for row in rows:
+        with contextlib.suppress(StorageError):
+            await services.storage.delete(archive_key(platform, row["id"]), tenant_id=platform)
+    return len(rows)
 
 
-async def write_archive(services: Any, subject: DataSubject, sections: list[DataSection], target: Path) -> dict:
-    """Write the zip; returns the manifest."""
+async def write_archive(services: Any, subject: DataSubject, sections: list[DataSection], key: str) -> dict:
+    """Write the zip to core storage under ``key`` (the platform's prefix); returns the manifest."""
     now = datetime.now(UTC)
     manifest: dict[str, Any] = {
         "subject": {"person_id": subject.person_id, "student_ids": list(subject.student_ids)},
@@ -357,32 +368,31 @@ async def write_archive(services: Any, subject: DataSubject, sections: list[Data
     if subject.student_ids:
         who += f" (pupil record {', '.join(str(i) for i in subject.student_ids)})"
 
-    def write() -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        part = target.with_suffix(".zip.part")
-        with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    def write() -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             archive.writestr("README.txt", README.format(who=who, when=now.strftime("%Y-%m-%d %H:%M UTC")))
             archive.writestr("manifest.json", _encode(manifest))
             for name, data in contents:
                 archive.writestr(name, data)
-        part.replace(target)
+        return buffer.getvalue()
 
-    await asyncio.to_thread(write)
+    platform = tenant_of(key)
+    await services.storage.put(key, await asyncio.to_thread(write), "application/zip", tenant_id=platform)
     return manifest
 
 
 @register_job(KIND)
 async def export_job(job: JobContext, *, requested_by: int, student_id: int | None = None) -> dict[str, Any]:
-    """Make ``<data dir>/personal-data/<job id>.zip`` for the requester or one of their children."""
+    """Store the zip (:func:`archive_key`) for the requester or one of their children."""
     services = job.services
     subject = await subject_for(services.db, requested_by, student_id)  # the link may be gone since
     await record(services, requested_by, subject, "privacy.export", job.id)  # the archive lists its own request
-    folder = archives_dir(services.settings)
-    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-    await asyncio.to_thread(_prune, folder)
+    await prune_archives(services)
     sections = await collect(services, subject)
     await job.progress(len(sections), len(sections) + 1, "writing")
-    manifest = await write_archive(services, subject, sections, folder / f"{job.id}.zip")
+    platform = (await services.tenants.root()).id
+    manifest = await write_archive(services, subject, sections, archive_key(platform, job.id))
     return {
         "sections": len(manifest["sections"]),
         "rows": sum(s["rows"] for s in manifest["sections"]),
