@@ -23,6 +23,8 @@ Groups:
   :func:`queue_of`, :func:`every`, :func:`covers_row`, :mod:`audit`;
 * **files, mail, SMS, clock** — :class:`ContentPolicy` and friends, :func:`build_key`,
   :class:`Mail`, :class:`Sms`, :data:`SYSTEM_CLOCK`;
+* **notifications** — :class:`NotificationKind` (the ``madrasa_notification_kinds`` hook) and :func:`notify`
+  (send through the notification centre: inbox, e-mail, SMS, in each recipient's language);
 * **pages** — :func:`page`, :class:`Row`, :func:`module_home`, :func:`gettext_`, :func:`format_number`,
   :func:`format_percent`, :func:`format_day` (also the templates' `number`, `percent` and `day` filters),
   :func:`problem`, :func:`csv_cell`.
@@ -71,6 +73,8 @@ from core.i18n import LOCALES, format_day, format_number, format_percent, gettex
 from core.jobs import JobContext, JobInfo, JobQueueError, covers_row, queue_of, visible_job
 from core.mail import Mail
 from core.migrate import MigrationSet, Migrator
+from core.notifications.kinds import NotificationKind
+from core.notifications.service import notify
 from core.paging import Paged, paginate
 from core.permissions import AUTHENTICATED, PUBLIC, ROLES, Permission
 from core.plugin_kit import module_home
@@ -175,6 +179,7 @@ __all__ = [
     "MigrationSet",
     "Migrator",
     "NotFound",
+    "NotificationKind",
     "ObjectNotFound",
     "ObjectTooLarge",
     "Paged",
@@ -214,6 +219,7 @@ __all__ = [
     "join",
     "locale_var",
     "module_home",
+    "notify",
     "page",
     "paginate",
     "parse_path",

@@ -47,6 +47,8 @@ class Services:
     clock: Clock = SYSTEM_CLOCK
     #: Job functions plugins declare through ``madrasa_jobs`` (core's own are in ``core.jobs.JOBS``).
     job_functions: dict[str, Any] = field(default_factory=dict)
+    #: Notification kinds plugins declare through ``madrasa_notification_kinds`` (``core.notifications.kinds``).
+    notification_kinds: dict[str, Any] = field(default_factory=dict)
 
     async def disabled_for(self, tenant_path: tuple[int, ...]) -> frozenset[str]:
         """Modules switched off at a tenant node."""
