@@ -303,7 +303,8 @@ async def test_mandatory_kind_cannot_be_silenced(centre):
         assert problem["errors"] == [
             {
                 "field": f"kinds.{KIND}",
-                "message": f"Notifications “A note was added” ({KIND}) are mandatory here: they cannot be switched off.",
+                "message": f"Notifications “A note was added” ({KIND}) are mandatory here: "
+                "they cannot be switched off.",
             }
         ]
         shown = (await world.api("GET", "/api/v1/me/notifications/preferences", as_=email)).json()
