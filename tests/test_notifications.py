@@ -73,7 +73,7 @@ async def person(world, role: str = "parent", locale: str = "fr", tenant: str = 
     return email, int(await world.sql("SELECT id FROM person WHERE email = {}", email))
 
 
-async def send(world, people: list[int], count: int = 3, **extra: Any) -> str | None:
+async def send(world, people: list[int], count: Any = 3, **extra: Any) -> str | None:
     """Notify people at the school and wait for the delivery jobs."""
     tenant = await world.services.tenants.by_slug(HOME)
     batch = await notify(
@@ -154,6 +154,17 @@ async def test_inbox_in_each_recipients_language_with_unread_count(centre):
     assert everything.json() == {"marked": 1, "unread": 0}
     # the other recipient's copy is untouched
     assert (await world.api("GET", "/api/v1/me/notifications/unread-count", as_=arabic)).json() == {"unread": 1}
+
+
+async def test_a_value_given_per_language(centre):
+    world = centre
+    french, french_id = await person(world, locale="fr")
+    arabic, arabic_id = await person(world, locale="ar")
+    await send(world, [french_id, arabic_id], count={"fr": "trois", "ar": "ثلاثة"})
+    fr = (await world.api("GET", "/api/v1/me/notifications", as_=french)).json()["items"]
+    ar = (await world.api("GET", "/api/v1/me/notifications", as_=arabic)).json()["items"]
+    assert [n["text"] for n in fr] == ["Vos notifications du jour (trois)"]
+    assert [n["text"] for n in ar] == ["إشعاراتك لهذا اليوم (ثلاثة)"]
 
 
 async def test_a_key_sends_once_and_an_unknown_kind_is_refused(centre):

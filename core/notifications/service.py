@@ -55,10 +55,12 @@ async def notify(
 ) -> str | None:
     """Send a notification of ``kind`` to people (person ids), about ``tenant``; returns the batch id.
 
-    ``text`` is a message id translated for each recipient into their language, with ``params`` (plain values)
-    filled in; ``link`` is a portal path (``/attendance/…``) the notification opens. ``key`` makes the call
-    idempotent: a second batch with the same key is ignored (``None`` is returned). Inside a transaction the
-    batch commits with it and goes out with the next periodic run; outside one it goes out at once.
+    ``text`` is a message id translated for each recipient into their language, with ``params`` filled in (plain
+    values, or ``{"fr": …, "ar": …, "en": …}`` for a value that differs by language, such as a pupil's name; French
+    stands in for a language missing); ``link`` is a portal path (``/attendance/…``) the notification opens.
+    ``key`` makes the call idempotent: a second batch with the same key is ignored (``None`` is returned).
+    Inside a transaction the batch commits with it and goes out with the next periodic run; outside one it goes
+    out at once.
     """
     if kind not in services.notification_kinds:
         raise UnknownKind(f"no plugin declares the notification kind {kind!r}")
@@ -110,11 +112,12 @@ async def notify(
 
 
 def render(kind: NotificationKind, msgid: str, params: dict[str, Any]) -> dict[str, str]:
-    """The text of a notification in every language."""
+    """The text of a notification in every language (a value given per language takes that language's)."""
     out = {}
     for locale in LOCALES:
+        values = {k: v.get(locale, v.get("fr", "")) if isinstance(v, dict) else v for k, v in params.items()}
         try:
-            out[locale] = gettext_in(locale, msgid, **params)
+            out[locale] = gettext_in(locale, msgid, **values)
         except (KeyError, IndexError, ValueError):
             log.warning("notification text does not fit its values", extra={"kind": kind.name, "msgid": msgid})
             out[locale] = gettext_in(locale, msgid)
