@@ -23,8 +23,9 @@ Groups:
   :func:`queue_of`, :func:`every`, :func:`covers_row`, :mod:`audit`;
 * **files, mail, SMS, clock** — :class:`ContentPolicy` and friends, :func:`build_key`,
   :class:`Mail`, :class:`Sms`, :data:`SYSTEM_CLOCK`;
-* **notifications** — :class:`NotificationKind` (the ``madrasa_notification_kinds`` hook) and :func:`notify`
-  (send through the notification centre: inbox, e-mail, SMS, in each recipient's language);
+* **notifications** — :class:`NotificationKind` (the ``madrasa_notification_kinds`` hook), :func:`notify`
+  (send through the notification centre: inbox, e-mail, SMS, in each recipient's language) and :mod:`retry`
+  (the platform's rule for retrying a message: tries, growing waits);
 * **pages** — :func:`page`, :class:`Row`, :func:`module_home`, :func:`gettext_`, :func:`format_number`,
   :func:`format_percent`, :func:`format_day` (also the templates' `number`, `percent` and `day` filters),
   :func:`problem`, :func:`csv_cell`.
@@ -73,6 +74,7 @@ from core.i18n import LOCALES, format_day, format_number, format_percent, gettex
 from core.jobs import JobContext, JobInfo, JobQueueError, covers_row, queue_of, visible_job
 from core.mail import Mail
 from core.migrate import MigrationSet, Migrator
+from core.notifications import retry
 from core.notifications.kinds import NotificationKind
 from core.notifications.service import notify
 from core.paging import Paged, paginate
@@ -225,6 +227,7 @@ __all__ = [
     "parse_path",
     "problem",
     "queue_of",
+    "retry",
     "school",
     "scope_for",
     "scope_sql",

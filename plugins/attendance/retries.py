@@ -18,46 +18,19 @@ alert e-mails whose next try is due, so a mail server or SMS gateway that comes 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from core.plugin_api import SQL, Database, in_
+from core.plugin_api import SQL, Database, in_, retry
 
-#: Tries of one message (the first one included) before it is given up as ``failed``.
-MAX_ATTEMPTS = 6
-#: The wait after the first failure; it doubles with each further failure.
-FIRST_WAIT = timedelta(minutes=2)
-#: The longest wait between two tries.
-LONGEST_WAIT = timedelta(hours=1)
-MAX_ERROR_CHARS = 500
-
-
-def backoff(attempts: int) -> timedelta:
-    """The wait after ``attempts`` failed tries: 2, 4, 8, 16, 32 minutes… at most an hour."""
-    return min(FIRST_WAIT * (2 ** max(attempts - 1, 0)), LONGEST_WAIT)
-
-
-def describe(exc: BaseException) -> str:
-    """A short reason for a failed send (the exception's type and message)."""
-    text = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
-    return text[:MAX_ERROR_CHARS]
-
-
-def after_try(attempts: int, error: str | None, now: datetime) -> dict[str, Any]:
-    """A message's state after one more try (``attempts``: the tries before it; ``error``: ``None`` if it went out):
-    ``sent``, ``retrying`` with the time of the next try, or ``failed`` after :data:`MAX_ATTEMPTS` tries."""
-    attempts += 1
-    if error is None:
-        return {"status": "sent", "attempts": attempts, "next": None, "error": "", "sent_at": now}
-    if attempts >= MAX_ATTEMPTS:
-        return {"status": "failed", "attempts": attempts, "next": None, "error": error, "sent_at": None}
-    return {
-        "status": "retrying",
-        "attempts": attempts,
-        "next": now + backoff(attempts),
-        "error": error,
-        "sent_at": None,
-    }
+#: The rule of every message the platform sends (``core.plugin_api.retry``): tries, first and longest wait.
+MAX_ATTEMPTS = retry.MAX_ATTEMPTS
+FIRST_WAIT = retry.FIRST_WAIT
+LONGEST_WAIT = retry.LONGEST_WAIT
+MAX_ERROR_CHARS = retry.MAX_ERROR_CHARS
+backoff = retry.backoff
+describe = retry.describe
+after_try = retry.after_try
 
 
 Key = tuple[int, str]  # (person id, channel)
