@@ -408,3 +408,28 @@ async def test_portal_bell_list_and_pages(centre):
     kind = next(k for k in stats.json()["kinds"] if k["kind"] == KIND)
     assert kind["total"] >= 2 and kind["read"] >= 2
     assert (await world.api("GET", "/notifications/stats", as_=director, tenant=HOME)).status_code == 200
+
+
+async def test_in_my_data_and_purged_with_the_regions_notices(centre):
+    world = centre
+    from core.privacy.export import person_sections
+    from core.privacy.retention import purge_notifications
+
+    email, pid = await person(world)
+    body = {"kinds": {KIND: {"email": True, "digest": True}}, "quiet_start": "22:00", "quiet_end": "06:30"}
+    assert (await world.api("PUT", "/api/v1/me/notifications/preferences", as_=email, json=body)).status_code == 200
+    await send(world, [pid], count=9)
+    db = world.services.db
+    async with db.scoped(Scope.everything(), write=False):
+        sections = {s.name: s.rows for s in await person_sections(db, pid)}
+    assert [r["text"] for r in sections["notifications"]] == ["Vos notifications du jour (9)"]
+    assert [(r["channel"], r["status"]) for r in sections["notification_messages"]] == [("email", "digest")]
+    assert sections["notification_preferences"][1]["quiet_start"] == 22 * 60
+    # The region's purge of notices (what purge_node runs with the region's period) removes them once old.
+    region = await world.services.tenants.by_slug("casablanca-settat")
+    async with db.scoped(Scope.everything()):
+        assert await purge_notifications(db, region.id, START.astimezone(UTC)) == 0  # not older than that
+        removed = await purge_notifications(db, region.id, START.astimezone(UTC) + timedelta(days=1))
+    assert removed >= 1
+    assert await world.sql("SELECT COUNT(*) FROM notification WHERE person_id = {}", pid) == 0
+    assert await world.sql("SELECT COUNT(*) FROM notification_delivery WHERE person_id = {}", pid) == 0
