@@ -228,6 +228,9 @@ async def test_sms_only_where_the_school_allows_it_and_retried_once(centre, smtp
     saved = await world.api("PUT", "/api/v1/me/notifications/preferences", as_=email, json=choice)
     assert saved.status_code == 200, saved.text
     assert saved.json()["phone"] == "+212612345678"
+    # a later change of the channels alone keeps the number
+    again = await world.api("PUT", "/api/v1/me/notifications/preferences", as_=email, json={"kinds": choice["kinds"]})
+    assert again.json()["phone"] == "+212612345678"
     await send(world, [pid])
     assert await deliveries(world, pid) == []  # the school has not allowed SMS for the kind
     director = f"director.{HOME}@test.ma"

@@ -89,9 +89,13 @@ async def open_notification(ctx: Ctx, notification_id: FromPath[int]) -> Redirec
     """Open one notification: it is marked read and its link followed (the list when it has none)."""
     row = await inbox.mark_read(ctx, notification_id)
     link = row["link"]
-    if link.startswith("/") and not link.startswith("//"):
-        return Redirect(ctx.url(link))
-    return Redirect(ctx.url("/notifications"))
+    if not (link.startswith("/") and not link.startswith("//")):
+        return Redirect(ctx.url("/notifications"))
+    if ctx.tenant is not None and row["tenant_id"] != ctx.tenant.id:  # another school's: at its own address
+        tenant = await ctx.services.tenants.by_id(row["tenant_id"])
+        if tenant is not None:
+            return Redirect(f"/t/{tenant.slug}{link}")
+    return Redirect(ctx.url(link))
 
 
 @post("/notifications/read-all", opt={"permission": inbox.PERMISSION}, include_in_schema=False, status_code=200)
@@ -138,9 +142,12 @@ async def preferences_save(ctx: Ctx, request: Request[Any, Any, Any]) -> Templat
         )
         for name in ctx.services.notification_kinds
     }
-    start = str(form.get("quiet_start") or "").strip() or None
-    end = str(form.get("quiet_end") or "").strip() or None
-    data = prefs.PreferencesIn(kinds=kinds, quiet_start=start, quiet_end=end, phone=str(form.get("phone") or ""))
+    data = prefs.PreferencesIn(
+        kinds=kinds,
+        quiet_start=str(form.get("quiet_start") or ""),
+        quiet_end=str(form.get("quiet_end") or ""),
+        phone=str(form.get("phone") or ""),
+    )
     try:
         await prefs.save_preferences(ctx, data)
     except DomainError as exc:

@@ -172,7 +172,8 @@ class KindChoice(msgspec.Struct, kw_only=True):
 
 
 class PreferencesIn(msgspec.Struct, kw_only=True):
-    """What a person changes: choices per kind, quiet hours (``"HH:MM"``, both or neither), SMS number."""
+    """What a person changes: choices per kind (the kinds named; the others stay), quiet hours (``"HH:MM"``, both
+    or neither; ``""`` for both: none) and the SMS number (``""``: none). A field left out keeps its value."""
 
     kinds: dict[str, KindChoice] = {}
     quiet_start: str | None = None
@@ -191,13 +192,19 @@ async def save_preferences(ctx: RequestContext, data: PreferencesIn) -> None:
     for name in data.kinds:
         if name not in kinds:
             raise Invalid(f"kinds.{name}", "Unknown notification kind {kind}.", code="unknown_kind", kind=name)
-    if (data.quiet_start is None) != (data.quiet_end is None):
-        raise Invalid("quiet_end", "Give both the start and the end of the quiet hours, or neither.")
-    start = minutes_of(data.quiet_start, "quiet_start") if data.quiet_start else None
-    end = minutes_of(data.quiet_end, "quiet_end") if data.quiet_end else None
-    phone = (data.phone or "").replace(" ", "")
-    if phone and not _PHONE.match(phone):
-        raise Invalid("phone", "Enter the phone number in international form, for example +212612345678.")
+    current = (await settings_of(services.db, [ctx.person_id])).get(ctx.person_id) or {}
+    start, end = current.get("quiet_start"), current.get("quiet_end")
+    if data.quiet_start is not None or data.quiet_end is not None:
+        given = ((data.quiet_start or "").strip(), (data.quiet_end or "").strip())
+        if bool(given[0]) != bool(given[1]):
+            raise Invalid("quiet_end", "Give both the start and the end of the quiet hours, or neither.")
+        start = minutes_of(given[0], "quiet_start") if given[0] else None
+        end = minutes_of(given[1], "quiet_end") if given[1] else None
+    phone = current.get("phone") or ""
+    if data.phone is not None:
+        phone = data.phone.replace(" ", "")
+        if phone and not _PHONE.match(phone):
+            raise Invalid("phone", "Enter the phone number in international form, for example +212612345678.")
     db = services.db
     async with db.transaction():
         mandatory = await mandatory_kinds(ctx, ctx.person_id)
