@@ -436,3 +436,39 @@ async def test_in_my_data_and_purged_with_the_regions_notices(centre):
     assert removed >= 1
     assert await world.sql("SELECT COUNT(*) FROM notification WHERE person_id = {}", pid) == 0
     assert await world.sql("SELECT COUNT(*) FROM notification_delivery WHERE person_id = {}", pid) == 0
+
+
+async def test_runs_at_the_same_time_expand_and_send_once(centre, smtp):
+    world = centre
+    email, pid = await person(world)
+    tenant = await world.services.tenants.by_slug(HOME)
+    db = world.services.db
+    # Inside the transaction of a change: the batch commits with it; the periodic runs send it.
+    async with db.scoped(Scope(nodes=frozenset({tenant.id}))):
+        await notify(world.services, kind=KIND, recipients=[pid], tenant=tenant, text=TEXT, params={"count": 6})
+    assert await world.sql("SELECT COUNT(*) FROM notification WHERE person_id = {}", pid) == 0
+    await asyncio.gather(sweep(world), sweep(world), sweep(world))
+    assert await world.sql("SELECT COUNT(*) FROM notification WHERE person_id = {}", pid) == 1
+    assert len(mails_to(smtp, email)) == 1
+    # A retry due, claimed by several runs at once: one e-mail.
+    smtp.stop()
+    await send(world, [pid], count=7)
+    smtp.start()
+    world.services.clock.set(START + FIRST_WAIT)
+    await asyncio.gather(sweep(world), sweep(world), sweep(world))
+    assert len(mails_to(smtp, email)) == 2
+    assert [r["status"] for r in await deliveries(world, pid)] == ["sent", "sent"]
+
+
+async def test_a_notification_rolled_back_with_its_change_is_never_sent(centre, smtp):
+    world = centre
+    email, pid = await person(world)
+    tenant = await world.services.tenants.by_slug(HOME)
+    db = world.services.db
+    with pytest.raises(RuntimeError):
+        async with db.scoped(Scope(nodes=frozenset({tenant.id}))):
+            await notify(world.services, kind=KIND, recipients=[pid], tenant=tenant, text=TEXT, params={"count": 1})
+            raise RuntimeError("the change failed")
+    await sweep(world)
+    assert await world.sql("SELECT COUNT(*) FROM notification WHERE person_id = {}", pid) == 0
+    assert mails_to(smtp, email) == []
