@@ -24,7 +24,8 @@ Groups:
 * **files, mail, SMS, clock** — :class:`ContentPolicy` and friends, :func:`build_key`,
   :class:`Mail`, :class:`Sms`, :data:`SYSTEM_CLOCK`;
 * **notifications** — :class:`NotificationKind` (the ``madrasa_notification_kinds`` hook), :func:`notify`
-  (send through the notification centre: inbox, e-mail, SMS, in each recipient's language) and :mod:`retry`
+  (send through the notification centre: inbox, e-mail, SMS, in each recipient's language),
+  :func:`notification_deliveries` (what became of the messages sent with some keys) and :mod:`retry`
   (the platform's rule for retrying a message: tries, growing waits);
 * **pages** — :func:`page`, :class:`Row`, :func:`module_home`, :func:`gettext_`, :func:`format_number`,
   :func:`format_percent`, :func:`format_day` (also the templates' `number`, `percent` and `day` filters),
@@ -75,6 +76,7 @@ from core.jobs import JobContext, JobInfo, JobQueueError, covers_row, queue_of, 
 from core.mail import Mail
 from core.migrate import MigrationSet, Migrator
 from core.notifications import retry
+from core.notifications.inbox import deliveries_of as notification_deliveries
 from core.notifications.kinds import NotificationKind
 from core.notifications.service import notify
 from core.paging import Paged, paginate
@@ -221,6 +223,7 @@ __all__ = [
     "join",
     "locale_var",
     "module_home",
+    "notification_deliveries",
     "notify",
     "page",
     "paginate",

@@ -123,3 +123,23 @@ async def statistics(ctx: RequestContext) -> dict[str, Any]:
             )
         )
     return {"kinds": kinds, "channels": channels}
+
+
+async def deliveries_of(db: Any, keys: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The e-mails and SMS of the notifications sent with some keys (``notify(…, key=…)``), per key: recipient,
+    channel, status, tries, next try and last error (inside the caller's open transaction, within its scope)."""
+    from core.sql import in_
+
+    found: dict[str, list[dict[str, Any]]] = {key: [] for key in keys}
+    if not keys:
+        return found
+    for row in await db.fetch(
+        SQL(
+            "SELECT n.batch_id, d.person_id, d.channel, d.status, d.attempts, d.next_attempt_at, d.last_error, "
+            "d.sent_at FROM notification_delivery d JOIN notification n ON n.id = d.notification_id "
+            "WHERE n.batch_id IN {} ORDER BY d.id",
+            in_(keys),
+        )
+    ):
+        found[row.pop("batch_id")].append(row)
+    return found
