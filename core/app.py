@@ -37,6 +37,9 @@ from core.mail import Mailer, make_mailer
 from core.middleware import AccessMiddleware, TenantPrefix, get_ctx
 from core.migrate import MigrationSet
 from core.modules import ModuleSettings
+from core.notifications.kinds import KindError, collect_kinds
+from core.notifications.routes import NOTIFICATION_ROUTES
+from core.notifications.tables import NOTIFICATION_TABLES
 from core.observability import MetricsGate, RequestContextMiddleware, configure_logging, start_metrics_server
 from core.openapi import NoncedSwagger, document_problems
 from core.permissions import CORE_PERMISSIONS, PUBLIC, PermissionRegistry
@@ -82,7 +85,9 @@ def build_plugin_host(settings: Settings, extra_plugins: list[object] | None = N
 
 def owned_tables(host: PluginHost) -> list[tuple[str, type[Table]]]:
     """Every table the application binds, with its owner: ``core`` or the plugin that declares it."""
-    tables: list[tuple[str, type[Table]]] = [("core", t) for t in (*CORE_TABLES, *SCHOOL_TABLES, *JOB_TABLES)]
+    tables: list[tuple[str, type[Table]]] = [
+        ("core", t) for t in (*CORE_TABLES, *SCHOOL_TABLES, *JOB_TABLES, *NOTIFICATION_TABLES)
+    ]
     for plugin, plugin_tables in host.each("madrasa_tables"):
         tables.extend((plugin, t) for t in plugin_tables)
     return tables
@@ -128,6 +133,10 @@ def build_services(
         migration_sets=migration_sets(host),
     )
     services.job_functions = host.jobs()
+    try:
+        services.notification_kinds = collect_kinds(host)
+    except KindError as exc:
+        raise ConfigError(f"notification kinds: {exc}") from None
     services.jobs = make_queue(services)
     try:
         services.sms = make_sms_gateway(settings, host.backends("sms"))
@@ -244,6 +253,7 @@ def create_app(
             *PORTAL_ROUTES,
             *PRIVACY_ROUTES,
             *DEVICE_ROUTES,
+            *NOTIFICATION_ROUTES,
             *static_routers,
             *_plugin_routers(services),
         ],

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from core.events import Event
     from core.exchange import GradebookWrite
     from core.migrate import MigrationSet
+    from core.notifications.kinds import NotificationKind
     from core.permissions import Permission
     from core.plugins import Backend, LessonOfWeek, MenuItem, PluginInfo
     from core.privacy.export import DataSubject
@@ -115,6 +116,16 @@ def madrasa_backends() -> list[Backend]:
     A backend has a ``kind`` (``sms`` or ``storage``), a ``name`` chosen by the matching setting
     (``MADRASA_SMS_BACKEND``, ``MADRASA_STORAGE_BACKEND``) and a ``factory(settings)`` building it.
     Adding a real SMS gateway is a plugin, not a core edit.
+    """
+
+
+@hookspec
+def madrasa_notification_kinds() -> list[NotificationKind]:
+    """Return the kinds of notification the plugin sends (``core.plugin_api.NotificationKind``).
+
+    A kind is named ``<plugin>.<what>`` and says its label (a message id), its default channels (``email``,
+    ``sms``; the in-app inbox always), whether a school or region may make it mandatory and whether it may use
+    SMS. The plugin sends through ``core.plugin_api.notify(services, kind=…, …)``.
     """
 
 

@@ -86,6 +86,17 @@ CORE_PERMISSIONS: list[Permission] = [
     ),
     Permission("timetable.view", "See one's own timetable, or one's children's", ALL_ROLES),
     Permission("family.view", "See one's children (guardians) or oneself (pupils)", frozenset({"parent", "student"})),
+    Permission("notifications.read", "Read one's notifications and choose how they arrive", ALL_ROLES),
+    Permission(
+        "notifications.configure",
+        "Set which notification kinds may use SMS and which are mandatory",
+        frozenset({"platform_admin", "region_admin", "province_admin", "school_director"}),
+    ),
+    Permission(
+        "notifications.stats",
+        "See notification delivery statistics",
+        frozenset({"platform_admin", "region_admin", "province_admin", "school_director"}),
+    ),
     Permission(
         "privacy.configure",
         "Set a region's retention periods for personal data",

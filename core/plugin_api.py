@@ -28,6 +28,10 @@ Groups:
   Redis when ``MADRASA_CACHE_URL`` is set, else this process);
 * **caches across processes** — :class:`InvalidatedCache`, :func:`on_invalidate`, :class:`InvalidationBus`
   (``ctx.services.invalidation.publish``) and core's topics (:data:`CALENDAR_TOPIC`);
+* **notifications** — :class:`NotificationKind` (the ``madrasa_notification_kinds`` hook), :func:`notify`
+  (send through the notification centre: inbox, e-mail, SMS, in each recipient's language),
+  :func:`notification_deliveries` (what became of the messages sent with some keys) and :mod:`retry`
+  (the platform's rule for retrying a message: tries, growing waits);
 * **pages** — :func:`page`, :class:`Row`, :func:`module_home`, :func:`gettext_`, :func:`format_number`,
   :func:`format_percent`, :func:`format_day` (also the templates' `number`, `percent` and `day` filters),
   :func:`problem`, :func:`csv_cell`.
@@ -78,6 +82,10 @@ from core.invalidation import InvalidatedCache, InvalidationBus, on_invalidate
 from core.jobs import JobContext, JobInfo, JobQueueError, covers_row, queue_of, visible_job
 from core.mail import Mail
 from core.migrate import MigrationSet, Migrator
+from core.notifications import retry
+from core.notifications.inbox import deliveries_of as notification_deliveries
+from core.notifications.kinds import NotificationKind
+from core.notifications.service import notify
 from core.paging import Paged, paginate
 from core.permissions import AUTHENTICATED, PUBLIC, ROLES, Permission
 from core.plugin_kit import module_home
@@ -186,6 +194,7 @@ __all__ = [
     "MigrationSet",
     "Migrator",
     "NotFound",
+    "NotificationKind",
     "ObjectNotFound",
     "ObjectTooLarge",
     "Paged",
@@ -226,12 +235,15 @@ __all__ = [
     "join",
     "locale_var",
     "module_home",
+    "notification_deliveries",
+    "notify",
     "on_invalidate",
     "page",
     "paginate",
     "parse_path",
     "problem",
     "queue_of",
+    "retry",
     "school",
     "scope_for",
     "scope_sql",

@@ -59,6 +59,15 @@ CORE_MENU = [
         permission="privacy.configure",
         kinds=frozenset({"platform", "region"}),
     ),
+    MenuItem(label="Notifications", url="/notifications", order=96, permission="notifications.read"),
+    MenuItem(
+        label="Notification rules",
+        url="/notifications/policy",
+        order=97,
+        permission="notifications.configure",
+        kinds=frozenset({"platform", "region", "province", "school"}),
+    ),
+    MenuItem(label="Notification statistics", url="/notifications/stats", order=97, permission="notifications.stats"),
     MenuItem(label="My data", url="/my-data", order=99),  # the account area: every role
     MenuItem(label="My devices", url="/my-devices", order=99),
 ]

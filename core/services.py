@@ -53,6 +53,8 @@ class Services:
     job_functions: dict[str, Any] = field(default_factory=dict)
     #: Bytes shared by the web processes (Redis when ``MADRASA_CACHE_URL`` is set), never the source of truth.
     shared_cache: SharedCache = field(default_factory=MemorySharedCache)
+    #: Notification kinds plugins declare through ``madrasa_notification_kinds`` (``core.notifications.kinds``).
+    notification_kinds: dict[str, Any] = field(default_factory=dict)
 
     async def disabled_for(self, tenant_path: tuple[int, ...]) -> frozenset[str]:
         """Modules switched off at a tenant node."""

@@ -16,6 +16,7 @@ import pytest
 from core.clock import FixedClock
 from core.jobs import JOBS, InProcessQueue
 from core.mail import SmtpMailer
+from core.notifications.service import DELIVER_JOB as NOTIFICATIONS_JOB
 from core.school.rules import occurrences
 from core.scope import Scope
 from plugins.attendance import common, service, stats
@@ -62,14 +63,16 @@ async def school_day(request: pytest.FixtureRequest) -> AsyncIterator[None]:
 
 
 async def delivered(world) -> list[str]:
-    """Wait for the delivery jobs queued since the test began; their final states."""
+    """Wait for the delivery jobs queued since the test began (attendance's, and the notification centre's that
+    send the alerts); their final states."""
     db = world.services.db
     states = []
     for _ in range(3):  # a delivery may be queued while the previous ones finish
         async with db.scoped(Scope.everything(), write=False):
             rows = await db.fetch(
-                "SELECT id FROM job WHERE kind = {} AND created_at >= {} AND status IN ('queued', 'running')",
+                "SELECT id FROM job WHERE kind IN ({}, {}) AND created_at >= {} AND status IN ('queued', 'running')",
                 DELIVERY_JOB,
+                NOTIFICATIONS_JOB,
                 world.delivery_since,
             )
         if not rows:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +54,10 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture
-def demo_server(tmp_path: Path) -> Iterator[tuple[str, list[dict[str, str]]]]:
-    """``(base URL, demo accounts)`` of a demo server on SQLite, stopped afterwards."""
-    env = {"MADRASA_DATA_DIR": str(tmp_path), "MADRASA_LOG_LEVEL": "WARNING"}
+@contextmanager
+def serve_demo(tmp_path: Path, extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """``(base URL, demo accounts)`` of a demo server on SQLite (``extra_env``: more settings), stopped afterwards."""
+    env = {"MADRASA_DATA_DIR": str(tmp_path), "MADRASA_LOG_LEVEL": "WARNING", **(extra_env or {})}
     demo = run(["demo", "--no-serve"], env)
     assert demo.returncode == 0, demo.stderr
     accounts = json.loads((tmp_path / "demo-accounts.json").read_text())
@@ -89,6 +90,13 @@ def demo_server(tmp_path: Path) -> Iterator[tuple[str, list[dict[str, str]]]]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=10)
+
+
+@pytest.fixture
+def demo_server(tmp_path: Path) -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """``(base URL, demo accounts)`` of a demo server on SQLite, stopped afterwards."""
+    with serve_demo(tmp_path) as served:
+        yield served
 
 
 def account(accounts: list[dict[str, str]], role: str) -> dict[str, str]:

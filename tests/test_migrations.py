@@ -374,6 +374,7 @@ async def test_upgrade_from_an_earlier_state_keeps_the_data(scratch: Scratch):
         "core.m0006_login_devices",
         "core.m0007_guardian_invitations",
         "core.m0008_privacy",
+        "core.m0009_notifications",
         "attendance.m0002_notice_claims",
         "attendance.m0003_notice_retries",
         "grades.m0002_publication",
@@ -559,6 +560,7 @@ async def test_a_failed_dependency_check_applies_nothing(tmp_path: Path, monkeyp
         "core.m0006_login_devices",
         "core.m0007_guardian_invitations",
         "core.m0008_privacy",
+        "core.m0009_notifications",
         "zz.m0001_a",
         "aa.m0001_a",
     ]

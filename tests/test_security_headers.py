@@ -31,6 +31,7 @@ UNFILLED = {
     "batch_id": "00000000-0000-4000-8000-000000000000",  # /admin/onboarding/batches/…: no onboarding batch
     "job_id": "00000000-0000-4000-8000-000000000001",  # /my-data/{job_id}/download: no such export
     "path": "nothing-here",  # /schema/{path}: the viewer's own 404
+    "notification_id": 1,  # /notifications/{id}: not the director's (a 404), or theirs (a redirect)
 }
 STATIC_FILES = {
     "core": "htmx.min.js",

@@ -98,7 +98,8 @@ async def _rows(db: Database, query: str, *args: Any) -> list[dict[str, Any]]:
 
 
 async def person_sections(db: Database, person_id: int) -> list[DataSection]:
-    """Core's data about a person: account, roles, guardianships, staff record, logins, invitations, files."""
+    """Core's data about a person: account, roles, guardianships, staff record, logins, invitations, notifications,
+    files."""
     account = await _rows(
         db,
         "SELECT id, email, full_name, full_name_ar, locale, active, created_at, "
@@ -187,6 +188,44 @@ async def person_sections(db: Database, person_id: int) -> list[DataSection]:
                 person_id,
             ),
             "Invitations to link you to a pupil.",
+        ),
+        DataSection(
+            "notifications",
+            await _rows(
+                db,
+                "SELECT n.kind, n.text, n.link, t.slug AS tenant, n.created_at, n.read_at FROM notification n "
+                "LEFT JOIN tenant t ON t.id = n.tenant_id WHERE n.person_id = {} ORDER BY n.id",
+                person_id,
+            ),
+            "Notifications sent to you, and when you read them.",
+        ),
+        DataSection(
+            "notification_messages",
+            await _rows(
+                db,
+                "SELECT n.kind, d.channel, d.status, d.attempts, d.sent_at FROM notification_delivery d "
+                "JOIN notification n ON n.id = d.notification_id WHERE d.person_id = {} ORDER BY d.id",
+                person_id,
+            ),
+            "E-mails and SMS of those notifications.",
+        ),
+        DataSection(
+            "notification_preferences",
+            [
+                *await _rows(
+                    db,
+                    "SELECT kind, email, sms, digest, updated_at FROM notification_preference WHERE person_id = {} "
+                    "ORDER BY kind",
+                    person_id,
+                ),
+                *await _rows(
+                    db,
+                    "SELECT phone, quiet_start, quiet_end, updated_at FROM notification_setting WHERE person_id = {}",
+                    person_id,
+                ),
+            ],
+            "How you chose to receive notifications: channels per kind, quiet hours (minutes after midnight), "
+            "SMS number.",
         ),
         DataSection(
             "files",

@@ -6,11 +6,11 @@ has bounds: audit entries are kept at least a year (PostgreSQL enforces it too: 
 only purge them through ``madrasa_purge_audit``, see ``core/migrations/m0008_privacy.py``).
 
 The purge (job ``privacy.purge``, command ``madrasa purge``) deletes, region by region, what is older than
-the region's periods — audit entries and login records in core, notices and messages in the plugins that
-hold them (``madrasa_retention_purge``) — and writes one audit entry per region with the counts. Records of
-no region (platform audit entries, failed logins, reset links) follow the platform's periods. The job runs
-once a day on its own (:func:`core.schedule.every`, in whichever process runs jobs); ``madrasa purge`` runs it
-at once.
+the region's periods — audit entries, login records and notifications (as ``notices``) in core, notices and
+messages in the plugins that hold them (``madrasa_retention_purge``) — and writes one audit entry per region
+with the counts. Records of no region (platform audit entries, failed logins, reset links) follow the
+platform's periods. The job runs once a day on its own (:func:`core.schedule.every`, in whichever process runs
+jobs); ``madrasa purge`` runs it at once.
 """
 
 from __future__ import annotations
@@ -159,6 +159,21 @@ async def _purge_audit(db: Database, region_id: int | None, before: datetime) ->
     return await _count_delete(db, "audit_log", SQL("{} AND at < {}", where, before))
 
 
+async def purge_notifications(db: Database, region_id: int, before: datetime) -> int:
+    """The region's notifications older than ``before`` (notices to people), their e-mails and SMS and their
+    batches; returns the notifications deleted."""
+    old = SQL("region_id = {} AND created_at < {}", region_id, before)
+    await db.execute(
+        SQL(
+            "DELETE FROM notification_delivery WHERE notification_id IN (SELECT id FROM notification WHERE {})",
+            old,
+        )
+    )
+    removed = await _count_delete(db, "notification", old)
+    await _count_delete(db, "notification_batch", SQL("{} AND status = 'done'", old))
+    return removed
+
+
 async def _purge_logins(db: Database, region: TenantInfo | None, platform_id: int, before: datetime) -> int:
     """Ended sessions started at the region's portals (``None``: the platform's, and tenant-less records)."""
     ended = SQL("COALESCE(revoked_at, expires_at) < {}", before)
@@ -184,6 +199,7 @@ async def purge_node(services: Any, region: TenantInfo | None, now: datetime) ->
         counts["audit"] = await _purge_audit(db, None if region is None else region.id, cutoffs["audit"])
         counts["logins"] = await _purge_logins(db, region, platform_id, cutoffs["logins"])
         if region is not None:
+            counts["notices"] += await purge_notifications(db, region.id, cutoffs["notices"])
             for _plugin, call in services.plugins.callers("madrasa_retention_purge"):
                 for answer in call(db=db, region_id=region.id, cutoffs=cutoffs):
                     for kind, removed in ((await resolve(answer)) or {}).items():

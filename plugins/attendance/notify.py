@@ -1,4 +1,5 @@
-"""Delivering family notices and alerts: in-app (the rows themselves), e-mail and SMS, in each reader's language.
+"""Delivering family notices (in-app: the rows themselves; e-mail and SMS) and alerts (through the notification
+centre), in each reader's language.
 
 Delivery is a background job (``attendance.deliver``, :mod:`core.jobs`), enqueued after the transaction that
 created the rows committed: the teacher's request never waits for a mail server. The job claims notices
@@ -14,22 +15,25 @@ again if the pupil is marked absent or late later that day. Marks recorded after
 second e-mail or SMS (one message per child and day): the in-app notice always shows the day's marks as they
 are, and says that it changed since the message (``updated``).
 
-A mail server or SMS gateway that fails does not lose a message: each e-mail and SMS of a notice, and each e-mail
-of an alert, is recorded per person and channel, sent once, and tried again with a growing wait by the periodic
-``attendance.retry`` job until it goes out or runs out of tries (:mod:`plugins.attendance.retries`).
+A mail server or SMS gateway that fails does not lose a message: each e-mail and SMS of a notice is recorded per
+person and channel, sent once, and tried again with a growing wait by the periodic ``attendance.retry`` job until
+it goes out or runs out of tries (:mod:`plugins.attendance.retries`).
+
+Alerts go through the notification centre (``core.plugin_api.notify``, kind ``attendance.alert``): each recipient
+finds it in their inbox and, as their preferences say, by e-mail; the centre retries, and the school reads what
+became of them through ``notification_deliveries``.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from core.plugin_api import (
     LOCALES,
     MAX_SMS_CHARS,
     SQL,
-    Database,
     JobContext,
     JobQueueError,
     Mail,
@@ -39,12 +43,13 @@ from core.plugin_api import (
     gettext_,
     in_,
     locale_var,
+    notify,
     queue_of,
     scope_sql,
 )
 from plugins.attendance import retries
 from plugins.attendance.common import name_of
-from plugins.attendance.plugin import DELIVERY_JOB
+from plugins.attendance.plugin import ALERT_KIND, DELIVERY_JOB
 
 log = logging.getLogger("madrasa.attendance")
 
@@ -250,156 +255,78 @@ def mark_line(locale: str, mark: dict[str, Any]) -> str:
     )
 
 
-async def deliver_alerts(
-    services: Services, alert_ids: list[int], scope: Scope, school_id: int | None = None, *, sweep: bool = False
-) -> int:
-    """E-mail raised alerts to the pupil's guardians, homeroom teacher and the school's directors; returns how many
-    e-mails went out.
+async def deliver_alerts(services: Services, alert_ids: list[int], scope: Scope) -> int:
+    """Hand new alerts to the notification centre; returns how many were handed over.
 
-    Each e-mail is an ``attendance_delivery`` row. A run claims the new alerts' e-mails by inserting their rows
-    (``sending``; a second run for the same alert inserts nothing, so sends nothing), and the e-mails of the school
-    (``sweep``: of every school in ``scope``) whose next try is due or whose claim went stale; each outcome is
-    recorded as for notices (:func:`plugins.attendance.retries.after_try`).
+    Each alert goes to the pupil's guardians, homeroom teacher and the school's directors, in their language, in
+    the inbox and by e-mail (kind ``attendance.alert``); the centre sends, retries and counts. The key
+    ``attendance.alert:<id>`` makes a second run for the same alert send nothing.
     """
-    db = services.db
-    now = services.clock.utcnow()
-    lease = now + timedelta(minutes=STALE_MINUTES)
-    async with db.scoped(scope):
-        claimed = await _claim_new_alert_mail(db, alert_ids, scope, lease)
-        due = SQL("alert_id IS NOT NULL AND status IN ('retrying', 'sending') AND next_attempt_at <= {}", now)
-        if not sweep:
-            due = SQL("school_id = {}", school_id if school_id is not None else -1) & due
-        claimed += await db.fetch(
-            SQL(
-                "UPDATE attendance_delivery SET status = 'sending', next_attempt_at = {} WHERE {} AND {} "
-                "RETURNING id, alert_id, person_id, attempts",
-                lease,
-                due,
-                scope_sql(scope),
-            )
-        )
-        if not claimed:
-            return 0
-        alerts = {
-            a["id"]: a
-            for a in await db.fetch(
-                SQL(
-                    "SELECT a.id, a.minutes, a.school_id, st.first_name, st.last_name, st.first_name_ar, "
-                    "st.last_name_ar FROM attendance_alert a JOIN student st ON st.id = a.student_id WHERE a.id IN {}",
-                    in_(sorted({c["alert_id"] for c in claimed})),
-                )
-            )
-        }
-        people = {
-            p["id"]: p
-            for p in await db.fetch(
-                SQL(
-                    "SELECT id, email, locale FROM person WHERE id IN {}",
-                    in_(sorted({c["person_id"] for c in claimed})),
-                )
-            )
-        }
-    tried: dict[int, tuple[int, str | None]] = {}
-    for row in claimed:
-        alert, person = alerts.get(row["alert_id"]), people.get(row["person_id"])
-        if alert is None or person is None:
-            tried[row["id"]] = (retries.MAX_ATTEMPTS, "the alert or its recipient no longer exists")
-            continue
-        try:
-            await services.mailer.send(await _alert_mail(services, alert, person))
-            tried[row["id"]] = (row["attempts"], None)
-        except Exception as exc:
-            tried[row["id"]] = (row["attempts"], retries.describe(exc))
-            log.warning("attendance alert not delivered", extra={"alert": alert["id"], "error": tried[row["id"]][1]})
-    now = services.clock.utcnow()
-    async with db.scoped(scope):
-        for delivery_id, (attempts, error) in tried.items():
-            state = retries.after_try(attempts, error, now)
-            await db.execute(
-                "UPDATE attendance_delivery SET status = {}, attempts = {}, next_attempt_at = {}, last_error = {}, "
-                "sent_at = {} WHERE id = {} AND status = 'sending'",
-                state["status"],
-                state["attempts"],
-                state["next"],
-                state["error"],
-                state["sent_at"],
-                delivery_id,
-            )
-    return sum(1 for _, error in tried.values() if error is None)
-
-
-async def _claim_new_alert_mail(
-    db: Database, alert_ids: list[int], scope: Scope, lease: datetime
-) -> list[dict[str, Any]]:
-    """Insert a ``sending`` row per recipient of each new alert (inside the open transaction); the rows another run
-    inserted first are left to it."""
     if not alert_ids:
-        return []
-    claimed = []
-    for a in await db.fetch(
-        SQL(
-            "SELECT a.id, a.student_id, a.region_id, a.province_id, a.school_id, c.homeroom_teacher_id "
-            "FROM attendance_alert a JOIN school_class c ON c.id = a.class_id WHERE a.id IN {} AND {}",
-            in_(alert_ids),
-            scope_sql(scope, "a"),
-        )
-    ):
-        people = await db.fetch(
-            "SELECT DISTINCT p.id FROM person p WHERE p.active AND (p.id IN "
-            "(SELECT person_id FROM guardianship WHERE student_id = {}) OR p.id = {} OR p.id IN "
-            "(SELECT person_id FROM membership WHERE role = 'school_director' AND tenant_id = {})) ORDER BY p.id",
-            a["student_id"],
-            a["homeroom_teacher_id"] or -1,
-            a["school_id"],
-        )
-        for person in people:
-            row = await db.fetchrow(
-                "INSERT INTO attendance_delivery (region_id, province_id, school_id, alert_id, person_id, channel, "
-                "status, attempts, next_attempt_at, last_error) VALUES ({}, {}, {}, {}, {}, 'email', 'sending', 0, "
-                "{}, '') ON CONFLICT DO NOTHING RETURNING id, alert_id, person_id, attempts",
-                a["region_id"],
-                a["province_id"],
-                a["school_id"],
-                a["id"],
-                person["id"],
-                lease,
+        return 0
+    db = services.db
+    async with db.scoped(scope, write=False):
+        found = await db.fetch(
+            SQL(
+                "SELECT a.id, a.student_id, a.school_id, a.minutes, c.homeroom_teacher_id, st.first_name, "
+                "st.last_name, st.first_name_ar, st.last_name_ar FROM attendance_alert a "
+                "JOIN school_class c ON c.id = a.class_id JOIN student st ON st.id = a.student_id "
+                "WHERE a.id IN {} AND {}",
+                in_(alert_ids),
+                scope_sql(scope, "a"),
             )
-            if row is not None:
-                claimed.append(row)
-    return claimed
-
-
-async def _alert_mail(services: Services, alert: dict[str, Any], person: dict[str, Any]) -> Mail:
-    """The alert's e-mail to one person, in their language."""
-    school = await services.tenants.by_id(alert["school_id"])
-    locale = person["locale"] if person["locale"] in LOCALES else "fr"
-    pupil = name_of(alert, locale)
-    return Mail(
-        to=person["email"],
-        subject=translated(locale, "Attendance alert: {name}", name=pupil),
-        body=translated(
-            locale,
-            "{name} ({school}) has {hours} hours of unjustified absence in the last days. "
+        )
+        recipients = {
+            a["id"]: [
+                p["id"]
+                for p in await db.fetch(
+                    "SELECT DISTINCT p.id FROM person p WHERE p.active AND (p.id IN "
+                    "(SELECT person_id FROM guardianship WHERE student_id = {}) OR p.id = {} OR p.id IN "
+                    "(SELECT person_id FROM membership WHERE role = 'school_director' AND tenant_id = {})) "
+                    "ORDER BY p.id",
+                    a["student_id"],
+                    a["homeroom_teacher_id"] or -1,
+                    a["school_id"],
+                )
+            ]
+            for a in found
+        }
+    handed = 0
+    for alert in found:
+        school = await services.tenants.by_id(alert["school_id"])
+        if school is None:
+            continue
+        await notify(
+            services,
+            kind=ALERT_KIND,
+            recipients=recipients[alert["id"]],
+            tenant=school,
+            text="{name} ({school}) has {hours} hours of unjustified absence in the last days. "
             "Please get in touch with the school.",
-            name=pupil,
-            school=school.title(locale) if school else "",
-            hours=round(alert["minutes"] / 60, 1),
-        ),
-    )
+            params={
+                "name": {locale: name_of(alert, locale) for locale in LOCALES},
+                "school": {locale: school.title(locale) for locale in LOCALES},
+                "hours": round(alert["minutes"] / 60, 1),
+            },
+            link=f"/attendance/pupils/{alert['student_id']}",
+            key=f"{retries.ALERT_KEY}{alert['id']}",
+        )
+        handed += 1
+    return handed
 
 
 async def retry_job(job: JobContext) -> dict[str, int]:
-    """The periodic ``attendance.retry`` job: claim and send every notice and alert e-mail whose next try is due (and
-    the day's notices a lost queue left ``pending``), in every school of the job's scope."""
-    notices = await deliver_notices(job.services, [], job.scope, None, sweep=True)
-    return {"notices": notices, "alerts": await deliver_alerts(job.services, [], job.scope, None, sweep=True)}
+    """The periodic ``attendance.retry`` job: claim and send every notice whose next try is due (and the day's
+    notices a lost queue left ``pending``), in every school of the job's scope. Alerts are the notification
+    centre's to retry."""
+    return {"notices": await deliver_notices(job.services, [], job.scope, None, sweep=True)}
 
 
 async def deliver_job(job: JobContext, notices: list[int], alerts: list[int]) -> dict[str, int]:
     """The ``attendance.deliver`` job: send a register's notices and alerts (and the school's stale notices)."""
     school_id = job.scope_columns.get("school_id")
     sent = await deliver_notices(job.services, [int(n) for n in notices], job.scope, school_id)
-    alerted = await deliver_alerts(job.services, [int(a) for a in alerts], job.scope, school_id)
+    alerted = await deliver_alerts(job.services, [int(a) for a in alerts], job.scope)
     return {"notices": sent, "alerts": alerted}
 
 

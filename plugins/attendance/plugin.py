@@ -11,6 +11,7 @@ from core.plugin_api import (
     LessonOfWeek,
     MenuItem,
     MigrationSet,
+    NotificationKind,
     Permission,
     PluginInfo,
     RequestContext,
@@ -25,6 +26,8 @@ DELIVERY_JOB = "attendance.deliver"
 RETRY_JOB = "attendance.retry"
 #: How often it runs, in seconds.
 RETRY_EVERY_SECONDS = 60
+#: The notification kind of an alert (sent through the notification centre).
+ALERT_KIND = "attendance.alert"
 
 
 async def _deliver(job: JobContext, **params: Any) -> Any:
@@ -44,6 +47,13 @@ async def _retry(job: JobContext) -> Any:
 def madrasa_jobs() -> dict[str, Any]:
     """The notice-delivery job (queued after a register is taken) and the periodic retry of failed notices."""
     return {DELIVERY_JOB: _deliver, RETRY_JOB: _retry}
+
+
+@hookimpl
+def madrasa_notification_kinds() -> list[NotificationKind]:
+    """An alert (a pupil's unjustified hours over the region's threshold): in the inbox and by e-mail, to the
+    family, the homeroom teacher and the directors; a school or region may make it mandatory."""
+    return [NotificationKind(name=ALERT_KIND, label="Attendance alerts", mandatory_allowed=True)]
 
 
 @hookimpl

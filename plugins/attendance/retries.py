@@ -10,54 +10,28 @@ or ``dropped`` when the notice no longer has that message (the guardian unlinked
 
 The notice sums its messages up: ``sent`` when all went out, ``retrying`` (with ``next_attempt_at``, ``attempts``
 and ``last_error``) while one waits for another try, ``failed`` with the reason once one has run out of tries.
-An alert's e-mails (to the guardians, the homeroom teacher and the directors) have the same rows, keyed by
-``alert_id``. The periodic job ``attendance.retry`` (every minute, :mod:`core.schedule`) claims the notices and
-alert e-mails whose next try is due, so a mail server or SMS gateway that comes back is used without anyone asking.
+The periodic job ``attendance.retry`` (every minute, :mod:`core.schedule`) claims the notices whose next try is
+due, so a mail server or SMS gateway that comes back is used without anyone asking. An alert's e-mails go through
+the notification centre, which retries them by the same rule; :func:`undelivered_alerts` reads their state there
+(``attendance_delivery`` rows keyed by ``alert_id`` are from before alerts moved there).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from core.plugin_api import SQL, Database, in_
+from core.plugin_api import SQL, Database, in_, notification_deliveries, retry
 
-#: Tries of one message (the first one included) before it is given up as ``failed``.
-MAX_ATTEMPTS = 6
-#: The wait after the first failure; it doubles with each further failure.
-FIRST_WAIT = timedelta(minutes=2)
-#: The longest wait between two tries.
-LONGEST_WAIT = timedelta(hours=1)
-MAX_ERROR_CHARS = 500
-
-
-def backoff(attempts: int) -> timedelta:
-    """The wait after ``attempts`` failed tries: 2, 4, 8, 16, 32 minutes… at most an hour."""
-    return min(FIRST_WAIT * (2 ** max(attempts - 1, 0)), LONGEST_WAIT)
-
-
-def describe(exc: BaseException) -> str:
-    """A short reason for a failed send (the exception's type and message)."""
-    text = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
-    return text[:MAX_ERROR_CHARS]
-
-
-def after_try(attempts: int, error: str | None, now: datetime) -> dict[str, Any]:
-    """A message's state after one more try (``attempts``: the tries before it; ``error``: ``None`` if it went out):
-    ``sent``, ``retrying`` with the time of the next try, or ``failed`` after :data:`MAX_ATTEMPTS` tries."""
-    attempts += 1
-    if error is None:
-        return {"status": "sent", "attempts": attempts, "next": None, "error": "", "sent_at": now}
-    if attempts >= MAX_ATTEMPTS:
-        return {"status": "failed", "attempts": attempts, "next": None, "error": error, "sent_at": None}
-    return {
-        "status": "retrying",
-        "attempts": attempts,
-        "next": now + backoff(attempts),
-        "error": error,
-        "sent_at": None,
-    }
+#: The rule of every message the platform sends (``core.plugin_api.retry``): tries, first and longest wait.
+MAX_ATTEMPTS = retry.MAX_ATTEMPTS
+FIRST_WAIT = retry.FIRST_WAIT
+LONGEST_WAIT = retry.LONGEST_WAIT
+MAX_ERROR_CHARS = retry.MAX_ERROR_CHARS
+backoff = retry.backoff
+describe = retry.describe
+after_try = retry.after_try
 
 
 Key = tuple[int, str]  # (person id, channel)
@@ -159,6 +133,9 @@ async def record(db: Database, notice: dict[str, Any], deliveries: NoticeDeliver
 
 #: The states of a notice whose messages have not all gone out.
 UNDELIVERED = ("retrying", "failed")
+#: The key an alert is sent with through the notification centre (``attendance.alert:<id>``).
+ALERT_KEY = "attendance.alert:"
+NAMES = ("first_name", "last_name", "first_name_ar", "last_name_ar")
 
 
 async def undelivered(
@@ -180,34 +157,31 @@ async def undelivered(
 
 
 async def undelivered_alerts(db: Database, where: SQL, statuses: tuple[str, ...] = UNDELIVERED) -> list[dict[str, Any]]:
-    """The alerts in ``where`` (a scope filter on alias ``d``) with an e-mail still retrying or given up, newest
-    first: the alert's pupil, ``retrying`` while one of its e-mails waits (else ``failed``), the most tries, the
-    next try and the errors (inside an open transaction)."""
+    """The alerts in ``where`` (a scope filter on alias ``d``, the alert) with an e-mail the notification centre
+    is still retrying or gave up, newest first: the alert's pupil, ``retrying`` while one of its e-mails waits
+    (else ``failed``), the most tries, the next try and the errors (inside an open transaction)."""
     rows = await db.fetch(
         SQL(
-            "SELECT a.id, a.student_id, a.created_at, a.school_id, st.first_name, st.last_name, st.first_name_ar, "
-            "st.last_name_ar, d.status, d.attempts, d.next_attempt_at, d.last_error FROM attendance_delivery d "
-            "JOIN attendance_alert a ON a.id = d.alert_id JOIN student st ON st.id = a.student_id "
-            "WHERE d.alert_id IS NOT NULL AND d.status IN {} AND {} ORDER BY a.created_at DESC, a.id DESC, d.id",
-            in_(UNDELIVERED),
+            "SELECT d.id, d.student_id, d.created_at, d.school_id, st.first_name, st.last_name, st.first_name_ar, "
+            "st.last_name_ar FROM attendance_alert d JOIN student st ON st.id = d.student_id WHERE {} "
+            "ORDER BY d.created_at DESC, d.id DESC LIMIT 500",
             where,
         )
     )
-    grouped: dict[int, list[dict[str, Any]]] = {}
-    for r in rows:
-        grouped.setdefault(r["id"], []).append(r)
+    sent = await notification_deliveries(db, [f"{ALERT_KEY}{r['id']}" for r in rows])
     out = []
-    for group in grouped.values():
-        first = group[0]
+    for alert in rows:
+        group = [d for d in sent[f"{ALERT_KEY}{alert['id']}"] if d["status"] in UNDELIVERED]
+        if not group:
+            continue
         waiting = [d for d in group if d["status"] == "retrying"]
         status = "retrying" if waiting else "failed"
         if status not in statuses:
             continue
-        names = ("first_name", "last_name", "first_name_ar", "last_name_ar")
         out.append(
-            {name: first[name] for name in ("id", "student_id", "school_id", *names)}
+            {name: alert[name] for name in ("id", "student_id", "school_id", *NAMES)}
             | {
-                "on_date": first["created_at"],
+                "on_date": alert["created_at"],
                 "status": status,
                 "attempts": max(int(d["attempts"]) for d in group),
                 "next_attempt_at": min((d["next_attempt_at"] for d in waiting), default=None),

@@ -33,6 +33,7 @@ from core.plugin_api import (
     LessonOfWeek,
     MenuItem,
     MigrationSet,
+    NotificationKind,
     Permission,
     PluginInfo,
     Scope,
@@ -192,6 +193,20 @@ class OutboxSms:
 def madrasa_backends() -> list[Backend]:
     """An SMS gateway, chosen by name in the settings."""
     return [Backend(kind="sms", name="example-outbox", factory=lambda settings: OutboxSms())]
+
+
+@hookimpl
+def madrasa_notification_kinds() -> list[NotificationKind]:
+    """One kind of notification: a note was added (in the inbox, by e-mail; SMS where the school allows it)."""
+    return [
+        NotificationKind(
+            name="example.note",
+            label="A note was added",
+            channels=frozenset({"email"}),
+            sms_eligible=True,
+            mandatory_allowed=True,
+        )
+    ]
 
 
 @hookimpl
