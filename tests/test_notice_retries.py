@@ -282,6 +282,10 @@ async def test_after_the_last_try_the_notice_fails_with_the_reason_shown_to_the_
     page = await world.api("GET", "/attendance/", as_=director, tenant=A)
     assert page.status_code == 200
     assert f'data-notice="{n["id"]}" data-status="failed"' in page.text and "ConnectionRefusedError" in page.text
+    # The pupil's name leads to the school's page of the pupil, which the director may open (not the family's).
+    link = f"/t/{A}/school/pupils/{listed['student_id']}"
+    assert f'href="{link}"' in page.text
+    assert (await world.api("GET", f"/school/pupils/{listed['student_id']}", as_=director, tenant=A)).status_code == 200
     # Another school's director does not see it; a guardian may not list the school's notices.
     other = await world.api(
         "GET", "/api/v1/attendance/undelivered", as_="director.lycee-moulay-youssef@test.ma", tenant=base.B
