@@ -14,7 +14,7 @@ does), migrates it, and measures:
 * **semester close**: :func:`plugins.grades.close.compute_results` for every school of the region (the
   application role, ``Scope.everything()``), one timed first close (results emptied and a checkpoint
   taken before, untimed), target ≤ 120 s; checked against ``semester_close.hand_written`` run the same
-  way (rows compared with ``EXCEPT ALL`` both ways and aggregates: ``semester_close.snapshot`` and
+  way just after (rows compared with ``EXCEPT ALL`` both ways and aggregates: ``semester_close.snapshot`` and
   ``differing_rows``);
 * **results-day read mix**: the term is then closed for every school (``grade_term_close``), one real
   report card (French, rendered by ``plugins.grades.bulletins``) is stored for each of ``--sessions``
@@ -82,6 +82,7 @@ from benchmarks.grades_load import (  # noqa: E402
     Guardian,
     Target,
     add_marks,
+    backend_cpu,
     check_all,
     loadavg,
     lua_script,
@@ -325,10 +326,8 @@ async def semester_close(pg: PgWorld, settings_kw: dict[str, Any]) -> Close:
     db = services.db
     await db.start()
     try:
-        await prepare_run(pg)
-        hand_seconds = await hand_written(pg.url(pg.app_role), term_id, school_ids)
-        log(f"  hand-written {hand_seconds:.1f} s")
-        hand = await snapshot(admin, "hand")
+        # The app first (the figure with the target), then the hand-written statement; the rows left for the
+        # reads are the hand-written statement's, compared equal to the app's just below.
         await prepare_run(pg)
         began = time.perf_counter()
         async with db.scoped(Scope.everything()):
@@ -336,6 +335,10 @@ async def semester_close(pg: PgWorld, settings_kw: dict[str, Any]) -> Close:
         app_seconds = time.perf_counter() - began
         log(f"  app          {app_seconds:.1f} s")
         app = await snapshot(admin, "app")
+        await prepare_run(pg)
+        hand_seconds = await hand_written(pg.url(pg.app_role), term_id, school_ids)
+        log(f"  hand-written {hand_seconds:.1f} s")
+        hand = await snapshot(admin, "hand")
         differing = await differing_rows(admin)
         for table in SNAPSHOT_COLUMNS:
             for label in ("app", "hand"):
@@ -364,6 +367,7 @@ class Mix:
     bulletin_ids: dict[int, int]
     pdf_bytes: int
     sessions_seconds: float
+    kinds: list[tuple[str, float, float]] = field(default_factory=list)
 
 
 async def prepare_mix(pg: PgWorld, settings_kw: dict[str, Any], sessions: int) -> Mix:
@@ -426,6 +430,29 @@ async def prepare_mix(pg: PgWorld, settings_kw: dict[str, Any], sessions: int) -
     return Mix(guardians, bulletin_ids, len(pdf), time.perf_counter() - began)
 
 
+async def each_kind(
+    base: str, kinds: dict[str, list[tuple[str, dict[str, str]]]], database: str, count: int
+) -> list[tuple[str, float, float]]:
+    """``(kind, mean ms, database CPU µs)`` per request of each kind, over ``count`` sequential requests."""
+    import httpx
+
+    out = []
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        for kind, requests in kinds.items():
+            before = backend_cpu(database)
+            began = time.perf_counter()
+            for i in range(count):
+                path, headers = requests[i % len(requests)]
+                response = await client.get(path, headers=headers)
+                if response.status_code != 200:
+                    raise RuntimeError(f"{kind} {path}: {response.status_code} {response.text[:200]}")
+            seconds = time.perf_counter() - began
+            after = backend_cpu(database)
+            pg = sum(max(0.0, cpu - before.get(pid, 0.0)) for pid, cpu in after.items())
+            out.append((kind, seconds * 1000 / count, pg * 1e6 / count))
+    return out
+
+
 @dataclass
 class MixRun:
     label: str
@@ -454,6 +481,8 @@ def load_mix(
     requests = mix_requests(reads, downloads)
     log(f"checking every request once over HTTP ({len(reads)} reads, {len(downloads)} downloads) …")
     asyncio.run(check_all([(base + p, "mix", h) for p, h in [*reads, *downloads]]))
+    kinds = {"marks": reads[0::2], "averages": reads[1::2], "report card": downloads}
+    mix.kinds = asyncio.run(each_kind(base, kinds, database, args.probe))
     script = tmp / "mix.lua"
     script.write_text(lua_script(requests))
     target = Target("results day", server, base, requests, script)
@@ -650,6 +679,12 @@ def report(
         f"(distinct children), bearer tokens; madrasa serve, 1 uvicorn worker, pool {POOL_MIN}..{POOL_MAX}; "
         f"wrk -t1 --latency, {args.warmup:g} s warm-up + {args.duration:g} s per run; load average before: {busy}"
     )
+    log(
+        f"  each kind alone, {args.probe} sequential requests: "
+        + "; ".join(
+            f"{kind} {ms:.1f} ms and {pg_us:,.0f} µs of database CPU per request" for kind, ms, pg_us in mix.kinds
+        )
+    )
     header = f"  {'mode':<24} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  {'server µs':>9} {'pg µs':>6}"
     log(header)
     log("  " + "-" * (len(header) - 2))
@@ -718,6 +753,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run (default 10)")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds before each run (default 2)")
     parser.add_argument("--sessions", type=int, default=500, help="distinct guardians in the mix (default 500)")
+    parser.add_argument(
+        "--probe", type=int, default=40, help="sequential requests of each kind alone, before the mix (default 40)"
+    )
     parser.add_argument("--rss-every", type=float, default=10.0, help="seconds between RSS lines (default 10)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL, help="PostgreSQL superuser URL")
@@ -735,8 +773,8 @@ def main(argv: list[str] | None = None) -> int:
             roles_of(args.skip_generate)
     except ValueError as exc:
         parser.error(str(exc))
-    if args.duration <= 0 or args.sessions < 1 or args.rss_every <= 0:
-        parser.error("--duration and --rss-every > 0 and --sessions ≥ 1 please")
+    if args.duration <= 0 or args.sessions < 1 or args.rss_every <= 0 or args.probe < 1:
+        parser.error("--duration and --rss-every > 0, --sessions and --probe ≥ 1 please")
     signal.signal(signal.SIGTERM, _raise_interrupt)
     return benchmark(args)
 
