@@ -8,21 +8,23 @@ does), migrates it, and measures:
   its own (``benchmarks/generate.py --child``) whose resident memory (its process tree's ``VmRSS``) is
   sampled every ``--rss-every`` seconds; then, set-based as the owner, the sheets, assessments and marks
   of ``benchmarks/semester_close.py`` (``data_sql``: ``--marks-per-pupil`` marks per pupil, 36 million by
-  default), every sheet published, ``VACUUM ANALYZE`` (``grades_load.add_marks``). Rows per second of
-  each part and of the whole (target ≥ 50,000), and the memory samples (flat: the peak of the run's second
-  half at most 25 % above the first half's, which holds the start-up);
+  default), every sheet published, ``VACUUM ANALYZE`` (``grades_load.add_marks``), the secondary indexes
+  of ``grade_mark`` dropped before and built again after (a bulk load). Rows per second of each part and
+  of the whole (target ≥ 50,000), and the memory samples (flat: the peak of the run's second half at most
+  25 % above the first half's, which holds the start-up);
 * **semester close**: :func:`plugins.grades.close.compute_results` for every school of the region (the
   application role, ``Scope.everything()``), one timed first close (results emptied and a checkpoint
   taken before, untimed), target ≤ 120 s; checked against ``semester_close.hand_written`` run the same
-  way just after (rows compared with ``EXCEPT ALL`` both ways and aggregates: ``semester_close.snapshot`` and
-  ``differing_rows``);
+  way just after (rows compared with ``EXCEPT ALL`` both ways and aggregates:
+  ``semester_close.snapshot`` and ``differing_rows``);
 * **results-day read mix**: the term is then closed for every school (``grade_term_close``), one real
   report card (French, rendered by ``plugins.grades.bulletins``) is stored for each of ``--sessions``
   guardians' children (the same PDF under each child's own key and row), and ``madrasa serve`` (one
   uvicorn worker, asyncpg pool 2..10) is loaded by ``wrk`` as ``benchmarks/grades_load.py`` does (its
   Lua rotation, its CPU meter), over a list in which 9 requests in 10 read published marks
   (``/api/v1/me/pupils/{id}/marks``) or averages (``…/results``) in turn and 1 in 10 downloads a report
-  card (``/api/v1/grades/bulletins/{id}``), at each ``--connections`` level: req/s and p99;
+  card (``/api/v1/grades/bulletins/{id}``), at each ``--connections`` level: req/s and p99; before it,
+  ``--probe`` sequential requests of each kind alone (latency and database CPU per request);
 * **size**: ``pg_database_size``, the largest tables, and the disk of the server's data directory.
 
 ``--cache`` and ``--replica`` name the results-day cache and one read replica: neither exists in this
@@ -31,14 +33,14 @@ build (no response cache; ``Settings.replica_urls`` is read by nothing), so each
 the same :func:`load_mix`.
 
     .venv/bin/python benchmarks/national.py [--pupils 1200000] [--marks-per-pupil 30] [--connections 10,50]
-        [--duration 10] [--warmup 2] [--sessions 500] [--rss-every 10] [--seed 1] [--keep]
+        [--duration 10] [--warmup 2] [--sessions 500] [--probe 40] [--rss-every 10] [--seed 1] [--keep]
         [--skip-generate DBNAME] [--cache] [--replica]
 
 ``--keep`` keeps the database and its roles (their names are printed); ``--skip-generate DBNAME`` runs
 the close, the reads and the sizes again on a kept database (new passwords are set on its two roles).
-The database and roles, made or reused, are dropped at the end unless ``--keep``, also on error or Ctrl-C.
-Below 1.2 million pupils the report adds the figures projected linearly to 1.2 million, labelled as such. Exit status 0
-unless something crashed.
+The database and roles, made or reused, are dropped at the end unless ``--keep``, also on error or
+Ctrl-C. Below 1.2 million pupils the report adds the figures projected linearly to 1.2 million,
+labelled as projections. Exit status 0 unless something crashed.
 """
 
 from __future__ import annotations
@@ -46,7 +48,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import secrets
 import shutil
 import signal
@@ -55,7 +56,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +78,6 @@ from benchmarks.generate import DEFAULT_ADMIN_URL, PgWorld, child_env, create_pg
 from benchmarks.grades_load import (  # noqa: E402
     POOL_MAX,
     POOL_MIN,
-    Cpu,
-    Guardian,
     Target,
     add_marks,
     backend_cpu,
@@ -89,22 +87,20 @@ from benchmarks.grades_load import (  # noqa: E402
     pick_guardians,
     run_wrk,
 )
-from benchmarks.request_overhead import LoadResult, Server, _raise_interrupt, free_port, madrasa_command  # noqa: E402
+from benchmarks.national_report import (  # noqa: E402
+    FULL_PUPILS,
+    READS_PER_DOWNLOAD,
+    Close,
+    Generation,
+    Mix,
+    MixRun,
+    log,
+    report,
+)
+from benchmarks.request_overhead import Server, _raise_interrupt, free_port, madrasa_command  # noqa: E402
 
-TARGET_ROWS_PER_SECOND = 50_000
-FULL_PUPILS = 1_200_000
-#: Pupils in Morocco's schools, roughly: the national projection of the database size.
-NATION_PUPILS = 8_000_000
-TARGET_CLOSE_SECONDS = 120.0
-#: Memory counts as flat when the second half of the run peaks at most this much above the first half.
-FLAT_RATIO = 1.25
-READS_PER_DOWNLOAD = 9
 MAX_ASSESSMENTS = 3
 GENERATE_SCRIPT = ROOT / "benchmarks" / "generate.py"
-
-
-def log(message: str = "") -> None:
-    print(message, flush=True)
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -158,19 +154,6 @@ def mix_requests(
     return out
 
 
-def flat_memory(samples: Sequence[tuple[float, float]]) -> tuple[float, float, bool]:
-    """``(peak of the first half, peak of the second half, flat)`` of RSS samples ``(seconds, MiB)``.
-
-    The first half holds the start-up (imports, the tenants); flat: the second half's peak at most
-    :data:`FLAT_RATIO` times the first half's. The two halves share the middle sample.
-    """
-    if not samples:
-        raise ValueError("no memory samples")
-    first = max(m for _, m in samples[: (len(samples) + 1) // 2])
-    second = max(m for _, m in samples[len(samples) // 2 :])
-    return first, second, second <= first * FLAT_RATIO
-
-
 def roles_of(database: str) -> tuple[str, str]:
     """The owner and application roles of a database made by this script (``madrasa_national_<suffix>``)."""
     prefix = "madrasa_national_"
@@ -180,26 +163,7 @@ def roles_of(database: str) -> tuple[str, str]:
     return f"madrasa_nationalown_{suffix}", f"madrasa_nationalapp_{suffix}"
 
 
-def scaled(value: float, measured_pupils: int, full_pupils: int) -> float:
-    """A figure measured on ``measured_pupils`` projected linearly to ``full_pupils`` (a projection)."""
-    if measured_pupils < 1:
-        raise ValueError("measured_pupils must be at least 1")
-    return value * full_pupils / measured_pupils
-
-
 # --------------------------------------------------------------------------- generation
-
-
-@dataclass
-class Generation:
-    generator_rows: int = 0
-    generator_seconds: float = 0.0
-    generator_counts: dict[str, int] = field(default_factory=dict)
-    maxrss_mib: float = 0.0
-    rss: list[tuple[float, float]] = field(default_factory=list)
-    marks_rows: int = 0
-    marks_seconds: float = 0.0
-    marks_insert_seconds: float = 0.0
 
 
 def run_generator(pg: PgWorld, data_dir: str, schools: int, per_school: int, seed: int, every: float) -> Generation:
@@ -286,17 +250,6 @@ async def _rows(owner: asyncpg.Connection) -> int:
 # --------------------------------------------------------------------------- the close
 
 
-@dataclass
-class Close:
-    app_seconds: float
-    hand_seconds: float
-    differing: dict[str, int]
-    same_aggregates: bool
-    stats: Any
-    facts: dict[str, Any]
-    version: str
-
-
 async def semester_close(pg: PgWorld, settings_kw: dict[str, Any]) -> Close:
     """One timed first close by the app and one by the hand-written statement; their rows compared."""
     from benchmarks.semester_close import (
@@ -359,15 +312,6 @@ async def semester_close(pg: PgWorld, settings_kw: dict[str, Any]) -> Close:
 
 
 # --------------------------------------------------------------------------- the read mix
-
-
-@dataclass
-class Mix:
-    guardians: list[Guardian]
-    bulletin_ids: dict[int, int]
-    pdf_bytes: int
-    sessions_seconds: float
-    kinds: list[tuple[str, float, float]] = field(default_factory=list)
 
 
 async def prepare_mix(pg: PgWorld, settings_kw: dict[str, Any], sessions: int) -> Mix:
@@ -453,14 +397,6 @@ async def each_kind(
     return out
 
 
-@dataclass
-class MixRun:
-    label: str
-    connections: int
-    result: LoadResult
-    cpu: Cpu
-
-
 def load_mix(
     base: str, server: Server, mix: Mix, database: str, levels: Sequence[int], args: argparse.Namespace, tmp: Path
 ) -> list[MixRun]:
@@ -518,10 +454,6 @@ async def sizes(pg: PgWorld) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- the run
-
-
-def _size(n: float) -> str:
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
 def benchmark(args: argparse.Namespace) -> int:
@@ -595,147 +527,6 @@ async def _reset_passwords(pg: PgWorld) -> None:
             await admin.execute(f"ALTER ROLE {role} PASSWORD '{pg.password}'")
     finally:
         await admin.close()
-
-
-def _verdict(ok: bool) -> str:
-    return "met" if ok else "NOT met"
-
-
-def report(
-    args: argparse.Namespace,
-    schools: int,
-    per_school: int,
-    gen: Generation | None,
-    close: Close,
-    mix: Mix,
-    runs: list[MixRun],
-    size: dict[str, Any],
-    busy: str,
-    total_seconds: float,
-) -> None:
-    f = close.facts
-    log()
-    log(f"national benchmark on PostgreSQL {close.version}, {os.cpu_count()} cores, application role (RLS on)")
-    log(
-        f"data: {f['schools']:,} schools, {f['classes']:,} classes, {f['pupils']:,} pupils, {f['sheets']:,} sheets, "
-        f"{f['assessments']:,} assessments, {f['marks']:,} marks ({f['absent']:,} absent, {f['excused']:,} excused, "
-        f"{f['not_entered']:,} not entered); {f['left_class']:,} pupils left their class"
-    )
-    log()
-    if gen is None:
-        log("generation: skipped (--skip-generate)")
-    else:
-        total_rows = gen.generator_rows + gen.marks_rows
-        total_seconds_gen = gen.generator_seconds + gen.marks_seconds
-        rate = total_rows / total_seconds_gen
-        log("generation                        rows     seconds      rows/s")
-        log(
-            f"  generator (app role, Python) {gen.generator_rows:>12,} {gen.generator_seconds:>9.1f} "
-            f"{gen.generator_rows / gen.generator_seconds:>11,.0f}"
-        )
-        log(
-            f"  marks (owner, set-based)     {gen.marks_rows:>12,} {gen.marks_seconds:>9.1f} "
-            f"{gen.marks_rows / gen.marks_seconds:>11,.0f}   (publish, ANALYZE and index rebuild included)"
-        )
-        log(f"  total                        {total_rows:>12,} {total_seconds_gen:>9.1f} {rate:>11,.0f}")
-        first, last, flat = flat_memory(gen.rss)
-        shown = gen.rss[:: max(1, len(gen.rss) // 12)]
-        log(
-            "  generator RSS (process tree, MiB) at s: "
-            + ", ".join(f"{t:.0f}:{m:.0f}" for t, m in shown)
-            + f"; last {gen.rss[-1][1]:.0f}; peak (ru_maxrss) {gen.maxrss_mib:.0f}"
-        )
-        log(
-            f"  rows/s ≥ {TARGET_ROWS_PER_SECOND:,} (total): {rate:,.0f} → {_verdict(rate >= TARGET_ROWS_PER_SECOND)}; "
-            f"memory flat (peak of the second half ≤ {FLAT_RATIO:.2f} × the first's: {last:.0f} / {first:.0f} MiB) → "
-            f"{_verdict(flat)}"
-        )
-    log()
-    stats = close.stats
-    marks = f["marks"]
-    log(
-        f"semester close (one first close each, results emptied + CHECKPOINT before): app {close.app_seconds:.1f} s "
-        f"({marks / close.app_seconds:,.0f} marks/s), hand-written {close.hand_seconds:.1f} s; "
-        f"ratio {close.app_seconds / close.hand_seconds:.2f}"
-    )
-    log(
-        f"  wrote {stats.subject_results:,} subject results, {stats.general_results:,} general results "
-        f"({stats.ranked:,} ranked), {stats.class_stats:,} class statistics rows"
-    )
-    identical = not any(close.differing.values()) and close.same_aggregates
-    log(
-        f"  app = hand-written: differing rows {close.differing}, aggregates "
-        f"{'equal' if close.same_aggregates else 'DIFFERENT'} → {'identical' if identical else 'NOT identical'}"
-    )
-    log(
-        f"  close ≤ {TARGET_CLOSE_SECONDS:.0f} s: {close.app_seconds:.1f} s → "
-        f"{_verdict(close.app_seconds <= TARGET_CLOSE_SECONDS)}"
-    )
-    log()
-    log(
-        f"results-day read mix: {READS_PER_DOWNLOAD} in {READS_PER_DOWNLOAD + 1} requests read published marks "
-        f"(/api/v1/me/pupils/{{id}}/marks) or averages (…/results) in turn, 1 in {READS_PER_DOWNLOAD + 1} downloads "
-        f"a report card (/api/v1/grades/bulletins/{{id}}, {mix.pdf_bytes:,} B PDF); {len(mix.guardians)} guardians "
-        f"(distinct children), bearer tokens; madrasa serve, 1 uvicorn worker, pool {POOL_MIN}..{POOL_MAX}; "
-        f"wrk -t1 --latency, {args.warmup:g} s warm-up + {args.duration:g} s per run; load average before: {busy}"
-    )
-    log(
-        f"  each kind alone, {args.probe} sequential requests: "
-        + "; ".join(
-            f"{kind} {ms:.1f} ms and {pg_us:,.0f} µs of database CPU per request" for kind, ms, pg_us in mix.kinds
-        )
-    )
-    header = f"  {'mode':<24} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  {'server µs':>9} {'pg µs':>6}"
-    log(header)
-    log("  " + "-" * (len(header) - 2))
-    for r in runs:
-        res = r.result
-        bad = f"  !! {res.bad_responses} non-2xx/3xx, {res.errors} errors" if res.bad_responses or res.errors else ""
-        server_us = f"{r.cpu.server_us:9.0f}" if r.cpu.server_us is not None else f"{'-':>9}"
-        pg_us = f"{r.cpu.pg_us:6.0f}" if r.cpu.pg_us is not None else f"{'-':>6}"
-        log(
-            f"  {r.label:<24} {r.connections:>5} {res.rps:8.1f} {res.p50_ms or 0:8.2f} {res.p99_ms or 0:8.2f}  "
-            f"{server_us} {pg_us}{bad}"
-        )
-    for mode, asked in (("with the results-day cache", args.cache), ("with one read replica", args.replica)):
-        log(f"  {mode:<38} not available on this build{' (asked for)' if asked else ''}")
-    log()
-    disk = size["disk"]
-    log(
-        f"size: pg_database_size {_size(size['database'])}; disk of {size['data_dir']}: {_size(disk.used)} used, "
-        f"{_size(disk.free)} free of {_size(disk.total)}"
-    )
-    for name, total, heap in size["tables"]:
-        log(f"  {name:<28} {_size(total):>10} (table {_size(heap)}, indexes and TOAST {_size(total - heap)})")
-    per_pupil = size["database"] / f["pupils"]
-    log(
-        f"  {per_pupil / 1024:.1f} KiB per pupil; projected linearly (a projection, not a measurement) to "
-        f"{NATION_PUPILS / 1e6:.0f} M pupils (the nation): {_size(per_pupil * NATION_PUPILS)}"
-    )
-    if f["pupils"] < FULL_PUPILS:
-        log()
-        log(projection(f["pupils"], gen, close, size["database"]))
-    log(f"total time {total_seconds:.0f} s; load average now {loadavg()}")
-
-
-def projection(pupils: int, gen: Generation | None, close: Close, database_bytes: int) -> str:
-    """The figures of a smaller run projected linearly to :data:`FULL_PUPILS` pupils (not measurements)."""
-
-    def at_full(value: float) -> float:
-        return scaled(value, pupils, FULL_PUPILS)
-
-    parts = []
-    if gen is not None:
-        parts.append(
-            f"generation {at_full(gen.generator_seconds + gen.marks_seconds):.0f} s "
-            f"(generator {at_full(gen.generator_seconds):.0f} s, marks {at_full(gen.marks_seconds):.0f} s)"
-        )
-    parts.append(f"close (app) {at_full(close.app_seconds):.0f} s, hand-written {at_full(close.hand_seconds):.0f} s")
-    parts.append(f"database {_size(at_full(database_bytes))}")
-    return (
-        f"PROJECTED to {FULL_PUPILS:,} pupils, linearly from this run's {pupils:,} (a projection, not a "
-        "measurement; rows/s and req/s do not scale with the size): " + "; ".join(parts)
-    )
 
 
 def _levels(text: str) -> list[int]:

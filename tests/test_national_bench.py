@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import national  # noqa: E402
+from benchmarks import national, national_report  # noqa: E402
 
 
 def test_sheet_shape_prefers_three_assessments_per_subject() -> None:
@@ -51,12 +51,12 @@ def test_mix_has_nine_reads_per_download_and_uses_every_request() -> None:
 
 def test_flat_memory_compares_the_two_halves_of_the_run() -> None:
     start_up_then_steady = [(0, 7.0), (1, 41.0), (2, 79.0), (3, 79.0), (4, 80.0)]
-    assert national.flat_memory(start_up_then_steady) == (79.0, 80.0, True)
+    assert national_report.flat_memory(start_up_then_steady) == (79.0, 80.0, True)
     growing = [(t, 80.0 + 20 * t) for t in range(6)]
-    first, second, flat = national.flat_memory(growing)
+    first, second, flat = national_report.flat_memory(growing)
     assert (first, second, flat) == (120.0, 180.0, False)
     with pytest.raises(ValueError):
-        national.flat_memory([])
+        national_report.flat_memory([])
 
 
 def test_roles_of_a_kept_database_and_a_foreign_name_refused() -> None:
@@ -70,9 +70,9 @@ def test_roles_of_a_kept_database_and_a_foreign_name_refused() -> None:
 
 
 def test_scaled_is_a_linear_projection() -> None:
-    assert national.scaled(5.0, 20_000, 1_200_000) == pytest.approx(300.0)
+    assert national_report.scaled(5.0, 20_000, 1_200_000) == pytest.approx(300.0)
     with pytest.raises(ValueError):
-        national.scaled(1.0, 0, 10)
+        national_report.scaled(1.0, 0, 10)
 
 
 def test_bad_options_stop_with_a_clear_message(capsys: pytest.CaptureFixture[str]) -> None:
