@@ -132,7 +132,7 @@ def data_sql(subjects: int = SUBJECTS_PER_CLASS, assessments: int = ASSESSMENTS_
                now()
         FROM (
           SELECT a.region_id, a.province_id, a.school_id, a.id AS assessment_id, e.student_id, a.max_score,
-                 ((e.student_id * 7919) % 1000) / 1000.0 AS ability, random() AS r, random() AS noise
+                 ((e.student_id::bigint * 7919) % 1000) / 1000.0 AS ability, random() AS r, random() AS noise
           FROM grade_assessment a JOIN enrolment e ON e.class_id = a.class_id AND e.ends_on IS NULL
           WHERE a.term_id = $1
         ) x
