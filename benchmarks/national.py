@@ -182,15 +182,20 @@ def run_generator(pg: PgWorld, data_dir: str, schools: int, per_school: int, see
         )
         began = time.perf_counter()
         next_log = began
-        while proc.poll() is None:
-            now = time.perf_counter()
-            rss = tree_rss_mib(proc.pid)
-            if rss:
-                gen.rss.append((now - began, rss))
-                if now >= next_log:
-                    log(f"  generator: {now - began:6.0f} s, RSS {rss:7.1f} MiB")
-                    next_log = now + every
-            time.sleep(min(0.5, every))
+        try:
+            while proc.poll() is None:
+                now = time.perf_counter()
+                rss = tree_rss_mib(proc.pid)
+                if rss:
+                    gen.rss.append((now - began, rss))
+                    if now >= next_log:
+                        log(f"  generator: {now - began:6.0f} s, RSS {rss:7.1f} MiB")
+                        next_log = now + every
+                time.sleep(min(0.5, every))
+        finally:
+            if proc.poll() is None:  # interrupted: the generator goes too (this process's child, by its id)
+                proc.terminate()
+                proc.wait(30)
     if proc.returncode:
         raise RuntimeError(f"the generator exited with {proc.returncode}")
     result = json.loads(out_file.read_text().strip().splitlines()[-1])
