@@ -96,6 +96,7 @@ from benchmarks.national_report import (  # noqa: E402
     MixRun,
     log,
     report,
+    size_text,
 )
 from benchmarks.request_overhead import Server, _raise_interrupt, free_port, madrasa_command  # noqa: E402
 
@@ -488,6 +489,11 @@ def benchmark(args: argparse.Namespace) -> int:
             gen = run_generator(pg, str(tmp), schools, per_school, args.seed, args.rss_every)
             log(f"  {gen.generator_rows:,} rows in {gen.generator_seconds:.1f} s")
             asyncio.run(add_all_marks(pg, gen, args.marks_per_pupil))
+            generated = asyncio.run(sizes(pg))
+            log(
+                f"  generation {gen.generator_rows + gen.marks_rows:,} rows in "
+                f"{gen.generator_seconds + gen.marks_seconds:.1f} s; database {size_text(generated['database'])}"
+            )
         settings_kw = app_settings(pg, tmp / "data")
         close = asyncio.run(semester_close(pg, settings_kw))
         log(f"sessions and report cards for {args.sessions} guardians …")

@@ -89,7 +89,7 @@ class MixRun:
     cpu: Cpu
 
 
-def _size(n: float) -> str:
+def size_text(n: float) -> str:
     return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
@@ -198,15 +198,16 @@ def report(
     log()
     disk = size["disk"]
     log(
-        f"size: pg_database_size {_size(size['database'])}; disk of {size['data_dir']}: {_size(disk.used)} used, "
-        f"{_size(disk.free)} free of {_size(disk.total)}"
+        f"size: pg_database_size {size_text(size['database'])}; disk of {size['data_dir']}: "
+        f"{size_text(disk.used)} used, {size_text(disk.free)} free of {size_text(disk.total)}"
     )
     for name, total, heap in size["tables"]:
-        log(f"  {name:<28} {_size(total):>10} (table {_size(heap)}, indexes and TOAST {_size(total - heap)})")
+        rest = size_text(total - heap)
+        log(f"  {name:<28} {size_text(total):>10} (table {size_text(heap)}, indexes and TOAST {rest})")
     per_pupil = size["database"] / f["pupils"]
     log(
         f"  {per_pupil / 1024:.1f} KiB per pupil; projected linearly (a projection, not a measurement) to "
-        f"{NATION_PUPILS / 1e6:.0f} M pupils (the nation): {_size(per_pupil * NATION_PUPILS)}"
+        f"{NATION_PUPILS / 1e6:.0f} M pupils (the nation): {size_text(per_pupil * NATION_PUPILS)}"
     )
     if f["pupils"] < FULL_PUPILS:
         log()
@@ -227,7 +228,7 @@ def projection(pupils: int, gen: Generation | None, close: Close, database_bytes
             f"(generator {at_full(gen.generator_seconds):.0f} s, marks {at_full(gen.marks_seconds):.0f} s)"
         )
     parts.append(f"close (app) {at_full(close.app_seconds):.0f} s, hand-written {at_full(close.hand_seconds):.0f} s")
-    parts.append(f"database {_size(at_full(database_bytes))}")
+    parts.append(f"database {size_text(at_full(database_bytes))}")
     return (
         f"PROJECTED to {FULL_PUPILS:,} pupils, linearly from this run's {pupils:,} (a projection, not a "
         "measurement; rows/s and req/s do not scale with the size): " + "; ".join(parts)
