@@ -455,8 +455,9 @@ LIMIT $1
 """
 
 
-async def add_marks(owner: asyncpg.Connection, teachers: int) -> list[Teacher]:
-    """First-term sheets, assessments and marks (``semester_close.DATA_SQL``), all published but one draft each.
+async def add_marks(owner: asyncpg.Connection, teachers: int, statements: Sequence[str] = ()) -> list[Teacher]:
+    """First-term sheets, assessments and marks (``statements``, by default ``semester_close.DATA_SQL``), all
+    published but one draft each.
 
     ``teachers`` distinct teachers (spread over the schools) keep one sheet in draft, so they may save its grids;
     the entry deadline is moved ahead whatever the day; then ``ANALYZE``. ``owner``: the owner's connection with
@@ -465,7 +466,7 @@ async def add_marks(owner: asyncpg.Connection, teachers: int) -> list[Teacher]:
     from benchmarks.semester_close import DATA_SQL
 
     term_id = int(await owner.fetchval("SELECT id FROM term WHERE tenant_id IS NULL ORDER BY number LIMIT 1"))
-    for statement in DATA_SQL:
+    for statement in statements or DATA_SQL:
         if "$1" in statement:
             await owner.execute(statement, term_id)
         else:

@@ -72,67 +72,89 @@ RESULT_TABLES = ("grade_subject_result", "grade_general_result", "grade_class_st
 
 # --------------------------------------------------------------------------- data
 
-DATA_SQL = [
-    # the region's own policy: excused absences count as zero too (national: ignored)
-    "INSERT INTO grade_policy (tenant_id, required_cc, absent_counts_as, excused_counts_as) "
-    "SELECT id, 3, 'zero', 'zero' FROM tenant WHERE kind = 'region'",
-    # a region override (FRA one point heavier) and school overrides (MATH doubled in one school in 10)
-    "INSERT INTO subject_coefficient (tenant_id, level_code, track_code, subject_code, coefficient, weekly_hours) "
-    "SELECT r.id, k.level_code, k.track_code, k.subject_code, k.coefficient + 1, k.weekly_hours "
-    "FROM subject_coefficient k CROSS JOIN tenant r WHERE r.kind = 'region' AND k.tenant_id IS NULL "
-    "AND k.subject_code = 'FRA'",
-    "INSERT INTO subject_coefficient (tenant_id, level_code, track_code, subject_code, coefficient, weekly_hours) "
-    "SELECT s.id, k.level_code, k.track_code, k.subject_code, k.coefficient * 2, k.weekly_hours "
-    "FROM subject_coefficient k CROSS JOIN (SELECT id FROM tenant WHERE kind = 'school' AND id % 10 = 0) s "
-    "WHERE k.tenant_id IS NULL AND k.subject_code = 'MATH'",
-    # 10 sheets per class: its subjects (national rules of its level and track), completed by others
-    f"""
-    INSERT INTO grade_sheet (region_id, province_id, school_id, class_id, subject_code, term_id, teacher_id, state,
-                             submitted_at)
-    SELECT c.region_id, c.province_id, c.school_id, c.id, s.code, $1,
-           COALESCE(ta.person_id, c.homeroom_teacher_id, 0), 'validated', now()
-    FROM school_class c
-    CROSS JOIN LATERAL (
-      SELECT j.code FROM subject j
-      LEFT JOIN subject_coefficient k ON k.subject_code = j.code AND k.tenant_id IS NULL
-           AND k.level_code = c.level_code AND COALESCE(k.track_code, '') = COALESCE(c.track_code, '')
-      ORDER BY (k.id IS NULL), j.code
-      LIMIT {SUBJECTS_PER_CLASS}
-    ) s
-    LEFT JOIN teaching_assignment ta ON ta.class_id = c.id AND ta.subject_code = s.code
-    """,
-    # 3 assessments per sheet: CC1 /20, CC2 /20 or /10, exam /40 with weight 2
-    f"""
-    INSERT INTO grade_assessment (region_id, province_id, school_id, sheet_id, class_id, subject_code, term_id, kind,
-                                  position, title, scheduled_on, max_score, weight, version, created_at)
-    SELECT h.region_id, h.province_id, h.school_id, h.id, h.class_id, h.subject_code, h.term_id,
-           CASE WHEN p = {ASSESSMENTS_PER_SUBJECT} THEN 'exam' ELSE 'cc' END, p,
-           CASE WHEN p = {ASSESSMENTS_PER_SUBJECT} THEN 'Examen' ELSE 'CC' || p END,
-           DATE '2026-10-01' + 25 * p,
-           CASE WHEN p = {ASSESSMENTS_PER_SUBJECT} THEN 40 WHEN p = 2 AND h.id % 3 = 0 THEN 10 ELSE 20 END,
-           CASE WHEN p = {ASSESSMENTS_PER_SUBJECT} THEN 2 ELSE 1 END, 1, now()
-    FROM grade_sheet h CROSS JOIN generate_series(1, {ASSESSMENTS_PER_SUBJECT}) p
-    WHERE h.term_id = $1
-    """,
-    # one mark per pupil of the class and assessment: a pupil's level plus noise, in quarter points
+
+def data_sql(subjects: int = SUBJECTS_PER_CLASS, assessments: int = ASSESSMENTS_PER_SUBJECT) -> list[str]:
+    """The statements that add the policy, overrides, sheets, assessments and marks (``$1``: the term).
+
+    ``subjects`` sheets per class and ``assessments`` per sheet: one mark per pupil and assessment.
     """
-    INSERT INTO grade_mark (region_id, province_id, school_id, assessment_id, student_id, score, status, updated_at)
-    SELECT region_id, province_id, school_id, assessment_id, student_id,
-           CASE WHEN r < 0.05 THEN NULL
-                ELSE round(max_score * LEAST(1.0, GREATEST(0.0, 0.25 + 0.5 * ability + 0.35 * (noise - 0.5)))::numeric
-                           * 4) / 4 END,
-           CASE WHEN r < 0.03 THEN 'absent' WHEN r < 0.045 THEN 'excused' ELSE 'present' END,
-           now()
-    FROM (
-      SELECT a.region_id, a.province_id, a.school_id, a.id AS assessment_id, e.student_id, a.max_score,
-             ((e.student_id * 7919) % 1000) / 1000.0 AS ability, random() AS r, random() AS noise
-      FROM grade_assessment a JOIN enrolment e ON e.class_id = a.class_id AND e.ends_on IS NULL
-      WHERE a.term_id = $1
-    ) x
-    """,
-    # a few pupils have left their class since: results, but no rank
-    "UPDATE enrolment SET ends_on = DATE '2026-12-15', status = 'moved' WHERE ends_on IS NULL AND id % 300 = 7",
-]
+    return [
+        # the region's own policy: excused absences count as zero too (national: ignored)
+        "INSERT INTO grade_policy (tenant_id, required_cc, absent_counts_as, excused_counts_as) "
+        "SELECT id, 3, 'zero', 'zero' FROM tenant WHERE kind = 'region'",
+        # a region override (FRA one point heavier) and school overrides (MATH doubled in one school in 10)
+        "INSERT INTO subject_coefficient (tenant_id, level_code, track_code, subject_code, coefficient, weekly_hours) "
+        "SELECT r.id, k.level_code, k.track_code, k.subject_code, k.coefficient + 1, k.weekly_hours "
+        "FROM subject_coefficient k CROSS JOIN tenant r WHERE r.kind = 'region' AND k.tenant_id IS NULL "
+        "AND k.subject_code = 'FRA'",
+        "INSERT INTO subject_coefficient (tenant_id, level_code, track_code, subject_code, coefficient, weekly_hours) "
+        "SELECT s.id, k.level_code, k.track_code, k.subject_code, k.coefficient * 2, k.weekly_hours "
+        "FROM subject_coefficient k CROSS JOIN (SELECT id FROM tenant WHERE kind = 'school' AND id % 10 = 0) s "
+        "WHERE k.tenant_id IS NULL AND k.subject_code = 'MATH'",
+        # `subjects` sheets per class: its subjects (national rules of its level and track), completed by others
+        f"""
+        INSERT INTO grade_sheet (region_id, province_id, school_id, class_id, subject_code, term_id, teacher_id, state,
+                                 submitted_at)
+        SELECT c.region_id, c.province_id, c.school_id, c.id, s.code, $1,
+               COALESCE(ta.person_id, c.homeroom_teacher_id, 0), 'validated', now()
+        FROM school_class c
+        CROSS JOIN LATERAL (
+          SELECT j.code FROM subject j
+          LEFT JOIN subject_coefficient k ON k.subject_code = j.code AND k.tenant_id IS NULL
+               AND k.level_code = c.level_code AND COALESCE(k.track_code, '') = COALESCE(c.track_code, '')
+          ORDER BY (k.id IS NULL), j.code
+          LIMIT {subjects}
+        ) s
+        LEFT JOIN teaching_assignment ta ON ta.class_id = c.id AND ta.subject_code = s.code
+        """,
+        # assessments per sheet: CC1 /20, CC2 /20 or /10, …, the last an exam /40 with weight 2
+        f"""
+        INSERT INTO grade_assessment (region_id, province_id, school_id, sheet_id, class_id, subject_code, term_id,
+                                      kind, position, title, scheduled_on, max_score, weight, version, created_at)
+        SELECT h.region_id, h.province_id, h.school_id, h.id, h.class_id, h.subject_code, h.term_id,
+               CASE WHEN p = {assessments} THEN 'exam' ELSE 'cc' END, p,
+               CASE WHEN p = {assessments} THEN 'Examen' ELSE 'CC' || p END,
+               DATE '2026-10-01' + 25 * p,
+               CASE WHEN p = {assessments} THEN 40 WHEN p = 2 AND h.id % 3 = 0 THEN 10 ELSE 20 END,
+               CASE WHEN p = {assessments} THEN 2 ELSE 1 END, 1, now()
+        FROM grade_sheet h CROSS JOIN generate_series(1, {assessments}) p
+        WHERE h.term_id = $1
+        """,
+        # one mark per pupil of the class and assessment: a pupil's level plus noise, in quarter points
+        """
+        INSERT INTO grade_mark (region_id, province_id, school_id, assessment_id, student_id, score, status, updated_at)
+        SELECT region_id, province_id, school_id, assessment_id, student_id,
+               CASE WHEN r < 0.05 THEN NULL
+                    ELSE round(max_score
+                               * LEAST(1.0, GREATEST(0.0, 0.25 + 0.5 * ability + 0.35 * (noise - 0.5)))::numeric
+                               * 4) / 4 END,
+               CASE WHEN r < 0.03 THEN 'absent' WHEN r < 0.045 THEN 'excused' ELSE 'present' END,
+               now()
+        FROM (
+          SELECT a.region_id, a.province_id, a.school_id, a.id AS assessment_id, e.student_id, a.max_score,
+                 ((e.student_id::bigint * 7919) % 1000) / 1000.0 AS ability, random() AS r, random() AS noise
+          FROM grade_assessment a JOIN enrolment e ON e.class_id = a.class_id AND e.ends_on IS NULL
+          WHERE a.term_id = $1
+        ) x
+        """,
+        # a few pupils have left their class since: results, but no rank
+        "UPDATE enrolment SET ends_on = DATE '2026-12-15', status = 'moved' WHERE ends_on IS NULL AND id % 300 = 7",
+    ]
+
+
+DATA_SQL = data_sql()
+
+#: What the data holds (the report's "data:" line); over the owner's connection with ``app.platform`` on.
+FACTS_SQL = (
+    "SELECT (SELECT count(*) FROM tenant WHERE kind = 'school') AS schools, "
+    "(SELECT count(*) FROM school_class) AS classes, (SELECT count(*) FROM student) AS pupils, "
+    "(SELECT count(*) FROM grade_sheet) AS sheets, (SELECT count(*) FROM grade_assessment) AS assessments, "
+    "(SELECT count(*) FROM grade_mark) AS marks, "
+    "(SELECT count(*) FROM grade_mark WHERE status = 'absent') AS absent, "
+    "(SELECT count(*) FROM grade_mark WHERE status = 'excused') AS excused, "
+    "(SELECT count(*) FROM grade_mark WHERE status = 'present' AND score IS NULL) AS not_entered, "
+    "(SELECT count(*) FROM enrolment WHERE ends_on IS NOT NULL) AS left_class"
+)
 
 # --------------------------------------------------------------------------- the hand-written baseline
 
@@ -359,16 +381,7 @@ async def run(pg: PgWorld, args: argparse.Namespace) -> dict[str, Any]:
                     await owner.execute(statement)
             await owner.execute("ANALYZE")
             result["marks_seconds"] = time.perf_counter() - began
-            facts = await owner.fetchrow(
-                "SELECT (SELECT count(*) FROM tenant WHERE kind = 'school') AS schools, "
-                "(SELECT count(*) FROM school_class) AS classes, (SELECT count(*) FROM student) AS pupils, "
-                "(SELECT count(*) FROM grade_sheet) AS sheets, (SELECT count(*) FROM grade_assessment) AS assessments, "
-                "(SELECT count(*) FROM grade_mark) AS marks, "
-                "(SELECT count(*) FROM grade_mark WHERE status = 'absent') AS absent, "
-                "(SELECT count(*) FROM grade_mark WHERE status = 'excused') AS excused, "
-                "(SELECT count(*) FROM grade_mark WHERE status = 'present' AND score IS NULL) AS not_entered, "
-                "(SELECT count(*) FROM enrolment WHERE ends_on IS NOT NULL) AS left_class"
-            )
+            facts = await owner.fetchrow(FACTS_SQL)
             school_ids = [int(r["id"]) for r in await owner.fetch("SELECT id FROM tenant WHERE kind = 'school'")]
         finally:
             await owner.close()
