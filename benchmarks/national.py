@@ -27,10 +27,9 @@ does), migrates it, and measures:
   ``--probe`` sequential requests of each kind alone (latency and database CPU per request);
 * **size**: ``pg_database_size``, the largest tables, and the disk of the server's data directory.
 
-``--cache`` and ``--replica`` name the results-day cache and one read replica: neither exists in this
-build (no response cache; ``Settings.replica_urls`` is read by nothing), so each run reports them as
-"not available on this build". Adding either is a second ``madrasa serve`` with its settings, loaded by
-the same :func:`load_mix`.
+``--cache`` adds the read mix with the shared results cache in Redis, then with every read sending back its
+``ETag`` (``If-None-Match``: 304 answers); ``--replica`` adds it with one streaming read replica made for the run
+(:mod:`benchmarks.national_modes`). Each set-up is a ``madrasa serve`` of its own, loaded the same way.
 
     .venv/bin/python benchmarks/national.py [--pupils 1200000] [--marks-per-pupil 30] [--connections 10,50]
         [--duration 10] [--warmup 2] [--sessions 500] [--probe 40] [--rss-every 10] [--seed 1] [--keep]
@@ -47,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import secrets
 import shutil
@@ -86,6 +86,17 @@ from benchmarks.grades_load import (  # noqa: E402
     lua_script,
     pick_guardians,
     run_wrk,
+)
+from benchmarks.national_modes import (  # noqa: E402
+    Mode,
+    Replica,
+    cache_prefix,
+    drop_cache_keys,
+    fetch_etags,
+    modes,
+    on_port,
+    standby,
+    with_etags,
 )
 from benchmarks.national_report import (  # noqa: E402
     FULL_PUPILS,
@@ -403,10 +414,8 @@ async def each_kind(
     return out
 
 
-def load_mix(
-    base: str, server: Server, mix: Mix, database: str, levels: Sequence[int], args: argparse.Namespace, tmp: Path
-) -> list[MixRun]:
-    """Check every request once (200), then wrk over the 90/10 mix at each level (warm-up first)."""
+def mix_lists(mix: Mix) -> tuple[list[tuple[str, dict[str, str]]], list[tuple[str, dict[str, str]]]]:
+    """The reads (marks and averages in turn, per guardian) and the report-card downloads of the mix."""
     reads: list[tuple[str, dict[str, str]]] = []
     for g in mix.guardians:
         auth = {"Authorization": f"Bearer {g.token}"}
@@ -420,23 +429,81 @@ def load_mix(
         for g in mix.guardians
         if g.student_id in mix.bulletin_ids
     ]
+    return reads, downloads
+
+
+def load_mix(
+    base: str,
+    server: Server,
+    mix: Mix,
+    database: str,
+    mode: Mode,
+    args: argparse.Namespace,
+    tmp: Path,
+    first: bool,
+) -> list[MixRun]:
+    """wrk over the 90/10 mix at each level (warm-up first) against one server set-up; the first set-up also
+    checks every request once (200) and times each kind alone."""
+    reads, downloads = mix_lists(mix)
+    if first:
+        log(f"checking every request once over HTTP ({len(reads)} reads, {len(downloads)} downloads) …")
+        asyncio.run(check_all([(base + p, "mix", h) for p, h in [*reads, *downloads]]))
+        kinds = {"marks": reads[0::2], "averages": reads[1::2], "report card": downloads}
+        mix.kinds = asyncio.run(each_kind(base, kinds, database, args.probe))
+    if mode.revalidate:
+        reads = with_etags(reads, asyncio.run(fetch_etags(base, reads)))
     requests = mix_requests(reads, downloads)
-    log(f"checking every request once over HTTP ({len(reads)} reads, {len(downloads)} downloads) …")
-    asyncio.run(check_all([(base + p, "mix", h) for p, h in [*reads, *downloads]]))
-    kinds = {"marks": reads[0::2], "averages": reads[1::2], "report card": downloads}
-    mix.kinds = asyncio.run(each_kind(base, kinds, database, args.probe))
-    script = tmp / "mix.lua"
+    script = tmp / f"mix-{len(list(tmp.glob('mix-*.lua')))}.lua"
     script.write_text(lua_script(requests))
     target = Target("results day", server, base, requests, script)
     runs = []
-    for level in levels:
+    for level in args.levels:
         if args.warmup > 0:
             run_wrk(target, level, args.warmup, database)
         result, cpu = run_wrk(target, level, args.duration, database)
         bad = f"  [{result.bad_responses} non-2xx/3xx, {result.errors} socket errors]" if result.bad_responses else ""
-        log(f"  no cache, no replica  c={level:<3} {result.rps:8.1f} req/s  p99 {result.p99_ms or 0:8.2f} ms{bad}")
-        runs.append(MixRun("no cache, no replica", level, result, cpu))
+        log(f"  {mode.label:<22} c={level:<3} {result.rps:8.1f} req/s  p99 {result.p99_ms or 0:8.2f} ms{bad}")
+        runs.append(MixRun(mode.label, level, result, cpu))
     return runs
+
+
+async def replica_caught_up(admin_url: str, replica_port: int, seconds: float = 300.0) -> float:
+    """Wait until the replica has replayed what the primary had written when called; returns the seconds."""
+    began = time.perf_counter()
+    primary = await asyncpg.connect(admin_url)
+    try:
+        target = await primary.fetchval("SELECT pg_current_wal_lsn()")
+    finally:
+        await primary.close()
+    replica = await asyncpg.connect(on_port(admin_url, replica_port))
+    try:
+        while time.perf_counter() - began < seconds:
+            if await replica.fetchval("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", target):
+                return time.perf_counter() - began
+            await asyncio.sleep(0.5)
+    finally:
+        await replica.close()
+    raise RuntimeError(f"the replica did not catch up within {seconds:.0f} s")
+
+
+def serve_mode(
+    pg: PgWorld, settings_kw: dict[str, Any], mode: Mode, mix: Mix, args: argparse.Namespace, tmp: Path, first: bool
+) -> list[MixRun]:
+    """Start ``madrasa serve`` with the set-up's settings, load it, stop it."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**server_env(settings_kw, POOL_MIN, POOL_MAX), "MADRASA_PORT": str(port), **mode.env}
+    server = Server(
+        "madrasa serve",
+        [*madrasa_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env,
+        tmp / f"madrasa-{port}.log",
+    )
+    try:
+        server.wait_ok(f"{base}/readyz")
+        return load_mix(base, server, mix, pg.database, mode, args, tmp, first)
+    finally:
+        server.stop()
 
 
 # --------------------------------------------------------------------------- sizes
@@ -473,7 +540,6 @@ def benchmark(args: argparse.Namespace) -> int:
     else:
         pg = fresh_pg(args.admin_url, "national")
     keep = args.keep
-    server: Server | None = None
     started = time.perf_counter()
     created = False
     try:
@@ -498,20 +564,28 @@ def benchmark(args: argparse.Namespace) -> int:
         close = asyncio.run(semester_close(pg, settings_kw))
         log(f"sessions and report cards for {args.sessions} guardians …")
         mix = asyncio.run(prepare_mix(pg, settings_kw, args.sessions))
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        server = Server(
-            "madrasa serve",
-            [*madrasa_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            {**server_env(settings_kw, POOL_MIN, POOL_MAX), "MADRASA_PORT": str(port)},
-            tmp / "madrasa.log",
-        )
-        server.wait_ok(f"{base}/readyz")
         busy = loadavg()
         log(f"load average before the runs: {busy}")
-        runs = load_mix(base, server, mix, pg.database, args.levels, args, tmp)
+        prefix = cache_prefix()
+        with standby(args.admin_url) if args.replica else contextlib.nullcontext(Replica()) as replica:
+            if replica.port is not None:
+                waited = asyncio.run(replica_caught_up(args.admin_url, replica.port))
+                log(f"read replica on port {replica.port} (pg_basebackup -R), caught up in {waited:.1f} s")
+            elif args.replica:
+                log(f"read replica: not measured: {replica.reason}")
+            replica_url = on_port(pg.url(pg.app_role), replica.port) if replica.port else None
+            runs: list[MixRun] = []
+            try:
+                for number, mode in enumerate(modes(args.cache, replica_url, prefix)):
+                    runs += serve_mode(pg, settings_kw, mode, mix, args, tmp, first=number == 0)
+            finally:
+                if args.cache:
+                    asyncio.run(drop_cache_keys(prefix))
+        not_measured = {"with one read replica": replica.reason} if args.replica and replica.port is None else {}
         size = asyncio.run(sizes(pg))
-        report(args, schools, per_school, gen, close, mix, runs, size, busy, time.perf_counter() - started)
+        report(
+            args, schools, per_school, gen, close, mix, runs, size, busy, time.perf_counter() - started, not_measured
+        )
         if keep:
             log(f"kept: database {pg.database}, roles {pg.owner} and {pg.app_role} (--skip-generate {pg.database})")
         return 0
@@ -519,8 +593,6 @@ def benchmark(args: argparse.Namespace) -> int:
         print("\ninterrupted; cleaning up", file=sys.stderr)
         return 130
     finally:
-        if server is not None:
-            server.stop()
         if (created or args.skip_generate) and not keep:
             try:
                 asyncio.run(drop_pg(pg))
@@ -563,8 +635,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL, help="PostgreSQL superuser URL")
     parser.add_argument("--keep", action="store_true", help="keep the database and roles for re-runs")
     parser.add_argument("--skip-generate", metavar="DBNAME", help="re-run on a database kept by --keep")
-    parser.add_argument("--cache", action="store_true", help="also with the results-day cache (not in this build)")
-    parser.add_argument("--replica", action="store_true", help="also with one read replica (not in this build)")
+    parser.add_argument("--cache", action="store_true", help="also with the shared cache, and with If-None-Match")
+    parser.add_argument("--replica", action="store_true", help="also with one streaming read replica")
     args = parser.parse_args(argv)
     try:
         from core.school import reference

@@ -108,6 +108,7 @@ def report(
     size: dict[str, Any],
     busy: str,
     total_seconds: float,
+    not_measured: dict[str, str] | None = None,
 ) -> None:
     f = close.facts
     log()
@@ -193,8 +194,10 @@ def report(
             f"  {r.label:<24} {r.connections:>5} {res.rps:8.1f} {res.p50_ms or 0:8.2f} {res.p99_ms or 0:8.2f}  "
             f"{server_us} {pg_us}{bad}"
         )
-    for mode, asked in (("with the results-day cache", args.cache), ("with one read replica", args.replica)):
-        log(f"  {mode:<38} not available on this build{' (asked for)' if asked else ''}")
+    for mode, reason in (not_measured or {}).items():
+        log(f"  {mode}: not measured: {reason}")
+    if not args.cache:
+        log("  (the shared cache and If-None-Match modes run with --cache; the replica mode with --replica)")
     log()
     disk = size["disk"]
     log(

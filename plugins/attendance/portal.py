@@ -138,7 +138,8 @@ async def home(ctx: Ctx, day: FromQuery[date | None] = None) -> Any:
                     "AND m.on_date >= {}) AS absent, (SELECT COUNT(*) FROM attendance_mark m "
                     "WHERE m.student_id = s.id AND m.kind = 'absent' AND m.on_date >= {} AND {}) AS unjustified "
                     "FROM student s "
-                    "WHERE (s.person_id = {} OR s.id IN (SELECT student_id FROM guardianship WHERE person_id = {})) "
+                    "WHERE s.id IN (SELECT x.id FROM student x WHERE x.person_id = {} "
+                    "UNION SELECT g.student_id FROM guardianship g WHERE g.person_id = {}) "
                     "AND {} ORDER BY s.first_name, s.id",
                     since,
                     since,

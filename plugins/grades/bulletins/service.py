@@ -80,10 +80,13 @@ async def access(ctx: RequestContext) -> tuple[Scope, set[int]]:
     assert ctx.person_id is not None
     grants = await svc.grants.grants(ctx.person_id)
     staff = scope_for(grants, svc.permissions.roles_for("grades.view") - FAMILY_ROLES, ctx.tenant)
+    # Two index lookups (the pupil's own account, the guardianships of the caller): an OR of both made PostgreSQL
+    # scan every pupil of the scope (about 0.3 s of CPU per report card in a region of 1.2 million pupils).
     rows = await svc.db.fetch(
-        "SELECT s.id FROM student s WHERE (s.person_id = {} OR EXISTS (SELECT 1 FROM guardianship g "
-        "WHERE g.student_id = s.id AND g.person_id = {})) AND {}",
+        "SELECT s.id FROM student s WHERE s.person_id = {} AND {} "
+        "UNION SELECT s.id FROM guardianship g JOIN student s ON s.id = g.student_id WHERE g.person_id = {} AND {}",
         ctx.person_id,
+        scope_sql(ctx.scope, "s"),
         ctx.person_id,
         scope_sql(ctx.scope, "s"),
     )
