@@ -55,7 +55,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,36 +70,27 @@ from benchmarks.common import (  # noqa: E402
     fresh_pg,
     identities,
     open_sessions,
-    server_env,
     tree_rss_mib,
 )
 from benchmarks.generate import DEFAULT_ADMIN_URL, PgWorld, child_env, create_pg, drop_pg  # noqa: E402
 from benchmarks.grades_load import (  # noqa: E402
-    POOL_MAX,
-    POOL_MIN,
-    Target,
     add_marks,
-    backend_cpu,
-    check_all,
     loadavg,
-    lua_script,
     pick_guardians,
-    run_wrk,
 )
 from benchmarks.national_modes import (  # noqa: E402
-    Mode,
     Replica,
     cache_prefix,
     drop_cache_keys,
-    fetch_etags,
     modes,
     on_port,
+    replica_caught_up,
+    replica_commits,
+    serve_mode,
     standby,
-    with_etags,
 )
 from benchmarks.national_report import (  # noqa: E402
     FULL_PUPILS,
-    READS_PER_DOWNLOAD,
     Close,
     Generation,
     Mix,
@@ -109,7 +99,7 @@ from benchmarks.national_report import (  # noqa: E402
     report,
     size_text,
 )
-from benchmarks.request_overhead import Server, _raise_interrupt, free_port, madrasa_command  # noqa: E402
+from benchmarks.request_overhead import _raise_interrupt  # noqa: E402
 
 MAX_ASSESSMENTS = 3
 GENERATE_SCRIPT = ROOT / "benchmarks" / "generate.py"
@@ -143,27 +133,6 @@ def schools_for(pupils: int) -> tuple[int, int]:
     if pupils < PUPILS_PER_SCHOOL:
         return 1, pupils
     return pupils // PUPILS_PER_SCHOOL, PUPILS_PER_SCHOOL
-
-
-def mix_requests(
-    reads: Sequence[tuple[str, dict[str, str]]],
-    downloads: Sequence[tuple[str, dict[str, str]]],
-    reads_per_download: int = READS_PER_DOWNLOAD,
-) -> list[tuple[str, dict[str, str]]]:
-    """One list for wrk to rotate over: ``reads_per_download`` reads, then one download, and again.
-
-    Every read and every download appears; the list is as long as needed for that, and the two kinds
-    keep their proportion over the whole list (reads and downloads are reused in turn).
-    """
-    if not reads or not downloads or reads_per_download < 1:
-        raise ValueError("a mix needs reads, downloads and at least one read per download")
-    blocks = max(len(downloads), -(-len(reads) // reads_per_download))
-    out: list[tuple[str, dict[str, str]]] = []
-    for block in range(blocks):
-        for k in range(reads_per_download):
-            out.append(reads[(block * reads_per_download + k) % len(reads)])
-        out.append(downloads[block % len(downloads)])
-    return out
 
 
 def roles_of(database: str) -> tuple[str, str]:
@@ -391,121 +360,6 @@ async def prepare_mix(pg: PgWorld, settings_kw: dict[str, Any], sessions: int) -
     return Mix(guardians, bulletin_ids, len(pdf), time.perf_counter() - began)
 
 
-async def each_kind(
-    base: str, kinds: dict[str, list[tuple[str, dict[str, str]]]], database: str, count: int
-) -> list[tuple[str, float, float]]:
-    """``(kind, mean ms, database CPU µs)`` per request of each kind, over ``count`` sequential requests."""
-    import httpx
-
-    out = []
-    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
-        for kind, requests in kinds.items():
-            before = backend_cpu(database)
-            began = time.perf_counter()
-            for i in range(count):
-                path, headers = requests[i % len(requests)]
-                response = await client.get(path, headers=headers)
-                if response.status_code != 200:
-                    raise RuntimeError(f"{kind} {path}: {response.status_code} {response.text[:200]}")
-            seconds = time.perf_counter() - began
-            after = backend_cpu(database)
-            pg = sum(max(0.0, cpu - before.get(pid, 0.0)) for pid, cpu in after.items())
-            out.append((kind, seconds * 1000 / count, pg * 1e6 / count))
-    return out
-
-
-def mix_lists(mix: Mix) -> tuple[list[tuple[str, dict[str, str]]], list[tuple[str, dict[str, str]]]]:
-    """The reads (marks and averages in turn, per guardian) and the report-card downloads of the mix."""
-    reads: list[tuple[str, dict[str, str]]] = []
-    for g in mix.guardians:
-        auth = {"Authorization": f"Bearer {g.token}"}
-        base_path = f"/t/{g.slug}/api/v1/me/pupils/{g.student_id}"
-        reads += [(f"{base_path}/marks", auth), (f"{base_path}/results", auth)]
-    downloads = [
-        (
-            f"/t/{g.slug}/api/v1/grades/bulletins/{mix.bulletin_ids[g.student_id]}",
-            {"Authorization": f"Bearer {g.token}"},
-        )
-        for g in mix.guardians
-        if g.student_id in mix.bulletin_ids
-    ]
-    return reads, downloads
-
-
-def load_mix(
-    base: str,
-    server: Server,
-    mix: Mix,
-    database: str,
-    mode: Mode,
-    args: argparse.Namespace,
-    tmp: Path,
-    first: bool,
-) -> list[MixRun]:
-    """wrk over the 90/10 mix at each level (warm-up first) against one server set-up; the first set-up also
-    checks every request once (200) and times each kind alone."""
-    reads, downloads = mix_lists(mix)
-    if first:
-        log(f"checking every request once over HTTP ({len(reads)} reads, {len(downloads)} downloads) …")
-        asyncio.run(check_all([(base + p, "mix", h) for p, h in [*reads, *downloads]]))
-        kinds = {"marks": reads[0::2], "averages": reads[1::2], "report card": downloads}
-        mix.kinds = asyncio.run(each_kind(base, kinds, database, args.probe))
-    if mode.revalidate:
-        reads = with_etags(reads, asyncio.run(fetch_etags(base, reads)))
-    requests = mix_requests(reads, downloads)
-    script = tmp / f"mix-{len(list(tmp.glob('mix-*.lua')))}.lua"
-    script.write_text(lua_script(requests))
-    target = Target("results day", server, base, requests, script)
-    runs = []
-    for level in args.levels:
-        if args.warmup > 0:
-            run_wrk(target, level, args.warmup, database)
-        result, cpu = run_wrk(target, level, args.duration, database)
-        bad = f"  [{result.bad_responses} non-2xx/3xx, {result.errors} socket errors]" if result.bad_responses else ""
-        log(f"  {mode.label:<22} c={level:<3} {result.rps:8.1f} req/s  p99 {result.p99_ms or 0:8.2f} ms{bad}")
-        runs.append(MixRun(mode.label, level, result, cpu))
-    return runs
-
-
-async def replica_caught_up(admin_url: str, replica_port: int, seconds: float = 300.0) -> float:
-    """Wait until the replica has replayed what the primary had written when called; returns the seconds."""
-    began = time.perf_counter()
-    primary = await asyncpg.connect(admin_url)
-    try:
-        target = await primary.fetchval("SELECT pg_current_wal_lsn()")
-    finally:
-        await primary.close()
-    replica = await asyncpg.connect(on_port(admin_url, replica_port))
-    try:
-        while time.perf_counter() - began < seconds:
-            if await replica.fetchval("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", target):
-                return time.perf_counter() - began
-            await asyncio.sleep(0.5)
-    finally:
-        await replica.close()
-    raise RuntimeError(f"the replica did not catch up within {seconds:.0f} s")
-
-
-def serve_mode(
-    pg: PgWorld, settings_kw: dict[str, Any], mode: Mode, mix: Mix, args: argparse.Namespace, tmp: Path, first: bool
-) -> list[MixRun]:
-    """Start ``madrasa serve`` with the set-up's settings, load it, stop it."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {**server_env(settings_kw, POOL_MIN, POOL_MAX), "MADRASA_PORT": str(port), **mode.env}
-    server = Server(
-        "madrasa serve",
-        [*madrasa_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env,
-        tmp / f"madrasa-{port}.log",
-    )
-    try:
-        server.wait_ok(f"{base}/readyz")
-        return load_mix(base, server, mix, pg.database, mode, args, tmp, first)
-    finally:
-        server.stop()
-
-
 # --------------------------------------------------------------------------- sizes
 
 
@@ -575,12 +429,16 @@ def benchmark(args: argparse.Namespace) -> int:
                 log(f"read replica: not measured: {replica.reason}")
             replica_url = on_port(pg.url(pg.app_role), replica.port) if replica.port else None
             runs: list[MixRun] = []
+            before = asyncio.run(replica_commits(args.admin_url, replica.port, pg.database)) if replica.port else 0
             try:
                 for number, mode in enumerate(modes(args.cache, replica_url, prefix)):
                     runs += serve_mode(pg, settings_kw, mode, mix, args, tmp, first=number == 0)
             finally:
                 if args.cache:
                     asyncio.run(drop_cache_keys(prefix))
+            if replica.port:
+                served = asyncio.run(replica_commits(args.admin_url, replica.port, pg.database)) - before
+                log(f"transactions the replica served during the runs: {served:,}")
         not_measured = {"with one read replica": replica.reason} if args.replica and replica.port is None else {}
         size = asyncio.run(sizes(pg))
         report(

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import national, national_report  # noqa: E402
+from benchmarks import national, national_modes, national_report  # noqa: E402
 
 
 def test_sheet_shape_prefers_three_assessments_per_subject() -> None:
@@ -38,7 +38,7 @@ def test_schools_for_splits_a_region_in_schools_of_500() -> None:
 def test_mix_has_nine_reads_per_download_and_uses_every_request() -> None:
     reads = [(f"/read/{i}", {"Authorization": f"Bearer r{i}"}) for i in range(20)]
     downloads = [(f"/pdf/{i}", {"Authorization": f"Bearer d{i}"}) for i in range(5)]
-    mix = national.mix_requests(reads, downloads)
+    mix = national_modes.mix_requests(reads, downloads)
     paths = [p for p, _ in mix]
     assert len(mix) % 10 == 0
     assert sum(p.startswith("/pdf/") for p in paths) * 10 == len(mix)
@@ -46,7 +46,7 @@ def test_mix_has_nine_reads_per_download_and_uses_every_request() -> None:
     # one download closes every block of ten
     assert all(paths[k].startswith("/pdf/") == (k % 10 == 9) for k in range(len(paths)))
     with pytest.raises(ValueError):
-        national.mix_requests(reads, [])
+        national_modes.mix_requests(reads, [])
 
 
 def test_flat_memory_compares_the_two_halves_of_the_run() -> None:
@@ -83,3 +83,20 @@ def test_bad_options_stop_with_a_clear_message(capsys: pytest.CaptureFixture[str
     with pytest.raises(SystemExit):
         national.main(["--skip-generate", "postgres"])
     assert "not made by this script" in capsys.readouterr().err
+
+
+def test_the_read_mix_set_ups() -> None:
+    assert [m.label for m in national_modes.modes(False, None, "p:")] == ["no cache"]
+    chosen = national_modes.modes(True, "postgresql://app:pw@127.0.0.1:55401/db", "p:")
+    assert [m.label for m in chosen] == ["no cache", "shared cache", "shared cache + 304", "replica, no cache"]
+    assert chosen[0].env == {"MADRASA_CACHE_URL": "none"}
+    assert chosen[1].env["MADRASA_CACHE_PREFIX"] == "p:" and chosen[2].revalidate
+    assert chosen[3].env["MADRASA_REPLICA_URLS"].endswith(":55401/db")
+    assert national_modes.on_port("postgresql://app:pw@127.0.0.1:5432/db", 55401) == (
+        "postgresql://app:pw@127.0.0.1:55401/db"
+    )
+    requests = [("/a", {"Authorization": "x"}), ("/b", {})]
+    assert national_modes.with_etags(requests, {"/a": '"v1"'}) == [
+        ("/a", {"Authorization": "x", "If-None-Match": '"v1"'}),
+        ("/b", {}),
+    ]
