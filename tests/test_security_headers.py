@@ -80,6 +80,8 @@ def values(world: Any) -> dict[str, Any]:
         "slug": HOME,
         "code": "fr",
         "programme": "nouveau-lycee",
+        "term_id": objects["term_id"],
+        "locale": "fr",
     }
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from core.plugin_api import SQL, Ctx, NotFound, RequestContext, school, scope_sql
@@ -236,6 +237,12 @@ class FamilyGradesController(Controller):
         "/pupils/{student_id:int}/marks",
         opt={"permission": "family.view", "replica": True},
         media_type="application/json",
+        responses={
+            200: ResponseSpec(
+                list[dict[str, Any]], generate_examples=False, description="The published marks by subject."
+            ),
+            304: ResponseSpec(None, description="Not modified: the ETag sent in If-None-Match is current."),
+        },
     )
     async def marks(self, ctx: Ctx, student_id: FromPath[int], request: Request[Any, Any, Any]) -> Response[bytes]:
         """Published marks of one's child (or oneself), by subject; ``ETag`` of the publication (304 when held)."""

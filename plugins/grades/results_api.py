@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery
 
 from core.plugin_api import Ctx, Forbidden, NotFound, RequestContext, school, scope_sql
@@ -190,6 +191,12 @@ class FamilyResultsController(Controller):
         "/pupils/{student_id:int}/results",
         opt={"permission": "family.view", "replica": True},
         media_type="application/json",
+        responses={
+            200: ResponseSpec(
+                dict[str, Any], description="The closed terms' averages and ranks, and the annual average."
+            ),
+            304: ResponseSpec(None, description="Not modified: the ETag sent in If-None-Match is current."),
+        },
     )
     async def results(self, ctx: Ctx, student_id: FromPath[int], request: Request[Any, Any, Any]) -> Response[bytes]:
         """Per closed term: subject averages with coefficients and class averages, general average and the
