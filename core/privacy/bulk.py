@@ -77,17 +77,15 @@ async def gate(ctx: RequestContext, kind: str, scope: Scope, receive: Receive, s
             headers={"retry-after": str(wait)},
             extra={"code": "bulk_export_limit"},
         )
-    status = 0
 
     async def watch(message: Message) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = int(message["status"])
+        # Audited before the answer starts: a client cannot read an export, ask again at once and find the
+        # first one not counted yet (on this process or another).
+        if message["type"] == "http.response.start" and 200 <= int(message["status"]) < 300:
+            await record(ctx, kind, scope)
         await send(message)
 
     await next_app(scope, receive, watch)
-    if 200 <= status < 300:
-        await record(ctx, kind, scope)
 
 
 async def record(ctx: RequestContext, kind: str, scope: Scope) -> None:
