@@ -24,6 +24,7 @@ from core.i18n import LOCALES, gettext_
 from core.school.pupil_rows import EMAIL_RE
 from core.tenancy import TenantInfo
 from tenants import service
+from tenants.memberships import remove_membership
 
 #: The roles the console grants at each kind of node.
 ROLES_BY_KIND: dict[str, tuple[str, ...]] = {
@@ -63,7 +64,8 @@ async def _page(
 ) -> Template:
     async with ctx.services.db.scoped(scope, write=False):
         members = await ctx.services.db.fetch(
-            "SELECT p.full_name, p.full_name_ar, p.email, m.role FROM membership m JOIN person p ON p.id = m.person_id "
+            "SELECT p.id, p.full_name, p.full_name_ar, p.email, m.role FROM membership m "
+            "JOIN person p ON p.id = m.person_id "
             "WHERE m.tenant_id = {} AND m.role <> 'parent' AND m.role <> 'student' ORDER BY m.role, p.full_name",
             node.id,
         )
@@ -86,7 +88,7 @@ async def _page(
 async def people_page(ctx: Ctx, slug: FromPath[str], done: FromQuery[str | None] = None) -> Template:
     """Who holds a role at the node, and the form that grants one."""
     node, scope = await _node(ctx, slug)
-    return await _page(ctx, node, scope, form={}, errors={}, done=gettext_("The role was granted.") if done else None)
+    return await _page(ctx, node, scope, form={}, errors={}, done=done)
 
 
 @post("/admin/tenants/{slug:str}/people", opt={"permission": "people.manage"}, include_in_schema=False)
@@ -117,7 +119,25 @@ async def grant_role(ctx: Ctx, slug: FromPath[str], request: Request[Any, Any, A
             password=None,
         )
         await service.add_membership(ctx, person_id, values["role"], node)
-    return Redirect(ctx.url(f"/admin/tenants/{node.slug}/people?done=1"), status_code=303)
+    return Redirect(ctx.url(f"/admin/tenants/{node.slug}/people?done=granted"), status_code=303)
 
 
-ROUTES = [people_page, grant_role]
+@post("/admin/tenants/{slug:str}/people/remove", opt={"permission": "people.manage"}, include_in_schema=False)
+async def remove_role(ctx: Ctx, slug: FromPath[str], request: Request[Any, Any, Any]) -> Any:
+    """Take a role of the node's kind away from a person, with a reason (what the API's ``roles/remove`` does)."""
+    node, scope = await _node(ctx, slug)
+    form = await form_of(request)
+    person, role, reason = (text(form, k) for k in ("person_id", "role", "reason"))
+    error = ""
+    if role not in ROLES_BY_KIND[node.kind] or not person.isdigit() or len(person) > 9:
+        error = gettext_("Choose one of the roles offered here.")
+    elif not 3 <= len(reason.strip()) <= 2000:
+        error = gettext_("Give a reason (at least 3 characters): it goes into the history.")
+    if error:
+        return await _page(ctx, node, scope, form={}, errors={"remove": error}, status=400)
+    async with service.tenant_change(ctx, scope):
+        await remove_membership(ctx, int(person), role, node, reason)
+    return Redirect(ctx.url(f"/admin/tenants/{node.slug}/people?done=role-removed"), status_code=303)
+
+
+ROUTES = [people_page, grant_role, remove_role]

@@ -41,6 +41,8 @@ NOTICES = {
     "school-removed": "The school was taken out of the programme. The programme's switches no longer apply to it.",
     "manager": "The manager was assigned.",
     "module": "The module switch was saved.",
+    "granted": "The role was granted.",
+    "role-removed": "The role was taken away.",
 }
 KIND_LABELS = {"platform": "Platform", "region": "Region", "province": "Province", "school": "School"}
 SOURCE_LABELS = {

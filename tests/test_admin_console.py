@@ -362,15 +362,28 @@ async def test_a_region_admin_grants_a_school_role_from_the_console(world):
 
     granted = await world.api("POST", url, as_=region_admin, data={**form, "role": "supervisor"})
     assert granted.status_code == 303, granted.text
-    roles = await world.sql(
+    assert "Le rôle a été attribué." in (await world.api("GET", f"{url}?done=granted&lang=fr", as_=region_admin)).text
+    roles_sql = (
         "SELECT COUNT(*) FROM membership m JOIN person p ON p.id = m.person_id JOIN tenant t ON t.id = m.tenant_id "
-        "WHERE p.email = {} AND m.role = 'supervisor' AND t.slug = {}",
-        email,
-        school,
+        "WHERE p.email = {} AND m.role = 'supervisor' AND t.slug = {}"
     )
-    assert roles == 1
+    assert await world.sql(roles_sql, email, school) == 1
     listed = await world.api("GET", url, as_=region_admin)
     assert email in listed.text
+
+    # taking it away: a reason is required (nothing removed without one), then the role is gone and audited
+    person = await world.sql("SELECT id FROM person WHERE email = {}", email)
+    removal = {"person_id": str(person), "role": "supervisor", "reason": ""}
+    no_reason = await world.api("POST", f"{url}/remove", as_=region_admin, data=removal)
+    assert no_reason.status_code == 400 and 'id="remove-error"' in no_reason.text
+    assert await world.sql(roles_sql, email, school) == 1
+    removed = await world.api("POST", f"{url}/remove", as_=region_admin, data={**removal, "reason": "Mutation"})
+    assert removed.status_code == 303 and removed.headers["location"].endswith("?done=role-removed")
+    assert await world.sql(roles_sql, email, school) == 0
+    after = await world.api("GET", f"{url}?done=role-removed&lang=fr", as_=region_admin)
+    assert "Le rôle a été retiré." in after.text
+    again = await world.api("POST", f"{url}/remove", as_=region_admin, data={**removal, "reason": "Mutation"})
+    assert again.status_code == 404
 
     # another region's school is not this admin's; a teacher has no console
     assert (await world.api("GET", "/admin/tenants/lycee-moulay-youssef/people", as_=region_admin)).status_code == 404

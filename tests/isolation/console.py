@@ -23,6 +23,7 @@ BODIES: dict[tuple[str, str], Any] = {
         "role": "supervisor",
         "locale": "fr",
     },
+    ("POST", "/admin/tenants/{slug:str}/people/remove"): {"person_id": "1", "role": "teacher", "reason": "isolation"},
     ("POST", "/admin/tenants/{slug:str}/branding"): {
         "display_name": "Intrus",
         "primary_color": "#000000",
